@@ -1,0 +1,112 @@
+# outboxd — one Makefile, no generated build system.
+#   make            build build/outboxd and build/liboutboxd.a
+#   make test       install what is missing, build, run every test
+#   make demo       DynamoDB Local + outboxd on the console
+#   make check-asan / check-tsan   the suite under sanitizers
+#   make install PREFIX=/usr/local DESTDIR=
+#   V=1 shows full command lines; CC=clang builds with clang.
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+SANITIZE ?=
+BUILD    ?= build
+PYTHON   ?= /usr/bin/python3
+
+PKGS     := libcurl jansson yaml-0.1 libsystemd openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wformat=2 -Wno-format-nonliteral -Wvla
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DOUTBOXD_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) \
+              -Iinclude -Isrc $(PKG_CFLAGS) -pthread -MMD -MP
+LDLIBS   := $(PKG_LIBS) -pthread -lm
+
+ifneq ($(SANITIZE),)
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+LDFLAGS    += -fsanitize=$(SANITIZE)
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC   := $(sort $(shell find src -name '*.c' -not -path 'src/cmd/*'))
+CMD_SRC   := $(sort $(wildcard src/cmd/*.c))
+UNIT_SRC  := $(sort $(filter-out tests/unit/test_main.c,$(wildcard tests/unit/test_*.c)))
+TOOL_SRC  := $(sort $(wildcard tests/tools/*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+LIB       := $(BUILD)/liboutboxd.a
+BIN       := $(BUILD)/outboxd
+
+.PHONY: all deps test test-unit tests-build demo check-asan check-tsan install clean
+
+all: $(BIN) $(LIB)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CMD_OBJ) $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/tests/unit/test_main.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/unit/test_main.o $(LIB) $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+tests-build: $(BIN) $(UNIT_BIN) $(TOOL_BIN)
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory tests-build
+	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run
+
+test-unit: tests-build
+	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run --unit-only
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) $(PYTHON) scripts/demo.py
+
+check-asan:
+	$(Q)$(MAKE) --no-print-directory test BUILD=build-asan SANITIZE=address,undefined CC=clang
+
+check-tsan:
+	$(Q)$(MAKE) --no-print-directory test BUILD=build-tsan SANITIZE=thread CC=clang
+
+install: $(BIN) $(LIB)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/outboxd
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/outboxd
+	install -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/liboutboxd.a
+	install -m 0644 include/outboxd/*.h $(DESTDIR)$(PREFIX)/include/outboxd/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/outboxd
+	install -m 0644 config/outboxd.yaml.example $(DESTDIR)$(PREFIX)/share/doc/outboxd/
+
+clean:
+	rm -rf build build-asan build-tsan build-clang
+
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d) \
+         $(BUILD)/tests/unit/test_main.d $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%.d)

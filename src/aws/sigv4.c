@@ -1,0 +1,524 @@
+#include "aws/sigv4.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "core/codec.h"
+
+#define SHA256_LEN 32
+#define SHA256_HEX_LEN 65
+
+static const char *const unsigned_headers[] = { "authorization", "expect", "user-agent", "x-amzn-trace-id" };
+
+/* ASCII only, whatever the locale: <ctype.h> would let a locale call
+ * some bytes above 127 letters. */
+static bool is_unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+/* RFC 3986 encoding of everything but the unreserved set, uppercase hex,
+ * as SigV4 wants for query keys, values and path segments. */
+static void uri_encode(struct ob_buf *out, const char *s, size_t len, bool keep_slash)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (is_unreserved(c) || (keep_slash && c == '/')) {
+            ob_buf_putc(out, (char)c);
+        } else {
+            char esc[3] = { '%', hex[c >> 4], hex[c & 15] };
+            ob_buf_append(out, esc, sizeof esc);
+        }
+    }
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes %XX so that a query written with lowercase hex or with reserved
+ * characters left bare canonicalizes like its strictly encoded twin. A '%'
+ * not followed by two hex digits is kept as a literal '%'. '+' stays '+':
+ * SigV4 does not read it as a space. */
+static void percent_decode(struct ob_buf *out, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < len && (hi = hex_value(s[i + 1])) >= 0 &&
+            (lo = hex_value(s[i + 2])) >= 0) {
+            ob_buf_putc(out, (char)(hi << 4 | lo));
+            i += 2;
+        } else {
+            ob_buf_putc(out, s[i]);
+        }
+    }
+}
+
+/* Dot-segment removal as botocore does it (utils.remove_dot_segments):
+ * RFC 3986 5.2.4 plus dropping empty segments, which AWS also wants. It
+ * differs from the RFC for a trailing "." or "..": "/a/b/.." gives "/a",
+ * not "/a/". The AWS suites have no such case; outboxd follows botocore,
+ * which tests/integration/test_sigv4_botocore.py checks it against. */
+static void remove_dot_segments(struct ob_buf *out, const char *path)
+{
+    size_t n = strlen(path);
+    /* Where each kept segment starts in segs, to cut back to on "..". */
+    size_t *starts = ob_xmalloc((n / 2 + 1) * sizeof *starts);
+    size_t depth = 0;
+    struct ob_buf segs = { 0 };
+
+    for (const char *p = path; *p;) {
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        bool dot = len == 1 && p[0] == '.';
+        bool dotdot = len == 2 && p[0] == '.' && p[1] == '.';
+        if (dotdot && depth > 0) {
+            segs.len = starts[--depth];
+        } else if (len > 0 && !dot && !dotdot) {
+            starts[depth++] = segs.len;
+            if (segs.len)
+                ob_buf_putc(&segs, '/');
+            ob_buf_append(&segs, p, len);
+        }
+        p += len;
+        if (*p == '/')
+            p++;
+    }
+
+    if (path[0] == '/')
+        ob_buf_putc(out, '/');
+    /* segs.len may have been cut back by "..": append only what is kept. */
+    ob_buf_append(out, segs.data ? segs.data : "", segs.len);
+    if (n > 0 && path[n - 1] == '/' && depth > 0)
+        ob_buf_putc(out, '/');
+    ob_buf_free(&segs);
+    free(starts);
+}
+
+static void canonical_path(struct ob_buf *out, const char *path, bool normalize)
+{
+    if (!*path) {
+        ob_buf_putc(out, '/');
+        return;
+    }
+    if (!normalize) {
+        uri_encode(out, path, strlen(path), true);
+        return;
+    }
+    struct ob_buf norm = { 0 };
+    remove_dot_segments(&norm, path);
+    uri_encode(out, norm.data, norm.len, true);
+    ob_buf_free(&norm);
+}
+
+struct query_param {
+    char *key; /* encoded */
+    char *value;
+};
+
+static int query_param_cmp(const void *a, const void *b)
+{
+    const struct query_param *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : strcmp(x->value, y->value);
+}
+
+/* Encodes one raw key or value canonically, returning a malloc'ed string. */
+static char *canonical_component(const char *s, size_t len)
+{
+    struct ob_buf raw = { 0 }, enc = { 0 };
+    percent_decode(&raw, s, len);
+    uri_encode(&enc, ob_buf_cstr(&raw), raw.len, false);
+    ob_buf_free(&raw);
+    if (!enc.data)
+        return ob_xstrdup("");
+    return ob_buf_steal(&enc);
+}
+
+/* Sorted by encoded key, then by encoded value for repeated keys; a key
+ * without '=' has an empty value; empty pairs ("a=1&&b=2") are skipped. */
+static void canonical_query(struct ob_buf *out, const char *query)
+{
+    if (!query || !*query)
+        return;
+    size_t cap = 1;
+    for (const char *p = query; *p; p++)
+        cap += *p == '&';
+    struct query_param *params = ob_xcalloc(cap, sizeof *params);
+    size_t n = 0;
+
+    for (const char *p = query; *p;) {
+        size_t len = strcspn(p, "&");
+        if (len > 0) {
+            const char *eq = memchr(p, '=', len);
+            size_t klen = eq ? (size_t)(eq - p) : len;
+            params[n].key = canonical_component(p, klen);
+            params[n].value = eq ? canonical_component(eq + 1, len - klen - 1) : ob_xstrdup("");
+            n++;
+        }
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+
+    qsort(params, n, sizeof *params, query_param_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            ob_buf_putc(out, '&');
+        ob_buf_printf(out, "%s=%s", params[i].key, params[i].value);
+        free(params[i].key);
+        free(params[i].value);
+    }
+    free(params);
+}
+
+struct canon_header {
+    char *name; /* lowercased, trimmed */
+    const char *value;
+    size_t order; /* keeps repeated headers in request order through qsort */
+};
+
+static int canon_header_cmp(const void *a, const void *b)
+{
+    const struct canon_header *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c)
+        return c;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Trims both ends and collapses each inner run of whitespace, folded
+ * continuation lines included, into one space. */
+static void put_trimmed(struct ob_buf *out, const char *v)
+{
+    bool pending_space = false, any = false;
+    for (; *v; v++) {
+        if (is_space(*v)) {
+            pending_space = any;
+            continue;
+        }
+        if (pending_space)
+            ob_buf_putc(out, ' ');
+        pending_space = false;
+        any = true;
+        ob_buf_putc(out, *v);
+    }
+}
+
+static char *lowercase_name(const char *name)
+{
+    while (is_space(*name))
+        name++;
+    size_t len = strlen(name);
+    while (len > 0 && is_space(name[len - 1]))
+        len--;
+    char *lc = ob_xstrndup(name, len);
+    for (char *p = lc; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return lc;
+}
+
+static bool is_unsigned_header(const char *lname)
+{
+    for (size_t i = 0; i < sizeof unsigned_headers / sizeof unsigned_headers[0]; i++)
+        if (strcmp(lname, unsigned_headers[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
+{
+    return EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL) == 1;
+}
+
+static bool hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                        unsigned char md[SHA256_LEN])
+{
+    unsigned int md_len = 0;
+    return HMAC(EVP_sha256(), key, (int)key_len, data, len, md, &md_len) && md_len == SHA256_LEN;
+}
+
+static bool derive_signing_key(const char *secret, const char *date8, const char *region, const char *service,
+                               unsigned char key[SHA256_LEN])
+{
+    struct ob_buf k = { 0 };
+    unsigned char a[SHA256_LEN], b[SHA256_LEN];
+    ob_buf_printf(&k, "AWS4%s", secret);
+    bool ok = hmac_sha256(k.data, k.len, date8, strlen(date8), a) &&
+              hmac_sha256(a, sizeof a, region, strlen(region), b) &&
+              hmac_sha256(b, sizeof b, service, strlen(service), a) &&
+              hmac_sha256(a, sizeof a, "aws4_request", 12, key);
+    explicit_bzero(k.data, k.len);
+    explicit_bzero(a, sizeof a);
+    explicit_bzero(b, sizeof b);
+    ob_buf_free(&k);
+    return ok;
+}
+
+static bool valid_amz_date(const char *d)
+{
+    if (!d || strlen(d) != 16 || d[8] != 'T' || d[15] != 'Z')
+        return false;
+    for (int i = 0; i < 15; i++)
+        if (i != 8 && (d[i] < '0' || d[i] > '9'))
+            return false;
+    return true;
+}
+
+static void add_header(struct ob_sigv4_signed *out, const char *name, const char *value)
+{
+    out->add[out->n_add].name = ob_xstrdup(name);
+    out->add[out->n_add].value = ob_xstrdup(value);
+    out->n_add++;
+}
+
+static enum ob_err check_inputs(const struct ob_sigv4_request *req, const struct ob_aws_credentials *creds,
+                                const struct ob_sigv4_params *params, struct ob_error *err)
+{
+    if (!req->method || !*req->method || !req->path)
+        return ob_error_set(err, OB_ERR_INVALID, "sigv4: request has no method or path");
+    if (req->n_headers && !req->headers)
+        return ob_error_set(err, OB_ERR_INVALID, "sigv4: request headers missing");
+    if (req->body_len && !req->body)
+        return ob_error_set(err, OB_ERR_INVALID, "sigv4: request body missing");
+    if (!creds || !creds->access_key_id || !*creds->access_key_id || !creds->secret_access_key ||
+        !*creds->secret_access_key)
+        return ob_error_set(err, OB_ERR_INVALID, "sigv4: credentials have no access key id or secret");
+    if (!params->region || !*params->region || !params->service || !*params->service)
+        return ob_error_set(err, OB_ERR_INVALID, "sigv4: region and service are required");
+    if (!valid_amz_date(params->amz_date))
+        return ob_error_set(err, OB_ERR_INVALID, "sigv4: date \"%s\" is not YYYYMMDDTHHMMSSZ",
+                            params->amz_date ? params->amz_date : "(null)");
+    return OB_OK;
+}
+
+/* Collects the signed headers: the request's own (but the never-signed
+ * ones) and those the signer adds. */
+static enum ob_err collect_headers(const struct ob_sigv4_request *req, bool sign_token,
+                                   const struct ob_sigv4_signed *out, struct canon_header *hdrs,
+                                   size_t *n_hdrs, struct ob_error *err)
+{
+    enum ob_err rc = OB_OK;
+    bool has_host = false;
+    size_t n = 0;
+
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct ob_http_header *h = &req->headers[i];
+        if (!h->name || !h->value) {
+            rc = ob_error_set(err, OB_ERR_INVALID, "sigv4: header %zu has no name or value", i);
+            goto out;
+        }
+        char *lname = lowercase_name(h->name);
+        if (!*lname || is_unsigned_header(lname)) {
+            free(lname);
+            continue;
+        }
+        bool added_by_signer = false;
+        for (size_t a = 0; a < out->n_add; a++)
+            added_by_signer |= strcasecmp(lname, out->add[a].name) == 0;
+        if (added_by_signer) {
+            rc = ob_error_set(err, OB_ERR_INVALID, "sigv4: the request already has %s, which the signer adds",
+                              h->name);
+            free(lname);
+            goto out;
+        }
+        has_host |= strcmp(lname, "host") == 0;
+        hdrs[n].name = lname;
+        hdrs[n].value = h->value;
+        hdrs[n].order = n;
+        n++;
+    }
+    if (!has_host) {
+        rc = ob_error_set(err, OB_ERR_INVALID, "sigv4: the request has no Host header");
+        goto out;
+    }
+    for (size_t i = 0; i < out->n_add; i++) {
+        if (!sign_token && strcmp(out->add[i].name, "X-Amz-Security-Token") == 0)
+            continue;
+        hdrs[n].name = lowercase_name(out->add[i].name);
+        hdrs[n].value = out->add[i].value;
+        hdrs[n].order = n;
+        n++;
+    }
+out:
+    *n_hdrs = n;
+    return rc;
+}
+
+static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_request *req,
+                        const struct ob_aws_credentials *creds, const struct ob_sigv4_params *params,
+                        struct ob_sigv4_signed *out, struct ob_error *err)
+{
+    enum ob_err rc;
+    struct canon_header *hdrs = NULL;
+    size_t n_hdrs = 0;
+    struct ob_buf signed_names = { 0 }, scope = { 0 };
+    unsigned char md[SHA256_LEN], key[SHA256_LEN];
+    char payload_hex[SHA256_HEX_LEN], creq_hex[SHA256_HEX_LEN];
+    char date8[9];
+
+    rc = check_inputs(req, creds, params, err);
+    if (rc)
+        goto out;
+    memcpy(date8, params->amz_date, 8);
+    date8[8] = '\0';
+    bool sign_token = creds->session_token && *creds->session_token && !params->omit_session_token;
+
+    if (!sha256(req->body_len ? req->body : "", req->body_len, md)) {
+        rc = ob_error_set(err, OB_ERR_INTERNAL, "sigv4: SHA-256 failed");
+        goto out;
+    }
+    ob_hex_encode(md, sizeof md, payload_hex);
+
+    add_header(out, "X-Amz-Date", params->amz_date);
+    if (creds->session_token && *creds->session_token)
+        add_header(out, "X-Amz-Security-Token", creds->session_token);
+    if (params->sign_body_header)
+        add_header(out, "x-amz-content-sha256", payload_hex);
+
+    hdrs = ob_xcalloc(req->n_headers + OB_SIGV4_MAX_ADD, sizeof *hdrs);
+    rc = collect_headers(req, sign_token, out, hdrs, &n_hdrs, err);
+    if (rc)
+        goto out;
+    qsort(hdrs, n_hdrs, sizeof *hdrs, canon_header_cmp);
+
+    struct ob_buf *cr = &out->canonical_request;
+    ob_buf_printf(cr, "%s\n", req->method);
+    canonical_path(cr, req->path, params->normalize_path);
+    ob_buf_putc(cr, '\n');
+    canonical_query(cr, req->query);
+    ob_buf_putc(cr, '\n');
+    for (size_t i = 0; i < n_hdrs; i++) {
+        bool repeat = i > 0 && strcmp(hdrs[i].name, hdrs[i - 1].name) == 0;
+        if (repeat) {
+            ob_buf_putc(cr, ',');
+        } else {
+            if (i > 0)
+                ob_buf_putc(cr, '\n');
+            ob_buf_printf(cr, "%s:", hdrs[i].name);
+            if (signed_names.len)
+                ob_buf_putc(&signed_names, ';');
+            ob_buf_puts(&signed_names, hdrs[i].name);
+        }
+        put_trimmed(cr, hdrs[i].value);
+    }
+    ob_buf_printf(cr, "\n\n%s\n%s", signed_names.data, payload_hex);
+
+    if (!sha256(cr->data, cr->len, md)) {
+        rc = ob_error_set(err, OB_ERR_INTERNAL, "sigv4: SHA-256 failed");
+        goto out;
+    }
+    ob_hex_encode(md, sizeof md, creq_hex);
+    ob_buf_printf(&scope, "%s/%s/%s/aws4_request", date8, params->region, params->service);
+    ob_buf_printf(&out->string_to_sign, "AWS4-HMAC-SHA256\n%s\n%s\n%s", params->amz_date, scope.data,
+                  creq_hex);
+
+    bool have_key = false;
+    char cache_scope[sizeof cache->scope];
+    int sl = snprintf(cache_scope, sizeof cache_scope, "%s/%s/%s/%s", creds->access_key_id, date8,
+                      params->region, params->service);
+    bool cacheable = cache && sl > 0 && (size_t)sl < sizeof cache_scope;
+    if (cacheable) {
+        pthread_mutex_lock(&cache->mu);
+        if (cache->valid && strcmp(cache->scope, cache_scope) == 0) {
+            memcpy(key, cache->key, sizeof key);
+            have_key = true;
+        }
+        pthread_mutex_unlock(&cache->mu);
+    }
+    if (!have_key) {
+        if (!derive_signing_key(creds->secret_access_key, date8, params->region, params->service, key)) {
+            rc = ob_error_set(err, OB_ERR_INTERNAL, "sigv4: HMAC-SHA256 failed");
+            goto out;
+        }
+        if (cacheable) {
+            pthread_mutex_lock(&cache->mu);
+            memcpy(cache->scope, cache_scope, sizeof cache_scope);
+            memcpy(cache->key, key, sizeof key);
+            cache->valid = true;
+            pthread_mutex_unlock(&cache->mu);
+        }
+    }
+
+    if (!hmac_sha256(key, sizeof key, out->string_to_sign.data, out->string_to_sign.len, md)) {
+        rc = ob_error_set(err, OB_ERR_INTERNAL, "sigv4: HMAC-SHA256 failed");
+        goto out;
+    }
+    ob_hex_encode(md, sizeof md, out->signature);
+    ob_buf_printf(&out->authorization, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+                  creds->access_key_id, scope.data, signed_names.data, out->signature);
+out:
+    explicit_bzero(key, sizeof key);
+    for (size_t i = 0; i < n_hdrs; i++)
+        free(hdrs[i].name);
+    free(hdrs);
+    ob_buf_free(&signed_names);
+    ob_buf_free(&scope);
+    return rc;
+}
+
+enum ob_err ob_sigv4_sign(const struct ob_sigv4_request *req, const struct ob_aws_credentials *creds,
+                          const struct ob_sigv4_params *params, struct ob_sigv4_signed *out,
+                          struct ob_error *err)
+{
+    return sign(NULL, req, creds, params, out, err);
+}
+
+enum ob_err ob_sigv4_sign_cached(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_request *req,
+                                 const struct ob_aws_credentials *creds, const struct ob_sigv4_params *params,
+                                 struct ob_sigv4_signed *out, struct ob_error *err)
+{
+    return sign(cache, req, creds, params, out, err);
+}
+
+void ob_sigv4_signed_free(struct ob_sigv4_signed *s)
+{
+    ob_buf_free(&s->canonical_request);
+    ob_buf_free(&s->string_to_sign);
+    ob_buf_free(&s->authorization);
+    for (size_t i = 0; i < s->n_add; i++) {
+        free(s->add[i].name);
+        free(s->add[i].value);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+void ob_sigv4_key_cache_init(struct ob_sigv4_key_cache *cache)
+{
+    memset(cache, 0, sizeof *cache);
+    pthread_mutex_init(&cache->mu, NULL);
+}
+
+void ob_sigv4_key_cache_destroy(struct ob_sigv4_key_cache *cache)
+{
+    pthread_mutex_destroy(&cache->mu);
+    explicit_bzero(cache->key, sizeof cache->key);
+    cache->valid = false;
+}
+
+void ob_sigv4_amz_date(time_t t, char out[17])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}

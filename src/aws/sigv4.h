@@ -1,0 +1,116 @@
+/* AWS Signature Version 4 for requests signed with an Authorization header.
+ *
+ * Signing is a pure function: the request, the credentials and the params
+ * (including the date) go in, the canonical request, the string to sign,
+ * the signature and the headers to add come out. Nothing is read from the
+ * clock or the environment.
+ *
+ * Ownership:
+ *  - everything in struct ob_sigv4_request, ob_aws_credentials and
+ *    ob_sigv4_params is borrowed for the duration of the call;
+ *  - struct ob_sigv4_signed owns its buffers and strings; zero it before
+ *    the call and release it with ob_sigv4_signed_free, also after a
+ *    failed call;
+ *  - struct ob_sigv4_key_cache is owned by whoever embeds it (one per
+ *    client); it is shared by threads and locks itself.
+ *
+ * The signer adds X-Amz-Date (and X-Amz-Security-Token, x-amz-content-sha256
+ * when asked) itself, so a request must not already carry the headers it
+ * adds. As the SDKs do, User-Agent, Expect, X-Amzn-Trace-Id and
+ * Authorization are never signed: proxies and libcurl rewrite them. */
+#ifndef OB_AWS_SIGV4_H
+#define OB_AWS_SIGV4_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "aws/credentials.h"
+#include "core/buf.h"
+#include "outboxd/error.h"
+
+struct ob_http_header {
+    const char *name;
+    const char *value;
+};
+
+struct ob_sigv4_request {
+    const char *method;
+    /* As sent on the wire, already percent-encoded where needed, e.g. "/"
+     * or "/a%20b/../c". Encoded once more for the canonical request, which
+     * is the "double encoding" AWS asks of every service but S3. */
+    const char *path;
+    const char *query; /* raw query without '?', or NULL */
+    const struct ob_http_header *headers;
+    size_t n_headers; /* must include Host */
+    const void *body;
+    size_t body_len;
+};
+
+struct ob_sigv4_params {
+    const char *region;
+    const char *service; /* credential scope name: "dynamodb" for Streams too */
+    const char *amz_date; /* "20150830T123600Z", see ob_sigv4_amz_date */
+    /* Remove "." and ".." segments and empty segments from the path, as
+     * every service but S3 expects. */
+    bool normalize_path;
+    /* Add and sign x-amz-content-sha256 with the body's hash. */
+    bool sign_body_header;
+    /* Send the session token unsigned, added after signing (a few services
+     * want this); by default it is signed. */
+    bool omit_session_token;
+};
+
+#define OB_SIGV4_MAX_ADD 4
+
+struct ob_sigv4_signed {
+    struct ob_buf canonical_request;
+    struct ob_buf string_to_sign;
+    struct ob_buf authorization; /* the Authorization header's value */
+    char signature[65]; /* lowercase hex */
+    /* Headers the caller must send besides its own and Authorization, in
+     * this order: X-Amz-Date, X-Amz-Security-Token when the credentials
+     * have a token, x-amz-content-sha256 when sign_body_header. */
+    struct ob_http_header_owned {
+        char *name;
+        char *value;
+    } add[OB_SIGV4_MAX_ADD];
+    size_t n_add;
+};
+
+/* Caches the derived signing key (kSigning), which depends only on the
+ * secret, the day, the region and the service: it changes once a day, so
+ * the four HMACs that derive it need not run for every request. One entry:
+ * a client signs with one identity for one region. */
+struct ob_sigv4_key_cache {
+    pthread_mutex_t mu;
+    bool valid;
+    /* "AKID/20150830/region/service": what the key was derived for. The
+     * access key id stands for the secret; AWS never reuses one for
+     * another secret. */
+    char scope[256];
+    unsigned char key[32];
+};
+
+void ob_sigv4_key_cache_init(struct ob_sigv4_key_cache *cache);
+void ob_sigv4_key_cache_destroy(struct ob_sigv4_key_cache *cache);
+
+/* Signs req. Bad input (no Host, a header the signer adds already
+ * present, a malformed date) is OB_ERR_INVALID; an OpenSSL failure is
+ * OB_ERR_INTERNAL. Error messages never contain the secret or the token. */
+enum ob_err ob_sigv4_sign(const struct ob_sigv4_request *req, const struct ob_aws_credentials *creds,
+                          const struct ob_sigv4_params *params, struct ob_sigv4_signed *out,
+                          struct ob_error *err);
+
+/* The same, taking the signing key from cache (thread-safe). */
+enum ob_err ob_sigv4_sign_cached(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_request *req,
+                                 const struct ob_aws_credentials *creds, const struct ob_sigv4_params *params,
+                                 struct ob_sigv4_signed *out, struct ob_error *err);
+
+void ob_sigv4_signed_free(struct ob_sigv4_signed *s);
+
+/* "YYYYMMDDTHHMMSSZ" in UTC. */
+void ob_sigv4_amz_date(time_t t, char out[17]);
+
+#endif

@@ -1,0 +1,30 @@
+/* Subcommands of the outboxd binary and what they share. */
+#ifndef OB_CMD_H
+#define OB_CMD_H
+
+#include <sysexits.h>
+
+#include "core/config.h"
+#include "dynamo/ddb.h"
+
+int cmd_check(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_add(int argc, char **argv);
+
+/* -c FILE, else $OUTBOXD_CONFIG, else /etc/outboxd/outboxd.yaml. */
+const char *cmd_config_path(const char *given);
+
+/* Loads the config; on errors prints every diagnostic to stderr and
+ * returns EX_CONFIG. On success the caller owns *out. */
+int cmd_load_config(const char *given, struct ob_config **out);
+
+/* Sets the process logger from the config. */
+void cmd_setup_log(const struct ob_config *cfg);
+
+/* DynamoDB client options from the config (pointers borrowed from cfg). */
+void cmd_ddb_options(const struct ob_config *cfg, struct ob_ddb_options *opt);
+
+/* The exit status for an error code (sysexits). */
+int cmd_exit_code(enum ob_err code);
+
+#endif

@@ -1,0 +1,81 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "ops/log.h"
+
+const char *cmd_config_path(const char *given)
+{
+    if (given)
+        return given;
+    const char *env = getenv("OUTBOXD_CONFIG");
+    if (env && *env)
+        return env;
+    return "/etc/outboxd/outboxd.yaml";
+}
+
+int cmd_load_config(const char *given, struct ob_config **out)
+{
+    struct ob_config_diag diag = { 0 };
+    if (ob_config_load(cmd_config_path(given), out, &diag) != OB_OK) {
+        for (size_t i = 0; i < diag.n; i++)
+            fprintf(stderr, "%s\n", diag.lines[i]);
+        ob_config_diag_free(&diag);
+        return EX_CONFIG;
+    }
+    ob_config_diag_free(&diag);
+    return EX_OK;
+}
+
+void cmd_setup_log(const struct ob_config *cfg)
+{
+    static const enum ob_log_severity levels[] = {
+        [OB_LOG_ERROR] = OB_SEV_ERROR,
+        [OB_LOG_WARN] = OB_SEV_WARN,
+        [OB_LOG_INFO] = OB_SEV_INFO,
+        [OB_LOG_DEBUG] = OB_SEV_DEBUG,
+    };
+    ob_log_setup(levels[cfg->log.level], cfg->log.format == OB_LOG_JSON);
+}
+
+void cmd_ddb_options(const struct ob_config *cfg, struct ob_ddb_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->region = cfg->aws.region;
+    opt->endpoint = cfg->aws.endpoint;
+    opt->streams_endpoint = cfg->aws.streams_endpoint;
+    opt->access_key_id = cfg->aws.access_key_id;
+    opt->secret_access_key = cfg->aws.secret_access_key;
+    opt->session_token = cfg->aws.session_token;
+    opt->profile = cfg->aws.profile;
+    opt->max_attempts = cfg->aws.max_attempts;
+    opt->retry_base_delay_ms = cfg->aws.retry_base_delay_ms;
+    opt->retry_max_delay_ms = cfg->aws.retry_max_delay_ms;
+    opt->connect_timeout_ms = cfg->aws.connect_timeout_ms;
+    opt->request_timeout_ms = cfg->aws.request_timeout_ms;
+    opt->max_connections = cfg->aws.max_connections;
+}
+
+int cmd_exit_code(enum ob_err code)
+{
+    switch (code) {
+    case OB_OK: return EX_OK;
+    case OB_ERR_CONFIG:
+    case OB_ERR_CREDENTIALS:
+    case OB_ERR_MISMATCH:
+    case OB_ERR_ACCESS_DENIED:
+    case OB_ERR_NOT_FOUND: return EX_CONFIG;
+    case OB_ERR_INVALID:
+    case OB_ERR_VALIDATION:
+    case OB_ERR_CONDITION_FAILED:
+    case OB_ERR_TRANSACTION_CANCELED: return EX_DATAERR;
+    case OB_ERR_NETWORK:
+    case OB_ERR_HTTP:
+    case OB_ERR_THROTTLED:
+    case OB_ERR_SERVICE:
+    case OB_ERR_RESOURCE_IN_USE: return EX_UNAVAILABLE;
+    case OB_ERR_IO: return EX_IOERR;
+    default: return EX_SOFTWARE;
+    }
+}

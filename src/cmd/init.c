@@ -1,0 +1,79 @@
+/* outboxd init: create or verify the outbox table and the lease table. */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cmd/cmd.h"
+#include "dynamo/table.h"
+
+static int ensure_one(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_table_spec *spec,
+                      const char *what, bool outbox)
+{
+    struct ob_error err = { 0 };
+    enum ob_table_outcome outcome;
+    enum ob_err rc = outbox ? ob_table_ensure_outbox(s, d, spec, &outcome, &err)
+                            : ob_table_ensure_leases(s, d, spec, &outcome, &err);
+    if (rc) {
+        fprintf(stderr, "outboxd init: %s table %s: %s\n", what, spec->name, err.msg);
+        return cmd_exit_code(rc);
+    }
+    printf("%s table %s: %s\n", what, spec->name,
+           outcome == OB_TABLE_CREATED ? "created" : "exists and matches");
+    return EX_OK;
+}
+
+int cmd_init(int argc, char **argv)
+{
+    const char *path = NULL;
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { 0 },
+    };
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+        if (ch != 'c') {
+            fprintf(stderr, "usage: outboxd init -c FILE\n");
+            return EX_USAGE;
+        }
+        path = optarg;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "outboxd init: unexpected argument '%s'\nusage: outboxd init -c FILE\n", argv[optind]);
+        return EX_USAGE;
+    }
+    struct ob_config *cfg;
+    int rc = cmd_load_config(path, &cfg);
+    if (rc)
+        return rc;
+    cmd_setup_log(cfg);
+
+    struct ob_ddb_options opt;
+    struct ob_ddb *ddb = NULL;
+    struct ob_aws_session *s = NULL;
+    struct ob_error err = { 0 };
+    cmd_ddb_options(cfg, &opt);
+    if (ob_ddb_open(&opt, &ddb, &err)) {
+        fprintf(stderr, "outboxd init: %s\n", err.msg);
+        rc = cmd_exit_code(err.code);
+        goto out;
+    }
+    s = ob_ddb_session(ddb);
+    struct ob_table_spec outbox = {
+        .name = cfg->table.name,
+        .provisioned = cfg->table.billing_mode == OB_BILLING_PROVISIONED,
+        .read_capacity = cfg->table.read_capacity,
+        .write_capacity = cfg->table.write_capacity,
+    };
+    rc = ensure_one(s, ddb, &outbox, "outbox", true);
+    if (rc)
+        goto out;
+    /* A few small items read every few seconds: on-demand fits whatever
+     * the outbox table uses. */
+    struct ob_table_spec leases = { .name = cfg->leases.table };
+    rc = ensure_one(s, ddb, &leases, "lease", false);
+out:
+    ob_aws_session_destroy(s);
+    ob_ddb_close(ddb);
+    ob_config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/* outboxd: the transactional outbox relay for DynamoDB. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+
+static const char usage_text[] =
+    "usage: outboxd COMMAND [-c FILE] [options]\n"
+    "\n"
+    "commands:\n"
+    "  check -c FILE     validate the config, print every error\n"
+    "  init  -c FILE     create or verify the outbox table and the lease table\n"
+    "  add   -c FILE --type T (--payload DATA | --payload-file F | -)\n"
+    "        [--partition-key K] [--aggregate-id ID] [--aggregate-type T]\n"
+    "        [--correlation-id ID] [--causation-id ID] [--header K=V]... [--id ID]\n"
+    "                    write one outbox item; prints its id\n"
+    "  --version | --help\n"
+    "\n"
+    "-c defaults to $OUTBOXD_CONFIG, then /etc/outboxd/outboxd.yaml.\n"
+    "exit codes: 0 ok, 64 usage, 65 bad input data, 69 service unavailable,\n"
+    "            70 internal error, 78 configuration error\n";
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} commands[] = {
+    { "check", cmd_check },
+    { "init", cmd_init },
+    { "add", cmd_add },
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return EX_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage_text, stdout);
+        return EX_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("outboxd %s\n", OUTBOXD_VERSION);
+        return EX_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "outboxd: unknown command '%s'\n\n%s", argv[1], usage_text);
+    return EX_USAGE;
+}

@@ -1,0 +1,39 @@
+/* A growable byte buffer, always NUL-terminated, for building request
+ * bodies, canonical strings and log lines without fixed limits.
+ * The struct owns `data`; ob_buf_free releases it. A zeroed struct is an
+ * empty buffer. Allocation failure aborts: outboxd cannot run out of
+ * memory gracefully in the middle of building a request. */
+#ifndef OB_CORE_BUF_H
+#define OB_CORE_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct ob_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+void ob_buf_reserve(struct ob_buf *b, size_t extra);
+void ob_buf_append(struct ob_buf *b, const void *p, size_t n);
+void ob_buf_puts(struct ob_buf *b, const char *s);
+void ob_buf_putc(struct ob_buf *b, char c);
+void ob_buf_printf(struct ob_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ob_buf_vprintf(struct ob_buf *b, const char *fmt, va_list ap);
+/* Keeps the allocation, forgets the contents. */
+void ob_buf_reset(struct ob_buf *b);
+void ob_buf_free(struct ob_buf *b);
+/* Hands the data to the caller (free() it) and leaves b empty. */
+char *ob_buf_steal(struct ob_buf *b);
+/* A string const char* for empty buffers too. */
+const char *ob_buf_cstr(const struct ob_buf *b);
+
+/* Aborting allocators used across outboxd. */
+void *ob_xmalloc(size_t n);
+void *ob_xcalloc(size_t n, size_t size);
+void *ob_xrealloc(void *p, size_t n);
+char *ob_xstrdup(const char *s);
+char *ob_xstrndup(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,207 @@
+#include "core/codec.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void ob_base64_encode(struct ob_buf *out, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    ob_buf_reserve(out, (len + 2) / 3 * 4);
+    char *w = out->data + out->len;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *w++ = b64_alphabet[v >> 18 & 63];
+        *w++ = b64_alphabet[v >> 12 & 63];
+        *w++ = b64_alphabet[v >> 6 & 63];
+        *w++ = b64_alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)p[i + 1] << 8;
+        *w++ = b64_alphabet[v >> 18 & 63];
+        *w++ = b64_alphabet[v >> 12 & 63];
+        *w++ = i + 1 < len ? b64_alphabet[v >> 6 & 63] : '=';
+        *w++ = '=';
+    }
+    out->len = (size_t)(w - out->data);
+    out->data[out->len] = '\0';
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len)
+{
+    if (len % 4 != 0)
+        return false;
+    size_t start = out->len;
+    ob_buf_reserve(out, len / 4 * 3);
+    for (size_t i = 0; i < len; i += 4) {
+        int v[4];
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            unsigned char c = (unsigned char)s[i + k];
+            if (c == '=' && i + 4 == len && k >= 2) {
+                v[k] = 0;
+                pad++;
+                continue;
+            }
+            if (pad) /* data after padding */
+                goto bad;
+            v[k] = b64_value(c);
+            if (v[k] < 0)
+                goto bad;
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        /* Non-canonical encodings (stray low bits before padding) are rejected
+         * so one payload has exactly one spelling. */
+        if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
+            goto bad;
+        uint8_t bytes[3] = { (uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w };
+        ob_buf_append(out, bytes, (size_t)(3 - pad));
+    }
+    return true;
+bad:
+    out->len = start;
+    if (out->data)
+        out->data[start] = '\0';
+    return false;
+}
+
+void ob_iso8601_ms(int64_t epoch_ms, char out[OB_ISO8601_LEN])
+{
+    time_t secs = (time_t)(epoch_ms / 1000);
+    int ms = (int)(epoch_ms % 1000);
+    if (ms < 0) {
+        ms += 1000;
+        secs -= 1;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    /* Fixed-width fields written by hand: every value is in range here. */
+    const int fields[] = { tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms };
+    const int widths[] = { 4, 2, 2, 2, 2, 2, 3 };
+    const char seps[] = "--T::.Z";
+    char *w = out;
+    for (int f = 0; f < 7; f++) {
+        int v = fields[f];
+        for (int d = widths[f] - 1; d >= 0; d--) {
+            w[d] = (char)('0' + v % 10);
+            v /= 10;
+        }
+        w += widths[f];
+        *w++ = seps[f];
+    }
+    *w = '\0';
+}
+
+static bool parse_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+bool ob_iso8601_parse(const char *s, int64_t *epoch_ms)
+{
+    const char *p = s;
+    int year, mon, day, hour, min, sec, ms = 0;
+    if (!parse_digits(&p, 4, &year) || *p++ != '-' || !parse_digits(&p, 2, &mon) || *p++ != '-' ||
+        !parse_digits(&p, 2, &day) || (*p != 'T' && *p != 't' && *p != ' '))
+        return false;
+    p++;
+    if (!parse_digits(&p, 2, &hour) || *p++ != ':' || !parse_digits(&p, 2, &min) || *p++ != ':' ||
+        !parse_digits(&p, 2, &sec))
+        return false;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+        if (digits == 0)
+            return false;
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    int offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh, om;
+        p++;
+        if (!parse_digits(&p, 2, &oh))
+            return false;
+        if (*p == ':')
+            p++;
+        if (!parse_digits(&p, 2, &om))
+            return false;
+        offset_min = sign * (oh * 60 + om);
+    } else {
+        return false;
+    }
+    if (*p || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+        return false;
+    /* Days from civil (Howard Hinnant's algorithm): no timegm/TZ dependence. */
+    int y = year - (mon <= 2);
+    int era = (y >= 0 ? y : y - 399) / 400;
+    int yoe = y - era * 400;
+    int doy = (153 * (mon + (mon > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t)era * 146097 + doe - 719468;
+    int64_t secs = days * 86400 + hour * 3600 + min * 60 + sec - (int64_t)offset_min * 60;
+    *epoch_ms = secs * 1000 + ms;
+    return true;
+}
+
+void ob_hex_encode(const uint8_t *data, size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[data[i] >> 4];
+        out[2 * i + 1] = hex[data[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+void ob_uuid7_format(int64_t epoch_ms, const uint8_t rand[10], char out[OB_UUID_STR_LEN])
+{
+    uint8_t u[16];
+    uint64_t ts = (uint64_t)epoch_ms & 0xffffffffffffULL;
+    for (int i = 0; i < 6; i++)
+        u[i] = (uint8_t)(ts >> (40 - 8 * i));
+    memcpy(u + 6, rand, 10);
+    u[6] = (uint8_t)(0x70 | (u[6] & 0x0f));
+    u[8] = (uint8_t)(0x80 | (u[8] & 0x3f));
+    char hex[33];
+    ob_hex_encode(u, 16, hex);
+    snprintf(out, OB_UUID_STR_LEN, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}

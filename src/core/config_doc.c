@@ -1,0 +1,444 @@
+/* What the schema tables print: the `outboxd check` summary of a loaded
+ * configuration, the Markdown reference and the commented example. All
+ * three walk the same tables as the loader, so they list every key. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/config_schema.h"
+
+static void put_field(struct ob_buf *b, const struct ob_config_key *k, const void *base)
+{
+    const char *field = (const char *)base + k->offset;
+    int small = 0;
+    int64_t big = 0;
+    if (k->size == sizeof small)
+        memcpy(&small, field, sizeof small);
+    else if (k->size == sizeof big)
+        memcpy(&big, field, sizeof big);
+    if (k->size == sizeof small)
+        big = small;
+    switch (k->type) {
+    case OB_CT_STRING:
+    case OB_CT_URL:
+    case OB_CT_TEMPLATE: {
+        const char *s;
+        memcpy(&s, field, sizeof s);
+        ob_buf_puts(b, !s ? "(not set)" : (k->flags & OB_CK_SECRET) ? "(set)" : s);
+        break;
+    }
+    case OB_CT_BOOL: {
+        bool v;
+        memcpy(&v, field, sizeof v);
+        ob_buf_puts(b, v ? "true" : "false");
+        break;
+    }
+    case OB_CT_INT:
+        ob_buf_printf(b, "%" PRId64, big);
+        break;
+    case OB_CT_DURATION:
+        ob_config_format_duration(b, big);
+        break;
+    case OB_CT_ENUM:
+        ob_buf_puts(b, k->values[small]);
+        break;
+    case OB_CT_NUMBER: {
+        double d;
+        memcpy(&d, field, sizeof d);
+        ob_buf_printf(b, "%g", d);
+        break;
+    }
+    case OB_CT_MAP:
+    case OB_CT_SECTION:
+    case OB_CT_SINKS:
+    case OB_CT_ROUTES:
+        break;
+    }
+}
+
+/* Map values may carry credentials (an Authorization header, a SASL
+ * property): only the keys are shown. */
+static void put_opt(struct ob_buf *b, const struct ob_config_key *k, const struct ob_sink_opt *o)
+{
+    if (k->type == OB_CT_MAP) {
+        for (size_t i = 0; i < o->map.n; i++)
+            ob_buf_printf(b, "%s%s", i ? ", " : "keys ", o->map.pairs[i].key);
+    } else if (k->flags & OB_CK_SECRET) {
+        ob_buf_puts(b, "(set)");
+    } else if (k->type == OB_CT_BOOL) {
+        ob_buf_puts(b, o->b ? "true" : "false");
+    } else if (k->type == OB_CT_INT) {
+        ob_buf_printf(b, "%" PRId64, o->i);
+    } else if (k->type == OB_CT_DURATION) {
+        ob_config_format_duration(b, o->i);
+    } else if (k->type == OB_CT_URL && strchr(o->str, '@')) {
+        /* userinfo may hold a password */
+        const char *at = strrchr(o->str, '@'), *auth = strstr(o->str, "://");
+        if (auth && auth < at)
+            ob_buf_printf(b, "%.*s(credentials set)%s", (int)(auth + 3 - o->str), o->str, at);
+        else
+            ob_buf_puts(b, o->str);
+    } else {
+        ob_buf_puts(b, *o->str ? o->str : "\"\"");
+    }
+}
+
+static const char *credentials_source(const struct ob_config *cfg)
+{
+    if (cfg->aws.access_key_id)
+        return cfg->aws.session_token ? "static keys from config, with a session token" : "static keys from config";
+    if (cfg->aws.profile)
+        return "default chain, profile from config";
+    return "default chain (environment, shared files, web identity, container, instance metadata)";
+}
+
+void ob_config_print_summary(const struct ob_config *cfg, FILE *f)
+{
+    struct ob_buf b = {0};
+    ob_buf_printf(&b, "configuration %s is valid\n", cfg->path);
+    for (size_t i = 0; i < ob_config_n_keys; i++) {
+        const struct ob_config_key *k = &ob_config_keys[i];
+        const char *dot = strchr(k->path, '.');
+        if (k->type == OB_CT_SECTION && !dot) {
+            ob_buf_printf(&b, "%s:\n", k->path);
+            if (!strcmp(k->path, "aws"))
+                ob_buf_printf(&b, "  credentials: %s\n", credentials_source(cfg));
+        } else if (k->type == OB_CT_SINKS) {
+            ob_buf_printf(&b, "sinks: %zu\n", cfg->n_sinks);
+            for (size_t s = 0; s < cfg->n_sinks; s++) {
+                const struct ob_config_sink *sink = &cfg->sinks[s];
+                const struct ob_sink_schema *schema = ob_sink_schema_find(sink->type);
+                ob_buf_printf(&b, "  %s (%s)\n", sink->name, sink->type);
+                for (size_t j = 0; j < sink->n_opts; j++) {
+                    const struct ob_sink_opt *o = &sink->opts[j];
+                    if (!o->set || !strcmp(o->key, "name") || !strcmp(o->key, "type"))
+                        continue;
+                    ob_buf_printf(&b, "    %s: ", o->key);
+                    put_opt(&b, &schema->keys[j], o);
+                    ob_buf_putc(&b, '\n');
+                }
+            }
+        } else if (k->type == OB_CT_ROUTES) {
+            ob_buf_printf(&b, "routes: %zu (first match wins)\n", cfg->n_routes);
+            for (size_t r = 0; r < cfg->n_routes; r++) {
+                const struct ob_config_route *route = &cfg->routes[r];
+                ob_buf_printf(&b, "  %zu. messageType %s, aggregateType %s -> %s", r + 1,
+                              route->match_message_type ? route->match_message_type : "*",
+                              route->match_aggregate_type ? route->match_aggregate_type : "*", route->sink);
+                if (route->destination)
+                    ob_buf_printf(&b, " \"%s\"", route->destination);
+                ob_buf_putc(&b, '\n');
+            }
+        } else if (k->type != OB_CT_SECTION) {
+            ob_buf_printf(&b, "%s%s: ", dot ? "  " : "", dot ? dot + 1 : k->path);
+            put_field(&b, k, cfg);
+            ob_buf_putc(&b, '\n');
+        }
+    }
+    fputs(ob_buf_cstr(&b), f);
+    ob_buf_free(&b);
+}
+
+/* Markdown table cells: a '|' would end the cell. */
+static void put_cell(struct ob_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|')
+            ob_buf_putc(b, '\\');
+        ob_buf_putc(b, *s);
+    }
+}
+
+static void put_doc_type(struct ob_buf *b, const struct ob_config_key *k)
+{
+    switch (k->type) {
+    case OB_CT_STRING:
+        ob_buf_puts(b, "string");
+        break;
+    case OB_CT_URL:
+        ob_buf_puts(b, "URL:");
+        for (size_t i = 0; k->values[i]; i++)
+            ob_buf_printf(b, " `%s`", k->values[i]);
+        break;
+    case OB_CT_TEMPLATE:
+        ob_buf_puts(b, "template");
+        break;
+    case OB_CT_BOOL:
+        ob_buf_puts(b, "bool");
+        break;
+    case OB_CT_INT:
+        if (k->max == INT64_MAX)
+            ob_buf_printf(b, "integer ≥ %" PRId64, k->min);
+        else
+            ob_buf_printf(b, "integer %" PRId64 "–%" PRId64, k->min, k->max);
+        break;
+    case OB_CT_NUMBER:
+        ob_buf_printf(b, "number ≥ %" PRId64, k->min);
+        break;
+    case OB_CT_DURATION:
+        ob_buf_puts(b, "duration");
+        if (k->min) {
+            ob_buf_puts(b, " ≥ ");
+            ob_config_format_duration(b, k->min);
+        }
+        break;
+    case OB_CT_ENUM:
+        for (size_t i = 0; k->values[i]; i++)
+            ob_buf_printf(b, "%s`%s`", i ? ", " : "", k->values[i]);
+        break;
+    case OB_CT_MAP:
+        ob_buf_puts(b, "map of strings");
+        break;
+    case OB_CT_SECTION:
+        ob_buf_puts(b, "mapping");
+        break;
+    case OB_CT_SINKS:
+        ob_buf_puts(b, "list of sinks");
+        break;
+    case OB_CT_ROUTES:
+        ob_buf_puts(b, "list of routes");
+        break;
+    }
+    if (k->flags & OB_CK_SECRET)
+        ob_buf_puts(b, ", secret");
+}
+
+static void put_doc_default(struct ob_buf *b, const struct ob_config_key *k)
+{
+    if (k->flags & OB_CK_REQUIRED)
+        ob_buf_puts(b, "**required**");
+    else if (k->def && *k->def)
+        ob_buf_printf(b, "`%s`", k->def);
+    else if (k->def)
+        ob_buf_puts(b, "`\"\"`");
+    else if (k->def_doc)
+        ob_buf_puts(b, k->def_doc);
+    else
+        ob_buf_puts(b, "not set");
+}
+
+static void put_doc_table(struct ob_buf *b, const struct ob_config_key *keys, size_t from, size_t n,
+                          const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    ob_buf_puts(b, "| Key | Type | Default | Description |\n|---|---|---|---|\n");
+    for (size_t i = from; i < n; i++) {
+        const struct ob_config_key *k = &keys[i];
+        if (k->type == OB_CT_SECTION && !strchr(k->path, '.') && plen)
+            continue;
+        if (plen && (strncmp(k->path, prefix, plen) != 0 || k->path[plen] != '.'))
+            continue;
+        struct ob_buf type = {0}, def = {0};
+        put_doc_type(&type, k);
+        put_doc_default(&def, k);
+        ob_buf_printf(b, "| `%s` | ", k->path);
+        put_cell(b, ob_buf_cstr(&type));
+        ob_buf_puts(b, " | ");
+        put_cell(b, ob_buf_cstr(&def));
+        ob_buf_puts(b, " | ");
+        put_cell(b, k->doc);
+        ob_buf_puts(b, " |\n");
+        ob_buf_free(&type);
+        ob_buf_free(&def);
+    }
+    ob_buf_putc(b, '\n');
+}
+
+void ob_config_write_reference(FILE *f)
+{
+    struct ob_buf b = {0};
+    ob_buf_puts(&b,
+                "# outboxd configuration reference\n\n"
+                "<!-- Generated from src/core/config_schema.c by `build/tools/config_reference markdown`;"
+                " do not edit. -->\n\n"
+                "outboxd reads one YAML file: `-c FILE`, else `$OUTBOXD_CONFIG`, else "
+                "`/etc/outboxd/outboxd.yaml`. `outboxd check -c FILE` validates it and prints every problem as "
+                "`FILE:LINE:COLUMN: error: MESSAGE`.\n\n"
+                "- Strict: an unknown key, a duplicate key, a wrong type or a bad value is an error.\n"
+                "- `${VAR}` and `${VAR:-default}` are replaced from the environment in every value "
+                "(the default also applies when `VAR` is empty); `$$` is a literal `$`. An unset variable "
+                "without a default is an error.\n"
+                "- A key without a value, or whose value is empty after expansion, is not set: its default "
+                "applies.\n"
+                "- Durations are an integer and a unit: `250ms`, `5s`, `10m`, `2h`, `7d`; `0` needs no unit.\n"
+                "- Booleans are `true` or `false`.\n"
+                "- Templates put message attributes in `{braces}`: `{messageType}`, `{aggregateType}`, "
+                "`{aggregateId}`, `{pk}`, `{table}`, ... A missing attribute expands to an empty string.\n"
+                "- Secrets never appear in messages, logs or `check` output; give them through `${VAR}`.\n\n");
+    for (size_t i = 0; i < ob_config_n_keys; i++) {
+        const struct ob_config_key *k = &ob_config_keys[i];
+        if (strchr(k->path, '.'))
+            continue;
+        ob_buf_printf(&b, "## `%s`\n\n%s\n\n", k->path, k->doc);
+        if (k->type == OB_CT_SECTION) {
+            put_doc_table(&b, ob_config_keys, 0, ob_config_n_keys, k->path);
+        } else if (k->type == OB_CT_SINKS) {
+            ob_buf_puts(&b, "Keys of every sink:\n\n");
+            put_doc_table(&b, ob_sink_common_keys, 0, ob_sink_n_common, "");
+            for (size_t s = 0; s < ob_sink_n_schemas; s++) {
+                const struct ob_sink_schema *sc = &ob_sink_schemas[s];
+                ob_buf_printf(&b, "### `type: %s`\n\n%s\n\n", sc->type, sc->doc);
+                if (sc->n_keys == ob_sink_n_common)
+                    ob_buf_puts(&b, "No keys of its own.\n\n");
+                else
+                    put_doc_table(&b, sc->keys, ob_sink_n_common, sc->n_keys, "");
+            }
+        } else if (k->type == OB_CT_ROUTES) {
+            put_doc_table(&b, ob_route_keys, 0, ob_route_n_keys, "");
+        } else {
+            put_doc_table(&b, ob_config_keys, i, i + 1, "");
+        }
+    }
+    fputs(ob_buf_cstr(&b), f);
+    ob_buf_free(&b);
+}
+
+/* A YAML scalar as written in the example: quoted unless plainly safe. */
+static void put_yaml_value(struct ob_buf *b, const struct ob_config_key *k, const char *v)
+{
+    bool plain = *v && k->type != OB_CT_TEMPLATE;
+    for (const char *p = v; *p && plain; p++)
+        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:-@,", *p) != NULL;
+    if (plain || k->type == OB_CT_MAP) {
+        ob_buf_puts(b, v);
+        return;
+    }
+    ob_buf_putc(b, '"');
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            ob_buf_putc(b, '\\');
+        ob_buf_putc(b, *p);
+    }
+    ob_buf_putc(b, '"');
+}
+
+struct example {
+    struct ob_buf b;
+    bool commented;              /* this whole block is commented out */
+    const char *dash;            /* "- " before the next key line of a list item */
+};
+
+/* A key line. A key commented out in a live block has its "# " after the
+ * indentation, so deleting those two characters is all it takes to use it. */
+static void put_indent(struct example *ex, int depth, bool comment)
+{
+    int spaces = depth * 2 - (ex->dash ? 2 : 0);
+    if (ex->commented)
+        ob_buf_puts(&ex->b, "# ");
+    for (int i = 0; i < spaces; i++)
+        ob_buf_putc(&ex->b, ' ');
+    if (comment && !ex->commented)
+        ob_buf_puts(&ex->b, "# ");
+    if (ex->dash)
+        ob_buf_puts(&ex->b, ex->dash);
+    ex->dash = NULL;
+}
+
+static void put_comment(struct example *ex, int depth, const struct ob_config_key *k)
+{
+    if (ex->dash)
+        return;
+    if (ex->commented)
+        ob_buf_puts(&ex->b, "# ");
+    for (int i = 0; i < depth * 2; i++)
+        ob_buf_putc(&ex->b, ' ');
+    ob_buf_printf(&ex->b, "# %s", k->doc);
+    if (k->flags & OB_CK_REQUIRED)
+        ob_buf_puts(&ex->b, " Required.");
+    else if (!k->def && k->def_doc)
+        ob_buf_printf(&ex->b, " Default: %s.", k->def_doc);
+    ob_buf_putc(&ex->b, '\n');
+}
+
+/* overrides: key, value, ..., NULL: values shown live instead of the schema's. */
+static void put_example_keys(struct example *ex, const struct ob_config_key *keys, size_t n, const char *prefix,
+                             int depth, const char *const *overrides);
+
+static void put_example_key(struct example *ex, const struct ob_config_key *k, const struct ob_config_key *keys,
+                            size_t n, int depth, const char *const *overrides)
+{
+    const char *name = strrchr(k->path, '.') ? strrchr(k->path, '.') + 1 : k->path;
+    if (k->type == OB_CT_SECTION) {
+        put_comment(ex, depth, k);
+        put_indent(ex, depth, false);
+        ob_buf_printf(&ex->b, "%s:\n", name);
+        put_example_keys(ex, keys, n, k->path, depth + 1, overrides);
+        return;
+    }
+    const char *v = (k->flags & OB_CK_REQUIRED) || !k->def ? k->example : k->def;
+    bool live = k->flags & OB_CK_REQUIRED;
+    for (size_t i = 0; overrides && overrides[i]; i += 2) {
+        if (!strcmp(k->path, overrides[i])) {
+            v = overrides[i + 1];
+            live = true;
+        }
+    }
+    if (!v)
+        return;
+    put_comment(ex, depth, k);
+    put_indent(ex, depth, !live);
+    ob_buf_printf(&ex->b, "%s: ", name);
+    put_yaml_value(&ex->b, k, v);
+    ob_buf_putc(&ex->b, '\n');
+}
+
+static void put_example_keys(struct example *ex, const struct ob_config_key *keys, size_t n, const char *prefix,
+                             int depth, const char *const *overrides)
+{
+    size_t plen = strlen(prefix);
+    for (size_t i = 0; i < n; i++) {
+        const char *p = keys[i].path;
+        if (plen && (strncmp(p, prefix, plen) != 0 || p[plen] != '.'))
+            continue;
+        if (strchr(plen ? p + plen + 1 : p, '.'))
+            continue;
+        put_example_key(ex, &keys[i], keys, n, depth, overrides);
+    }
+}
+
+void ob_config_write_example(FILE *f)
+{
+    struct example ex = {0};
+    ob_buf_puts(&ex.b,
+                "# outboxd configuration example.\n"
+                "# Generated from src/core/config_schema.c by `build/tools/config_reference example`;\n"
+                "# docs/CONFIGURATION.md describes every key. Keys that are commented out show\n"
+                "# their default or an example value. ${VAR} and ${VAR:-default} come from the\n"
+                "# environment: keep secrets there.\n");
+    for (size_t i = 0; i < ob_config_n_keys; i++) {
+        const struct ob_config_key *k = &ob_config_keys[i];
+        if (strchr(k->path, '.'))
+            continue;
+        ob_buf_putc(&ex.b, '\n');
+        if (k->type == OB_CT_SINKS) {
+            put_comment(&ex, 0, k);
+            ob_buf_puts(&ex.b, "sinks:\n");
+            /* One live http sink first; the others show each type's keys. */
+            for (size_t s = 0; s <= ob_sink_n_schemas; s++) {
+                const struct ob_sink_schema *sc = s ? &ob_sink_schemas[s - 1] : ob_sink_schema_find("http");
+                bool live = s == 0;
+                if (!live && sc == ob_sink_schema_find("http"))
+                    continue;
+                ex.commented = !live;
+                ob_buf_printf(&ex.b, "%s  # %s\n", live ? "" : "\n", sc->doc);
+                ex.dash = "- ";
+                const char *const overrides[] = {"name", live ? "events" : sc->type, "type", sc->type, NULL};
+                put_example_keys(&ex, sc->keys, sc->n_keys, "", 2, overrides);
+                ex.commented = false;
+            }
+        } else if (k->type == OB_CT_ROUTES) {
+            put_comment(&ex, 0, k);
+            ex.commented = true;
+            ob_buf_puts(&ex.b, "# routes:\n");
+            ex.dash = "- ";
+            static const char *const overrides[] = {"topic", "orders.{messageType}", NULL};
+            put_example_keys(&ex, ob_route_keys, ob_route_n_keys, "", 2, overrides);
+            ex.commented = false;
+        } else {
+            put_example_key(&ex, k, ob_config_keys, ob_config_n_keys, 0, NULL);
+        }
+    }
+    fputs(ob_buf_cstr(&ex.b), f);
+    ob_buf_free(&ex.b);
+}

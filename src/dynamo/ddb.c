@@ -1,0 +1,229 @@
+#include "dynamo/ddb.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/credentials.h"
+#include "ops/metrics.h"
+
+const struct ob_aws_service ob_service_dynamodb = {
+    .signing_name = "dynamodb",
+    .target_prefix = "DynamoDB_20120810",
+    .content_type = "application/x-amz-json-1.0",
+};
+
+/* The Streams host signs as "dynamodb" too (see AWS-NOTES). */
+const struct ob_aws_service ob_service_streams = {
+    .signing_name = "dynamodb",
+    .target_prefix = "DynamoDBStreams_20120810",
+    .content_type = "application/x-amz-json-1.0",
+};
+
+/* Data operations: they accept ReturnConsumedCapacity; the kind tells
+ * which units CapacityUnits counts when the answer does not split them. */
+static const struct {
+    const char *operation;
+    const char *kind;
+} data_operations[] = {
+    { "GetItem", "read" },         { "BatchGetItem", "read" },   { "Query", "read" },
+    { "Scan", "read" },            { "TransactGetItems", "read" }, { "PutItem", "write" },
+    { "UpdateItem", "write" },     { "DeleteItem", "write" },    { "BatchWriteItem", "write" },
+    { "TransactWriteItems", "write" },
+};
+
+static const char *data_operation_kind(const char *operation)
+{
+    for (size_t i = 0; i < sizeof data_operations / sizeof data_operations[0]; i++)
+        if (strcmp(data_operations[i].operation, operation) == 0)
+            return data_operations[i].kind;
+    return NULL;
+}
+
+enum ob_err ob_ddb_open(const struct ob_ddb_options *opt, struct ob_ddb **out, struct ob_error *err)
+{
+    enum ob_err rc;
+    char *region = NULL;
+    struct ob_aws_credentials creds = { 0 };
+    struct ob_ddb *d = ob_xcalloc(1, sizeof *d);
+    struct ob_buf url = { 0 };
+
+    rc = ob_aws_region_resolve(opt->region, opt->profile, &region, err);
+    if (rc)
+        goto out;
+    struct ob_credentials_options co = {
+        .access_key_id = opt->access_key_id,
+        .secret_access_key = opt->secret_access_key,
+        .session_token = opt->session_token,
+        .profile = opt->profile,
+    };
+    rc = ob_credentials_resolve(&co, &creds, err);
+    if (rc)
+        goto out;
+
+    if (opt->endpoint)
+        ob_buf_puts(&url, opt->endpoint);
+    else
+        ob_buf_printf(&url, "https://dynamodb.%s.amazonaws.com/", region);
+    rc = ob_aws_endpoint_parse(url.data, &d->dynamodb, err);
+    if (rc)
+        goto out;
+    ob_buf_reset(&url);
+    if (opt->streams_endpoint)
+        ob_buf_puts(&url, opt->streams_endpoint);
+    else if (opt->endpoint)
+        ob_buf_puts(&url, opt->endpoint);
+    else
+        ob_buf_printf(&url, "https://streams.dynamodb.%s.amazonaws.com/", region);
+    rc = ob_aws_endpoint_parse(url.data, &d->streams, err);
+    if (rc)
+        goto out;
+
+    struct ob_aws_client_options co2 = {
+        .region = region,
+        .credentials = &creds,
+        .max_attempts = opt->max_attempts > 0 ? opt->max_attempts : 8,
+        .retry_base_delay_ms = opt->retry_base_delay_ms > 0 ? opt->retry_base_delay_ms : 25,
+        .retry_max_delay_ms = opt->retry_max_delay_ms > 0 ? opt->retry_max_delay_ms : 20000,
+        .connect_timeout_ms = opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : 3000,
+        .request_timeout_ms = opt->request_timeout_ms > 0 ? opt->request_timeout_ms : 10000,
+        .max_connections = opt->max_connections > 0 ? opt->max_connections : 64,
+    };
+    rc = ob_aws_client_create(&co2, &d->aws, err);
+out:
+    ob_buf_free(&url);
+    free(region);
+    ob_aws_credentials_free(&creds);
+    if (rc) {
+        ob_ddb_close(d);
+        d = NULL;
+    }
+    *out = d;
+    return rc;
+}
+
+void ob_ddb_close(struct ob_ddb *d)
+{
+    if (!d)
+        return;
+    ob_aws_client_destroy(d->aws);
+    ob_aws_endpoint_free(&d->dynamodb);
+    ob_aws_endpoint_free(&d->streams);
+    free(d);
+}
+
+struct ob_aws_session *ob_ddb_session(struct ob_ddb *d)
+{
+    return ob_aws_session_create(d->aws);
+}
+
+static void capacity_labels(struct ob_buf *b, const char *table, const char *operation, const char *kind)
+{
+    ob_buf_puts(b, "kind=\"");
+    ob_buf_puts(b, kind);
+    ob_buf_puts(b, "\",operation=\"");
+    ob_metrics_escape(b, operation);
+    ob_buf_puts(b, "\",table=\"");
+    ob_metrics_escape(b, table);
+    ob_buf_putc(b, '"');
+}
+
+static void count_units(const char *table, const char *operation, const char *kind, double units)
+{
+    if (units <= 0)
+        return;
+    struct ob_buf l = { 0 };
+    capacity_labels(&l, table, operation, kind);
+    ob_metric_count("outboxd_consumed_capacity_units_total", l.data, units);
+    ob_buf_free(&l);
+}
+
+static void account_one(const char *operation, const json_t *cc)
+{
+    const char *table = json_string_value(json_object_get(cc, "TableName"));
+    if (!table)
+        return;
+    const json_t *r = json_object_get(cc, "ReadCapacityUnits");
+    const json_t *w = json_object_get(cc, "WriteCapacityUnits");
+    if (r || w) {
+        count_units(table, operation, "read", json_number_value(r));
+        count_units(table, operation, "write", json_number_value(w));
+        return;
+    }
+    const char *kind = data_operation_kind(operation);
+    count_units(table, operation, kind ? kind : "read",
+                json_number_value(json_object_get(cc, "CapacityUnits")));
+}
+
+void ob_ddb_account_capacity(const char *operation, const json_t *response)
+{
+    const json_t *cc = json_object_get(response, "ConsumedCapacity");
+    if (json_is_object(cc)) {
+        account_one(operation, cc);
+    } else if (json_is_array(cc)) {
+        size_t i;
+        const json_t *one;
+        json_array_foreach(cc, i, one)
+            account_one(operation, one);
+    }
+}
+
+double ob_ddb_consumed_units(const char *table, const char *operation, const char *kind)
+{
+    struct ob_buf l = { 0 };
+    capacity_labels(&l, table, operation, kind);
+    double v = ob_metric_get(ob_metric_series("outboxd_consumed_capacity_units_total", l.data));
+    ob_buf_free(&l);
+    return v;
+}
+
+static void want_capacity(const char *operation, json_t *request)
+{
+    if (data_operation_kind(operation) && !json_object_get(request, "ReturnConsumedCapacity"))
+        json_object_set_new(request, "ReturnConsumedCapacity", json_string("TOTAL"));
+}
+
+void ob_ddb_prepare_call(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, json_t *request,
+                         char **body_out)
+{
+    want_capacity(operation, request);
+    char *body = json_dumps(request, JSON_COMPACT);
+    if (!body) {
+        fprintf(stderr, "outboxd: out of memory\n");
+        abort();
+    }
+    memset(call, 0, sizeof *call);
+    call->service = &ob_service_dynamodb;
+    call->endpoint = &d->dynamodb;
+    call->operation = operation;
+    call->body = body;
+    call->body_len = strlen(body);
+    *body_out = body;
+}
+
+enum ob_err ob_ddb_call(struct ob_aws_session *s, struct ob_ddb *d, const char *operation, json_t *request,
+                        json_t **response, struct ob_error *err)
+{
+    struct ob_aws_call call;
+    char *body;
+    ob_ddb_prepare_call(d, &call, operation, request, &body);
+    struct ob_aws_call *one = &call;
+    ob_aws_run(s, &one, 1);
+    enum ob_err rc = call.result;
+    if (call.response)
+        ob_ddb_account_capacity(operation, call.response);
+    if (rc && err)
+        *err = call.err;
+    if (response && (rc == OB_OK || rc == OB_ERR_TRANSACTION_CANCELED)) {
+        *response = call.response;
+        call.response = NULL;
+    }
+    ob_aws_call_release(&call);
+    free(body);
+    return rc;
+}
+
+enum ob_err ob_streams_call(struct ob_aws_session *s, struct ob_ddb *d, const char *operation,
+                            const json_t *request, json_t **response, struct ob_error *err)
+{
+    return ob_aws_call_json(s, &ob_service_streams, &d->streams, operation, request, response, err);
+}

@@ -1,0 +1,70 @@
+/* DynamoDB and DynamoDB Streams over the AWS JSON client: endpoints from
+ * configuration or the region's defaults, ReturnConsumedCapacity=TOTAL on
+ * every data call with the units added to
+ * outboxd_consumed_capacity_units_total{table,operation,kind}.
+ *
+ * struct ob_ddb is shared and thread-safe; each thread brings its own
+ * struct ob_aws_session (ob_ddb_session). */
+#ifndef OB_DYNAMO_DDB_H
+#define OB_DYNAMO_DDB_H
+
+#include <jansson.h>
+
+#include "aws/client.h"
+#include "outboxd/error.h"
+
+struct ob_ddb_options {
+    const char *region;           /* NULL: AWS_REGION, AWS_DEFAULT_REGION, profile */
+    const char *endpoint;         /* NULL: https://dynamodb.<region>.amazonaws.com */
+    const char *streams_endpoint; /* NULL: endpoint when set, else https://streams.dynamodb.<region>.amazonaws.com */
+    const char *access_key_id;    /* static keys; NULL: the default chain */
+    const char *secret_access_key;
+    const char *session_token;
+    const char *profile;
+    int max_attempts;             /* 0: 8 */
+    int64_t retry_base_delay_ms;  /* 0: 25 ms */
+    int64_t retry_max_delay_ms;   /* 0: 20 s */
+    int64_t connect_timeout_ms;   /* 0: 3 s */
+    int64_t request_timeout_ms;   /* 0: 10 s */
+    int max_connections;          /* 0: 64 */
+};
+
+struct ob_ddb {
+    struct ob_aws_client *aws;
+    struct ob_aws_endpoint dynamodb;
+    struct ob_aws_endpoint streams;
+};
+
+extern const struct ob_aws_service ob_service_dynamodb;
+extern const struct ob_aws_service ob_service_streams;
+
+/* Resolves region and credentials, parses endpoints. The caller owns
+ * *out (ob_ddb_close). */
+enum ob_err ob_ddb_open(const struct ob_ddb_options *opt, struct ob_ddb **out, struct ob_error *err);
+void ob_ddb_close(struct ob_ddb *d);
+
+/* A new session for the calling thread (caller owns; ob_aws_session_destroy). */
+struct ob_aws_session *ob_ddb_session(struct ob_ddb *d);
+
+/* One DynamoDB call. `request` is borrowed; for data operations the call
+ * adds ReturnConsumedCapacity=TOTAL when the request lacks it. On OB_OK,
+ * *response (when not NULL) is the caller's. On failure err is filled; for
+ * TransactionCanceledException *response (when not NULL) still receives the
+ * error body so callers can read CancellationReasons. */
+enum ob_err ob_ddb_call(struct ob_aws_session *s, struct ob_ddb *d, const char *operation, json_t *request,
+                        json_t **response, struct ob_error *err);
+/* One DynamoDB Streams call (DescribeStream, GetShardIterator, GetRecords, ListStreams). */
+enum ob_err ob_streams_call(struct ob_aws_session *s, struct ob_ddb *d, const char *operation,
+                            const json_t *request, json_t **response, struct ob_error *err);
+
+/* Prepares a call for ob_aws_run (concurrent calls): serializes `request`
+ * into *body_out (caller frees) after adding ReturnConsumedCapacity. */
+void ob_ddb_prepare_call(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, json_t *request,
+                         char **body_out);
+/* Adds the consumed capacity of a finished call's response to the metrics. */
+void ob_ddb_account_capacity(const char *operation, const json_t *response);
+
+/* Reads a consumed-capacity counter (tests, status). */
+double ob_ddb_consumed_units(const char *table, const char *operation, const char *kind);
+
+#endif

@@ -1,0 +1,109 @@
+"""Fixtures for outboxd's integration tests (see harness/ for the pieces)."""
+
+import os
+import signal
+
+import pytest
+
+from harness import (DynamoDBLocal, FaultProxy, OutboxdProcess, outboxd_path,
+                     run_outboxd_cmd, write_config)
+from harness import util as _util
+
+# Nothing in these tests may leave the machine: keep HTTP clients off proxies and
+# botocore off the instance-metadata endpoint.
+for _k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+    os.environ.pop(_k, None)
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+def _sigterm(signum, frame):
+    # Turn SIGTERM (e.g. from `timeout`) into an interrupt so fixture finalizers run.
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_configure(config):
+    try:
+        signal.signal(signal.SIGTERM, _sigterm)
+    except ValueError:          # not the main thread
+        pass
+
+
+def pytest_sessionfinish(session, exitstatus):
+    d = _util.run_dir_if_created()
+    if d is None:
+        return
+    if exitstatus == 0 and not os.environ.get("OUTBOXD_KEEP_LOGS"):
+        _util.remove_run_dir()
+    else:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(f"integration logs kept in {d}")
+
+
+@pytest.fixture(scope="module")
+def ddb():
+    """A fresh DynamoDB Local per test module (it slows as it fills)."""
+    inst = DynamoDBLocal()
+    inst.start()
+    try:
+        yield inst
+    finally:
+        inst.stop()
+
+
+@pytest.fixture
+def fault_proxy(ddb):
+    """A FaultProxy in front of the module's DynamoDB Local, no rules yet."""
+    proxy = FaultProxy(ddb.endpoint).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def tmp_config(tmp_path):
+    """tmp_config(dict_or_text, name="outboxd.yaml", dedent=True) -> Path of the written file."""
+    def make(content, name="outboxd.yaml", dedent=True):
+        return write_config(tmp_path, content, name=name, dedent=dedent)
+    return make
+
+
+@pytest.fixture(scope="session")
+def outboxd_bin():
+    """Absolute path of $BUILD/outboxd (BUILD defaults to "build")."""
+    path = outboxd_path()
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is not built (make BUILD={os.environ.get('BUILD', 'build')})", pytrace=False)
+    return path
+
+
+@pytest.fixture
+def run_outboxd(outboxd_bin, tmp_path):
+    """run_outboxd(*args, env=None, timeout=60, input=None, cwd=None) -> CompletedProcess (text).
+
+    env is merged onto a sanitized environment (no AWS_*/OUTBOXD_*/proxies); None removes a key.
+    """
+    def run(*args, env=None, timeout=60, input=None, cwd=None):
+        return run_outboxd_cmd(outboxd_bin, *args, env=env, timeout=timeout, input=input,
+                               cwd=cwd, home=tmp_path)
+    return run
+
+
+@pytest.fixture
+def spawn_outboxd(outboxd_bin, tmp_path):
+    """spawn_outboxd(*args, env=None, name="outboxd") -> OutboxdProcess (log under tmp_path).
+
+    Every process still running at teardown gets SIGTERM, then SIGKILL.
+    """
+    procs = []
+
+    def spawn(*args, env=None, name="outboxd", cwd=None):
+        p = OutboxdProcess(outboxd_bin, *args, env=env, cwd=cwd, home=tmp_path,
+                           log_path=tmp_path / f"{name}-{len(procs)}.log")
+        procs.append(p)
+        return p
+    yield spawn
+    for p in procs:
+        p.stop(timeout=10)

@@ -1,0 +1,540 @@
+"""FaultProxy: an HTTP/1.1 reverse proxy on 127.0.0.1 that injects AWS-style faults.
+
+It runs in the test's process (threads). Rules are consulted per request, in order;
+the first rule that matches (target op, optional body substring), still has `times`
+left and wins its `probability` roll decides what happens. No match = forward.
+
+    proxy = FaultProxy(ddb.endpoint).start()
+    proxy.set_rules([Rule(match_target="PutItem", action="throttle", times=2),
+                     Rule(action="status", status=500, probability=0.3, seed=7)])
+    ... point outboxd / boto3 at proxy.endpoint ...
+    assert proxy.count(target="PutItem", action="throttle") == 2
+"""
+
+import http.client
+import json
+import random
+import socket
+import struct
+import threading
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .util import register_child, unregister_child
+
+ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+
+ACTIONS = ("pass", "delay", "throttle", "throttling", "status", "error",
+           "reset", "reset_after", "hang")
+
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+               "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding",
+               "upgrade", "expect", "content-length"}
+
+_STATUS_DEFAULT_TYPE = {500: "InternalServerError", 502: "BadGateway",
+                        503: "ServiceUnavailable", 504: "GatewayTimeout"}
+
+
+@dataclass
+class Rule:
+    """One fault rule.
+
+    match_target: op name ("PutItem"), full target ("DynamoDBStreams_20120810.GetRecords"),
+                  a list of those, or None for every request.
+    match_body:   optional substring the request body must contain (e.g. an item id).
+    action:       pass | delay | throttle | throttling | status | error | reset |
+                  reset_after (forward, then RST instead of answering) |
+                  hang (read the request, answer nothing for delay_ms, then RST).
+    times:        apply to the first N matching requests only (None = always).
+    probability:  apply with this chance (seeded RNG per rule; seed None = 0).
+    status:       HTTP status for `status` (default 500) / `error` (default 400).
+    error_type:   __type after the '#' (defaults: per action / status).
+    message:      error message.
+    delay_ms:     sleep before acting (for `delay` the added latency; also honoured by
+                  the error actions, and for `hang` how long to hold the connection).
+    """
+    match_target: object = None
+    action: str = "pass"
+    times: int = None
+    probability: float = None
+    seed: int = None
+    status: int = None
+    error_type: str = None
+    message: str = None
+    delay_ms: int = 0
+    match_body: str = None
+    # runtime state
+    applied: int = field(default=0, compare=False)
+    _rng: random.Random = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown action {self.action!r}; one of {ACTIONS}")
+        if self.action == "delay" and not self.delay_ms:
+            raise ValueError("delay needs delay_ms")
+        self._rng = random.Random(0 if self.seed is None else self.seed)
+
+    def matches(self, op, full_target, body):
+        if self.match_target is not None:
+            names = [self.match_target] if isinstance(self.match_target, str) else list(self.match_target)
+            if op not in names and full_target not in names:
+                return False
+        if self.match_body is not None and self.match_body.encode() not in body:
+            return False
+        return True
+
+    def take(self):
+        """Called under the proxy lock for a matching request: apply now?"""
+        if self.times is not None and self.applied >= self.times:
+            return False
+        if self.probability is not None and self._rng.random() >= self.probability:
+            return False
+        self.applied += 1
+        return True
+
+
+@dataclass
+class RequestRecord:
+    seq: int
+    conn: int                # client connection number (keep-alive: several records share one)
+    start: float             # time.monotonic() when the request was fully read
+    end: float               # when the response was sent / the connection reset
+    wall: float              # time.time() at start
+    method: str
+    path: str
+    target: str              # op name after the '.', "" if no X-Amz-Target
+    full_target: str
+    action: str              # the action taken ("pass" when no rule applied)
+    rule: int                # index of the rule applied, -1 for none
+    status: object           # int HTTP status, or "reset"
+    forwarded: bool          # reached the upstream
+    error_type: str = None   # __type (after '#') of an error response, injected or upstream
+    request_bytes: int = 0
+
+    @property
+    def duration(self):
+        return self.end - self.start
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class FaultProxy:
+    def __init__(self, upstream, port=None, rules=None, upstream_timeout=60.0):
+        if isinstance(upstream, int):
+            upstream = f"http://127.0.0.1:{upstream}"
+        u = urlsplit(upstream)
+        if u.scheme != "http" or u.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"upstream must be http on loopback, got {upstream}")
+        self.upstream_host = u.hostname
+        self.upstream_port = u.port or 80
+        self.port = port
+        self.upstream_timeout = upstream_timeout
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._rules = list(rules or [])
+        self._records = []
+        self._seq = 0
+        self._conn_seq = 0
+        self._conns = set()
+        self._threads = []
+        self._sock = None
+        self._stopping = threading.Event()
+        self._accept_thread = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        if self._sock is not None:
+            return self
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port or 0))
+        s.listen(64)
+        s.settimeout(0.2)
+        self.port = s.getsockname()[1]
+        self._sock = s
+        self._stopping.clear()
+        self._accept_thread = threading.Thread(target=self._accept_loop, name=f"faultproxy-{self.port}",
+                                               daemon=True)
+        self._accept_thread.start()
+        register_child(self)
+        return self
+
+    def stop(self, timeout=5.0):
+        if self._sock is None:
+            return
+        self._stopping.set()
+        self._accept_thread.join(timeout)
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        with self._lock:
+            conns = list(self._conns)
+            threads = list(self._threads)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._sock = None
+        unregister_child(self)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- rules -----------------------------------------------------------------
+
+    def set_rules(self, rules):
+        """Replace all rules (their counters and RNGs start afresh)."""
+        rules = list(rules)
+        for r in rules:
+            r.applied = 0
+            r._rng = random.Random(0 if r.seed is None else r.seed)
+        with self._lock:
+            self._rules = rules
+
+    def add_rule(self, rule):
+        with self._lock:
+            self._rules.append(rule)
+
+    def clear_rules(self):
+        with self._lock:
+            self._rules = []
+
+    @property
+    def rules(self):
+        with self._lock:
+            return list(self._rules)
+
+    # -- the request log -------------------------------------------------------
+
+    @property
+    def requests(self):
+        """A snapshot (list of RequestRecord, in arrival order)."""
+        with self._lock:
+            return list(self._records)
+
+    def clear_log(self):
+        with self._lock:
+            self._records = []
+
+    def select(self, target=None, action=None, status=None, forwarded=None):
+        """Records filtered by target op (str or list), action, status (int or "reset"), forwarded."""
+        out = []
+        targets = None if target is None else ([target] if isinstance(target, str) else list(target))
+        for r in self.requests:
+            if targets is not None and r.target not in targets and r.full_target not in targets:
+                continue
+            if action is not None and r.action != action:
+                continue
+            if status is not None and r.status != status:
+                continue
+            if forwarded is not None and r.forwarded != forwarded:
+                continue
+            out.append(r)
+        return out
+
+    def count(self, target=None, action=None, status=None, forwarded=None):
+        return len(self.select(target, action, status, forwarded))
+
+    def times(self, target=None, **filters):
+        """Start times (monotonic) of the selected requests."""
+        return [r.start for r in self.select(target, **filters)]
+
+    def gaps(self, target=None, **filters):
+        """Seconds between consecutive selected requests (start to start): backoff checks."""
+        t = self.times(target, **filters)
+        return [b - a for a, b in zip(t, t[1:])]
+
+    def wait_for(self, n, timeout=30.0, **filters):
+        """Block until count(**filters) >= n; returns the count (may be < n on timeout)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                c = sum(1 for _ in self._filter_locked(**filters))
+                if c >= n:
+                    return c
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return c
+                self._cond.wait(min(left, 0.5))
+
+    def _filter_locked(self, target=None, action=None, status=None, forwarded=None):
+        targets = None if target is None else ([target] if isinstance(target, str) else list(target))
+        for r in self._records:
+            if targets is not None and r.target not in targets and r.full_target not in targets:
+                continue
+            if action is not None and r.action != action:
+                continue
+            if status is not None and r.status != status:
+                continue
+            if forwarded is not None and r.forwarded != forwarded:
+                continue
+            yield r
+
+    @property
+    def connections(self):
+        """Client connections accepted so far."""
+        with self._lock:
+            return self._conn_seq
+
+    def _record(self, **kw):
+        with self._cond:
+            self._seq += 1
+            rec = RequestRecord(seq=self._seq, **kw)
+            self._records.append(rec)
+            self._cond.notify_all()
+            return rec
+
+    # -- serving ----------------------------------------------------------------
+
+    def _accept_loop(self):
+        while not self._stopping.is_set():
+            try:
+                c, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            c.settimeout(None)
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._conn_seq += 1
+                cid = self._conn_seq
+                self._conns.add(c)
+                t = threading.Thread(target=self._serve_conn, args=(c, cid), daemon=True,
+                                     name=f"faultproxy-{self.port}-c{cid}")
+                self._threads = [x for x in self._threads if x.is_alive()]
+                self._threads.append(t)
+            t.start()
+
+    def _serve_conn(self, c, cid):
+        rfile = c.makefile("rb")
+        upstream = None
+        try:
+            while not self._stopping.is_set():
+                try:
+                    req = self._read_request(c, rfile)
+                except _ClientGone:
+                    break
+                if req is None:
+                    break
+                keep, upstream = self._handle(c, cid, req, upstream)
+                if not keep:
+                    break
+        except OSError:
+            pass
+        finally:
+            if upstream is not None:
+                upstream.close()
+            try:
+                rfile.close()
+            except OSError:
+                pass
+            try:
+                c.close()
+            except OSError:
+                pass
+            with self._lock:
+                self._conns.discard(c)
+
+    def _read_request(self, c, rfile):
+        line = rfile.readline(65537)
+        while line in (b"\r\n", b"\n"):          # tolerate stray CRLF between requests
+            line = rfile.readline(65537)
+        if not line:
+            return None
+        try:
+            method, path, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+        except ValueError:
+            raise _ClientGone()
+        headers = []
+        while True:
+            h = rfile.readline(65537)
+            if not h:
+                raise _ClientGone()
+            if h in (b"\r\n", b"\n"):
+                break
+            name, _, value = h.decode("latin-1").partition(":")
+            headers.append((name.strip(), value.strip()))
+        hmap = {k.lower(): v for k, v in headers}
+        if hmap.get("expect", "").lower() == "100-continue":
+            c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in hmap.get("transfer-encoding", "").lower():
+            body = self._read_chunked(rfile)
+        else:
+            n = int(hmap.get("content-length", "0") or 0)
+            body = rfile.read(n) if n else b""
+            if len(body) != n:
+                raise _ClientGone()
+        conn_hdr = hmap.get("connection", "").lower()
+        keep = (version == "HTTP/1.1" and "close" not in conn_hdr) or "keep-alive" in conn_hdr
+        return dict(method=method, path=path, version=version, headers=headers, hmap=hmap,
+                    body=body, keep=keep, start=time.monotonic(), wall=time.time(), rfile=rfile)
+
+    @staticmethod
+    def _read_chunked(rfile):
+        out = bytearray()
+        while True:
+            size_line = rfile.readline(65537)
+            if not size_line:
+                raise _ClientGone()
+            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while True:                 # trailers
+                    t = rfile.readline(65537)
+                    if not t or t in (b"\r\n", b"\n"):
+                        return bytes(out)
+            chunk = rfile.read(size)
+            if len(chunk) != size:
+                raise _ClientGone()
+            out += chunk
+            rfile.readline(65537)
+
+    def _choose(self, op, full_target, body):
+        with self._lock:
+            for i, r in enumerate(self._rules):
+                if r.matches(op, full_target, body) and r.take():
+                    return i, r
+        return -1, None
+
+    def _handle(self, c, cid, req, upstream):
+        full_target = req["hmap"].get("x-amz-target", "")
+        op = full_target.rpartition(".")[2] if full_target else ""
+        idx, rule = self._choose(op, full_target, req["body"])
+        action = rule.action if rule else "pass"
+        base = dict(conn=cid, start=req["start"], wall=req["wall"], method=req["method"],
+                    path=req["path"], target=op, full_target=full_target, action=action,
+                    rule=idx, request_bytes=len(req["body"]))
+        if rule and rule.delay_ms and action != "hang":
+            time.sleep(rule.delay_ms / 1000.0)
+
+        if action == "reset":
+            self._rst(c, req["rfile"])
+            self._record(end=time.monotonic(), status="reset", forwarded=False, **base)
+            return False, upstream
+        if action == "hang":
+            end = time.monotonic() + (rule.delay_ms or 0) / 1000.0
+            while time.monotonic() < end and not self._stopping.is_set():
+                time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+            self._rst(c, req["rfile"])
+            self._record(end=time.monotonic(), status="reset", forwarded=False, **base)
+            return False, upstream
+        if action in ("throttle", "throttling", "status", "error"):
+            status, etype = self._error_for(rule, action)
+            msg = rule.message or f"injected by FaultProxy ({action})"
+            payload = json.dumps({"__type": ERROR_PREFIX + etype, "message": msg}).encode()
+            self._send(c, status, http.client.responses.get(status, "Error"),
+                       [("Content-Type", "application/x-amz-json-1.0"),
+                        ("x-amzn-RequestId", uuid.uuid4().hex.upper()),
+                        ("x-amz-crc32", str(zlib.crc32(payload) & 0xFFFFFFFF))],
+                       payload, req["keep"])
+            self._record(end=time.monotonic(), status=status, forwarded=False, error_type=etype, **base)
+            return req["keep"], upstream
+
+        # pass / delay / reset_after: forward
+        try:
+            status, reason, headers, payload, upstream = self._forward(req, upstream)
+        except OSError as e:
+            if upstream is not None:
+                upstream.close()
+                upstream = None
+            payload = json.dumps({"__type": ERROR_PREFIX + "InternalServerError",
+                                  "message": f"FaultProxy: upstream unreachable: {e}"}).encode()
+            self._send(c, 502, "Bad Gateway", [("Content-Type", "application/x-amz-json-1.0")],
+                       payload, False)
+            self._record(end=time.monotonic(), status=502, forwarded=False,
+                         error_type="InternalServerError", **{**base, "action": "upstream_error"})
+            return False, upstream
+        etype = None
+        if status >= 400:
+            try:
+                etype = str(json.loads(payload).get("__type", "")).rpartition("#")[2] or None
+            except (ValueError, AttributeError):
+                etype = None
+        if action == "reset_after":
+            self._rst(c, req["rfile"])
+            self._record(end=time.monotonic(), status="reset", forwarded=True, error_type=etype, **base)
+            return False, upstream
+        self._send(c, status, reason, headers, payload, req["keep"])
+        self._record(end=time.monotonic(), status=status, forwarded=True, error_type=etype, **base)
+        return req["keep"], upstream
+
+    @staticmethod
+    def _error_for(rule, action):
+        if action == "throttle":
+            return rule.status or 400, rule.error_type or "ProvisionedThroughputExceededException"
+        if action == "throttling":
+            return rule.status or 400, rule.error_type or "ThrottlingException"
+        if action == "error":
+            return rule.status or 400, rule.error_type or "ValidationException"
+        status = rule.status or 500
+        return status, rule.error_type or _STATUS_DEFAULT_TYPE.get(status, "InternalServerError")
+
+    def _forward(self, req, upstream):
+        for attempt in (0, 1):
+            fresh = upstream is None
+            if fresh:
+                upstream = http.client.HTTPConnection(self.upstream_host, self.upstream_port,
+                                                      timeout=self.upstream_timeout)
+            try:
+                upstream.putrequest(req["method"], req["path"], skip_host=True, skip_accept_encoding=True)
+                for k, v in req["headers"]:
+                    if k.lower() not in _HOP_BY_HOP:
+                        upstream.putheader(k, v)
+                upstream.putheader("Content-Length", str(len(req["body"])))
+                upstream.endheaders(req["body"])
+                resp = upstream.getresponse()
+                payload = resp.read()
+                headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP]
+                if resp.will_close:
+                    upstream.close()
+                    upstream = None
+                return resp.status, resp.reason, headers, payload, upstream
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    http.client.BadStatusLine):
+                upstream.close()
+                upstream = None
+                if fresh or attempt:         # only a stale keep-alive connection is retried
+                    raise
+        raise OSError("unreachable")
+
+    @staticmethod
+    def _send(c, status, reason, headers, payload, keep):
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        lines.append(f"Content-Length: {len(payload)}")
+        lines.append("Connection: keep-alive" if keep else "Connection: close")
+        c.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+
+    @staticmethod
+    def _rst(c, rfile):
+        """Close so that the peer gets a TCP RST, not a FIN (SO_LINGER 0)."""
+        try:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            rfile.close()             # the makefile holds a reference: the fd closes with the last one
+            c.close()
+        except OSError:
+            pass
+
+    def __repr__(self):
+        return f"<FaultProxy {self.endpoint} -> {self.upstream_host}:{self.upstream_port}>"

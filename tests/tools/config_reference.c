@@ -1,0 +1,20 @@
+/* Prints a document generated from the configuration schema:
+ *   config_reference markdown > docs/CONFIGURATION.md
+ *   config_reference example  > config/outboxd.yaml.example */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "markdown") == 0) {
+        ob_config_write_reference(stdout);
+    } else if (argc == 2 && strcmp(argv[1], "example") == 0) {
+        ob_config_write_example(stdout);
+    } else {
+        fprintf(stderr, "usage: config_reference markdown|example\n");
+        return 64;
+    }
+    return fflush(stdout) == 0 ? 0 : 74;
+}

@@ -1,0 +1,78 @@
+/* AWS JSON error answers become distinct error codes; endpoints parse. */
+#include "test.h"
+
+#include "aws/client.h"
+
+static struct ob_error classify(long status, const char *body)
+{
+    struct ob_error err = { 0 };
+    json_t *j = json_loads(body, 0, NULL);
+    ob_aws_classify_error(status, j, &err);
+    json_decref(j);
+    return err;
+}
+
+TEST(throttling_errors_are_retriable_throttles)
+{
+    static const char *const names[] = { "ProvisionedThroughputExceededException", "ThrottlingException",
+                                         "RequestLimitExceeded", "LimitExceededException" };
+    for (int i = 0; i < 4; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#%s\",\"message\":\"slow\"}",
+                 names[i]);
+        struct ob_error e = classify(400, body);
+        CHECK_INT(e.code, OB_ERR_THROTTLED);
+        CHECK(e.retriable);
+        CHECK_STR(e.aws_type, names[i]);
+    }
+}
+
+TEST(error_type_prefix_is_ignored)
+{
+    struct ob_error e = classify(400, "{\"__type\":\"ConditionalCheckFailedException\",\"message\":\"x\"}");
+    CHECK_INT(e.code, OB_ERR_CONDITION_FAILED);
+    CHECK(!e.retriable);
+    e = classify(400, "{\"__type\":\"com.amazon.coral.validate#ValidationException\",\"Message\":\"bad\"}");
+    CHECK_INT(e.code, OB_ERR_VALIDATION);
+    CHECK_STR(e.msg, "ValidationException: bad");
+}
+
+TEST(stream_errors_have_their_own_codes)
+{
+    CHECK_INT(classify(400, "{\"__type\":\"x#ExpiredIteratorException\"}").code, OB_ERR_EXPIRED_ITERATOR);
+    CHECK_INT(classify(400, "{\"__type\":\"x#TrimmedDataAccessException\"}").code, OB_ERR_TRIMMED);
+    CHECK_INT(classify(400, "{\"__type\":\"x#ResourceNotFoundException\"}").code, OB_ERR_NOT_FOUND);
+    CHECK_INT(classify(400, "{\"__type\":\"x#TransactionCanceledException\"}").code, OB_ERR_TRANSACTION_CANCELED);
+}
+
+TEST(server_errors_are_retriable_and_unknown_4xx_are_not)
+{
+    struct ob_error e = classify(500, "{\"__type\":\"x#InternalServerError\",\"message\":\"oops\"}");
+    CHECK_INT(e.code, OB_ERR_SERVICE);
+    CHECK(e.retriable);
+    e = classify(503, "not json");
+    CHECK_INT(e.code, OB_ERR_SERVICE);
+    CHECK(e.retriable);
+    CHECK_INT(e.http_status, 503);
+    e = classify(403, "{\"__type\":\"x#SomethingNew\"}");
+    CHECK_INT(e.code, OB_ERR_HTTP);
+    CHECK(!e.retriable);
+    e = classify(400, "{\"__type\":\"x#UnrecognizedClientException\",\"message\":\"bad key\"}");
+    CHECK_INT(e.code, OB_ERR_ACCESS_DENIED);
+}
+
+TEST(endpoint_host_keeps_non_default_ports_only)
+{
+    struct ob_aws_endpoint ep;
+    struct ob_error err;
+    CHECK_INT(ob_aws_endpoint_parse("http://127.0.0.1:8000", &ep, &err), OB_OK);
+    CHECK_STR(ep.host, "127.0.0.1:8000");
+    CHECK_STR(ep.path, "/");
+    ob_aws_endpoint_free(&ep);
+    CHECK_INT(ob_aws_endpoint_parse("https://dynamodb.eu-west-1.amazonaws.com:443/", &ep, &err), OB_OK);
+    CHECK_STR(ep.host, "dynamodb.eu-west-1.amazonaws.com");
+    ob_aws_endpoint_free(&ep);
+    CHECK_INT(ob_aws_endpoint_parse("ftp://x", &ep, &err), OB_ERR_CONFIG);
+    CHECK_INT(ob_aws_endpoint_parse("http://h:99999", &ep, &err), OB_ERR_CONFIG);
+    CHECK_INT(ob_aws_endpoint_parse("http://h/?a=b", &ep, &err), OB_ERR_CONFIG);
+}

@@ -1,0 +1,82 @@
+/* base64, ISO 8601 and UUIDv7: the encodings every outbox item carries. */
+#include "test.h"
+
+#include "core/codec.h"
+
+TEST(base64_encodes_rfc4648_vectors)
+{
+    static const char *const in[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
+    static const char *const out[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
+    for (int i = 0; i < 7; i++) {
+        struct ob_buf b = { 0 };
+        ob_base64_encode(&b, in[i], strlen(in[i]));
+        CHECK_STR(ob_buf_cstr(&b), out[i]);
+        ob_buf_free(&b);
+    }
+}
+
+TEST(base64_round_trips_every_byte_value)
+{
+    unsigned char bytes[256];
+    for (int i = 0; i < 256; i++)
+        bytes[i] = (unsigned char)i;
+    struct ob_buf enc = { 0 }, dec = { 0 };
+    ob_base64_encode(&enc, bytes, sizeof bytes);
+    CHECK(ob_base64_decode(&dec, enc.data, enc.len));
+    CHECK_INT(dec.len, 256);
+    CHECK(memcmp(dec.data, bytes, 256) == 0);
+    ob_buf_free(&enc);
+    ob_buf_free(&dec);
+}
+
+TEST(base64_decode_rejects_malformed_input)
+{
+    static const char *const bad[] = { "Zg=", "Zg", "Z===", "Zm9v!", "Zh==", "Zm9=v", "Zm 9v", "=Zm9" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct ob_buf b = { 0 };
+        if (ob_base64_decode(&b, bad[i], strlen(bad[i]))) {
+            ob_test_fail(__FILE__, __LINE__, "accepted '%s'", bad[i]);
+            ob_buf_free(&b);
+            return;
+        }
+        CHECK_INT(b.len, 0);
+        ob_buf_free(&b);
+    }
+}
+
+TEST(iso8601_formats_utc_with_milliseconds)
+{
+    char s[OB_ISO8601_LEN];
+    ob_iso8601_ms(0, s);
+    CHECK_STR(s, "1970-01-01T00:00:00.000Z");
+    ob_iso8601_ms(1764108312123LL, s);
+    CHECK_STR(s, "2025-11-25T22:05:12.123Z");
+}
+
+TEST(iso8601_parses_what_producers_write)
+{
+    int64_t ms;
+    CHECK(ob_iso8601_parse("2025-11-25T22:05:12.123Z", &ms));
+    CHECK_INT(ms, 1764108312123LL);
+    CHECK(ob_iso8601_parse("2025-11-25T22:05:12Z", &ms));
+    CHECK_INT(ms, 1764108312000LL);
+    /* .NET's round-trip format: seven fraction digits and an offset. */
+    CHECK(ob_iso8601_parse("2025-11-25T23:05:12.1234567+01:00", &ms));
+    CHECK_INT(ms, 1764108312123LL);
+    CHECK(!ob_iso8601_parse("2025-11-25", &ms));
+    CHECK(!ob_iso8601_parse("2025-13-25T22:05:12Z", &ms));
+    CHECK(!ob_iso8601_parse("2025-11-25T22:05:12.Z", &ms));
+    CHECK(!ob_iso8601_parse("2025-11-25T22:05:12Zjunk", &ms));
+}
+
+TEST(uuid7_has_version_variant_and_time_order)
+{
+    uint8_t r[10] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    char a[OB_UUID_STR_LEN], b[OB_UUID_STR_LEN];
+    ob_uuid7_format(0x0189abcdef01LL, r, a);
+    CHECK_STR(a, "0189abcd-ef01-7fff-bfff-ffffffffffff");
+    uint8_t z[10] = { 0 };
+    ob_uuid7_format(0x0189abcdef02LL, z, b);
+    CHECK_STR(b, "0189abcd-ef02-7000-8000-000000000000");
+    CHECK(strcmp(a, b) < 0);
+}

@@ -1,0 +1,445 @@
+/* The configuration loader: values, defaults, environment expansion, the
+ * exact diagnostics of every bad file in tests/data/config/bad, and the
+ * generated documents. Run from the repository root. */
+#include "test.h"
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+
+#define DATA "tests/data/config/"
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    struct ob_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ob_buf_append(&b, chunk, n);
+    fclose(f);
+    return ob_buf_steal(&b);
+}
+
+static void print_diag(const struct ob_config_diag *diag)
+{
+    for (size_t i = 0; i < diag->n; i++)
+        printf("  | %s\n", diag->lines[i]);
+}
+
+static struct ob_config *load_ok(const char *path)
+{
+    struct ob_config *cfg = NULL;
+    struct ob_config_diag diag = {0};
+    if (ob_config_load(path, &cfg, &diag) != OB_OK)
+        print_diag(&diag);
+    ob_config_diag_free(&diag);
+    return cfg;
+}
+
+static struct ob_config *load_text(const char *yaml, struct ob_config_diag *diag)
+{
+    struct ob_config *cfg = NULL;
+    ob_config_load_string("test.yaml", yaml, strlen(yaml), &cfg, diag);
+    return cfg;
+}
+
+TEST(config_full_file_sets_every_key)
+{
+    struct ob_config *cfg = load_ok(DATA "full.yaml");
+    CHECK(cfg);
+    CHECK_STR(cfg->path, DATA "full.yaml");
+    CHECK_STR(cfg->aws.region, "eu-west-1");
+    CHECK_STR(cfg->aws.endpoint, "http://127.0.0.1:8000");
+    CHECK_STR(cfg->aws.streams_endpoint, "http://127.0.0.1:8001");
+    CHECK_STR(cfg->aws.access_key_id, "AKIDs3cr3t");
+    CHECK_STR(cfg->aws.secret_access_key, "s3cr3t-access-key");
+    CHECK_STR(cfg->aws.session_token, "s3cr3t-session");
+    CHECK(!cfg->aws.profile);
+    CHECK_INT(cfg->aws.max_attempts, 5);
+    CHECK_INT(cfg->aws.retry_base_delay_ms, 50);
+    CHECK_INT(cfg->aws.retry_max_delay_ms, 2000);
+    CHECK_INT(cfg->aws.connect_timeout_ms, 1000);
+    CHECK_INT(cfg->aws.request_timeout_ms, 15000);
+    CHECK_INT(cfg->aws.max_connections, 32);
+    CHECK_STR(cfg->table.name, "orders-outbox");
+    CHECK(cfg->table.create_if_not_exists);
+    CHECK_INT(cfg->table.ttl_seconds, 86400);
+    CHECK_INT(cfg->table.billing_mode, OB_BILLING_PROVISIONED);
+    CHECK_INT(cfg->table.read_capacity, 5);
+    CHECK_INT(cfg->table.write_capacity, 10);
+    CHECK_INT(cfg->stream.start_position, OB_START_LATEST);
+    CHECK_INT(cfg->stream.poll_interval_ms, 500);
+    CHECK_INT(cfg->stream.batch_size, 100);
+    CHECK_STR(cfg->leases.table, "my-leases");
+    CHECK_STR(cfg->leases.instance_id, "host-a");
+    CHECK_INT(cfg->leases.duration_ms, 30000);
+    CHECK_INT(cfg->relay.ordering, OB_ORDER_SHARD);
+    CHECK_INT(cfg->relay.max_in_flight, 16);
+    CHECK_INT(cfg->relay.max_attempts, 3);
+    CHECK_INT(cfg->relay.backoff_initial_ms, 200);
+    CHECK_INT(cfg->relay.backoff_max_ms, 60000);
+    CHECK_INT(cfg->relay.on_failure, OB_ON_FAILURE_BLOCK);
+    CHECK_STR(cfg->relay.dead_letter_sink, "dlq");
+    CHECK_INT(cfg->relay.shutdown_timeout_ms, 45000);
+    CHECK(cfg->capacity.max_write_units_per_second == 100.5);
+    CHECK(cfg->capacity.sweep_read_units_per_second == 25.0);
+    CHECK_INT(cfg->sweep.interval_ms, 3600000);
+    CHECK_INT(cfg->sweep.older_than_ms, 7LL * 86400000);
+    CHECK_STR(cfg->cloudevents.source, "/orders/{aggregateType}");
+    CHECK_STR(cfg->default_sink, "events");
+    CHECK_STR(cfg->metrics.listen, "127.0.0.1:9464");
+    CHECK_INT(cfg->log.level, OB_LOG_DEBUG);
+    CHECK_INT(cfg->log.format, OB_LOG_JSON);
+
+    CHECK_INT(cfg->n_sinks, 12);
+    const struct ob_config_sink *http = ob_config_find_sink(cfg, "events");
+    CHECK(http);
+    CHECK_STR(http->type, "http");
+    CHECK(!ob_sink_opt_bool(http, "tls_verify"));
+    CHECK_INT(ob_sink_opt_duration_ms(http, "timeout"), 5000);
+    CHECK_INT(ob_sink_opt_int(http, "max_in_flight"), 8);
+    CHECK_STR(ob_sink_opt_str(http, "url"), "https://hooks.example.org/outbox");
+    CHECK_STR(ob_sink_opt_str(http, "mode"), "structured");
+    const struct ob_config_map *headers = ob_sink_opt_map(http, "headers");
+    CHECK_INT(headers->n, 2);
+    CHECK_STR(headers->pairs[0].key, "X-Source");
+    CHECK_STR(headers->pairs[0].value, "outboxd");
+    CHECK_STR(headers->pairs[1].key, "X-Env");
+    CHECK_STR(ob_sink_opt_str(http, "bearer_token"), "s3cr3t-bearer");
+    CHECK_STR(ob_sink_opt_str(http, "basic_username"), "relay");
+    CHECK_STR(ob_sink_opt_str(http, "basic_password"), "s3cr3t-basic");
+    CHECK_STR(ob_sink_opt_str(http, "webhook_secret"), "whsec_czNjcjN0LXdlYmhvb2s=");
+    CHECK(!ob_sink_opt_bool(http, "idempotency_key"));
+    CHECK_INT(ob_sink_opt_duration_ms(http, "connect_timeout"), 2000);
+    CHECK_STR(ob_sink_opt_str(http, "ca_file"), "/etc/ssl/ca.pem");
+    CHECK(ob_sink_opt_is_set(http, "ca_file"));
+
+    const struct ob_config_sink *kafka = ob_config_find_sink(cfg, "kafka");
+    CHECK_STR(ob_sink_opt_str(kafka, "acks"), "1");
+    CHECK_STR(ob_sink_opt_str(kafka, "compression"), "zstd");
+    CHECK_STR(ob_sink_opt_str(kafka, "security_protocol"), "sasl_ssl");
+    CHECK_STR(ob_sink_opt_str(kafka, "sasl_mechanism"), "SCRAM-SHA-256");
+    CHECK_STR(ob_sink_opt_map(kafka, "properties")->pairs[1].key, "queue.buffering.max.messages");
+    CHECK_STR(ob_sink_opt_map(kafka, "properties")->pairs[1].value, "10000");
+    const struct ob_config_sink *redis = ob_config_find_sink(cfg, "redis");
+    CHECK_INT(ob_sink_opt_int(redis, "maxlen"), 100000);
+    CHECK_STR(ob_sink_opt_str(redis, "mode"), "list");
+    const struct ob_config_sink *mqtt = ob_config_find_sink(cfg, "mqtt");
+    CHECK_INT(ob_sink_opt_int(mqtt, "qos"), 2);
+    CHECK(ob_sink_opt_bool(mqtt, "retain"));
+    CHECK(ob_sink_opt_bool(ob_config_find_sink(cfg, "nats"), "jetstream"));
+    CHECK_STR(ob_sink_opt_str(ob_config_find_sink(cfg, "bus"), "detail_type"), "{messageType}.v1");
+
+    CHECK_INT(cfg->n_routes, 3);
+    CHECK_STR(cfg->routes[0].match_message_type, "Order*");
+    CHECK_STR(cfg->routes[0].match_aggregate_type, "Order");
+    CHECK_STR(cfg->routes[0].sink, "kafka");
+    CHECK_INT(cfg->routes[0].sink_index, 3);
+    CHECK_STR(cfg->routes[0].destination, "orders.{messageType}");
+    CHECK(!cfg->routes[1].match_message_type);
+    CHECK_STR(cfg->routes[1].match_aggregate_type, "Payment");
+    CHECK(!cfg->routes[1].destination);
+    CHECK_STR(cfg->routes[2].destination, "audit");
+    CHECK_INT(cfg->routes[2].line, 147);
+    ob_config_free(cfg);
+}
+
+TEST(config_minimal_file_gets_defaults)
+{
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+    struct ob_config_diag diag = {0};
+    struct ob_config *cfg = load_text("table:\n  name: outbox\nsinks:\n  - name: out\n    type: stdout\n", &diag);
+    print_diag(&diag);
+    CHECK(cfg);
+    CHECK_STR(cfg->aws.region, "us-east-1");
+    CHECK(!cfg->aws.endpoint);
+    CHECK(!cfg->aws.streams_endpoint);
+    CHECK(!cfg->aws.access_key_id);
+    CHECK_INT(cfg->aws.max_attempts, 8);
+    CHECK_INT(cfg->aws.retry_base_delay_ms, 25);
+    CHECK_INT(cfg->aws.retry_max_delay_ms, 20000);
+    CHECK_INT(cfg->aws.connect_timeout_ms, 3000);
+    CHECK_INT(cfg->aws.request_timeout_ms, 10000);
+    CHECK_INT(cfg->aws.max_connections, 64);
+    CHECK(!cfg->table.create_if_not_exists);
+    CHECK_INT(cfg->table.ttl_seconds, 604800);
+    CHECK_INT(cfg->table.billing_mode, OB_BILLING_PAY_PER_REQUEST);
+    CHECK_INT(cfg->table.read_capacity, 0);
+    CHECK_INT(cfg->stream.start_position, OB_START_TRIM_HORIZON);
+    CHECK_INT(cfg->stream.poll_interval_ms, 250);
+    CHECK_INT(cfg->stream.batch_size, 1000);
+    CHECK_STR(cfg->leases.table, "outbox-leases");
+    CHECK(!cfg->leases.instance_id);
+    CHECK_INT(cfg->leases.duration_ms, 10000);
+    CHECK_INT(cfg->relay.ordering, OB_ORDER_KEY);
+    CHECK_INT(cfg->relay.max_in_flight, 64);
+    CHECK_INT(cfg->relay.max_attempts, 10);
+    CHECK_INT(cfg->relay.backoff_initial_ms, 100);
+    CHECK_INT(cfg->relay.backoff_max_ms, 30000);
+    CHECK_INT(cfg->relay.on_failure, OB_ON_FAILURE_DEAD_LETTER);
+    CHECK(!cfg->relay.dead_letter_sink);
+    CHECK_INT(cfg->relay.shutdown_timeout_ms, 30000);
+    CHECK(cfg->capacity.max_write_units_per_second == 0.0);
+    CHECK(cfg->capacity.sweep_read_units_per_second == 50.0);
+    CHECK_INT(cfg->sweep.interval_ms, 600000);
+    CHECK_INT(cfg->sweep.older_than_ms, 300000);
+    CHECK_STR(cfg->cloudevents.source, "/{table}/{aggregateType}");
+    CHECK_STR(cfg->default_sink, "out");
+    CHECK_INT(cfg->n_routes, 0);
+    CHECK(!cfg->metrics.listen);
+    CHECK_INT(cfg->log.level, OB_LOG_INFO);
+    CHECK_INT(cfg->log.format, OB_LOG_TEXT);
+    CHECK_INT(cfg->n_sinks, 1);
+    CHECK(ob_sink_opt_bool(&cfg->sinks[0], "tls_verify"));
+    CHECK_INT(ob_sink_opt_duration_ms(&cfg->sinks[0], "timeout"), 10000);
+    CHECK_INT(ob_sink_opt_int(&cfg->sinks[0], "max_in_flight"), 0);
+    CHECK(!ob_sink_opt_is_set(&cfg->sinks[0], "timeout"));
+    ob_config_free(cfg);
+}
+
+TEST(config_region_comes_from_the_environment_when_not_set)
+{
+    setenv("AWS_REGION", "ap-south-1", 1);
+    struct ob_config_diag diag = {0};
+    struct ob_config *cfg = load_text("table: {name: t}\nsinks: [{name: s, type: stdout}]\n", &diag);
+    unsetenv("AWS_REGION");
+    CHECK(cfg);
+    CHECK_STR(cfg->aws.region, "ap-south-1");
+    ob_config_free(cfg);
+}
+
+TEST(config_every_sink_type_has_working_defaults)
+{
+    struct ob_config *cfg = load_ok(DATA "sinks_minimal.yaml");
+    CHECK(cfg);
+    CHECK_INT(cfg->n_sinks, 12);
+    CHECK_STR(ob_sink_opt_str(ob_config_find_sink(cfg, "b"), "fsync"), "batch");
+    const struct ob_config_sink *http = ob_config_find_sink(cfg, "c");
+    CHECK_STR(ob_sink_opt_str(http, "mode"), "binary");
+    CHECK(ob_sink_opt_bool(http, "idempotency_key"));
+    CHECK_INT(ob_sink_opt_duration_ms(http, "connect_timeout"), 3000);
+    CHECK(!ob_sink_opt_str(http, "bearer_token"));
+    CHECK_INT(ob_sink_opt_map(http, "headers")->n, 0);
+    const struct ob_config_sink *kafka = ob_config_find_sink(cfg, "d");
+    CHECK_STR(ob_sink_opt_str(kafka, "topic"), "{messageType}");
+    CHECK_STR(ob_sink_opt_str(kafka, "acks"), "all");
+    CHECK_STR(ob_sink_opt_str(kafka, "compression"), "none");
+    CHECK_STR(ob_sink_opt_str(kafka, "client_id"), "outboxd");
+    CHECK_STR(ob_sink_opt_str(kafka, "security_protocol"), "plaintext");
+    CHECK(!ob_sink_opt_str(kafka, "sasl_mechanism"));
+    CHECK(!ob_sink_opt_str(ob_config_find_sink(cfg, "e"), "message_group_id"));
+    CHECK_STR(ob_sink_opt_str(ob_config_find_sink(cfg, "g"), "event_bus_name"), "default");
+    CHECK_STR(ob_sink_opt_str(ob_config_find_sink(cfg, "g"), "detail_type"), "{messageType}");
+    CHECK_STR(ob_sink_opt_str(ob_config_find_sink(cfg, "h"), "partition_key"), "{pk}");
+    const struct ob_config_sink *redis = ob_config_find_sink(cfg, "i");
+    CHECK_STR(ob_sink_opt_str(redis, "url"), "redis://127.0.0.1:6379");
+    CHECK_STR(ob_sink_opt_str(redis, "mode"), "stream");
+    CHECK_STR(ob_sink_opt_str(redis, "key"), "{messageType}");
+    CHECK_INT(ob_sink_opt_int(redis, "maxlen"), 0);
+    const struct ob_config_sink *amqp = ob_config_find_sink(cfg, "j");
+    CHECK_STR(ob_sink_opt_str(amqp, "exchange"), "");
+    CHECK_STR(ob_sink_opt_str(amqp, "routing_key"), "{messageType}");
+    CHECK(ob_sink_opt_bool(amqp, "persistent"));
+    CHECK(ob_sink_opt_bool(amqp, "confirm"));
+    const struct ob_config_sink *mqtt = ob_config_find_sink(cfg, "k");
+    CHECK_INT(ob_sink_opt_int(mqtt, "qos"), 1);
+    CHECK(!ob_sink_opt_bool(mqtt, "retain"));
+    CHECK_STR(ob_sink_opt_str(mqtt, "topic"), "{messageType}");
+    const struct ob_config_sink *nats = ob_config_find_sink(cfg, "l");
+    CHECK_STR(ob_sink_opt_str(nats, "subject"), "{messageType}");
+    CHECK(!ob_sink_opt_bool(nats, "jetstream"));
+    CHECK(!ob_sink_opt_str(nats, "no_such_key"));
+    ob_config_free(cfg);
+}
+
+TEST(config_expands_environment_variables)
+{
+    setenv("OB_TEST_TABLE", "from-env", 1);
+    setenv("OB_TEST_EMPTY", "", 1);
+    unsetenv("OB_TEST_UNSET");
+    struct ob_config_diag diag = {0};
+    struct ob_config *cfg = load_text("table:\n"
+                                      "  name: ${OB_TEST_TABLE}\n"
+                                      "leases:\n"
+                                      "  table: pre-${OB_TEST_UNSET:-fallback}-${OB_TEST_EMPTY:-empty}\n"
+                                      "  instance_id: \"$${OB_TEST_TABLE}$$ and $5 ${OB_TEST_EMPTY}\"\n"
+                                      "stream:\n"
+                                      "  poll_interval: ${OB_TEST_UNSET:-2s}\n"
+                                      "sinks:\n"
+                                      "  - name: s\n"
+                                      "    type: http\n"
+                                      "    url: http://x/\n"
+                                      "    headers: { X-T: \"${OB_TEST_TABLE}\" }\n"
+                                      "    bearer_token: ${OB_TEST_UNSET:-}\n",
+                                      &diag);
+    print_diag(&diag);
+    CHECK(cfg);
+    CHECK_STR(cfg->table.name, "from-env");
+    CHECK_STR(cfg->leases.table, "pre-fallback-empty");
+    CHECK_STR(cfg->leases.instance_id, "${OB_TEST_TABLE}$ and $5 ");
+    CHECK_INT(cfg->stream.poll_interval_ms, 2000);
+    CHECK_STR(ob_sink_opt_map(&cfg->sinks[0], "headers")->pairs[0].value, "from-env");
+    CHECK(!ob_sink_opt_str(&cfg->sinks[0], "bearer_token"));
+    ob_config_free(cfg);
+}
+
+TEST(config_unset_environment_variable_is_an_error_at_its_value)
+{
+    unsetenv("OB_TEST_UNSET");
+    struct ob_config_diag diag = {0};
+    struct ob_config *cfg = load_text("table:\n  name: x${OB_TEST_UNSET}\nsinks: [{name: s, type: stdout}]\n", &diag);
+    CHECK(!cfg);
+    CHECK_INT(diag.n, 1);
+    CHECK_STR(diag.lines[0], "test.yaml:2:9: error: environment variable 'OB_TEST_UNSET' used by 'table.name' is not "
+                             "set (write ${OB_TEST_UNSET:-default} to give a default)");
+    ob_config_diag_free(&diag);
+}
+
+TEST(config_unreadable_file_is_one_error)
+{
+    struct ob_config *cfg = NULL;
+    struct ob_config_diag diag = {0};
+    CHECK_INT(ob_config_load(DATA "does-not-exist.yaml", &cfg, &diag), OB_ERR_CONFIG);
+    CHECK(!cfg);
+    CHECK_INT(diag.n, 1);
+    CHECK_STR(diag.lines[0], DATA "does-not-exist.yaml: error: cannot read: No such file or directory");
+    ob_config_diag_free(&diag);
+}
+
+TEST(config_parses_durations)
+{
+    static const struct {
+        const char *text;
+        bool ok;
+        int64_t ms;
+    } cases[] = {
+        {"0", true, 0},          {"250ms", true, 250},      {"5s", true, 5000},   {"10m", true, 600000},
+        {"2h", true, 7200000},   {"7d", true, 604800000},   {"0s", true, 0},      {"5", false, 0},
+        {"", false, 0},          {"-5s", false, 0},         {"1.5s", false, 0},   {"5 s", false, 0},
+        {"5S", false, 0},        {"1h30m", false, 0},       {"fast", false, 0},   {"s", false, 0},
+        {"99999999999999999999ms", false, 0},               {"9999999999999999d", false, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool ok = !cases[i].ok;
+        int64_t ms = ob_parse_duration_ms(cases[i].text, &ok);
+        if (ok != cases[i].ok || ms != cases[i].ms)
+            ob_test_fail(__FILE__, __LINE__, "'%s': ok=%d ms=%lld", cases[i].text, ok, (long long)ms);
+    }
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Each bad/NAME.yaml is loaded and its diagnostics compared line for line
+ * with bad/NAME.expect; every mismatching case is reported. */
+TEST(config_bad_files_give_exactly_the_expected_errors)
+{
+    DIR *dir = opendir(DATA "bad");
+    CHECK(dir);
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && !strcmp(e->d_name + len - 5, ".yaml")) {
+            names = ob_xrealloc(names, (n + 1) * sizeof *names);
+            names[n++] = ob_xstrndup(e->d_name, len - 5);
+        }
+    }
+    closedir(dir);
+    qsort(names, n, sizeof *names, by_name);
+    for (size_t i = 0; i < n; i++) {
+        struct ob_buf yaml = {0}, expect_path = {0}, got = {0};
+        ob_buf_printf(&yaml, DATA "bad/%s.yaml", names[i]);
+        ob_buf_printf(&expect_path, DATA "bad/%s.expect", names[i]);
+        char *expect = read_all(ob_buf_cstr(&expect_path));
+        struct ob_config *cfg = NULL;
+        struct ob_config_diag diag = {0};
+        enum ob_err rc = ob_config_load(ob_buf_cstr(&yaml), &cfg, &diag);
+        for (size_t j = 0; j < diag.n; j++)
+            ob_buf_printf(&got, "%s\n", diag.lines[j]);
+        if (!expect)
+            ob_test_fail(__FILE__, __LINE__, "%s: no .expect file", names[i]);
+        else if (rc != OB_ERR_CONFIG || cfg || strcmp(expect, ob_buf_cstr(&got)) != 0)
+            ob_test_fail(__FILE__, __LINE__, "%s: rc %d\n--- expected\n%s--- got\n%s", names[i], (int)rc, expect,
+                         ob_buf_cstr(&got));
+        ob_config_free(cfg);
+        ob_config_diag_free(&diag);
+        free(expect);
+        ob_buf_free(&yaml);
+        ob_buf_free(&expect_path);
+        ob_buf_free(&got);
+        free(names[i]);
+    }
+    free(names);
+    CHECK(n >= 30);
+}
+
+TEST(config_summary_never_shows_secrets)
+{
+    struct ob_config *cfg = load_ok(DATA "full.yaml");
+    CHECK(cfg);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK(f);
+    ob_config_print_summary(cfg, f);
+    fclose(f);
+    ob_config_free(cfg);
+    bool leaked = strstr(text, "s3cr3t") != NULL;
+    bool shows_set = strstr(text, "bearer_token: (set)") != NULL;
+    bool shows_kind = strstr(text, "credentials: static keys from config") != NULL;
+    bool shows_dest = strstr(text, "brokers: k1:9092,k2:9092") != NULL;
+    if (leaked)
+        printf("%s", text);
+    free(text);
+    CHECK(!leaked);
+    CHECK(shows_set);
+    CHECK(shows_kind);
+    CHECK(shows_dest);
+}
+
+TEST(config_example_file_loads)
+{
+    struct ob_config *cfg = load_ok("config/outboxd.yaml.example");
+    CHECK(cfg);
+    CHECK_STR(cfg->table.name, "outbox");
+    CHECK_INT(cfg->n_sinks, 1);
+    ob_config_free(cfg);
+}
+
+static void check_generated(const char *path, void (*write)(FILE *))
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK(f);
+    write(f);
+    fclose(f);
+    char *committed = read_all(path);
+    bool same = committed && strcmp(committed, text) == 0;
+    free(committed);
+    free(text);
+    if (!same)
+        ob_test_fail(__FILE__, __LINE__, "%s differs from the schema; regenerate it with build/tools/config_reference",
+                     path);
+}
+
+TEST(config_reference_doc_is_generated_from_the_schema)
+{
+    check_generated("docs/CONFIGURATION.md", ob_config_write_reference);
+}
+
+TEST(config_example_is_generated_from_the_schema)
+{
+    check_generated("config/outboxd.yaml.example", ob_config_write_example);
+}
