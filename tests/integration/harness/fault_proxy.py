@@ -101,7 +101,7 @@ class RequestRecord:
     seq: int
     conn: int                # client connection number (keep-alive: several records share one)
     start: float             # time.monotonic() when the request was fully read
-    end: float               # when the response was sent / the connection reset
+    end: float               # just before the response was sent / the connection reset
     wall: float              # time.time() at start
     method: str
     path: str
@@ -415,6 +415,8 @@ class FaultProxy:
         return -1, None
 
     def _handle(self, c, cid, req, upstream):
+        # Each request is recorded before its answer leaves, so a client that
+        # has seen the answer always finds the request in the log.
         full_target = req["hmap"].get("x-amz-target", "")
         op = full_target.rpartition(".")[2] if full_target else ""
         idx, rule = self._choose(op, full_target, req["body"])
@@ -426,26 +428,26 @@ class FaultProxy:
             time.sleep(rule.delay_ms / 1000.0)
 
         if action == "reset":
-            self._rst(c, req["rfile"])
             self._record(end=time.monotonic(), status="reset", forwarded=False, **base)
+            self._rst(c, req["rfile"])
             return False, upstream
         if action == "hang":
             end = time.monotonic() + (rule.delay_ms or 0) / 1000.0
             while time.monotonic() < end and not self._stopping.is_set():
                 time.sleep(min(0.05, max(0.0, end - time.monotonic())))
-            self._rst(c, req["rfile"])
             self._record(end=time.monotonic(), status="reset", forwarded=False, **base)
+            self._rst(c, req["rfile"])
             return False, upstream
         if action in ("throttle", "throttling", "status", "error"):
             status, etype = self._error_for(rule, action)
             msg = rule.message or f"injected by FaultProxy ({action})"
             payload = json.dumps({"__type": ERROR_PREFIX + etype, "message": msg}).encode()
+            self._record(end=time.monotonic(), status=status, forwarded=False, error_type=etype, **base)
             self._send(c, status, http.client.responses.get(status, "Error"),
                        [("Content-Type", "application/x-amz-json-1.0"),
                         ("x-amzn-RequestId", uuid.uuid4().hex.upper()),
                         ("x-amz-crc32", str(zlib.crc32(payload) & 0xFFFFFFFF))],
                        payload, req["keep"])
-            self._record(end=time.monotonic(), status=status, forwarded=False, error_type=etype, **base)
             return req["keep"], upstream
 
         # pass / delay / reset_after: forward
@@ -457,10 +459,10 @@ class FaultProxy:
                 upstream = None
             payload = json.dumps({"__type": ERROR_PREFIX + "InternalServerError",
                                   "message": f"FaultProxy: upstream unreachable: {e}"}).encode()
-            self._send(c, 502, "Bad Gateway", [("Content-Type", "application/x-amz-json-1.0")],
-                       payload, False)
             self._record(end=time.monotonic(), status=502, forwarded=False,
                          error_type="InternalServerError", **{**base, "action": "upstream_error"})
+            self._send(c, 502, "Bad Gateway", [("Content-Type", "application/x-amz-json-1.0")],
+                       payload, False)
             return False, upstream
         etype = None
         if status >= 400:
@@ -469,11 +471,11 @@ class FaultProxy:
             except (ValueError, AttributeError):
                 etype = None
         if action == "reset_after":
-            self._rst(c, req["rfile"])
             self._record(end=time.monotonic(), status="reset", forwarded=True, error_type=etype, **base)
+            self._rst(c, req["rfile"])
             return False, upstream
-        self._send(c, status, reason, headers, payload, req["keep"])
         self._record(end=time.monotonic(), status=status, forwarded=True, error_type=etype, **base)
+        self._send(c, status, reason, headers, payload, req["keep"])
         return req["keep"], upstream
 
     @staticmethod
