@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "dynamo/ddb.h"
 
+int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_add(int argc, char **argv);

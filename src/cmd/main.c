@@ -8,6 +8,7 @@ static const char usage_text[] =
     "usage: outboxd COMMAND [-c FILE] [options]\n"
     "\n"
     "commands:\n"
+    "  [run] -c FILE     run the relay (foreground; systemd Type=notify)\n"
     "  check -c FILE     validate the config, print every error\n"
     "  init  -c FILE     create or verify the outbox table and the lease table\n"
     "  add   -c FILE --type T (--payload DATA | --payload-file F | -)\n"
@@ -24,6 +25,7 @@ static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
 } commands[] = {
+    { "run", cmd_run },
     { "check", cmd_check },
     { "init", cmd_init },
     { "add", cmd_add },
@@ -43,6 +45,9 @@ int main(int argc, char **argv)
         printf("outboxd %s\n", OUTBOXD_VERSION);
         return EX_OK;
     }
+    /* `outboxd -c FILE` runs the relay. */
+    if (argv[1][0] == '-')
+        return cmd_run(argc, argv);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);

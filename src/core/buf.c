@@ -56,6 +56,7 @@ void ob_buf_reserve(struct ob_buf *b, size_t extra)
     while (cap < need)
         cap *= 2;
     b->data = ob_xrealloc(b->data, cap);
+    b->data[b->len] = '\0'; /* a fresh buffer is an empty string too */
     b->cap = cap;
 }
 

@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "core/buf.h"
+#include "core/cloudevents.h"
 #include "core/codec.h"
 #include "core/config_schema.h"
 
@@ -248,22 +249,6 @@ static void put_place(struct ob_buf *b, const struct walk *w, const char *prefix
         ob_buf_printf(b, *prefix ? " of %s" : " in %s", w->owner);
 }
 
-static bool valid_template(const char *s)
-{
-    for (const char *p = s; *p; p++) {
-        if (*p == '}')
-            return false;
-        if (*p != '{')
-            continue;
-        const char *name = ++p;
-        while (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-')
-            p++;
-        if (*p != '}' || p == name)
-            return false;
-    }
-    return true;
-}
-
 /* Expands ${VAR}, ${VAR:-default} and $$. Returns a new string, or NULL
  * after reporting (nothing is reported when ld is NULL). */
 static char *expand_env(struct loader *ld, const char *name, const char *s, struct pos at)
@@ -353,12 +338,20 @@ static bool parse_value(struct loader *ld, const struct ob_config_key *k, const 
             put_type_noun(&msg, k);
         }
         break;
-    case OB_CT_TEMPLATE:
-        ok = valid_template(text);
-        if (!ok)
+    case OB_CT_TEMPLATE: {
+        char bad[256];
+        ok = ob_template_check(text, bad, sizeof bad);
+        if (!ok && bad[0] == '{' && bad[strlen(bad) - 1] == '}') {
+            ob_buf_printf(&msg, "%s has unknown placeholder %s (known: ", name, bad);
+            for (size_t i = 0; ob_template_names[i]; i++)
+                ob_buf_printf(&msg, "%s{%s}", i ? ", " : "", ob_template_names[i]);
+            ob_buf_putc(&msg, ')');
+        } else if (!ok) {
             ob_buf_printf(&msg, "%s must be a template with placeholders like {messageType}, and no other braces",
                           name);
+        }
         break;
+    }
     case OB_CT_BOOL:
         ok = !strcmp(text, "true") || !strcmp(text, "false");
         v->b = !strcmp(text, "true");

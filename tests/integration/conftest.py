@@ -107,3 +107,66 @@ def spawn_outboxd(outboxd_bin, tmp_path):
     yield spawn
     for p in procs:
         p.stop(timeout=10)
+
+
+@pytest.fixture
+def topology_proxy(ddb):
+    """topology_proxy(**kwargs) -> a started TopologyProxy in front of the module's DynamoDB
+    Local (kwargs go to TopologyProxy: shards, split_every, max_open, page_size, ...).
+    Every proxy made is stopped at teardown."""
+    from harness import TopologyProxy
+    proxies = []
+
+    def make(**kwargs):
+        p = TopologyProxy(ddb.endpoint, **kwargs).start()
+        proxies.append(p)
+        return p
+    yield make
+    for p in proxies:
+        p.stop()
+
+
+@pytest.fixture
+def http_receiver():
+    """A started HttpReceiver (harness/http_receiver.py) answering 200; stopped at teardown."""
+    from harness.http_receiver import HttpReceiver
+    rx = HttpReceiver().start()
+    try:
+        yield rx
+    finally:
+        rx.stop()
+
+
+@pytest.fixture
+def sink_publish(tmp_path):
+    """sink_publish(options, messages, *args, input=None, timeout=30) -> SinkRun.
+
+    Runs build/tools/sink_publish with a config whose sink `s` has `options`
+    (a dict, e.g. {"type": "http", "url": ...}); messages are dicts of the
+    tool's input lines (input= gives raw stdin text instead). SinkRun has
+    .results (the tool's {"sk","result","error"} lines), .other (the rest
+    of stdout), .stderr, .returncode.
+    """
+    import json
+    import subprocess
+    from types import SimpleNamespace
+
+    import yaml
+    from outboxd_config import tool, tool_env
+
+    def run(options, messages=(), *args, input=None, timeout=30):
+        cfg = {"aws": {"region": "us-east-1", "endpoint": "http://127.0.0.1:1",
+                       "access_key_id": "AKIDTEST", "secret_access_key": "testsecret"},
+               "table": {"name": "outbox"},
+               "sinks": [{"name": "s", **options}], "default_sink": "s"}
+        path = tmp_path / "sink_publish.yaml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        if input is None:
+            input = "".join(json.dumps(m) + "\n" for m in messages)
+        p = subprocess.run([tool("sink_publish"), str(path), "s", *args], input=input.encode(),
+                           capture_output=True, timeout=timeout, env=tool_env())
+        lines = [json.loads(x) for x in p.stdout.decode().splitlines() if x.strip()]
+        return SimpleNamespace(results=[x for x in lines if "result" in x],
+                               other=[x for x in lines if "result" not in x],
+                               stderr=p.stderr.decode(), returncode=p.returncode)
+    return run

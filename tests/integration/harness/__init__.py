@@ -18,3 +18,6 @@ __all__ = [
     "ACTIONS", "outboxd_path", "outboxd_env", "write_config", "run_outboxd_cmd",
     "OutboxdProcess",
 ]
+from .topology_proxy import TopologyProxy  # noqa: E402
+
+__all__ += ["TopologyProxy"]

@@ -1,0 +1,41 @@
+/* The stream-record decoder (pure): one element of GetRecords' `Records`
+ * → a message to relay, a record to skip, or a poison item (SPEC §3). */
+#ifndef OB_CORE_RECORD_H
+#define OB_CORE_RECORD_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "outboxd/error.h"
+#include "outboxd/message.h"
+
+enum ob_record_kind {
+    OB_RECORD_MESSAGE, /* INSERT of an item with isPublished not true: relay it */
+    OB_RECORD_SKIP,    /* MODIFY, REMOVE, or inserted already published */
+    OB_RECORD_POISON,  /* INSERT that cannot be relayed: dead-letter at once */
+};
+
+struct ob_record {
+    enum ob_record_kind kind;
+    const char *skip_reason;  /* SKIP: static "MODIFY", "REMOVE", "published" */
+    char poison_reason[256];  /* POISON: e.g. "payload is not valid base64" */
+    /* MESSAGE: every field decoded. POISON: pk/sk when they are strings
+     * (so the item can be marked), other fields as far as they decoded.
+     * msg.sequence_number and msg.approximate_creation_ms are set for
+     * every kind. */
+    struct ob_message msg;
+    int64_t size_bytes;       /* dynamodb.SizeBytes, 0 when absent */
+};
+
+/* Decodes one record. Returns OB_ERR_INVALID (with err) only when the
+ * record is not a stream record at all (no SequenceNumber or no
+ * `dynamodb` object); everything about the item is a kind, not an error.
+ * *out must be zeroed; free with ob_record_free. */
+enum ob_err ob_record_decode(const json_t *record, struct ob_record *out, struct ob_error *err);
+void ob_record_free(struct ob_record *r);
+
+/* Compares two stream sequence numbers (decimal strings of any length) as
+ * numbers: <0, 0, >0. */
+int ob_seq_compare(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,157 @@
+#include "dynamo/mark.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/codec.h"
+
+#define UNPUBLISHED "attribute_exists(pk) AND (isPublished = :f OR attribute_not_exists(isPublished))"
+
+static json_t *update_request(const char *table, const char *pk, const char *sk, const char *expression)
+{
+    return json_pack("{s:s,s:{s:{s:s},s:{s:s}},s:s,s:s,s:{s:{s:b}}}", "TableName", table, "Key", "pk", "S", pk,
+                     "sk", "S", sk, "UpdateExpression", expression, "ConditionExpression", UNPUBLISHED,
+                     "ExpressionAttributeValues", ":f", "BOOL", 0);
+}
+
+static void set_value(json_t *req, const char *name, json_t *value)
+{
+    json_object_set_new(json_object_get(req, "ExpressionAttributeValues"), name, value);
+}
+
+static json_t *number(int64_t v)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%lld", (long long)v);
+    return json_pack("{s:s}", "N", n);
+}
+
+static json_t *string(const char *s)
+{
+    return json_pack("{s:s}", "S", s);
+}
+
+static json_t *timestamp(int64_t ms)
+{
+    char iso[OB_ISO8601_LEN];
+    ob_iso8601_ms(ms, iso);
+    return string(iso);
+}
+
+/* `ttl` is a DynamoDB reserved word. */
+static void name_ttl(json_t *req)
+{
+    json_object_set_new(req, "ExpressionAttributeNames", json_pack("{s:s}", "#ttl", "ttl"));
+}
+
+json_t *ob_mark_published_request(const char *table, const char *pk, const char *sk, int64_t now_ms,
+                                  int64_t ttl_seconds)
+{
+    json_t *req = update_request(table, pk, sk,
+                                 "SET isPublished = :t, publishedAt = :now, #ttl = :ttl REMOVE lastError");
+    name_ttl(req);
+    set_value(req, ":t", json_pack("{s:b}", "BOOL", 1));
+    set_value(req, ":now", timestamp(now_ms));
+    set_value(req, ":ttl", number(now_ms / 1000 + ttl_seconds));
+    return req;
+}
+
+json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk, int64_t retry_count,
+                               const char *error)
+{
+    json_t *req = update_request(table, pk, sk, "SET retryCount = :n, lastError = :e");
+    set_value(req, ":n", number(retry_count));
+    set_value(req, ":e", string(error));
+    return req;
+}
+
+json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const char *sk, int64_t now_ms,
+                                    int64_t retry_count, const char *error, int64_t ttl_seconds)
+{
+    json_t *req;
+    if (ttl_seconds > 0) {
+        req = update_request(table, pk, sk,
+                             "SET deadLetteredAt = :now, retryCount = :n, lastError = :e, #ttl = :ttl");
+        name_ttl(req);
+        set_value(req, ":ttl", number(now_ms / 1000 + ttl_seconds));
+    } else {
+        req = update_request(table, pk, sk, "SET deadLetteredAt = :now, retryCount = :n, lastError = :e");
+    }
+    set_value(req, ":now", timestamp(now_ms));
+    set_value(req, ":n", number(retry_count));
+    set_value(req, ":e", string(error));
+    return req;
+}
+
+static const char *attr_s(const json_t *item, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(item, name), "S"));
+}
+
+static void record_states(const json_t *items, const struct ob_item_key *keys, size_t n,
+                          enum ob_item_state *states)
+{
+    size_t i;
+    const json_t *item;
+    json_array_foreach(items, i, item) {
+        const char *pk = attr_s(item, "pk"), *sk = attr_s(item, "sk");
+        if (!pk || !sk)
+            continue;
+        bool published = json_is_true(json_object_get(json_object_get(item, "isPublished"), "BOOL"));
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(keys[k].sk, sk) == 0 && strcmp(keys[k].pk, pk) == 0) {
+                states[k] = published ? OB_ITEM_PUBLISHED : OB_ITEM_UNPUBLISHED;
+                break;
+            }
+    }
+}
+
+/* One BatchGetItem of at most 100 keys, until nothing is unprocessed. */
+static enum ob_err state_chunk(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+                               const struct ob_item_key *keys, size_t n, enum ob_item_state *states,
+                               struct ob_error *err)
+{
+    json_t *key_list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(key_list, json_pack("{s:{s:s},s:{s:s}}", "pk", "S", keys[i].pk, "sk", "S", keys[i].sk));
+    json_t *request_items = json_pack("{s:{s:o,s:b,s:s}}", table, "Keys", key_list, "ConsistentRead", 1,
+                                      "ProjectionExpression", "pk, sk, isPublished");
+    enum ob_err rc = OB_OK;
+    for (int round = 0; request_items; round++) {
+        json_t *req = json_pack("{s:o}", "RequestItems", request_items);
+        json_t *resp = NULL;
+        rc = ob_ddb_call(s, d, "BatchGetItem", req, &resp, err);
+        json_decref(req);
+        request_items = NULL;
+        if (rc) {
+            ob_error_prefix(err, "BatchGetItem %s", table);
+            break;
+        }
+        record_states(json_object_get(json_object_get(resp, "Responses"), table), keys, n, states);
+        json_t *unprocessed = json_object_get(resp, "UnprocessedKeys");
+        if (json_object_size(unprocessed) > 0) {
+            request_items = json_incref(unprocessed);
+            /* Unprocessed keys mean throttling: back off before asking again. */
+            usleep((useconds_t)(round < 8 ? 25000 << round : 5000000));
+        }
+        json_decref(resp);
+    }
+    return rc;
+}
+
+enum ob_err ob_items_state(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+                           const struct ob_item_key *keys, size_t n, enum ob_item_state *states,
+                           struct ob_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        states[i] = OB_ITEM_MISSING;
+    for (size_t off = 0; off < n; off += 100) {
+        size_t chunk = n - off < 100 ? n - off : 100;
+        enum ob_err rc = state_chunk(s, d, table, keys + off, chunk, states + off, err);
+        if (rc)
+            return rc;
+    }
+    return OB_OK;
+}

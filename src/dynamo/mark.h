@@ -1,0 +1,38 @@
+/* The relay's writes to outbox items: mark published, record a failed
+ * attempt, record a dead letter; and the cold-start check of which
+ * candidates are already published. Every write is conditional on the
+ * item existing and not being published, so a late or repeated write
+ * never undoes a publication. */
+#ifndef OB_DYNAMO_MARK_H
+#define OB_DYNAMO_MARK_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dynamo/ddb.h"
+
+/* Request bodies for UpdateItem (caller owns: json_decref). */
+json_t *ob_mark_published_request(const char *table, const char *pk, const char *sk, int64_t now_ms,
+                                  int64_t ttl_seconds);
+json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk, int64_t retry_count,
+                               const char *error);
+/* ttl_seconds 0: no ttl (the item stays until an operator acts). */
+json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const char *sk, int64_t now_ms,
+                                    int64_t retry_count, const char *error, int64_t ttl_seconds);
+
+enum ob_item_state { OB_ITEM_MISSING, OB_ITEM_UNPUBLISHED, OB_ITEM_PUBLISHED };
+
+struct ob_item_key {
+    const char *pk;
+    const char *sk;
+};
+
+/* Looks up the publication state of n items with BatchGetItem (100 keys a
+ * call, strongly consistent, UnprocessedKeys retried). states[i] answers
+ * keys[i]. Keys must be distinct. */
+enum ob_err ob_items_state(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+                           const struct ob_item_key *keys, size_t n, enum ob_item_state *states,
+                           struct ob_error *err);
+
+#endif

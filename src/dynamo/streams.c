@@ -1,0 +1,217 @@
+#include "dynamo/streams.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/codec.h"
+#include "ops/clock.h"
+
+static char *dup_or_null(const char *s)
+{
+    return s ? ob_xstrdup(s) : NULL;
+}
+
+void ob_shard_list_free(struct ob_shard_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].id);
+        free(l->v[i].parent_id);
+        free(l->v[i].start_seq);
+        free(l->v[i].end_seq);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+enum ob_err ob_stream_arn(struct ob_aws_session *s, struct ob_ddb *d, const char *table, char **arn,
+                          struct ob_error *err)
+{
+    json_t *req = json_pack("{s:s}", "TableName", table);
+    json_t *resp = NULL;
+    enum ob_err rc = ob_ddb_call(s, d, "DescribeTable", req, &resp, err);
+    if (rc) {
+        ob_error_prefix(err, "DescribeTable %s", table);
+        goto out;
+    }
+    const json_t *t = json_object_get(resp, "Table");
+    const json_t *spec = json_object_get(t, "StreamSpecification");
+    const char *latest = json_string_value(json_object_get(t, "LatestStreamArn"));
+    if (!json_is_true(json_object_get(spec, "StreamEnabled")) || !latest) {
+        rc = ob_error_set(err, OB_ERR_MISMATCH,
+                          "table %s has no enabled stream; enable NEW_AND_OLD_IMAGES (outboxd init shows how)",
+                          table);
+        goto out;
+    }
+    *arn = ob_xstrdup(latest);
+out:
+    json_decref(req);
+    json_decref(resp);
+    return rc;
+}
+
+static void append_shard(struct ob_shard_list *l, const json_t *sh)
+{
+    const char *id = json_string_value(json_object_get(sh, "ShardId"));
+    if (!id)
+        return;
+    const json_t *range = json_object_get(sh, "SequenceNumberRange");
+    l->v = ob_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    struct ob_shard *x = &l->v[l->n++];
+    x->id = ob_xstrdup(id);
+    x->parent_id = dup_or_null(json_string_value(json_object_get(sh, "ParentShardId")));
+    x->start_seq = dup_or_null(json_string_value(json_object_get(range, "StartingSequenceNumber")));
+    x->end_seq = dup_or_null(json_string_value(json_object_get(range, "EndingSequenceNumber")));
+}
+
+enum ob_err ob_stream_describe(struct ob_aws_session *s, struct ob_ddb *d, const char *arn,
+                               struct ob_shard_list *out, struct ob_error *err)
+{
+    enum ob_err rc = OB_OK;
+    char *start = NULL;
+    for (;;) {
+        json_t *req = json_pack("{s:s,s:i}", "StreamArn", arn, "Limit", 100);
+        if (start)
+            json_object_set_new(req, "ExclusiveStartShardId", json_string(start));
+        json_t *resp = NULL;
+        rc = ob_streams_call(s, d, "DescribeStream", req, &resp, err);
+        json_decref(req);
+        if (rc) {
+            ob_error_prefix(err, "DescribeStream");
+            break;
+        }
+        const json_t *desc = json_object_get(resp, "StreamDescription");
+        size_t i;
+        const json_t *sh;
+        json_array_foreach(json_object_get(desc, "Shards"), i, sh)
+            append_shard(out, sh);
+        const char *next = json_string_value(json_object_get(desc, "LastEvaluatedShardId"));
+        free(start);
+        start = dup_or_null(next);
+        json_decref(resp);
+        if (!start)
+            break;
+    }
+    free(start);
+    if (rc)
+        ob_shard_list_free(out);
+    return rc;
+}
+
+enum ob_err ob_stream_iterator(struct ob_aws_session *s, struct ob_ddb *d, const char *arn, const char *shard_id,
+                               const char *type, const char *seq, char **iterator, struct ob_error *err)
+{
+    json_t *req = json_pack("{s:s,s:s,s:s}", "StreamArn", arn, "ShardId", shard_id, "ShardIteratorType", type);
+    if (seq)
+        json_object_set_new(req, "SequenceNumber", json_string(seq));
+    json_t *resp = NULL;
+    enum ob_err rc = ob_streams_call(s, d, "GetShardIterator", req, &resp, err);
+    if (rc) {
+        ob_error_prefix(err, "GetShardIterator %s %s", shard_id, type);
+        goto out;
+    }
+    const char *it = json_string_value(json_object_get(resp, "ShardIterator"));
+    if (!it) {
+        /* AWS answers without an iterator for a closed shard read past its end. */
+        *iterator = NULL;
+        goto out;
+    }
+    *iterator = ob_xstrdup(it);
+out:
+    json_decref(req);
+    json_decref(resp);
+    return rc;
+}
+
+enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, const char *iterator, int limit,
+                                  json_t **response, struct ob_error *err)
+{
+    json_t *req = json_pack("{s:s,s:i}", "ShardIterator", iterator, "Limit", limit);
+    enum ob_err rc = ob_streams_call(s, d, "GetRecords", req, response, err);
+    json_decref(req);
+    return rc;
+}
+
+void ob_checkpoint_list_free(struct ob_checkpoint_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].shard_id);
+        free(l->v[i].checkpoint);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+const char *ob_checkpoint_find(const struct ob_checkpoint_list *l, const char *shard_id)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i].shard_id, shard_id) == 0)
+            return l->v[i].checkpoint;
+    return NULL;
+}
+
+enum ob_err ob_checkpoints_load(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
+                                const char *stream_arn, struct ob_checkpoint_list *out, struct ob_error *err)
+{
+    enum ob_err rc = OB_OK;
+    json_t *start = NULL;
+    for (;;) {
+        json_t *req = json_pack("{s:s,s:b}", "TableName", lease_table, "ConsistentRead", 1);
+        if (start)
+            json_object_set(req, "ExclusiveStartKey", start);
+        json_t *resp = NULL;
+        rc = ob_ddb_call(s, d, "Scan", req, &resp, err);
+        json_decref(req);
+        if (rc) {
+            ob_error_prefix(err, "Scan %s", lease_table);
+            break;
+        }
+        size_t i;
+        const json_t *item;
+        json_array_foreach(json_object_get(resp, "Items"), i, item) {
+            const char *key = json_string_value(json_object_get(json_object_get(item, "leaseKey"), "S"));
+            const char *cp = json_string_value(json_object_get(json_object_get(item, "checkpoint"), "S"));
+            const char *arn = json_string_value(json_object_get(json_object_get(item, "streamArn"), "S"));
+            if (!key || !cp || (arn && strcmp(arn, stream_arn) != 0))
+                continue;
+            out->v = ob_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
+            out->v[out->n].shard_id = ob_xstrdup(key);
+            out->v[out->n].checkpoint = ob_xstrdup(cp);
+            out->n++;
+        }
+        json_decref(start);
+        start = json_incref(json_object_get(resp, "LastEvaluatedKey"));
+        json_decref(resp);
+        if (!start)
+            break;
+    }
+    json_decref(start);
+    if (rc)
+        ob_checkpoint_list_free(out);
+    return rc;
+}
+
+enum ob_err ob_checkpoint_write(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
+                                const char *stream_arn, const struct ob_shard *shard, const char *checkpoint,
+                                struct ob_error *err)
+{
+    char now[OB_ISO8601_LEN];
+    ob_iso8601_ms(ob_wall_ms(), now);
+    json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:{s:{s:s},s:{s:s},s:{s:s}}}", "TableName", lease_table, "Key",
+                            "leaseKey", "S", shard->id, "UpdateExpression",
+                            "SET checkpoint = :c, checkpointAt = :t, streamArn = :a", "ExpressionAttributeValues",
+                            ":c", "S", checkpoint, ":t", "S", now, ":a", "S", stream_arn);
+    if (shard->parent_id) {
+        json_object_set_new(req, "UpdateExpression",
+                            json_string("SET checkpoint = :c, checkpointAt = :t, streamArn = :a, parentShardIds = :p"));
+        json_object_set_new(json_object_get(req, "ExpressionAttributeValues"), ":p",
+                            json_pack("{s:[s]}", "SS", shard->parent_id));
+    }
+    enum ob_err rc = ob_ddb_call(s, d, "UpdateItem", req, NULL, err);
+    if (rc)
+        ob_error_prefix(err, "checkpoint of %s in %s", shard->id, lease_table);
+    json_decref(req);
+    return rc;
+}

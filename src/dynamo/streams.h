@@ -1,0 +1,73 @@
+/* DynamoDB Streams reads and the lease table's checkpoints: the stream of
+ * a table, its shards (DescribeStream, every page), iterators, records. */
+#ifndef OB_DYNAMO_STREAMS_H
+#define OB_DYNAMO_STREAMS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "dynamo/ddb.h"
+
+/* A shard as DescribeStream lists it. All strings owned. */
+struct ob_shard {
+    char *id;
+    char *parent_id;  /* NULL for a root shard */
+    char *start_seq;
+    char *end_seq;    /* NULL while the shard is open */
+};
+
+struct ob_shard_list {
+    struct ob_shard *v;
+    size_t n;
+};
+
+void ob_shard_list_free(struct ob_shard_list *l);
+
+/* The table's current stream ARN (DescribeTable LatestStreamArn). A table
+ * whose stream is disabled gives OB_ERR_MISMATCH. Caller frees *arn. */
+enum ob_err ob_stream_arn(struct ob_aws_session *s, struct ob_ddb *d, const char *table, char **arn,
+                          struct ob_error *err);
+
+/* Every shard of the stream, following LastEvaluatedShardId. *out must be
+ * zeroed; the caller frees it (ob_shard_list_free) on success. */
+enum ob_err ob_stream_describe(struct ob_aws_session *s, struct ob_ddb *d, const char *arn,
+                               struct ob_shard_list *out, struct ob_error *err);
+
+/* GetShardIterator; type "TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER",
+ * "AFTER_SEQUENCE_NUMBER" (seq required for the last two). Caller frees
+ * *iterator. */
+enum ob_err ob_stream_iterator(struct ob_aws_session *s, struct ob_ddb *d, const char *arn, const char *shard_id,
+                               const char *type, const char *seq, char **iterator, struct ob_error *err);
+
+/* GetRecords; *response is the caller's (json_decref). */
+enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, const char *iterator, int limit,
+                                  json_t **response, struct ob_error *err);
+
+/* The checkpoint of a shard that was read to its end. */
+#define OB_CHECKPOINT_SHARD_END "SHARD_END"
+
+struct ob_checkpoint {
+    char *shard_id;
+    char *checkpoint; /* a sequence number or OB_CHECKPOINT_SHARD_END */
+};
+
+struct ob_checkpoint_list {
+    struct ob_checkpoint *v;
+    size_t n;
+};
+
+void ob_checkpoint_list_free(struct ob_checkpoint_list *l);
+/* The checkpoint of shard_id in l, or NULL. */
+const char *ob_checkpoint_find(const struct ob_checkpoint_list *l, const char *shard_id);
+
+/* Every shard checkpoint of stream_arn in the lease table (Scan, all
+ * pages). *out must be zeroed; the caller frees it. */
+enum ob_err ob_checkpoints_load(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
+                                const char *stream_arn, struct ob_checkpoint_list *out, struct ob_error *err);
+
+/* Records a shard's checkpoint in the lease table. */
+enum ob_err ob_checkpoint_write(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
+                                const char *stream_arn, const struct ob_shard *shard, const char *checkpoint,
+                                struct ob_error *err);
+
+#endif

@@ -1,0 +1,380 @@
+/* The supervisor on the main thread: startup checks, the routing (sinks
+ * and routes, replaced on SIGHUP), the coordinator and the operations
+ * server, then signals until a graceful stop. */
+#include "relay/relay.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "dynamo/table.h"
+#include "ops/clock.h"
+#include "ops/http_server.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "ops/notify.h"
+#include "relay/relay_internal.h"
+
+void ob_relay_wake(struct ob_relay *r)
+{
+    pthread_mutex_lock(&r->lock);
+    pthread_cond_broadcast(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- routing -------------------------------------------------------------- */
+
+static void routing_destroy(struct ob_routing *rt)
+{
+    for (size_t i = 0; i < rt->cfg->n_sinks; i++) {
+        if (!rt->sinks[i])
+            continue;
+        struct ob_error err;
+        if (ob_sink_flush(rt->sinks[i], &err))
+            ob_log_warn("sink %s: flush on close: %s", rt->sinks[i]->name, err.msg);
+        ob_sink_destroy(rt->sinks[i]);
+    }
+    free(rt->sinks);
+    free(rt->health);
+    ob_config_free(rt->cfg);
+    free(rt);
+}
+
+static void sink_labels(struct ob_buf *b, const char *name)
+{
+    ob_buf_reset(b);
+    ob_buf_puts(b, "sink=\"");
+    ob_metrics_escape(b, name);
+    ob_buf_putc(b, '"');
+}
+
+/* Creates every sink of cfg (taken over). The caller owns *out. */
+static enum ob_err routing_create(struct ob_config *cfg, struct ob_routing **out, struct ob_error *err)
+{
+    struct ob_routing *rt = ob_xcalloc(1, sizeof *rt);
+    atomic_init(&rt->refs, 1);
+    rt->cfg = cfg;
+    rt->sinks = ob_xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *rt->sinks);
+    rt->health = ob_xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *rt->health);
+    struct ob_sink_context ctx = { .table = cfg->table.name };
+    struct ob_buf l = { 0 };
+    enum ob_err rc = OB_OK;
+    for (size_t i = 0; i < cfg->n_sinks; i++) {
+        rc = ob_sink_create(&cfg->sinks[i], &ctx, &rt->sinks[i], err);
+        if (rc) {
+            ob_error_prefix(err, "sink %s (%s)", cfg->sinks[i].name, cfg->sinks[i].type);
+            goto out;
+        }
+        struct ob_sink_health *h = &rt->health[i];
+        atomic_init(&h->consecutive_retry, 0);
+        atomic_init(&h->up, true);
+        sink_labels(&l, cfg->sinks[i].name);
+        h->up_gauge = ob_metric_series("outboxd_sink_up", l.data);
+        h->delivered = ob_metric_series("outboxd_messages_delivered_total", l.data);
+        h->failed = ob_metric_series("outboxd_messages_failed_total", l.data);
+        h->latency = ob_metric_series("outboxd_delivery_latency_seconds", l.data);
+        ob_metric_set(h->up_gauge, 1);
+        if (cfg->relay.dead_letter_sink && strcmp(cfg->relay.dead_letter_sink, cfg->sinks[i].name) == 0) {
+            rt->dead_letter = rt->sinks[i];
+            rt->dead_letter_health = h;
+        }
+    }
+out:
+    ob_buf_free(&l);
+    if (rc) {
+        routing_destroy(rt);
+        return rc;
+    }
+    *out = rt;
+    return OB_OK;
+}
+
+struct ob_routing *ob_routing_get(struct ob_relay *r)
+{
+    pthread_mutex_lock(&r->routing_lock);
+    struct ob_routing *rt = r->routing;
+    atomic_fetch_add(&rt->refs, 1);
+    pthread_mutex_unlock(&r->routing_lock);
+    return rt;
+}
+
+void ob_routing_put(struct ob_routing *rt)
+{
+    if (rt && atomic_fetch_sub(&rt->refs, 1) == 1)
+        routing_destroy(rt);
+}
+
+/* ---- SIGHUP ---------------------------------------------------------------- */
+
+static void warn_restart_needed(const struct ob_config *old, const struct ob_config *neu)
+{
+    if (strcmp(old->table.name, neu->table.name) != 0 || strcmp(old->leases.table, neu->leases.table) != 0 ||
+        old->relay.ordering != neu->relay.ordering || old->relay.max_in_flight != neu->relay.max_in_flight ||
+        old->stream.batch_size != neu->stream.batch_size ||
+        old->stream.poll_interval_ms != neu->stream.poll_interval_ms)
+        ob_log_warn("reload: table, lease, stream and relay settings take effect on restart; "
+                    "sinks, routes, cloudevents and log level were reloaded");
+}
+
+static void reload(struct ob_relay *r)
+{
+    ob_notify_reloading();
+    struct ob_config *cfg = NULL;
+    struct ob_config_diag diag = { 0 };
+    if (ob_config_load(r->cfg->path, &cfg, &diag)) {
+        for (size_t i = 0; i < diag.n; i++)
+            ob_log_error("%s", diag.lines[i]);
+        ob_log_error("reload: %s has errors; keeping the running configuration", r->cfg->path);
+        ob_config_diag_free(&diag);
+        goto out;
+    }
+    struct ob_routing *rt;
+    struct ob_error err;
+    warn_restart_needed(r->cfg, cfg);
+    enum ob_log_level level = cfg->log.level;
+    enum ob_log_format format = cfg->log.format;
+    if (routing_create(cfg, &rt, &err)) {
+        ob_log_error("reload: %s; keeping the running configuration", err.msg);
+        goto out;
+    }
+    pthread_mutex_lock(&r->routing_lock);
+    struct ob_routing *old = r->routing;
+    r->routing = rt;
+    pthread_mutex_unlock(&r->routing_lock);
+    ob_routing_put(old);
+    ob_log_setup((enum ob_log_severity)level, format == OB_LOG_JSON);
+    ob_log_info("reloaded %s: %zu sinks, %zu routes", r->cfg->path, rt->cfg->n_sinks, rt->cfg->n_routes);
+out:
+    ob_notify_ready(NULL);
+}
+
+/* ---- readiness ------------------------------------------------------------- */
+
+static bool ready(void *ctx, struct ob_buf *why)
+{
+    struct ob_relay *r = ctx;
+    if (atomic_load(&r->stopping)) {
+        ob_buf_puts(why, "stopping\n");
+        return false;
+    }
+    if (!atomic_load(&r->discovered)) {
+        ob_buf_puts(why, "the stream's shards are not listed yet\n");
+        return false;
+    }
+    struct ob_routing *rt = ob_routing_get(r);
+    bool ok = true;
+    for (size_t i = 0; i < rt->cfg->n_sinks; i++)
+        if (!atomic_load(&rt->health[i].up)) {
+            ob_buf_printf(why, "sink %s is down\n", rt->cfg->sinks[i].name);
+            ok = false;
+        }
+    ob_routing_put(rt);
+    return ok;
+}
+
+/* ---- startup and the signal loop ------------------------------------------ */
+
+static enum ob_err prepare_tables(struct ob_relay *r, struct ob_error *err)
+{
+    const struct ob_config *cfg = r->cfg;
+    struct ob_aws_session *s = ob_ddb_session(r->ddb);
+    enum ob_table_outcome outcome;
+    enum ob_err rc = OB_OK;
+    if (cfg->table.create_if_not_exists) {
+        struct ob_table_spec spec = { .name = cfg->table.name,
+                                      .provisioned = cfg->table.billing_mode == OB_BILLING_PROVISIONED,
+                                      .read_capacity = cfg->table.read_capacity,
+                                      .write_capacity = cfg->table.write_capacity };
+        rc = ob_table_ensure_outbox(s, r->ddb, &spec, &outcome, err);
+        if (rc) {
+            ob_error_prefix(err, "outbox table %s", cfg->table.name);
+            goto out;
+        }
+    }
+    rc = ob_stream_arn(s, r->ddb, cfg->table.name, &r->stream_arn, err);
+    if (rc) {
+        if (rc == OB_ERR_NOT_FOUND)
+            ob_error_set(err, rc, "table %s does not exist; create it with `outboxd init` or set "
+                                  "table.create_if_not_exists", cfg->table.name);
+        goto out;
+    }
+    /* The lease table is outboxd's own: create it when missing. */
+    struct ob_table_spec leases = { .name = cfg->leases.table };
+    rc = ob_table_ensure_leases(s, r->ddb, &leases, &outcome, err);
+    if (rc) {
+        ob_error_prefix(err, "lease table %s", cfg->leases.table);
+        goto out;
+    }
+    if (outcome == OB_TABLE_CREATED)
+        ob_log_info("created the lease table %s", cfg->leases.table);
+out:
+    ob_aws_session_destroy(s);
+    return rc;
+}
+
+static void status_line(struct ob_relay *r, const char *state)
+{
+    pthread_mutex_lock(&r->lock);
+    int shards = r->workers_running;
+    pthread_mutex_unlock(&r->lock);
+    ob_notify_status("%s: %d shards read, %.0f records read", state, shards,
+                     ob_metric_get(ob_metric_series("outboxd_stream_records_read_total", "")));
+}
+
+/* Waits for SIGTERM/SIGINT, reloading on SIGHUP. */
+static void signal_loop(struct ob_relay *r, const sigset_t *set)
+{
+    int64_t watchdog_us = ob_notify_watchdog_interval_us();
+    int64_t tick_ms = watchdog_us > 0 && watchdog_us / 1000 < 5000 ? watchdog_us / 1000 : 5000;
+    if (tick_ms < 10)
+        tick_ms = 10;
+    bool announced = false;
+    for (;;) {
+        struct timespec ts = { .tv_sec = tick_ms / 1000, .tv_nsec = (tick_ms % 1000) * 1000000 };
+        if (!announced && atomic_load(&r->discovered)) {
+            ob_notify_ready("reading the stream");
+            ob_log_info("reading the stream of %s", r->cfg->table.name);
+            announced = true;
+        } else if (!announced) {
+            ts.tv_sec = 0;
+            ts.tv_nsec = 50000000;
+        }
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (watchdog_us > 0)
+            ob_notify_watchdog();
+        if (sig == SIGHUP) {
+            ob_log_info("SIGHUP: reloading %s", r->cfg->path);
+            reload(r);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            ob_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            return;
+        } else if (sig < 0 && errno != EAGAIN && errno != EINTR) {
+            ob_log_error("waiting for signals: %s", strerror(errno));
+            return;
+        }
+        if (announced)
+            status_line(r, "running");
+    }
+}
+
+/* Stops the coordinator (which stops and joins the workers), waiting at
+ * most shutdown_timeout for in-flight messages. */
+static void stop(struct ob_relay *r, pthread_t coordinator)
+{
+    int64_t timeout = r->cfg->relay.shutdown_timeout_ms;
+    /* Workers stop draining early enough to checkpoint and exit in time. */
+    int64_t drain = timeout > 4000 ? timeout - 2000 : timeout / 2;
+    atomic_store(&r->stop_deadline_ms, ob_mono_ms() + drain);
+    atomic_store(&r->stopping, true);
+    ob_notify_stopping();
+    ob_relay_wake(r);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout / 1000;
+    ts.tv_nsec += (timeout % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    int e = pthread_timedjoin_np(coordinator, NULL, &ts);
+    if (e == ETIMEDOUT) {
+        ob_log_error("shutdown_timeout (%lld ms) passed with work still in flight; exiting, undelivered "
+                     "messages are read again on restart", (long long)timeout);
+        fflush(NULL);
+        _exit(0);
+    }
+}
+
+enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
+{
+    struct ob_relay r = { .cfg = cfg };
+    struct ob_http_server *http = NULL;
+    struct ob_config *routing_cfg = NULL;
+    struct ob_config_diag diag = { 0 };
+    bool coordinator_started = false;
+    pthread_t coordinator;
+    enum ob_err rc;
+
+    pthread_mutex_init(&r.lock, NULL);
+    pthread_cond_init(&r.wake, NULL);
+    pthread_mutex_init(&r.routing_lock, NULL);
+    r.started_wall_ms = ob_wall_ms();
+    srandom((unsigned)(ob_wall_ms() ^ getpid()));
+
+    /* Signals go to the main thread's sigtimedwait only. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct ob_ddb_options opt = {
+        .region = cfg->aws.region, .endpoint = cfg->aws.endpoint, .streams_endpoint = cfg->aws.streams_endpoint,
+        .access_key_id = cfg->aws.access_key_id, .secret_access_key = cfg->aws.secret_access_key,
+        .session_token = cfg->aws.session_token, .profile = cfg->aws.profile,
+        .max_attempts = cfg->aws.max_attempts, .retry_base_delay_ms = cfg->aws.retry_base_delay_ms,
+        .retry_max_delay_ms = cfg->aws.retry_max_delay_ms, .connect_timeout_ms = cfg->aws.connect_timeout_ms,
+        .request_timeout_ms = cfg->aws.request_timeout_ms, .max_connections = cfg->aws.max_connections,
+    };
+    rc = ob_ddb_open(&opt, &r.ddb, err);
+    if (rc)
+        goto out;
+
+    /* The routing owns a config of its own so that SIGHUP can replace it. */
+    rc = ob_config_load(cfg->path, &routing_cfg, &diag);
+    if (rc) {
+        ob_error_set(err, OB_ERR_CONFIG, "%s", diag.n ? diag.lines[0] : "cannot reload the configuration");
+        goto out;
+    }
+    rc = routing_create(routing_cfg, &r.routing, err);
+    routing_cfg = NULL; /* the routing's now, freed with it even on failure */
+    if (rc)
+        goto out;
+
+    rc = prepare_tables(&r, err);
+    if (rc)
+        goto out;
+
+    if (cfg->metrics.listen) {
+        struct ob_http_routes routes = { .ready = ready, .ready_ctx = &r };
+        rc = ob_http_server_start(cfg->metrics.listen, &routes, &http, err);
+        if (rc)
+            goto out;
+        ob_log_info("metrics on http://%s/metrics", cfg->metrics.listen);
+    }
+
+    int e = pthread_create(&coordinator, NULL, ob_coordinator_main, &r);
+    if (e) {
+        rc = ob_error_set(err, OB_ERR_INTERNAL, "starting the coordinator: %s", strerror(e));
+        goto out;
+    }
+    coordinator_started = true;
+    signal_loop(&r, &set);
+    stop(&r, coordinator);
+    coordinator_started = false;
+    ob_log_info("stopped");
+out:
+    if (coordinator_started) {
+        atomic_store(&r.stopping, true);
+        ob_relay_wake(&r);
+        pthread_join(coordinator, NULL);
+    }
+    ob_http_server_stop(http);
+    if (r.routing)
+        ob_routing_put(r.routing);
+    ob_config_free(routing_cfg);
+    ob_config_diag_free(&diag);
+    free(r.stream_arn);
+    ob_ddb_close(r.ddb);
+    pthread_mutex_destroy(&r.routing_lock);
+    pthread_cond_destroy(&r.wake);
+    pthread_mutex_destroy(&r.lock);
+    return rc;
+}

@@ -1,0 +1,85 @@
+/* State shared by the relay's threads. */
+#ifndef OB_RELAY_INTERNAL_H
+#define OB_RELAY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "dynamo/ddb.h"
+#include "dynamo/streams.h"
+#include "sinks/sink.h"
+
+struct ob_metric_series;
+
+/* Whether a sink answers: a run of retriable failures across every worker
+ * marks it down; while it is down its retriable failures do not count
+ * toward relay.max_attempts (SPEC §3). */
+struct ob_sink_health {
+    atomic_int consecutive_retry;
+    atomic_bool up;
+    struct ob_metric_series *up_gauge, *delivered, *failed, *latency;
+};
+
+/* What SIGHUP replaces: the config's routes, sinks and CloudEvents source.
+ * Reference-counted: a worker holds it for one wave; the last holder
+ * flushes and destroys the sinks. */
+struct ob_routing {
+    atomic_int refs;
+    struct ob_config *cfg;           /* owned */
+    struct ob_sink **sinks;          /* cfg->sinks order, owned */
+    struct ob_sink_health *health;   /* one per sink */
+    struct ob_sink *dead_letter;     /* one of sinks, or NULL */
+    struct ob_sink_health *dead_letter_health;
+};
+
+struct ob_relay {
+    const struct ob_config *cfg;     /* startup config: table, stream, relay settings */
+    struct ob_ddb *ddb;
+    char *stream_arn;
+    int64_t started_wall_ms;
+
+    pthread_mutex_t routing_lock;
+    struct ob_routing *routing;
+
+    atomic_bool stopping;
+    atomic_llong stop_deadline_ms;   /* monotonic; workers give up draining after it */
+    atomic_bool sweep_needed;        /* stream data was trimmed before it was read */
+    atomic_bool discovered;          /* the first DescribeStream succeeded */
+
+    /* Wakes the coordinator (a worker finished, stop requested). */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int workers_running;
+};
+
+struct ob_routing *ob_routing_get(struct ob_relay *r);
+void ob_routing_put(struct ob_routing *rt);
+void ob_relay_wake(struct ob_relay *r);
+
+/* One shard's reader: its own thread, session, window and checkpoint. */
+struct ob_shard_worker;
+
+struct ob_shard_start {
+    const char *iterator_type;       /* TRIM_HORIZON, LATEST, AFTER_SEQUENCE_NUMBER */
+    const char *seq;                 /* for AFTER_SEQUENCE_NUMBER */
+    bool cold;                       /* check candidates' state before delivering */
+};
+
+/* Starts the worker of `shard` (copied). The coordinator owns it. */
+enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *shard,
+                                  const struct ob_shard_start *start, struct ob_shard_worker **out,
+                                  struct ob_error *err);
+/* Asks the worker to stop: no more reading; deliver what was read until
+ * the relay's stop deadline; checkpoint. */
+void ob_shard_worker_stop(struct ob_shard_worker *w);
+bool ob_shard_worker_finished(struct ob_shard_worker *w);
+/* Joins and frees. Returns true when the shard was read to its end. */
+bool ob_shard_worker_join(struct ob_shard_worker *w);
+
+/* The coordinator thread's body. */
+void *ob_coordinator_main(void *relay);
+
+#endif

@@ -1,0 +1,173 @@
+#include "relay/window.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+
+/* FNV-1a; 0 is kept free as the empty slot of the seen set. */
+static uint64_t key_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; s && *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h ? h : 1;
+}
+
+void ob_window_init(struct ob_window *w, enum ob_ordering ordering)
+{
+    memset(w, 0, sizeof *w);
+    w->ordering = ordering;
+}
+
+static void entry_free(struct ob_entry *e)
+{
+    ob_record_free(&e->rec);
+    free(e->last_error);
+}
+
+void ob_window_free(struct ob_window *w)
+{
+    for (size_t i = w->head; i < w->len; i++)
+        entry_free(&w->v[i]);
+    free(w->v);
+    free(w->seen);
+    memset(w, 0, sizeof *w);
+}
+
+struct ob_entry *ob_window_push(struct ob_window *w, struct ob_record *rec, int64_t now_ms)
+{
+    if (w->len == w->cap) {
+        if (w->head > 0) {
+            memmove(w->v, w->v + w->head, (w->len - w->head) * sizeof *w->v);
+            w->len -= w->head;
+            w->head = 0;
+        }
+        if (w->len == w->cap) {
+            w->cap = w->cap ? w->cap * 2 : 256;
+            w->v = ob_xrealloc(w->v, w->cap * sizeof *w->v);
+        }
+    }
+    struct ob_entry *e = &w->v[w->len++];
+    memset(e, 0, sizeof *e);
+    e->rec = *rec;
+    memset(rec, 0, sizeof *rec);
+    e->key_hash = key_hash(e->rec.msg.pk);
+    e->read_at_ms = now_ms;
+    e->next_at_ms = now_ms;
+    switch (e->rec.kind) {
+    case OB_RECORD_MESSAGE: e->state = OB_ENTRY_PENDING; break;
+    case OB_RECORD_POISON: e->state = OB_ENTRY_DEAD; break;
+    default: e->state = OB_ENTRY_DONE; break;
+    }
+    if (e->state != OB_ENTRY_DONE)
+        w->undone++;
+    return e;
+}
+
+void ob_window_set_state(struct ob_window *w, struct ob_entry *e, enum ob_entry_state state)
+{
+    if (e->state != OB_ENTRY_DONE && state == OB_ENTRY_DONE)
+        w->undone--;
+    else if (e->state == OB_ENTRY_DONE && state != OB_ENTRY_DONE)
+        w->undone++;
+    e->state = state;
+}
+
+static bool undelivered(const struct ob_entry *e)
+{
+    return e->state == OB_ENTRY_PENDING || e->state == OB_ENTRY_DEAD;
+}
+
+/* Inserts h into the open-addressed seen set; false when it was there. */
+static bool seen_insert(struct ob_window *w, uint64_t h)
+{
+    size_t mask = w->seen_cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        if (w->seen[i] == h)
+            return false;
+        if (w->seen[i] == 0) {
+            w->seen[i] = h;
+            return true;
+        }
+    }
+}
+
+static void seen_reset(struct ob_window *w)
+{
+    size_t need = 16;
+    while (need < 2 * w->undone + 2)
+        need *= 2;
+    if (need > w->seen_cap) {
+        free(w->seen);
+        w->seen = ob_xmalloc(need * sizeof *w->seen);
+        w->seen_cap = need;
+    }
+    memset(w->seen, 0, w->seen_cap * sizeof *w->seen);
+}
+
+/* Two keys may share a hash: they then wait for each other, which keeps
+ * order and costs at most some parallelism. */
+size_t ob_window_ready(struct ob_window *w, int64_t now_ms, struct ob_entry **out, size_t max)
+{
+    size_t n = 0, waiting = 0;
+    if (w->ordering == OB_ORDER_KEY)
+        seen_reset(w);
+    for (size_t i = w->head; i < w->len && n < max && waiting < w->undone; i++) {
+        struct ob_entry *e = &w->v[i];
+        if (e->state == OB_ENTRY_DONE)
+            continue;
+        waiting++;
+        if (!undelivered(e))
+            continue;
+        bool first = true;
+        if (w->ordering == OB_ORDER_KEY)
+            first = seen_insert(w, e->key_hash);
+        if (first && e->next_at_ms <= now_ms)
+            out[n++] = e;
+        if (w->ordering == OB_ORDER_SHARD)
+            break;
+    }
+    return n;
+}
+
+size_t ob_window_acked(struct ob_window *w, int64_t now_ms, struct ob_entry **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = w->head; i < w->len && n < max; i++) {
+        struct ob_entry *e = &w->v[i];
+        if (e->state == OB_ENTRY_ACKED && e->next_at_ms <= now_ms)
+            out[n++] = e;
+    }
+    return n;
+}
+
+int64_t ob_window_next_due(const struct ob_window *w, int64_t now_ms)
+{
+    int64_t due = INT64_MAX;
+    for (size_t i = w->head; i < w->len; i++) {
+        const struct ob_entry *e = &w->v[i];
+        if (e->state != OB_ENTRY_DONE && e->next_at_ms > now_ms && e->next_at_ms < due)
+            due = e->next_at_ms;
+    }
+    return due;
+}
+
+bool ob_window_advance(struct ob_window *w, char *seq, size_t cap)
+{
+    bool moved = false;
+    while (w->head < w->len && w->v[w->head].state == OB_ENTRY_DONE) {
+        struct ob_entry *e = &w->v[w->head++];
+        const char *s = e->rec.msg.sequence_number;
+        if (s && strlen(s) < cap) {
+            strcpy(seq, s);
+            moved = true;
+        }
+        entry_free(e);
+    }
+    if (w->head == w->len)
+        w->head = w->len = 0;
+    return moved;
+}

@@ -1,0 +1,27 @@
+/* Helpers shared by the sinks: results, and the JSON-lines writers
+ * (stdout, file). Not part of the sink interface (sink.h). */
+#ifndef OB_SINKS_COMMON_H
+#define OB_SINKS_COMMON_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "sinks/sink.h"
+
+/* Sets d's result and, for anything but ACK, its error text (truncated
+ * to fit). Callers must not format secrets into it. */
+void ob_delivery_set(struct ob_delivery *d, enum ob_delivery_result result, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Appends d's structured CloudEvent and a newline to out. */
+void ob_delivery_json_line(struct ob_buf *out, const struct ob_delivery *d);
+
+/* write(2) until all of p is written, retrying EINTR and short writes.
+ * 0, or the errno of the failed write. */
+int ob_write_all(int fd, const void *p, size_t n);
+
+/* fsync(2) that accepts descriptors which cannot be synced (pipes,
+ * terminals, /dev/null): 0, or the errno of a real failure. */
+int ob_fsync_if_supported(int fd);
+
+#endif

@@ -1,0 +1,84 @@
+/* The table of sinks and the wrappers the relay calls. */
+#include "sinks/sink.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+
+extern const struct ob_sink_ops ob_stdout_sink_ops;
+extern const struct ob_sink_ops ob_file_sink_ops;
+extern const struct ob_sink_ops ob_http_sink_ops;
+
+/* Every sink this build has: a new sink is one line here. */
+static const struct ob_sink_ops *const sink_table[] = {
+    &ob_stdout_sink_ops,
+    &ob_file_sink_ops,
+    &ob_http_sink_ops,
+};
+
+const struct ob_sink_ops *ob_sink_ops_find(const char *type)
+{
+    for (size_t i = 0; i < sizeof sink_table / sizeof sink_table[0]; i++)
+        if (strcmp(sink_table[i]->type, type) == 0)
+            return sink_table[i];
+    return NULL;
+}
+
+enum ob_err ob_sink_create(const struct ob_config_sink *cfg, const struct ob_sink_context *ctx, struct ob_sink **out,
+                           struct ob_error *err)
+{
+    *out = NULL;
+    const struct ob_sink_ops *ops = ob_sink_ops_find(cfg->type);
+    if (!ops)
+        return ob_error_set(err, OB_ERR_CONFIG, "sink '%s': type '%s' is not available in this build", cfg->name,
+                            cfg->type);
+    void *state = NULL;
+    enum ob_err rc = ops->create(cfg, ctx, &state, err);
+    if (rc) {
+        ob_error_prefix(err, "sink '%s'", cfg->name);
+        return rc;
+    }
+    struct ob_sink *s = ob_xcalloc(1, sizeof *s);
+    s->ops = ops;
+    s->state = state;
+    s->name = ob_xstrdup(cfg->name);
+    *out = s;
+    return OB_OK;
+}
+
+void ob_sink_publish(struct ob_sink *s, struct ob_delivery *batch, size_t n)
+{
+    /* Sinks only write results that differ from a clean ACK. */
+    for (size_t i = 0; i < n; i++) {
+        batch[i].result = OB_DELIVERY_ACK;
+        batch[i].error[0] = '\0';
+    }
+    if (n > 0)
+        s->ops->publish(s->state, batch, n);
+}
+
+enum ob_err ob_sink_flush(struct ob_sink *s, struct ob_error *err)
+{
+    if (!s->ops->flush)
+        return OB_OK;
+    enum ob_err rc = s->ops->flush(s->state, err);
+    if (rc)
+        ob_error_prefix(err, "sink '%s'", s->name);
+    return rc;
+}
+
+void ob_sink_reopen(struct ob_sink *s)
+{
+    if (s->ops->reopen)
+        s->ops->reopen(s->state);
+}
+
+void ob_sink_destroy(struct ob_sink *s)
+{
+    if (!s)
+        return;
+    s->ops->destroy(s->state);
+    free(s->name);
+    free(s);
+}

@@ -1,0 +1,71 @@
+/* The one sink interface. A sink is created from its config section,
+ * shared by every shard worker (thread-safe), and publishes a batch of
+ * deliveries with a result for each. Adding a sink: one file under
+ * sinks/ defining a `const struct ob_sink_ops`, one line in the table of
+ * sinks/sink.c. */
+#ifndef OB_SINKS_SINK_H
+#define OB_SINKS_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/cloudevents.h"
+#include "core/config.h"
+#include "outboxd/error.h"
+#include "outboxd/message.h"
+
+enum ob_delivery_result {
+    OB_DELIVERY_ACK,     /* the broker has it */
+    OB_DELIVERY_RETRY,   /* retriable: network, timeout, 408/429/5xx, broker unavailable */
+    OB_DELIVERY_REJECT,  /* the broker refused this message: 4xx, too large, invalid */
+};
+
+struct ob_delivery {
+    /* Inputs, borrowed for the duration of publish. */
+    const struct ob_message *msg;
+    const struct ob_ce *ce;
+    const char *destination;    /* expanded route template, NULL: the sink's own */
+    const char *error_info;     /* dead-letter deliveries: the reason, else NULL */
+    /* Outputs. */
+    enum ob_delivery_result result;
+    char error[512];            /* why, when not ACK; never contains secrets */
+};
+
+/* What a sink may need besides its own section. */
+struct ob_sink_context {
+    const char *table;          /* for {table} in templates */
+};
+
+struct ob_sink_ops {
+    const char *type;           /* the config `type` */
+    /* Creates the sink's state from its section. Connection problems are
+     * not errors here (the broker may come up later); bad settings are. */
+    enum ob_err (*create)(const struct ob_config_sink *cfg, const struct ob_sink_context *ctx, void **state,
+                          struct ob_error *err);
+    /* Delivers every element of batch, concurrently where the broker
+     * allows, and sets each result. Called from several threads at once. */
+    void (*publish)(void *state, struct ob_delivery *batch, size_t n);
+    /* Makes what publish acknowledged durable (fsync, producer flush). NULL: nothing to do. */
+    enum ob_err (*flush)(void *state, struct ob_error *err);
+    /* SIGHUP: reopen files. NULL: nothing to do. */
+    void (*reopen)(void *state);
+    void (*destroy)(void *state);
+};
+
+struct ob_sink {
+    const struct ob_sink_ops *ops;
+    void *state;
+    char *name;
+};
+
+/* Creates the sink of a config section. The caller owns *out (ob_sink_destroy). */
+enum ob_err ob_sink_create(const struct ob_config_sink *cfg, const struct ob_sink_context *ctx, struct ob_sink **out,
+                           struct ob_error *err);
+void ob_sink_publish(struct ob_sink *s, struct ob_delivery *batch, size_t n);
+enum ob_err ob_sink_flush(struct ob_sink *s, struct ob_error *err);
+void ob_sink_reopen(struct ob_sink *s);
+void ob_sink_destroy(struct ob_sink *s);
+/* The ops of a type, NULL for a type this build has no sink for yet. */
+const struct ob_sink_ops *ob_sink_ops_find(const char *type);
+
+#endif

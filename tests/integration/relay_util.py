@@ -1,0 +1,163 @@
+"""Pieces the relay tests share: tables, configs, producers, checks on what arrived."""
+
+import json
+import subprocess
+import time
+import urllib.request
+from collections import defaultdict
+
+from harness.util import free_port
+from outboxd_config import tool, tool_env
+
+
+def create_outbox_table(ddb, name):
+    c = ddb.client()
+    c.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                   AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                         {"AttributeName": "sk", "AttributeType": "S"}],
+                   KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                              {"AttributeName": "sk", "KeyType": "RANGE"}],
+                   StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    return name
+
+
+def relay_config(endpoint, table, sinks, extra="", metrics_port=None, poll="100ms", max_in_flight=16,
+                 log_level="info", log_format="text", default_sink=None, ttl_seconds=604800):
+    """Config text for `outboxd run`: sinks is YAML text of the `sinks:` list items."""
+    text = f"""\
+aws:
+  region: us-east-1
+  endpoint: {endpoint}
+  access_key_id: AKIDTEST
+  secret_access_key: testsecret
+  retry_base_delay: 10ms
+table:
+  name: {table}
+  ttl_seconds: {ttl_seconds}
+stream:
+  poll_interval: {poll}
+relay:
+  max_in_flight: {max_in_flight}
+  backoff: {{ initial: 50ms, max: 1s }}
+  shutdown_timeout: 20s
+log:
+  level: {log_level}
+  format: {log_format}
+sinks:
+{sinks}
+"""
+    if default_sink:
+        text += f"default_sink: {default_sink}\n"
+    if metrics_port:
+        text += f"metrics:\n  listen: 127.0.0.1:{metrics_port}\n"
+    return text + extra
+
+
+def http_sink(name, url, extra=""):
+    return f"  - name: {name}\n    type: http\n    url: {url}\n{extra}"
+
+
+def produce(endpoint, table, count, keys, threads=8, payload_bytes=16, rate=0, ids=False, timeout=600):
+    """Writes count messages over keys with the producer API (tests/tools/produce.c).
+
+    Returns the list of (id, pk, n, written_ms) when ids, else the summary dict."""
+    env = tool_env()
+    if ids:
+        env["PRODUCE_IDS"] = "1"
+    p = subprocess.run([tool("produce"), endpoint, table, str(count), str(keys), str(threads),
+                        str(payload_bytes), str(rate)], capture_output=True, text=True, env=env,
+                       timeout=timeout)
+    assert p.returncode == 0, p.stderr
+    if ids:
+        rows = []
+        for line in p.stdout.splitlines():
+            i, pk, n, ms = line.split()
+            rows.append((i, pk, int(n), int(ms)))
+        return rows
+    return json.loads(p.stderr.strip().splitlines()[-1])
+
+
+def spawn_producer(endpoint, table, count, keys, threads=8, rate=0):
+    return subprocess.Popen([tool("produce"), endpoint, table, str(count), str(keys), str(threads), "16",
+                             str(rate)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=tool_env())
+
+
+def wait_until(pred, timeout, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
+def http_messages(receiver):
+    """(key, n, message id) of every 2xx-answered request, in arrival order."""
+    out = []
+    for r in receiver.accepted():
+        body = json.loads(r.body)
+        out.append((body["key"], body["n"], r.headers["ce-id"]))
+    return out
+
+
+def check_per_key_order(messages):
+    """Every key's n values arrive in increasing order (duplicates may repeat an earlier n
+    only right after a restart, which check_exactly_once counts). Returns the violations."""
+    last = {}
+    bad = []
+    for key, n, _ in messages:
+        if key in last and n < last[key]:
+            bad.append((key, last[key], n))
+        last[key] = max(n, last.get(key, -1))
+    return bad
+
+
+def check_strict_order(messages):
+    """Each key's messages arrive exactly as 0, 1, 2, ... with no repeats."""
+    seen = defaultdict(list)
+    for key, n, _ in messages:
+        seen[key].append(n)
+    return {k: v for k, v in seen.items() if v != list(range(len(v)))}
+
+
+def duplicates(messages):
+    counts = defaultdict(int)
+    for _, _, i in messages:
+        counts[i] += 1
+    return sum(c - 1 for c in counts.values())
+
+
+def scan_items(ddb, table):
+    c = ddb.client()
+    items, kw = [], {}
+    while True:
+        page = c.scan(TableName=table, ConsistentRead=True, **kw)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def metrics_text(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def metric_samples(port):
+    """{(name, frozenset(labels.items())): value} parsed by prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+    out = {}
+    for fam in text_string_to_metric_families(metrics_text(port)):
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def metric(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+__all__ = ["create_outbox_table", "relay_config", "http_sink", "produce", "spawn_producer", "wait_until",
+           "http_messages", "check_per_key_order", "check_strict_order", "duplicates", "scan_items",
+           "metrics_text", "metric_samples", "metric", "free_port"]

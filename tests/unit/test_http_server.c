@@ -1,0 +1,528 @@
+/* The operations HTTP server: routes, HTTP/1.x framing, limits, and that
+ * it stops promptly whatever its clients do. Clients here are plain
+ * blocking sockets with a receive timeout, so a hung server fails a test
+ * instead of hanging it. */
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ops/http_server.h"
+#include "ops/metrics.h"
+
+struct readiness {
+    bool ready;
+    const char *why;
+};
+
+static bool ready_cb(void *ctx, struct ob_buf *why)
+{
+    const struct readiness *r = ctx;
+    if (!r->ready && r->why)
+        ob_buf_puts(why, r->why);
+    return r->ready;
+}
+
+static struct ob_http_server *start(struct readiness *r)
+{
+    struct ob_http_routes routes = { .ready = ready_cb, .ready_ctx = r };
+    struct ob_http_server *srv = NULL;
+    struct ob_error err = { 0 };
+    if (ob_http_server_start("127.0.0.1:0", &routes, &srv, &err) != OB_OK) {
+        fprintf(stderr, "start: %s\n", err.msg);
+        return NULL;
+    }
+    return srv;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = { .tv_sec = 10 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool send_all(int fd, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return false;
+        s += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool send_str(int fd, const char *s)
+{
+    return send_all(fd, s, strlen(s));
+}
+
+/* One response: the head byte by byte (so nothing of the next response is
+ * consumed), then Content-Length bytes unless it answers a HEAD. NULL on
+ * EOF or timeout. The caller frees it. */
+static char *read_response(int fd, bool head_request)
+{
+    struct ob_buf b = { 0 };
+    char ch;
+    while (!(b.len >= 4 && memcmp(b.data + b.len - 4, "\r\n\r\n", 4) == 0)) {
+        if (recv(fd, &ch, 1, 0) != 1) {
+            ob_buf_free(&b);
+            return NULL;
+        }
+        ob_buf_putc(&b, ch);
+    }
+    const char *cl = strcasestr(b.data, "\r\nContent-Length: ");
+    size_t body = cl && !head_request ? strtoul(cl + 18, NULL, 10) : 0;
+    while (body) {
+        char chunk[4096];
+        ssize_t r = recv(fd, chunk, body < sizeof chunk ? body : sizeof chunk, 0);
+        if (r <= 0) {
+            ob_buf_free(&b);
+            return NULL;
+        }
+        ob_buf_append(&b, chunk, (size_t)r);
+        body -= (size_t)r;
+    }
+    return ob_buf_steal(&b);
+}
+
+/* Connect, send raw, read one response, close. */
+static char *exchange(int port, const char *raw)
+{
+    int fd = connect_to(port);
+    if (fd < 0)
+        return NULL;
+    char *resp = send_str(fd, raw) ? read_response(fd, strncmp(raw, "HEAD ", 5) == 0) : NULL;
+    close(fd);
+    return resp;
+}
+
+static int status_of(const char *resp)
+{
+    return resp && strncmp(resp, "HTTP/1.1 ", 9) == 0 ? atoi(resp + 9) : -1;
+}
+
+static const char *body_of(const char *resp)
+{
+    const char *p = resp ? strstr(resp, "\r\n\r\n") : NULL;
+    return p ? p + 4 : "";
+}
+
+/* True when the server closed fd: EOF before the receive timeout. */
+static bool closed_by_server(int fd)
+{
+    char ch;
+    return recv(fd, &ch, 1, 0) == 0;
+}
+
+TEST(metrics_route_serves_the_registry_as_prometheus_text)
+{
+    ob_metrics_reset();
+    ob_metric_count("outboxd_messages_delivered_total", "sink=\"out\"", 3);
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    char *resp = exchange(ob_http_server_port(srv), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(resp), 200);
+    CHECK(strstr(resp, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    CHECK(strstr(body_of(resp), "# TYPE outboxd_messages_delivered_total counter\n"));
+    CHECK(strstr(body_of(resp), "\noutboxd_messages_delivered_total{sink=\"out\"} 3\n"));
+    free(resp);
+    ob_metrics_reset();
+}
+
+TEST(healthz_answers_ok)
+{
+    struct readiness r = { .ready = false, .why = "starting" };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    char *resp = exchange(ob_http_server_port(srv), "GET /healthz HTTP/1.1\r\n\r\n");
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(resp), 200);
+    CHECK_STR(body_of(resp), "ok\n");
+    free(resp);
+}
+
+TEST(readyz_follows_the_readiness_callback)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int port = ob_http_server_port(srv);
+    char *ready = exchange(port, "GET /readyz HTTP/1.1\r\n\r\n");
+    r.ready = false;
+    r.why = "no shard read yet";
+    char *why = exchange(port, "GET /readyz HTTP/1.1\r\n\r\n");
+    r.why = NULL;
+    char *bare = exchange(port, "GET /readyz HTTP/1.1\r\n\r\n");
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(ready), 200);
+    CHECK_STR(body_of(ready), "ready\n");
+    CHECK_INT(status_of(why), 503);
+    CHECK_STR(body_of(why), "no shard read yet\n");
+    CHECK_INT(status_of(bare), 503);
+    CHECK_STR(body_of(bare), "not ready\n");
+    free(ready);
+    free(why);
+    free(bare);
+}
+
+TEST(readyz_without_a_callback_is_ready)
+{
+    struct ob_http_server *srv = NULL;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_http_server_start("127.0.0.1:0", NULL, &srv, &err), OB_OK);
+    char *resp = exchange(ob_http_server_port(srv), "GET /readyz HTTP/1.0\r\n\r\n");
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(resp), 200);
+    free(resp);
+}
+
+TEST(unknown_path_is_404_and_query_strings_are_ignored)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int port = ob_http_server_port(srv);
+    char *missing = exchange(port, "GET /nope HTTP/1.1\r\n\r\n");
+    char *query = exchange(port, "GET /healthz?verbose=1 HTTP/1.1\r\n\r\n");
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(missing), 404);
+    CHECK_INT(status_of(query), 200);
+    free(missing);
+    free(query);
+}
+
+TEST(methods_other_than_get_and_head_are_405_with_allow)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int port = ob_http_server_port(srv);
+    char *post = exchange(port, "POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
+    char *del = exchange(port, "DELETE /healthz HTTP/1.1\r\n\r\n");
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(post), 405);
+    CHECK(strstr(post, "\r\nAllow: GET, HEAD\r\n"));
+    CHECK(strstr(post, "\r\nConnection: close\r\n"));
+    CHECK_INT(status_of(del), 405);
+    free(post);
+    free(del);
+}
+
+TEST(head_sends_headers_only)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int fd = connect_to(ob_http_server_port(srv));
+    CHECK(fd >= 0);
+    /* A GET right after the HEAD: had the HEAD's body been sent, the
+     * second response would not start with a status line. */
+    CHECK(send_str(fd, "HEAD /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n"));
+    char *head = read_response(fd, true);
+    char *get = read_response(fd, false);
+    close(fd);
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(head), 200);
+    CHECK(strstr(head, "\r\nContent-Length: 3\r\n"));
+    CHECK_STR(body_of(head), "");
+    CHECK_INT(status_of(get), 200);
+    CHECK_STR(body_of(get), "ok\n");
+    free(head);
+    free(get);
+}
+
+TEST(http11_keeps_the_connection_for_several_requests)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int fd = connect_to(ob_http_server_port(srv));
+    CHECK(fd >= 0);
+    CHECK(send_str(fd, "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"));
+    char *first = read_response(fd, false);
+    CHECK(send_str(fd, "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+    char *second = read_response(fd, false);
+    bool closed = closed_by_server(fd);
+    close(fd);
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(first), 200);
+    CHECK(strstr(first, "\r\nConnection: keep-alive\r\n"));
+    CHECK_INT(status_of(second), 200);
+    CHECK_STR(body_of(second), "ready\n");
+    CHECK(strstr(second, "\r\nConnection: close\r\n"));
+    CHECK(closed);
+    free(first);
+    free(second);
+}
+
+TEST(http10_closes_unless_asked_to_keep_alive)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int port = ob_http_server_port(srv);
+    int fd = connect_to(port);
+    CHECK(fd >= 0);
+    CHECK(send_str(fd, "GET /healthz HTTP/1.0\r\n\r\n"));
+    char *plain = read_response(fd, false);
+    bool closed = closed_by_server(fd);
+    close(fd);
+    fd = connect_to(port);
+    CHECK(fd >= 0);
+    CHECK(send_str(fd, "GET /healthz HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+    char *kept1 = read_response(fd, false);
+    CHECK(send_str(fd, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    char *kept2 = read_response(fd, false);
+    close(fd);
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(plain), 200);
+    CHECK(closed);
+    CHECK_INT(status_of(kept1), 200);
+    CHECK_INT(status_of(kept2), 200);
+    free(plain);
+    free(kept1);
+    free(kept2);
+}
+
+TEST(pipelined_requests_are_answered_in_order)
+{
+    struct readiness r = { .ready = false, .why = "busy" };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int fd = connect_to(ob_http_server_port(srv));
+    CHECK(fd >= 0);
+    CHECK(send_str(fd, "GET /healthz HTTP/1.1\r\n\r\nGET /readyz HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\n\r\n"));
+    char *a = read_response(fd, false), *b = read_response(fd, false), *c = read_response(fd, false);
+    close(fd);
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(a), 200);
+    CHECK_INT(status_of(b), 503);
+    CHECK_INT(status_of(c), 404);
+    free(a);
+    free(b);
+    free(c);
+}
+
+TEST(oversized_request_head_is_431_and_closed)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int fd = connect_to(ob_http_server_port(srv));
+    CHECK(fd >= 0);
+    struct ob_buf req = { 0 };
+    ob_buf_puts(&req, "GET /metrics HTTP/1.1\r\n");
+    while (req.len < 9000)
+        ob_buf_puts(&req, "X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    ob_buf_puts(&req, "\r\n");
+    send_all(fd, req.data, req.len); /* may fail part way once the server closes: fine */
+    char *resp = read_response(fd, false);
+    bool closed = closed_by_server(fd);
+    close(fd);
+    ob_http_server_stop(srv);
+    ob_buf_free(&req);
+    CHECK_INT(status_of(resp), 431);
+    CHECK(closed);
+    free(resp);
+}
+
+TEST(malformed_request_line_is_400)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int port = ob_http_server_port(srv);
+    char *garbage = exchange(port, "hello\r\n\r\n");
+    char *version = exchange(port, "GET / HTTP/2.0\r\n\r\n");
+    char *folded = exchange(port, "GET /healthz HTTP/1.1\r\nA: b\r\n c\r\n\r\n");
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(garbage), 400);
+    CHECK_INT(status_of(version), 505);
+    CHECK_INT(status_of(folded), 400);
+    free(garbage);
+    free(version);
+    free(folded);
+}
+
+#define MANY 150
+
+TEST(many_concurrent_connections_are_all_served)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int port = ob_http_server_port(srv);
+    int fds[MANY];
+    int ok = 0;
+    /* More than the server handles at once: the rest wait in the backlog
+     * and are taken as earlier ones finish. */
+    for (int i = 0; i < MANY; i++) {
+        fds[i] = connect_to(port);
+        if (fds[i] >= 0)
+            send_str(fds[i], "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+    }
+    for (int i = 0; i < MANY; i++) {
+        if (fds[i] < 0)
+            continue;
+        char *resp = read_response(fds[i], false);
+        if (status_of(resp) == 200 && strcmp(body_of(resp), "ok\n") == 0)
+            ok++;
+        free(resp);
+        close(fds[i]);
+    }
+    ob_http_server_stop(srv);
+    CHECK_INT(ok, MANY);
+}
+
+TEST(stop_is_prompt_while_a_client_holds_an_idle_connection)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int fd = connect_to(ob_http_server_port(srv));
+    CHECK(fd >= 0);
+    CHECK(send_str(fd, "GET /healthz HTTP/1.1\r\n\r\n"));
+    char *resp = read_response(fd, false);
+    int half = connect_to(ob_http_server_port(srv));
+    send_str(half, "GET /metr");
+    usleep(50 * 1000);
+    int64_t t0 = mono_ms();
+    ob_http_server_stop(srv);
+    int64_t took = mono_ms() - t0;
+    bool closed = closed_by_server(fd) && closed_by_server(half);
+    close(fd);
+    close(half);
+    CHECK_INT(status_of(resp), 200);
+    CHECK(took < 500);
+    CHECK(closed);
+    free(resp);
+}
+
+TEST(stop_of_null_is_a_no_op)
+{
+    ob_http_server_stop(NULL);
+}
+
+TEST(idle_and_slow_clients_are_closed_while_others_are_served)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *srv = start(&r);
+    CHECK(srv);
+    int port = ob_http_server_port(srv);
+    int silent = connect_to(port);
+    int slow = connect_to(port);
+    CHECK(silent >= 0 && slow >= 0);
+    int64_t t0 = mono_ms();
+    /* A request trickling in, one byte a second: never completes. */
+    const char *req = "GET /healthz HTTP/1.1\r\n\r\n";
+    bool slow_closed = false;
+    for (size_t i = 0; i < strlen(req) && !slow_closed; i++) {
+        if (!send_all(slow, req + i, 1))
+            slow_closed = true;
+        char *other = exchange(port, "GET /healthz HTTP/1.1\r\n\r\n");
+        if (status_of(other) != 200)
+            ob_test_fail(__FILE__, __LINE__, "another client was not served");
+        free(other);
+        struct timeval tv = { .tv_sec = 1 };
+        setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char ch;
+        if (recv(slow, &ch, 1, 0) == 0)
+            slow_closed = true;
+    }
+    bool silent_closed = closed_by_server(silent);
+    int64_t took = mono_ms() - t0;
+    close(silent);
+    close(slow);
+    ob_http_server_stop(srv);
+    CHECK(slow_closed);
+    CHECK(silent_closed);
+    CHECK(took >= 4000 && took < 9000);
+}
+
+TEST(bind_to_a_port_in_use_is_a_config_error_naming_the_address)
+{
+    struct readiness r = { .ready = true };
+    struct ob_http_server *first = start(&r);
+    CHECK(first);
+    char addr[64], want[128];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ob_http_server_port(first));
+    snprintf(want, sizeof want, "metrics.listen %s: Address already in use", addr);
+    struct ob_http_server *second = NULL;
+    struct ob_error err = { 0 };
+    enum ob_err rc = ob_http_server_start(addr, NULL, &second, &err);
+    ob_http_server_stop(first);
+    CHECK_INT(rc, OB_ERR_CONFIG);
+    CHECK(second == NULL);
+    CHECK_STR(err.msg, want);
+}
+
+TEST(malformed_addresses_are_config_errors)
+{
+    static const char *const bad[] = { "9464", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:http", "::1:9464",
+                                       "[::1:9464", "[]:9464", "no.such.host.invalid:9464", "256.1.1.1:80" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct ob_http_server *srv = NULL;
+        struct ob_error err = { 0 };
+        enum ob_err rc = ob_http_server_start(bad[i], NULL, &srv, &err);
+        if (rc != OB_ERR_CONFIG || srv || !strstr(err.msg, bad[i])) {
+            ob_test_fail(__FILE__, __LINE__, "%s: rc %d, msg '%s'", bad[i], rc, err.msg);
+            ob_http_server_stop(srv);
+            return;
+        }
+    }
+}
+
+TEST(names_and_ipv6_addresses_are_accepted)
+{
+    struct ob_http_server *srv = NULL;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_http_server_start("localhost:0", NULL, &srv, &err), OB_OK);
+    CHECK(ob_http_server_port(srv) > 0);
+    ob_http_server_stop(srv);
+
+    srv = NULL;
+    /* Hosts without IPv6 cannot bind ::1; the answer must still be a clean one. */
+    enum ob_err rc = ob_http_server_start("[::1]:0", NULL, &srv, &err);
+    if (rc != OB_OK) {
+        CHECK_INT(rc, OB_ERR_CONFIG);
+        CHECK(strstr(err.msg, "[::1]:0"));
+        return;
+    }
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)ob_http_server_port(srv)),
+                               .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    struct timeval tv = { .tv_sec = 10 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    bool connected = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    char *resp = connected && send_str(fd, "GET /healthz HTTP/1.1\r\n\r\n") ? read_response(fd, false) : NULL;
+    close(fd);
+    ob_http_server_stop(srv);
+    CHECK(connected);
+    CHECK_INT(status_of(resp), 200);
+    free(resp);
+}
