@@ -660,7 +660,7 @@ static void *worker_main(void *arg)
     struct ob_shard_worker *w = arg;
     char name[16];
     size_t len = strlen(w->shard.id);
-    snprintf(name, sizeof name, "ob-%s", len > 12 ? w->shard.id + len - 12 : w->shard.id);
+    snprintf(name, sizeof name, "sh:%s", len > 12 ? w->shard.id + len - 12 : w->shard.id);
     pthread_setname_np(pthread_self(), name);
 
     w->session = ob_ddb_session(w->relay->ddb);

@@ -1,8 +1,10 @@
 #include "sinks/common.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 void ob_delivery_set(struct ob_delivery *d, enum ob_delivery_result result, const char *fmt, ...)
@@ -14,9 +16,32 @@ void ob_delivery_set(struct ob_delivery *d, enum ob_delivery_result result, cons
     va_end(ap);
 }
 
+void ob_delivery_structured(struct ob_buf *out, const struct ob_delivery *d)
+{
+    size_t start = out->len;
+    ob_ce_structured(out, d->ce, d->msg);
+    if (!d->error_info || out->len == start || out->data[out->len - 1] != '}')
+        return;
+    /* The reason may hold bytes of a server's answer: JSON needs UTF-8. */
+    json_t *reason = json_string(d->error_info);
+    if (!reason) {
+        char *ascii = ob_xstrdup(d->error_info);
+        for (char *c = ascii; *c; c++)
+            if ((unsigned char)*c >= 0x80)
+                *c = '?';
+        reason = json_string(ascii);
+        free(ascii);
+    }
+    char *text = json_dumps(reason, JSON_ENCODE_ANY);
+    out->len--;   /* reopen the object: drop its closing brace */
+    ob_buf_printf(out, ",\"" OB_CE_DEAD_LETTER_REASON "\":%s}", text);
+    free(text);
+    json_decref(reason);
+}
+
 void ob_delivery_json_line(struct ob_buf *out, const struct ob_delivery *d)
 {
-    ob_ce_structured(out, d->ce, d->msg);
+    ob_delivery_structured(out, d);
     ob_buf_putc(out, '\n');
 }
 

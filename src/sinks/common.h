@@ -13,7 +13,14 @@
 void ob_delivery_set(struct ob_delivery *d, enum ob_delivery_result result, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Appends d's structured CloudEvent and a newline to out. */
+/* The CloudEvents extension attribute that carries a dead-lettered
+ * message's error (struct ob_delivery.error_info). */
+#define OB_CE_DEAD_LETTER_REASON "deadletterreason"
+
+/* Appends d's structured CloudEvent (one line, no newline) to out, with
+ * OB_CE_DEAD_LETTER_REASON when d is a dead letter. */
+void ob_delivery_structured(struct ob_buf *out, const struct ob_delivery *d);
+/* The same and a newline. */
 void ob_delivery_json_line(struct ob_buf *out, const struct ob_delivery *d);
 
 /* write(2) until all of p is written, retrying EINTR and short writes.

@@ -398,7 +398,7 @@ static bool req_prepare(const struct http_sink *s, struct http_req *r)
         return false;
     }
     if (s->structured) {
-        ob_ce_structured(&r->body, ce, m);
+        ob_delivery_structured(&r->body, d);
         body = r->body.data;
         body_len = r->body.len;
         add_header(&r->headers, "Content-Type", "application/cloudevents+json");
@@ -411,6 +411,8 @@ static bool req_prepare(const struct http_sink *s, struct http_req *r)
         body_len = m->payload_len;
         add_header(&r->headers, "Content-Type", ce->datacontenttype);
         ob_ce_each_attribute(ce, add_ce_header, &r->headers);
+        if (d->error_info)
+            add_ce_header(OB_CE_DEAD_LETTER_REASON, d->error_info, &r->headers);
     }
     for (size_t i = 0; i < m->n_headers; i++) {
         const struct ob_header *h = &m->headers[i];

@@ -139,13 +139,13 @@ def http_receiver():
 
 @pytest.fixture
 def sink_publish(tmp_path):
-    """sink_publish(options, messages, *args, input=None, timeout=30) -> SinkRun.
+    """sink_publish(options, messages, *args, timeout=30, returncode=0) -> SinkRun.
 
     Runs build/tools/sink_publish with a config whose sink `s` has `options`
     (a dict, e.g. {"type": "http", "url": ...}); messages are dicts of the
-    tool's input lines (input= gives raw stdin text instead). SinkRun has
+    tool's input lines; args go to the tool (e.g. "--batch", "4"). SinkRun has
     .results (the tool's {"sk","result","error"} lines), .other (the rest
-    of stdout), .stderr, .returncode.
+    of stdout), .stderr, .returncode; the exit status must be `returncode`.
     """
     import json
     import subprocess
@@ -154,17 +154,17 @@ def sink_publish(tmp_path):
     import yaml
     from outboxd_config import tool, tool_env
 
-    def run(options, messages=(), *args, input=None, timeout=30):
+    def run(options, messages=(), *args, timeout=30, returncode=0):
         cfg = {"aws": {"region": "us-east-1", "endpoint": "http://127.0.0.1:1",
                        "access_key_id": "AKIDTEST", "secret_access_key": "testsecret"},
                "table": {"name": "outbox"},
                "sinks": [{"name": "s", **options}], "default_sink": "s"}
         path = tmp_path / "sink_publish.yaml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        if input is None:
-            input = "".join(json.dumps(m) + "\n" for m in messages)
-        p = subprocess.run([tool("sink_publish"), str(path), "s", *args], input=input.encode(),
+        stdin = "".join(json.dumps(m) + "\n" for m in messages)
+        p = subprocess.run([tool("sink_publish"), str(path), "s", *args], input=stdin.encode(),
                            capture_output=True, timeout=timeout, env=tool_env())
+        assert p.returncode == returncode, p.stderr.decode()
         lines = [json.loads(x) for x in p.stdout.decode().splitlines() if x.strip()]
         return SimpleNamespace(results=[x for x in lines if "result" in x],
                                other=[x for x in lines if "result" not in x],

@@ -43,6 +43,15 @@ def test_file_sink_appends_one_cloudevent_a_line(tmp_path, sink_publish):
     assert base64.b64decode(events[1]["data_base64"]) == b"\x00\xff" and "data" not in events[1]
 
 
+def test_file_sink_dead_letters_carry_their_reason(tmp_path, sink_publish):
+    out = tmp_path / "dlq.jsonl"
+    run = sink_publish({"type": "file", "path": str(out)}, [msg("m1", error_info='HTTP 400: "bad"'), msg("m2")])
+    assert [r["result"] for r in run.results] == ["ack", "ack"], run
+    first, second = read_lines(out)
+    assert first["deadletterreason"] == 'HTTP 400: "bad"' and first["data"] == {"n": 1}
+    assert "deadletterreason" not in second
+
+
 def test_file_sink_creates_the_file_without_world_access(tmp_path, sink_publish):
     out = tmp_path / "new.jsonl"
     run = sink_publish({"type": "file", "path": str(out)}, [msg()])
@@ -92,8 +101,7 @@ def test_file_sink_write_error_is_retry(sink_publish):
 
 def test_file_sink_path_that_cannot_be_opened_fails_at_creation(tmp_path, sink_publish):
     path = tmp_path / "missing-dir" / "events.jsonl"
-    run = sink_publish({"type": "file", "path": str(path)}, [msg()])
-    assert run.returncode == 78
+    run = sink_publish({"type": "file", "path": str(path)}, [msg()], returncode=78)
     assert f"sink 's': open {path}: No such file or directory" in run.stderr
 
 

@@ -246,6 +246,22 @@ def test_connections_are_kept_alive_between_batches(http_receiver, sink_publish)
     assert len({r.client_port for r in http_receiver.requests}) <= 10
 
 
+def test_publishers_on_several_threads_share_the_sink(http_receiver, sink_publish):
+    run = sink_publish(http(http_receiver.url), [msg(f"m{i}") for i in range(200)], "--threads", "8")
+    assert [r["result"] for r in run.results] == ["ack"] * 200, run
+    assert sorted(r.headers["ce-id"] for r in http_receiver.requests) == sorted(f"m{i}" for i in range(200))
+
+
+def test_dead_letters_carry_their_reason(http_receiver, sink_publish):
+    reason = "HTTP 400 from POST http://x/hook"
+    run = sink_publish(http(http_receiver.url), [msg(error_info=reason)])
+    assert run.results[0]["result"] == "ack", run
+    assert http_receiver.requests[0].headers["ce-deadletterreason"] == reason.replace(" ", "%20")
+    run = sink_publish(http(http_receiver.url, mode="structured"), [msg("m2", error_info=reason)])
+    assert run.results[0]["result"] == "ack", run
+    assert json.loads(http_receiver.requests[1].body)["deadletterreason"] == reason
+
+
 @pytest.fixture(scope="module")
 def self_signed(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")

@@ -1,13 +1,15 @@
 /* Test tool: publishes messages through one sink of a config, without the
  * relay, and prints each result as a JSON line {"sk","result","error"}:
- *   sink_publish CONFIG SINKNAME [--batch N]
+ *   sink_publish CONFIG SINKNAME [--batch N] [--threads N]
  * stdin: one JSON object a line, {"pk","sk","messageType","payload_b64",
  * "headers":{..},"aggregateId","aggregateType","correlationId",
- * "causationId","createdAt","destination"} (destination is a route
- * template), all optional. Lines are published as one batch at EOF, or
- * every N lines with --batch N. A line {"reopen":true} publishes what is
+ * "causationId","createdAt","destination","error_info"} (destination is
+ * a route template; error_info makes it a dead letter), all optional. Lines are published as one batch at EOF, or
+ * every N lines with --batch N; --threads N splits each batch into N
+ * parts published from N threads at once (as shard workers do). A line {"reopen":true} publishes what is
  * pending, then reopens the sink (what SIGHUP does in the daemon). */
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@ struct pending {
     struct ob_message *msgs;
     struct ob_ce *ces;
     struct ob_buf *dests;
+    char **infos;
     struct ob_delivery *deliveries;
     size_t n, cap;
 };
@@ -72,14 +75,37 @@ static bool message_from_json(json_t *o, struct ob_message *m)
     return true;
 }
 
-static void publish(struct ob_sink *sink, struct pending *p)
+struct part {
+    struct ob_sink *sink;
+    struct ob_delivery *d;
+    size_t n;
+};
+
+static void *publish_part(void *arg)
+{
+    struct part *pt = arg;
+    ob_sink_publish(pt->sink, pt->d, pt->n);
+    return NULL;
+}
+
+static void publish(struct ob_sink *sink, struct pending *p, size_t threads)
 {
     /* The arrays may have moved since the deliveries were filled in. */
     for (size_t i = 0; i < p->n; i++) {
         p->deliveries[i].msg = &p->msgs[i];
         p->deliveries[i].ce = &p->ces[i];
     }
-    ob_sink_publish(sink, p->deliveries, p->n);
+    struct part parts[64];
+    pthread_t th[64];
+    size_t n_parts = threads < p->n ? threads : p->n;
+    for (size_t t = 0, off = 0; t < n_parts; t++) {
+        size_t len = p->n / n_parts + (t < p->n % n_parts);
+        parts[t] = (struct part){.sink = sink, .d = p->deliveries + off, .n = len};
+        off += len;
+        pthread_create(&th[t], NULL, publish_part, &parts[t]);
+    }
+    for (size_t t = 0; t < n_parts; t++)
+        pthread_join(th[t], NULL);
     static const char *const names[] = {"ack", "retry", "reject"};
     for (size_t i = 0; i < p->n; i++) {
         struct ob_delivery *d = &p->deliveries[i];
@@ -91,6 +117,7 @@ static void publish(struct ob_sink *sink, struct pending *p)
         ob_ce_free(&p->ces[i]);
         ob_message_free(&p->msgs[i]);
         ob_buf_free(&p->dests[i]);
+        free(p->infos[i]);
     }
     fflush(stdout);
     p->n = 0;
@@ -101,16 +128,26 @@ static void pending_free(struct pending *p)
     free(p->msgs);
     free(p->ces);
     free(p->dests);
+    free(p->infos);
     free(p->deliveries);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 && !(argc == 5 && strcmp(argv[3], "--batch") == 0)) {
-        fprintf(stderr, "usage: sink_publish CONFIG SINKNAME [--batch N]\n");
+    size_t batch = 0, threads = 1;
+    bool usage = argc < 3 || argc % 2 == 0;
+    for (int i = 3; !usage && i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--batch") == 0)
+            batch = strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--threads") == 0)
+            threads = strtoul(argv[i + 1], NULL, 10);
+        else
+            usage = true;
+    }
+    if (usage || threads < 1 || threads > 64) {
+        fprintf(stderr, "usage: sink_publish CONFIG SINKNAME [--batch N] [--threads 1..64]\n");
         return 64;
     }
-    size_t batch = argc == 5 ? (size_t)strtoul(argv[4], NULL, 10) : 0;
     /* A reader that went away is a sink error to report, not a reason to die. */
     signal(SIGPIPE, SIG_IGN);
 
@@ -152,7 +189,7 @@ int main(int argc, char **argv)
         }
         if (json_is_true(json_object_get(o, "reopen"))) {
             json_decref(o);
-            publish(sink, &p);
+            publish(sink, &p, threads);
             ob_sink_reopen(sink);
             continue;
         }
@@ -161,6 +198,7 @@ int main(int argc, char **argv)
             p.msgs = ob_xrealloc(p.msgs, p.cap * sizeof *p.msgs);
             p.ces = ob_xrealloc(p.ces, p.cap * sizeof *p.ces);
             p.dests = ob_xrealloc(p.dests, p.cap * sizeof *p.dests);
+            p.infos = ob_xrealloc(p.infos, p.cap * sizeof *p.infos);
             p.deliveries = ob_xrealloc(p.deliveries, p.cap * sizeof *p.deliveries);
         }
         struct ob_message *m = &p.msgs[p.n];
@@ -170,22 +208,25 @@ int main(int argc, char **argv)
         const char *dest = json_string_value(json_object_get(o, "destination"));
         if (ok && dest)
             ob_template_expand(&p.dests[p.n], dest, m, cfg->table.name);
+        p.infos[p.n] = opt_dup(o, "error_info");
         json_decref(o);
         if (!ok) {
             fprintf(stderr, "sink_publish: bad payload_b64 or headers in line %zu\n", p.n + 1);
             ob_message_free(m);
+            free(p.infos[p.n]);
             rc = 65;
             goto out;
         }
         ob_ce_from_message(&p.ces[p.n], m, cfg->cloudevents.source, cfg->table.name);
         p.deliveries[p.n] = (struct ob_delivery){
             .destination = dest ? ob_buf_cstr(&p.dests[p.n]) : NULL,
+            .error_info = p.infos[p.n],
         };
         p.n++;
         if (batch && p.n == batch)
-            publish(sink, &p);
+            publish(sink, &p, threads);
     }
-    publish(sink, &p);
+    publish(sink, &p, threads);
     if (ob_sink_flush(sink, &err) != OB_OK) {
         fprintf(stderr, "sink_publish: %s\n", err.msg);
         rc = 74;
@@ -196,6 +237,7 @@ out:
         ob_ce_free(&p.ces[i]);
         ob_message_free(&p.msgs[i]);
         ob_buf_free(&p.dests[i]);
+        free(p.infos[i]);
     }
     pending_free(&p);
     free(line);

@@ -1,0 +1,71 @@
+"""The relay on many shards that close and split (the topology proxy in front of DynamoDB Local)."""
+
+import os
+import threading
+import time
+
+from relay_util import (check_per_key_order, create_outbox_table, duplicates, http_messages, http_sink,
+                        produce, relay_config, wait_until)
+
+
+def reader_threads(pid):
+    """Names of outboxd's shard reader threads ("sh:<end of the shard id>")."""
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        if name.startswith("sh:"):
+            names.append(name[3:])
+    return names
+
+
+def test_eight_splitting_shards_deliver_everything_parents_first_in_key_order(
+        ddb, topology_proxy, tmp_config, spawn_outboxd, http_receiver):
+    table = create_outbox_table(ddb, "outbox_shards")
+    proxy = topology_proxy(shards=8, split_every=1000, table=table, page_size=5)
+    cfg = tmp_config(relay_config(proxy.endpoint, table, http_sink("hook", http_receiver.url), max_in_flight=16))
+    d = spawn_outboxd("run", "-c", cfg)
+
+    samples, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            samples.append(reader_threads(d.pid))
+            time.sleep(0.05)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        rows = produce(ddb.endpoint, table, 5000, 50, threads=16, ids=True)
+        assert http_receiver.wait_for(5000, timeout=240), d.output()
+        time.sleep(2)
+    finally:
+        stop.set()
+        sampler.join()
+
+    msgs = http_messages(http_receiver)
+    assert sorted({m[2] for m in msgs}) == sorted(r[0] for r in rows)
+    print(f"\n5000 messages, {duplicates(msgs)} duplicates, {len(proxy.shards())} shards")
+    assert duplicates(msgs) == 0
+    assert check_per_key_order(msgs) == []
+
+    shards = {s["id"]: s for s in proxy.shards()}
+    assert sum(1 for s in shards.values() if s["closed"]) >= 5
+    # Parents strictly before children: a child's first read follows its parent's last.
+    reads = proxy.read_log()
+    first, last = {}, {}
+    for t, sid, n, end in reads:
+        first.setdefault(sid, t)
+        last[sid] = t
+    for s in shards.values():
+        if s["parent"] in shards and s["id"] in first:
+            assert first[s["id"]] > last[s["parent"]], f"{s['id']} read before its parent {s['parent']} ended"
+            assert any(sid == s["parent"] and end for _, sid, _, end in reads)
+    # One reader thread per shard, never two for one shard; at rest, exactly the open ones.
+    for names in samples:
+        assert len(names) == len(set(names)), names
+    open_now = sorted(s["id"][-12:] for s in shards.values() if not s["closed"])
+    assert wait_until(lambda: sorted(reader_threads(d.pid)) == open_now, 15), (reader_threads(d.pid), open_now)
+    assert d.stop() == 0
