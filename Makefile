@@ -97,6 +97,28 @@ check-asan:
 check-tsan:
 	$(Q)$(MAKE) --no-print-directory test BUILD=build-tsan SANITIZE=thread CC=clang
 
+# make fuzz [FUZZ_SECONDS=600] [FUZZ_TARGETS="config record cloudevents"]:
+# libFuzzer on the config loader, the record decoder and the CloudEvents
+# encoder, in build-fuzz/ (tests/fuzz/README.md). The library is built
+# with fuzzer-no-link; only the fuzz binaries link libFuzzer's main.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= config record cloudevents
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/bodies.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(subst fuzzer-no-link,fuzzer,$(LDFLAGS)) -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory fuzz-build BUILD=build-fuzz SANITIZE=fuzzer-no-link,address,undefined CC=clang
+	$(Q)BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run $(FUZZ_TARGETS)
+
+.PHONY: fuzz fuzz-build
+.PRECIOUS: $(BUILD)/tests/fuzz/%.o
+-include $(wildcard $(BUILD)/tests/fuzz/*.d)
+
 install: $(BIN) $(LIB)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/outboxd
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/outboxd
@@ -110,3 +132,17 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d) \
          $(BUILD)/tests/unit/test_main.d $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%.d)
+
+# Benchmark instruments (tests/bench/, see its README): an in-memory DynamoDB
+# and Streams server and the client that measures its ceiling.
+BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+$(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+tests-build: $(BENCH_BIN)
+
+-include $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/bench/%.d)

@@ -1,3 +1,4 @@
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,4 +79,27 @@ int cmd_exit_code(enum ob_err code)
     case OB_ERR_IO: return EX_IOERR;
     default: return EX_SOFTWARE;
     }
+}
+
+int cmd_config_only_args(int argc, char **argv, const char *name, const char *usage, const char **path)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { 0 },
+    };
+    int ch;
+    *path = NULL;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+        if (ch != 'c') {
+            fprintf(stderr, "usage: %s\n", usage);
+            return EX_USAGE;
+        }
+        *path = optarg;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "outboxd %s: unexpected argument '%s'\nusage: %s\n", name, argv[optind], usage);
+        return EX_USAGE;
+    }
+    return EX_OK;
 }

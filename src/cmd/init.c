@@ -1,5 +1,4 @@
 /* outboxd init: create or verify the outbox table and the lease table. */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cmd/cmd.h"
@@ -23,24 +22,10 @@ static int ensure_one(struct ob_aws_session *s, struct ob_ddb *d, const struct o
 
 int cmd_init(int argc, char **argv)
 {
-    const char *path = NULL;
-    static const struct option longopts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { 0 },
-    };
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-        if (ch != 'c') {
-            fprintf(stderr, "usage: outboxd init -c FILE\n");
-            return EX_USAGE;
-        }
-        path = optarg;
-    }
-    if (optind != argc) {
-        fprintf(stderr, "outboxd init: unexpected argument '%s'\nusage: outboxd init -c FILE\n", argv[optind]);
-        return EX_USAGE;
-    }
+    const char *path;
+    int usage = cmd_config_only_args(argc, argv, "init", "outboxd init -c FILE", &path);
+    if (usage)
+        return usage;
     struct ob_config *cfg;
     int rc = cmd_load_config(path, &cfg);
     if (rc)

@@ -1,5 +1,4 @@
 /* outboxd run: the relay in the foreground (systemd Type=notify). */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cmd/cmd.h"
@@ -8,24 +7,10 @@
 
 int cmd_run(int argc, char **argv)
 {
-    const char *path = NULL;
-    static const struct option longopts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { 0 },
-    };
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-        if (ch != 'c') {
-            fprintf(stderr, "usage: outboxd [run] -c FILE\n");
-            return EX_USAGE;
-        }
-        path = optarg;
-    }
-    if (optind != argc) {
-        fprintf(stderr, "outboxd run: unexpected argument '%s'\nusage: outboxd [run] -c FILE\n", argv[optind]);
-        return EX_USAGE;
-    }
+    const char *path;
+    int usage = cmd_config_only_args(argc, argv, "run", "outboxd [run] -c FILE", &path);
+    if (usage)
+        return usage;
     struct ob_config *cfg;
     int rc = cmd_load_config(path, &cfg);
     if (rc)

@@ -133,85 +133,19 @@ enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, co
     return rc;
 }
 
-void ob_checkpoint_list_free(struct ob_checkpoint_list *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->v[i].shard_id);
-        free(l->v[i].checkpoint);
-    }
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-const char *ob_checkpoint_find(const struct ob_checkpoint_list *l, const char *shard_id)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i].shard_id, shard_id) == 0)
-            return l->v[i].checkpoint;
-    return NULL;
-}
-
-enum ob_err ob_checkpoints_load(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
-                                const char *stream_arn, struct ob_checkpoint_list *out, struct ob_error *err)
-{
-    enum ob_err rc = OB_OK;
-    json_t *start = NULL;
-    for (;;) {
-        json_t *req = json_pack("{s:s,s:b}", "TableName", lease_table, "ConsistentRead", 1);
-        if (start)
-            json_object_set(req, "ExclusiveStartKey", start);
-        json_t *resp = NULL;
-        rc = ob_ddb_call(s, d, "Scan", req, &resp, err);
-        json_decref(req);
-        if (rc) {
-            ob_error_prefix(err, "Scan %s", lease_table);
-            break;
-        }
-        size_t i;
-        const json_t *item;
-        json_array_foreach(json_object_get(resp, "Items"), i, item) {
-            const char *key = json_string_value(json_object_get(json_object_get(item, "leaseKey"), "S"));
-            const char *cp = json_string_value(json_object_get(json_object_get(item, "checkpoint"), "S"));
-            const char *arn = json_string_value(json_object_get(json_object_get(item, "streamArn"), "S"));
-            if (!key || !cp || (arn && strcmp(arn, stream_arn) != 0))
-                continue;
-            out->v = ob_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
-            out->v[out->n].shard_id = ob_xstrdup(key);
-            out->v[out->n].checkpoint = ob_xstrdup(cp);
-            out->n++;
-        }
-        json_decref(start);
-        start = json_incref(json_object_get(resp, "LastEvaluatedKey"));
-        json_decref(resp);
-        if (!start)
-            break;
-    }
-    json_decref(start);
-    if (rc)
-        ob_checkpoint_list_free(out);
-    return rc;
-}
-
 enum ob_err ob_checkpoint_write(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
-                                const char *stream_arn, const struct ob_shard *shard, const char *checkpoint,
+                                const char *shard_id, const char *owner, const char *checkpoint,
                                 struct ob_error *err)
 {
     char now[OB_ISO8601_LEN];
     ob_iso8601_ms(ob_wall_ms(), now);
-    json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:{s:{s:s},s:{s:s},s:{s:s}}}", "TableName", lease_table, "Key",
-                            "leaseKey", "S", shard->id, "UpdateExpression",
-                            "SET checkpoint = :c, checkpointAt = :t, streamArn = :a", "ExpressionAttributeValues",
-                            ":c", "S", checkpoint, ":t", "S", now, ":a", "S", stream_arn);
-    if (shard->parent_id) {
-        json_object_set_new(req, "UpdateExpression",
-                            json_string("SET checkpoint = :c, checkpointAt = :t, streamArn = :a, parentShardIds = :p"));
-        json_object_set_new(json_object_get(req, "ExpressionAttributeValues"), ":p",
-                            json_pack("{s:[s]}", "SS", shard->parent_id));
-    }
+    json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:s,s:{s:{s:s},s:{s:s},s:{s:s}}}", "TableName", lease_table, "Key",
+                            "leaseKey", "S", shard_id, "UpdateExpression", "SET checkpoint = :c, checkpointAt = :t",
+                            "ConditionExpression", "leaseOwner = :me", "ExpressionAttributeValues", ":c", "S",
+                            checkpoint, ":t", "S", now, ":me", "S", owner);
     enum ob_err rc = ob_ddb_call(s, d, "UpdateItem", req, NULL, err);
     if (rc)
-        ob_error_prefix(err, "checkpoint of %s in %s", shard->id, lease_table);
+        ob_error_prefix(err, "checkpoint of %s in %s", shard_id, lease_table);
     json_decref(req);
     return rc;
 }

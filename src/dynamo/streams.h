@@ -46,28 +46,10 @@ enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, co
 /* The checkpoint of a shard that was read to its end. */
 #define OB_CHECKPOINT_SHARD_END "SHARD_END"
 
-struct ob_checkpoint {
-    char *shard_id;
-    char *checkpoint; /* a sequence number or OB_CHECKPOINT_SHARD_END */
-};
-
-struct ob_checkpoint_list {
-    struct ob_checkpoint *v;
-    size_t n;
-};
-
-void ob_checkpoint_list_free(struct ob_checkpoint_list *l);
-/* The checkpoint of shard_id in l, or NULL. */
-const char *ob_checkpoint_find(const struct ob_checkpoint_list *l, const char *shard_id);
-
-/* Every shard checkpoint of stream_arn in the lease table (Scan, all
- * pages). *out must be zeroed; the caller frees it. */
-enum ob_err ob_checkpoints_load(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
-                                const char *stream_arn, struct ob_checkpoint_list *out, struct ob_error *err);
-
-/* Records a shard's checkpoint in the lease table. */
+/* Records a shard's checkpoint in its lease, on the condition that `owner`
+ * still holds the lease (OB_ERR_CONDITION_FAILED: it was lost). */
 enum ob_err ob_checkpoint_write(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
-                                const char *stream_arn, const struct ob_shard *shard, const char *checkpoint,
+                                const char *shard_id, const char *owner, const char *checkpoint,
                                 struct ob_error *err);
 
 #endif

@@ -27,6 +27,21 @@ void ob_relay_wake(struct ob_relay *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+int64_t ob_relay_budget_take(struct ob_relay *r, double n)
+{
+    pthread_mutex_lock(&r->budget_lock);
+    int64_t wait = ob_bucket_take(&r->write_budget, n, ob_mono_ms());
+    pthread_mutex_unlock(&r->budget_lock);
+    return wait;
+}
+
+void ob_relay_budget_settle(struct ob_relay *r, double delta)
+{
+    pthread_mutex_lock(&r->budget_lock);
+    ob_bucket_settle(&r->write_budget, delta);
+    pthread_mutex_unlock(&r->budget_lock);
+}
+
 /* ---- routing -------------------------------------------------------------- */
 
 static void routing_destroy(struct ob_routing *rt)
@@ -73,6 +88,9 @@ static enum ob_err routing_create(struct ob_config *cfg, struct ob_routing **out
         struct ob_sink_health *h = &rt->health[i];
         atomic_init(&h->consecutive_retry, 0);
         atomic_init(&h->up, true);
+        atomic_init(&h->probing, false);
+        atomic_init(&h->next_probe_at_ms, 0);
+        atomic_init(&h->probe_failures, 0);
         sink_labels(&l, cfg->sinks[i].name);
         h->up_gauge = ob_metric_series("outboxd_sink_up", l.data);
         h->delivered = ob_metric_series("outboxd_messages_delivered_total", l.data);
@@ -273,14 +291,7 @@ static void stop(struct ob_relay *r, pthread_t coordinator)
     atomic_store(&r->stopping, true);
     ob_notify_stopping();
     ob_relay_wake(r);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout / 1000;
-    ts.tv_nsec += (timeout % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = ob_realtime_after(timeout);
     int e = pthread_timedjoin_np(coordinator, NULL, &ts);
     if (e == ETIMEDOUT) {
         ob_log_error("shutdown_timeout (%lld ms) passed with work still in flight; exiting, undelivered "
@@ -303,7 +314,20 @@ enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
     pthread_mutex_init(&r.lock, NULL);
     pthread_cond_init(&r.wake, NULL);
     pthread_mutex_init(&r.routing_lock, NULL);
+    pthread_mutex_init(&r.budget_lock, NULL);
+    /* A second of budget may be saved up, no more. */
+    ob_bucket_init(&r.write_budget, cfg->capacity.max_write_units_per_second,
+                   cfg->capacity.max_write_units_per_second, ob_mono_ms());
     r.started_wall_ms = ob_wall_ms();
+    char host[256];
+    if (cfg->leases.instance_id) {
+        r.instance_id = cfg->leases.instance_id;
+    } else {
+        if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "outboxd-%d", (int)getpid());
+        host[sizeof host - 1] = '\0';
+        r.instance_id = host;
+    }
     srandom((unsigned)(ob_wall_ms() ^ getpid()));
 
     /* Signals go to the main thread's sigtimedwait only. */
@@ -356,6 +380,7 @@ enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
         goto out;
     }
     coordinator_started = true;
+    ob_log_info("instance %s, leases in %s", r.instance_id, cfg->leases.table);
     signal_loop(&r, &set);
     stop(&r, coordinator);
     coordinator_started = false;
@@ -374,6 +399,7 @@ out:
     free(r.stream_arn);
     ob_ddb_close(r.ddb);
     pthread_mutex_destroy(&r.routing_lock);
+    pthread_mutex_destroy(&r.budget_lock);
     pthread_cond_destroy(&r.wake);
     pthread_mutex_destroy(&r.lock);
     return rc;

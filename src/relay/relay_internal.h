@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/token_bucket.h"
 #include "dynamo/ddb.h"
 #include "dynamo/streams.h"
 #include "sinks/sink.h"
@@ -15,11 +16,15 @@
 struct ob_metric_series;
 
 /* Whether a sink answers: a run of retriable failures across every worker
- * marks it down; while it is down its retriable failures do not count
- * toward relay.max_attempts (SPEC §3). */
+ * marks it down; while it is down its messages wait, one probe at a time
+ * tests it, and its retriable failures do not count toward
+ * relay.max_attempts (SPEC §3). */
 struct ob_sink_health {
     atomic_int consecutive_retry;
     atomic_bool up;
+    atomic_bool probing;             /* while down: one message, process-wide, tests it */
+    atomic_llong next_probe_at_ms;   /* monotonic */
+    atomic_int probe_failures;
     struct ob_metric_series *up_gauge, *delivered, *failed, *latency;
 };
 
@@ -44,10 +49,15 @@ struct ob_relay {
     pthread_mutex_t routing_lock;
     struct ob_routing *routing;
 
+    const char *instance_id;         /* leases.instance_id, else the host name */
     atomic_bool stopping;
     atomic_llong stop_deadline_ms;   /* monotonic; workers give up draining after it */
     atomic_bool sweep_needed;        /* stream data was trimmed before it was read */
     atomic_bool discovered;          /* the first DescribeStream succeeded */
+
+    /* capacity.max_write_units_per_second over every worker's writes. */
+    pthread_mutex_t budget_lock;
+    struct ob_token_bucket write_budget;
 
     /* Wakes the coordinator (a worker finished, stop requested). */
     pthread_mutex_t lock;
@@ -58,23 +68,34 @@ struct ob_relay {
 struct ob_routing *ob_routing_get(struct ob_relay *r);
 void ob_routing_put(struct ob_routing *rt);
 void ob_relay_wake(struct ob_relay *r);
+/* Takes n write units from the budget; returns the milliseconds to wait
+ * before writing (0: now). settle() corrects by what was really consumed. */
+int64_t ob_relay_budget_take(struct ob_relay *r, double n);
+void ob_relay_budget_settle(struct ob_relay *r, double delta);
 
 /* One shard's reader: its own thread, session, window and checkpoint. */
 struct ob_shard_worker;
 
 struct ob_shard_start {
-    const char *iterator_type;       /* TRIM_HORIZON, LATEST, AFTER_SEQUENCE_NUMBER */
-    const char *seq;                 /* for AFTER_SEQUENCE_NUMBER */
+    const char *checkpoint;          /* where to start: a sequence number (after it), TRIM_HORIZON or LATEST */
     bool cold;                       /* check candidates' state before delivering */
+    const char *owner;               /* our instance id: checkpoints are written while we hold the lease */
+    int64_t lease_valid_until_ms;    /* monotonic; see ob_shard_worker_renewed */
 };
 
 /* Starts the worker of `shard` (copied). The coordinator owns it. */
 enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *shard,
                                   const struct ob_shard_start *start, struct ob_shard_worker **out,
                                   struct ob_error *err);
-/* Asks the worker to stop: no more reading; deliver what was read until
- * the relay's stop deadline; checkpoint. */
-void ob_shard_worker_stop(struct ob_shard_worker *w);
+/* The lease was renewed: the worker may go on reading until valid_until;
+ * past it, it stops at once as if the lease were lost (an instance that
+ * cannot renew must stop before another may take the shard). */
+void ob_shard_worker_renewed(struct ob_shard_worker *w, int64_t valid_until_ms);
+/* Asks the worker to stop reading, deliver what it has read until
+ * deadline_ms (monotonic), write its checkpoint and exit. */
+void ob_shard_worker_stop(struct ob_shard_worker *w, int64_t deadline_ms);
+/* The lease is gone: stop now, deliver and checkpoint nothing more. */
+void ob_shard_worker_abandon(struct ob_shard_worker *w);
 bool ob_shard_worker_finished(struct ob_shard_worker *w);
 /* Joins and frees. Returns true when the shard was read to its end. */
 bool ob_shard_worker_join(struct ob_shard_worker *w);

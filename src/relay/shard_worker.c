@@ -13,6 +13,7 @@
 #include "core/buf.h"
 #include "core/cloudevents.h"
 #include "core/record.h"
+#include "dynamo/leases.h"
 #include "dynamo/mark.h"
 #include "ops/clock.h"
 #include "ops/log.h"
@@ -29,11 +30,15 @@
 struct ob_shard_worker {
     struct ob_relay *relay;
     struct ob_shard shard;           /* owned copy */
-    char *start_type, *start_seq;
+    char *start_checkpoint;          /* sequence number, TRIM_HORIZON or LATEST */
+    char *owner;                     /* our instance id, the lease's owner */
     bool cold;
 
     pthread_t thread;
-    atomic_bool stop;
+    atomic_bool stop;                /* stop reading, drain until drain_deadline_ms */
+    atomic_llong drain_deadline_ms;
+    atomic_bool abandoned;           /* the lease is gone: stop at once */
+    atomic_llong valid_until_ms;     /* the lease holds until then */
     atomic_bool finished;
     bool reached_end;
 
@@ -88,6 +93,18 @@ static void set_error(struct ob_entry *e, const char *msg)
     e->last_error = ob_xstrdup(msg);
 }
 
+static void wait_until(struct ob_shard_worker *w, int64_t until)
+{
+    struct ob_relay *r = w->relay;
+    pthread_mutex_lock(&r->lock);
+    while (!atomic_load(&w->stop) && !atomic_load(&w->abandoned) && ob_mono_ms() < until) {
+        struct timespec ts = ob_realtime_after(until - ob_mono_ms());
+        if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 /* ---- reading ---------------------------------------------------------- */
 
 static enum ob_err open_iterator(struct ob_shard_worker *w, const char *type, const char *seq,
@@ -108,12 +125,29 @@ static enum ob_err open_iterator(struct ob_shard_worker *w, const char *type, co
     return rc;
 }
 
+static enum ob_err open_at_checkpoint(struct ob_shard_worker *w, const char *cp, struct ob_error *err)
+{
+    if (strcmp(cp, OB_CHECKPOINT_TRIM_HORIZON) == 0 || strcmp(cp, OB_CHECKPOINT_LATEST) == 0)
+        return open_iterator(w, cp, NULL, err);
+    return open_iterator(w, "AFTER_SEQUENCE_NUMBER", cp, err);
+}
+
 /* Where reading continues after an iterator was lost. */
 static enum ob_err reopen_iterator(struct ob_shard_worker *w, struct ob_error *err)
 {
-    if (w->last_read[0])
-        return open_iterator(w, "AFTER_SEQUENCE_NUMBER", w->last_read, err);
-    return open_iterator(w, w->start_type, w->start_seq, err);
+    return open_at_checkpoint(w, w->last_read[0] ? w->last_read : w->start_checkpoint, err);
+}
+
+/* Past the lease's validity the shard may already be someone else's. */
+static bool lease_gone(struct ob_shard_worker *w)
+{
+    if (atomic_load(&w->abandoned))
+        return true;
+    if (ob_mono_ms() <= atomic_load(&w->valid_until_ms))
+        return false;
+    if (!atomic_exchange(&w->abandoned, true))
+        wlog(w, OB_SEV_WARN, NULL, "the lease could not be renewed in time; stopping at once");
+    return true;
 }
 
 /* On a cold start, skips candidates already published (or deleted). */
@@ -238,20 +272,53 @@ static size_t fetch(struct ob_shard_worker *w, int64_t now)
 
 /* ---- delivering --------------------------------------------------------- */
 
-static void sink_succeeded(struct ob_sink_health *h)
+/* The sink answered (a 2xx, or a rejection of this one message). */
+static void sink_answered(struct ob_sink_health *h)
 {
     atomic_store(&h->consecutive_retry, 0);
-    if (!atomic_exchange(&h->up, true))
+    atomic_store(&h->probe_failures, 0);
+    if (!atomic_exchange(&h->up, true)) {
         ob_metric_set(h->up_gauge, 1);
+        ob_log_info("a sink is up again; delivering what waited");
+    }
 }
 
-/* Returns whether the sink was down when this failure happened. */
+/* A retriable failure. Returns whether the sink is down now: then the
+ * failure does not count toward the message's attempts. */
 static bool sink_failed_retriably(struct ob_sink_health *h)
 {
-    bool was_down = !atomic_load(&h->up);
-    if (atomic_fetch_add(&h->consecutive_retry, 1) + 1 >= SINK_DOWN_AFTER && atomic_exchange(&h->up, false))
+    if (atomic_fetch_add(&h->consecutive_retry, 1) + 1 >= SINK_DOWN_AFTER && atomic_exchange(&h->up, false)) {
         ob_metric_set(h->up_gauge, 0);
-    return was_down;
+        ob_log_warn("a sink is down (%d retriable failures in a row); its messages wait for it, one probe at a "
+                    "time", SINK_DOWN_AFTER);
+    }
+    return !atomic_load(&h->up);
+}
+
+/* While a sink is down, only one message in the whole process tests it;
+ * the others wait without spending attempts. Returns how many of the
+ * group's items (from the front) may be sent now. */
+static size_t admit(const struct ob_config *cfg, struct ob_sink_health *h, struct wave_item *group, size_t k,
+                    int64_t now)
+{
+    if (atomic_load(&h->up))
+        return k;
+    int64_t probe_at = atomic_load(&h->next_probe_at_ms);
+    size_t admitted = now >= probe_at && !atomic_exchange(&h->probing, true) ? 1 : 0;
+    int64_t retry_at = probe_at > now ? probe_at : now + cfg->relay.backoff_initial_ms;
+    for (size_t i = admitted; i < k; i++)
+        group[i].e->next_at_ms = retry_at;
+    return admitted;
+}
+
+/* The probe's outcome sets when the next one may go. */
+static void probed(const struct ob_config *cfg, struct ob_sink_health *h, bool answered, int64_t now)
+{
+    if (!answered) {
+        int n = atomic_fetch_add(&h->probe_failures, 1) + 1;
+        atomic_store(&h->next_probe_at_ms, now + backoff_ms(cfg, n));
+    }
+    atomic_store(&h->probing, false);
 }
 
 /* A delivery failed: count it, schedule the retry or give up on it. */
@@ -262,6 +329,8 @@ static void delivery_failed(struct ob_shard_worker *w, struct ob_entry *e, const
     bool counts = true;
     if (d->result == OB_DELIVERY_RETRY)
         counts = !sink_failed_retriably(h);
+    else
+        sink_answered(h);
     ob_metric_add(h->failed, 1);
     e->failures++;
     if (counts)
@@ -342,7 +411,18 @@ static void run_writes(struct ob_shard_worker *w, struct writes *ws, int64_t now
         ob_ddb_prepare_call(r->ddb, &ws->v[i].call, ops, ws->v[i].request, &ws->v[i].body);
         calls[i] = &ws->v[i].call;
     }
+    /* Each write of a small item costs one unit; settled below with what
+     * DynamoDB reports. */
+    int64_t wait = ob_relay_budget_take(r, (double)ws->n);
+    if (wait > 0)
+        wait_until(w, ob_mono_ms() + wait);
     ob_aws_run(w->session, calls, ws->n);
+    double consumed = 0;
+    for (size_t i = 0; i < ws->n; i++) {
+        const json_t *cc = json_object_get(ws->v[i].call.response, "ConsumedCapacity");
+        consumed += cc ? json_number_value(json_object_get(cc, "CapacityUnits")) : 1.0;
+    }
+    ob_relay_budget_settle(r, consumed - (double)ws->n);
     int64_t wall = ob_wall_ms();
     for (size_t i = 0; i < ws->n; i++) {
         struct write *x = &ws->v[i];
@@ -441,11 +521,17 @@ static void deliver(struct ob_shard_worker *w, struct ob_routing *rt, struct ob_
         if (k == 0)
             continue;
         struct ob_sink_health *h = &rt->health[s];
+        bool probe = !atomic_load(&h->up);
+        k = admit(cfg, h, group, k, now);
+        if (k == 0)
+            continue;
         publish_to(rt->sinks[s], group, k, d, NULL);
+        if (probe)
+            probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
         for (size_t i = 0; i < k; i++) {
             struct ob_entry *e = group[i].e;
             if (d[i].result == OB_DELIVERY_ACK) {
-                sink_succeeded(h);
+                sink_answered(h);
                 ob_metric_add(h->delivered, 1);
                 ob_window_set_state(&w->window, e, OB_ENTRY_ACKED);
                 add_write(ws, WRITE_MARK, e, h,
@@ -492,7 +578,7 @@ static void dead_letter(struct ob_shard_worker *w, struct ob_routing *rt, struct
             continue;
         }
         if (rt->dead_letter)
-            sink_succeeded(rt->dead_letter_health);
+            sink_answered(rt->dead_letter_health);
         if (!e->rec.msg.pk || !e->rec.msg.sk) {
             wlog(w, OB_SEV_ERROR, NULL, "poison record %s has no usable key (%s); it cannot be marked",
                  e->rec.msg.sequence_number, e->last_error);
@@ -515,7 +601,7 @@ static bool wave(struct ob_shard_worker *w, int64_t now)
     struct ob_entry **acked = ob_xcalloc(max, sizeof *acked);
     size_t n = ob_window_ready(&w->window, now, picks, max);
     size_t n_acked = ob_window_acked(&w->window, now, acked, max);
-    if (n == 0 && n_acked == 0) {
+    if ((n == 0 && n_acked == 0) || lease_gone(w)) {
         free(picks);
         free(acked);
         return false;
@@ -551,11 +637,17 @@ static bool wave(struct ob_shard_worker *w, int64_t now)
 
 static void write_checkpoint(struct ob_shard_worker *w, const char *cp)
 {
-    if (strcmp(cp, w->written) == 0)
+    if (strcmp(cp, w->written) == 0 || lease_gone(w))
         return;
     struct ob_relay *r = w->relay;
     struct ob_error err;
-    if (ob_checkpoint_write(w->session, r->ddb, r->cfg->leases.table, r->stream_arn, &w->shard, cp, &err)) {
+    enum ob_err rc = ob_checkpoint_write(w->session, r->ddb, r->cfg->leases.table, w->shard.id, w->owner, cp, &err);
+    if (rc == OB_ERR_CONDITION_FAILED) {
+        atomic_store(&w->abandoned, true);
+        wlog(w, OB_SEV_WARN, NULL, "the lease was taken over; stopping at once");
+        return;
+    }
+    if (rc) {
         wlog(w, OB_SEV_WARN, NULL, "writing the checkpoint failed (kept for the next try): %s", err.msg);
         return;
     }
@@ -570,26 +662,6 @@ static void advance(struct ob_shard_worker *w)
 
 /* ---- the thread --------------------------------------------------------- */
 
-static void wait_until(struct ob_shard_worker *w, int64_t until)
-{
-    struct ob_relay *r = w->relay;
-    pthread_mutex_lock(&r->lock);
-    while (!atomic_load(&w->stop) && ob_mono_ms() < until) {
-        int64_t ms = until - ob_mono_ms();
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (ms % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) == ETIMEDOUT)
-            break;
-    }
-    pthread_mutex_unlock(&r->lock);
-}
-
 static void run(struct ob_shard_worker *w)
 {
     struct ob_relay *r = w->relay;
@@ -598,28 +670,34 @@ static void run(struct ob_shard_worker *w)
     int64_t next_fetch = 0;
     size_t fetch_room = (size_t)cfg->stream.batch_size;
 
-    while (!atomic_load(&w->stop)) {
-        if (open_iterator(w, w->start_type, w->start_seq, &err) == OB_OK)
+    bool opened = false;
+    while (!opened && !atomic_load(&w->stop) && !lease_gone(w)) {
+        if (open_at_checkpoint(w, w->start_checkpoint, &err) == OB_OK) {
+            opened = true;
             break;
+        }
         if (err.code == OB_ERR_NOT_FOUND) {
             wlog(w, OB_SEV_WARN, NULL, "the shard is gone from the stream (trimmed); the sweeper delivers what "
                  "it held: %s", err.msg);
             atomic_store(&r->sweep_needed, true);
-            w->reached_end = true;
+            write_checkpoint(w, OB_CHECKPOINT_SHARD_END);
+            w->reached_end = strcmp(w->written, OB_CHECKPOINT_SHARD_END) == 0;
             return;
         }
         wlog(w, OB_SEV_WARN, NULL, "cannot start reading the shard, retrying: %s", err.msg);
         wait_until(w, ob_mono_ms() + 2000);
     }
-    wlog(w, OB_SEV_INFO, NULL, "reading from %s%s%s", w->start_type, w->start_seq ? " " : "",
-         w->start_seq ? w->start_seq : "");
+    if (!opened)
+        return;
+    wlog(w, OB_SEV_INFO, NULL, "started reading from %s%s", w->start_checkpoint, w->cold ? " (cold start)" : "");
 
     for (;;) {
         int64_t now = ob_mono_ms();
         bool stopping = atomic_load(&w->stop);
-        if (stopping && (w->window.undone == 0 || now >= atomic_load(&r->stop_deadline_ms)))
+        if (lease_gone(w) || (stopping && (w->window.undone == 0 || now >= atomic_load(&w->drain_deadline_ms))))
             break;
-        if (!stopping && w->iterator && ob_window_count(&w->window) < fetch_room && now >= next_fetch) {
+        if (!stopping && w->iterator && ob_window_count(&w->window) < fetch_room && now >= next_fetch &&
+            !lease_gone(w)) {
             size_t got = fetch(w, now);
             next_fetch = now + (w->fetch_backoff_ms ? w->fetch_backoff_ms
                                 : got ? MIN_FETCH_GAP_MS
@@ -667,6 +745,9 @@ static void *worker_main(void *arg)
     run(w);
     if (w->checkpoint[0] && !w->reached_end)
         write_checkpoint(w, w->checkpoint);
+    wlog(w, OB_SEV_INFO, NULL, "stopped reading%s (checkpoint %s)",
+         w->reached_end ? ": shard ended" : atomic_load(&w->abandoned) ? ": lease lost" : "",
+         w->written[0] ? w->written : w->start_checkpoint);
     ob_aws_session_destroy(w->session);
     w->session = NULL;
     atomic_store(&w->finished, true);
@@ -682,11 +763,12 @@ enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *sha
     w->relay = r;
     w->shard.id = ob_xstrdup(shard->id);
     w->shard.parent_id = shard->parent_id ? ob_xstrdup(shard->parent_id) : NULL;
-    w->start_type = ob_xstrdup(start->iterator_type);
-    w->start_seq = start->seq ? ob_xstrdup(start->seq) : NULL;
+    w->start_checkpoint = ob_xstrdup(start->checkpoint);
+    w->owner = ob_xstrdup(start->owner);
     w->cold = start->cold;
-    if (start->seq)
-        snprintf(w->written, sizeof w->written, "%s", start->seq);
+    atomic_init(&w->valid_until_ms, start->lease_valid_until_ms);
+    atomic_init(&w->drain_deadline_ms, INT64_MAX);
+    snprintf(w->written, sizeof w->written, "%s", start->checkpoint);
     ob_window_init(&w->window, r->cfg->relay.ordering);
     struct ob_buf l = { 0 };
     ob_buf_puts(&l, "shard=\"");
@@ -701,8 +783,8 @@ enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *sha
         ob_window_free(&w->window);
         free(w->shard.id);
         free(w->shard.parent_id);
-        free(w->start_type);
-        free(w->start_seq);
+        free(w->start_checkpoint);
+        free(w->owner);
         free(w);
         return ob_error_set(err, OB_ERR_INTERNAL, "starting a shard thread: %s", strerror(e));
     }
@@ -710,9 +792,21 @@ enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *sha
     return OB_OK;
 }
 
-void ob_shard_worker_stop(struct ob_shard_worker *w)
+void ob_shard_worker_renewed(struct ob_shard_worker *w, int64_t valid_until_ms)
 {
+    atomic_store(&w->valid_until_ms, valid_until_ms);
+}
+
+void ob_shard_worker_stop(struct ob_shard_worker *w, int64_t deadline_ms)
+{
+    atomic_store(&w->drain_deadline_ms, deadline_ms);
     atomic_store(&w->stop, true);
+    ob_relay_wake(w->relay);
+}
+
+void ob_shard_worker_abandon(struct ob_shard_worker *w)
+{
+    atomic_store(&w->abandoned, true);
     ob_relay_wake(w->relay);
 }
 
@@ -730,8 +824,8 @@ bool ob_shard_worker_join(struct ob_shard_worker *w)
     free(w->iterator);
     free(w->shard.id);
     free(w->shard.parent_id);
-    free(w->start_type);
-    free(w->start_seq);
+    free(w->start_checkpoint);
+    free(w->owner);
     free(w);
     return end;
 }

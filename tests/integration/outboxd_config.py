@@ -6,14 +6,20 @@ from pathlib import Path
 from harness import REPO_ROOT
 
 
-def ddb_config(endpoint, table="outbox", leases=None, extra=""):
-    """A minimal outboxd config with static keys, a stdout sink and `extra` appended."""
-    text = f"""\
+def aws_section(endpoint):
+    """The `aws:` section for DynamoDB Local (or a proxy) with the tests' static keys."""
+    return f"""\
 aws:
   region: us-east-1
   endpoint: {endpoint}
   access_key_id: AKIDTEST
   secret_access_key: testsecret
+"""
+
+
+def ddb_config(endpoint, table="outbox", leases=None, extra=""):
+    """A minimal outboxd config with static keys, a stdout sink and `extra` appended."""
+    text = aws_section(endpoint) + f"""\
 table:
   name: {table}
 """

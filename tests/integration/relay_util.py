@@ -7,7 +7,7 @@ import urllib.request
 from collections import defaultdict
 
 from harness.util import free_port
-from outboxd_config import tool, tool_env
+from outboxd_config import aws_section, tool, tool_env
 
 
 def create_outbox_table(ddb, name):
@@ -24,12 +24,7 @@ def create_outbox_table(ddb, name):
 def relay_config(endpoint, table, sinks, extra="", metrics_port=None, poll="100ms", max_in_flight=16,
                  log_level="info", log_format="text", default_sink=None, ttl_seconds=604800):
     """Config text for `outboxd run`: sinks is YAML text of the `sinks:` list items."""
-    text = f"""\
-aws:
-  region: us-east-1
-  endpoint: {endpoint}
-  access_key_id: AKIDTEST
-  secret_access_key: testsecret
+    text = aws_section(endpoint) + f"""\
   retry_base_delay: 10ms
 table:
   name: {table}
@@ -145,10 +140,15 @@ def metrics_text(port):
 
 
 def metric_samples(port):
-    """{(name, frozenset(labels.items())): value} parsed by prometheus_client's parser."""
+    """{(name, frozenset(labels.items())): value} parsed by prometheus_client's parser;
+    {} while the server is not listening yet."""
     from prometheus_client.parser import text_string_to_metric_families
+    try:
+        text = metrics_text(port)
+    except OSError:
+        return {}
     out = {}
-    for fam in text_string_to_metric_families(metrics_text(port)):
+    for fam in text_string_to_metric_families(text):
         for s in fam.samples:
             out[(s.name, frozenset(s.labels.items()))] = s.value
     return out

@@ -262,3 +262,89 @@ def test_a_missing_table_is_a_clear_startup_error(ddb, tmp_config, run_outboxd):
     r = run_outboxd("run", "-c", cfg, timeout=30)
     assert r.returncode == 78, r.stderr
     assert "table no-such-table does not exist" in r.stderr
+
+
+def test_stdout_sink_prints_one_structured_cloudevent_per_line(ddb, table, tmp_config, spawn_outboxd):
+    cfg = tmp_config(relay_config(ddb.endpoint, table, "  - name: out\n    type: stdout\n"))
+    put(ddb, table, "k", "m1", payload=b"\x00\x01binary", headers='{"content-type":"application/octet-stream"}')
+    put(ddb, table, "k", "m2")
+    d = spawn_outboxd("run", "-c", cfg)
+
+    def events():
+        return [json.loads(x) for x in d.output().splitlines() if x.startswith("{")]
+    assert wait_until(lambda: len(events()) == 2, 20), d.output()
+    first, second = events()
+    assert first["specversion"] == "1.0" and first["id"] == "m1"
+    assert base64.b64decode(first["data_base64"]) == b"\x00\x01binary" and "data" not in first
+    assert second["data"] == {"x": 1} and second["datacontenttype"] == "application/json"
+    assert d.stop() == 0
+
+
+def test_file_sink_reopens_its_file_on_sighup_for_log_rotation(ddb, table, tmp_config, spawn_outboxd, tmp_path):
+    out = tmp_path / "events.jsonl"
+    cfg = tmp_config(relay_config(ddb.endpoint, table, f"  - name: f\n    type: file\n    path: {out}\n"
+                                                       "    fsync: always\n"))
+    d = spawn_outboxd("run", "-c", cfg)
+    put(ddb, table, "k", "m1")
+    assert wait_until(lambda: out.exists() and "m1" in out.read_text(), 20), d.output()
+    rotated = tmp_path / "events.jsonl.1"
+    out.rename(rotated)
+    d.send_signal(signal.SIGHUP)
+    assert d.wait_for_output("reloaded", timeout=10), d.output()
+    put(ddb, table, "k", "m2")
+    assert wait_until(lambda: out.exists() and "m2" in out.read_text(), 20), d.output()
+    assert [json.loads(x)["id"] for x in rotated.read_text().splitlines()] == ["m1"]
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["m2"]
+    assert d.stop() == 0
+
+
+def test_a_poison_item_is_dead_lettered_with_its_reason_and_the_rest_flows(ddb, table, tmp_config,
+                                                                           spawn_outboxd, http_receiver):
+    cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)))
+    ddb.client().put_item(TableName=table, Item={"pk": {"S": "k"}, "sk": {"S": "bad"},
+                                                 "payload": {"S": "not base64!"}})
+    put(ddb, table, "k", "good")
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(1, timeout=20), d.output()
+    assert wait_until(lambda: "deadLetteredAt" in get_item(ddb, table, "k", "bad"), 10), d.output()
+    bad = get_item(ddb, table, "k", "bad")
+    assert "base64" in bad["lastError"]["S"]
+    assert "isPublished" not in bad and "ttl" not in bad
+    assert [r.headers["ce-id"] for r in http_receiver.accepted()] == ["good"]
+    assert d.running()
+    assert d.stop() == 0
+
+
+def test_systemd_hears_ready_status_and_stopping(ddb, table, tmp_config, spawn_outboxd, tmp_path):
+    import socket
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(20)
+    cfg = tmp_config(relay_config(ddb.endpoint, table, "  - name: out\n    type: stdout\n"))
+    d = spawn_outboxd("run", "-c", cfg, env={"NOTIFY_SOCKET": path})
+    got = []
+    while not any("READY=1" in m for m in got):
+        got.append(sock.recv(4096).decode())
+    d.send_signal(signal.SIGTERM)
+    while not any("STOPPING=1" in m for m in got):
+        got.append(sock.recv(4096).decode())
+    assert d.wait(timeout=30) == 0
+    sock.close()
+    d.stop()
+
+
+def test_sigterm_with_a_hanging_sink_exits_within_shutdown_timeout(ddb, table, tmp_config, spawn_outboxd,
+                                                                   http_receiver):
+    http_receiver.respond(lambda req: time.sleep(30) or 200)
+    cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url, "    timeout: 60s\n"))
+                     .replace("shutdown_timeout: 20s", "shutdown_timeout: 3s"))
+    d = spawn_outboxd("run", "-c", cfg)
+    put(ddb, table, "k", "m1")
+    assert wait_until(lambda: len(http_receiver.requests) == 1, 20), d.output()
+    t0 = time.monotonic()
+    d.send_signal(signal.SIGTERM)
+    assert d.wait(timeout=15) == 0
+    assert time.monotonic() - t0 < 5
+    assert "shutdown_timeout" in d.output()
+    d.stop()

@@ -69,3 +69,60 @@ def test_eight_splitting_shards_deliver_everything_parents_first_in_key_order(
     open_now = sorted(s["id"][-12:] for s in shards.values() if not s["closed"])
     assert wait_until(lambda: sorted(reader_threads(d.pid)) == open_now, 15), (reader_threads(d.pid), open_now)
     assert d.stop() == 0
+
+
+def test_an_expired_iterator_is_replaced_without_losing_or_repeating_records(
+        ddb, topology_proxy, tmp_config, spawn_outboxd, http_receiver):
+    table = create_outbox_table(ddb, "outbox_expired")
+    proxy = topology_proxy(shards=2, split_every=100000, table=table)
+    cfg = tmp_config(relay_config(proxy.endpoint, table, http_sink("hook", http_receiver.url)))
+    d = spawn_outboxd("run", "-c", cfg)
+    produce(ddb.endpoint, table, 40, 4)
+    assert http_receiver.wait_for(40, timeout=30), d.output()
+    proxy.expire_iterators()
+    produce(ddb.endpoint, table, 40, 4)
+    assert http_receiver.wait_for(80, timeout=30), d.output()
+    time.sleep(1)
+    msgs = http_messages(http_receiver)
+    assert duplicates(msgs) == 0 and len(msgs) == 80
+    assert "iterator expired" in d.output()
+    assert d.stop() == 0
+
+
+def test_trimmed_stream_data_restarts_at_the_oldest_record_and_says_so(
+        ddb, topology_proxy, tmp_config, spawn_outboxd, http_receiver):
+    table = create_outbox_table(ddb, "outbox_trimmed")
+    proxy = topology_proxy(shards=1, split_every=100000, table=table)
+    cfg = tmp_config(relay_config(proxy.endpoint, table, http_sink("hook", http_receiver.url)))
+    d = spawn_outboxd("run", "-c", cfg)
+    produce(ddb.endpoint, table, 10, 1, threads=1)
+    assert http_receiver.wait_for(10, timeout=30), d.output()
+    assert d.stop() == 0
+    # While outboxd is down, 20 more arrive and the older half ages out of the stream.
+    rows = produce(ddb.endpoint, table, 20, 1, threads=1, ids=True)
+    assert proxy.wait_records(40, timeout=10) >= 40
+    proxy.trim(proxy.ingested - 10)
+    d2 = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(20, timeout=30), d2.output()
+    time.sleep(1)
+    later = [r.headers["ce-id"] for r in http_receiver.accepted()[10:]]
+    assert later == [r[0] for r in rows[10:]]
+    assert "no longer in the stream" in d2.output() or "trimmed" in d2.output()
+    assert d2.running()
+    assert d2.stop() == 0
+
+
+def test_idle_shards_are_polled_at_most_five_times_a_second(ddb, topology_proxy, tmp_config, spawn_outboxd):
+    table = create_outbox_table(ddb, "outbox_idle")
+    proxy = topology_proxy(shards=3, split_every=100000, table=table)
+    cfg = tmp_config(relay_config(proxy.endpoint, table, "  - name: out\n    type: stdout\n", poll="50ms"))
+    d = spawn_outboxd("run", "-c", cfg)
+    assert wait_until(lambda: len({sid for _, sid, _, _ in proxy.read_log()}) == 3, 20), d.output()
+    t0 = time.monotonic()
+    time.sleep(3)
+    reads = [(t, sid) for t, sid, _, _ in proxy.read_log() if t0 <= t < t0 + 3]
+    for sid in {s for _, s in reads}:
+        times = sorted(t for t, s in reads if s == sid)
+        assert len(times) <= 16, (sid, len(times))
+        assert all(b - a >= 0.19 for a, b in zip(times, times[1:])), sid
+    assert d.stop() == 0

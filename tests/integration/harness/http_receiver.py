@@ -86,7 +86,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class HttpReceiver:
-    def __init__(self, certfile=None, keyfile=None):
+    def __init__(self, certfile=None, keyfile=None, port=0):
         self._lock = threading.Condition()
         self._requests = []
         self._responder = lambda req: 200
@@ -94,7 +94,7 @@ class HttpReceiver:
         if certfile:
             self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self._tls.load_cert_chain(certfile, keyfile)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.receiver = self
         self._thread = None
         scheme = "https" if certfile else "http"

@@ -36,6 +36,7 @@ import json
 import os
 import socket
 import socketserver
+import sys
 import threading
 import time
 import uuid
@@ -114,6 +115,11 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
+
+    def handle_error(self, request, client_address):
+        # A client that went away mid-answer (a killed outboxd) is expected here.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

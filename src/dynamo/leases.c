@@ -1,0 +1,206 @@
+#include "dynamo/leases.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+
+static char *dup_or_null(const char *s)
+{
+    return s ? ob_xstrdup(s) : NULL;
+}
+
+static const char *attr_s(const json_t *item, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(item, name), "S"));
+}
+
+static json_t *number(int64_t v)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%lld", (long long)v);
+    return json_pack("{s:s}", "N", n);
+}
+
+void ob_lease_free(struct ob_lease *l)
+{
+    free(l->key);
+    free(l->owner);
+    free(l->checkpoint);
+    free(l->pending_owner);
+    free(l->parent);
+    memset(l, 0, sizeof *l);
+}
+
+void ob_lease_list_free(struct ob_lease_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        ob_lease_free(&l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static void append_lease(struct ob_lease_list *out, const json_t *item)
+{
+    const char *key = attr_s(item, "leaseKey");
+    if (!key)
+        return;
+    out->v = ob_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
+    struct ob_lease *l = &out->v[out->n++];
+    memset(l, 0, sizeof *l);
+    l->key = ob_xstrdup(key);
+    l->owner = dup_or_null(attr_s(item, "leaseOwner"));
+    if (l->owner && !*l->owner) {
+        free(l->owner);
+        l->owner = NULL;
+    }
+    const char *n = json_string_value(json_object_get(json_object_get(item, "leaseCounter"), "N"));
+    l->counter = n ? strtoll(n, NULL, 10) : 0;
+    l->checkpoint = dup_or_null(attr_s(item, "checkpoint"));
+    l->pending_owner = dup_or_null(attr_s(item, "pendingOwner"));
+    const json_t *parents = json_object_get(json_object_get(item, "parentShardIds"), "SS");
+    l->parent = dup_or_null(json_string_value(json_array_get(parents, 0)));
+}
+
+enum ob_err ob_leases_list(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *stream_arn,
+                           struct ob_lease_list *out, struct ob_error *err)
+{
+    enum ob_err rc = OB_OK;
+    json_t *start = NULL;
+    for (;;) {
+        json_t *req = json_pack("{s:s,s:b,s:s,s:{s:{s:s}}}", "TableName", table, "ConsistentRead", 1,
+                                "FilterExpression", "streamArn = :a", "ExpressionAttributeValues", ":a", "S",
+                                stream_arn);
+        if (start)
+            json_object_set(req, "ExclusiveStartKey", start);
+        json_t *resp = NULL;
+        rc = ob_ddb_call(s, d, "Scan", req, &resp, err);
+        json_decref(req);
+        if (rc) {
+            ob_error_prefix(err, "Scan %s", table);
+            break;
+        }
+        size_t i;
+        const json_t *item;
+        json_array_foreach(json_object_get(resp, "Items"), i, item)
+            append_lease(out, item);
+        json_decref(start);
+        start = json_incref(json_object_get(resp, "LastEvaluatedKey"));
+        json_decref(resp);
+        if (!start)
+            break;
+    }
+    json_decref(start);
+    if (rc)
+        ob_lease_list_free(out);
+    return rc;
+}
+
+/* An UpdateItem of one lease: expression, condition and values. */
+static enum ob_err lease_update(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                                const char *update, const char *condition, json_t *values, json_t **response,
+                                struct ob_error *err)
+{
+    json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:s,s:o}", "TableName", table, "Key", "leaseKey", "S", key,
+                            "UpdateExpression", update, "ConditionExpression", condition,
+                            "ExpressionAttributeValues", values);
+    if (response)
+        json_object_set_new(req, "ReturnValues", json_string("ALL_NEW"));
+    enum ob_err rc = ob_ddb_call(s, d, "UpdateItem", req, response, err);
+    json_decref(req);
+    return rc;
+}
+
+enum ob_err ob_lease_create(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *stream_arn,
+                            const struct ob_shard *shard, const char *checkpoint, struct ob_error *err)
+{
+    json_t *item = json_pack("{s:{s:s},s:{s:s},s:{s:s},s:o}", "leaseKey", "S", shard->id, "checkpoint", "S",
+                             checkpoint, "streamArn", "S", stream_arn, "leaseCounter", number(0));
+    if (shard->parent_id)
+        json_object_set_new(item, "parentShardIds", json_pack("{s:[s]}", "SS", shard->parent_id));
+    json_t *req = json_pack("{s:s,s:o,s:s}", "TableName", table, "Item", item, "ConditionExpression",
+                            "attribute_not_exists(leaseKey)");
+    enum ob_err rc = ob_ddb_call(s, d, "PutItem", req, NULL, err);
+    json_decref(req);
+    if (rc == OB_ERR_CONDITION_FAILED)
+        return OB_OK;
+    if (rc)
+        ob_error_prefix(err, "creating the lease of %s", shard->id);
+    return rc;
+}
+
+enum ob_err ob_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                          const char *me, int64_t counter, int64_t *new_counter, struct ob_error *err)
+{
+    json_t *values = json_pack("{s:{s:s},s:o,s:o}", ":me", "S", me, ":c", number(counter), ":n",
+                               number(counter + 1));
+    enum ob_err rc = lease_update(s, d, table, key, "SET leaseOwner = :me, leaseCounter = :n REMOVE pendingOwner",
+                                  "leaseCounter = :c", values, NULL, err);
+    if (rc == OB_OK)
+        *new_counter = counter + 1;
+    return rc;
+}
+
+enum ob_err ob_lease_request(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                             const char *me, int64_t counter, struct ob_error *err)
+{
+    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":c", number(counter));
+    return lease_update(s, d, table, key, "SET pendingOwner = :me",
+                        "leaseCounter = :c AND attribute_not_exists(pendingOwner)", values, NULL, err);
+}
+
+enum ob_err ob_lease_hand_over(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                               const char *me, struct ob_error *err)
+{
+    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":one", number(1));
+    return lease_update(s, d, table, key,
+                        "SET leaseOwner = pendingOwner, leaseCounter = leaseCounter + :one REMOVE pendingOwner",
+                        "leaseOwner = :me AND attribute_exists(pendingOwner)", values, NULL, err);
+}
+
+enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                             const char *me, struct ob_error *err)
+{
+    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":one", number(1));
+    return lease_update(s, d, table, key, "SET leaseCounter = leaseCounter + :one REMOVE leaseOwner",
+                        "leaseOwner = :me", values, NULL, err);
+}
+
+void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *me,
+                     const char *const *keys, int64_t *counters, size_t n, enum ob_err *results, bool *pending)
+{
+    if (n == 0)
+        return;
+    struct ob_aws_call *calls = ob_xcalloc(n, sizeof *calls);
+    struct ob_aws_call **ptrs = ob_xcalloc(n, sizeof *ptrs);
+    char **bodies = ob_xcalloc(n, sizeof *bodies);
+    for (size_t i = 0; i < n; i++) {
+        json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:s,s:{s:{s:s},s:o,s:o},s:s}", "TableName", table, "Key",
+                                "leaseKey", "S", keys[i], "UpdateExpression", "SET leaseCounter = :n",
+                                "ConditionExpression", "leaseOwner = :me AND leaseCounter = :c",
+                                "ExpressionAttributeValues", ":me", "S", me, ":c", number(counters[i]), ":n",
+                                number(counters[i] + 1), "ReturnValues", "ALL_NEW");
+        ob_ddb_prepare_call(d, &calls[i], "UpdateItem", req, &bodies[i]);
+        json_decref(req);
+        ptrs[i] = &calls[i];
+    }
+    ob_aws_run(s, ptrs, n);
+    for (size_t i = 0; i < n; i++) {
+        results[i] = calls[i].result;
+        pending[i] = false;
+        if (calls[i].result == OB_OK) {
+            counters[i]++;
+            const json_t *attrs = json_object_get(calls[i].response, "Attributes");
+            pending[i] = attr_s(attrs, "pendingOwner") != NULL;
+        }
+        if (calls[i].response)
+            ob_ddb_account_capacity("UpdateItem", calls[i].response);
+        ob_aws_call_release(&calls[i]);
+        free(bodies[i]);
+    }
+    free(calls);
+    free(ptrs);
+    free(bodies);
+}

@@ -1,0 +1,75 @@
+/* Shard leases in the lease table (the Kinesis Client Library's model):
+ * one item per shard — leaseKey (shard id), leaseOwner, leaseCounter,
+ * checkpoint, parentShardIds, streamArn, and pendingOwner while a steal
+ * waits for the owner to hand the shard over. Every change is a
+ * conditional write on the counter or the owner, so two instances never
+ * both believe they hold a lease. */
+#ifndef OB_DYNAMO_LEASES_H
+#define OB_DYNAMO_LEASES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dynamo/ddb.h"
+#include "dynamo/streams.h"
+
+/* A checkpoint meaning "read from the shard's oldest record". */
+#define OB_CHECKPOINT_TRIM_HORIZON "TRIM_HORIZON"
+/* TRIM_HORIZON on a first start: items already published are skipped. */
+#define OB_CHECKPOINT_COLD "TRIM_HORIZON_COLD"
+/* A checkpoint meaning "read only what is written from now on". */
+#define OB_CHECKPOINT_LATEST "LATEST"
+
+struct ob_lease {
+    char *key;            /* shard id */
+    char *owner;          /* NULL: nobody */
+    int64_t counter;
+    char *checkpoint;     /* sequence number, TRIM_HORIZON, LATEST or SHARD_END */
+    char *pending_owner;  /* an instance waiting for a hand-over, or NULL */
+    char *parent;         /* the parent shard id, or NULL */
+};
+
+struct ob_lease_list {
+    struct ob_lease *v;
+    size_t n;
+};
+
+void ob_lease_list_free(struct ob_lease_list *l);
+void ob_lease_free(struct ob_lease *l);
+
+/* Every lease of stream_arn (Scan, all pages). *out must be zeroed. */
+enum ob_err ob_leases_list(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *stream_arn,
+                           struct ob_lease_list *out, struct ob_error *err);
+
+/* Creates the lease of a new shard (no owner) unless it exists: OB_OK
+ * either way. */
+enum ob_err ob_lease_create(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *stream_arn,
+                            const struct ob_shard *shard, const char *checkpoint, struct ob_error *err);
+
+/* Takes a lease last seen with `counter` (expired, free, or our own after
+ * a restart). On OB_OK *new_counter is the counter now held;
+ * OB_ERR_CONDITION_FAILED: someone else changed it first. */
+enum ob_err ob_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                          const char *me, int64_t counter, int64_t *new_counter, struct ob_error *err);
+
+/* Asks the owner of a lease last seen with `counter` to hand it over. */
+enum ob_err ob_lease_request(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                             const char *me, int64_t counter, struct ob_error *err);
+
+/* Hands a lease we hold to its pendingOwner (after our worker stopped). */
+enum ob_err ob_lease_hand_over(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                               const char *me, struct ob_error *err);
+
+/* Gives a lease up (graceful shutdown): no owner, counter moved on. */
+enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                             const char *me, struct ob_error *err);
+
+/* Renewals of every lease in keys/counters, concurrently. results[i] is
+ * OB_OK (counters[i] incremented; pending[i] true when someone asked for a
+ * hand-over), OB_ERR_CONDITION_FAILED (lost) or another error (unknown:
+ * retry next time). */
+void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *me,
+                     const char *const *keys, int64_t *counters, size_t n, enum ob_err *results, bool *pending);
+
+#endif
