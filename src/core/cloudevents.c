@@ -216,6 +216,34 @@ static void set_string(json_t *obj, const char *name, const char *value)
         json_object_set_new(obj, name, json_string(value));
 }
 
+/* Structured events keep `data` well inside jansson's parsing depth
+ * (2048), so every line outboxd writes parses back. */
+#define MAX_DATA_NESTING 1024
+
+/* The deepest nesting of arrays and objects in JSON text. */
+static size_t json_nesting(const unsigned char *p, size_t n)
+{
+    size_t depth = 0, most = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > most)
+                most = depth;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return most;
+}
+
 void ob_ce_structured(struct ob_buf *out, const struct ob_ce *ce, const struct ob_message *m)
 {
     json_t *obj = json_object();
@@ -235,8 +263,10 @@ void ob_ce_structured(struct ob_buf *out, const struct ob_ce *ce, const struct o
 
     bool json_data = false;
     /* jansson accepts a scalar followed by NUL bytes, which would end the
-     * line early when spliced in. */
-    if (m->payload_len && is_json_media_type(ce->datacontenttype) && !memchr(m->payload, 0, m->payload_len)) {
+     * line early when spliced in; and a payload as deep as its parser
+     * allows would be one level too deep inside the event. */
+    if (m->payload_len && is_json_media_type(ce->datacontenttype) && !memchr(m->payload, 0, m->payload_len) &&
+        json_nesting(m->payload, m->payload_len) < MAX_DATA_NESTING) {
         json_t *data = json_loadb((const char *)m->payload, m->payload_len, JSON_DECODE_ANY, NULL);
         json_data = data != NULL;
         json_decref(data);

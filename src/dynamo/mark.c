@@ -7,13 +7,18 @@
 
 #include "core/codec.h"
 
-#define UNPUBLISHED "attribute_exists(pk) AND (isPublished = :f OR attribute_not_exists(isPublished))"
+/* Marking publishes an item that is unpublished by the schema's rules. */
+#define UNPUBLISHED "attribute_exists(pk) AND (isPublished = :b OR attribute_not_exists(isPublished))"
+/* Failure records go on any item not published, a poison item's
+ * malformed isPublished included. */
+#define NOT_PUBLISHED "attribute_exists(pk) AND (attribute_not_exists(isPublished) OR isPublished <> :b)"
 
-static json_t *update_request(const char *table, const char *pk, const char *sk, const char *expression)
+static json_t *update_request(const char *table, const char *pk, const char *sk, const char *expression,
+                              const char *condition, bool b)
 {
     return json_pack("{s:s,s:{s:{s:s},s:{s:s}},s:s,s:s,s:{s:{s:b}}}", "TableName", table, "Key", "pk", "S", pk,
-                     "sk", "S", sk, "UpdateExpression", expression, "ConditionExpression", UNPUBLISHED,
-                     "ExpressionAttributeValues", ":f", "BOOL", 0);
+                     "sk", "S", sk, "UpdateExpression", expression, "ConditionExpression", condition,
+                     "ExpressionAttributeValues", ":b", "BOOL", b);
 }
 
 static void set_value(json_t *req, const char *name, json_t *value)
@@ -50,7 +55,8 @@ json_t *ob_mark_published_request(const char *table, const char *pk, const char 
                                   int64_t ttl_seconds)
 {
     json_t *req = update_request(table, pk, sk,
-                                 "SET isPublished = :t, publishedAt = :now, #ttl = :ttl REMOVE lastError");
+                                 "SET isPublished = :t, publishedAt = :now, #ttl = :ttl REMOVE lastError",
+                                 UNPUBLISHED, false);
     name_ttl(req);
     set_value(req, ":t", json_pack("{s:b}", "BOOL", 1));
     set_value(req, ":now", timestamp(now_ms));
@@ -61,7 +67,7 @@ json_t *ob_mark_published_request(const char *table, const char *pk, const char 
 json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk, int64_t retry_count,
                                const char *error)
 {
-    json_t *req = update_request(table, pk, sk, "SET retryCount = :n, lastError = :e");
+    json_t *req = update_request(table, pk, sk, "SET retryCount = :n, lastError = :e", NOT_PUBLISHED, true);
     set_value(req, ":n", number(retry_count));
     set_value(req, ":e", string(error));
     return req;
@@ -73,11 +79,13 @@ json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const cha
     json_t *req;
     if (ttl_seconds > 0) {
         req = update_request(table, pk, sk,
-                             "SET deadLetteredAt = :now, retryCount = :n, lastError = :e, #ttl = :ttl");
+                             "SET deadLetteredAt = :now, retryCount = :n, lastError = :e, #ttl = :ttl",
+                             NOT_PUBLISHED, true);
         name_ttl(req);
         set_value(req, ":ttl", number(now_ms / 1000 + ttl_seconds));
     } else {
-        req = update_request(table, pk, sk, "SET deadLetteredAt = :now, retryCount = :n, lastError = :e");
+        req = update_request(table, pk, sk, "SET deadLetteredAt = :now, retryCount = :n, lastError = :e",
+                             NOT_PUBLISHED, true);
     }
     set_value(req, ":now", timestamp(now_ms));
     set_value(req, ":n", number(retry_count));

@@ -1,10 +1,11 @@
 /* bench_ceiling: the ceiling of a DynamoDB endpoint for outboxd's hottest
  * call, the conditional mark-published UpdateItem.
  *
- *   bench_ceiling ENDPOINT TABLE N CONCURRENCY [--existing]
+ *   bench_ceiling ENDPOINT TABLE N CONCURRENCY [--existing | --load-only]
  *
  * Creates TABLE if missing and writes N unpublished outbox items with
- * BatchWriteItem (untimed; --existing skips both), then times N
+ * BatchWriteItem (untimed; --existing skips both, --load-only does only
+ * that, so a later --existing run can be watched alone), then times N
  * mark-published UpdateItems, the very body ob_mark_published_request
  * builds, with CONCURRENCY keep-alive connections of one request in flight
  * each, and prints one JSON line:
@@ -332,7 +333,7 @@ static double now_s(void)
 
 static int usage(void)
 {
-    fputs("usage: bench_ceiling ENDPOINT TABLE N CONCURRENCY [--existing]\n", stderr);
+    fputs("usage: bench_ceiling ENDPOINT TABLE N CONCURRENCY [--existing | --load-only]\n", stderr);
     return 64;
 }
 
@@ -340,7 +341,8 @@ int main(int argc, char **argv)
 {
     int rc = 1;
     bool existing = argc == 6 && strcmp(argv[5], "--existing") == 0;
-    if (argc != 5 && !existing)
+    bool load_only = argc == 6 && strcmp(argv[5], "--load-only") == 0;
+    if (argc != 5 && !existing && !load_only)
         return usage();
     char *end1, *end2;
     long long n = strtoll(argv[3], &end1, 10), width = strtoll(argv[4], &end2, 10);
@@ -359,6 +361,10 @@ int main(int argc, char **argv)
         struct job load = { .total = (bench.n + BATCH - 1) / BATCH, .build = build_load };
         if (run(&create, conns, 1) < 0 || run(&load, conns, width < 32 ? (size_t)width : 32) < 0)
             goto out;
+    }
+    if (load_only) {
+        rc = 0;
+        goto out;
     }
     struct job update = { .total = bench.n, .build = build_update, .tolerated = "ConditionalCheckFailedException" };
     double t0 = now_s();

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -106,101 +107,379 @@ static void put_str(struct ob_buf *b, const char *s)
     ob_buf_putc(b, '"');
 }
 
-/* ---- attribute values ---------------------------------------------------- */
+/* ---- request documents ------------------------------------------------------
+ * A flat token tree over the request body, jsmn-style: one array per call,
+ * strings left escaped in place. jansson needs ~12 us to load one
+ * UpdateItem body on the benchmark machine, more than everything else the
+ * call costs, so the item operations read requests through this and keep
+ * items as JSON text; jansson serves only the rare table calls. */
 
-/* The type letter(s) of an AttributeValue {"S": ...} and its payload. */
-static const char *av_type(const json_t *av, const json_t **inner)
+enum { J_OBJ, J_ARR, J_STR, J_PRIM };
+
+struct jtok {
+    uint8_t type;
+    uint32_t start, end; /* strings: inside the quotes */
+    uint32_t next;       /* the token after this subtree */
+    uint32_t size;       /* pairs of an object, elements of an array */
+    uint32_t str;        /* strings: 1 + offset of the unescaped text in strs, 0 until asked */
+};
+
+struct doc {
+    const char *js;
+    size_t len;
+    struct jtok *t;
+    size_t n, cap;
+    struct ob_buf strs; /* unescaped strings, each once; reserved so pointers stay put */
+};
+
+static size_t skip_ws(const char *js, size_t i, size_t len)
 {
-    if (!json_is_object(av) || json_object_size(av) != 1)
+    while (i < len && (js[i] == ' ' || js[i] == '\t' || js[i] == '\n' || js[i] == '\r'))
+        i++;
+    return i;
+}
+
+static size_t doc_add(struct doc *d, int type, size_t start)
+{
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 256;
+        d->t = ob_xrealloc(d->t, d->cap * sizeof *d->t);
+    }
+    d->t[d->n] = (struct jtok){ (uint8_t)type, (uint32_t)start, (uint32_t)start, 0, 0, 0 };
+    return d->n++;
+}
+
+static int parse_json(struct doc *d, size_t *pos, int depth)
+{
+    const char *js = d->js;
+    size_t len = d->len, i = skip_ws(js, *pos, len);
+    if (i >= len || depth > 64)
+        return -1;
+    size_t me;
+    if (js[i] == '"') {
+        me = doc_add(d, J_STR, i + 1);
+        for (i++;;) {
+            const char *q = memchr(js + i, '"', len - i);
+            if (!q)
+                return -1;
+            size_t at = (size_t)(q - js), bs = 0;
+            while (at - bs > i && js[at - bs - 1] == '\\')
+                bs++;
+            i = at;
+            if (bs % 2 == 0)
+                break;
+            i++;
+        }
+        d->t[me].end = (uint32_t)i++;
+    } else if (js[i] == '{' || js[i] == '[') {
+        char close = js[i] == '{' ? '}' : ']';
+        me = doc_add(d, close == '}' ? J_OBJ : J_ARR, i);
+        i = skip_ws(js, i + 1, len);
+        if (i < len && js[i] == close) {
+            i++;
+        } else {
+            for (;;) {
+                if (close == '}') {
+                    if (i >= len || js[i] != '"' || parse_json(d, &i, depth + 1) < 0)
+                        return -1;
+                    i = skip_ws(js, i, len);
+                    if (i >= len || js[i++] != ':')
+                        return -1;
+                }
+                if (parse_json(d, &i, depth + 1) < 0)
+                    return -1;
+                d->t[me].size++;
+                i = skip_ws(js, i, len);
+                if (i < len && js[i] == ',') {
+                    i = skip_ws(js, i + 1, len);
+                    continue;
+                }
+                if (i >= len || js[i++] != close)
+                    return -1;
+                break;
+            }
+        }
+        d->t[me].end = (uint32_t)i;
+    } else {
+        me = doc_add(d, J_PRIM, i);
+        while (i < len && !strchr(",}] \t\r\n", js[i]))
+            i++;
+        if (i == d->t[me].start || !strchr("-0123456789tfn", js[d->t[me].start]))
+            return -1;
+        d->t[me].end = (uint32_t)i;
+    }
+    d->t[me].next = (uint32_t)d->n;
+    *pos = i;
+    return 0;
+}
+
+static int doc_load(struct doc *d, const char *js, size_t len)
+{
+    size_t pos = 0;
+    d->js = js;
+    d->len = len;
+    d->n = 0;
+    if (parse_json(d, &pos, 0) < 0 || skip_ws(js, pos, len) != len || d->t[0].type != J_OBJ)
+        return -1;
+    /* Unescaping never lengthens a string; each gets a NUL. */
+    ob_buf_reset(&d->strs);
+    ob_buf_reserve(&d->strs, len + d->n);
+    return 0;
+}
+
+static bool tok_raw_is(const struct doc *d, int i, const char *s, size_t n)
+{
+    const struct jtok *t = &d->t[i];
+    return t->type == J_STR && t->end - t->start == n && memcmp(d->js + t->start, s, n) == 0;
+}
+
+/* The value of key in object obj, or -1. */
+static int doc_getn(const struct doc *d, int obj, const char *key, size_t n)
+{
+    if (obj < 0 || d->t[obj].type != J_OBJ)
+        return -1;
+    int k = obj + 1;
+    for (uint32_t i = 0; i < d->t[obj].size; i++, k = (int)d->t[k + 1].next)
+        if (tok_raw_is(d, k, key, n))
+            return k + 1;
+    return -1;
+}
+
+static int doc_get(const struct doc *d, int obj, const char *key)
+{
+    return doc_getn(d, obj, key, strlen(key));
+}
+
+#define doc_foreach_pair(d, obj, k)                                                                            \
+    for (int k = (obj) + 1, k##_n = 0; k##_n < (int)(d)->t[obj].size; k##_n++, k = (int)(d)->t[k + 1].next)
+#define doc_foreach_elem(d, arr, e)                                                                            \
+    for (int e = (arr) + 1, e##_n = 0; e##_n < (int)(d)->t[arr].size; e##_n++, e = (int)(d)->t[e].next)
+
+static size_t utf8_put(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xc0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xe0 | cp >> 12);
+        o[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        o[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    o[0] = (char)(0xf0 | cp >> 18);
+    o[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+    o[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+    o[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* The unescaped text of string token i (NULL for anything else); valid
+ * for the rest of the call. */
+static const char *doc_str(struct doc *d, int i)
+{
+    if (i < 0 || d->t[i].type != J_STR)
         return NULL;
-    void *it = json_object_iter((json_t *)av);
-    *inner = json_object_iter_value(it);
-    return json_object_iter_key(it);
+    if (d->t[i].str)
+        return d->strs.data + d->t[i].str - 1;
+    const char *p = d->js + d->t[i].start, *end = d->js + d->t[i].end;
+    char *out = d->strs.data + d->strs.len, *o = out;
+    d->t[i].str = (uint32_t)d->strs.len + 1;
+    while (p < end) {
+        if (*p != '\\') {
+            *o++ = *p++;
+            continue;
+        }
+        char c = p[1];
+        p += 2;
+        if (c == 'u' && end - p >= 4) {
+            unsigned cp = (unsigned)strtoul((char[]){ p[0], p[1], p[2], p[3], 0 }, NULL, 16);
+            p += 4;
+            if (cp >= 0xd800 && cp < 0xdc00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+                unsigned lo = (unsigned)strtoul((char[]){ p[2], p[3], p[4], p[5], 0 }, NULL, 16);
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                p += 6;
+            }
+            o += utf8_put(o, cp);
+        } else {
+            *o++ = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b' : c == 'f' ? '\f' : c;
+        }
+    }
+    *o++ = '\0';
+    d->strs.len += (size_t)(o - out);
+    return out;
+}
+
+/* JSON text of token i, quotes included. */
+static void tok_text(const struct doc *d, int i, const char **p, size_t *n)
+{
+    const struct jtok *t = &d->t[i];
+    size_t q = t->type == J_STR;
+    *p = d->js + t->start - q;
+    *n = t->end - t->start + 2 * q;
+}
+
+/* Copies JSON text without the whitespace between tokens. */
+static void put_compact(struct ob_buf *b, const char *p, size_t n)
+{
+    ob_buf_reserve(b, n);
+    char *o = b->data + b->len;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (in_str) {
+            *o++ = c;
+            if (c == '\\' && i + 1 < n)
+                *o++ = p[++i];
+            else if (c == '"')
+                in_str = false;
+        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            *o++ = c;
+            in_str = c == '"';
+        }
+    }
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
+static bool wants_capacity(struct doc *d, int obj)
+{
+    const char *v = doc_str(d, doc_get(d, obj, "ReturnConsumedCapacity"));
+    return v && strcmp(v, "NONE") != 0;
+}
+
+/* Decimal digits of v, zero-padded to width; printf is a visible share
+ * of a call's cost, so the hot answers are assembled by hand. */
+static void put_u64(struct ob_buf *b, uint64_t v, int width)
+{
+    char d[24];
+    int n = 0;
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    ob_buf_reserve(b, (size_t)(n > width ? n : width));
+    for (int i = n; i < width; i++)
+        b->data[b->len++] = '0';
+    while (n > 0)
+        b->data[b->len++] = d[--n];
+    b->data[b->len] = '\0';
+}
+
+/* ---- attribute values as text -------------------------------------------------- */
+
+struct val {
+    const char *p; /* JSON text of an AttributeValue; NULL: absent */
+    size_t n;
+};
+
+/* Type name and payload text of {"T": payload}. */
+static bool val_parts(struct val v, const char **type, size_t *type_len, const char **inner, size_t *inner_len)
+{
+    size_t i = skip_ws(v.p, 0, v.n);
+    if (i >= v.n || v.p[i] != '{')
+        return false;
+    i = skip_ws(v.p, i + 1, v.n);
+    if (i >= v.n || v.p[i] != '"')
+        return false;
+    const char *t = v.p + i + 1, *q = memchr(t, '"', v.n - i - 1);
+    if (!q)
+        return false;
+    i = skip_ws(v.p, (size_t)(q - v.p) + 1, v.n);
+    if (i >= v.n || v.p[i] != ':')
+        return false;
+    i = skip_ws(v.p, i + 1, v.n);
+    size_t end = v.n;
+    while (end > i && v.p[end - 1] != '}')
+        end--;
+    while (end > i + 1 && strchr(" \t\r\n", v.p[end - 2]))
+        end--;
+    *type = t;
+    *type_len = (size_t)(q - t);
+    *inner = v.p + i;
+    *inner_len = end > i ? end - 1 - i : 0;
+    return true;
+}
+
+static bool type_is(const char *t, size_t n, const char *want)
+{
+    return strlen(want) == n && memcmp(t, want, n) == 0;
+}
+
+/* Equal as JSON text, ignoring the whitespace between tokens. */
+static bool text_equal(const char *a, size_t an, const char *b, size_t bn)
+{
+    size_t i = 0, j = 0;
+    bool in_str = false;
+    for (;;) {
+        if (!in_str) {
+            i = skip_ws(a, i, an);
+            j = skip_ws(b, j, bn);
+        }
+        if (i == an || j == bn)
+            return i == an && j == bn;
+        if (a[i] != b[j])
+            return false;
+        if (a[i] == '\\' && in_str) {
+            if (i + 1 == an || j + 1 == bn || a[i + 1] != b[j + 1])
+                return false;
+            i++, j++;
+        } else if (a[i] == '"') {
+            in_str = !in_str;
+        }
+        i++, j++;
+    }
+}
+
+static long double val_number(const char *inner)
+{
+    return strtold(inner + (*inner == '"'), NULL);
+}
+
+/* <0, 0, >0 for two scalars of one type (S, N or B); *ok false otherwise. */
+static int val_compare(struct val a, struct val b, bool *ok)
+{
+    const char *ta, *tb, *ia, *ib;
+    size_t tal, tbl, ial, ibl;
+    *ok = val_parts(a, &ta, &tal, &ia, &ial) && val_parts(b, &tb, &tbl, &ib, &ibl) && tal == 1 && tbl == 1 &&
+          *ta == *tb && strchr("SNB", *ta);
+    if (!*ok)
+        return 0;
+    if (*ta == 'N') {
+        long double x = val_number(ia), y = val_number(ib);
+        return (x > y) - (x < y);
+    }
+    int c = memcmp(ia, ib, ial < ibl ? ial : ibl);
+    return c ? c : (ial > ibl) - (ial < ibl);
+}
+
+static bool val_equal(struct val a, struct val b)
+{
+    if (text_equal(a.p, a.n, b.p, b.n))
+        return true;
+    bool ok;
+    int c = val_compare(a, b, &ok);
+    return ok && c == 0;
 }
 
 /* DynamoDB's item size rules, close enough for capacity accounting. */
-static size_t av_size(const json_t *av)
+static size_t val_size(struct val v)
 {
-    const json_t *v;
-    const char *t = av_type(av, &v);
-    size_t n = 0, i;
-    const json_t *e;
-    const char *k;
-    if (!t)
-        return 0;
-    switch (t[0]) {
-    case 'S':
-        if (t[1] == 'S')
-            json_array_foreach(v, i, e) n += json_string_length(e);
-        else
-            n = json_string_length(v);
-        return n;
-    case 'N':
-        if (t[1] == 'S')
-            json_array_foreach(v, i, e) n += json_string_length(e) / 2 + 1;
-        else
-            n = json_string_length(v) / 2 + 1;
-        return n;
-    case 'B':
-        if (t[1] == 'S')
-            json_array_foreach(v, i, e) n += json_string_length(e) * 3 / 4;
-        else if (t[1] == 'O')
-            n = 1;
-        else
-            n = json_string_length(v) * 3 / 4;
-        return n;
-    case 'L':
-        n = 3;
-        json_array_foreach(v, i, e) n += 1 + av_size(e);
-        return n;
-    case 'M':
-        n = 3;
-        json_object_foreach((json_t *)v, k, e) n += 1 + strlen(k) + av_size(e);
-        return n;
-    default: /* NULL */
+    const char *t, *inner;
+    size_t tl, il;
+    if (!val_parts(v, &t, &tl, &inner, &il))
+        return v.n;
+    if (type_is(t, tl, "S") || type_is(t, tl, "B"))
+        return il >= 2 ? il - 2 : 0;
+    if (type_is(t, tl, "N"))
+        return il / 2 + 1;
+    if (type_is(t, tl, "BOOL") || type_is(t, tl, "NULL"))
         return 1;
-    }
-}
-
-static size_t item_size(const json_t *attrs)
-{
-    size_t n = 0;
-    const char *k;
-    const json_t *v;
-    json_object_foreach((json_t *)attrs, k, v) n += strlen(k) + av_size(v);
-    return n;
-}
-
-/* The text of a scalar key value (S, N or B), else NULL. */
-static const char *key_scalar(const json_t *av)
-{
-    const json_t *v;
-    const char *t = av_type(av, &v);
-    if (!t || t[1] || (t[0] != 'S' && t[0] != 'N' && t[0] != 'B'))
-        return NULL;
-    return json_string_value(v);
-}
-
-/* <0, 0, >0 for comparable scalars of one type; *ok false otherwise. */
-static int av_compare(const json_t *a, const json_t *b, bool *ok)
-{
-    const json_t *va, *vb;
-    const char *ta = av_type(a, &va), *tb = av_type(b, &vb);
-    *ok = ta && tb && strcmp(ta, tb) == 0 && !ta[1] && json_is_string(va) && json_is_string(vb);
-    if (!*ok)
-        return 0;
-    if (ta[0] == 'N') {
-        long double x = strtold(json_string_value(va), NULL), y = strtold(json_string_value(vb), NULL);
-        return (x > y) - (x < y);
-    }
-    return strcmp(json_string_value(va), json_string_value(vb));
-}
-
-static bool av_equal(const json_t *a, const json_t *b)
-{
-    bool ok;
-    int c = av_compare(a, b, &ok);
-    return ok ? c == 0 : json_equal((json_t *)a, (json_t *)b);
+    return il;
 }
 
 /* ---- expressions ----------------------------------------------------------
@@ -581,49 +860,62 @@ static enum ddb_err expr_get(char kind, const char *src, const struct expr **out
     return rc;
 }
 
+struct item;
+static struct val item_attr(const struct item *it, const char *name, size_t n);
+
 struct eval {
-    const json_t *attrs; /* NULL: no item */
-    const json_t *names;
-    const json_t *values;
+    const struct item *it; /* NULL: no item */
+    struct doc *d;
+    int names;             /* ExpressionAttributeNames token, or -1 */
+    int values;            /* ExpressionAttributeValues token, or -1 */
     struct fail *f;
+    struct ob_buf *tmp;    /* computed values; reserved so views stay put */
 };
 
-static enum ddb_err path_name(const struct eval *ev, const struct node *nd, const char **name)
+/* The attribute name of a path node, as written in JSON (escaped). */
+static enum ddb_err path_name(const struct eval *ev, const struct node *nd, const char **name, size_t *n)
 {
     if (nd->text[0] != '#') {
         *name = nd->text;
+        *n = strlen(nd->text);
         return E_OK;
     }
-    *name = json_string_value(json_object_get(ev->names, nd->text));
-    if (!*name)
+    int v = doc_get(ev->d, ev->names, nd->text);
+    if (v < 0 || ev->d->t[v].type != J_STR)
         return fail(ev->f, E_VALIDATION, "An expression attribute name used in the document path is not defined; "
                                          "attribute name: %s", nd->text);
+    *name = ev->d->js + ev->d->t[v].start;
+    *n = ev->d->t[v].end - ev->d->t[v].start;
     return E_OK;
 }
 
-/* Borrowed value of a path (NULL when absent) or of an :value. */
-static enum ddb_err operand(const struct eval *ev, const struct expr *e, int i, const json_t **out)
+/* The value of a path (p NULL when absent) or of an :value. */
+static enum ddb_err operand(const struct eval *ev, const struct expr *e, int i, struct val *out)
 {
     const struct node *nd = &e->nodes[i];
     if (nd->kind == K_VALUE) {
-        *out = json_object_get(ev->values, nd->text);
-        if (!*out)
+        int v = doc_get(ev->d, ev->values, nd->text);
+        if (v < 0)
             return fail(ev->f, E_VALIDATION, "An expression attribute value used in expression is not defined; "
                                              "attribute value: %s", nd->text);
+        tok_text(ev->d, v, &out->p, &out->n);
         return E_OK;
     }
     const char *name;
-    enum ddb_err rc = path_name(ev, nd, &name);
-    *out = rc ? NULL : json_object_get(ev->attrs, name);
+    size_t n;
+    enum ddb_err rc = path_name(ev, nd, &name, &n);
+    *out = rc ? (struct val){ NULL, 0 } : item_attr(ev->it, name, n);
     return rc;
 }
 
 static enum ddb_err eval_cond(const struct eval *ev, const struct expr *e, int i, bool *out)
 {
     const struct node *nd = &e->nodes[i];
-    const json_t *a, *b;
+    struct val a, b;
     enum ddb_err rc;
     bool x, ok;
+    const char *ta, *tb, *ia, *ib;
+    size_t tal, tbl, ial, ibl;
     switch (nd->kind) {
     case K_AND:
     case K_OR:
@@ -641,30 +933,29 @@ static enum ddb_err eval_cond(const struct eval *ev, const struct expr *e, int i
     case K_EXISTS:
     case K_NOT_EXISTS:
         rc = operand(ev, e, nd->a, &a);
-        *out = (a != NULL) == (nd->kind == K_EXISTS);
+        *out = (a.p != NULL) == (nd->kind == K_EXISTS);
         return rc;
     case K_BEGINS:
         if ((rc = operand(ev, e, nd->a, &a)) || (rc = operand(ev, e, nd->b, &b)))
             return rc;
-        {
-            const char *sa = json_string_value(json_object_get(a, "S"));
-            const char *sb = json_string_value(json_object_get(b, "S"));
-            *out = sa && sb && strncmp(sa, sb, strlen(sb)) == 0;
-        }
+        /* Both S: a's text starts with b's text without its closing quote. */
+        *out = a.p && b.p && val_parts(a, &ta, &tal, &ia, &ial) && val_parts(b, &tb, &tbl, &ib, &ibl) &&
+               type_is(ta, tal, "S") && type_is(tb, tbl, "S") && ibl >= 2 && ial >= ibl - 1 &&
+               memcmp(ia, ib, ibl - 1) == 0;
         return E_OK;
     case K_CMP:
         if ((rc = operand(ev, e, nd->a, &a)) || (rc = operand(ev, e, nd->b, &b)))
             return rc;
-        if (!a || !b) {
+        if (!a.p || !b.p) {
             *out = false;
             return E_OK;
         }
         if (nd->op == T_EQ || nd->op == T_NE) {
-            *out = av_equal(a, b) == (nd->op == T_EQ);
+            *out = val_equal(a, b) == (nd->op == T_EQ);
             return E_OK;
         }
         {
-            int c = av_compare(a, b, &ok);
+            int c = val_compare(a, b, &ok);
             *out = ok && (nd->op == T_LT ? c < 0 : nd->op == T_LE ? c <= 0 : nd->op == T_GT ? c > 0 : c >= 0);
         }
         return E_OK;
@@ -673,75 +964,69 @@ static enum ddb_err eval_cond(const struct eval *ev, const struct expr *e, int i
     }
 }
 
-static json_t *number_value(long double v)
-{
-    char n[64];
-    if (v == floorl(v) && fabsl(v) < 1e18L)
-        snprintf(n, sizeof n, "%lld", (long long)v);
-    else
-        snprintf(n, sizeof n, "%.17Lg", v);
-    return json_pack("{s:s}", "N", n);
-}
+static enum ddb_err eval_value(const struct eval *ev, const struct expr *e, int i, struct val *out);
 
-static enum ddb_err eval_value(const struct eval *ev, const struct expr *e, int i, json_t **out);
-
-static enum ddb_err eval_arith(const struct eval *ev, const struct expr *e, const struct node *nd, json_t **out)
+static enum ddb_err eval_arith(const struct eval *ev, const struct expr *e, const struct node *nd, struct val *out)
 {
-    json_t *x = NULL, *y = NULL;
+    struct val x, y;
+    const char *tx, *ty, *ix, *iy;
+    size_t txl, tyl, ixl, iyl;
     enum ddb_err rc;
     if ((rc = eval_value(ev, e, nd->a, &x)) || (rc = eval_value(ev, e, nd->b, &y)))
-        goto out;
-    const char *nx = json_string_value(json_object_get(x, "N"));
-    const char *ny = json_string_value(json_object_get(y, "N"));
-    if (!nx || !ny) {
-        rc = fail(ev->f, E_VALIDATION, "An operand in the update expression has an incorrect data type");
-        goto out;
-    }
-    long double vx = strtold(nx, NULL), vy = strtold(ny, NULL);
-    *out = number_value(nd->kind == K_ADD ? vx + vy : vx - vy);
-out:
-    json_decref(x);
-    json_decref(y);
-    return rc;
+        return rc;
+    if (!val_parts(x, &tx, &txl, &ix, &ixl) || !val_parts(y, &ty, &tyl, &iy, &iyl) || !type_is(tx, txl, "N") ||
+        !type_is(ty, tyl, "N"))
+        return fail(ev->f, E_VALIDATION, "An operand in the update expression has an incorrect data type");
+    if (ev->tmp->cap - ev->tmp->len < 96)
+        return fail(ev->f, E_VALIDATION, "the update expression has too many computed values");
+    long double v = nd->kind == K_ADD ? val_number(ix) + val_number(iy) : val_number(ix) - val_number(iy);
+    char *o = ev->tmp->data + ev->tmp->len;
+    int n = v == floorl(v) && fabsl(v) < 1e18L ? snprintf(o, 96, "{\"N\":\"%lld\"}", (long long)v)
+                                               : snprintf(o, 96, "{\"N\":\"%.17Lg\"}", v);
+    ev->tmp->len += (size_t)n + 1;
+    *out = (struct val){ o, (size_t)n };
+    return E_OK;
 }
 
-/* New reference to the value a SET action assigns. */
-static enum ddb_err eval_value(const struct eval *ev, const struct expr *e, int i, json_t **out)
+/* The value a SET action assigns. */
+static enum ddb_err eval_value(const struct eval *ev, const struct expr *e, int i, struct val *out)
 {
     const struct node *nd = &e->nodes[i];
-    const json_t *a;
     enum ddb_err rc;
     switch (nd->kind) {
     case K_IF_NOT_EXISTS:
-        if ((rc = operand(ev, e, nd->a, &a)))
+        if ((rc = operand(ev, e, nd->a, out)))
             return rc;
-        if (!a)
-            return eval_value(ev, e, nd->b, out);
-        *out = json_incref((json_t *)a);
-        return E_OK;
+        return out->p ? E_OK : eval_value(ev, e, nd->b, out);
     case K_ADD:
     case K_SUB:
         return eval_arith(ev, e, nd, out);
     default:
-        if ((rc = operand(ev, e, i, &a)))
+        if ((rc = operand(ev, e, i, out)))
             return rc;
-        if (!a)
-            return fail(ev->f, E_VALIDATION,
-                        "The provided expression refers to an attribute that does not exist in the item");
-        *out = json_incref((json_t *)a);
-        return E_OK;
+        return out->p ? E_OK
+                      : fail(ev->f, E_VALIDATION,
+                             "The provided expression refers to an attribute that does not exist in the item");
     }
 }
 
 /* ---- tables, items, streams ------------------------------------------------ */
 
+/* One attribute of an item: offsets into its image. The name is kept as
+ * written in JSON, and looked up that way. */
+struct attr {
+    uint32_t name, name_len;
+    uint32_t val, val_len;
+};
+
 struct item {
     char *key; /* hash value "\0" range value, owned */
     size_t key_len;
     uint64_t hash;
-    json_t *attrs;
-    char *image; /* compact JSON of attrs, owned */
+    char *image; /* compact JSON of the whole item, owned */
     size_t image_len;
+    struct attr *attrs;
+    size_t n_attrs;
     size_t size;
 };
 
@@ -782,6 +1067,13 @@ struct table {
     struct table *next;
 };
 
+/* An item image being built. */
+struct image {
+    struct ob_buf text;
+    struct attr *v;
+    size_t n, cap;
+};
+
 static struct {
     int latency_ms;
     unsigned shards;
@@ -790,9 +1082,66 @@ static struct {
     unsigned next_table_id;
     uint64_t request_id;
     struct table *tables;
-    struct ob_buf key;     /* the item key of the current call */
-    struct ob_buf scratch; /* item images being serialized */
+    struct ob_buf key; /* the item key of the current call */
+    struct ob_buf tmp; /* values computed by update expressions */
+    struct image image;
+    struct doc doc;
 } srv = { .shards = 1, .seq_width = 21, .seq = 1000, .next_table_id = 1 };
+
+static struct val item_attr(const struct item *it, const char *name, size_t n)
+{
+    for (size_t i = 0; it && i < it->n_attrs; i++) {
+        const struct attr *a = &it->attrs[i];
+        if (a->name_len == n && memcmp(it->image + a->name, name, n) == 0)
+            return (struct val){ it->image + a->val, a->val_len };
+    }
+    return (struct val){ NULL, 0 };
+}
+
+static void image_start(struct image *im)
+{
+    ob_buf_reset(&im->text);
+    ob_buf_putc(&im->text, '{');
+    im->n = 0;
+}
+
+/* compact: v is known to be compact already (it comes from an image). */
+static void image_add(struct image *im, const char *name, size_t name_len, struct val v, bool compact)
+{
+    if (im->n == im->cap) {
+        im->cap = im->cap ? im->cap * 2 : 32;
+        im->v = ob_xrealloc(im->v, im->cap * sizeof *im->v);
+    }
+    struct ob_buf *b = &im->text;
+    if (im->n)
+        ob_buf_putc(b, ',');
+    ob_buf_putc(b, '"');
+    uint32_t name_at = (uint32_t)b->len;
+    ob_buf_append(b, name, name_len);
+    ob_buf_puts(b, "\":");
+    uint32_t val_at = (uint32_t)b->len;
+    if (compact)
+        ob_buf_append(b, v.p, v.n);
+    else
+        put_compact(b, v.p, v.n);
+    im->v[im->n++] = (struct attr){ name_at, (uint32_t)name_len, val_at, (uint32_t)(b->len - val_at) };
+}
+
+/* Moves the built image into it (replacing its old one, which the caller
+ * has taken). */
+static void image_finish(struct image *im, struct item *it)
+{
+    ob_buf_putc(&im->text, '}');
+    it->image = ob_xstrndup(im->text.data, im->text.len);
+    it->image_len = im->text.len;
+    free(it->attrs);
+    it->attrs = ob_xmalloc(im->n * sizeof *im->v);
+    memcpy(it->attrs, im->v, im->n * sizeof *im->v);
+    it->n_attrs = im->n;
+    it->size = 0;
+    for (size_t i = 0; i < im->n; i++)
+        it->size += im->v[i].name_len + val_size((struct val){ it->image + im->v[i].val, im->v[i].val_len });
+}
 
 static void seq_format(char *out, size_t size, uint64_t seq)
 {
@@ -835,8 +1184,8 @@ static size_t map_free_slot(const struct item_map *m, uint64_t h)
 static void map_insert(struct item_map *m, struct item *it)
 {
     if ((m->n + 1) * 4 > m->cap * 3) {
-        struct item_map g = { ob_xcalloc(m->cap ? m->cap * 2 : 1024, sizeof *g.slot), m->cap ? m->cap * 2 : 1024,
-                              m->n };
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        struct item_map g = { ob_xcalloc(cap, sizeof *g.slot), cap, m->n };
         for (size_t i = 0; i < m->cap; i++)
             if (m->slot[i])
                 g.slot[map_free_slot(&g, m->slot[i]->hash)] = m->slot[i];
@@ -880,19 +1229,19 @@ static void item_free(struct item *it)
     if (!it)
         return;
     free(it->key);
-    json_decref(it->attrs);
     free(it->image);
+    free(it->attrs);
     free(it);
 }
 
-static void item_refresh(struct item *it)
+static struct item *item_new(const char *key, size_t len, uint64_t h)
 {
-    ob_buf_reset(&srv.scratch);
-    put_json(&srv.scratch, it->attrs);
-    free(it->image);
-    it->image = ob_xstrndup(srv.scratch.data, srv.scratch.len);
-    it->image_len = srv.scratch.len;
-    it->size = item_size(it->attrs);
+    struct item *it = ob_xcalloc(1, sizeof *it);
+    it->key = ob_xmalloc(len);
+    memcpy(it->key, key, len);
+    it->key_len = len;
+    it->hash = h;
+    return it;
 }
 
 static void table_free(struct table *t)
@@ -927,21 +1276,35 @@ static struct table *table_find(const char *name)
     return NULL;
 }
 
-static enum ddb_err table_of(const json_t *req, struct table **t, struct fail *f)
+static enum ddb_err table_named(const char *name, struct table **t, struct fail *f)
 {
-    const char *name = json_string_value(json_object_get(req, "TableName"));
     if (!name)
         return fail(f, E_VALIDATION, "TableName is required");
     *t = table_find(name);
     return *t ? E_OK : fail(f, E_NOT_FOUND, "Requested resource not found: Table: %s not found", name);
 }
 
-/* The item key (hash "\0" range) of a Key or Item object, in srv.key. */
-static enum ddb_err key_of(const struct table *t, const json_t *obj, bool exact, uint64_t *h, struct fail *f)
+static enum ddb_err table_of(const json_t *req, struct table **t, struct fail *f)
 {
-    const char *hv = key_scalar(json_object_get(obj, t->hash_key));
-    const char *rv = t->range_key ? key_scalar(json_object_get(obj, t->range_key)) : "";
-    if (!hv || !rv || (exact && json_object_size(obj) != (t->range_key ? 2u : 1u)))
+    return table_named(json_string_value(json_object_get(req, "TableName")), t, f);
+}
+
+/* The text of a scalar key value {"S"|"N"|"B": "..."}, else NULL. */
+static const char *key_scalar(struct doc *d, int v)
+{
+    if (v < 0 || d->t[v].type != J_OBJ || d->t[v].size != 1)
+        return NULL;
+    if (!tok_raw_is(d, v + 1, "S", 1) && !tok_raw_is(d, v + 1, "N", 1) && !tok_raw_is(d, v + 1, "B", 1))
+        return NULL;
+    return doc_str(d, v + 2);
+}
+
+/* The item key (hash "\0" range) of a Key or Item object, in srv.key. */
+static enum ddb_err key_of(const struct table *t, struct doc *d, int obj, bool exact, uint64_t *h, struct fail *f)
+{
+    const char *hv = key_scalar(d, doc_get(d, obj, t->hash_key));
+    const char *rv = t->range_key ? key_scalar(d, doc_get(d, obj, t->range_key)) : "";
+    if (!hv || !rv || (exact && d->t[obj].size != (t->range_key ? 2u : 1u)))
         return fail(f, E_VALIDATION, "The provided key element does not match the schema");
     ob_buf_reset(&srv.key);
     ob_buf_puts(&srv.key, hv);
@@ -951,61 +1314,52 @@ static enum ddb_err key_of(const struct table *t, const json_t *obj, bool exact,
     return E_OK;
 }
 
-static struct item *item_new(const char *key, size_t len, uint64_t h, json_t *attrs)
+static void put_keys(struct ob_buf *b, const struct table *t, const struct item *it)
 {
-    struct item *it = ob_xcalloc(1, sizeof *it);
-    it->key = ob_xmalloc(len);
-    memcpy(it->key, key, len);
-    it->key_len = len;
-    it->hash = h;
-    it->attrs = attrs;
-    return it;
-}
-
-static void put_keys(struct ob_buf *b, const struct table *t, const json_t *attrs)
-{
+    struct val hv = item_attr(it, t->hash_key, strlen(t->hash_key));
     ob_buf_putc(b, '{');
     put_str(b, t->hash_key);
     ob_buf_putc(b, ':');
-    put_json(b, json_object_get(attrs, t->hash_key));
+    ob_buf_append(b, hv.p, hv.n);
     if (t->range_key) {
+        struct val rv = item_attr(it, t->range_key, strlen(t->range_key));
         ob_buf_putc(b, ',');
         put_str(b, t->range_key);
         ob_buf_putc(b, ':');
-        put_json(b, json_object_get(attrs, t->range_key));
+        ob_buf_append(b, rv.p, rv.n);
     }
     ob_buf_putc(b, '}');
 }
 
-/* Appends one change to the shard of its hash key. new/old: images, NULL
- * when absent; attrs: either image's attributes, for the keys. */
-static void stream_record(struct table *t, const json_t *attrs, const char *new_img, size_t new_len,
+/* Appends one change of it to the shard of its hash key. new/old: the
+ * images after and before, NULL when absent. */
+static void stream_record(struct table *t, const struct item *it, const char *new_img, size_t new_len,
                           const char *old_img, size_t old_len)
 {
     if (!t->view_type)
         return;
-    const char *hv = key_scalar(json_object_get(attrs, t->hash_key));
-    struct shard *sh = &t->shards[fnv1a(hv, strlen(hv), FNV_SEED) % srv.shards];
+    struct shard *sh = &t->shards[fnv1a(it->key, strlen(it->key), FNV_SEED) % srv.shards];
     if (sh->n == sh->cap) {
         sh->cap = sh->cap ? sh->cap * 2 : 1024;
         sh->v = ob_xrealloc(sh->v, sh->cap * sizeof *sh->v);
     }
     uint64_t seq = ++srv.seq;
-    char seqs[64];
-    seq_format(seqs, sizeof seqs, seq);
     struct ob_buf *b = &sh->log;
     size_t off = b->len;
     bool keys_only = strcmp(t->view_type, "KEYS_ONLY") == 0;
     bool want_new = !keys_only && strcmp(t->view_type, "OLD_IMAGE") != 0;
     bool want_old = !keys_only && strcmp(t->view_type, "NEW_IMAGE") != 0;
-    ob_buf_printf(b,
-                  "{\"eventID\":\"%016llx%016llx\",\"eventName\":\"%s\",\"eventVersion\":\"1.1\","
-                  "\"eventSource\":\"aws:dynamodb\",\"awsRegion\":\"" REGION "\",\"dynamodb\":{"
-                  "\"ApproximateCreationDateTime\":%lld,\"Keys\":",
-                  (unsigned long long)t->id, (unsigned long long)seq,
-                  !old_img ? "INSERT" : !new_img ? "REMOVE" : "MODIFY", (long long)time(NULL));
+    ob_buf_puts(b, "{\"eventID\":\"");
+    put_u64(b, t->id, 8);
+    put_u64(b, seq, 24);
+    ob_buf_puts(b, !old_img ? "\",\"eventName\":\"INSERT" : !new_img ? "\",\"eventName\":\"REMOVE"
+                                                                : "\",\"eventName\":\"MODIFY");
+    ob_buf_puts(b, "\",\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\",\"awsRegion\":\"" REGION
+                   "\",\"dynamodb\":{\"ApproximateCreationDateTime\":");
+    put_u64(b, (uint64_t)time(NULL), 0);
+    ob_buf_puts(b, ",\"Keys\":");
     size_t keys_at = b->len;
-    put_keys(b, t, attrs);
+    put_keys(b, t, it);
     size_t size = b->len - keys_at;
     if (new_img && want_new) {
         ob_buf_puts(b, ",\"NewImage\":");
@@ -1017,8 +1371,13 @@ static void stream_record(struct table *t, const json_t *attrs, const char *new_
         ob_buf_append(b, old_img, old_len);
         size += old_len;
     }
-    ob_buf_printf(b, ",\"SequenceNumber\":\"%s\",\"SizeBytes\":%zu,\"StreamViewType\":\"%s\"}}", seqs, size,
-                  t->view_type);
+    ob_buf_puts(b, ",\"SequenceNumber\":\"1");
+    put_u64(b, seq, srv.seq_width - 1);
+    ob_buf_puts(b, "\",\"SizeBytes\":");
+    put_u64(b, size, 0);
+    ob_buf_puts(b, ",\"StreamViewType\":\"");
+    ob_buf_puts(b, t->view_type);
+    ob_buf_puts(b, "\"}}");
     sh->v[sh->n++] = (struct record){ seq, off, b->len - off };
 }
 
@@ -1033,22 +1392,19 @@ static double read_units(size_t size, bool consistent)
     return consistent ? u : u / 2;
 }
 
-static bool wants_capacity(const json_t *req)
-{
-    const char *v = json_string_value(json_object_get(req, "ReturnConsumedCapacity"));
-    return v && strcmp(v, "NONE") != 0;
-}
-
 static void put_capacity(struct ob_buf *b, const char *table, double units)
 {
     ob_buf_puts(b, "{\"TableName\":");
     put_str(b, table);
-    ob_buf_printf(b, ",\"CapacityUnits\":%.1f}", units);
+    ob_buf_puts(b, ",\"CapacityUnits\":");
+    put_u64(b, (uint64_t)units, 0);
+    ob_buf_puts(b, units - floor(units) >= 0.5 ? ".5}" : ".0}");
 }
 
 /* ---- operations ------------------------------------------------------------ */
 
-typedef enum ddb_err (*op_fn)(const json_t *req, struct ob_buf *out, struct fail *f);
+typedef enum ddb_err (*json_op)(const json_t *req, struct ob_buf *out, struct fail *f);
+typedef enum ddb_err (*doc_op)(struct doc *d, struct ob_buf *out, struct fail *f);
 
 static json_t *table_description(const struct table *t, const char *status)
 {
@@ -1230,10 +1586,21 @@ static enum ddb_err op_describe_ttl(const json_t *req, struct ob_buf *out, struc
     return E_OK;
 }
 
-/* Evaluates the request's ConditionExpression, if any, against attrs. */
-static enum ddb_err check_condition(const json_t *req, const json_t *attrs, struct fail *f)
+static bool doc_true(const struct doc *d, int obj, const char *key)
 {
-    const char *src = json_string_value(json_object_get(req, "ConditionExpression"));
+    int v = doc_get(d, obj, key);
+    return v >= 0 && d->t[v].type == J_PRIM && d->js[d->t[v].start] == 't';
+}
+
+static enum ddb_err table_of_doc(struct doc *d, int obj, struct table **t, struct fail *f)
+{
+    return table_named(doc_str(d, doc_get(d, obj, "TableName")), t, f);
+}
+
+/* Evaluates the request's ConditionExpression, if any, against it. */
+static enum ddb_err check_condition(struct doc *d, const struct item *it, struct fail *f)
+{
+    const char *src = doc_str(d, doc_get(d, 0, "ConditionExpression"));
     if (!src)
         return E_OK;
     const struct expr *e;
@@ -1241,8 +1608,8 @@ static enum ddb_err check_condition(const json_t *req, const json_t *attrs, stru
     enum ddb_err rc = expr_get('C', src, &e, &own, f);
     if (rc)
         return rc;
-    struct eval ev = { attrs, json_object_get(req, "ExpressionAttributeNames"),
-                       json_object_get(req, "ExpressionAttributeValues"), f };
+    struct eval ev = { it, d, doc_get(d, 0, "ExpressionAttributeNames"), doc_get(d, 0, "ExpressionAttributeValues"),
+                       f, &srv.tmp };
     bool ok = false;
     rc = eval_cond(&ev, e, e->root, &ok);
     if (!rc && !ok)
@@ -1251,9 +1618,9 @@ static enum ddb_err check_condition(const json_t *req, const json_t *attrs, stru
     return rc;
 }
 
-static enum ddb_err return_values(const json_t *req, bool *old, bool *new_, struct fail *f)
+static enum ddb_err return_values(struct doc *d, bool *old, bool *new_, struct fail *f)
 {
-    const char *rv = json_string_value(json_object_get(req, "ReturnValues"));
+    const char *rv = doc_str(d, doc_get(d, 0, "ReturnValues"));
     *old = rv && strcmp(rv, "ALL_OLD") == 0;
     *new_ = rv && strcmp(rv, "ALL_NEW") == 0;
     if (rv && !*old && !*new_ && strcmp(rv, "NONE") != 0)
@@ -1262,7 +1629,7 @@ static enum ddb_err return_values(const json_t *req, bool *old, bool *new_, stru
 }
 
 /* The answer of a single-item write: {} with the optional parts. */
-static void write_answer(struct ob_buf *out, const json_t *req, const struct table *t, const char *attributes,
+static void write_answer(struct ob_buf *out, struct doc *d, const struct table *t, const char *attributes,
                          size_t attributes_len, double units)
 {
     bool sep = false;
@@ -1272,21 +1639,19 @@ static void write_answer(struct ob_buf *out, const json_t *req, const struct tab
         ob_buf_append(out, attributes, attributes_len);
         sep = true;
     }
-    if (wants_capacity(req)) {
+    if (wants_capacity(d, 0)) {
         ob_buf_puts(out, sep ? ",\"ConsumedCapacity\":" : "\"ConsumedCapacity\":");
         put_capacity(out, t->name, units);
     }
     ob_buf_putc(out, '}');
 }
 
-/* Stores item (a new reference) in t, replacing any old one; the caller
- * has checked conditions. Returns the write's capacity units; *old_image
- * receives the replaced image (caller frees) when wanted. */
-static double put_item(struct table *t, json_t *item, char **old_image, size_t *old_len)
+/* Stores the Item object `obj` under the key in srv.key (hash h),
+ * replacing any old item; the caller has checked conditions. Returns the
+ * write's capacity units; *old_image receives the replaced image (caller
+ * frees) when wanted. */
+static double put_item(struct table *t, struct doc *d, int obj, uint64_t h, char **old_image, size_t *old_len)
 {
-    uint64_t h;
-    struct fail ignored;
-    key_of(t, item, false, &h, &ignored);
     struct item *it = map_get(&t->items, srv.key.data, srv.key.len, h);
     char *old = NULL;
     size_t old_n = 0, old_size = 0;
@@ -1294,15 +1659,18 @@ static double put_item(struct table *t, json_t *item, char **old_image, size_t *
         old = it->image;
         old_n = it->image_len;
         old_size = it->size;
-        it->image = NULL;
-        json_decref(it->attrs);
-        it->attrs = item;
     } else {
-        it = item_new(srv.key.data, srv.key.len, h, item);
+        it = item_new(srv.key.data, srv.key.len, h);
         map_insert(&t->items, it);
     }
-    item_refresh(it);
-    stream_record(t, it->attrs, it->image, it->image_len, old, old_n);
+    image_start(&srv.image);
+    doc_foreach_pair(d, obj, k) {
+        struct val v;
+        tok_text(d, k + 1, &v.p, &v.n);
+        image_add(&srv.image, d->js + d->t[k].start, d->t[k].end - d->t[k].start, v, false);
+    }
+    image_finish(&srv.image, it);
+    stream_record(t, it, it->image, it->image_len, old, old_n);
     double units = write_units(it->size > old_size ? it->size : old_size);
     if (old_image) {
         *old_image = old;
@@ -1313,26 +1681,36 @@ static double put_item(struct table *t, json_t *item, char **old_image, size_t *
     return units;
 }
 
-static enum ddb_err op_put_item(const json_t *req, struct ob_buf *out, struct fail *f)
+static enum ddb_err item_object(struct doc *d, int obj, struct fail *f)
+{
+    if (obj < 0 || d->t[obj].type != J_OBJ)
+        return fail(f, E_VALIDATION, "Item is required");
+    doc_foreach_pair(d, obj, k) if (d->t[k + 1].type != J_OBJ || d->t[k + 1].size != 1)
+        return fail(f, E_VALIDATION, "Supplied AttributeValue is empty, must contain exactly one of the supported "
+                                     "datatypes");
+    return E_OK;
+}
+
+static enum ddb_err op_put_item(struct doc *d, struct ob_buf *out, struct fail *f)
 {
     struct table *t;
     uint64_t h;
     bool want_old, want_new;
-    enum ddb_err rc = table_of(req, &t, f);
-    json_t *item = json_object_get(req, "Item");
-    if (rc || (rc = return_values(req, &want_old, &want_new, f)))
+    int item = doc_get(d, 0, "Item");
+    enum ddb_err rc = table_of_doc(d, 0, &t, f);
+    if (rc || (rc = return_values(d, &want_old, &want_new, f)) || (rc = item_object(d, item, f)))
         return rc;
     if (want_new)
         return fail(f, E_VALIDATION, "ReturnValues ALL_NEW is not valid for PutItem");
-    if ((rc = key_of(t, item, false, &h, f)))
+    if ((rc = key_of(t, d, item, false, &h, f)))
         return rc;
-    struct item *it = map_get(&t->items, srv.key.data, srv.key.len, h);
-    if ((rc = check_condition(req, it ? it->attrs : NULL, f)))
+    const struct item *it = map_get(&t->items, srv.key.data, srv.key.len, h);
+    if ((rc = check_condition(d, it, f)))
         return rc;
     char *old = NULL;
     size_t old_len = 0;
-    double units = put_item(t, json_incref(item), &old, &old_len);
-    write_answer(out, req, t, old, old_len, units);
+    double units = put_item(t, d, item, h, &old, &old_len);
+    write_answer(out, d, t, want_old ? old : NULL, old_len, units);
     free(old);
     return E_OK;
 }
@@ -1341,7 +1719,7 @@ static enum ddb_err op_put_item(const json_t *req, struct ob_buf *out, struct fa
  * receives its image (caller frees) when wanted. */
 static double delete_item(struct table *t, struct item *it, char **old_image, size_t *old_len)
 {
-    stream_record(t, it->attrs, NULL, 0, it->image, it->image_len);
+    stream_record(t, it, NULL, 0, it->image, it->image_len);
     double units = write_units(it->size);
     if (old_image) {
         *old_image = it->image;
@@ -1353,194 +1731,218 @@ static double delete_item(struct table *t, struct item *it, char **old_image, si
     return units;
 }
 
-static enum ddb_err op_delete_item(const json_t *req, struct ob_buf *out, struct fail *f)
+static enum ddb_err op_delete_item(struct doc *d, struct ob_buf *out, struct fail *f)
 {
     struct table *t;
     uint64_t h;
     bool want_old, want_new;
-    enum ddb_err rc = table_of(req, &t, f);
-    if (rc || (rc = return_values(req, &want_old, &want_new, f)) ||
-        (rc = key_of(t, json_object_get(req, "Key"), true, &h, f)))
+    enum ddb_err rc = table_of_doc(d, 0, &t, f);
+    if (rc || (rc = return_values(d, &want_old, &want_new, f)) ||
+        (rc = key_of(t, d, doc_get(d, 0, "Key"), true, &h, f)))
         return rc;
     struct item *it = map_get(&t->items, srv.key.data, srv.key.len, h);
-    if ((rc = check_condition(req, it ? it->attrs : NULL, f)))
+    if ((rc = check_condition(d, it, f)))
         return rc;
-    if (!it) {
-        write_answer(out, req, t, NULL, 0, 1.0);
-        return E_OK;
-    }
     char *old = NULL;
     size_t old_len = 0;
-    double units = delete_item(t, it, want_old ? &old : NULL, &old_len);
-    write_answer(out, req, t, old, old_len, units);
+    double units = it ? delete_item(t, it, want_old ? &old : NULL, &old_len) : 1.0;
+    write_answer(out, d, t, old, old_len, units);
     free(old);
     return E_OK;
 }
 
-static bool is_key_attr(const struct table *t, const char *name)
+static bool is_key_attr(const struct table *t, const char *name, size_t n)
 {
-    return strcmp(name, t->hash_key) == 0 || (t->range_key && strcmp(name, t->range_key) == 0);
+    return (strlen(t->hash_key) == n && memcmp(name, t->hash_key, n) == 0) ||
+           (t->range_key && strlen(t->range_key) == n && memcmp(name, t->range_key, n) == 0);
 }
 
-static enum ddb_err op_update_item(const json_t *req, struct ob_buf *out, struct fail *f)
+struct change {
+    const char *name;
+    size_t name_len;
+    struct val v; /* p NULL: REMOVE */
+    bool done;
+};
+
+/* Evaluates every action against the item as it was, before any applies. */
+static enum ddb_err update_changes(const struct eval *ev, const struct expr *e, const struct table *t,
+                                   struct change *ch)
+{
+    enum ddb_err rc;
+    for (size_t i = 0; i < e->n_acts; i++) {
+        const struct action *a = &e->acts[i];
+        ch[i] = (struct change){ NULL, 0, { NULL, 0 }, false };
+        if ((rc = path_name(ev, &e->nodes[a->path], &ch[i].name, &ch[i].name_len)))
+            return rc;
+        if (is_key_attr(t, ch[i].name, ch[i].name_len))
+            return fail(ev->f, E_VALIDATION, "Cannot update attribute %.*s. This attribute is part of the key",
+                        (int)ch[i].name_len, ch[i].name);
+        for (size_t j = 0; j < i; j++)
+            if (ch[j].name_len == ch[i].name_len && memcmp(ch[j].name, ch[i].name, ch[i].name_len) == 0)
+                return fail(ev->f, E_VALIDATION, "Two document paths overlap with each other: %.*s",
+                            (int)ch[i].name_len, ch[i].name);
+        if (!a->remove && (rc = eval_value(ev, e, a->value, &ch[i].v)))
+            return rc;
+    }
+    return E_OK;
+}
+
+static enum ddb_err op_update_item(struct doc *d, struct ob_buf *out, struct fail *f)
 {
     struct table *t;
     uint64_t h;
     bool want_old, want_new;
     const struct expr *e = NULL;
     struct expr *own = NULL;
-    json_t *vals[MAX_ACTIONS];
-    const char *names[MAX_ACTIONS];
-    size_t n_vals = 0;
-    const json_t *key = json_object_get(req, "Key");
-    const char *src = json_string_value(json_object_get(req, "UpdateExpression"));
-    enum ddb_err rc = table_of(req, &t, f);
-    if (rc || (rc = return_values(req, &want_old, &want_new, f)) || (rc = key_of(t, key, true, &h, f)))
+    struct change ch[MAX_ACTIONS];
+    int key = doc_get(d, 0, "Key");
+    const char *src = doc_str(d, doc_get(d, 0, "UpdateExpression"));
+    enum ddb_err rc = table_of_doc(d, 0, &t, f);
+    if (rc || (rc = return_values(d, &want_old, &want_new, f)) || (rc = key_of(t, d, key, true, &h, f)))
         return rc;
     if (!src)
         return fail(f, E_VALIDATION, "UpdateExpression is required by ddb_bench_server");
     struct item *it = map_get(&t->items, srv.key.data, srv.key.len, h);
-    if ((rc = check_condition(req, it ? it->attrs : NULL, f)) || (rc = expr_get('U', src, &e, &own, f)))
+    if ((rc = check_condition(d, it, f)) || (rc = expr_get('U', src, &e, &own, f)))
         goto out;
-    /* Every value is computed from the item as it was, before any is set. */
-    struct eval ev = { it ? it->attrs : NULL, json_object_get(req, "ExpressionAttributeNames"),
-                       json_object_get(req, "ExpressionAttributeValues"), f };
-    for (; n_vals < e->n_acts; n_vals++) {
-        const struct action *a = &e->acts[n_vals];
-        vals[n_vals] = NULL;
-        if ((rc = path_name(&ev, &e->nodes[a->path], &names[n_vals])))
-            goto out;
-        if (is_key_attr(t, names[n_vals])) {
-            rc = fail(f, E_VALIDATION, "Cannot update attribute %s. This attribute is part of the key",
-                      names[n_vals]);
-            goto out;
-        }
-        if (!a->remove && (rc = eval_value(&ev, e, a->value, &vals[n_vals])))
-            goto out;
-    }
-    char *old = NULL;
-    size_t old_len = 0, old_size = 0;
+    struct eval ev = { it, d, doc_get(d, 0, "ExpressionAttributeNames"), doc_get(d, 0, "ExpressionAttributeValues"),
+                       f, &srv.tmp };
+    if ((rc = update_changes(&ev, e, t, ch)))
+        goto out;
+    image_start(&srv.image);
     if (it) {
-        old = it->image;
-        old_len = it->image_len;
-        old_size = it->size;
-        it->image = NULL;
+        for (size_t i = 0; i < it->n_attrs; i++) {
+            const struct attr *a = &it->attrs[i];
+            struct val v = { it->image + a->val, a->val_len };
+            for (size_t j = 0; j < e->n_acts; j++)
+                if (ch[j].name_len == a->name_len && memcmp(ch[j].name, it->image + a->name, a->name_len) == 0) {
+                    v = ch[j].v;
+                    ch[j].done = true;
+                }
+            if (v.p)
+                image_add(&srv.image, it->image + a->name, a->name_len, v, v.p == it->image + a->val);
+        }
     } else {
-        it = item_new(srv.key.data, srv.key.len, h, json_deep_copy(key));
+        doc_foreach_pair(d, key, k) {
+            struct val v;
+            tok_text(d, k + 1, &v.p, &v.n);
+            image_add(&srv.image, d->js + d->t[k].start, d->t[k].end - d->t[k].start, v, false);
+        }
+        it = item_new(srv.key.data, srv.key.len, h);
         map_insert(&t->items, it);
     }
-    for (size_t i = 0; i < n_vals; i++) {
-        if (vals[i])
-            json_object_set_new(it->attrs, names[i], vals[i]);
-        else
-            json_object_del(it->attrs, names[i]);
-        vals[i] = NULL;
-    }
-    item_refresh(it);
-    stream_record(t, it->attrs, it->image, it->image_len, old, old_len);
-    write_answer(out, req, t, want_old ? old : want_new ? it->image : NULL, want_old ? old_len : it->image_len,
+    for (size_t j = 0; j < e->n_acts; j++)
+        if (!ch[j].done && ch[j].v.p)
+            image_add(&srv.image, ch[j].name, ch[j].name_len, ch[j].v, false);
+    char *old = it->image;
+    size_t old_len = it->image_len, old_size = it->size;
+    image_finish(&srv.image, it);
+    stream_record(t, it, it->image, it->image_len, old, old_len);
+    write_answer(out, d, t, want_old ? old : want_new ? it->image : NULL, want_old ? old_len : it->image_len,
                  write_units(it->size > old_size ? it->size : old_size));
     free(old);
 out:
-    for (size_t i = 0; i < n_vals; i++)
-        json_decref(vals[i]);
     expr_free(own);
     return rc;
 }
 
 /* Appends the item's image, or its projection when e is set. */
-static void put_item_image(struct ob_buf *out, const struct item *it, const struct expr *e, const json_t *names)
+static void put_item_image(struct ob_buf *out, const struct item *it, const struct expr *e, struct doc *d,
+                           int names)
 {
     if (!e) {
         ob_buf_append(out, it->image, it->image_len);
         return;
     }
     struct fail ignored;
-    struct eval ev = { it->attrs, names, NULL, &ignored };
+    struct eval ev = { it, d, names, -1, &ignored, &srv.tmp };
     bool first = true;
     ob_buf_putc(out, '{');
     for (size_t i = 0; i < e->n_acts; i++) {
         const char *name;
-        const json_t *v;
-        if (path_name(&ev, &e->nodes[e->acts[i].path], &name) || !(v = json_object_get(it->attrs, name)))
+        size_t n;
+        if (path_name(&ev, &e->nodes[e->acts[i].path], &name, &n))
             continue;
-        if (!first)
-            ob_buf_putc(out, ',');
+        struct val v = item_attr(it, name, n);
+        if (!v.p)
+            continue;
+        ob_buf_puts(out, first ? "\"" : ",\"");
         first = false;
-        put_str(out, name);
-        ob_buf_putc(out, ':');
-        put_json(out, v);
+        ob_buf_append(out, name, n);
+        ob_buf_puts(out, "\":");
+        ob_buf_append(out, v.p, v.n);
     }
     ob_buf_putc(out, '}');
 }
 
-static enum ddb_err projection_of(const json_t *req, const struct expr **e, struct expr **own, struct fail *f)
+static enum ddb_err projection_of(struct doc *d, int obj, const struct expr **e, struct expr **own, struct fail *f)
 {
-    const char *src = json_string_value(json_object_get(req, "ProjectionExpression"));
+    const char *src = doc_str(d, doc_get(d, obj, "ProjectionExpression"));
     *e = NULL;
     return src ? expr_get('P', src, e, own, f) : E_OK;
 }
 
-static enum ddb_err op_get_item(const json_t *req, struct ob_buf *out, struct fail *f)
+static enum ddb_err op_get_item(struct doc *d, struct ob_buf *out, struct fail *f)
 {
     struct table *t;
     uint64_t h;
     const struct expr *e = NULL;
     struct expr *own = NULL;
-    enum ddb_err rc = table_of(req, &t, f);
-    if (rc || (rc = key_of(t, json_object_get(req, "Key"), true, &h, f)) || (rc = projection_of(req, &e, &own, f)))
+    enum ddb_err rc = table_of_doc(d, 0, &t, f);
+    if (rc || (rc = key_of(t, d, doc_get(d, 0, "Key"), true, &h, f)) || (rc = projection_of(d, 0, &e, &own, f)))
         return rc;
     const struct item *it = map_get(&t->items, srv.key.data, srv.key.len, h);
-    bool sep = false;
+    bool sep = false, consistent = doc_true(d, 0, "ConsistentRead");
     ob_buf_putc(out, '{');
     if (it) {
         ob_buf_puts(out, "\"Item\":");
-        put_item_image(out, it, e, json_object_get(req, "ExpressionAttributeNames"));
+        put_item_image(out, it, e, d, doc_get(d, 0, "ExpressionAttributeNames"));
         sep = true;
     }
-    if (wants_capacity(req)) {
+    if (wants_capacity(d, 0)) {
         ob_buf_puts(out, sep ? ",\"ConsumedCapacity\":" : "\"ConsumedCapacity\":");
-        put_capacity(out, t->name, read_units(it ? it->size : 0, json_is_true(json_object_get(req, "ConsistentRead"))));
+        put_capacity(out, t->name, read_units(it ? it->size : 0, consistent));
     }
     ob_buf_putc(out, '}');
     expr_free(own);
     return E_OK;
 }
 
-static enum ddb_err op_batch_get_item(const json_t *req, struct ob_buf *out, struct fail *f)
+static enum ddb_err op_batch_get_item(struct doc *d, struct ob_buf *out, struct fail *f)
 {
-    const json_t *ri = json_object_get(req, "RequestItems"), *spec, *key;
-    const char *name;
-    size_t total = 0, i;
+    int ri = doc_get(d, 0, "RequestItems");
+    size_t total = 0;
     struct ob_buf cap = { 0 };
     enum ddb_err rc = E_OK;
-    if (!json_is_object(ri) || json_object_size(ri) == 0)
+    if (ri < 0 || d->t[ri].type != J_OBJ || d->t[ri].size == 0)
         return fail(f, E_VALIDATION, "RequestItems is required");
-    json_object_foreach((json_t *)ri, name, spec) {
-        if (!table_find(name))
-            return fail(f, E_NOT_FOUND, "Requested resource not found: Table: %s not found", name);
-        total += json_array_size(json_object_get(spec, "Keys"));
+    doc_foreach_pair(d, ri, k) {
+        struct table *t;
+        if ((rc = table_named(doc_str(d, k), &t, f)))
+            return rc;
+        int keys = doc_get(d, k + 1, "Keys");
+        total += keys >= 0 && d->t[keys].type == J_ARR ? d->t[keys].size : 0;
     }
     if (total == 0 || total > 100)
         return fail(f, E_VALIDATION, "Too many items requested for the BatchGetItem call");
     ob_buf_puts(out, "{\"Responses\":{");
-    bool first_table = true;
-    json_object_foreach((json_t *)ri, name, spec) {
-        struct table *t = table_find(name);
+    doc_foreach_pair(d, ri, k) {
+        int spec = k + 1, names = doc_get(d, spec, "ExpressionAttributeNames");
+        struct table *t = table_find(doc_str(d, k));
         const struct expr *e = NULL;
         struct expr *own = NULL;
         double units = 0;
-        bool consistent = json_is_true(json_object_get(spec, "ConsistentRead")), first = true;
-        if ((rc = projection_of(spec, &e, &own, f)))
+        bool consistent = doc_true(d, spec, "ConsistentRead"), first = true;
+        if ((rc = projection_of(d, spec, &e, &own, f)))
             goto out;
-        if (!first_table)
+        if (k_n)
             ob_buf_putc(out, ',');
-        first_table = false;
-        put_str(out, name);
+        put_str(out, t->name);
         ob_buf_puts(out, ":[");
-        json_array_foreach(json_object_get(spec, "Keys"), i, key) {
+        int keys = doc_get(d, spec, "Keys");
+        doc_foreach_elem(d, keys, key) {
             uint64_t h;
-            if ((rc = key_of(t, key, true, &h, f))) {
+            if ((rc = key_of(t, d, key, true, &h, f))) {
                 expr_free(own);
                 goto out;
             }
@@ -1551,16 +1953,16 @@ static enum ddb_err op_batch_get_item(const json_t *req, struct ob_buf *out, str
             if (!first)
                 ob_buf_putc(out, ',');
             first = false;
-            put_item_image(out, it, e, json_object_get(spec, "ExpressionAttributeNames"));
+            put_item_image(out, it, e, d, names);
         }
         ob_buf_putc(out, ']');
         if (cap.len)
             ob_buf_putc(&cap, ',');
-        put_capacity(&cap, name, units);
+        put_capacity(&cap, t->name, units);
         expr_free(own);
     }
     ob_buf_puts(out, "},\"UnprocessedKeys\":{}");
-    if (wants_capacity(req)) {
+    if (wants_capacity(d, 0)) {
         ob_buf_puts(out, ",\"ConsumedCapacity\":[");
         ob_buf_append(out, cap.data, cap.len);
         ob_buf_putc(out, ']');
@@ -1571,25 +1973,27 @@ out:
     return rc;
 }
 
-static enum ddb_err op_batch_write_item(const json_t *req, struct ob_buf *out, struct fail *f)
+static enum ddb_err op_batch_write_item(struct doc *d, struct ob_buf *out, struct fail *f)
 {
-    const json_t *ri = json_object_get(req, "RequestItems"), *writes, *w;
-    const char *name;
-    size_t total = 0, i;
+    int ri = doc_get(d, 0, "RequestItems");
+    size_t total = 0;
     uint64_t h;
-    if (!json_is_object(ri) || json_object_size(ri) == 0)
+    enum ddb_err rc;
+    if (ri < 0 || d->t[ri].type != J_OBJ || d->t[ri].size == 0)
         return fail(f, E_VALIDATION, "RequestItems is required");
     /* Validate everything first: a batch is applied whole or not at all. */
-    json_object_foreach((json_t *)ri, name, writes) {
-        struct table *t = table_find(name);
-        if (!t)
-            return fail(f, E_NOT_FOUND, "Requested resource not found: Table: %s not found", name);
-        json_array_foreach(writes, i, w) {
-            const json_t *put = json_object_get(json_object_get(w, "PutRequest"), "Item");
-            const json_t *del = json_object_get(json_object_get(w, "DeleteRequest"), "Key");
-            enum ddb_err rc = put ? key_of(t, put, false, &h, f)
-                              : del ? key_of(t, del, true, &h, f)
-                                    : fail(f, E_VALIDATION, "a write request is neither PutRequest nor DeleteRequest");
+    doc_foreach_pair(d, ri, k) {
+        struct table *t;
+        if ((rc = table_named(doc_str(d, k), &t, f)))
+            return rc;
+        if (d->t[k + 1].type != J_ARR)
+            return fail(f, E_VALIDATION, "the writes of table %s are not a list", t->name);
+        doc_foreach_elem(d, k + 1, w) {
+            int put = doc_get(d, doc_get(d, w, "PutRequest"), "Item");
+            int del = doc_get(d, doc_get(d, w, "DeleteRequest"), "Key");
+            rc = put >= 0   ? item_object(d, put, f) ?: key_of(t, d, put, false, &h, f)
+                 : del >= 0 ? key_of(t, d, del, true, &h, f)
+                            : fail(f, E_VALIDATION, "a write request is neither PutRequest nor DeleteRequest");
             if (rc)
                 return rc;
             total++;
@@ -1597,58 +2001,58 @@ static enum ddb_err op_batch_write_item(const json_t *req, struct ob_buf *out, s
     }
     if (total == 0 || total > 25)
         return fail(f, E_VALIDATION, "Too many items requested for the BatchWriteItem call");
-    bool capacity = wants_capacity(req), first = true;
+    bool capacity = wants_capacity(d, 0);
     ob_buf_puts(out, capacity ? "{\"UnprocessedItems\":{},\"ConsumedCapacity\":[" : "{\"UnprocessedItems\":{}");
-    json_object_foreach((json_t *)ri, name, writes) {
-        struct table *t = table_find(name);
+    doc_foreach_pair(d, ri, k) {
+        struct table *t = table_find(doc_str(d, k));
         double units = 0;
-        json_array_foreach(writes, i, w) {
-            json_t *put = json_object_get(json_object_get(w, "PutRequest"), "Item");
-            if (put) {
-                units += put_item(t, json_incref(put), NULL, NULL);
+        struct fail ignored;
+        doc_foreach_elem(d, k + 1, w) {
+            int put = doc_get(d, doc_get(d, w, "PutRequest"), "Item");
+            if (put >= 0) {
+                key_of(t, d, put, false, &h, &ignored);
+                units += put_item(t, d, put, h, NULL, NULL);
                 continue;
             }
-            struct fail ignored;
-            key_of(t, json_object_get(json_object_get(w, "DeleteRequest"), "Key"), true, &h, &ignored);
+            key_of(t, d, doc_get(d, doc_get(d, w, "DeleteRequest"), "Key"), true, &h, &ignored);
             struct item *it = map_get(&t->items, srv.key.data, srv.key.len, h);
             if (it)
                 units += delete_item(t, it, NULL, NULL);
         }
         if (capacity) {
-            if (!first)
+            if (k_n)
                 ob_buf_putc(out, ',');
-            first = false;
-            put_capacity(out, name, units);
+            put_capacity(out, t->name, units);
         }
     }
     ob_buf_puts(out, capacity ? "]}" : "}");
     return E_OK;
 }
 
-static enum ddb_err op_scan(const json_t *req, struct ob_buf *out, struct fail *f)
+static enum ddb_err op_scan(struct doc *d, struct ob_buf *out, struct fail *f)
 {
     struct table *t;
     const struct expr *proj = NULL, *filter = NULL;
     struct expr *own_proj = NULL, *own_filter = NULL;
-    const char *filter_src = json_string_value(json_object_get(req, "FilterExpression"));
-    const json_t *names = json_object_get(req, "ExpressionAttributeNames");
-    const json_t *start = json_object_get(req, "ExclusiveStartKey");
-    json_int_t limit = json_integer_value(json_object_get(req, "Limit"));
-    enum ddb_err rc = table_of(req, &t, f);
-    if (rc || (rc = projection_of(req, &proj, &own_proj, f)) ||
+    const char *filter_src = doc_str(d, doc_get(d, 0, "FilterExpression"));
+    int names = doc_get(d, 0, "ExpressionAttributeNames"), start = doc_get(d, 0, "ExclusiveStartKey");
+    int limit_tok = doc_get(d, 0, "Limit");
+    long limit = limit_tok >= 0 ? strtol(d->js + d->t[limit_tok].start, NULL, 10) : 0;
+    enum ddb_err rc = table_of_doc(d, 0, &t, f);
+    if (rc || (rc = projection_of(d, 0, &proj, &own_proj, f)) ||
         (filter_src && (rc = expr_get('C', filter_src, &filter, &own_filter, f))))
         goto out;
     size_t i = 0, count = 0, scanned = 0, bytes = 0;
-    if (start) {
+    if (start >= 0) {
         uint64_t h;
-        if ((rc = key_of(t, start, true, &h, f)))
+        if ((rc = key_of(t, d, start, true, &h, f)))
             goto out;
         const struct item *it = map_get(&t->items, srv.key.data, srv.key.len, h);
         i = it ? map_slot_of(&t->items, it) + 1 : (size_t)(h & (t->items.cap ? t->items.cap - 1 : 0));
     }
     const struct item *last = NULL;
     ob_buf_puts(out, "{\"Items\":[");
-    for (; i < t->items.cap && (limit <= 0 || (json_int_t)scanned < limit); i++) {
+    for (; i < t->items.cap && (limit <= 0 || (long)scanned < limit); i++) {
         const struct item *it = t->items.slot[i];
         if (!it)
             continue;
@@ -1657,7 +2061,7 @@ static enum ddb_err op_scan(const json_t *req, struct ob_buf *out, struct fail *
         last = it;
         if (filter) {
             bool keep = false;
-            struct eval ev = { it->attrs, names, json_object_get(req, "ExpressionAttributeValues"), f };
+            struct eval ev = { it, d, names, doc_get(d, 0, "ExpressionAttributeValues"), f, &srv.tmp };
             if ((rc = eval_cond(&ev, filter, filter->root, &keep)))
                 goto out;
             if (!keep)
@@ -1665,7 +2069,7 @@ static enum ddb_err op_scan(const json_t *req, struct ob_buf *out, struct fail *
         }
         if (count++)
             ob_buf_putc(out, ',');
-        put_item_image(out, it, proj, names);
+        put_item_image(out, it, proj, d, names);
     }
     ob_buf_printf(out, "],\"Count\":%zu,\"ScannedCount\":%zu", count, scanned);
     bool more = false;
@@ -1673,11 +2077,11 @@ static enum ddb_err op_scan(const json_t *req, struct ob_buf *out, struct fail *
         more = t->items.slot[j] != NULL;
     if (more && last) {
         ob_buf_puts(out, ",\"LastEvaluatedKey\":");
-        put_keys(out, t, last->attrs);
+        put_keys(out, t, last);
     }
-    if (wants_capacity(req)) {
+    if (wants_capacity(d, 0)) {
         ob_buf_puts(out, ",\"ConsumedCapacity\":");
-        put_capacity(out, t->name, read_units(bytes, json_is_true(json_object_get(req, "ConsistentRead"))));
+        put_capacity(out, t->name, read_units(bytes, doc_true(d, 0, "ConsistentRead")));
     }
     ob_buf_putc(out, '}');
 out:
@@ -1868,47 +2272,55 @@ static enum ddb_err op_get_records(const json_t *req, struct ob_buf *out, struct
     return E_OK;
 }
 
+/* Item calls read the request as tokens; table calls, rare, as jansson. */
 static const struct {
     const char *target;
-    op_fn fn;
+    doc_op doc;
+    json_op json;
 } ops[] = {
-    { "DynamoDB_20120810.UpdateItem", op_update_item },
-    { "DynamoDB_20120810.BatchGetItem", op_batch_get_item },
-    { "DynamoDB_20120810.BatchWriteItem", op_batch_write_item },
-    { "DynamoDB_20120810.PutItem", op_put_item },
-    { "DynamoDB_20120810.GetItem", op_get_item },
-    { "DynamoDB_20120810.DeleteItem", op_delete_item },
-    { "DynamoDB_20120810.Scan", op_scan },
-    { "DynamoDB_20120810.CreateTable", op_create_table },
-    { "DynamoDB_20120810.DeleteTable", op_delete_table },
-    { "DynamoDB_20120810.DescribeTable", op_describe_table },
-    { "DynamoDB_20120810.ListTables", op_list_tables },
-    { "DynamoDB_20120810.UpdateTimeToLive", op_update_ttl },
-    { "DynamoDB_20120810.DescribeTimeToLive", op_describe_ttl },
-    { "DynamoDBStreams_20120810.GetRecords", op_get_records },
-    { "DynamoDBStreams_20120810.GetShardIterator", op_get_shard_iterator },
-    { "DynamoDBStreams_20120810.DescribeStream", op_describe_stream },
-    { "DynamoDBStreams_20120810.ListStreams", op_list_streams },
+    { "DynamoDB_20120810.UpdateItem", op_update_item, NULL },
+    { "DynamoDB_20120810.BatchGetItem", op_batch_get_item, NULL },
+    { "DynamoDB_20120810.BatchWriteItem", op_batch_write_item, NULL },
+    { "DynamoDB_20120810.PutItem", op_put_item, NULL },
+    { "DynamoDB_20120810.GetItem", op_get_item, NULL },
+    { "DynamoDB_20120810.DeleteItem", op_delete_item, NULL },
+    { "DynamoDB_20120810.Scan", op_scan, NULL },
+    { "DynamoDB_20120810.CreateTable", NULL, op_create_table },
+    { "DynamoDB_20120810.DeleteTable", NULL, op_delete_table },
+    { "DynamoDB_20120810.DescribeTable", NULL, op_describe_table },
+    { "DynamoDB_20120810.ListTables", NULL, op_list_tables },
+    { "DynamoDB_20120810.UpdateTimeToLive", NULL, op_update_ttl },
+    { "DynamoDB_20120810.DescribeTimeToLive", NULL, op_describe_ttl },
+    { "DynamoDBStreams_20120810.GetRecords", NULL, op_get_records },
+    { "DynamoDBStreams_20120810.GetShardIterator", NULL, op_get_shard_iterator },
+    { "DynamoDBStreams_20120810.DescribeStream", NULL, op_describe_stream },
+    { "DynamoDBStreams_20120810.ListStreams", NULL, op_list_streams },
 };
 
 /* Runs one call; the answer body goes to out, the status is returned. */
 static int dispatch(const char *target, size_t target_len, const char *body, size_t body_len, struct ob_buf *out)
 {
     struct fail f = { E_OK, "" };
-    op_fn fn = NULL;
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0] && !fn; i++)
-        if (strlen(ops[i].target) == target_len && memcmp(ops[i].target, target, target_len) == 0)
-            fn = ops[i].fn;
+    size_t op = 0, n_ops = sizeof ops / sizeof ops[0];
+    while (op < n_ops && !(strlen(ops[op].target) == target_len && memcmp(ops[op].target, target, target_len) == 0))
+        op++;
     json_t *req = NULL;
-    if (!fn) {
+    ob_buf_reset(&srv.tmp);
+    ob_buf_reserve(&srv.tmp, MAX_ACTIONS * 96);
+    if (op == n_ops) {
         fail(&f, E_UNKNOWN_OP, "ddb_bench_server does not implement %.*s", (int)target_len, target);
+    } else if (ops[op].doc) {
+        if (doc_load(&srv.doc, body, body_len) < 0)
+            fail(&f, E_SERIALIZATION, "the request body is not a JSON object");
+        else
+            ops[op].doc(&srv.doc, out, &f);
     } else {
         json_error_t jerr;
         req = json_loadb(body, body_len, 0, &jerr);
         if (!json_is_object(req))
             fail(&f, E_SERIALIZATION, "the request body is not a JSON object: %s", jerr.text);
         else
-            fn(req, out, &f);
+            ops[op].json(req, out, &f);
     }
     json_decref(req);
     if (f.code == E_OK)
@@ -1946,13 +2358,13 @@ struct pending {
 };
 
 static struct {
-    int ep, listen_fd, timer_fd;
+    int ep, listen_fd, timer_fd, signal_fd;
     struct conn *conns;
     size_t n_conns;
     struct pending *q;
     size_t q_cap, q_head, q_len;
     struct ob_buf body;
-} loop = { -1, -1, -1, NULL, 0, NULL, 0, 0, 0, { 0 } };
+} loop = { -1, -1, -1, -1, NULL, 0, NULL, 0, 0, 0, { 0 } };
 
 static uint64_t mono_ns(void)
 {
@@ -2087,12 +2499,14 @@ static bool header_is(const char *line, size_t len, const char *name, const char
 
 static void append_answer(struct conn *c, int status, const struct ob_buf *body)
 {
-    ob_buf_printf(&c->out,
-                  "HTTP/1.1 %s\r\nx-amzn-RequestId: BENCH%024llu\r\n"
-                  "Content-Type: application/x-amz-json-1.0\r\nContent-Length: %zu\r\n%s\r\n",
-                  status == 200 ? "200 OK" : "400 Bad Request", (unsigned long long)++srv.request_id, body->len,
-                  c->close_after ? "Connection: close\r\n" : "");
-    ob_buf_append(&c->out, body->data, body->len);
+    struct ob_buf *o = &c->out;
+    ob_buf_puts(o, status == 200 ? "HTTP/1.1 200 OK\r\nx-amzn-RequestId: BENCH"
+                                 : "HTTP/1.1 400 Bad Request\r\nx-amzn-RequestId: BENCH");
+    put_u64(o, ++srv.request_id, 24);
+    ob_buf_puts(o, "\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: ");
+    put_u64(o, body->len, 0);
+    ob_buf_puts(o, c->close_after ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+    ob_buf_append(o, body->data, body->len);
 }
 
 /* Parses and answers every complete request in c->in. Returns -1 when the
@@ -2243,9 +2657,41 @@ static int listen_on(long port)
     return fd;
 }
 
+/* Frees everything, so a sanitizer build reports real leaks at exit. */
+static void shutdown_all(void)
+{
+    for (size_t fd = 0; fd < loop.n_conns; fd++) {
+        if (loop.conns[fd].open)
+            close((int)fd);
+        ob_buf_free(&loop.conns[fd].in);
+        ob_buf_free(&loop.conns[fd].out);
+    }
+    free(loop.conns);
+    free(loop.q);
+    ob_buf_free(&loop.body);
+    while (srv.tables) {
+        struct table *t = srv.tables;
+        srv.tables = t->next;
+        table_free(t);
+    }
+    for (size_t i = 0; i < EXPR_CACHE_SIZE; i++)
+        expr_free(expr_cache[i]);
+    ob_buf_free(&srv.key);
+    ob_buf_free(&srv.tmp);
+    ob_buf_free(&srv.image.text);
+    free(srv.image.v);
+    free(srv.doc.t);
+    ob_buf_free(&srv.doc.strs);
+    int fds[] = { loop.listen_fd, loop.ep, loop.timer_fd, loop.signal_fd };
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 int main(int argc, char **argv)
 {
     long port = -1, v;
+    int rc = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--port") == 0 && val && int_arg(val, 0, 65535, &port))
@@ -2262,23 +2708,33 @@ int main(int argc, char **argv)
     if (port < 0)
         return usage();
     signal(SIGPIPE, SIG_IGN);
+    /* SIGINT and SIGTERM end the loop through a signalfd, for a clean exit. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, NULL);
+    loop.signal_fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
     loop.listen_fd = listen_on(port);
     loop.ep = epoll_create1(EPOLL_CLOEXEC);
     loop.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (loop.listen_fd < 0 || loop.ep < 0 || loop.timer_fd < 0) {
+    if (loop.listen_fd < 0 || loop.ep < 0 || loop.timer_fd < 0 || loop.signal_fd < 0) {
         perror("ddb_bench_server: setup");
-        return 71;
+        rc = 71;
+        goto out;
     }
-    struct epoll_event ev = { .events = EPOLLIN, .data.fd = loop.listen_fd };
-    epoll_ctl(loop.ep, EPOLL_CTL_ADD, loop.listen_fd, &ev);
-    ev.data.fd = loop.timer_fd;
-    epoll_ctl(loop.ep, EPOLL_CTL_ADD, loop.timer_fd, &ev);
+    int watched[] = { loop.listen_fd, loop.timer_fd, loop.signal_fd };
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = watched[i] };
+        epoll_ctl(loop.ep, EPOLL_CTL_ADD, watched[i], &ev);
+    }
     struct epoll_event evs[512];
-    for (;;) {
+    for (bool running = true; running;) {
         int n = epoll_wait(loop.ep, evs, 512, -1);
         if (n < 0 && errno != EINTR) {
             perror("ddb_bench_server: epoll_wait");
-            return 71;
+            rc = 71;
+            goto out;
         }
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
@@ -2286,10 +2742,15 @@ int main(int argc, char **argv)
                 accept_all();
             else if (fd == loop.timer_fd)
                 release_due();
+            else if (fd == loop.signal_fd)
+                running = false;
             else if (loop.conns[fd].open && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 conn_readable(fd);
             else if (loop.conns[fd].open && (evs[i].events & EPOLLOUT))
                 conn_flush(fd);
         }
     }
+out:
+    shutdown_all();
+    return rc;
 }

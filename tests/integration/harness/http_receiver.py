@@ -71,6 +71,8 @@ class _Server(ThreadingHTTPServer):
         # TLS handshakes run here, in the connection's thread, so a client
         # that never finishes one cannot stall accept().
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.receiver._lock:
+            self.receiver._connections.add(request)
         if self.receiver._tls is not None:
             try:
                 request = self.receiver._tls.wrap_socket(request, server_side=True)
@@ -78,8 +80,11 @@ class _Server(ThreadingHTTPServer):
                 return
         try:
             super().finish_request(request, client_address)
-        except (ConnectionError, ssl.SSLError, TimeoutError):
-            pass               # the client gave up (e.g. its timeout): nothing to answer
+        except (ConnectionError, ssl.SSLError, TimeoutError, OSError):
+            pass               # the client gave up (e.g. its timeout), or stop() closed it
+        finally:
+            with self.receiver._lock:
+                self.receiver._connections.discard(request)
 
     def handle_error(self, request, client_address):
         pass
@@ -88,6 +93,7 @@ class _Server(ThreadingHTTPServer):
 class HttpReceiver:
     def __init__(self, certfile=None, keyfile=None, port=0):
         self._lock = threading.Condition()
+        self._connections = set()
         self._requests = []
         self._responder = lambda req: 200
         self._tls = None
@@ -108,8 +114,17 @@ class HttpReceiver:
         return self
 
     def stop(self):
+        """Stops listening and closes every connection, kept-alive ones too (a stopped
+        receiver is gone, as a crashed server would be)."""
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            conns = list(self._connections)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._thread:
             self._thread.join(timeout=5)
 
