@@ -180,15 +180,25 @@ static int conn_send(struct conn *c)
     return 0;
 }
 
-static int issue(struct job *j, struct conn *c)
+/* Prepares the job's next request on c; run() sends it. */
+static void issue(struct job *j, struct conn *c)
 {
     if (j->next == j->total)
-        return 0;
+        return;
     ob_buf_reset(&c->out);
     c->out_off = 0;
     j->build(j, j->next++, &c->out);
     c->busy = true;
-    return conn_send(c);
+}
+
+/* Sends every prepared request back to back, after a round of answers was
+ * read: the server is woken once for the lot instead of once per request. */
+static int send_prepared(struct conn *conns, size_t width)
+{
+    for (size_t i = 0; i < width; i++)
+        if (conns[i].out_off < conns[i].out.len && conn_send(&conns[i]) < 0)
+            return -1;
+    return 0;
 }
 
 /* One complete answer at the head of c->in: its status, body and total
@@ -250,8 +260,8 @@ static int conn_receive(struct job *j, struct conn *c)
         memmove(c->in.data, c->in.data + used, c->in.len - used);
         c->in.len -= used;
         c->in.data[c->in.len] = '\0';
-        if (!c->busy && issue(j, c) < 0)
-            return -1;
+        if (!c->busy)
+            issue(j, c);
     }
     return 0;
 }
@@ -260,8 +270,9 @@ static int conn_receive(struct job *j, struct conn *c)
 static int run(struct job *j, struct conn *conns, size_t width)
 {
     for (size_t i = 0; i < width; i++)
-        if (issue(j, &conns[i]) < 0)
-            return -1;
+        issue(j, &conns[i]);
+    if (send_prepared(conns, width) < 0)
+        return -1;
     struct epoll_event evs[256];
     while (j->done < j->total) {
         int n = epoll_wait(bench.ep, evs, 256, 30000);
@@ -280,6 +291,8 @@ static int run(struct job *j, struct conn *conns, size_t width)
             if ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && conn_receive(j, c) < 0)
                 return -1;
         }
+        if (send_prepared(conns, width) < 0)
+            return -1;
     }
     if (j->errors)
         fprintf(stderr, "bench_ceiling: %zu failed requests; first: %s\n", j->errors, j->first_error);

@@ -1,0 +1,436 @@
+/* The delivery half of reading a shard (or sweeping the table): a window
+ * of records, sent in waves of at most relay.max_in_flight as the
+ * ordering allows, to the sinks their routes name; what a sink
+ * acknowledged is marked published with concurrent conditional
+ * UpdateItems; failures are retried with backoff, counted, recorded on the
+ * item and finally dead-lettered (SPEC §3). */
+#include "relay/pipeline.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/cloudevents.h"
+#include "dynamo/mark.h"
+#include "ops/clock.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+
+/* A sink is down after this many retriable failures in a row. */
+#define SINK_DOWN_AFTER 3
+
+/* A message on its way through one wave. */
+struct wave_item {
+    struct ob_entry *e;
+    struct ob_ce ce;
+    struct ob_buf destination;
+    size_t sink;
+};
+
+int64_t ob_relay_backoff_ms(const struct ob_config *cfg, int attempt)
+{
+    int64_t cap = cfg->relay.backoff_initial_ms;
+    for (int i = 1; i < attempt && cap < cfg->relay.backoff_max_ms; i++)
+        cap *= 2;
+    if (cap > cfg->relay.backoff_max_ms)
+        cap = cfg->relay.backoff_max_ms;
+    /* Full jitter, but never a hot retry loop. */
+    int64_t d = cap > 0 ? (int64_t)(((uint64_t)random() << 16 ^ (uint64_t)random()) % (uint64_t)cap) : 0;
+    return d < 10 ? 10 : d;
+}
+
+void ob_pipeline_log(const struct ob_pipeline *p, enum ob_log_severity sev, const char *msg_id, const char *fmt, ...)
+{
+    if (!ob_log_enabled(sev))
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    ob_log_at(sev, p->log_name, msg_id, "%s", line);
+}
+
+static void set_error(struct ob_entry *e, const char *msg)
+{
+    free(e->last_error);
+    e->last_error = ob_xstrdup(msg);
+}
+
+/* The sink answered (a 2xx, or a rejection of this one message). */
+static void sink_answered(struct ob_sink_health *h)
+{
+    atomic_store(&h->consecutive_retry, 0);
+    atomic_store(&h->probe_failures, 0);
+    if (!atomic_exchange(&h->up, true)) {
+        ob_metric_set(h->up_gauge, 1);
+        ob_log_info("a sink is up again; delivering what waited");
+    }
+}
+
+/* A retriable failure. Returns whether the sink is down now: then the
+ * failure does not count toward the message's attempts. */
+static bool sink_failed_retriably(struct ob_sink_health *h)
+{
+    if (atomic_fetch_add(&h->consecutive_retry, 1) + 1 >= SINK_DOWN_AFTER && atomic_exchange(&h->up, false)) {
+        ob_metric_set(h->up_gauge, 0);
+        ob_log_warn("a sink is down (%d retriable failures in a row); its messages wait for it, one probe at a "
+                    "time", SINK_DOWN_AFTER);
+    }
+    return !atomic_load(&h->up);
+}
+
+/* While a sink is down, only one message in the whole process tests it;
+ * the others wait without spending attempts. Returns how many of the
+ * group's items (from the front) may be sent now. */
+static size_t admit(const struct ob_config *cfg, struct ob_sink_health *h, struct wave_item *group, size_t k,
+                    int64_t now)
+{
+    if (atomic_load(&h->up))
+        return k;
+    int64_t probe_at = atomic_load(&h->next_probe_at_ms);
+    size_t admitted = now >= probe_at && !atomic_exchange(&h->probing, true) ? 1 : 0;
+    int64_t retry_at = probe_at > now ? probe_at : now + cfg->relay.backoff_initial_ms;
+    for (size_t i = admitted; i < k; i++)
+        group[i].e->next_at_ms = retry_at;
+    return admitted;
+}
+
+/* The probe's outcome sets when the next one may go. */
+static void probed(const struct ob_config *cfg, struct ob_sink_health *h, bool answered, int64_t now)
+{
+    if (!answered) {
+        int n = atomic_fetch_add(&h->probe_failures, 1) + 1;
+        atomic_store(&h->next_probe_at_ms, now + ob_relay_backoff_ms(cfg, n));
+    }
+    atomic_store(&h->probing, false);
+}
+
+/* A delivery failed: count it, schedule the retry or give up on it. */
+static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const struct ob_delivery *d,
+                            struct ob_sink_health *h, int64_t now)
+{
+    const struct ob_config *cfg = p->relay->cfg;
+    bool counts = true;
+    if (d->result == OB_DELIVERY_RETRY)
+        counts = !sink_failed_retriably(h);
+    else
+        sink_answered(h);
+    ob_metric_add(h->failed, 1);
+    e->failures++;
+    if (counts)
+        e->attempts++;
+    set_error(e, d->error);
+    if (e->attempts >= cfg->relay.max_attempts && cfg->relay.on_failure == OB_ON_FAILURE_DEAD_LETTER) {
+        ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "giving up after %d attempts, dead-lettering: %s", e->attempts,
+             d->error);
+        ob_window_set_state(&p->window, e, OB_ENTRY_DEAD);
+        e->next_at_ms = now;
+        return;
+    }
+    int64_t delay = ob_relay_backoff_ms(cfg, e->attempts > 0 ? e->attempts : 1);
+    e->next_at_ms = now + delay;
+    ob_pipeline_log(p, e->failures == 1 ? OB_SEV_INFO : OB_SEV_DEBUG, e->rec.msg.sk,
+         "delivery failed (attempt %" PRId64 ", next in %" PRId64 " ms): %s", e->failures, delay, d->error);
+}
+
+/* The AWS writes of one wave, run concurrently. */
+enum write_kind { WRITE_MARK, WRITE_FAILED, WRITE_DEAD };
+
+struct write {
+    enum write_kind kind;
+    struct ob_entry *e;
+    struct ob_sink_health *health;   /* WRITE_MARK: for the latency histogram */
+    json_t *request;
+    char *body;
+    struct ob_aws_call call;
+};
+
+struct writes {
+    struct write *v;
+    size_t n, cap;
+};
+
+static void add_write(struct writes *ws, enum write_kind kind, struct ob_entry *e, struct ob_sink_health *h,
+                      json_t *request)
+{
+    if (ws->n == ws->cap) {
+        ws->cap = ws->cap ? ws->cap * 2 : 64;
+        ws->v = ob_xrealloc(ws->v, ws->cap * sizeof *ws->v);
+    }
+    struct write *x = &ws->v[ws->n++];
+    memset(x, 0, sizeof *x);
+    x->kind = kind;
+    x->e = e;
+    x->health = h;
+    x->request = request;
+}
+
+static void dead_letter_write(struct ob_pipeline *p, struct writes *ws, struct ob_entry *e, bool with_sink)
+{
+    const struct ob_config *cfg = p->relay->cfg;
+    int64_t ttl = with_sink ? cfg->table.ttl_seconds : 0;
+    add_write(ws, WRITE_DEAD, e, NULL,
+              ob_mark_dead_letter_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
+                                          e->rec.msg.retry_count + e->failures,
+                                          e->last_error ? e->last_error : "dead-lettered", ttl));
+}
+
+static void entry_done_dead(struct ob_pipeline *p, struct ob_entry *e)
+{
+    const char *reason = e->rec.kind == OB_RECORD_POISON ? "poison" : "attempts";
+    char labels[32];
+    snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    ob_metric_count("outboxd_messages_dead_lettered_total", labels, 1);
+    ob_window_set_state(&p->window, e, OB_ENTRY_DONE);
+}
+
+static void run_writes(struct ob_pipeline *p, struct writes *ws, int64_t now)
+{
+    if (ws->n == 0)
+        return;
+    struct ob_relay *r = p->relay;
+    static const char *const ops = "UpdateItem";
+    struct ob_aws_call **calls = ob_xcalloc(ws->n, sizeof *calls);
+    for (size_t i = 0; i < ws->n; i++) {
+        ob_ddb_prepare_call(r->ddb, &ws->v[i].call, ops, ws->v[i].request, &ws->v[i].body);
+        calls[i] = &ws->v[i].call;
+    }
+    /* Each write of a small item costs one unit; settled below with what
+     * DynamoDB reports. */
+    int64_t wait = ob_relay_budget_take(r, (double)ws->n);
+    if (wait > 0)
+        p->wait_until(p->ctx, ob_mono_ms() + wait);
+    ob_aws_run(p->session, calls, ws->n);
+    double consumed = 0;
+    for (size_t i = 0; i < ws->n; i++) {
+        const json_t *cc = json_object_get(ws->v[i].call.response, "ConsumedCapacity");
+        consumed += cc ? json_number_value(json_object_get(cc, "CapacityUnits")) : 1.0;
+    }
+    ob_relay_budget_settle(r, consumed - (double)ws->n);
+    int64_t wall = ob_wall_ms();
+    for (size_t i = 0; i < ws->n; i++) {
+        struct write *x = &ws->v[i];
+        struct ob_entry *e = x->e;
+        enum ob_err rc = x->call.result;
+        if (x->call.response)
+            ob_ddb_account_capacity(ops, x->call.response);
+        switch (x->kind) {
+        case WRITE_MARK:
+            if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
+                if (rc == OB_ERR_CONDITION_FAILED)
+                    ob_metric_count("outboxd_messages_duplicate_total", "", 1);
+                int64_t created = e->rec.msg.created_at_ms ? e->rec.msg.created_at_ms
+                                                           : e->rec.msg.approximate_creation_ms;
+                if (created && x->health)
+                    ob_metric_observe(x->health->latency, (double)(wall - created) / 1000.0);
+                ob_window_set_state(&p->window, e, OB_ENTRY_DONE);
+            } else {
+                e->next_at_ms = now + 1000;
+                ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "marking published failed, will retry: %s", x->call.err.msg);
+            }
+            break;
+        case WRITE_DEAD:
+            if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
+                entry_done_dead(p, e);
+            } else {
+                e->next_at_ms = now + 1000;
+                ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "recording the dead letter failed, will retry: %s",
+                     x->call.err.msg);
+            }
+            break;
+        case WRITE_FAILED:
+            if (rc && rc != OB_ERR_CONDITION_FAILED)
+                ob_pipeline_log(p, OB_SEV_DEBUG, e->rec.msg.sk, "recording the failed attempt failed: %s", x->call.err.msg);
+            break;
+        }
+        ob_aws_call_release(&x->call);
+        free(x->body);
+        json_decref(x->request);
+    }
+    free(calls);
+    ws->n = 0;
+}
+
+static void prepare_item(struct ob_pipeline *p, struct ob_routing *rt, struct wave_item *it,
+                         struct ob_entry *e)
+{
+    const char *dest = NULL;
+    memset(it, 0, sizeof *it);
+    it->e = e;
+    ob_ce_from_message(&it->ce, &e->rec.msg, rt->cfg->cloudevents.source, p->relay->cfg->table.name);
+    if (!it->ce.id)
+        it->ce.id = e->rec.msg.sequence_number;
+    ob_route_select(rt->cfg, &e->rec.msg, &it->sink, &dest);
+    if (dest)
+        ob_template_expand(&it->destination, dest, &e->rec.msg, p->relay->cfg->table.name);
+}
+
+static void release_items(struct wave_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ob_ce_free(&items[i].ce);
+        ob_buf_free(&items[i].destination);
+    }
+}
+
+/* Publishes items[0..n) to sink (all of them go to it). */
+static void publish_to(struct ob_sink *sink, struct wave_item *items, size_t n, struct ob_delivery *d,
+                       const char *error_info)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(&d[i], 0, sizeof d[i]);
+        d[i].msg = &items[i].e->rec.msg;
+        d[i].ce = &items[i].ce;
+        d[i].destination = items[i].destination.len ? items[i].destination.data : NULL;
+        d[i].error_info = error_info ? items[i].e->last_error : NULL;
+    }
+    ob_sink_publish(sink, d, n);
+}
+
+/* Sends the deliverable entries to their sinks; ACKs become marks. */
+static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entry **picks, size_t n,
+                    struct writes *ws, int64_t now)
+{
+    struct wave_item *items = ob_xcalloc(n, sizeof *items);
+    struct wave_item *group = ob_xcalloc(n, sizeof *group);
+    struct ob_delivery *d = ob_xcalloc(n, sizeof *d);
+    for (size_t i = 0; i < n; i++)
+        prepare_item(p, rt, &items[i], picks[i]);
+    const struct ob_config *cfg = p->relay->cfg;
+    for (size_t s = 0; s < rt->cfg->n_sinks; s++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (items[i].sink == s)
+                group[k++] = items[i];
+        if (k == 0)
+            continue;
+        struct ob_sink_health *h = &rt->health[s];
+        bool probe = !atomic_load(&h->up);
+        k = admit(cfg, h, group, k, now);
+        if (k == 0)
+            continue;
+        publish_to(rt->sinks[s], group, k, d, NULL);
+        if (probe)
+            probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
+        for (size_t i = 0; i < k; i++) {
+            struct ob_entry *e = group[i].e;
+            if (d[i].result == OB_DELIVERY_ACK) {
+                sink_answered(h);
+                ob_metric_add(h->delivered, 1);
+                ob_window_set_state(&p->window, e, OB_ENTRY_ACKED);
+                add_write(ws, WRITE_MARK, e, h,
+                          ob_mark_published_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
+                                                    cfg->table.ttl_seconds));
+            } else {
+                delivery_failed(p, e, &d[i], h, now);
+                add_write(ws, WRITE_FAILED, e, NULL,
+                          ob_mark_failed_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk,
+                                                 e->rec.msg.retry_count + e->failures, e->last_error));
+            }
+        }
+    }
+    release_items(items, n);
+    free(items);
+    free(group);
+    free(d);
+}
+
+/* Dead-letters entries: to the dead-letter sink when there is one, then
+ * the record on the item. */
+static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entry **picks, size_t n,
+                        struct writes *ws, int64_t now)
+{
+    struct wave_item *items = ob_xcalloc(n, sizeof *items);
+    struct ob_delivery *d = ob_xcalloc(n, sizeof *d);
+    for (size_t i = 0; i < n; i++) {
+        struct ob_entry *e = picks[i];
+        if (!e->last_error)
+            set_error(e, e->rec.kind == OB_RECORD_POISON ? e->rec.poison_reason : "dead-lettered");
+        if (!e->rec.msg.payload)
+            e->rec.msg.payload = (unsigned char *)ob_xstrdup("");
+        prepare_item(p, rt, &items[i], e);
+    }
+    if (rt->dead_letter)
+        publish_to(rt->dead_letter, items, n, d, "error");
+    for (size_t i = 0; i < n; i++) {
+        struct ob_entry *e = picks[i];
+        if (rt->dead_letter && d[i].result != OB_DELIVERY_ACK) {
+            if (d[i].result == OB_DELIVERY_RETRY)
+                sink_failed_retriably(rt->dead_letter_health);
+            e->next_at_ms = now + ob_relay_backoff_ms(p->relay->cfg, 5);
+            ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "the dead-letter sink did not take the message: %s", d[i].error);
+            continue;
+        }
+        if (rt->dead_letter)
+            sink_answered(rt->dead_letter_health);
+        if (!e->rec.msg.pk || !e->rec.msg.sk) {
+            ob_pipeline_log(p, OB_SEV_ERROR, NULL, "poison record %s has no usable key (%s); it cannot be marked",
+                 e->rec.msg.sequence_number, e->last_error);
+            entry_done_dead(p, e);
+            continue;
+        }
+        dead_letter_write(p, ws, e, rt->dead_letter != NULL);
+    }
+    release_items(items, n);
+    free(items);
+    free(d);
+}
+
+bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
+{
+    const struct ob_config *cfg = p->relay->cfg;
+    size_t max = (size_t)cfg->relay.max_in_flight;
+    struct ob_entry **picks = ob_xcalloc(max, sizeof *picks);
+    struct ob_entry **acked = ob_xcalloc(max, sizeof *acked);
+    size_t n = ob_window_ready(&p->window, now, picks, max);
+    size_t n_acked = ob_window_acked(&p->window, now, acked, max);
+    if ((n == 0 && n_acked == 0) || (p->may_send && !p->may_send(p->ctx))) {
+        free(picks);
+        free(acked);
+        return false;
+    }
+    struct ob_routing *rt = ob_routing_get(p->relay);
+    struct writes ws = { 0 };
+    for (size_t i = 0; i < n_acked; i++)
+        add_write(&ws, WRITE_MARK, acked[i], NULL,
+                  ob_mark_published_request(cfg->table.name, acked[i]->rec.msg.pk, acked[i]->rec.msg.sk,
+                                            ob_wall_ms(), cfg->table.ttl_seconds));
+    size_t n_dead = 0, n_live = 0;
+    struct ob_entry **dead = ob_xcalloc(n ? n : 1, sizeof *dead);
+    for (size_t i = 0; i < n; i++) {
+        if (picks[i]->state == OB_ENTRY_DEAD)
+            dead[n_dead++] = picks[i];
+        else
+            picks[n_live++] = picks[i];
+    }
+    if (n_live)
+        deliver(p, rt, picks, n_live, &ws, now);
+    if (n_dead)
+        dead_letter(p, rt, dead, n_dead, &ws, now);
+    run_writes(p, &ws, now);
+    ob_routing_put(rt);
+    free(ws.v);
+    free(dead);
+    free(picks);
+    free(acked);
+    return true;
+}
+
+
+void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_aws_session *s, const char *log_name)
+{
+    memset(p, 0, sizeof *p);
+    p->relay = r;
+    p->session = s;
+    p->log_name = log_name;
+    ob_window_init(&p->window, r->cfg->relay.ordering);
+}
+
+void ob_pipeline_free(struct ob_pipeline *p)
+{
+    ob_window_free(&p->window);
+}

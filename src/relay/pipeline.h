@@ -1,0 +1,40 @@
+/* The delivery pipeline a shard worker (and the sweeper) runs: its window
+ * of records, sent in waves to the sinks, marked published, retried,
+ * dead-lettered. One thread owns a pipeline. */
+#ifndef OB_RELAY_PIPELINE_H
+#define OB_RELAY_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ops/log.h"
+#include "relay/relay_internal.h"
+#include "relay/window.h"
+
+struct ob_pipeline {
+    struct ob_relay *relay;
+    struct ob_aws_session *session;  /* borrowed: the owning thread's */
+    struct ob_window window;
+    const char *log_name;            /* the `shard` of its log lines: a shard id, or "sweep" */
+    /* Whether sending may go on (the shard's lease still holds); NULL: always. */
+    bool (*may_send)(void *ctx);
+    /* Sleeps until a monotonic time (or less, when woken). */
+    void (*wait_until)(void *ctx, int64_t until_ms);
+    void *ctx;
+};
+
+void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_aws_session *s, const char *log_name);
+void ob_pipeline_free(struct ob_pipeline *p);
+
+/* One wave: what the window allows now goes to the sinks, acknowledged
+ * messages are marked, failures rescheduled or dead-lettered. Returns
+ * whether anything was sent or written. */
+bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now_ms);
+
+/* relay.backoff for an attempt (1-based): exponential, full jitter, at least 10 ms. */
+int64_t ob_relay_backoff_ms(const struct ob_config *cfg, int attempt);
+
+void ob_pipeline_log(const struct ob_pipeline *p, enum ob_log_severity sev, const char *msg_id, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+
+#endif
