@@ -11,6 +11,7 @@ int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_add(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 /* Parses the arguments of a subcommand that takes only -c/--config FILE
  * (usage: its usage line). Returns EX_OK with *path set (NULL when not

@@ -15,6 +15,8 @@ static const char usage_text[] =
     "        [--partition-key K] [--aggregate-id ID] [--aggregate-type T]\n"
     "        [--correlation-id ID] [--causation-id ID] [--header K=V]... [--id ID]\n"
     "                    write one outbox item; prints its id\n"
+    "  sweep -c FILE [--older-than DURATION] [--dry-run]\n"
+    "                    deliver unpublished items the stream no longer has\n"
     "  --version | --help\n"
     "\n"
     "-c defaults to $OUTBOXD_CONFIG, then /etc/outboxd/outboxd.yaml.\n"
@@ -29,6 +31,7 @@ static const struct {
     { "check", cmd_check },
     { "init", cmd_init },
     { "add", cmd_add },
+    { "sweep", cmd_sweep },
 };
 
 int main(int argc, char **argv)

@@ -204,3 +204,24 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
     free(ptrs);
     free(bodies);
 }
+
+enum ob_err ob_sweep_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+                                int64_t now_ms, int64_t hold_ms, bool on_schedule, struct ob_error *err)
+{
+    json_t *values = json_pack("{s:{s:s},s:o,s:o}", ":me", "S", l->me, ":now", number(now_ms), ":until",
+                               number(now_ms + hold_ms));
+    const char *free_now = "(attribute_not_exists(leaseUntil) OR leaseUntil < :now)";
+    char condition[256];
+    snprintf(condition, sizeof condition, "%s%s", free_now,
+             on_schedule ? " AND (attribute_not_exists(nextSweepAt) OR nextSweepAt <= :now)" : "");
+    return lease_update(s, d, l->table, l->key, "SET leaseOwner = :me, leaseUntil = :until", condition, values,
+                        NULL, err);
+}
+
+enum ob_err ob_sweep_lease_finish(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+                                  int64_t next_ms, struct ob_error *err)
+{
+    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", l->me, ":next", number(next_ms));
+    return lease_update(s, d, l->table, l->key, "SET nextSweepAt = :next REMOVE leaseUntil", "leaseOwner = :me",
+                        values, NULL, err);
+}

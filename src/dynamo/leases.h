@@ -72,4 +72,21 @@ enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const c
 void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *me,
                      const char *const *keys, int64_t *counters, size_t n, enum ob_err *results, bool *pending);
 
+/* The sweep lease: one item (leaseKey "sweep:<table>") that lets one
+ * instance at a time sweep, and schedules the next sweep. */
+struct ob_sweep_lease {
+    const char *table;       /* the lease table */
+    const char *key;         /* "sweep:<outbox table>" */
+    const char *me;
+};
+
+/* Takes the sweep lease until now + hold_ms, when no sweep runs (or the
+ * one running has expired) and, with on_schedule, the next sweep is due.
+ * OB_ERR_CONDITION_FAILED: not now. */
+enum ob_err ob_sweep_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+                                int64_t now_ms, int64_t hold_ms, bool on_schedule, struct ob_error *err);
+/* Ends our sweep and schedules the next one at next_ms (epoch ms). */
+enum ob_err ob_sweep_lease_finish(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+                                  int64_t next_ms, struct ob_error *err);
+
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "dynamo/leases.h"
 #include "dynamo/table.h"
 #include "ops/clock.h"
 #include "ops/http_server.h"
@@ -301,42 +302,28 @@ static void stop(struct ob_relay *r, pthread_t coordinator)
     }
 }
 
-enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
+/* Everything a relay (or a sweep) needs before threads start: clients,
+ * the routing, the budget. relay_close undoes it, also after a failure. */
+static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, struct ob_error *err)
 {
-    struct ob_relay r = { .cfg = cfg };
-    struct ob_http_server *http = NULL;
-    struct ob_config *routing_cfg = NULL;
-    struct ob_config_diag diag = { 0 };
-    bool coordinator_started = false;
-    pthread_t coordinator;
-    enum ob_err rc;
-
-    pthread_mutex_init(&r.lock, NULL);
-    pthread_cond_init(&r.wake, NULL);
-    pthread_mutex_init(&r.routing_lock, NULL);
-    pthread_mutex_init(&r.budget_lock, NULL);
+    memset(r, 0, sizeof *r);
+    r->cfg = cfg;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->wake, NULL);
+    pthread_mutex_init(&r->routing_lock, NULL);
+    pthread_mutex_init(&r->budget_lock, NULL);
     /* A second of budget may be saved up, no more. */
-    ob_bucket_init(&r.write_budget, cfg->capacity.max_write_units_per_second,
+    ob_bucket_init(&r->write_budget, cfg->capacity.max_write_units_per_second,
                    cfg->capacity.max_write_units_per_second, ob_mono_ms());
-    r.started_wall_ms = ob_wall_ms();
-    char host[256];
+    r->started_wall_ms = ob_wall_ms();
     if (cfg->leases.instance_id) {
-        r.instance_id = cfg->leases.instance_id;
-    } else {
-        if (gethostname(host, sizeof host) != 0)
-            snprintf(host, sizeof host, "outboxd-%d", (int)getpid());
-        host[sizeof host - 1] = '\0';
-        r.instance_id = host;
+        snprintf(r->instance_buf, sizeof r->instance_buf, "%s", cfg->leases.instance_id);
+    } else if (gethostname(r->instance_buf, sizeof r->instance_buf) != 0) {
+        snprintf(r->instance_buf, sizeof r->instance_buf, "outboxd-%d", (int)getpid());
     }
+    r->instance_buf[sizeof r->instance_buf - 1] = '\0';
+    r->instance_id = r->instance_buf;
     srandom((unsigned)(ob_wall_ms() ^ getpid()));
-
-    /* Signals go to the main thread's sigtimedwait only. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     struct ob_ddb_options opt = {
@@ -347,21 +334,52 @@ enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
         .retry_max_delay_ms = cfg->aws.retry_max_delay_ms, .connect_timeout_ms = cfg->aws.connect_timeout_ms,
         .request_timeout_ms = cfg->aws.request_timeout_ms, .max_connections = cfg->aws.max_connections,
     };
-    rc = ob_ddb_open(&opt, &r.ddb, err);
+    enum ob_err rc = ob_ddb_open(&opt, &r->ddb, err);
     if (rc)
-        goto out;
+        return rc;
 
     /* The routing owns a config of its own so that SIGHUP can replace it. */
+    struct ob_config *routing_cfg = NULL;
+    struct ob_config_diag diag = { 0 };
     rc = ob_config_load(cfg->path, &routing_cfg, &diag);
     if (rc) {
         ob_error_set(err, OB_ERR_CONFIG, "%s", diag.n ? diag.lines[0] : "cannot reload the configuration");
-        goto out;
+        ob_config_diag_free(&diag);
+        return rc;
     }
-    rc = routing_create(routing_cfg, &r.routing, err);
-    routing_cfg = NULL; /* the routing's now, freed with it even on failure */
+    return routing_create(routing_cfg, &r->routing, err);
+}
+
+static void relay_close(struct ob_relay *r)
+{
+    if (r->routing)
+        ob_routing_put(r->routing);
+    free(r->stream_arn);
+    ob_ddb_close(r->ddb);
+    pthread_mutex_destroy(&r->routing_lock);
+    pthread_mutex_destroy(&r->budget_lock);
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->lock);
+}
+
+enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
+{
+    struct ob_relay r;
+    struct ob_http_server *http = NULL;
+    bool coordinator_started = false, sweeper_started = false;
+    pthread_t coordinator, sweeper;
+
+    /* Signals go to the main thread's sigtimedwait only. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    enum ob_err rc = relay_open(&r, cfg, err);
     if (rc)
         goto out;
-
     rc = prepare_tables(&r, err);
     if (rc)
         goto out;
@@ -380,27 +398,87 @@ enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
         goto out;
     }
     coordinator_started = true;
+    e = pthread_create(&sweeper, NULL, ob_sweeper_main, &r);
+    if (e) {
+        rc = ob_error_set(err, OB_ERR_INTERNAL, "starting the sweeper: %s", strerror(e));
+        goto out;
+    }
+    sweeper_started = true;
     ob_log_info("instance %s, leases in %s", r.instance_id, cfg->leases.table);
     signal_loop(&r, &set);
     stop(&r, coordinator);
     coordinator_started = false;
+    pthread_join(sweeper, NULL);
+    sweeper_started = false;
     ob_log_info("stopped");
 out:
-    if (coordinator_started) {
+    if (coordinator_started || sweeper_started) {
         atomic_store(&r.stopping, true);
         ob_relay_wake(&r);
-        pthread_join(coordinator, NULL);
     }
+    if (coordinator_started)
+        pthread_join(coordinator, NULL);
+    if (sweeper_started)
+        pthread_join(sweeper, NULL);
     ob_http_server_stop(http);
-    if (r.routing)
-        ob_routing_put(r.routing);
-    ob_config_free(routing_cfg);
-    ob_config_diag_free(&diag);
-    free(r.stream_arn);
-    ob_ddb_close(r.ddb);
-    pthread_mutex_destroy(&r.routing_lock);
-    pthread_mutex_destroy(&r.budget_lock);
-    pthread_cond_destroy(&r.wake);
-    pthread_mutex_destroy(&r.lock);
+    relay_close(&r);
+    return rc;
+}
+
+/* The sweep being run by `outboxd sweep`, for its signal handler. */
+static struct ob_relay *interrupted_sweep;
+
+static void stop_sweep(int sig)
+{
+    (void)sig;
+    if (interrupted_sweep)
+        atomic_store(&interrupted_sweep->stopping, true);
+}
+
+enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_sweep_request *req,
+                           struct ob_sweep_result *res, struct ob_error *err)
+{
+    struct ob_relay r;
+    struct ob_aws_session *s = NULL;
+    enum ob_err rc = relay_open(&r, cfg, err);
+    if (rc)
+        goto out;
+    s = ob_ddb_session(r.ddb);
+    struct ob_table_spec leases = { .name = cfg->leases.table };
+    enum ob_table_outcome outcome;
+    rc = ob_table_ensure_leases(s, r.ddb, &leases, &outcome, err);
+    if (rc) {
+        ob_error_prefix(err, "lease table %s", cfg->leases.table);
+        goto out;
+    }
+    char key[512];
+    snprintf(key, sizeof key, "sweep:%s", cfg->table.name);
+    struct ob_sweep_lease lease = { .table = cfg->leases.table, .key = key, .me = r.instance_id };
+    rc = ob_sweep_lease_take(s, r.ddb, &lease, ob_wall_ms(), 600000, false, err);
+    if (rc == OB_ERR_CONDITION_FAILED) {
+        rc = ob_error_set(err, OB_ERR_RESOURCE_IN_USE, "another instance is sweeping %s now; try again later",
+                          cfg->table.name);
+        goto out;
+    }
+    if (rc)
+        goto out;
+    interrupted_sweep = &r;
+    signal(SIGINT, stop_sweep);
+    signal(SIGTERM, stop_sweep);
+    struct ob_sweep_options o = { .older_than_ms = req->older_than_ms, .dry_run = req->dry_run, .list = req->list };
+    struct ob_sweep_stats st;
+    rc = ob_sweep_pass(&r, s, &o, &st, err);
+    interrupted_sweep = NULL;
+    res->found = st.candidates;
+    res->poison = st.poison;
+    res->undelivered = st.undelivered;
+    res->read_units = st.read_units;
+    struct ob_error ferr;
+    /* A sweep run by hand keeps the daemons' schedule. */
+    if (ob_sweep_lease_finish(s, r.ddb, &lease, ob_wall_ms() + cfg->sweep.interval_ms, &ferr))
+        ob_log_warn("ending the sweep lease failed: %s", ferr.msg);
+out:
+    ob_aws_session_destroy(s);
+    relay_close(&r);
     return rc;
 }

@@ -4,6 +4,10 @@
 #ifndef OB_RELAY_RELAY_H
 #define OB_RELAY_RELAY_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
 #include "core/config.h"
 #include "outboxd/error.h"
 
@@ -12,5 +16,21 @@
  * cfg->path again). Returns OB_OK after a clean stop; startup failures
  * return their code with err filled. */
 enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err);
+
+struct ob_sweep_request {
+    int64_t older_than_ms;
+    bool dry_run;        /* list what would be delivered, deliver nothing */
+    FILE *list;          /* one line per item found (id, key, type, createdAt), or NULL */
+};
+
+struct ob_sweep_result {
+    size_t found, poison, undelivered;
+    double read_units;
+};
+
+/* `outboxd sweep`: one sweep of the table under the sweep lease, through
+ * the configured sinks and routes. */
+enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_sweep_request *req,
+                           struct ob_sweep_result *res, struct ob_error *err);
 
 #endif

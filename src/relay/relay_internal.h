@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/config.h"
 #include "core/token_bucket.h"
@@ -50,6 +51,7 @@ struct ob_relay {
     struct ob_routing *routing;
 
     const char *instance_id;         /* leases.instance_id, else the host name */
+    char instance_buf[256];
     atomic_bool stopping;
     atomic_llong stop_deadline_ms;   /* monotonic; workers give up draining after it */
     atomic_bool sweep_needed;        /* stream data was trimmed before it was read */
@@ -99,6 +101,26 @@ void ob_shard_worker_abandon(struct ob_shard_worker *w);
 bool ob_shard_worker_finished(struct ob_shard_worker *w);
 /* Joins and frees. Returns true when the shard was read to its end. */
 bool ob_shard_worker_join(struct ob_shard_worker *w);
+
+struct ob_sweep_options {
+    int64_t older_than_ms;
+    bool dry_run;                    /* find and list, deliver nothing */
+    FILE *list;                      /* one line per item found, or NULL */
+};
+
+struct ob_sweep_stats {
+    size_t candidates;               /* unpublished, not dead-lettered, old enough */
+    size_t poison;
+    size_t undelivered;              /* left when the sweep stopped early */
+    double read_units;
+};
+
+/* One sweep of the outbox table (the caller holds the sweep lease). */
+enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_aws_session *s, const struct ob_sweep_options *o,
+                          struct ob_sweep_stats *st, struct ob_error *err);
+/* The daemon's sweeper thread: every sweep.interval, and at once when a
+ * shard's records were trimmed before they were read. */
+void *ob_sweeper_main(void *relay);
 
 /* The coordinator thread's body. */
 void *ob_coordinator_main(void *relay);

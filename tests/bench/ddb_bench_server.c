@@ -2350,7 +2350,11 @@ struct conn {
 };
 
 /* Answers waiting for their latency, in deadline order: with one fixed
- * latency a FIFO is already sorted. */
+ * latency a FIFO is already sorted. The timer fires COALESCE_NS after the
+ * first deadline so one wake-up releases a batch: an answer waits L ms
+ * plus at most that. */
+#define COALESCE_NS 250000u
+
 struct pending {
     int fd;
     unsigned gen;
@@ -2460,7 +2464,23 @@ static void queue_answer(int fd, uint64_t end, uint64_t due_ns)
     }
     loop.q[(loop.q_head + loop.q_len) % loop.q_cap] = (struct pending){ fd, loop.conns[fd].gen, end, due_ns };
     if (loop.q_len++ == 0)
-        timer_arm(due_ns);
+        timer_arm(due_ns + COALESCE_NS);
+}
+
+/* Answers are sent after every ready connection was handled: the client
+ * is woken by the first and finds the others, instead of being woken once
+ * per answer, which costs more in the kernel than the call itself. */
+static void mark_dirty(int fd)
+{
+    struct conn *c = &loop.conns[fd];
+    if (c->dirty)
+        return;
+    if (loop.n_dirty == loop.dirty_cap) {
+        loop.dirty_cap = loop.dirty_cap ? loop.dirty_cap * 2 : 256;
+        loop.dirty = ob_xrealloc(loop.dirty, loop.dirty_cap * sizeof *loop.dirty);
+    }
+    loop.dirty[loop.n_dirty++] = fd;
+    c->dirty = true;
 }
 
 static void release_due(void)
@@ -2477,12 +2497,10 @@ static void release_due(void)
             continue;
         if (p.end > c->released)
             c->released = p.end;
-        /* Flush once per connection: later entries of the same fd follow. */
-        if (!loop.q_len || loop.q[loop.q_head].fd != p.fd || loop.q[loop.q_head].due_ns > now)
-            conn_flush(p.fd);
+        mark_dirty(p.fd);
     }
     if (loop.q_len)
-        timer_arm(loop.q[loop.q_head].due_ns);
+        timer_arm(loop.q[loop.q_head].due_ns + COALESCE_NS);
 }
 
 static bool header_is(const char *line, size_t len, const char *name, const char **value, size_t *value_len)
@@ -2596,17 +2614,7 @@ static void conn_readable(int fd)
         queue_answer(fd, after, mono_ns() + (uint64_t)srv.latency_ms * 1000000u);
     else
         c->released = after;
-    /* Sent after every ready connection was read: the client is woken by
-     * the first answer and finds the others, instead of being woken once per
-     * answer, which costs more in the kernel than the call itself. */
-    if (!c->dirty) {
-        if (loop.n_dirty == loop.dirty_cap) {
-            loop.dirty_cap = loop.dirty_cap ? loop.dirty_cap * 2 : 256;
-            loop.dirty = ob_xrealloc(loop.dirty, loop.dirty_cap * sizeof *loop.dirty);
-        }
-        loop.dirty[loop.n_dirty++] = fd;
-        c->dirty = true;
-    }
+    mark_dirty(fd);
 }
 
 static void flush_dirty(void)

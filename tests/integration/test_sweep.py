@@ -1,0 +1,90 @@
+"""The sweeper: unpublished items the stream no longer has are found and delivered."""
+
+import base64
+import time
+
+import pytest
+
+from relay_util import (check_strict_order, create_outbox_table, free_port, http_messages, http_sink, metric,
+                        metric_samples, produce, relay_config, scan_items, wait_until)
+
+_tables = iter(range(1000))
+OLD = "2026-01-01T00:00:00.000Z"
+
+
+@pytest.fixture
+def table(ddb):
+    return create_outbox_table(ddb, f"outbox_sweep{next(_tables)}")
+
+
+def put(ddb, table, pk, sk, created=OLD, **extra):
+    item = {"pk": {"S": pk}, "sk": {"S": sk}, "createdAt": {"S": created}, "messageType": {"S": "T"},
+            "payload": {"S": base64.b64encode(f'{{"sk":"{sk}"}}'.encode()).decode()}}
+    item.update(extra)
+    ddb.client().put_item(TableName=table, Item=item)
+
+
+def seed(ddb, table):
+    """Old unpublished items of two keys, plus ones the sweep must leave alone."""
+    for k in ("a", "b"):
+        for i in range(5):
+            put(ddb, table, k, f"{k}{i}", created=f"2026-01-01T00:00:0{i}.000Z")
+    put(ddb, table, "c", "published", isPublished={"BOOL": True})
+    put(ddb, table, "c", "dead", deadLetteredAt={"S": OLD})
+    put(ddb, table, "c", "recent", created=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
+
+
+def test_a_dry_run_lists_old_unpublished_items_and_delivers_nothing(ddb, table, tmp_config, run_outboxd,
+                                                                    http_receiver):
+    seed(ddb, table)
+    cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)))
+    r = run_outboxd("sweep", "-c", cfg, "--dry-run", "--older-than", "1m")
+    assert r.returncode == 0, r.stderr
+    listed = sorted(line.split("\t")[0] for line in r.stdout.splitlines() if "\t" in line)
+    assert listed == sorted(f"{k}{i}" for k in "ab" for i in range(5))
+    assert "10 unpublished items" in r.stdout
+    assert http_receiver.requests == []
+    assert not any(i.get("isPublished", {}).get("BOOL") for i in scan_items(ddb, table) if i["pk"]["S"] != "c")
+
+
+def test_sweep_delivers_in_key_order_through_the_routes_and_marks_published(ddb, table, tmp_config, run_outboxd,
+                                                                           http_receiver):
+    seed(ddb, table)
+    cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)))
+    r = run_outboxd("sweep", "-c", cfg, "--older-than", "1m")
+    assert r.returncode == 0, r.stderr
+    assert "10 unpublished items found and delivered" in r.stdout
+    got = [req.headers["ce-id"] for req in http_receiver.accepted()]
+    assert sorted(got) == sorted(f"{k}{i}" for k in "ab" for i in range(5))
+    for k in "ab":
+        assert [x for x in got if x[0] == k] == [f"{k}{i}" for i in range(5)]
+    items = {i["sk"]["S"]: i for i in scan_items(ddb, table)}
+    assert all(items[f"{k}{i}"]["isPublished"]["BOOL"] for k in "ab" for i in range(5))
+    assert "isPublished" not in items["recent"] and "isPublished" not in items["dead"]
+
+
+def test_the_daemon_sweeps_what_a_latest_start_missed_within_the_read_budget(ddb, table, tmp_config,
+                                                                              spawn_outboxd, http_receiver):
+    produce(ddb.endpoint, table, 600, 20, threads=16, payload_bytes=1000)
+    time.sleep(1.5)
+    port = free_port()
+    cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url), metrics_port=port,
+                                  extra="stream:\n  start_position: latest\n"
+                                        "sweep:\n  interval: 1m\n  older_than: 1s\n"
+                                        "capacity:\n  sweep_read_units_per_second: 10\n")
+                     .replace("stream:\n  poll_interval: 100ms\n", ""))
+    t0 = time.monotonic()
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(600, timeout=120), d.output()
+    elapsed = time.monotonic() - t0
+    units = metric(metric_samples(port), "outboxd_consumed_capacity_units_total", table=table, operation="Scan",
+                   kind="read")
+    print(f"\nswept 600 items with {units:.1f} read units in {elapsed:.1f} s "
+          f"({units / elapsed:.1f}/s, budget 10/s)")
+    assert units > 0
+    assert units <= 10 * elapsed + 10          # the budget, plus one second of burst
+    msgs = http_messages(http_receiver)
+    assert len(msgs) == 600 and check_strict_order(msgs) == {}
+    assert wait_until(lambda: all(i["isPublished"]["BOOL"] for i in scan_items(ddb, table)), 20)
+    assert "swept" in d.output()
+    assert d.stop() == 0
