@@ -5,12 +5,8 @@
 
 int cmd_check(int argc, char **argv)
 {
-    const char *path;
-    int usage = cmd_config_only_args(argc, argv, "check", "outboxd check -c FILE", &path);
-    if (usage)
-        return usage;
     struct ob_config *cfg;
-    int rc = cmd_load_config(path, &cfg);
+    int rc = cmd_config_only(argc, argv, "check", "outboxd check -c FILE", &cfg);
     if (rc)
         return rc;
     ob_config_print_summary(cfg, stdout);

@@ -13,10 +13,11 @@ int cmd_init(int argc, char **argv);
 int cmd_add(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 
-/* Parses the arguments of a subcommand that takes only -c/--config FILE
- * (usage: its usage line). Returns EX_OK with *path set (NULL when not
- * given), or EX_USAGE after printing why. */
-int cmd_config_only_args(int argc, char **argv, const char *name, const char *usage, const char **path);
+/* For a subcommand that takes only -c/--config FILE (usage: its usage
+ * line): parses the arguments, loads the config and sets up the logger.
+ * Returns EX_OK with *cfg (the caller frees it), or the exit status after
+ * printing why. */
+int cmd_config_only(int argc, char **argv, const char *name, const char *usage, struct ob_config **cfg);
 
 /* -c FILE, else $OUTBOXD_CONFIG, else /etc/outboxd/outboxd.yaml. */
 const char *cmd_config_path(const char *given);

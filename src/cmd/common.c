@@ -81,25 +81,28 @@ int cmd_exit_code(enum ob_err code)
     }
 }
 
-int cmd_config_only_args(int argc, char **argv, const char *name, const char *usage, const char **path)
+int cmd_config_only(int argc, char **argv, const char *name, const char *usage, struct ob_config **cfg)
 {
+    const char *path = NULL;
     static const struct option longopts[] = {
         { "config", required_argument, NULL, 'c' },
         { 0 },
     };
     int ch;
-    *path = NULL;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
         if (ch != 'c') {
             fprintf(stderr, "usage: %s\n", usage);
             return EX_USAGE;
         }
-        *path = optarg;
+        path = optarg;
     }
     if (optind != argc) {
         fprintf(stderr, "outboxd %s: unexpected argument '%s'\nusage: %s\n", name, argv[optind], usage);
         return EX_USAGE;
     }
-    return EX_OK;
+    int rc = cmd_load_config(path, cfg);
+    if (rc == EX_OK)
+        cmd_setup_log(*cfg);
+    return rc;
 }

@@ -22,15 +22,10 @@ static int ensure_one(struct ob_aws_session *s, struct ob_ddb *d, const struct o
 
 int cmd_init(int argc, char **argv)
 {
-    const char *path;
-    int usage = cmd_config_only_args(argc, argv, "init", "outboxd init -c FILE", &path);
-    if (usage)
-        return usage;
     struct ob_config *cfg;
-    int rc = cmd_load_config(path, &cfg);
+    int rc = cmd_config_only(argc, argv, "init", "outboxd init -c FILE", &cfg);
     if (rc)
         return rc;
-    cmd_setup_log(cfg);
 
     struct ob_ddb_options opt;
     struct ob_ddb *ddb = NULL;

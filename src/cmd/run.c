@@ -7,15 +7,10 @@
 
 int cmd_run(int argc, char **argv)
 {
-    const char *path;
-    int usage = cmd_config_only_args(argc, argv, "run", "outboxd [run] -c FILE", &path);
-    if (usage)
-        return usage;
     struct ob_config *cfg;
-    int rc = cmd_load_config(path, &cfg);
+    int rc = cmd_config_only(argc, argv, "run", "outboxd [run] -c FILE", &cfg);
     if (rc)
         return rc;
-    cmd_setup_log(cfg);
     ob_log_info("outboxd %s starting: table %s, %zu sinks", OUTBOXD_VERSION, cfg->table.name, cfg->n_sinks);
     struct ob_error err = { 0 };
     enum ob_err e = ob_relay_run(cfg, &err);

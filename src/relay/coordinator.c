@@ -217,6 +217,7 @@ static void take(struct coordinator *c, struct slot *s, int64_t now, const char 
 static void balance(struct coordinator *c, int64_t now)
 {
     size_t total = 0, mine = 0;
+    bool asked = false;
     const char *owners[256];
     size_t counts[256], n_owners = 0;
     for (size_t i = 0; i < c->n; i++) {
@@ -226,6 +227,12 @@ static void balance(struct coordinator *c, int64_t now)
         total++;
         if (s->held) {
             mine++;
+            continue;
+        }
+        if (s->lease.pending_owner && strcmp(s->lease.pending_owner, c->me) == 0) {
+            /* Asked for and on its way: ours already, for the count. */
+            mine++;
+            asked = true;
             continue;
         }
         if (s->lease.owner && strcmp(s->lease.owner, c->me) == 0) {
@@ -255,7 +262,8 @@ static void balance(struct coordinator *c, int64_t now)
             mine += s->held;
         }
     }
-    if (mine + 1 >= target || n_owners == 0)
+    /* One hand-over at a time: the owner answers at its next renewal. */
+    if (asked || mine + 1 >= target || n_owners == 0)
         return;
     size_t most = 0;
     for (size_t k = 1; k < n_owners; k++)
@@ -393,7 +401,7 @@ static bool reap(struct coordinator *c)
         }
         if (s->state == SLOT_HANDING) {
             if (ob_lease_hand_over(c->session, r->ddb, r->cfg->leases.table, s->shard.id, c->me, &err) == OB_OK)
-                llog(OB_SEV_INFO, s, "handed over", s->lease.pending_owner);
+                llog(OB_SEV_INFO, s, "handed over", s->lease.pending_owner ? s->lease.pending_owner : "to its requester");
             s->held = false;
         } else if (end || s->state == SLOT_RELEASING) {
             if (ob_lease_release(c->session, r->ddb, r->cfg->leases.table, s->shard.id, c->me, &err) == OB_OK)

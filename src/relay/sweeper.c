@@ -237,6 +237,9 @@ void *ob_sweeper_main(void *arg)
     struct ob_sweep_options o = { .older_than_ms = cfg->sweep.older_than_ms };
     /* Other instances' schedules are looked at this often. */
     int64_t check_every = cfg->sweep.interval_ms && cfg->sweep.interval_ms < 30000 ? cfg->sweep.interval_ms : 30000;
+    /* What the stream delivers in the first older_than after a start is
+     * not the sweeper's: sweeping it too would deliver it twice. */
+    sweeper_wait(r, cfg->sweep.older_than_ms);
     while (!atomic_load(&r->stopping)) {
         bool needed = atomic_exchange(&r->sweep_needed, false);
         if (!needed && cfg->sweep.interval_ms == 0) {

@@ -170,3 +170,13 @@ def sink_publish(tmp_path):
                                other=[x for x in lines if "result" not in x],
                                stderr=p.stderr.decode(), returncode=p.returncode)
     return run
+
+
+_table_numbers = iter(range(1_000_000))
+
+
+@pytest.fixture
+def table(ddb):
+    """A new outbox table (pk/sk, NEW_AND_OLD_IMAGES stream) in the module's DynamoDB Local."""
+    from relay_util import create_outbox_table
+    return create_outbox_table(ddb, f"outbox_t{next(_table_numbers)}")

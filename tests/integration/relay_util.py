@@ -158,6 +158,34 @@ def metric(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def dlq_sink(path):
+    """A file sink named dlq (the dead-letter sink of the tests)."""
+    return f"  - name: dlq\n    type: file\n    path: {path}\n"
+
+
+def with_relay(text, **kv):
+    """relay_config's text with `relay:` keys replaced or added."""
+    head, rest = text.split("relay:\n", 1)
+    body, tail = [], []
+    it = iter(rest.splitlines(keepends=True))
+    for line in it:
+        if line.startswith("  "):
+            body.append(line)
+        else:
+            tail.append(line)
+            tail.extend(it)
+            break
+    keys = {ln.split(":", 1)[0].strip(): ln for ln in body}
+    for k, v in kv.items():
+        keys[k] = f"  {k}: {v}\n"
+    return head + "relay:\n" + "".join(keys.values()) + "".join(tail)
+
+
+def lines_of(path):
+    """The JSON lines of a file sink's file ([] before it exists)."""
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
 __all__ = ["create_outbox_table", "relay_config", "http_sink", "produce", "spawn_producer", "wait_until",
            "http_messages", "check_per_key_order", "check_strict_order", "duplicates", "scan_items",
-           "metrics_text", "metric_samples", "metric", "free_port"]
+           "metrics_text", "metric_samples", "metric", "free_port", "dlq_sink", "with_relay", "lines_of"]

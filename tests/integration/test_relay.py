@@ -5,18 +5,8 @@ import json
 import signal
 import time
 
-import pytest
-
-from relay_util import (check_strict_order, create_outbox_table, duplicates, free_port, http_messages,
+from relay_util import (check_strict_order, duplicates, free_port, http_messages,
                         http_sink, metric, metric_samples, produce, relay_config, scan_items, wait_until)
-
-_tables = iter(range(1000))
-
-
-@pytest.fixture
-def table(ddb):
-    return create_outbox_table(ddb, f"outbox{next(_tables)}")
-
 
 def put(ddb, table, pk, sk, published=False, payload=b'{"x":1}', **attrs):
     item = {"pk": {"S": pk}, "sk": {"S": sk}, "payload": {"S": base64.b64encode(payload).decode()},

@@ -1,64 +1,26 @@
-"""Failures the relay must ride out: sinks down or refusing, poison items, DynamoDB throttling, budgets."""
+"""Failures the relay must ride out: sinks down or refusing messages, and the write budget."""
 
-import base64
 import json
 import threading
 import time
 
-import pytest
-
-from harness.fault_proxy import Rule
 from harness.http_receiver import HttpReceiver
-from relay_util import (check_per_key_order, check_strict_order, create_outbox_table, free_port,
-                        http_messages, http_sink, metric, metric_samples, produce, relay_config, scan_items,
-                        wait_until)
-
-_tables = iter(range(1000))
-
-
-@pytest.fixture
-def table(ddb):
-    return create_outbox_table(ddb, f"outbox_rel{next(_tables)}")
-
-
-def dlq_sink(path):
-    return f"  - name: dlq\n    type: file\n    path: {path}\n"
-
-
-def with_relay(text, **kv):
-    """relay_config's text with relay keys replaced or added."""
-    lines = text.split("relay:\n", 1)
-    head, rest = lines[0], lines[1]
-    body, tail = [], []
-    it = iter(rest.splitlines(keepends=True))
-    for line in it:
-        if line.startswith("  "):
-            body.append(line)
-        else:
-            tail.append(line)
-            tail.extend(it)
-            break
-    keys = {ln.split(":", 1)[0].strip(): ln for ln in body}
-    for k, v in kv.items():
-        keys[k] = f"  {k}: {v}\n"
-    return head + "relay:\n" + "".join(keys.values()) + "".join(tail)
-
-
-def lines_of(path):
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+from relay_util import (check_strict_order, dlq_sink, free_port, http_messages, http_sink, lines_of, metric,
+                        metric_samples, produce, relay_config, scan_items, wait_until, with_relay)
 
 
 def test_a_sink_down_for_30_s_loses_nothing_dead_letters_nothing_and_is_probed_one_at_a_time(
         ddb, table, tmp_config, spawn_outboxd, tmp_path):
     port = free_port()
     down = HttpReceiver(port=port).start()
-    active, most, lock = [0], [0], threading.Lock()
-    outage_start = time.monotonic()
+    active, most, first, lock = [0], [0], [], threading.Lock()
 
     def failing(req):
         with lock:
             active[0] += 1
-            if time.monotonic() > outage_start + 3:
+            first[:] = first or [time.monotonic()]
+            # The first wave goes out before the sink is known to be down.
+            if time.monotonic() > first[0] + 2:
                 most[0] = max(most[0], active[0])
         time.sleep(0.1)
         with lock:
@@ -135,83 +97,6 @@ def test_on_failure_block_holds_the_rejected_key_and_lets_the_others_flow(ddb, t
     others = [r.time for r in http_receiver.accepted() if json.loads(r.body)["key"] != "key-3"]
     assert min(key3) >= blocked_until and max(others) < blocked_until
     assert not any("deadLetteredAt" in i for i in scan_items(ddb, table))
-    assert d.stop() == 0
-
-
-POISON = [
-    ("payload missing", {}),
-    ("payload not base64", {"payload": {"S": "%%%not-base64%%%"}}),
-    ("payload not a string", {"payload": {"N": "12"}}),
-    ("headers not JSON", {"headers": {"S": "{not json"}}),
-    ("headers an array", {"headers": {"S": "[\"a\"]"}}),
-    ("headers with a number", {"headers": {"S": "{\"a\":1}"}}),
-    ("messageType a number", {"messageType": {"N": "7"}}),
-    ("isPublished a string", {"isPublished": {"S": "no"}}),
-    ("retryCount a string", {"retryCount": {"S": "x"}}),
-    ("createdAt a list", {"createdAt": {"L": []}}),
-]
-
-
-def test_poison_items_of_every_kind_are_dead_lettered_and_the_good_ones_all_flow(
-        ddb, table, tmp_config, spawn_outboxd, http_receiver, tmp_path):
-    dlq = tmp_path / "dlq.jsonl"
-    port = free_port()
-    cfg = tmp_config(with_relay(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)
-                                             + dlq_sink(dlq), metrics_port=port, max_in_flight=32,
-                                             default_sink="hook"),
-                                dead_letter_sink="dlq"))
-    d = spawn_outboxd("run", "-c", cfg)
-    c = ddb.client()
-    producer = threading.Thread(target=produce, args=(ddb.endpoint, table, 5000, 50), kwargs={"threads": 16})
-    producer.start()
-    for i in range(100):
-        kind, attrs = POISON[i % len(POISON)]
-        item = {"pk": {"S": f"poison-{i % 7}"}, "sk": {"S": f"p{i:03d}"},
-                "payload": {"S": base64.b64encode(b"{}").decode()}}
-        if kind == "payload missing":
-            del item["payload"]
-        item.update(attrs)
-        c.put_item(TableName=table, Item=item)
-    producer.join()
-    assert http_receiver.wait_for(5000, timeout=180), d.output()[-5000:]
-    assert wait_until(lambda: len(lines_of(dlq)) == 100, 60), d.output()[-5000:]
-    assert d.running()
-    assert wait_until(lambda: sum("deadLetteredAt" in i for i in scan_items(ddb, table)) == 100, 30)
-    for item in scan_items(ddb, table):
-        if item["sk"]["S"].startswith("p"):
-            assert item["lastError"]["S"], item
-    reasons = {x["id"]: x["deadletterreason"] for x in lines_of(dlq)}
-    assert "base64" in reasons["p001"] and "headers" in reasons["p003"] and "messageType" in reasons["p006"]
-    assert metric(metric_samples(port), "outboxd_messages_dead_lettered_total", reason="poison") == 100
-    assert d.stop() == 0
-
-
-def test_throttling_and_resets_from_dynamodb_lose_nothing_and_do_not_busy_loop(
-        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
-    fault_proxy.set_rules([Rule(action="throttle", probability=0.3, seed=1),
-                           Rule(action="reset", probability=0.05, seed=2)])
-    port = free_port()
-    cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
-                                  metrics_port=port, max_in_flight=32))
-    d = spawn_outboxd("run", "-c", cfg)
-    t0 = time.monotonic()
-    produce(ddb.endpoint, table, 5000, 50, threads=16)
-    assert http_receiver.wait_for(5000, timeout=240), d.output()[-5000:]
-    assert wait_until(lambda: all(i["isPublished"]["BOOL"] for i in scan_items(ddb, table)), 120)
-    elapsed = time.monotonic() - t0
-    with open(f"/proc/{d.pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / 100.0
-    msgs = http_messages(http_receiver)
-    assert len({m[2] for m in msgs}) == 5000
-    assert check_per_key_order(msgs) == []
-    s = metric_samples(port)
-    throttled = sum(v for (name, _), v in s.items() if name == "outboxd_throttled_requests_total")
-    print(f"\n5000 messages through 30% throttling and 5% resets in {elapsed:.1f} s: "
-          f"{throttled:.0f} throttled requests, outboxd CPU {cpu:.2f} s ({100 * cpu / elapsed:.1f}% of a core)")
-    assert throttled > 0
-    assert fault_proxy.count(action="reset") > 0
-    assert cpu / elapsed < 0.5
     assert d.stop() == 0
 
 

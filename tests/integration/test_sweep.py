@@ -3,18 +3,10 @@
 import base64
 import time
 
-import pytest
-
-from relay_util import (check_strict_order, create_outbox_table, free_port, http_messages, http_sink, metric,
+from relay_util import (check_strict_order, free_port, http_messages, http_sink, metric,
                         metric_samples, produce, relay_config, scan_items, wait_until)
 
-_tables = iter(range(1000))
 OLD = "2026-01-01T00:00:00.000Z"
-
-
-@pytest.fixture
-def table(ddb):
-    return create_outbox_table(ddb, f"outbox_sweep{next(_tables)}")
 
 
 def put(ddb, table, pk, sk, created=OLD, **extra):

@@ -1,0 +1,39 @@
+"""DynamoDB throttling and connection resets under load (own DynamoDB Local)."""
+
+import time
+
+from harness.fault_proxy import Rule
+from relay_util import (check_per_key_order, free_port, http_messages, http_sink, metric, metric_samples, produce,
+                        relay_config, scan_items, wait_until)
+
+
+def test_throttling_and_resets_from_dynamodb_lose_nothing_and_do_not_busy_loop(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    fault_proxy.set_rules([Rule(match_target="DescribeStream", action="throttle", probability=0.5, seed=3,
+                                error_type="LimitExceededException"),
+                           Rule(action="throttle", probability=0.3, seed=1),
+                           Rule(action="reset", probability=0.05, seed=2)])
+    port = free_port()
+    cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
+                                  metrics_port=port, max_in_flight=32))
+    d = spawn_outboxd("run", "-c", cfg)
+    t0 = time.monotonic()
+    produce(ddb.endpoint, table, 5000, 50, threads=16)
+    assert http_receiver.wait_for(5000, timeout=240), d.output()[-5000:]
+    assert wait_until(lambda: all(i["isPublished"]["BOOL"] for i in scan_items(ddb, table)), 120)
+    elapsed = time.monotonic() - t0
+    with open(f"/proc/{d.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / 100.0
+    msgs = http_messages(http_receiver)
+    assert len({m[2] for m in msgs}) == 5000
+    assert check_per_key_order(msgs) == []
+    s = metric_samples(port)
+    throttled = sum(v for (name, _), v in s.items() if name == "outboxd_throttled_requests_total")
+    print(f"\n5000 messages through 30% throttling and 5% resets in {elapsed:.1f} s: "
+          f"{throttled:.0f} throttled requests, outboxd CPU {cpu:.2f} s ({100 * cpu / elapsed:.1f}% of a core)")
+    assert throttled > 0
+    assert metric(s, "outboxd_throttled_requests_total", operation="DescribeStream") > 0
+    assert fault_proxy.count(action="reset") > 0
+    assert cpu / elapsed < 0.5
+    assert d.stop() == 0
