@@ -91,11 +91,12 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) $(PYTHON) scripts/demo.py
 
+# Instrumented builds are slower: the integration run gets an hour.
 check-asan:
-	$(Q)$(MAKE) --no-print-directory test BUILD=build-asan SANITIZE=address,undefined CC=clang
+	$(Q)PYTEST_TIMEOUT=3600 $(MAKE) --no-print-directory test BUILD=build-asan SANITIZE=address,undefined CC=clang
 
 check-tsan:
-	$(Q)$(MAKE) --no-print-directory test BUILD=build-tsan SANITIZE=thread CC=clang
+	$(Q)PYTEST_TIMEOUT=3600 $(MAKE) --no-print-directory test BUILD=build-tsan SANITIZE=thread CC=clang
 
 # make fuzz [FUZZ_SECONDS=600] [FUZZ_TARGETS="config record cloudevents"]:
 # libFuzzer on the config loader, the record decoder and the CloudEvents

@@ -303,14 +303,18 @@ static void lost(struct slot *s, const char *why)
         ob_shard_worker_abandon(s->worker);
 }
 
-static void renew(struct coordinator *c, int64_t now)
+#define RENEW_BATCH 256
+
+/* Renews the held leases of slots [from, c->n), RENEW_BATCH at a time;
+ * returns where the next batch starts. */
+static size_t renew_batch(struct coordinator *c, size_t from, int64_t now)
 {
-    const char *keys[1024];
-    int64_t counters[1024];
-    struct slot *which[1024];
-    size_t n = 0;
-    for (size_t i = 0; i < c->n && n < 1024; i++) {
-        struct slot *s = &c->slots[i];
+    const char *keys[RENEW_BATCH];
+    int64_t counters[RENEW_BATCH];
+    struct slot *which[RENEW_BATCH];
+    size_t n = 0, next = from;
+    for (; next < c->n && n < RENEW_BATCH; next++) {
+        struct slot *s = &c->slots[next];
         if (s->held) {
             keys[n] = s->shard.id;
             counters[n] = s->held_counter;
@@ -318,9 +322,9 @@ static void renew(struct coordinator *c, int64_t now)
         }
     }
     if (n == 0)
-        return;
-    enum ob_err results[1024];
-    bool pending[1024];
+        return next;
+    enum ob_err results[RENEW_BATCH];
+    bool pending[RENEW_BATCH];
     struct ob_relay *r = c->r;
     ob_leases_renew(c->session, r->ddb, r->cfg->leases.table, c->me, keys, counters, n, results, pending);
     for (size_t i = 0; i < n; i++) {
@@ -350,6 +354,13 @@ static void renew(struct coordinator *c, int64_t now)
                 s->state = SLOT_HANDING;
         }
     }
+    return next;
+}
+
+static void renew(struct coordinator *c, int64_t now)
+{
+    for (size_t from = 0; from < c->n;)
+        from = renew_batch(c, from, now);
 }
 
 static void start_ready(struct coordinator *c)
