@@ -12,6 +12,7 @@ int cmd_check(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_add(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /* For a subcommand that takes only -c/--config FILE (usage: its usage
  * line): parses the arguments, loads the config and sets up the logger.
@@ -29,8 +30,6 @@ int cmd_load_config(const char *given, struct ob_config **out);
 /* Sets the process logger from the config. */
 void cmd_setup_log(const struct ob_config *cfg);
 
-/* DynamoDB client options from the config (pointers borrowed from cfg). */
-void cmd_ddb_options(const struct ob_config *cfg, struct ob_ddb_options *opt);
 
 /* The exit status for an error code (sysexits). */
 int cmd_exit_code(enum ob_err code);

@@ -40,24 +40,6 @@ void cmd_setup_log(const struct ob_config *cfg)
     ob_log_setup(levels[cfg->log.level], cfg->log.format == OB_LOG_JSON);
 }
 
-void cmd_ddb_options(const struct ob_config *cfg, struct ob_ddb_options *opt)
-{
-    memset(opt, 0, sizeof *opt);
-    opt->region = cfg->aws.region;
-    opt->endpoint = cfg->aws.endpoint;
-    opt->streams_endpoint = cfg->aws.streams_endpoint;
-    opt->access_key_id = cfg->aws.access_key_id;
-    opt->secret_access_key = cfg->aws.secret_access_key;
-    opt->session_token = cfg->aws.session_token;
-    opt->profile = cfg->aws.profile;
-    opt->max_attempts = cfg->aws.max_attempts;
-    opt->retry_base_delay_ms = cfg->aws.retry_base_delay_ms;
-    opt->retry_max_delay_ms = cfg->aws.retry_max_delay_ms;
-    opt->connect_timeout_ms = cfg->aws.connect_timeout_ms;
-    opt->request_timeout_ms = cfg->aws.request_timeout_ms;
-    opt->max_connections = cfg->aws.max_connections;
-}
-
 int cmd_exit_code(enum ob_err code)
 {
     switch (code) {

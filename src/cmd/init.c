@@ -31,7 +31,7 @@ int cmd_init(int argc, char **argv)
     struct ob_ddb *ddb = NULL;
     struct ob_aws_session *s = NULL;
     struct ob_error err = { 0 };
-    cmd_ddb_options(cfg, &opt);
+    ob_ddb_options_from_config(cfg, &opt);
     if (ob_ddb_open(&opt, &ddb, &err)) {
         fprintf(stderr, "outboxd init: %s\n", err.msg);
         rc = cmd_exit_code(err.code);

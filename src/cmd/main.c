@@ -17,6 +17,8 @@ static const char usage_text[] =
     "                    write one outbox item; prints its id\n"
     "  sweep -c FILE [--older-than DURATION] [--dry-run]\n"
     "                    deliver unpublished items the stream no longer has\n"
+    "  status -c FILE [--json]\n"
+    "                    shards, lease owners, checkpoints and lag\n"
     "  --version | --help\n"
     "\n"
     "-c defaults to $OUTBOXD_CONFIG, then /etc/outboxd/outboxd.yaml.\n"
@@ -32,6 +34,7 @@ static const struct {
     { "init", cmd_init },
     { "add", cmd_add },
     { "sweep", cmd_sweep },
+    { "status", cmd_status },
 };
 
 int main(int argc, char **argv)

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "aws/client.h"
+#include "core/config.h"
 #include "outboxd/error.h"
 
 struct ob_ddb_options {
@@ -28,6 +29,9 @@ struct ob_ddb_options {
     int64_t request_timeout_ms;   /* 0: 10 s */
     int max_connections;          /* 0: 64 */
 };
+
+/* The options of the config's `aws` section (pointers borrowed from cfg). */
+void ob_ddb_options_from_config(const struct ob_config *cfg, struct ob_ddb_options *opt);
 
 struct ob_ddb {
     struct ob_aws_client *aws;

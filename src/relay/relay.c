@@ -326,14 +326,8 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     srandom((unsigned)(ob_wall_ms() ^ getpid()));
     signal(SIGPIPE, SIG_IGN);
 
-    struct ob_ddb_options opt = {
-        .region = cfg->aws.region, .endpoint = cfg->aws.endpoint, .streams_endpoint = cfg->aws.streams_endpoint,
-        .access_key_id = cfg->aws.access_key_id, .secret_access_key = cfg->aws.secret_access_key,
-        .session_token = cfg->aws.session_token, .profile = cfg->aws.profile,
-        .max_attempts = cfg->aws.max_attempts, .retry_base_delay_ms = cfg->aws.retry_base_delay_ms,
-        .retry_max_delay_ms = cfg->aws.retry_max_delay_ms, .connect_timeout_ms = cfg->aws.connect_timeout_ms,
-        .request_timeout_ms = cfg->aws.request_timeout_ms, .max_connections = cfg->aws.max_connections,
-    };
+    struct ob_ddb_options opt;
+    ob_ddb_options_from_config(cfg, &opt);
     enum ob_err rc = ob_ddb_open(&opt, &r->ddb, err);
     if (rc)
         return rc;

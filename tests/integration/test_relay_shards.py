@@ -126,3 +126,27 @@ def test_idle_shards_are_polled_at_most_five_times_a_second(ddb, topology_proxy,
         assert len(times) <= 16, (sid, len(times))
         assert all(b - a >= 0.19 for a, b in zip(times, times[1:])), sid
     assert d.stop() == 0
+
+
+def test_status_shows_every_shard_with_its_owner_checkpoint_and_lag(ddb, topology_proxy, tmp_config,
+                                                                     spawn_outboxd, run_outboxd, http_receiver):
+    import json
+    table = create_outbox_table(ddb, "outbox_status")
+    proxy = topology_proxy(shards=3, split_every=100000, table=table)
+    cfg = tmp_config(relay_config(proxy.endpoint, table, http_sink("hook", http_receiver.url),
+                                  extra="leases:\n  instance_id: status-test\n"))
+    d = spawn_outboxd("run", "-c", cfg)
+    produce(ddb.endpoint, table, 30, 6)
+    assert http_receiver.wait_for(30, timeout=30), d.output()
+    time.sleep(1)
+    r = run_outboxd("status", "-c", cfg, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["table"] == table and len(doc["shards"]) == 3
+    for s in doc["shards"]:
+        assert s["state"] == "open" and s["owner"] == "status-test"
+        assert s["lag_seconds"] is not None and s["lag_seconds"] < 60
+    assert any(s["checkpoint"].isdigit() for s in doc["shards"])
+    text = run_outboxd("status", "-c", cfg)
+    assert text.returncode == 0 and "SHARD" in text.stdout and text.stdout.count("status-test") == 3
+    assert d.stop() == 0

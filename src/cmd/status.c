@@ -1,0 +1,165 @@
+/* outboxd status: every shard of the stream with its lease owner,
+ * checkpoint and lag (the age of the oldest record not read yet). */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "dynamo/leases.h"
+#include "dynamo/streams.h"
+#include "ops/clock.h"
+
+static const char usage[] = "usage: outboxd status -c FILE [--json]";
+
+static const struct ob_lease *lease_of(const struct ob_lease_list *l, const char *shard)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i].key, shard) == 0)
+            return &l->v[i];
+    return NULL;
+}
+
+/* Seconds since the oldest record after the checkpoint was written; 0
+ * when everything is read, -1 when unknown. */
+static double shard_lag(struct ob_aws_session *s, struct ob_ddb *d, const char *arn, const char *shard,
+                        const char *checkpoint)
+{
+    const char *type = "AFTER_SEQUENCE_NUMBER", *seq = checkpoint;
+    if (!checkpoint || strncmp(checkpoint, OB_CHECKPOINT_TRIM_HORIZON, strlen(OB_CHECKPOINT_TRIM_HORIZON)) == 0) {
+        type = "TRIM_HORIZON";
+        seq = NULL;
+    } else if (strcmp(checkpoint, OB_CHECKPOINT_LATEST) == 0) {
+        return 0;
+    }
+    char *it = NULL;
+    json_t *resp = NULL;
+    struct ob_error err;
+    double lag = -1;
+    if (ob_stream_iterator(s, d, arn, shard, type, seq, &it, &err) || !it)
+        goto out;
+    if (ob_stream_get_records(s, d, it, 1, &resp, &err))
+        goto out;
+    const json_t *rec = json_array_get(json_object_get(resp, "Records"), 0);
+    if (!rec) {
+        lag = 0;
+        goto out;
+    }
+    double created = json_number_value(json_object_get(json_object_get(rec, "dynamodb"), "ApproximateCreationDateTime"));
+    lag = (double)ob_wall_ms() / 1000.0 - created;
+    if (lag < 0)
+        lag = 0;
+out:
+    free(it);
+    json_decref(resp);
+    return lag;
+}
+
+static const char *state_of(const struct ob_shard *sh, const struct ob_lease *l)
+{
+    if (l && l->checkpoint && strcmp(l->checkpoint, OB_CHECKPOINT_SHARD_END) == 0)
+        return "ended";
+    return sh->end_seq ? "closed" : "open";
+}
+
+int cmd_status(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool as_json = false;
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "json", no_argument, NULL, 'j' },
+        { 0 },
+    };
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+        if (ch == 'c') {
+            path = optarg;
+        } else if (ch == 'j') {
+            as_json = true;
+        } else {
+            fprintf(stderr, "%s\n", usage);
+            return EX_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "outboxd status: unexpected argument '%s'\n%s\n", argv[optind], usage);
+        return EX_USAGE;
+    }
+    struct ob_config *cfg;
+    int rc = cmd_load_config(path, &cfg);
+    if (rc)
+        return rc;
+    cmd_setup_log(cfg);
+
+    struct ob_ddb_options opt;
+    struct ob_ddb *ddb = NULL;
+    struct ob_aws_session *s = NULL;
+    struct ob_error err = { 0 };
+    char *arn = NULL;
+    struct ob_shard_list shards = { 0 };
+    struct ob_lease_list leases = { 0 };
+    json_t *out = NULL;
+    ob_ddb_options_from_config(cfg, &opt);
+    enum ob_err e = ob_ddb_open(&opt, &ddb, &err);
+    if (!e) {
+        s = ob_ddb_session(ddb);
+        e = ob_stream_arn(s, ddb, cfg->table.name, &arn, &err);
+    }
+    if (!e)
+        e = ob_stream_describe(s, ddb, arn, &shards, &err);
+    if (!e) {
+        e = ob_leases_list(s, ddb, cfg->leases.table, arn, &leases, &err);
+        if (e == OB_ERR_NOT_FOUND)
+            e = OB_OK; /* no lease table yet: nothing was read */
+    }
+    if (e) {
+        fprintf(stderr, "outboxd status: %s\n", err.msg);
+        rc = cmd_exit_code(e);
+        goto done;
+    }
+    out = json_array();
+    for (size_t i = 0; i < shards.n; i++) {
+        const struct ob_shard *sh = &shards.v[i];
+        const struct ob_lease *l = lease_of(&leases, sh->id);
+        const char *state = state_of(sh, l);
+        double lag = strcmp(state, "ended") == 0 ? 0 : shard_lag(s, ddb, arn, sh->id, l ? l->checkpoint : NULL);
+        json_t *row = json_pack("{s:s,s:s?,s:s,s:s?,s:s?}", "shard", sh->id, "parent", sh->parent_id, "state",
+                                state, "owner", l ? l->owner : NULL, "checkpoint", l ? l->checkpoint : NULL);
+        json_object_set_new(row, "lag_seconds", lag < 0 ? json_null() : json_real(lag));
+        json_array_append_new(out, row);
+    }
+    if (as_json) {
+        json_t *doc = json_pack("{s:s,s:s,s:s,s:O}", "table", cfg->table.name, "stream", arn, "lease_table",
+                                cfg->leases.table, "shards", out);
+        json_dumpf(doc, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(doc);
+    } else {
+        printf("table %s, stream %s, leases in %s\n", cfg->table.name, arn, cfg->leases.table);
+        printf("%-40s %-10s %-16s %-24s %8s\n", "SHARD", "STATE", "OWNER", "CHECKPOINT", "LAG");
+        size_t i;
+        json_t *row;
+        json_array_foreach(out, i, row) {
+            const char *owner = json_string_value(json_object_get(row, "owner"));
+            const char *cp = json_string_value(json_object_get(row, "checkpoint"));
+            const json_t *lag = json_object_get(row, "lag_seconds");
+            char lagbuf[32] = "?";
+            if (json_is_number(lag))
+                snprintf(lagbuf, sizeof lagbuf, "%.1fs", json_number_value(lag));
+            printf("%-40s %-10s %-16s %-24s %8s\n", json_string_value(json_object_get(row, "shard")),
+                   json_string_value(json_object_get(row, "state")), owner ? owner : "-", cp ? cp : "-", lagbuf);
+        }
+    }
+done:
+    json_decref(out);
+    ob_lease_list_free(&leases);
+    ob_shard_list_free(&shards);
+    free(arn);
+    ob_aws_session_destroy(s);
+    ob_ddb_close(ddb);
+    ob_config_free(cfg);
+    return rc;
+}
