@@ -283,7 +283,21 @@ static void signal_loop(struct ob_relay *r, const sigset_t *set)
 
 /* Stops the coordinator (which stops and joins the workers), waiting at
  * most shutdown_timeout for in-flight messages. */
-static void stop(struct ob_relay *r, pthread_t coordinator)
+/* Joins `thread` by the deadline; past it, exits (what was in flight is
+ * read again on restart). */
+static void join_by(pthread_t thread, const struct timespec *deadline, int64_t timeout)
+{
+    if (pthread_timedjoin_np(thread, NULL, deadline) == ETIMEDOUT) {
+        ob_log_error("shutdown_timeout (%lld ms) passed with work still in flight; exiting, undelivered "
+                     "messages are read again on restart", (long long)timeout);
+        fflush(NULL);
+        _exit(0);
+    }
+}
+
+/* Stops the sweeper and the coordinator (which stops and joins the
+ * workers), waiting at most shutdown_timeout for in-flight messages. */
+static void stop(struct ob_relay *r, pthread_t coordinator, pthread_t sweeper)
 {
     int64_t timeout = r->cfg->relay.shutdown_timeout_ms;
     /* Workers stop draining early enough to checkpoint and exit in time. */
@@ -292,14 +306,9 @@ static void stop(struct ob_relay *r, pthread_t coordinator)
     atomic_store(&r->stopping, true);
     ob_notify_stopping();
     ob_relay_wake(r);
-    struct timespec ts = ob_realtime_after(timeout);
-    int e = pthread_timedjoin_np(coordinator, NULL, &ts);
-    if (e == ETIMEDOUT) {
-        ob_log_error("shutdown_timeout (%lld ms) passed with work still in flight; exiting, undelivered "
-                     "messages are read again on restart", (long long)timeout);
-        fflush(NULL);
-        _exit(0);
-    }
+    struct timespec deadline = ob_realtime_after(timeout);
+    join_by(sweeper, &deadline, timeout);
+    join_by(coordinator, &deadline, timeout);
 }
 
 /* Everything a relay (or a sweep) needs before threads start: clients,
@@ -400,10 +409,8 @@ enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
     sweeper_started = true;
     ob_log_info("instance %s, leases in %s", r.instance_id, cfg->leases.table);
     signal_loop(&r, &set);
-    stop(&r, coordinator);
-    coordinator_started = false;
-    pthread_join(sweeper, NULL);
-    sweeper_started = false;
+    stop(&r, coordinator, sweeper);
+    coordinator_started = sweeper_started = false;
     ob_log_info("stopped");
 out:
     if (coordinator_started || sweeper_started) {
