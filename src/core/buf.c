@@ -131,3 +131,8 @@ const char *ob_buf_cstr(const struct ob_buf *b)
 {
     return b->data ? b->data : "";
 }
+
+char *ob_xstrdup_or_null(const char *s)
+{
+    return s ? ob_xstrdup(s) : NULL;
+}

@@ -34,6 +34,8 @@ void *ob_xmalloc(size_t n);
 void *ob_xcalloc(size_t n, size_t size);
 void *ob_xrealloc(void *p, size_t n);
 char *ob_xstrdup(const char *s);
+/* NULL stays NULL. */
+char *ob_xstrdup_or_null(const char *s);
 char *ob_xstrndup(const char *s, size_t n);
 
 #endif

@@ -124,11 +124,6 @@ static const char *attr_string(struct ob_record *r, const json_t *image, const c
     return json_string_value(attr_value(r, image, name, "S"));
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? ob_xstrdup(s) : NULL;
-}
-
 static void decode_payload(struct ob_record *r, const json_t *image)
 {
     if (!image_attr(image, "payload")) {
@@ -197,8 +192,8 @@ static void decode_keys(struct ob_record *r, const json_t *image)
 {
     const char *pk = json_string_value(json_object_get(image_attr(image, "pk"), "S"));
     const char *sk = json_string_value(json_object_get(image_attr(image, "sk"), "S"));
-    r->msg.pk = dup_or_null(pk);
-    r->msg.sk = dup_or_null(sk);
+    r->msg.pk = ob_xstrdup_or_null(pk);
+    r->msg.sk = ob_xstrdup_or_null(sk);
     if (!pk)
         poison(r, "pk is missing or not a string");
     if (!sk)
@@ -226,7 +221,7 @@ static void decode_item(struct ob_record *r, const json_t *image)
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         char **field = (char **)(void *)((char *)m + strings[i].offset);
-        *field = dup_or_null(attr_string(r, image, strings[i].name));
+        *field = ob_xstrdup_or_null(attr_string(r, image, strings[i].name));
     }
     /* Checked for type only: outboxd writes them, the relay does not read them. */
     attr_string(r, image, "publishedAt");

@@ -1,6 +1,7 @@
 #include "dynamo/ddb.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "aws/credentials.h"
@@ -244,4 +245,16 @@ void ob_ddb_options_from_config(const struct ob_config *cfg, struct ob_ddb_optio
     opt->connect_timeout_ms = cfg->aws.connect_timeout_ms;
     opt->request_timeout_ms = cfg->aws.request_timeout_ms;
     opt->max_connections = cfg->aws.max_connections;
+}
+
+json_t *ob_ddb_number(int64_t v)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%lld", (long long)v);
+    return json_pack("{s:s}", "N", n);
+}
+
+const char *ob_ddb_attr_s(const json_t *item, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(item, name), "S"));
 }

@@ -68,6 +68,10 @@ void ob_ddb_prepare_call(struct ob_ddb *d, struct ob_aws_call *call, const char 
 /* Adds the consumed capacity of a finished call's response to the metrics. */
 void ob_ddb_account_capacity(const char *operation, const json_t *response);
 
+/* DynamoDB JSON helpers: {"N": "<v>"}, and the string of an item's S attribute (or NULL). */
+json_t *ob_ddb_number(int64_t v);
+const char *ob_ddb_attr_s(const json_t *item, const char *name);
+
 /* Reads a consumed-capacity counter (tests, status). */
 double ob_ddb_consumed_units(const char *table, const char *operation, const char *kind);
 

@@ -6,23 +6,6 @@
 
 #include "core/buf.h"
 
-static char *dup_or_null(const char *s)
-{
-    return s ? ob_xstrdup(s) : NULL;
-}
-
-static const char *attr_s(const json_t *item, const char *name)
-{
-    return json_string_value(json_object_get(json_object_get(item, name), "S"));
-}
-
-static json_t *number(int64_t v)
-{
-    char n[24];
-    snprintf(n, sizeof n, "%lld", (long long)v);
-    return json_pack("{s:s}", "N", n);
-}
-
 void ob_lease_free(struct ob_lease *l)
 {
     free(l->key);
@@ -44,24 +27,24 @@ void ob_lease_list_free(struct ob_lease_list *l)
 
 static void append_lease(struct ob_lease_list *out, const json_t *item)
 {
-    const char *key = attr_s(item, "leaseKey");
+    const char *key = ob_ddb_attr_s(item, "leaseKey");
     if (!key)
         return;
     out->v = ob_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
     struct ob_lease *l = &out->v[out->n++];
     memset(l, 0, sizeof *l);
     l->key = ob_xstrdup(key);
-    l->owner = dup_or_null(attr_s(item, "leaseOwner"));
+    l->owner = ob_xstrdup_or_null(ob_ddb_attr_s(item, "leaseOwner"));
     if (l->owner && !*l->owner) {
         free(l->owner);
         l->owner = NULL;
     }
     const char *n = json_string_value(json_object_get(json_object_get(item, "leaseCounter"), "N"));
     l->counter = n ? strtoll(n, NULL, 10) : 0;
-    l->checkpoint = dup_or_null(attr_s(item, "checkpoint"));
-    l->pending_owner = dup_or_null(attr_s(item, "pendingOwner"));
+    l->checkpoint = ob_xstrdup_or_null(ob_ddb_attr_s(item, "checkpoint"));
+    l->pending_owner = ob_xstrdup_or_null(ob_ddb_attr_s(item, "pendingOwner"));
     const json_t *parents = json_object_get(json_object_get(item, "parentShardIds"), "SS");
-    l->parent = dup_or_null(json_string_value(json_array_get(parents, 0)));
+    l->parent = ob_xstrdup_or_null(json_string_value(json_array_get(parents, 0)));
 }
 
 enum ob_err ob_leases_list(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *stream_arn,
@@ -117,7 +100,7 @@ enum ob_err ob_lease_create(struct ob_aws_session *s, struct ob_ddb *d, const ch
                             const struct ob_shard *shard, const char *checkpoint, struct ob_error *err)
 {
     json_t *item = json_pack("{s:{s:s},s:{s:s},s:{s:s},s:o}", "leaseKey", "S", shard->id, "checkpoint", "S",
-                             checkpoint, "streamArn", "S", stream_arn, "leaseCounter", number(0));
+                             checkpoint, "streamArn", "S", stream_arn, "leaseCounter", ob_ddb_number(0));
     if (shard->parent_id)
         json_object_set_new(item, "parentShardIds", json_pack("{s:[s]}", "SS", shard->parent_id));
     json_t *req = json_pack("{s:s,s:o,s:s}", "TableName", table, "Item", item, "ConditionExpression",
@@ -134,8 +117,8 @@ enum ob_err ob_lease_create(struct ob_aws_session *s, struct ob_ddb *d, const ch
 enum ob_err ob_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
                           const char *me, int64_t counter, int64_t *new_counter, struct ob_error *err)
 {
-    json_t *values = json_pack("{s:{s:s},s:o,s:o}", ":me", "S", me, ":c", number(counter), ":n",
-                               number(counter + 1));
+    json_t *values = json_pack("{s:{s:s},s:o,s:o}", ":me", "S", me, ":c", ob_ddb_number(counter), ":n",
+                               ob_ddb_number(counter + 1));
     enum ob_err rc = lease_update(s, d, table, key, "SET leaseOwner = :me, leaseCounter = :n REMOVE pendingOwner",
                                   "leaseCounter = :c", values, NULL, err);
     if (rc == OB_OK)
@@ -146,7 +129,7 @@ enum ob_err ob_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const char
 enum ob_err ob_lease_request(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
                              const char *me, int64_t counter, struct ob_error *err)
 {
-    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":c", number(counter));
+    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":c", ob_ddb_number(counter));
     return lease_update(s, d, table, key, "SET pendingOwner = :me",
                         "leaseCounter = :c AND attribute_not_exists(pendingOwner)", values, NULL, err);
 }
@@ -154,7 +137,7 @@ enum ob_err ob_lease_request(struct ob_aws_session *s, struct ob_ddb *d, const c
 enum ob_err ob_lease_hand_over(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
                                const char *me, struct ob_error *err)
 {
-    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":one", number(1));
+    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":one", ob_ddb_number(1));
     return lease_update(s, d, table, key,
                         "SET leaseOwner = pendingOwner, leaseCounter = leaseCounter + :one REMOVE pendingOwner",
                         "leaseOwner = :me AND attribute_exists(pendingOwner)", values, NULL, err);
@@ -163,7 +146,7 @@ enum ob_err ob_lease_hand_over(struct ob_aws_session *s, struct ob_ddb *d, const
 enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
                              const char *me, struct ob_error *err)
 {
-    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":one", number(1));
+    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":one", ob_ddb_number(1));
     return lease_update(s, d, table, key, "SET leaseCounter = leaseCounter + :one REMOVE leaseOwner",
                         "leaseOwner = :me", values, NULL, err);
 }
@@ -180,8 +163,8 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
         json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:s,s:{s:{s:s},s:o,s:o},s:s}", "TableName", table, "Key",
                                 "leaseKey", "S", keys[i], "UpdateExpression", "SET leaseCounter = :n",
                                 "ConditionExpression", "leaseOwner = :me AND leaseCounter = :c",
-                                "ExpressionAttributeValues", ":me", "S", me, ":c", number(counters[i]), ":n",
-                                number(counters[i] + 1), "ReturnValues", "ALL_NEW");
+                                "ExpressionAttributeValues", ":me", "S", me, ":c", ob_ddb_number(counters[i]), ":n",
+                                ob_ddb_number(counters[i] + 1), "ReturnValues", "ALL_NEW");
         ob_ddb_prepare_call(d, &calls[i], "UpdateItem", req, &bodies[i]);
         json_decref(req);
         ptrs[i] = &calls[i];
@@ -193,7 +176,7 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
         if (calls[i].result == OB_OK) {
             counters[i]++;
             const json_t *attrs = json_object_get(calls[i].response, "Attributes");
-            pending[i] = attr_s(attrs, "pendingOwner") != NULL;
+            pending[i] = ob_ddb_attr_s(attrs, "pendingOwner") != NULL;
         }
         if (calls[i].response)
             ob_ddb_account_capacity("UpdateItem", calls[i].response);
@@ -205,11 +188,19 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
     free(bodies);
 }
 
+void ob_sweep_lease_init(struct ob_sweep_lease *l, const char *lease_table, const char *outbox_table,
+                         const char *me)
+{
+    l->table = lease_table;
+    snprintf(l->key, sizeof l->key, "sweep:%s", outbox_table);
+    l->me = me;
+}
+
 enum ob_err ob_sweep_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
                                 int64_t now_ms, int64_t hold_ms, bool on_schedule, struct ob_error *err)
 {
-    json_t *values = json_pack("{s:{s:s},s:o,s:o}", ":me", "S", l->me, ":now", number(now_ms), ":until",
-                               number(now_ms + hold_ms));
+    json_t *values = json_pack("{s:{s:s},s:o,s:o}", ":me", "S", l->me, ":now", ob_ddb_number(now_ms), ":until",
+                               ob_ddb_number(now_ms + hold_ms));
     const char *free_now = "(attribute_not_exists(leaseUntil) OR leaseUntil < :now)";
     char condition[256];
     snprintf(condition, sizeof condition, "%s%s", free_now,
@@ -221,7 +212,7 @@ enum ob_err ob_sweep_lease_take(struct ob_aws_session *s, struct ob_ddb *d, cons
 enum ob_err ob_sweep_lease_finish(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
                                   int64_t next_ms, struct ob_error *err)
 {
-    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", l->me, ":next", number(next_ms));
+    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", l->me, ":next", ob_ddb_number(next_ms));
     return lease_update(s, d, l->table, l->key, "SET nextSweepAt = :next REMOVE leaseUntil", "leaseOwner = :me",
                         values, NULL, err);
 }

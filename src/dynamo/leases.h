@@ -76,9 +76,14 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
  * instance at a time sweep, and schedules the next sweep. */
 struct ob_sweep_lease {
     const char *table;       /* the lease table */
-    const char *key;         /* "sweep:<outbox table>" */
+    char key[512];           /* "sweep:<outbox table>" */
     const char *me;
 };
+
+/* The sweep lease of outbox_table in lease_table, for instance `me`
+ * (strings borrowed). */
+void ob_sweep_lease_init(struct ob_sweep_lease *l, const char *lease_table, const char *outbox_table,
+                         const char *me);
 
 /* Takes the sweep lease until now + hold_ms, when no sweep runs (or the
  * one running has expired) and, with on_schedule, the next sweep is due.

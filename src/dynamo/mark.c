@@ -26,13 +26,6 @@ static void set_value(json_t *req, const char *name, json_t *value)
     json_object_set_new(json_object_get(req, "ExpressionAttributeValues"), name, value);
 }
 
-static json_t *number(int64_t v)
-{
-    char n[24];
-    snprintf(n, sizeof n, "%lld", (long long)v);
-    return json_pack("{s:s}", "N", n);
-}
-
 static json_t *string(const char *s)
 {
     return json_pack("{s:s}", "S", s);
@@ -60,7 +53,7 @@ json_t *ob_mark_published_request(const char *table, const char *pk, const char 
     name_ttl(req);
     set_value(req, ":t", json_pack("{s:b}", "BOOL", 1));
     set_value(req, ":now", timestamp(now_ms));
-    set_value(req, ":ttl", number(now_ms / 1000 + ttl_seconds));
+    set_value(req, ":ttl", ob_ddb_number(now_ms / 1000 + ttl_seconds));
     return req;
 }
 
@@ -68,7 +61,7 @@ json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk
                                const char *error)
 {
     json_t *req = update_request(table, pk, sk, "SET retryCount = :n, lastError = :e", NOT_PUBLISHED, true);
-    set_value(req, ":n", number(retry_count));
+    set_value(req, ":n", ob_ddb_number(retry_count));
     set_value(req, ":e", string(error));
     return req;
 }
@@ -82,20 +75,15 @@ json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const cha
                              "SET deadLetteredAt = :now, retryCount = :n, lastError = :e, #ttl = :ttl",
                              NOT_PUBLISHED, true);
         name_ttl(req);
-        set_value(req, ":ttl", number(now_ms / 1000 + ttl_seconds));
+        set_value(req, ":ttl", ob_ddb_number(now_ms / 1000 + ttl_seconds));
     } else {
         req = update_request(table, pk, sk, "SET deadLetteredAt = :now, retryCount = :n, lastError = :e",
                              NOT_PUBLISHED, true);
     }
     set_value(req, ":now", timestamp(now_ms));
-    set_value(req, ":n", number(retry_count));
+    set_value(req, ":n", ob_ddb_number(retry_count));
     set_value(req, ":e", string(error));
     return req;
-}
-
-static const char *attr_s(const json_t *item, const char *name)
-{
-    return json_string_value(json_object_get(json_object_get(item, name), "S"));
 }
 
 static void record_states(const json_t *items, const struct ob_item_key *keys, size_t n,
@@ -104,7 +92,7 @@ static void record_states(const json_t *items, const struct ob_item_key *keys, s
     size_t i;
     const json_t *item;
     json_array_foreach(items, i, item) {
-        const char *pk = attr_s(item, "pk"), *sk = attr_s(item, "sk");
+        const char *pk = ob_ddb_attr_s(item, "pk"), *sk = ob_ddb_attr_s(item, "sk");
         if (!pk || !sk)
             continue;
         bool published = json_is_true(json_object_get(json_object_get(item, "isPublished"), "BOOL"));

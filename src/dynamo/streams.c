@@ -7,11 +7,6 @@
 #include "core/codec.h"
 #include "ops/clock.h"
 
-static char *dup_or_null(const char *s)
-{
-    return s ? ob_xstrdup(s) : NULL;
-}
-
 void ob_shard_list_free(struct ob_shard_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
@@ -60,9 +55,9 @@ static void append_shard(struct ob_shard_list *l, const json_t *sh)
     l->v = ob_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
     struct ob_shard *x = &l->v[l->n++];
     x->id = ob_xstrdup(id);
-    x->parent_id = dup_or_null(json_string_value(json_object_get(sh, "ParentShardId")));
-    x->start_seq = dup_or_null(json_string_value(json_object_get(range, "StartingSequenceNumber")));
-    x->end_seq = dup_or_null(json_string_value(json_object_get(range, "EndingSequenceNumber")));
+    x->parent_id = ob_xstrdup_or_null(json_string_value(json_object_get(sh, "ParentShardId")));
+    x->start_seq = ob_xstrdup_or_null(json_string_value(json_object_get(range, "StartingSequenceNumber")));
+    x->end_seq = ob_xstrdup_or_null(json_string_value(json_object_get(range, "EndingSequenceNumber")));
 }
 
 enum ob_err ob_stream_describe(struct ob_aws_session *s, struct ob_ddb *d, const char *arn,
@@ -88,7 +83,7 @@ enum ob_err ob_stream_describe(struct ob_aws_session *s, struct ob_ddb *d, const
             append_shard(out, sh);
         const char *next = json_string_value(json_object_get(desc, "LastEvaluatedShardId"));
         free(start);
-        start = dup_or_null(next);
+        start = ob_xstrdup_or_null(next);
         json_decref(resp);
         if (!start)
             break;

@@ -63,11 +63,6 @@ static struct slot *find(struct coordinator *c, const char *id)
     return NULL;
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? ob_xstrdup(s) : NULL;
-}
-
 static struct slot *add_slot(struct coordinator *c, const char *id)
 {
     c->slots = ob_xrealloc(c->slots, (c->n + 1) * sizeof *c->slots);
@@ -93,14 +88,16 @@ static const char *initial_checkpoint(struct coordinator *c, const struct ob_sha
     return OB_CHECKPOINT_TRIM_HORIZON;
 }
 
-static void list_shards(struct coordinator *c)
+/* Returns whether it created a lease (then a scan shows it). */
+static bool list_shards(struct coordinator *c)
 {
+    bool created = false;
     struct ob_shard_list l = { 0 };
     struct ob_error err;
     struct ob_relay *r = c->r;
     if (ob_stream_describe(c->session, r->ddb, r->stream_arn, &l, &err)) {
         ob_log_warn("listing the stream's shards failed: %s", err.msg);
-        return;
+        return false;
     }
     for (size_t i = 0; i < l.n; i++) {
         const struct ob_shard *sh = &l.v[i];
@@ -109,8 +106,8 @@ static void list_shards(struct coordinator *c)
             s = add_slot(c, sh->id);
         if (!s->listed) {
             s->listed = true;
-            s->shard.parent_id = dup_or_null(sh->parent_id);
-            s->shard.start_seq = dup_or_null(sh->start_seq);
+            s->shard.parent_id = ob_xstrdup_or_null(sh->parent_id);
+            s->shard.start_seq = ob_xstrdup_or_null(sh->start_seq);
         }
         if (!s->shard.end_seq && sh->end_seq)
             s->shard.end_seq = ob_xstrdup(sh->end_seq);
@@ -118,10 +115,13 @@ static void list_shards(struct coordinator *c)
             if (ob_lease_create(c->session, r->ddb, r->cfg->leases.table, r->stream_arn, sh,
                                 initial_checkpoint(c, sh), &err))
                 ob_log_warn("%s", err.msg);
+            else
+                created = true;
         }
     }
     ob_shard_list_free(&l);
     atomic_store(&r->discovered, true);
+    return created;
 }
 
 /* Takes in a fresh view of every lease. */
@@ -506,9 +506,9 @@ void *ob_coordinator_main(void *arg)
             bool first = !c.scanned;
             if (scan_leases(&c, now)) {
                 if (first || now >= next_list) {
-                    list_shards(&c);
+                    if (list_shards(&c))
+                        scan_leases(&c, now);
                     next_list = now + LIST_INTERVAL_MS;
-                    scan_leases(&c, now);
                 }
                 balance(&c, now);
             }

@@ -30,6 +30,8 @@ void ob_relay_wake(struct ob_relay *r)
 
 int64_t ob_relay_budget_take(struct ob_relay *r, double n)
 {
+    if (r->write_budget.rate <= 0)
+        return 0; /* unlimited: no lock on the hot path */
     pthread_mutex_lock(&r->budget_lock);
     int64_t wait = ob_bucket_take(&r->write_budget, n, ob_mono_ms());
     pthread_mutex_unlock(&r->budget_lock);
@@ -38,6 +40,8 @@ int64_t ob_relay_budget_take(struct ob_relay *r, double n)
 
 void ob_relay_budget_settle(struct ob_relay *r, double delta)
 {
+    if (r->write_budget.rate <= 0)
+        return;
     pthread_mutex_lock(&r->budget_lock);
     ob_bucket_settle(&r->write_budget, delta);
     pthread_mutex_unlock(&r->budget_lock);
@@ -452,9 +456,8 @@ enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_sweep_re
         ob_error_prefix(err, "lease table %s", cfg->leases.table);
         goto out;
     }
-    char key[512];
-    snprintf(key, sizeof key, "sweep:%s", cfg->table.name);
-    struct ob_sweep_lease lease = { .table = cfg->leases.table, .key = key, .me = r.instance_id };
+    struct ob_sweep_lease lease;
+    ob_sweep_lease_init(&lease, cfg->leases.table, cfg->table.name, r.instance_id);
     rc = ob_sweep_lease_take(s, r.ddb, &lease, ob_wall_ms(), 600000, false, err);
     if (rc == OB_ERR_CONDITION_FAILED) {
         rc = ob_error_set(err, OB_ERR_RESOURCE_IN_USE, "another instance is sweeping %s now; try again later",

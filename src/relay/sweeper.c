@@ -231,9 +231,8 @@ void *ob_sweeper_main(void *arg)
     const struct ob_config *cfg = r->cfg;
     pthread_setname_np(pthread_self(), "ob-sweeper");
     struct ob_aws_session *s = ob_ddb_session(r->ddb);
-    char key[512];
-    snprintf(key, sizeof key, "sweep:%s", cfg->table.name);
-    struct ob_sweep_lease lease = { .table = cfg->leases.table, .key = key, .me = r->instance_id };
+    struct ob_sweep_lease lease;
+    ob_sweep_lease_init(&lease, cfg->leases.table, cfg->table.name, r->instance_id);
     struct ob_sweep_options o = { .older_than_ms = cfg->sweep.older_than_ms };
     /* Other instances' schedules are looked at this often. */
     int64_t check_every = cfg->sweep.interval_ms && cfg->sweep.interval_ms < 30000 ? cfg->sweep.interval_ms : 30000;
