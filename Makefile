@@ -91,6 +91,14 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) $(PYTHON) scripts/demo.py
 
+# Benchmarks (tests/bench/run_bench.py, BENCHMARKS.md): not part of `make test`.
+# BENCH_RUNS, BENCH_MESSAGES and BENCH_ONLY=drain,ceiling,latency,idle,accept narrow a run.
+bench: deps
+	$(Q)$(MAKE) --no-print-directory tests-build
+	$(Q)BUILD=$(BUILD) $(PYTHON) tests/bench/run_bench.py
+
+.PHONY: bench
+
 # Instrumented builds are slower: the integration run gets an hour.
 check-asan:
 	$(Q)PYTEST_TIMEOUT=3600 $(MAKE) --no-print-directory test BUILD=build-asan SANITIZE=address,undefined CC=clang

@@ -25,12 +25,20 @@ struct ob_aws_client {
     int max_connections;
 };
 
+/* A session calls a handful of operations; their request counters are
+ * looked up once, not per call (the registry takes a lock). */
+#define SESSION_COUNTERS 8
+
 struct ob_aws_session {
     struct ob_aws_client *client;
     CURLM *multi;
     CURL **idle;       /* easy handles kept for reuse */
     size_t n_idle;
     atomic_bool canceled;
+    struct {
+        char operation[40];
+        struct ob_metric_series *requests;
+    } counters[SESSION_COUNTERS];
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -384,6 +392,25 @@ static void labels_operation(struct ob_buf *b, const char *operation)
     ob_buf_putc(b, '"');
 }
 
+static void count_request(struct ob_aws_session *s, const char *operation)
+{
+    size_t i = 0;
+    for (; i < SESSION_COUNTERS && s->counters[i].operation[0]; i++)
+        if (strcmp(s->counters[i].operation, operation) == 0) {
+            ob_metric_add(s->counters[i].requests, 1);
+            return;
+        }
+    struct ob_buf l = { 0 };
+    labels_operation(&l, operation);
+    struct ob_metric_series *series = ob_metric_series("outboxd_aws_requests_total", l.data);
+    ob_buf_free(&l);
+    ob_metric_add(series, 1);
+    if (i < SESSION_COUNTERS && strlen(operation) < sizeof s->counters[i].operation) {
+        strcpy(s->counters[i].operation, operation);
+        s->counters[i].requests = series;
+    }
+}
+
 /* Decides the outcome of a finished attempt: done, or wait and retry. */
 static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *call, CURLcode cc)
 {
@@ -395,6 +422,7 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
         call->response = NULL;
     }
     ob_error_clear(&call->err);
+    count_request(s, call->operation);
 
     if (cc != CURLE_OK) {
         timeout = cc == CURLE_OPERATION_TIMEDOUT;
@@ -404,9 +432,11 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
     } else {
         curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
         json_error_t jerr;
-        call->response = call->rx.len ? json_loadb(call->rx.data, call->rx.len, 0, &jerr) : NULL;
-        if (status >= 200 && status < 300) {
-            if (!call->response) {
+        bool success = status >= 200 && status < 300;
+        call->response = call->rx.len && !(success && call->raw_success)
+                             ? json_loadb(call->rx.data, call->rx.len, 0, &jerr) : NULL;
+        if (success) {
+            if (!call->response && !call->raw_success) {
                 ob_error_set(&call->err, OB_ERR_SERVICE, "%s: HTTP %ld with an unreadable JSON body",
                              call->operation, status);
                 call->err.retriable = true;

@@ -80,6 +80,9 @@ struct ob_aws_call {
     const char *operation; /* "PutItem" */
     const char *body;
     size_t body_len;
+    /* A 2xx answer is left unparsed in `rx` (response stays NULL), for
+     * callers that read large answers with their own scanner. */
+    bool raw_success;
 
     /* Outputs. */
     enum ob_err result;
@@ -88,8 +91,9 @@ struct ob_aws_call {
     json_t *response;     /* parsed body of the last answer (success or AWS error), or NULL; owned */
     int attempts;
 
+    struct ob_buf rx;     /* the last answer's body, as received */
+
     /* Private to client.c. */
-    struct ob_buf rx;
     int state;
     int retry_cost;
     int64_t next_at_ms;

@@ -34,25 +34,19 @@ static double shard_lag(struct ob_aws_session *s, struct ob_ddb *d, const char *
         return 0;
     }
     char *it = NULL;
-    json_t *resp = NULL;
+    struct ob_records_page page = { 0 };
     struct ob_error err;
     double lag = -1;
     if (ob_stream_iterator(s, d, arn, shard, type, seq, &it, &err) || !it)
         goto out;
-    if (ob_stream_get_records(s, d, it, 1, &resp, &err))
+    if (ob_stream_get_records(s, d, it, 1, &page, &err))
         goto out;
-    const json_t *rec = json_array_get(json_object_get(resp, "Records"), 0);
-    if (!rec) {
-        lag = 0;
-        goto out;
-    }
-    double created = json_number_value(json_object_get(json_object_get(rec, "dynamodb"), "ApproximateCreationDateTime"));
-    lag = (double)ob_wall_ms() / 1000.0 - created;
+    lag = page.n ? (double)(ob_wall_ms() - page.records[0].msg.approximate_creation_ms) / 1000.0 : 0;
     if (lag < 0)
         lag = 0;
 out:
     free(it);
-    json_decref(resp);
+    ob_records_page_free(&page);
     return lag;
 }
 

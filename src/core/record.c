@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/codec.h"
+#include "core/json_scan.h"
 
 void ob_message_free(struct ob_message *m)
 {
@@ -247,31 +248,44 @@ static int64_t seconds_to_ms(const json_t *v)
     return (int64_t)llround(s * 1000.0);
 }
 
+/* What every record carries, whatever its event: the part both decoders
+ * share. Returns whether the record is an INSERT to decode further. */
+static bool record_head(struct ob_record *out, const char *seq, int64_t approximate_ms, int64_t size_bytes,
+                        const char *event)
+{
+    out->kind = OB_RECORD_MESSAGE;
+    out->msg.sequence_number = ob_xstrdup(seq);
+    out->msg.approximate_creation_ms = approximate_ms;
+    out->size_bytes = size_bytes;
+    if (event && strcmp(event, "INSERT") == 0)
+        return true;
+    out->kind = OB_RECORD_SKIP;
+    if (event && strcmp(event, "MODIFY") == 0)
+        out->skip_reason = "MODIFY";
+    else if (event && strcmp(event, "REMOVE") == 0)
+        out->skip_reason = "REMOVE";
+    else
+        out->skip_reason = "unknown event";
+    return false;
+}
+
+static enum ob_err not_a_record(struct ob_error *err, bool has_ddb)
+{
+    return ob_error_set(err, OB_ERR_INVALID, "not a stream record: %s",
+                        has_ddb ? "no dynamodb.SequenceNumber" : "no dynamodb object");
+}
+
 enum ob_err ob_record_decode(const json_t *record, struct ob_record *out, struct ob_error *err)
 {
     const json_t *ddb = json_object_get(record, "dynamodb");
     const char *seq = json_string_value(json_object_get(ddb, "SequenceNumber"));
     if (!json_is_object(ddb) || !seq)
-        return ob_error_set(err, OB_ERR_INVALID, "not a stream record: %s",
-                            json_is_object(ddb) ? "no dynamodb.SequenceNumber" : "no dynamodb object");
-
-    out->kind = OB_RECORD_MESSAGE;
-    out->msg.sequence_number = ob_xstrdup(seq);
-    out->msg.approximate_creation_ms = seconds_to_ms(json_object_get(ddb, "ApproximateCreationDateTime"));
+        return not_a_record(err, json_is_object(ddb));
     const json_t *size = json_object_get(ddb, "SizeBytes");
-    out->size_bytes = json_is_integer(size) ? json_integer_value(size) : 0;
-
-    const char *event = json_string_value(json_object_get(record, "eventName"));
-    if (!event || strcmp(event, "INSERT") != 0) {
-        out->kind = OB_RECORD_SKIP;
-        if (event && strcmp(event, "MODIFY") == 0)
-            out->skip_reason = "MODIFY";
-        else if (event && strcmp(event, "REMOVE") == 0)
-            out->skip_reason = "REMOVE";
-        else
-            out->skip_reason = "unknown event";
+    if (!record_head(out, seq, seconds_to_ms(json_object_get(ddb, "ApproximateCreationDateTime")),
+                     json_is_integer(size) ? json_integer_value(size) : 0,
+                     json_string_value(json_object_get(record, "eventName"))))
         return OB_OK;
-    }
 
     const json_t *image = json_object_get(ddb, "NewImage");
     if (!json_is_object(image)) {
@@ -289,4 +303,163 @@ enum ob_err ob_record_decode(const json_t *record, struct ob_record *out, struct
     }
     decode_item(out, image);
     return OB_OK;
+}
+
+/* ---- GetRecords pages ----------------------------------------------------- */
+
+/* A scanned string as a C string (owned), escapes decoded; NULL when it
+ * does not decode (e.g. an escaped NUL). */
+static char *span_dup(const struct ob_jspan *v)
+{
+    if (!v->escaped)
+        return ob_xstrndup(v->s, v->len);
+    json_t *j = json_loadb(v->s - 1, v->len + 2, JSON_DECODE_ANY, NULL);
+    char *out = ob_xstrdup_or_null(json_string_value(j));
+    json_decref(j);
+    return out;
+}
+
+/* A scanned number as jansson reads it (integer or real); NULL if absent. */
+static json_t *span_number(const struct ob_jspan *v)
+{
+    return v->s ? json_loadb(v->s, v->len, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* What the fast path reads of one record: the event and dynamodb's
+ * scalars; images are skipped. */
+struct record_scan {
+    struct ob_jspan event, seq, approximate, size;
+    bool has_event, has_ddb, has_seq;
+};
+
+static bool scan_record(struct ob_jscan *s, struct record_scan *r)
+{
+    memset(r, 0, sizeof *r);
+    struct ob_jspan key;
+    if (!ob_jscan_object(s))
+        return false;
+    while (ob_jscan_key(s, &key)) {
+        if (ob_jspan_is(&key, "eventName")) {
+            r->has_event = ob_jscan_string(s, &r->event);
+        } else if (ob_jspan_is(&key, "dynamodb") && !r->has_ddb) {
+            struct ob_jscan peek = *s;
+            if (!ob_jscan_object(&peek)) {
+                ob_jscan_skip(s);
+                continue;
+            }
+            *s = peek;
+            r->has_ddb = true;
+            while (ob_jscan_key(s, &key)) {
+                if (ob_jspan_is(&key, "SequenceNumber"))
+                    r->has_seq = ob_jscan_string(s, &r->seq);
+                else if (ob_jspan_is(&key, "ApproximateCreationDateTime"))
+                    ob_jscan_number(s, &r->approximate);
+                else if (ob_jspan_is(&key, "SizeBytes"))
+                    ob_jscan_number(s, &r->size);
+                else
+                    ob_jscan_skip(s);
+            }
+        } else {
+            ob_jscan_skip(s);
+        }
+    }
+    return !s->failed;
+}
+
+static void page_malformed(struct ob_records_page *p, const char *why)
+{
+    if (p->malformed++ == 0)
+        snprintf(p->first_malformed, sizeof p->first_malformed, "%.255s", why);
+}
+
+/* One element of Records: the fast path for what is skipped, jansson for
+ * INSERTs (so they keep every check of ob_record_decode). */
+static void page_record(struct ob_records_page *p, const char *start, const char *end, const struct record_scan *r,
+                        size_t *cap)
+{
+    if (p->n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        p->records = ob_xrealloc(p->records, *cap * sizeof *p->records);
+    }
+    struct ob_record *out = &p->records[p->n];
+    memset(out, 0, sizeof *out);
+    struct ob_error err;
+    char *event = r->has_event ? span_dup(&r->event) : NULL;
+    if (event && strcmp(event, "INSERT") == 0) {
+        json_t *rec = json_loadb(start, (size_t)(end - start), 0, NULL);
+        if (ob_record_decode(rec, out, &err) == OB_OK)
+            p->n++;
+        else
+            page_malformed(p, err.msg);
+        json_decref(rec);
+        goto out;
+    }
+    char *seq = r->has_seq ? span_dup(&r->seq) : NULL;
+    if (!r->has_ddb || !seq) {
+        not_a_record(&err, r->has_ddb);
+        page_malformed(p, err.msg);
+        free(seq);
+        goto out;
+    }
+    json_t *approximate = span_number(&r->approximate), *size = span_number(&r->size);
+    record_head(out, seq, seconds_to_ms(approximate), json_is_integer(size) ? json_integer_value(size) : 0, event);
+    p->n++;
+    json_decref(approximate);
+    json_decref(size);
+    free(seq);
+out:
+    free(event);
+}
+
+enum ob_err ob_records_page_decode(const char *json, size_t len, struct ob_records_page *out, struct ob_error *err)
+{
+    memset(out, 0, sizeof *out);
+    struct ob_jscan s;
+    struct ob_jspan key;
+    size_t cap = 0;
+    ob_jscan_init(&s, json, len);
+    if (!ob_jscan_object(&s))
+        goto bad;
+    while (ob_jscan_key(&s, &key)) {
+        if (ob_jspan_is(&key, "NextShardIterator") && !out->next_iterator) {
+            struct ob_jspan v;
+            if (ob_jscan_string(&s, &v))
+                out->next_iterator = span_dup(&v);
+        } else if (ob_jspan_is(&key, "Records")) {
+            struct ob_jscan peek = s;
+            if (!ob_jscan_array(&peek)) {
+                ob_jscan_skip(&s);
+                continue;
+            }
+            s = peek;
+            while (ob_jscan_element(&s)) {
+                const char *start = s.p;
+                struct record_scan r;
+                if (*start != '{') {
+                    if (ob_jscan_skip(&s))
+                        page_malformed(out, "not a stream record: not an object");
+                    continue;
+                }
+                if (!scan_record(&s, &r))
+                    break;
+                page_record(out, start, s.p, &r, &cap);
+            }
+        } else {
+            ob_jscan_skip(&s);
+        }
+    }
+    if (ob_jscan_done(&s))
+        return OB_OK;
+bad:
+    ob_records_page_free(out);
+    return ob_error_set(err, OB_ERR_INVALID, "GetRecords: the answer is not a JSON object");
+}
+
+void ob_records_page_free(struct ob_records_page *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        ob_record_free(&p->records[i]);
+    free(p->records);
+    free(p->next_iterator);
+    memset(p, 0, sizeof *p);
 }

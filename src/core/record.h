@@ -34,6 +34,23 @@ struct ob_record {
 enum ob_err ob_record_decode(const json_t *record, struct ob_record *out, struct ob_error *err);
 void ob_record_free(struct ob_record *r);
 
+/* One GetRecords answer, decoded. */
+struct ob_records_page {
+    struct ob_record *records;  /* owned; n of them, in stream order */
+    size_t n;
+    char *next_iterator;        /* owned; NULL when the shard is closed and read */
+    size_t malformed;           /* elements that were not stream records (left out) */
+    char first_malformed[256];  /* why the first of them was */
+};
+
+/* Decodes a GetRecords answer's JSON text. Records that are not INSERTs
+ * are read without building their images (they are most of a busy
+ * stream: every mark-published adds a MODIFY with two images); INSERTs go
+ * through ob_record_decode. OB_ERR_INVALID when the text is not a JSON
+ * object. *out is the caller's (ob_records_page_free) on success. */
+enum ob_err ob_records_page_decode(const char *json, size_t len, struct ob_records_page *out, struct ob_error *err);
+void ob_records_page_free(struct ob_records_page *p);
+
 /* Compares two stream sequence numbers (decimal strings of any length) as
  * numbers: <0, 0, >0. */
 int ob_seq_compare(const char *a, const char *b);

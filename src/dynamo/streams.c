@@ -119,12 +119,33 @@ out:
     return rc;
 }
 
+/* The answer (up to 1 MB of item images) is read with the scanner of
+ * ob_records_page_decode, not loaded as a DOM. */
 enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, const char *iterator, int limit,
-                                  json_t **response, struct ob_error *err)
+                                  struct ob_records_page *page, struct ob_error *err)
 {
     json_t *req = json_pack("{s:s,s:i}", "ShardIterator", iterator, "Limit", limit);
-    enum ob_err rc = ob_streams_call(s, d, "GetRecords", req, response, err);
+    char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
+    if (!body)
+        return ob_error_set(err, OB_ERR_NOMEM, "GetRecords: cannot serialize the request");
+    struct ob_aws_call call = {
+        .service = &ob_service_streams,
+        .endpoint = &d->streams,
+        .operation = "GetRecords",
+        .body = body,
+        .body_len = strlen(body),
+        .raw_success = true,
+    };
+    struct ob_aws_call *one = &call;
+    ob_aws_run(s, &one, 1);
+    enum ob_err rc = call.result;
+    if (rc)
+        *err = call.err;
+    else
+        rc = ob_records_page_decode(call.rx.data ? call.rx.data : "", call.rx.len, page, err);
+    ob_aws_call_release(&call);
+    free(body);
     return rc;
 }
 

@@ -4,6 +4,8 @@
 #define OB_DYNAMO_STREAMS_H
 
 #include <jansson.h>
+
+#include "core/record.h"
 #include <stddef.h>
 
 #include "dynamo/ddb.h"
@@ -39,9 +41,10 @@ enum ob_err ob_stream_describe(struct ob_aws_session *s, struct ob_ddb *d, const
 enum ob_err ob_stream_iterator(struct ob_aws_session *s, struct ob_ddb *d, const char *arn, const char *shard_id,
                                const char *type, const char *seq, char **iterator, struct ob_error *err);
 
-/* GetRecords; *response is the caller's (json_decref). */
+/* GetRecords, decoded; *page is the caller's (ob_records_page_free) on
+ * success. */
 enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, const char *iterator, int limit,
-                                  json_t **response, struct ob_error *err);
+                                  struct ob_records_page *page, struct ob_error *err);
 
 /* The checkpoint of a shard that was read to its end. */
 #define OB_CHECKPOINT_SHARD_END "SHARD_END"

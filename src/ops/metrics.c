@@ -43,6 +43,8 @@ static const struct metric_family families[] = {
     { "outboxd_consumed_capacity_units_total", KIND_COUNTER, "table,operation,kind",
       "DynamoDB capacity units consumed.", NULL, 0 },
     { "outboxd_throttled_requests_total", KIND_COUNTER, "operation", "DynamoDB requests throttled.", NULL, 0 },
+    { "outboxd_aws_requests_total", KIND_COUNTER, "operation", "AWS requests sent (every attempt), by operation.",
+      NULL, 0 },
     { "outboxd_aws_retries_total", KIND_COUNTER, "operation", "AWS requests retried, by operation.", NULL, 0 },
     { "outboxd_shards_owned", KIND_GAUGE, "", "Shards this instance reads.", NULL, 0 },
     { "outboxd_sink_up", KIND_GAUGE, "sink", "1 when the sink is accepting messages.", NULL, 0 },

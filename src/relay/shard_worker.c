@@ -1,8 +1,11 @@
 /* One shard's worker: reads the shard with GetRecords (back to back while
  * records come, never more than 5 calls a second, poll_interval when
  * idle) into its pipeline, and moves the shard's checkpoint to the
- * pipeline's low watermark after every wave that advanced it — while, and
- * only while, its lease holds. */
+ * pipeline's low watermark — at most once a second while busy, at once
+ * when the window empties and when it stops — while, and only while, its
+ * lease holds. Records older than this process are checked against the
+ * table before they are sent (cold_check): after a crash they are what
+ * the last checkpoint did not cover, so they are mostly published. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,6 +25,9 @@
 
 /* AWS allows 5 GetRecords per second per shard. */
 #define MIN_FETCH_GAP_MS 200
+/* A checkpoint per wave would cost one write per max_in_flight messages;
+ * what it saves after a crash, the check of old records saves too. */
+#define CHECKPOINT_EVERY_MS 1000
 #define SEQ_MAX 128
 
 struct ob_shard_worker {
@@ -29,7 +35,8 @@ struct ob_shard_worker {
     struct ob_shard shard;           /* owned copy */
     char *start_checkpoint;          /* sequence number, TRIM_HORIZON or LATEST */
     char *owner;                     /* our instance id, the lease's owner */
-    bool cold;
+    bool cold;                       /* no checkpoint: from TRIM_HORIZON */
+    bool check_old;                  /* records older than the process may still come */
 
     pthread_t thread;
     atomic_bool stop;                /* stop reading, drain until drain_deadline_ms */
@@ -45,6 +52,7 @@ struct ob_shard_worker {
     char last_read[SEQ_MAX];         /* sequence number of the newest record read */
     char checkpoint[SEQ_MAX];        /* low watermark */
     char written[SEQ_MAX];           /* last checkpoint stored */
+    int64_t written_at_ms;           /* when (monotonic) */
     int64_t fetch_backoff_ms;
     struct ob_metric_series *lag, *records_read;
     char lag_labels[160];
@@ -117,7 +125,8 @@ static void pipeline_wait(void *ctx, int64_t until_ms)
     wait_until(ctx, until_ms);
 }
 
-/* On a cold start, skips candidates already published (or deleted). */
+/* Skips candidates older than the process that are already published
+ * (or deleted): on a cold start, and after a crash or a take-over. */
 static void cold_check(struct ob_shard_worker *w, struct ob_record *recs, size_t n)
 {
     struct ob_relay *r = w->relay;
@@ -141,7 +150,7 @@ static void cold_check(struct ob_shard_worker *w, struct ob_record *recs, size_t
         idx[k++] = i;
     }
     if (!older)
-        w->cold = false;
+        w->check_old = false;
     struct ob_error err;
     if (k > 0) {
         enum ob_err rc = ob_items_state(w->session, r->ddb, r->cfg->table.name, keys, k, states, &err);
@@ -173,8 +182,8 @@ static size_t fetch(struct ob_shard_worker *w, int64_t now)
 {
     struct ob_relay *r = w->relay;
     struct ob_error err;
-    json_t *resp = NULL;
-    enum ob_err rc = ob_stream_get_records(w->session, r->ddb, w->iterator, r->cfg->stream.batch_size, &resp, &err);
+    struct ob_records_page page;
+    enum ob_err rc = ob_stream_get_records(w->session, r->ddb, w->iterator, r->cfg->stream.batch_size, &page, &err);
     if (rc == OB_ERR_EXPIRED_ITERATOR || rc == OB_ERR_TRIMMED) {
         if (rc == OB_ERR_TRIMMED) {
             ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "stream records were trimmed before they were read; reading from the "
@@ -201,20 +210,12 @@ static size_t fetch(struct ob_shard_worker *w, int64_t now)
     }
     w->fetch_backoff_ms = 0;
 
-    const json_t *records = json_object_get(resp, "Records");
-    size_t n = json_array_size(records);
-    struct ob_record *recs = ob_xcalloc(n ? n : 1, sizeof *recs);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (ob_record_decode(json_array_get(records, i), &recs[m], &err)) {
-            ob_pipeline_log(&w->pipe, OB_SEV_ERROR, NULL, "skipping a malformed stream record: %s", err.msg);
-            ob_record_free(&recs[m]);
-            memset(&recs[m], 0, sizeof recs[m]);
-            continue;
-        }
-        m++;
-    }
-    if (w->cold)
+    if (page.malformed)
+        ob_pipeline_log(&w->pipe, OB_SEV_ERROR, NULL, "skipping %zu malformed stream record(s), the first: %s",
+                        page.malformed, page.first_malformed);
+    struct ob_record *recs = page.records;
+    size_t m = page.n;
+    if (w->check_old)
         cold_check(w, recs, m);
     int64_t newest = 0;
     for (size_t i = 0; i < m; i++) {
@@ -225,15 +226,16 @@ static size_t fetch(struct ob_shard_worker *w, int64_t now)
         snprintf(w->last_read, sizeof w->last_read, "%s", recs[i].msg.sequence_number);
         ob_window_push(&w->pipe.window, &recs[i], now);
     }
-    free(recs);
+    /* The window took each record's contents. */
+    page.n = 0;
     ob_metric_add(w->records_read, (double)m);
     double lag = newest ? (double)(ob_wall_ms() - newest) / 1000.0 : 0.0;
     ob_metric_set(w->lag, lag < 0 ? 0 : lag);
 
-    const char *next = json_string_value(json_object_get(resp, "NextShardIterator"));
     free(w->iterator);
-    w->iterator = next ? ob_xstrdup(next) : NULL;
-    json_decref(resp);
+    w->iterator = page.next_iterator;
+    page.next_iterator = NULL;
+    ob_records_page_free(&page);
     return m;
 }
 
@@ -256,11 +258,13 @@ static void write_checkpoint(struct ob_shard_worker *w, const char *cp)
         return;
     }
     snprintf(w->written, sizeof w->written, "%s", cp);
+    w->written_at_ms = ob_mono_ms();
 }
 
-static void advance(struct ob_shard_worker *w)
+static void advance(struct ob_shard_worker *w, int64_t now)
 {
-    if (ob_window_advance(&w->pipe.window, w->checkpoint, sizeof w->checkpoint) && w->checkpoint[0])
+    ob_window_advance(&w->pipe.window, w->checkpoint, sizeof w->checkpoint);
+    if (w->checkpoint[0] && (now - w->written_at_ms >= CHECKPOINT_EVERY_MS || ob_window_count(&w->pipe.window) == 0))
         write_checkpoint(w, w->checkpoint);
 }
 
@@ -310,7 +314,7 @@ static void run(struct ob_shard_worker *w)
             now = ob_mono_ms();
         }
         bool sent = ob_pipeline_wave(&w->pipe, now);
-        advance(w);
+        advance(w, ob_mono_ms());
         if (!w->iterator && ob_window_count(&w->pipe.window) == 0) {
             write_checkpoint(w, OB_CHECKPOINT_SHARD_END);
             if (strcmp(w->written, OB_CHECKPOINT_SHARD_END) == 0) {
@@ -371,6 +375,8 @@ enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *sha
     w->start_checkpoint = ob_xstrdup(start->checkpoint);
     w->owner = ob_xstrdup(start->owner);
     w->cold = start->cold;
+    w->check_old = true;
+    w->written_at_ms = ob_mono_ms();
     atomic_init(&w->valid_until_ms, start->lease_valid_until_ms);
     atomic_init(&w->drain_deadline_ms, INT64_MAX);
     snprintf(w->written, sizeof w->written, "%s", start->checkpoint);

@@ -43,7 +43,19 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="module")
 def ddb():
-    """A fresh DynamoDB Local per test module (it slows as it fills)."""
+    """A fresh DynamoDB Local per test module (it slows as it fills).
+
+    OUTBOXD_TEST_BACKEND=bench gives tests/bench/ddb_bench_server instead
+    (`make bench` runs the relay's happy path on it; the suite never does).
+    """
+    if os.environ.get("OUTBOXD_TEST_BACKEND") == "bench":
+        from harness.bench_server import BenchServer
+        inst = BenchServer("--shards", os.environ.get("OUTBOXD_TEST_BENCH_SHARDS", "1"))
+        try:
+            yield inst
+        finally:
+            inst.stop()
+        return
     inst = DynamoDBLocal()
     inst.start()
     try:

@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from harness import REPO_ROOT, aws_client
-from harness.util import register_child, unregister_child
+from harness.bench_server import BenchServer, bench_path as _bench_path
 
 SHARDS = 3
 SEQ_WIDTH = 21
@@ -32,37 +32,10 @@ MARK_PUBLISHED = dict(
 
 
 def bench_path(name):
-    build = Path(os.environ.get("BUILD") or "build")
-    if not build.is_absolute():
-        build = REPO_ROOT / build
-    path = build / "bench" / name
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is not built (make tests-build)", pytrace=False)
-    return str(path)
-
-
-class BenchServer:
-    """One ddb_bench_server on a free loopback port (it picks it: --port 0)."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([bench_path("ddb_bench_server"), "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        register_child(self)
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening on 127.0.0.1:"):
-            self.stop()
-            raise RuntimeError(f"ddb_bench_server did not start: {line!r} {self.proc.stderr.read()}")
-        self.endpoint = "http://" + line.split()[-1]
-
-    def stop(self):
-        """SIGTERM; returns (exit status, stderr). The server exits 0 after freeing everything."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            _, err = self.proc.communicate(timeout=5)
-        finally:
-            unregister_child(self)
-        return self.proc.returncode, err
+    try:
+        return _bench_path(name)
+    except FileNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,57 @@
+/* A pull scanner over JSON text (pure, no allocation): walks objects and
+ * arrays, hands out the raw spans of strings and numbers, and skips
+ * whole values without building them. It is for the few large answers
+ * where a DOM costs more than the work (GetRecords: megabytes of item
+ * images of which most are skipped). Any malformed input sets `failed`;
+ * every call after that returns false. */
+#ifndef OB_CORE_JSON_SCAN_H
+#define OB_CORE_JSON_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Nesting allowed in skipped values; deeper input is malformed here. */
+#define OB_JSCAN_MAX_DEPTH 256
+
+struct ob_jscan {
+    const char *p, *end;
+    bool failed;
+};
+
+/* A string's contents between its quotes, escapes not decoded. */
+struct ob_jspan {
+    const char *s;
+    size_t len;
+    bool escaped; /* contains a backslash: decode before use */
+};
+
+void ob_jscan_init(struct ob_jscan *s, const char *text, size_t len);
+
+/* Enters an object or an array at the next value; false (failing) when
+ * the value is something else. */
+bool ob_jscan_object(struct ob_jscan *s);
+bool ob_jscan_array(struct ob_jscan *s);
+
+/* The next member's key of the object entered last, leaving the scanner
+ * at its value; false at the closing brace (consumed) or on error. */
+bool ob_jscan_key(struct ob_jscan *s, struct ob_jspan *key);
+
+/* Whether another element follows in the array entered last, leaving the
+ * scanner at it; false at the closing bracket (consumed) or on error. */
+bool ob_jscan_element(struct ob_jscan *s);
+
+/* Reads the next value when it is a string / a number (its text); false,
+ * without failing, when the value is of another type (it is skipped). */
+bool ob_jscan_string(struct ob_jscan *s, struct ob_jspan *out);
+bool ob_jscan_number(struct ob_jscan *s, struct ob_jspan *out);
+
+/* Skips the next value, whatever it is. */
+bool ob_jscan_skip(struct ob_jscan *s);
+
+/* The rest of the text holds nothing but white space. */
+bool ob_jscan_done(struct ob_jscan *s);
+
+/* Whether a span equals the literal lit (spans with escapes never match). */
+bool ob_jspan_is(const struct ob_jspan *span, const char *lit);
+
+#endif
