@@ -1,4 +1,5 @@
 #include "aws/client.h"
+#include "aws/multi.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -31,7 +32,7 @@ struct ob_aws_client {
 
 struct ob_aws_session {
     struct ob_aws_client *client;
-    CURLM *multi;
+    struct ob_multi *multi;
     CURL **idle;       /* easy handles kept for reuse */
     size_t n_idle;
     atomic_bool canceled;
@@ -161,13 +162,13 @@ struct ob_aws_session *ob_aws_session_create(struct ob_aws_client *c)
 {
     struct ob_aws_session *s = ob_xcalloc(1, sizeof *s);
     s->client = c;
-    s->multi = curl_multi_init();
+    s->multi = ob_multi_create();
     if (!s->multi) {
         free(s);
         return NULL;
     }
-    curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->max_connections);
-    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)c->max_connections);
+    curl_multi_setopt(ob_multi_curl(s->multi), CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->max_connections);
+    curl_multi_setopt(ob_multi_curl(s->multi), CURLMOPT_MAXCONNECTS, (long)c->max_connections);
     s->idle = ob_xcalloc((size_t)c->max_connections, sizeof *s->idle);
     atomic_init(&s->canceled, false);
     return s;
@@ -180,14 +181,14 @@ void ob_aws_session_destroy(struct ob_aws_session *s)
     for (size_t i = 0; i < s->n_idle; i++)
         curl_easy_cleanup(s->idle[i]);
     free(s->idle);
-    curl_multi_cleanup(s->multi);
+    ob_multi_destroy(s->multi);
     free(s);
 }
 
 void ob_aws_session_cancel(struct ob_aws_session *s)
 {
     atomic_store(&s->canceled, true);
-    curl_multi_wakeup(s->multi);
+    ob_multi_wakeup(s->multi);
 }
 
 void ob_aws_call_release(struct ob_aws_call *call)
@@ -269,17 +270,36 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return size * nmemb;
 }
 
+/* An easy handle with the options every call shares; a call sets only
+ * what is its own (curl_easy_reset per call would cost more than the
+ * call's own work on loopback). */
 static CURL *session_easy(struct ob_aws_session *s)
 {
     if (s->n_idle)
         return s->idle[--s->n_idle];
-    return curl_easy_init();
+    struct ob_aws_client *c = s->client;
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    return e;
 }
 
 static void session_easy_return(struct ob_aws_session *s, CURL *e)
 {
     if (s->n_idle < (size_t)s->client->max_connections) {
-        curl_easy_reset(e);
+        /* Nothing of the finished call may outlive it in the handle. */
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
         s->idle[s->n_idle++] = e;
     } else {
         curl_easy_cleanup(e);
@@ -324,16 +344,16 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
 
     for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++) {
         ob_buf_reset(&line);
-        ob_buf_printf(&line, "%s: %s", hdrs[i].name, hdrs[i].value);
+        ob_buf_cat(&line, hdrs[i].name, ": ", hdrs[i].value, NULL);
         hl = curl_slist_append(hl, line.data);
     }
     for (size_t i = 0; i < sig.n_add; i++) {
         ob_buf_reset(&line);
-        ob_buf_printf(&line, "%s: %s", sig.add[i].name, sig.add[i].value);
+        ob_buf_cat(&line, sig.add[i].name, ": ", sig.add[i].value, NULL);
         hl = curl_slist_append(hl, line.data);
     }
     ob_buf_reset(&line);
-    ob_buf_printf(&line, "Authorization: %s", ob_buf_cstr(&sig.authorization));
+    ob_buf_cat(&line, "Authorization: ", ob_buf_cstr(&sig.authorization), NULL);
     hl = curl_slist_append(hl, line.data);
     hl = curl_slist_append(hl, "Expect:");
     hl = curl_slist_append(hl, "Accept:");
@@ -350,20 +370,12 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
     }
     ob_buf_reset(&call->rx);
     curl_easy_setopt(e, CURLOPT_URL, call->endpoint->url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
     curl_easy_setopt(e, CURLOPT_PRIVATE, call);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_multi_add_handle(s->multi, e);
+    ob_multi_add(s->multi, e);
     call->easy = e;
     call->headers = hl;
     hl = NULL;
@@ -378,7 +390,7 @@ out:
 
 static void call_detach(struct ob_aws_session *s, struct ob_aws_call *call)
 {
-    curl_multi_remove_handle(s->multi, call->easy);
+    ob_multi_remove(s->multi, call->easy);
     session_easy_return(s, call->easy);
     curl_slist_free_all(call->headers);
     call->easy = NULL;
@@ -532,11 +544,12 @@ void ob_aws_run(struct ob_aws_session *s, struct ob_aws_call *const *calls, size
             }
             active++;
         }
-        int running = 0;
-        curl_multi_perform(s->multi, &running);
+        /* Not waiting when a call is due, or when curl has just been
+         * given new transfers (its timer says so). */
+        ob_multi_drive(s->multi, active && wait > 0 ? (int)wait : 0);
         CURLMsg *msg;
         int left;
-        while ((msg = curl_multi_info_read(s->multi, &left))) {
+        while ((msg = curl_multi_info_read(ob_multi_curl(s->multi), &left))) {
             if (msg->msg != CURLMSG_DONE)
                 continue;
             struct ob_aws_call *call = NULL;
@@ -549,8 +562,8 @@ void ob_aws_run(struct ob_aws_session *s, struct ob_aws_call *const *calls, size
             else
                 wait = 0;
         }
-        if (done < n && (active || wait > 0))
-            curl_multi_poll(s->multi, NULL, 0, (int)(wait < 0 ? 0 : wait), NULL);
+        if (done < n && !active && wait > 0)
+            ob_multi_drive(s->multi, (int)wait);
     }
 }
 

@@ -6,7 +6,7 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <pthread.h>
 
 #include "core/codec.h"
 
@@ -246,16 +246,50 @@ static bool is_unsigned_header(const char *lname)
     return false;
 }
 
-static bool sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
+/* OpenSSL 3 looks an algorithm up on every use of EVP_sha256() and HMAC();
+ * fetched once, SHA-256 is a plain call. Kept for the process's life. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void sha256_fetch(void)
 {
-    return EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL) == 1;
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
+static bool sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_md && EVP_Digest(data, len, md, NULL, sha256_md, NULL) == 1;
+}
+
+/* HMAC (RFC 2104) over the fetched SHA-256: H(K^opad || H(K^ipad || m)). */
 static bool hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                         unsigned char md[SHA256_LEN])
 {
-    unsigned int md_len = 0;
-    return HMAC(EVP_sha256(), key, (int)key_len, data, len, md, &md_len) && md_len == SHA256_LEN;
+    enum { BLOCK = 64 };
+    unsigned char k[BLOCK] = { 0 }, pad[BLOCK], inner[SHA256_LEN];
+    bool ok = true;
+    pthread_once(&sha256_once, sha256_fetch);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || !sha256_md)
+        ok = false;
+    else if (key_len > BLOCK)
+        ok = sha256(key, key_len, k);
+    else
+        memcpy(k, key, key_len);
+    for (size_t i = 0; ok && i < BLOCK; i++)
+        pad[i] = k[i] ^ 0x36;
+    ok = ok && EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, pad, BLOCK) &&
+         EVP_DigestUpdate(ctx, data, len) && EVP_DigestFinal_ex(ctx, inner, NULL);
+    for (size_t i = 0; ok && i < BLOCK; i++)
+        pad[i] = k[i] ^ 0x5c;
+    ok = ok && EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, pad, BLOCK) &&
+         EVP_DigestUpdate(ctx, inner, sizeof inner) && EVP_DigestFinal_ex(ctx, md, NULL);
+    EVP_MD_CTX_free(ctx);
+    explicit_bzero(k, sizeof k);
+    explicit_bzero(pad, sizeof pad);
+    explicit_bzero(inner, sizeof inner);
+    return ok;
 }
 
 static bool derive_signing_key(const char *secret, const char *date8, const char *region, const char *service,
@@ -403,7 +437,7 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     qsort(hdrs, n_hdrs, sizeof *hdrs, canon_header_cmp);
 
     struct ob_buf *cr = &out->canonical_request;
-    ob_buf_printf(cr, "%s\n", req->method);
+    ob_buf_cat(cr, req->method, "\n", NULL);
     canonical_path(cr, req->path, params->normalize_path);
     ob_buf_putc(cr, '\n');
     canonical_query(cr, req->query);
@@ -415,23 +449,23 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
         } else {
             if (i > 0)
                 ob_buf_putc(cr, '\n');
-            ob_buf_printf(cr, "%s:", hdrs[i].name);
+            ob_buf_cat(cr, hdrs[i].name, ":", NULL);
             if (signed_names.len)
                 ob_buf_putc(&signed_names, ';');
             ob_buf_puts(&signed_names, hdrs[i].name);
         }
         put_trimmed(cr, hdrs[i].value);
     }
-    ob_buf_printf(cr, "\n\n%s\n%s", signed_names.data, payload_hex);
+    ob_buf_cat(cr, "\n\n", signed_names.data, "\n", payload_hex, NULL);
 
     if (!sha256(cr->data, cr->len, md)) {
         rc = ob_error_set(err, OB_ERR_INTERNAL, "sigv4: SHA-256 failed");
         goto out;
     }
     ob_hex_encode(md, sizeof md, creq_hex);
-    ob_buf_printf(&scope, "%s/%s/%s/aws4_request", date8, params->region, params->service);
-    ob_buf_printf(&out->string_to_sign, "AWS4-HMAC-SHA256\n%s\n%s\n%s", params->amz_date, scope.data,
-                  creq_hex);
+    ob_buf_cat(&scope, date8, "/", params->region, "/", params->service, "/aws4_request", NULL);
+    ob_buf_cat(&out->string_to_sign, "AWS4-HMAC-SHA256\n", params->amz_date, "\n", scope.data, "\n", creq_hex,
+               NULL);
 
     bool have_key = false;
     char cache_scope[sizeof cache->scope];
@@ -465,8 +499,8 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
         goto out;
     }
     ob_hex_encode(md, sizeof md, out->signature);
-    ob_buf_printf(&out->authorization, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-                  creds->access_key_id, scope.data, signed_names.data, out->signature);
+    ob_buf_cat(&out->authorization, "AWS4-HMAC-SHA256 Credential=", creds->access_key_id, "/", scope.data,
+               ", SignedHeaders=", signed_names.data, ", Signature=", out->signature, NULL);
 out:
     explicit_bzero(key, sizeof key);
     for (size_t i = 0; i < n_hdrs; i++)

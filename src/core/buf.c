@@ -1,5 +1,6 @@
 #include "core/buf.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,15 @@ char *ob_xstrndup(const char *s, size_t n)
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
+}
+
+void ob_buf_cat(struct ob_buf *b, ...)
+{
+    va_list ap;
+    va_start(ap, b);
+    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
+        ob_buf_puts(b, s);
+    va_end(ap);
 }
 
 void ob_buf_reserve(struct ob_buf *b, size_t extra)

@@ -19,6 +19,9 @@ void ob_buf_reserve(struct ob_buf *b, size_t extra);
 void ob_buf_append(struct ob_buf *b, const void *p, size_t n);
 void ob_buf_puts(struct ob_buf *b, const char *s);
 void ob_buf_putc(struct ob_buf *b, char c);
+/* Appends each string up to the NULL that ends the list: printf's "%s%s"
+ * without parsing a format, for the hot paths. */
+void ob_buf_cat(struct ob_buf *b, ...) __attribute__((sentinel));
 void ob_buf_printf(struct ob_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ob_buf_vprintf(struct ob_buf *b, const char *fmt, va_list ap);
 /* Keeps the allocation, forgets the contents. */

@@ -33,20 +33,17 @@ void ob_base64_encode(struct ob_buf *out, const void *data, size_t len)
     out->data[out->len] = '\0';
 }
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
+/* 1 + the value of each byte as a base64 digit; 0 when it is not one. */
+static const uint8_t b64_digit[256] = {
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
+    ['I'] = 9,  ['J'] = 10,  ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+};
 
 bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len)
 {
@@ -54,11 +51,13 @@ bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len)
         return false;
     size_t start = out->len;
     ob_buf_reserve(out, len / 4 * 3);
+    unsigned char *o = (unsigned char *)out->data + out->len;
+    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len; i += 4) {
         int v[4];
         int pad = 0;
         for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)s[i + k];
+            unsigned char c = u[i + k];
             if (c == '=' && i + 4 == len && k >= 2) {
                 v[k] = 0;
                 pad++;
@@ -66,7 +65,7 @@ bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len)
             }
             if (pad) /* data after padding */
                 goto bad;
-            v[k] = b64_value(c);
+            v[k] = b64_digit[c] - 1;
             if (v[k] < 0)
                 goto bad;
         }
@@ -75,9 +74,14 @@ bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len)
          * so one payload has exactly one spelling. */
         if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
             goto bad;
-        uint8_t bytes[3] = { (uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w };
-        ob_buf_append(out, bytes, (size_t)(3 - pad));
+        *o++ = (uint8_t)(w >> 16);
+        if (pad < 2)
+            *o++ = (uint8_t)(w >> 8);
+        if (pad < 1)
+            *o++ = (uint8_t)w;
     }
+    out->len = (size_t)(o - (unsigned char *)out->data);
+    out->data[out->len] = '\0';
     return true;
 bad:
     out->len = start;

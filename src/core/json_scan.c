@@ -2,6 +2,10 @@
  * large image costs little more than reading it once. */
 #include "core/json_scan.h"
 
+#include "core/buf.h"
+
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 void ob_jscan_init(struct ob_jscan *s, const char *text, size_t len)
@@ -33,6 +37,26 @@ static char peek(struct ob_jscan *s)
 static bool is_hex(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Whether text holds a byte below 0x20 (not allowed raw in a JSON
+ * string), eight bytes at a time: payload images are most of a page. */
+static bool has_control(const char *text, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, text + i, sizeof w);
+        /* A byte b < 0x20 makes b - 0x20 borrow into its high bit while
+         * b itself has it clear. */
+        if ((w - 0x20 * ones) & ~w & highs)
+            return true;
+    }
+    for (; i < len; i++)
+        if ((unsigned char)text[i] < 0x20)
+            return true;
+    return false;
 }
 
 /* At an opening quote: consumes the string. */
@@ -68,9 +92,8 @@ static bool scan_string(struct ob_jscan *s, struct ob_jspan *out)
         }
         q = p;
     }
-    for (const char *p = start; p < q; p++)
-        if ((unsigned char)*p < 0x20)
-            return fail(s);
+    if (has_control(start, (size_t)(q - start)))
+        return fail(s);
     if (out) {
         out->s = start;
         out->len = (size_t)(q - start);
@@ -80,23 +103,41 @@ static bool scan_string(struct ob_jscan *s, struct ob_jspan *out)
     return true;
 }
 
+static bool digit_at(const struct ob_jscan *s, const char *p)
+{
+    return p < s->end && *p >= '0' && *p <= '9';
+}
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
 static bool scan_number(struct ob_jscan *s, struct ob_jspan *out)
 {
-    const char *start = s->p;
-    bool digit = false;
-    while (s->p < s->end) {
-        char c = *s->p;
-        if (c >= '0' && c <= '9')
-            digit = true;
-        else if (!(c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'))
-            break;
-        s->p++;
-    }
-    if (!digit)
+    const char *start = s->p, *p = s->p;
+    if (p < s->end && *p == '-')
+        p++;
+    if (!digit_at(s, p))
         return fail(s);
+    if (*p++ != '0')
+        while (digit_at(s, p))
+            p++;
+    if (p < s->end && *p == '.') {
+        if (!digit_at(s, ++p))
+            return fail(s);
+        while (digit_at(s, p))
+            p++;
+    }
+    if (p < s->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < s->end && (*p == '+' || *p == '-'))
+            p++;
+        if (!digit_at(s, p))
+            return fail(s);
+        while (digit_at(s, p))
+            p++;
+    }
+    s->p = p;
     if (out) {
         out->s = start;
-        out->len = (size_t)(s->p - start);
+        out->len = (size_t)(p - start);
         out->escaped = false;
     }
     return true;
@@ -111,82 +152,7 @@ static bool scan_literal(struct ob_jscan *s, const char *lit)
     return true;
 }
 
-/* Brackets are matched on a small stack; strings are scanned whole, so
- * brackets inside them do not count. */
-static bool skip_container(struct ob_jscan *s)
-{
-    char stack[OB_JSCAN_MAX_DEPTH];
-    size_t depth = 0;
-    stack[depth++] = *s->p == '{' ? '}' : ']';
-    s->p++;
-    while (depth) {
-        char c = peek(s);
-        switch (c) {
-        case 0:
-            return fail(s);
-        case '"':
-            if (!scan_string(s, NULL))
-                return false;
-            break;
-        case '{':
-        case '[':
-            if (depth == OB_JSCAN_MAX_DEPTH)
-                return fail(s);
-            stack[depth++] = c == '{' ? '}' : ']';
-            s->p++;
-            break;
-        case '}':
-        case ']':
-            if (stack[--depth] != c)
-                return fail(s);
-            s->p++;
-            break;
-        case 't':
-            if (!scan_literal(s, "true"))
-                return false;
-            break;
-        case 'f':
-            if (!scan_literal(s, "false"))
-                return false;
-            break;
-        case 'n':
-            if (!scan_literal(s, "null"))
-                return false;
-            break;
-        case ',':
-        case ':':
-            s->p++;
-            break;
-        default:
-            if (!scan_number(s, NULL))
-                return false;
-        }
-    }
-    return true;
-}
-
-bool ob_jscan_skip(struct ob_jscan *s)
-{
-    if (s->failed)
-        return false;
-    switch (peek(s)) {
-    case '"':
-        return scan_string(s, NULL);
-    case '{':
-    case '[':
-        return skip_container(s);
-    case 't':
-        return scan_literal(s, "true");
-    case 'f':
-        return scan_literal(s, "false");
-    case 'n':
-        return scan_literal(s, "null");
-    case 0:
-        return fail(s);
-    default:
-        return scan_number(s, NULL);
-    }
-}
+static bool skip_at_depth(struct ob_jscan *s, int depth);
 
 static bool enter(struct ob_jscan *s, char open)
 {
@@ -232,20 +198,23 @@ static bool next_in(struct ob_jscan *s, char open, char close)
         if (c != ',')
             return fail(s);
         s->p++;
-        skip_ws(s);
+        if (peek(s) == 0)
+            return fail(s);
     }
     return true;
 }
 
 bool ob_jscan_key(struct ob_jscan *s, struct ob_jspan *key)
 {
+    struct ob_jspan k;
     if (!next_in(s, '{', '}'))
         return false;
-    if (peek(s) != '"' || !scan_string(s, key))
+    if (peek(s) != '"' || !scan_string(s, &k))
         return fail(s);
     if (peek(s) != ':')
         return fail(s);
     s->p++;
+    *key = k;
     return true;
 }
 
@@ -254,11 +223,54 @@ bool ob_jscan_element(struct ob_jscan *s)
     return next_in(s, '[', ']');
 }
 
+/* Skipping walks containers with the same checks as reading them. */
+static bool skip_at_depth(struct ob_jscan *s, int depth)
+{
+    if (s->failed)
+        return false;
+    struct ob_jspan key;
+    switch (peek(s)) {
+    case '"':
+        return scan_string(s, NULL);
+    case '{':
+        if (depth >= OB_JSCAN_MAX_DEPTH)
+            return fail(s);
+        s->p++;
+        while (ob_jscan_key(s, &key))
+            skip_at_depth(s, depth + 1);
+        return !s->failed;
+    case '[':
+        if (depth >= OB_JSCAN_MAX_DEPTH)
+            return fail(s);
+        s->p++;
+        while (ob_jscan_element(s))
+            skip_at_depth(s, depth + 1);
+        return !s->failed;
+    case 't':
+        return scan_literal(s, "true");
+    case 'f':
+        return scan_literal(s, "false");
+    case 'n':
+        return scan_literal(s, "null");
+    case 0:
+        return fail(s);
+    default:
+        return scan_number(s, NULL);
+    }
+}
+
+bool ob_jscan_skip(struct ob_jscan *s)
+{
+    return skip_at_depth(s, 0);
+}
+
 bool ob_jscan_string(struct ob_jscan *s, struct ob_jspan *out)
 {
     if (s->failed)
         return false;
     if (peek(s) != '"') {
+        if (out)
+            memset(out, 0, sizeof *out);
         ob_jscan_skip(s);
         return false;
     }
@@ -271,10 +283,25 @@ bool ob_jscan_number(struct ob_jscan *s, struct ob_jspan *out)
         return false;
     char c = peek(s);
     if (!(c == '-' || (c >= '0' && c <= '9'))) {
+        if (out)
+            memset(out, 0, sizeof *out);
         ob_jscan_skip(s);
         return false;
     }
     return scan_number(s, out);
+}
+
+bool ob_jscan_bool(struct ob_jscan *s, bool *out)
+{
+    if (s->failed)
+        return false;
+    char c = peek(s);
+    if (c == 't' || c == 'f') {
+        *out = c == 't';
+        return scan_literal(s, c == 't' ? "true" : "false");
+    }
+    ob_jscan_skip(s);
+    return false;
 }
 
 bool ob_jscan_done(struct ob_jscan *s)
@@ -286,4 +313,65 @@ bool ob_jspan_is(const struct ob_jspan *span, const char *lit)
 {
     size_t n = strlen(lit);
     return !span->escaped && span->len == n && memcmp(span->s, lit, n) == 0;
+}
+
+bool ob_utf8_valid(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text, *end = s + len;
+    while (s < end) {
+        unsigned char c = *s;
+        if (c >= 0x01 && c < 0x80) {
+            s++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false; /* NUL, a continuation byte, or an invalid lead */
+        }
+        if ((size_t)(end - s) <= n)
+            return false;
+        for (size_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i] & 0x3F);
+        }
+        /* Overlong forms, surrogates, beyond U+10FFFF. */
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+void ob_json_put_string(struct ob_buf *out, const char *s)
+{
+    ob_buf_putc(out, '"');
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        ob_buf_append(out, run, (size_t)(s - run));
+        run = s + 1;
+        switch (c) {
+        case '"': ob_buf_puts(out, "\\\""); break;
+        case '\\': ob_buf_puts(out, "\\\\"); break;
+        case '\n': ob_buf_puts(out, "\\n"); break;
+        case '\r': ob_buf_puts(out, "\\r"); break;
+        case '\t': ob_buf_puts(out, "\\t"); break;
+        default: ob_buf_printf(out, "\\u%04x", c);
+        }
+    }
+    ob_buf_append(out, run, (size_t)(s - run));
+    ob_buf_putc(out, '"');
 }

@@ -1,4 +1,5 @@
-/* A pull scanner over JSON text (pure, no allocation): walks objects and
+/* JSON text without a DOM. A pull scanner over JSON text (pure, no
+ * allocation): walks objects and
  * arrays, hands out the raw spans of strings and numbers, and skips
  * whole values without building them. It is for the few large answers
  * where a DOM costs more than the work (GetRecords: megabytes of item
@@ -40,16 +41,29 @@ bool ob_jscan_key(struct ob_jscan *s, struct ob_jspan *key);
  * scanner at it; false at the closing bracket (consumed) or on error. */
 bool ob_jscan_element(struct ob_jscan *s);
 
-/* Reads the next value when it is a string / a number (its text); false,
- * without failing, when the value is of another type (it is skipped). */
+/* Reads the next value when it is a string / a number (its text) / a
+ * boolean; false,
+ * without failing, when the value is of another type (it is skipped and
+ * *out zeroed). */
 bool ob_jscan_string(struct ob_jscan *s, struct ob_jspan *out);
 bool ob_jscan_number(struct ob_jscan *s, struct ob_jspan *out);
+
+bool ob_jscan_bool(struct ob_jscan *s, bool *out);
 
 /* Skips the next value, whatever it is. */
 bool ob_jscan_skip(struct ob_jscan *s);
 
 /* The rest of the text holds nothing but white space. */
 bool ob_jscan_done(struct ob_jscan *s);
+
+/* Appends s as a JSON string (quotes included), escaping what JSON
+ * requires; the caller's s is UTF-8 text. */
+struct ob_buf;
+void ob_json_put_string(struct ob_buf *out, const char *s);
+
+/* Whether s[0..len) is well-formed UTF-8 without NUL (what JSON text may
+ * carry in a string; jansson checks the same). */
+bool ob_utf8_valid(const char *s, size_t len);
 
 /* Whether a span equals the literal lit (spans with escapes never match). */
 bool ob_jspan_is(const struct ob_jspan *span, const char *lit);

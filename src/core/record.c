@@ -2,6 +2,7 @@
  * or a fuzzer hands it, so every JSON value is type-checked before use. */
 #include "core/record.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -72,70 +73,182 @@ __attribute__((format(printf, 2, 3))) static void poison(struct ob_record *r, co
     va_end(ap);
 }
 
-/* The type tag of a DynamoDB attribute value ({"S": "x"} → "S"), or NULL
- * when av is not one. */
-static const char *attr_type(const json_t *av)
+
+/* ---- item images ------------------------------------------------------------ */
+
+/* One attribute of an item image, {"name": {"T": value}}, as spans into
+ * the record's text. */
+struct attr {
+    struct ob_jspan name;
+    struct ob_jspan type;   /* the tag; .s NULL when the value is not a one-member object */
+    enum { VALUE_STRING, VALUE_BOOL, VALUE_OTHER } kind;
+    struct ob_jspan value;  /* VALUE_STRING: the contents */
+    bool truth;             /* VALUE_BOOL */
+};
+
+/* An image's attributes; outbox items have about a dozen, so they
+ * usually fit the inline array. */
+struct image {
+    struct attr *v;
+    size_t n, cap;
+    struct attr inline_attrs[16];
+};
+
+static void image_init(struct image *im)
 {
-    if (!json_is_object(av) || json_object_size(av) != 1)
-        return NULL;
-    return json_object_iter_key(json_object_iter((json_t *)av));
+    im->v = im->inline_attrs;
+    im->n = 0;
+    im->cap = sizeof im->inline_attrs / sizeof im->inline_attrs[0];
+}
+
+static void image_free(struct image *im)
+{
+    if (im->v != im->inline_attrs)
+        free(im->v);
+    image_init(im);
+}
+
+static struct attr *image_push(struct image *im)
+{
+    if (im->n == im->cap) {
+        im->cap *= 2;
+        if (im->v == im->inline_attrs) {
+            im->v = ob_xcalloc(im->cap, sizeof *im->v);
+            memcpy(im->v, im->inline_attrs, sizeof im->inline_attrs);
+        } else {
+            im->v = ob_xrealloc(im->v, im->cap * sizeof *im->v);
+        }
+    }
+    struct attr *a = &im->v[im->n++];
+    memset(a, 0, sizeof *a);
+    return a;
+}
+
+/* Indexes the image object in text; false when it is not an object. */
+static bool image_scan(struct image *im, const struct ob_jspan *text)
+{
+    struct ob_jscan s;
+    struct ob_jspan key;
+    ob_jscan_init(&s, text->s, text->len);
+    if (!ob_jscan_object(&s))
+        return false;
+    while (ob_jscan_key(&s, &key)) {
+        struct attr *a = image_push(im);
+        a->name = key;
+        struct ob_jscan inner = s;
+        if (!ob_jscan_object(&inner)) {
+            ob_jscan_skip(&s);
+            continue;
+        }
+        s = inner;
+        if (!ob_jscan_key(&s, &a->type))
+            continue;
+        struct ob_jscan v = s;
+        if (ob_jscan_string(&v, &a->value))
+            a->kind = VALUE_STRING;
+        else if (v = s, ob_jscan_bool(&v, &a->truth))
+            a->kind = VALUE_BOOL;
+        else
+            a->kind = VALUE_OTHER;
+        s = v;
+        if (ob_jscan_key(&s, &key)) {
+            a->type.s = NULL; /* more than one member */
+            do
+                ob_jscan_skip(&s);
+            while (ob_jscan_key(&s, &key));
+        }
+    }
+    return !s.failed;
+}
+
+/* Later duplicates win, as in a JSON object. */
+static const struct attr *image_find(const struct image *im, const char *name)
+{
+    for (size_t i = im->n; i-- > 0;)
+        if (ob_jspan_is(&im->v[i].name, name))
+            return &im->v[i];
+    return NULL;
+}
+
+/* A scanned string as a C string (owned), escapes decoded; NULL when it
+ * does not decode (an escaped NUL, a lone surrogate) or is not UTF-8. */
+static char *span_dup(const struct ob_jspan *v)
+{
+    if (!v->escaped)
+        return ob_utf8_valid(v->s, v->len) ? ob_xstrndup(v->s, v->len) : NULL;
+    json_t *j = json_loadb(v->s - 1, v->len + 2, JSON_DECODE_ANY, NULL);
+    char *out = ob_xstrdup_or_null(json_string_value(j));
+    json_decref(j);
+    return out;
 }
 
 /* A {"NULL": true} attribute is how some SDKs write an absent optional
  * value, so it reads as absent rather than as the wrong type. */
-static const json_t *image_attr(const json_t *image, const char *name)
+static const struct attr *image_attr(const struct image *im, const char *name)
 {
-    const json_t *av = json_object_get(image, name);
-    const char *type = attr_type(av);
-    if (type && strcmp(type, "NULL") == 0)
+    const struct attr *a = image_find(im, name);
+    if (a && a->type.s && ob_jspan_is(&a->type, "NULL"))
         return NULL;
-    return av;
+    return a;
 }
 
-/* The value inside image[name] when it is a well-formed attribute of
- * type want ("S", "N" or "BOOL"); NULL when absent, NULL and poison when
- * it is anything else. */
-static const json_t *attr_value(struct ob_record *r, const json_t *image, const char *name, const char *want)
+/* image[name] when it is a well-formed attribute of type want ("S", "N"
+ * or "BOOL"); NULL when absent, NULL and poison when it is anything else. */
+static const struct attr *attr_value(struct ob_record *r, const struct image *im, const char *name, const char *want)
 {
-    const json_t *av = image_attr(image, name);
-    if (!av)
+    const struct attr *a = image_attr(im, name);
+    if (!a)
         return NULL;
-    const char *type = attr_type(av);
-    if (!type) {
+    if (!a->type.s) {
         poison(r, "attribute %s is not a DynamoDB attribute value", name);
         return NULL;
     }
-    if (strcmp(type, want) != 0) {
+    if (!ob_jspan_is(&a->type, want)) {
         const char *noun = strcmp(want, "S") == 0 ? "a string" : strcmp(want, "N") == 0 ? "a number" : "a boolean";
-        poison(r, "attribute %s is not %s (%.16s)", name, noun, type);
+        char *type = span_dup(&a->type);
+        poison(r, "attribute %s is not %s (%.16s)", name, noun, type ? type : "?");
+        free(type);
         return NULL;
     }
-    const json_t *v = json_object_get(av, type);
     /* N values travel as decimal strings. */
-    bool ok = strcmp(want, "BOOL") == 0 ? json_is_boolean(v) : json_is_string(v);
-    if (!ok) {
-        poison(r, "attribute %s has a malformed %s value", name, type);
+    if (a->kind != (strcmp(want, "BOOL") == 0 ? VALUE_BOOL : VALUE_STRING)) {
+        poison(r, "attribute %s has a malformed %s value", name, want);
         return NULL;
     }
+    return a;
+}
+
+/* image[name] as an owned C string when it is a string attribute. */
+static char *attr_string(struct ob_record *r, const struct image *im, const char *name)
+{
+    const struct attr *a = attr_value(r, im, name, "S");
+    if (!a)
+        return NULL;
+    char *v = span_dup(&a->value);
+    if (!v)
+        poison(r, "attribute %s is not valid text", name);
     return v;
 }
 
-static const char *attr_string(struct ob_record *r, const json_t *image, const char *name)
+static void decode_payload(struct ob_record *r, const struct image *im)
 {
-    return json_string_value(attr_value(r, image, name, "S"));
-}
-
-static void decode_payload(struct ob_record *r, const json_t *image)
-{
-    if (!image_attr(image, "payload")) {
+    if (!image_attr(im, "payload")) {
         poison(r, "payload is missing");
         return;
     }
-    const char *text = attr_string(r, image, "payload");
-    if (!text)
+    const struct attr *a = attr_value(r, im, "payload", "S");
+    if (!a)
         return;
     struct ob_buf bytes = {0};
-    if (!ob_base64_decode(&bytes, text, strlen(text))) {
+    bool ok;
+    if (a->value.escaped) {
+        char *text = span_dup(&a->value);
+        ok = text && ob_base64_decode(&bytes, text, strlen(text));
+        free(text);
+    } else {
+        ok = ob_base64_decode(&bytes, a->value.s, a->value.len);
+    }
+    if (!ok) {
         poison(r, "payload is not valid base64");
         ob_buf_free(&bytes);
         return;
@@ -146,34 +259,53 @@ static void decode_payload(struct ob_record *r, const json_t *image)
     ob_buf_free(&bytes);
 }
 
-static void decode_headers(struct ob_record *r, const json_t *image)
+/* Adds a header; a repeated name takes the new value in the old place,
+ * as a JSON object does. */
+static void add_header(struct ob_message *m, char *name, char *value)
 {
-    const char *text = attr_string(r, image, "headers");
+    for (size_t i = 0; i < m->n_headers; i++)
+        if (strcmp(m->headers[i].name, name) == 0) {
+            free(name);
+            free(m->headers[i].value);
+            m->headers[i].value = value;
+            return;
+        }
+    m->headers = ob_xrealloc(m->headers, (m->n_headers + 1) * sizeof *m->headers);
+    m->headers[m->n_headers].name = name;
+    m->headers[m->n_headers++].value = value;
+}
+
+/* headers is a string attribute holding a JSON object of strings. */
+static void decode_headers(struct ob_record *r, const struct image *im)
+{
+    char *text = attr_string(r, im, "headers");
     if (!text)
         return;
-    json_t *obj = json_loads(text, 0, NULL);
-    const char *name;
-    json_t *value;
-    bool ok = json_is_object(obj);
-    if (ok) {
-        json_object_foreach(obj, name, value) {
-            if (!json_is_string(value))
-                ok = false;
+    struct ob_jscan s;
+    struct ob_jspan key, value;
+    ob_jscan_init(&s, text, strlen(text));
+    bool ok = ob_jscan_object(&s);
+    while (ok && ob_jscan_key(&s, &key)) {
+        char *name = span_dup(&key), *v = NULL;
+        ok = name && ob_jscan_string(&s, &value) && (v = span_dup(&value));
+        if (ok) {
+            add_header(&r->msg, name, v);
+        } else {
+            free(name);
+            free(v);
         }
     }
-    if (!ok) {
+    if (!ok || !ob_jscan_done(&s)) {
         poison(r, "headers is not a JSON object of strings");
-        goto out;
+        for (size_t i = 0; i < r->msg.n_headers; i++) {
+            free(r->msg.headers[i].name);
+            free(r->msg.headers[i].value);
+        }
+        free(r->msg.headers);
+        r->msg.headers = NULL;
+        r->msg.n_headers = 0;
     }
-    size_t n = json_object_size(obj);
-    r->msg.headers = n ? ob_xcalloc(n, sizeof *r->msg.headers) : NULL;
-    json_object_foreach(obj, name, value) {
-        struct ob_header *h = &r->msg.headers[r->msg.n_headers++];
-        h->name = ob_xstrdup(name);
-        h->value = ob_xstrdup(json_string_value(value));
-    }
-out:
-    json_decref(obj);
+    free(text);
 }
 
 /* DynamoDB numbers are decimal strings that may carry a fraction or an
@@ -189,25 +321,26 @@ static bool parse_count(const char *s, int64_t *out)
 }
 
 /* pk and sk from an image or from the record's Keys. */
-static void decode_keys(struct ob_record *r, const json_t *image)
+static void decode_keys(struct ob_record *r, const struct image *im)
 {
-    const char *pk = json_string_value(json_object_get(image_attr(image, "pk"), "S"));
-    const char *sk = json_string_value(json_object_get(image_attr(image, "sk"), "S"));
-    r->msg.pk = ob_xstrdup_or_null(pk);
-    r->msg.sk = ob_xstrdup_or_null(sk);
-    if (!pk)
+    const struct attr *pk = image_attr(im, "pk"), *sk = image_attr(im, "sk");
+    if (pk && pk->type.s && ob_jspan_is(&pk->type, "S") && pk->kind == VALUE_STRING)
+        r->msg.pk = span_dup(&pk->value);
+    if (sk && sk->type.s && ob_jspan_is(&sk->type, "S") && sk->kind == VALUE_STRING)
+        r->msg.sk = span_dup(&sk->value);
+    if (!r->msg.pk)
         poison(r, "pk is missing or not a string");
-    if (!sk)
+    if (!r->msg.sk)
         poison(r, "sk is missing or not a string");
 }
 
-static void decode_item(struct ob_record *r, const json_t *image)
+static void decode_item(struct ob_record *r, const struct image *im)
 {
     struct ob_message *m = &r->msg;
-    decode_keys(r, image);
+    decode_keys(r, im);
 
-    decode_payload(r, image);
-    decode_headers(r, image);
+    decode_payload(r, im);
+    decode_headers(r, im);
 
     static const struct {
         const char *name;
@@ -222,34 +355,126 @@ static void decode_item(struct ob_record *r, const json_t *image)
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         char **field = (char **)(void *)((char *)m + strings[i].offset);
-        *field = ob_xstrdup_or_null(attr_string(r, image, strings[i].name));
+        *field = attr_string(r, im, strings[i].name);
     }
     /* Checked for type only: outboxd writes them, the relay does not read them. */
-    attr_string(r, image, "publishedAt");
-    attr_string(r, image, "lastError");
-    attr_value(r, image, "ttl", "N");
+    attr_value(r, im, "publishedAt", "S");
+    attr_value(r, im, "lastError", "S");
+    attr_value(r, im, "ttl", "N");
 
     if (m->created_at && !ob_iso8601_parse(m->created_at, &m->created_at_ms))
         m->created_at_ms = 0;
-    const char *retry = json_string_value(attr_value(r, image, "retryCount", "N"));
-    if (retry && !parse_count(retry, &m->retry_count))
-        poison(r, "attribute retryCount is not a whole number of at least 0");
+    const struct attr *retry = attr_value(r, im, "retryCount", "N");
+    if (retry) {
+        char *text = span_dup(&retry->value);
+        if (!text || !parse_count(text, &m->retry_count))
+            poison(r, "attribute retryCount is not a whole number of at least 0");
+        free(text);
+    }
 }
+
+/* ---- records ---------------------------------------------------------------- */
 
 /* Epoch seconds, possibly fractional, to milliseconds; 0 when absent or
  * out of any plausible range. */
-static int64_t seconds_to_ms(const json_t *v)
+static int64_t seconds_to_ms(const struct ob_jspan *v)
 {
-    if (!json_is_number(v))
+    if (!v->s)
         return 0;
-    double s = json_number_value(v);
-    if (!(s >= 0 && s < 1e12))
-        return 0;
-    return (int64_t)llround(s * 1000.0);
+    char *text = ob_xstrndup(v->s, v->len), *end;
+    double s = strtod(text, &end);
+    bool ok = !*end && s >= 0 && s < 1e12;
+    free(text);
+    return ok ? (int64_t)llround(s * 1000.0) : 0;
 }
 
-/* What every record carries, whatever its event: the part both decoders
- * share. Returns whether the record is an INSERT to decode further. */
+/* A JSON integer that fits 64 bits, else 0. */
+static int64_t span_integer(const struct ob_jspan *v)
+{
+    char text[32];
+    if (!v->s || v->len >= sizeof text || memchr(v->s, '.', v->len) || memchr(v->s, 'e', v->len) ||
+        memchr(v->s, 'E', v->len))
+        return 0;
+    memcpy(text, v->s, v->len);
+    text[v->len] = 0;
+    errno = 0;
+    char *end;
+    long long n = strtoll(text, &end, 10);
+    return *end || errno ? 0 : (int64_t)n;
+}
+
+/* What is read of a record in one pass: the event, dynamodb's scalars and
+ * where its images are; images are skipped, and only an INSERT's
+ * NewImage is indexed afterwards. */
+struct record_scan {
+    struct ob_jspan event, seq, approximate, size, new_image, keys;
+    bool has_event, has_ddb, has_seq;
+};
+
+/* Reads the value at s as an object's span; false (skipping it, *out
+ * zeroed) when it is something else. */
+static bool object_span(struct ob_jscan *s, struct ob_jspan *out)
+{
+    memset(out, 0, sizeof *out);
+    struct ob_jscan peek = *s;
+    while (peek.p < peek.end && (*peek.p == ' ' || *peek.p == '\n' || *peek.p == '\r' || *peek.p == '\t'))
+        peek.p++;
+    const char *start = peek.p;
+    if (!ob_jscan_object(&peek)) {
+        ob_jscan_skip(s);
+        return false;
+    }
+    s->p = start;
+    if (!ob_jscan_skip(s))
+        return false;
+    out->s = start;
+    out->len = (size_t)(s->p - start);
+    out->escaped = false;
+    return true;
+}
+
+static bool scan_record(struct ob_jscan *s, struct record_scan *r)
+{
+    memset(r, 0, sizeof *r);
+    struct ob_jspan key;
+    if (!ob_jscan_object(s))
+        return false;
+    while (ob_jscan_key(s, &key)) {
+        if (ob_jspan_is(&key, "eventName")) {
+            r->has_event = ob_jscan_string(s, &r->event);
+        } else if (ob_jspan_is(&key, "dynamodb")) {
+            struct ob_jscan peek = *s;
+            if (!ob_jscan_object(&peek)) {
+                ob_jscan_skip(s);
+                r->has_ddb = r->has_seq = false;
+                continue;
+            }
+            *s = peek;
+            r->has_ddb = true;
+            r->has_seq = false;
+            while (ob_jscan_key(s, &key)) {
+                if (ob_jspan_is(&key, "SequenceNumber"))
+                    r->has_seq = ob_jscan_string(s, &r->seq);
+                else if (ob_jspan_is(&key, "ApproximateCreationDateTime"))
+                    ob_jscan_number(s, &r->approximate);
+                else if (ob_jspan_is(&key, "SizeBytes"))
+                    ob_jscan_number(s, &r->size);
+                else if (ob_jspan_is(&key, "NewImage"))
+                    object_span(s, &r->new_image);
+                else if (ob_jspan_is(&key, "Keys"))
+                    object_span(s, &r->keys);
+                else
+                    ob_jscan_skip(s);
+            }
+        } else {
+            ob_jscan_skip(s);
+        }
+    }
+    return !s->failed;
+}
+
+/* What every record carries, whatever its event. Returns whether the
+ * record is an INSERT to decode further. */
 static bool record_head(struct ob_record *out, const char *seq, int64_t approximate_ms, int64_t size_bytes,
                         const char *event)
 {
@@ -269,146 +494,72 @@ static bool record_head(struct ob_record *out, const char *seq, int64_t approxim
     return false;
 }
 
-static enum ob_err not_a_record(struct ob_error *err, bool has_ddb)
+/* Decodes one scanned record into *out (zeroed). */
+static enum ob_err record_decode(const struct record_scan *rs, struct ob_record *out, struct ob_error *err)
 {
-    return ob_error_set(err, OB_ERR_INVALID, "not a stream record: %s",
-                        has_ddb ? "no dynamodb.SequenceNumber" : "no dynamodb object");
+    enum ob_err rc = OB_OK;
+    struct image im;
+    image_init(&im);
+    char *seq = rs->has_seq ? span_dup(&rs->seq) : NULL;
+    char *event = rs->has_event ? span_dup(&rs->event) : NULL;
+    if (!rs->has_ddb || !seq) {
+        rc = ob_error_set(err, OB_ERR_INVALID, "not a stream record: %s",
+                          rs->has_ddb ? "no dynamodb.SequenceNumber" : "no dynamodb object");
+        goto out;
+    }
+    if (!record_head(out, seq, seconds_to_ms(&rs->approximate), span_integer(&rs->size), event))
+        goto out;
+    if (!rs->new_image.s || !image_scan(&im, &rs->new_image)) {
+        poison(out, "NewImage is missing");
+        /* The keys still let the item be marked as dead-lettered. */
+        image_free(&im);
+        if (rs->keys.s && !image_scan(&im, &rs->keys))
+            image_free(&im);
+        decode_keys(out, &im);
+        goto out;
+    }
+    /* A published item is skipped whatever else is wrong with it: there is
+     * nothing left to deliver. */
+    const struct attr *published = attr_value(out, &im, "isPublished", "BOOL");
+    if (published && published->truth) {
+        out->kind = OB_RECORD_SKIP;
+        out->skip_reason = "published";
+        goto out;
+    }
+    decode_item(out, &im);
+out:
+    image_free(&im);
+    free(seq);
+    free(event);
+    return rc;
+}
+
+enum ob_err ob_record_decode_text(const char *json, size_t len, struct ob_record *out, struct ob_error *err)
+{
+    struct ob_jscan s;
+    struct record_scan rs;
+    ob_jscan_init(&s, json, len);
+    if (!scan_record(&s, &rs) || !ob_jscan_done(&s))
+        return ob_error_set(err, OB_ERR_INVALID, "not a stream record: not a JSON object");
+    return record_decode(&rs, out, err);
 }
 
 enum ob_err ob_record_decode(const json_t *record, struct ob_record *out, struct ob_error *err)
 {
-    const json_t *ddb = json_object_get(record, "dynamodb");
-    const char *seq = json_string_value(json_object_get(ddb, "SequenceNumber"));
-    if (!json_is_object(ddb) || !seq)
-        return not_a_record(err, json_is_object(ddb));
-    const json_t *size = json_object_get(ddb, "SizeBytes");
-    if (!record_head(out, seq, seconds_to_ms(json_object_get(ddb, "ApproximateCreationDateTime")),
-                     json_is_integer(size) ? json_integer_value(size) : 0,
-                     json_string_value(json_object_get(record, "eventName"))))
-        return OB_OK;
-
-    const json_t *image = json_object_get(ddb, "NewImage");
-    if (!json_is_object(image)) {
-        poison(out, "NewImage is missing");
-        /* The keys still let the item be marked as dead-lettered. */
-        decode_keys(out, json_object_get(ddb, "Keys"));
-        return OB_OK;
-    }
-    /* A published item is skipped whatever else is wrong with it: there is
-     * nothing left to deliver. */
-    if (json_is_true(attr_value(out, image, "isPublished", "BOOL"))) {
-        out->kind = OB_RECORD_SKIP;
-        out->skip_reason = "published";
-        return OB_OK;
-    }
-    decode_item(out, image);
-    return OB_OK;
+    char *text = json_is_object(record) ? json_dumps(record, JSON_COMPACT) : NULL;
+    if (!text)
+        return ob_error_set(err, OB_ERR_INVALID, "not a stream record: no dynamodb object");
+    enum ob_err rc = ob_record_decode_text(text, strlen(text), out, err);
+    free(text);
+    return rc;
 }
 
 /* ---- GetRecords pages ----------------------------------------------------- */
-
-/* A scanned string as a C string (owned), escapes decoded; NULL when it
- * does not decode (e.g. an escaped NUL). */
-static char *span_dup(const struct ob_jspan *v)
-{
-    if (!v->escaped)
-        return ob_xstrndup(v->s, v->len);
-    json_t *j = json_loadb(v->s - 1, v->len + 2, JSON_DECODE_ANY, NULL);
-    char *out = ob_xstrdup_or_null(json_string_value(j));
-    json_decref(j);
-    return out;
-}
-
-/* A scanned number as jansson reads it (integer or real); NULL if absent. */
-static json_t *span_number(const struct ob_jspan *v)
-{
-    return v->s ? json_loadb(v->s, v->len, JSON_DECODE_ANY, NULL) : NULL;
-}
-
-/* What the fast path reads of one record: the event and dynamodb's
- * scalars; images are skipped. */
-struct record_scan {
-    struct ob_jspan event, seq, approximate, size;
-    bool has_event, has_ddb, has_seq;
-};
-
-static bool scan_record(struct ob_jscan *s, struct record_scan *r)
-{
-    memset(r, 0, sizeof *r);
-    struct ob_jspan key;
-    if (!ob_jscan_object(s))
-        return false;
-    while (ob_jscan_key(s, &key)) {
-        if (ob_jspan_is(&key, "eventName")) {
-            r->has_event = ob_jscan_string(s, &r->event);
-        } else if (ob_jspan_is(&key, "dynamodb") && !r->has_ddb) {
-            struct ob_jscan peek = *s;
-            if (!ob_jscan_object(&peek)) {
-                ob_jscan_skip(s);
-                continue;
-            }
-            *s = peek;
-            r->has_ddb = true;
-            while (ob_jscan_key(s, &key)) {
-                if (ob_jspan_is(&key, "SequenceNumber"))
-                    r->has_seq = ob_jscan_string(s, &r->seq);
-                else if (ob_jspan_is(&key, "ApproximateCreationDateTime"))
-                    ob_jscan_number(s, &r->approximate);
-                else if (ob_jspan_is(&key, "SizeBytes"))
-                    ob_jscan_number(s, &r->size);
-                else
-                    ob_jscan_skip(s);
-            }
-        } else {
-            ob_jscan_skip(s);
-        }
-    }
-    return !s->failed;
-}
 
 static void page_malformed(struct ob_records_page *p, const char *why)
 {
     if (p->malformed++ == 0)
         snprintf(p->first_malformed, sizeof p->first_malformed, "%.255s", why);
-}
-
-/* One element of Records: the fast path for what is skipped, jansson for
- * INSERTs (so they keep every check of ob_record_decode). */
-static void page_record(struct ob_records_page *p, const char *start, const char *end, const struct record_scan *r,
-                        size_t *cap)
-{
-    if (p->n == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        p->records = ob_xrealloc(p->records, *cap * sizeof *p->records);
-    }
-    struct ob_record *out = &p->records[p->n];
-    memset(out, 0, sizeof *out);
-    struct ob_error err;
-    char *event = r->has_event ? span_dup(&r->event) : NULL;
-    if (event && strcmp(event, "INSERT") == 0) {
-        json_t *rec = json_loadb(start, (size_t)(end - start), 0, NULL);
-        if (ob_record_decode(rec, out, &err) == OB_OK)
-            p->n++;
-        else
-            page_malformed(p, err.msg);
-        json_decref(rec);
-        goto out;
-    }
-    char *seq = r->has_seq ? span_dup(&r->seq) : NULL;
-    if (!r->has_ddb || !seq) {
-        not_a_record(&err, r->has_ddb);
-        page_malformed(p, err.msg);
-        free(seq);
-        goto out;
-    }
-    json_t *approximate = span_number(&r->approximate), *size = span_number(&r->size);
-    record_head(out, seq, seconds_to_ms(approximate), json_is_integer(size) ? json_integer_value(size) : 0, event);
-    p->n++;
-    json_decref(approximate);
-    json_decref(size);
-    free(seq);
-out:
-    free(event);
 }
 
 enum ob_err ob_records_page_decode(const char *json, size_t len, struct ob_records_page *out, struct ob_error *err)
@@ -421,10 +572,10 @@ enum ob_err ob_records_page_decode(const char *json, size_t len, struct ob_recor
     if (!ob_jscan_object(&s))
         goto bad;
     while (ob_jscan_key(&s, &key)) {
-        if (ob_jspan_is(&key, "NextShardIterator") && !out->next_iterator) {
+        if (ob_jspan_is(&key, "NextShardIterator")) {
             struct ob_jspan v;
-            if (ob_jscan_string(&s, &v))
-                out->next_iterator = span_dup(&v);
+            free(out->next_iterator);
+            out->next_iterator = ob_jscan_string(&s, &v) ? span_dup(&v) : NULL;
         } else if (ob_jspan_is(&key, "Records")) {
             struct ob_jscan peek = s;
             if (!ob_jscan_array(&peek)) {
@@ -433,23 +584,36 @@ enum ob_err ob_records_page_decode(const char *json, size_t len, struct ob_recor
             }
             s = peek;
             while (ob_jscan_element(&s)) {
-                const char *start = s.p;
-                struct record_scan r;
-                if (*start != '{') {
+                struct record_scan rs;
+                struct ob_error rerr;
+                if (*s.p != '{') {
                     if (ob_jscan_skip(&s))
-                        page_malformed(out, "not a stream record: not an object");
+                        page_malformed(out, "not a stream record: no dynamodb object");
                     continue;
                 }
-                if (!scan_record(&s, &r))
+                if (!scan_record(&s, &rs))
                     break;
-                page_record(out, start, s.p, &r, &cap);
+                if (out->n == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    out->records = ob_xrealloc(out->records, cap * sizeof *out->records);
+                }
+                struct ob_record *rec = &out->records[out->n];
+                memset(rec, 0, sizeof *rec);
+                if (record_decode(&rs, rec, &rerr) == OB_OK) {
+                    out->n++;
+                } else {
+                    ob_record_free(rec);
+                    page_malformed(out, rerr.msg);
+                }
             }
         } else {
             ob_jscan_skip(&s);
         }
     }
-    if (ob_jscan_done(&s))
+    if (ob_jscan_done(&s)) {
+        out->bytes = len;
         return OB_OK;
+    }
 bad:
     ob_records_page_free(out);
     return ob_error_set(err, OB_ERR_INVALID, "GetRecords: the answer is not a JSON object");

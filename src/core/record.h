@@ -32,6 +32,8 @@ struct ob_record {
  * `dynamodb` object); everything about the item is a kind, not an error.
  * *out must be zeroed; free with ob_record_free. */
 enum ob_err ob_record_decode(const json_t *record, struct ob_record *out, struct ob_error *err);
+/* The same, from the record's JSON text (what GetRecords pages hold). */
+enum ob_err ob_record_decode_text(const char *json, size_t len, struct ob_record *out, struct ob_error *err);
 void ob_record_free(struct ob_record *r);
 
 /* One GetRecords answer, decoded. */
@@ -40,13 +42,14 @@ struct ob_records_page {
     size_t n;
     char *next_iterator;        /* owned; NULL when the shard is closed and read */
     size_t malformed;           /* elements that were not stream records (left out) */
+    size_t bytes;               /* length of the answer's text */
     char first_malformed[256];  /* why the first of them was */
 };
 
-/* Decodes a GetRecords answer's JSON text. Records that are not INSERTs
- * are read without building their images (they are most of a busy
- * stream: every mark-published adds a MODIFY with two images); INSERTs go
- * through ob_record_decode. OB_ERR_INVALID when the text is not a JSON
+/* Decodes a GetRecords answer's JSON text in one pass with a scanner, no
+ * DOM: images of records that are not INSERTs are skipped unread (they
+ * are most of a busy stream: every mark-published adds a MODIFY with two
+ * images), and an INSERT's NewImage is indexed, not copied. OB_ERR_INVALID when the text is not a JSON
  * object. *out is the caller's (ob_records_page_free) on success. */
 enum ob_err ob_records_page_decode(const char *json, size_t len, struct ob_records_page *out, struct ob_error *err);
 void ob_records_page_free(struct ob_records_page *p);

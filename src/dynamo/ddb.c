@@ -1,10 +1,11 @@
 #include "dynamo/ddb.h"
 
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aws/credentials.h"
+#include "core/json_scan.h"
 #include "ops/metrics.h"
 
 const struct ob_aws_service ob_service_dynamodb = {
@@ -128,7 +129,7 @@ static void capacity_labels(struct ob_buf *b, const char *table, const char *ope
     ob_buf_putc(b, '"');
 }
 
-static void count_units(const char *table, const char *operation, const char *kind, double units)
+void ob_ddb_count_units(const char *table, const char *operation, const char *kind, double units)
 {
     if (units <= 0)
         return;
@@ -146,12 +147,12 @@ static void account_one(const char *operation, const json_t *cc)
     const json_t *r = json_object_get(cc, "ReadCapacityUnits");
     const json_t *w = json_object_get(cc, "WriteCapacityUnits");
     if (r || w) {
-        count_units(table, operation, "read", json_number_value(r));
-        count_units(table, operation, "write", json_number_value(w));
+        ob_ddb_count_units(table, operation, "read", json_number_value(r));
+        ob_ddb_count_units(table, operation, "write", json_number_value(w));
         return;
     }
     const char *kind = data_operation_kind(operation);
-    count_units(table, operation, kind ? kind : "read",
+    ob_ddb_count_units(table, operation, kind ? kind : "read",
                 json_number_value(json_object_get(cc, "CapacityUnits")));
 }
 
@@ -183,8 +184,7 @@ static void want_capacity(const char *operation, json_t *request)
         json_object_set_new(request, "ReturnConsumedCapacity", json_string("TOTAL"));
 }
 
-void ob_ddb_prepare_call(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, json_t *request,
-                         char **body_out)
+char *ob_ddb_request_text(const char *operation, json_t *request)
 {
     want_capacity(operation, request);
     char *body = json_dumps(request, JSON_COMPACT);
@@ -192,13 +192,61 @@ void ob_ddb_prepare_call(struct ob_ddb *d, struct ob_aws_call *call, const char 
         fprintf(stderr, "outboxd: out of memory\n");
         abort();
     }
+    return body;
+}
+
+static void prepare(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, const char *body, size_t len)
+{
     memset(call, 0, sizeof *call);
     call->service = &ob_service_dynamodb;
     call->endpoint = &d->dynamodb;
     call->operation = operation;
     call->body = body;
-    call->body_len = strlen(body);
+    call->body_len = len;
+}
+
+void ob_ddb_prepare_call(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, json_t *request,
+                         char **body_out)
+{
+    char *body = ob_ddb_request_text(operation, request);
+    prepare(d, call, operation, body, strlen(body));
     *body_out = body;
+}
+
+void ob_ddb_prepare_raw_call(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, const char *body,
+                             size_t len)
+{
+    prepare(d, call, operation, body, len);
+    call->raw_success = true;
+}
+
+double ob_ddb_raw_units(const struct ob_aws_call *call)
+{
+    struct ob_jscan s;
+    struct ob_jspan key, num;
+    if (call->result != OB_OK || !call->rx.len)
+        return -1;
+    ob_jscan_init(&s, call->rx.data, call->rx.len);
+    if (!ob_jscan_object(&s))
+        return -1;
+    while (ob_jscan_key(&s, &key)) {
+        struct ob_jscan peek = s;
+        if (!ob_jspan_is(&key, "ConsumedCapacity") || !ob_jscan_object(&peek)) {
+            ob_jscan_skip(&s);
+            continue;
+        }
+        s = peek;
+        while (ob_jscan_key(&s, &key)) {
+            if (ob_jspan_is(&key, "CapacityUnits") && ob_jscan_number(&s, &num) && num.len < 32) {
+                char text[32];
+                memcpy(text, num.s, num.len);
+                text[num.len] = 0;
+                return strtod(text, NULL);
+            }
+            ob_jscan_skip(&s);
+        }
+    }
+    return -1;
 }
 
 enum ob_err ob_ddb_call(struct ob_aws_session *s, struct ob_ddb *d, const char *operation, json_t *request,

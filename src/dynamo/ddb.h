@@ -68,6 +68,20 @@ void ob_ddb_prepare_call(struct ob_ddb *d, struct ob_aws_call *call, const char 
 /* Adds the consumed capacity of a finished call's response to the metrics. */
 void ob_ddb_account_capacity(const char *operation, const json_t *response);
 
+/* The request as JSON text with ReturnConsumedCapacity added for data
+ * operations (caller frees). */
+char *ob_ddb_request_text(const char *operation, json_t *request);
+/* Prepares a call of a ready JSON body (borrowed until the call is
+ * released) whose 2xx answer stays raw in call->rx: for the hot writes,
+ * read with ob_ddb_raw_units instead of a DOM. */
+void ob_ddb_prepare_raw_call(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, const char *body,
+                             size_t len);
+/* ConsumedCapacity.CapacityUnits of a successful raw single-item answer,
+ * or -1 when it has none. */
+double ob_ddb_raw_units(const struct ob_aws_call *call);
+/* Adds units consumed by operation on table (kind "read" or "write"). */
+void ob_ddb_count_units(const char *table, const char *operation, const char *kind, double units);
+
 /* DynamoDB JSON helpers: {"N": "<v>"}, and the string of an item's S attribute (or NULL). */
 json_t *ob_ddb_number(int64_t v);
 const char *ob_ddb_attr_s(const json_t *item, const char *name);

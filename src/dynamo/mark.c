@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/codec.h"
+#include "core/json_scan.h"
 
 /* Marking publishes an item that is unpublished by the schema's rules. */
 #define UNPUBLISHED "attribute_exists(pk) AND (isPublished = :b OR attribute_not_exists(isPublished))"
@@ -44,17 +45,25 @@ static void name_ttl(json_t *req)
     json_object_set_new(req, "ExpressionAttributeNames", json_pack("{s:s}", "#ttl", "ttl"));
 }
 
-json_t *ob_mark_published_request(const char *table, const char *pk, const char *sk, int64_t now_ms,
-                                  int64_t ttl_seconds)
+void ob_mark_published_body(struct ob_buf *out, const char *table, const char *pk, const char *sk, int64_t now_ms,
+                            int64_t ttl_seconds)
 {
-    json_t *req = update_request(table, pk, sk,
-                                 "SET isPublished = :t, publishedAt = :now, #ttl = :ttl REMOVE lastError",
-                                 UNPUBLISHED, false);
-    name_ttl(req);
-    set_value(req, ":t", json_pack("{s:b}", "BOOL", 1));
-    set_value(req, ":now", timestamp(now_ms));
-    set_value(req, ":ttl", ob_ddb_number(now_ms / 1000 + ttl_seconds));
-    return req;
+    char iso[OB_ISO8601_LEN];
+    ob_iso8601_ms(now_ms, iso);
+    ob_buf_puts(out, "{\"TableName\":");
+    ob_json_put_string(out, table);
+    ob_buf_puts(out, ",\"Key\":{\"pk\":{\"S\":");
+    ob_json_put_string(out, pk);
+    ob_buf_puts(out, "},\"sk\":{\"S\":");
+    ob_json_put_string(out, sk);
+    ob_buf_printf(out,
+                  "}},\"UpdateExpression\":\"SET isPublished = :t, publishedAt = :now, #ttl = :ttl REMOVE lastError\","
+                  "\"ConditionExpression\":\"" UNPUBLISHED "\","
+                  "\"ExpressionAttributeNames\":{\"#ttl\":\"ttl\"},"
+                  "\"ExpressionAttributeValues\":{\":b\":{\"BOOL\":false},\":t\":{\"BOOL\":true},"
+                  "\":now\":{\"S\":\"%s\"},\":ttl\":{\"N\":\"%lld\"}},"
+                  "\"ReturnConsumedCapacity\":\"TOTAL\"}",
+                  iso, (long long)(now_ms / 1000 + ttl_seconds));
 }
 
 json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk, int64_t retry_count,

@@ -10,11 +10,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "dynamo/ddb.h"
 
+/* The mark-published UpdateItem body, as JSON text with
+ * ReturnConsumedCapacity TOTAL, appended to out. Written without a DOM:
+ * it is the relay's most frequent call. */
+void ob_mark_published_body(struct ob_buf *out, const char *table, const char *pk, const char *sk, int64_t now_ms,
+                            int64_t ttl_seconds);
+
 /* Request bodies for UpdateItem (caller owns: json_decref). */
-json_t *ob_mark_published_request(const char *table, const char *pk, const char *sk, int64_t now_ms,
-                                  int64_t ttl_seconds);
 json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk, int64_t retry_count,
                                const char *error);
 /* ttl_seconds 0: no ttl (the item stays until an operator acts). */

@@ -144,8 +144,7 @@ struct write {
     enum write_kind kind;
     struct ob_entry *e;
     struct ob_sink_health *health;   /* WRITE_MARK: for the latency histogram */
-    json_t *request;
-    char *body;
+    struct ob_buf body;              /* the UpdateItem's JSON text */
     struct ob_aws_call call;
 };
 
@@ -154,8 +153,7 @@ struct writes {
     size_t n, cap;
 };
 
-static void add_write(struct writes *ws, enum write_kind kind, struct ob_entry *e, struct ob_sink_health *h,
-                      json_t *request)
+static struct write *add_write(struct writes *ws, enum write_kind kind, struct ob_entry *e, struct ob_sink_health *h)
 {
     if (ws->n == ws->cap) {
         ws->cap = ws->cap ? ws->cap * 2 : 64;
@@ -166,17 +164,33 @@ static void add_write(struct writes *ws, enum write_kind kind, struct ob_entry *
     x->kind = kind;
     x->e = e;
     x->health = h;
-    x->request = request;
+    return x;
+}
+
+static void add_mark(struct ob_pipeline *p, struct writes *ws, struct ob_entry *e, struct ob_sink_health *h)
+{
+    const struct ob_config *cfg = p->relay->cfg;
+    ob_mark_published_body(&add_write(ws, WRITE_MARK, e, h)->body, cfg->table.name, e->rec.msg.pk, e->rec.msg.sk,
+                           ob_wall_ms(), cfg->table.ttl_seconds);
+}
+
+/* The rare writes (failures, dead letters) are built as JSON values. */
+static void add_json_write(struct writes *ws, enum write_kind kind, struct ob_entry *e, json_t *request)
+{
+    char *text = ob_ddb_request_text("UpdateItem", request);
+    ob_buf_puts(&add_write(ws, kind, e, NULL)->body, text);
+    free(text);
+    json_decref(request);
 }
 
 static void dead_letter_write(struct ob_pipeline *p, struct writes *ws, struct ob_entry *e, bool with_sink)
 {
     const struct ob_config *cfg = p->relay->cfg;
     int64_t ttl = with_sink ? cfg->table.ttl_seconds : 0;
-    add_write(ws, WRITE_DEAD, e, NULL,
-              ob_mark_dead_letter_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
-                                          e->rec.msg.retry_count + e->failures,
-                                          e->last_error ? e->last_error : "dead-lettered", ttl));
+    add_json_write(ws, WRITE_DEAD, e,
+                   ob_mark_dead_letter_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
+                                               e->rec.msg.retry_count + e->failures,
+                                               e->last_error ? e->last_error : "dead-lettered", ttl));
 }
 
 static void entry_done_dead(struct ob_pipeline *p, struct ob_entry *e)
@@ -196,7 +210,7 @@ static void run_writes(struct ob_pipeline *p, struct writes *ws, int64_t now)
     static const char *const ops = "UpdateItem";
     struct ob_aws_call **calls = ob_xcalloc(ws->n, sizeof *calls);
     for (size_t i = 0; i < ws->n; i++) {
-        ob_ddb_prepare_call(r->ddb, &ws->v[i].call, ops, ws->v[i].request, &ws->v[i].body);
+        ob_ddb_prepare_raw_call(r->ddb, &ws->v[i].call, ops, ws->v[i].body.data, ws->v[i].body.len);
         calls[i] = &ws->v[i].call;
     }
     /* Each write of a small item costs one unit; settled below with what
@@ -205,19 +219,19 @@ static void run_writes(struct ob_pipeline *p, struct writes *ws, int64_t now)
     if (wait > 0)
         p->wait_until(p->ctx, ob_mono_ms() + wait);
     ob_aws_run(p->session, calls, ws->n);
-    double consumed = 0;
+    double consumed = 0, reported = 0;
     for (size_t i = 0; i < ws->n; i++) {
-        const json_t *cc = json_object_get(ws->v[i].call.response, "ConsumedCapacity");
-        consumed += cc ? json_number_value(json_object_get(cc, "CapacityUnits")) : 1.0;
+        double units = ob_ddb_raw_units(&ws->v[i].call);
+        consumed += units >= 0 ? units : 1.0;
+        reported += units > 0 ? units : 0;
     }
     ob_relay_budget_settle(r, consumed - (double)ws->n);
+    ob_ddb_count_units(r->cfg->table.name, ops, "write", reported);
     int64_t wall = ob_wall_ms();
     for (size_t i = 0; i < ws->n; i++) {
         struct write *x = &ws->v[i];
         struct ob_entry *e = x->e;
         enum ob_err rc = x->call.result;
-        if (x->call.response)
-            ob_ddb_account_capacity(ops, x->call.response);
         switch (x->kind) {
         case WRITE_MARK:
             if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
@@ -248,8 +262,7 @@ static void run_writes(struct ob_pipeline *p, struct writes *ws, int64_t now)
             break;
         }
         ob_aws_call_release(&x->call);
-        free(x->body);
-        json_decref(x->request);
+        ob_buf_free(&x->body);
     }
     free(calls);
     ws->n = 0;
@@ -322,14 +335,12 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
                 sink_answered(h);
                 ob_metric_add(h->delivered, 1);
                 ob_window_set_state(&p->window, e, OB_ENTRY_ACKED);
-                add_write(ws, WRITE_MARK, e, h,
-                          ob_mark_published_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
-                                                    cfg->table.ttl_seconds));
+                add_mark(p, ws, e, h);
             } else {
                 delivery_failed(p, e, &d[i], h, now);
-                add_write(ws, WRITE_FAILED, e, NULL,
-                          ob_mark_failed_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk,
-                                                 e->rec.msg.retry_count + e->failures, e->last_error));
+                add_json_write(ws, WRITE_FAILED, e,
+                               ob_mark_failed_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk,
+                                                      e->rec.msg.retry_count + e->failures, e->last_error));
             }
         }
     }
@@ -396,9 +407,7 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
     struct ob_routing *rt = ob_routing_get(p->relay);
     struct writes ws = { 0 };
     for (size_t i = 0; i < n_acked; i++)
-        add_write(&ws, WRITE_MARK, acked[i], NULL,
-                  ob_mark_published_request(cfg->table.name, acked[i]->rec.msg.pk, acked[i]->rec.msg.sk,
-                                            ob_wall_ms(), cfg->table.ttl_seconds));
+        add_mark(p, &ws, acked[i], NULL);
     size_t n_dead = 0, n_live = 0;
     struct ob_entry **dead = ob_xcalloc(n ? n : 1, sizeof *dead);
     for (size_t i = 0; i < n; i++) {

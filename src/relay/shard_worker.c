@@ -23,8 +23,11 @@
 #include "relay/pipeline.h"
 #include "relay/window.h"
 
-/* AWS allows 5 GetRecords per second per shard. */
+/* A shard that has caught up is read at most 5 times a second (Lambda
+ * polls 4 times); a full page means more is waiting, and the next read
+ * goes at once. GetRecords pages end at 1,000 records or 1 MB. */
 #define MIN_FETCH_GAP_MS 200
+#define FULL_PAGE_BYTES (900 * 1000)
 /* A checkpoint per wave would cost one write per max_in_flight messages;
  * what it saves after a crash, the check of old records saves too. */
 #define CHECKPOINT_EVERY_MS 1000
@@ -54,6 +57,7 @@ struct ob_shard_worker {
     char written[SEQ_MAX];           /* last checkpoint stored */
     int64_t written_at_ms;           /* when (monotonic) */
     int64_t fetch_backoff_ms;
+    bool page_full;                  /* the last GetRecords page was full */
     struct ob_metric_series *lag, *records_read;
     char lag_labels[160];
 };
@@ -209,6 +213,7 @@ static size_t fetch(struct ob_shard_worker *w, int64_t now)
         return 0;
     }
     w->fetch_backoff_ms = 0;
+    w->page_full = page.n + page.malformed >= (size_t)r->cfg->stream.batch_size || page.bytes >= FULL_PAGE_BYTES;
 
     if (page.malformed)
         ob_pipeline_log(&w->pipe, OB_SEV_ERROR, NULL, "skipping %zu malformed stream record(s), the first: %s",
@@ -308,6 +313,7 @@ static void run(struct ob_shard_worker *w)
             !lease_gone(w)) {
             size_t got = fetch(w, now);
             next_fetch = now + (w->fetch_backoff_ms ? w->fetch_backoff_ms
+                                : got && w->page_full ? 0
                                 : got ? MIN_FETCH_GAP_MS
                                 : cfg->stream.poll_interval_ms < MIN_FETCH_GAP_MS ? MIN_FETCH_GAP_MS
                                                                                    : cfg->stream.poll_interval_ms);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aws/multi.h"
 #include "core/codec.h"
 #include "sinks/common.h"
 #include "sinks/sink.h"
@@ -25,7 +26,7 @@
 
 /* One multi handle of the pool, with easy handles kept for reuse. */
 struct http_conn {
-    CURLM *multi;
+    struct ob_multi *multi;
     CURL **easy;
     size_t n_easy;
     struct http_conn *next;
@@ -113,9 +114,9 @@ static char *header_line(const char *name, const char *value)
 {
     struct ob_buf line = {0};
     if (*value)
-        ob_buf_printf(&line, "%s: %s", name, value);
+        ob_buf_cat(&line, name, ": ", value, NULL);
     else
-        ob_buf_printf(&line, "%s;", name);
+        ob_buf_cat(&line, name, ";", NULL);
     return ob_buf_steal(&line);
 }
 
@@ -140,12 +141,15 @@ static void add_ce_header(const char *name, const char *value, void *ctx)
 {
     struct curl_slist **hl = ctx;
     struct ob_buf n = {0}, v = {0};
-    ob_buf_printf(&n, "ce-%s", name);
+    static const char hex[] = "0123456789ABCDEF";
+    ob_buf_cat(&n, "ce-", name, NULL);
     for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '%')
-            ob_buf_printf(&v, "%%%02X", *p);
-        else
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '%') {
+            char esc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+            ob_buf_append(&v, esc, sizeof esc);
+        } else {
             ob_buf_putc(&v, (char)*p);
+        }
     }
     add_header(hl, n.data, ob_buf_cstr(&v));
     ob_buf_free(&n);
@@ -194,7 +198,7 @@ static void sink_free(struct http_sink *s)
         for (size_t i = 0; i < c->n_easy; i++)
             curl_easy_cleanup(c->easy[i]);
         free(c->easy);
-        curl_multi_cleanup(c->multi);
+        ob_multi_destroy(c->multi);
         free(c);
     }
     pthread_mutex_destroy(&s->mu);
@@ -303,6 +307,42 @@ out:
     return rc;
 }
 
+static size_t discard_body(char *p, size_t size, size_t n, void *ctx)
+{
+    (void)p;
+    (void)ctx;
+    return size * n;
+}
+
+/* An easy handle with the sink's options; a request sets only what is
+ * its own. */
+static CURL *easy_new(const struct http_sink *s)
+{
+    CURL *e = curl_easy_init();
+    if (!e)
+        abort(); /* out of memory, as the ob_x* allocators do */
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
+    if (s->basic_user) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, s->basic_user);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, s->basic_password);
+    }
+    if (!s->tls_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (s->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file);
+    return e;
+}
+
 /* A pooled multi handle with at least n easy handles, or a new one. */
 static struct http_conn *conn_take(struct http_sink *s, size_t n)
 {
@@ -313,18 +353,17 @@ static struct http_conn *conn_take(struct http_sink *s, size_t n)
     pthread_mutex_unlock(&s->mu);
     if (!c) {
         c = ob_xcalloc(1, sizeof *c);
-        c->multi = curl_multi_init();
+        c->multi = ob_multi_create();
         if (!c->multi)
             abort();
     }
     if (c->n_easy < n) {
         c->easy = ob_xrealloc(c->easy, n * sizeof *c->easy);
         for (; c->n_easy < n; c->n_easy++)
-            if (!(c->easy[c->n_easy] = curl_easy_init()))
-                abort();
+            c->easy[c->n_easy] = easy_new(s);
         /* curl's default cache limit follows the handles still added, so
          * it would close connections as the batch's transfers finish. */
-        curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)n);
+        curl_multi_setopt(ob_multi_curl(c->multi), CURLMOPT_MAXCONNECTS, (long)n);
     }
     return c;
 }
@@ -337,12 +376,6 @@ static void conn_give(struct http_sink *s, struct http_conn *c)
     pthread_mutex_unlock(&s->mu);
 }
 
-static size_t discard_body(char *p, size_t size, size_t n, void *ctx)
-{
-    (void)p;
-    (void)ctx;
-    return size * n;
-}
 
 /* Standard Webhooks: webhook-id, webhook-timestamp and webhook-signature
  * "v1,base64(HMAC-SHA256(secret, id.timestamp.body))". */
@@ -433,32 +466,12 @@ static bool req_prepare(const struct http_sink *s, struct http_req *r)
     append_line(&r->headers, "Expect:");   /* no 100-continue round trip */
 
     CURL *e = r->easy;
-    curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, r->url ? r->url : s->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
-    if (s->basic_user) {
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, s->basic_user);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, s->basic_password);
-    }
-    if (!s->tls_verify) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (s->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file);
     return true;
 }
 
@@ -492,43 +505,42 @@ static void http_publish(void *state, struct ob_delivery *batch, size_t n)
     struct http_sink *s = state;
     struct http_conn *c = conn_take(s, n);
     struct http_req *reqs = ob_xcalloc(n, sizeof *reqs);
+    size_t active = 0;
     for (size_t i = 0; i < n; i++) {
         struct http_req *r = &reqs[i];
         r->d = &batch[i];
         r->easy = c->easy[i];
         if (!req_prepare(s, r))
             continue;
-        if (curl_multi_add_handle(c->multi, r->easy) == CURLM_OK)
+        if (ob_multi_add(c->multi, r->easy) == CURLM_OK) {
             r->active = true;
-        else
+            active++;
+        } else {
             ob_delivery_set(r->d, OB_DELIVERY_RETRY, "cannot start the request (%s)", s->shown_url);
+        }
     }
-    for (;;) {
-        int running = 0;
-        if (curl_multi_perform(c->multi, &running) != CURLM_OK)
-            break;
+    /* Every transfer ends: curl's timer enforces timeout_ms. */
+    while (active) {
+        ob_multi_drive(c->multi, 1000);
         CURLMsg *msg;
         int left;
-        while ((msg = curl_multi_info_read(c->multi, &left))) {
+        while ((msg = curl_multi_info_read(ob_multi_curl(c->multi), &left))) {
             if (msg->msg != CURLMSG_DONE)
                 continue;
             struct http_req *r = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
             req_finish(s, r, msg->data.result);
-            curl_multi_remove_handle(c->multi, r->easy);
+            ob_multi_remove(c->multi, r->easy);
             r->active = false;
+            active--;
         }
-        if (running == 0)
-            break;
-        curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
     }
     for (size_t i = 0; i < n; i++) {
         struct http_req *r = &reqs[i];
-        /* Still active only when the multi handle failed as a whole. */
-        if (r->active) {
-            curl_multi_remove_handle(c->multi, r->easy);
-            ob_delivery_set(r->d, OB_DELIVERY_RETRY, "request aborted (%s)", s->shown_url);
-        }
+        /* Nothing of the request may outlive it in the pooled handle. */
+        curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, NULL);
         curl_slist_free_all(r->headers);
         ob_buf_free(&r->body);
         curl_free(r->url);

@@ -6,7 +6,7 @@
  * Creates TABLE if missing and writes N unpublished outbox items with
  * BatchWriteItem (untimed; --existing skips both, --load-only does only
  * that, so a later --existing run can be watched alone), then times N
- * mark-published UpdateItems, the very body ob_mark_published_request
+ * mark-published UpdateItems, the very body ob_mark_published_body
  * builds, with CONCURRENCY keep-alive connections of one request in flight
  * each, and prints one JSON line:
  *   {"ops":N,"seconds":S,"ops_per_s":R,"conflicts":C}
@@ -148,10 +148,10 @@ static int make_update_template(void)
     char pk[32], sk[32];
     snprintf(pk, sizeof pk, PK_FMT, (size_t)0);
     snprintf(sk, sizeof sk, SK_FMT, (size_t)0);
-    json_t *req = ob_mark_published_request(bench.table, pk, sk, 1767225600000, 604800);
-    json_object_set_new(req, "ReturnConsumedCapacity", json_string("TOTAL"));
-    put_json_request(&bench.update, "UpdateItem", req);
-    json_decref(req);
+    struct ob_buf body = { 0 };
+    ob_mark_published_body(&body, bench.table, pk, sk, 1767225600000, 604800);
+    put_request(&bench.update, "UpdateItem", body.data, body.len);
+    ob_buf_free(&body);
     const char *p = strstr(bench.update.data, "\"" "bench-p"), *s = strstr(bench.update.data, "\"" "bench-m");
     if (!p || !s)
         return -1;

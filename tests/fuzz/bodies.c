@@ -14,7 +14,9 @@
 #include "core/codec.h"
 #include "core/config.h"
 #include "core/config_schema.h"
+#include "core/json_scan.h"
 #include "core/record.h"
+#include "record_diff.h"
 
 /* A broken promise is reported like a sanitizer finding: abort(), which
  * libFuzzer saves as a crash and the unit test sees as a signal. */
@@ -200,11 +202,116 @@ static int sign(int x)
     return (x > 0) - (x < 0);
 }
 
+/* How deeply v nests (a scalar is 1). */
+static size_t json_depth(const json_t *v)
+{
+    size_t deepest = 0, i;
+    const char *key;
+    json_t *member;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, key, member) {
+            size_t d = json_depth(member);
+            deepest = d > deepest ? d : deepest;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, member) {
+            size_t d = json_depth(member);
+            deepest = d > deepest ? d : deepest;
+        }
+    }
+    return deepest + 1;
+}
+
+/* ob_records_page_decode on text[0..len), copied to a buffer of exactly
+ * len bytes so that ASan sees a read past the end. */
+static enum ob_err decode_page(const char *text, size_t len, struct ob_records_page *page, struct ob_error *err)
+{
+    char *exact = ob_xmalloc(len);
+    memcpy(exact, text, len);
+    enum ob_err rc = ob_records_page_decode(exact, len, page, err);
+    free(exact);
+    return rc;
+}
+
+/* The page decoder on the bytes as they came: whatever they hold, no
+ * crash and no leak; refused, it leaves nothing behind; decoded, each
+ * record is one ob_record_decode could give. JSON that jansson reads as
+ * an object is never refused, unless it nests deeper than the scanner
+ * skips or holds a NUL byte (jansson drops one that follows a number,
+ * which JSON does not allow). */
+static void check_page_bytes(const uint8_t *data, size_t size, const json_t *top)
+{
+    struct ob_records_page page;
+    struct ob_error err = {0};
+    enum ob_err rc = decode_page((const char *)data, size, &page, &err);
+    if (rc != OB_OK) {
+        FUZZ_ASSERT(rc == OB_ERR_INVALID && err.msg[0]);
+        FUZZ_ASSERT(page.n == 0 && !page.records && !page.next_iterator);
+        FUZZ_ASSERT(!json_is_object(top) || json_depth(top) > OB_JSCAN_MAX_DEPTH || memchr(data, 0, size));
+        return;
+    }
+    FUZZ_ASSERT(page.n == 0 || page.records);
+    FUZZ_ASSERT(!page.malformed || page.first_malformed[0]);
+    for (size_t i = 0; i < page.n; i++) {
+        const struct ob_record *r = &page.records[i];
+        FUZZ_ASSERT(r->msg.sequence_number);
+        FUZZ_ASSERT((r->kind == OB_RECORD_SKIP) == (r->skip_reason != NULL));
+        FUZZ_ASSERT((r->kind == OB_RECORD_POISON) == (r->poison_reason[0] != 0));
+        if (r->kind == OB_RECORD_MESSAGE)
+            FUZZ_ASSERT(r->msg.pk && r->msg.sk && r->msg.payload && r->msg.payload[r->msg.payload_len] == 0);
+    }
+    ob_records_page_free(&page);
+}
+
+/* The page decoder against jansson on a GetRecords answer jansson read
+ * (top, whose Records is an array): the records ob_record_decode accepts,
+ * in order and equal field by field, and the other elements counted as
+ * malformed. It runs on jansson's own rendering of top, which has no
+ * duplicate keys (jansson keeps the last, the scanner need not). */
+static void check_page_against_jansson(const json_t *top)
+{
+    if (json_depth(top) > OB_JSCAN_MAX_DEPTH)
+        return;
+    char *text = json_dumps(top, JSON_COMPACT);
+    FUZZ_ASSERT(text);
+    struct ob_records_page page;
+    struct ob_error err = {0};
+    enum ob_err rc = decode_page(text, strlen(text), &page, &err);
+    if (rc != OB_OK)
+        fprintf(stderr, "page refused: %s\n", err.msg);
+    FUZZ_ASSERT(rc == OB_OK);
+    const json_t *records = json_object_get(top, "Records");
+    FUZZ_ASSERT(page.n + page.malformed == json_array_size(records));
+    FUZZ_ASSERT(!page.malformed || page.first_malformed[0]);
+    const char *next = json_string_value(json_object_get(top, "NextShardIterator"));
+    FUZZ_ASSERT(record_diff_same_str(page.next_iterator, next));
+    size_t i, decoded = 0;
+    const json_t *rec;
+    json_array_foreach(records, i, rec) {
+        struct ob_record want = {0};
+        struct ob_error rerr = {0};
+        if (ob_record_decode(rec, &want, &rerr) == OB_OK) {
+            FUZZ_ASSERT(decoded < page.n);
+            const char *field = record_difference(&page.records[decoded], &want);
+            if (field)
+                fprintf(stderr, "element %zu (record %zu): %s differs\n", i, decoded, field);
+            FUZZ_ASSERT(!field);
+            decoded++;
+        }
+        ob_record_free(&want);
+    }
+    FUZZ_ASSERT(decoded == page.n);
+    ob_records_page_free(&page);
+    free(text);
+}
+
 int ob_fuzz_record(const uint8_t *data, size_t size)
 {
     json_t *top = json_loadb((const char *)data, size, 0, NULL);
+    check_page_bytes(data, size, top);
     const json_t *records = json_object_get(top, "Records");
     if (json_is_array(records)) {
+        check_page_against_jansson(top);
         const char *prev = NULL;
         size_t i;
         const json_t *rec;

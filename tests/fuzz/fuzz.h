@@ -12,7 +12,8 @@
 /* YAML text → ob_config_load_string, and the summary of a loaded config. */
 int ob_fuzz_config(const uint8_t *data, size_t size);
 /* One stream record as JSON, or a GetRecords response with "Records" →
- * ob_record_decode → the CloudEvents encoder for messages and poison. */
+ * ob_record_decode → the CloudEvents encoder for messages and poison;
+ * the same bytes → ob_records_page_decode, held to ob_record_decode. */
 int ob_fuzz_record(const uint8_t *data, size_t size);
 /* A message built field by field (layout in bodies.c) → the CloudEvents
  * encoder, templates and globs. */
