@@ -113,50 +113,81 @@ static void record_states(const json_t *items, const struct ob_item_key *keys, s
     }
 }
 
-/* One BatchGetItem of at most 100 keys, until nothing is unprocessed. */
-static enum ob_err state_chunk(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
-                               const struct ob_item_key *keys, size_t n, enum ob_item_state *states,
-                               struct ob_error *err)
+/* The first RequestItems of a chunk of at most 100 keys. */
+static json_t *chunk_request_items(const char *table, const struct ob_item_key *keys, size_t n)
 {
     json_t *key_list = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(key_list, json_pack("{s:{s:s},s:{s:s}}", "pk", "S", keys[i].pk, "sk", "S", keys[i].sk));
-    json_t *request_items = json_pack("{s:{s:o,s:b,s:s}}", table, "Keys", key_list, "ConsistentRead", 1,
-                                      "ProjectionExpression", "pk, sk, isPublished");
-    enum ob_err rc = OB_OK;
-    for (int round = 0; request_items; round++) {
-        json_t *req = json_pack("{s:o}", "RequestItems", request_items);
-        json_t *resp = NULL;
-        rc = ob_ddb_call(s, d, "BatchGetItem", req, &resp, err);
-        json_decref(req);
-        request_items = NULL;
-        if (rc) {
-            ob_error_prefix(err, "BatchGetItem %s", table);
-            break;
-        }
-        record_states(json_object_get(json_object_get(resp, "Responses"), table), keys, n, states);
-        json_t *unprocessed = json_object_get(resp, "UnprocessedKeys");
-        if (json_object_size(unprocessed) > 0) {
-            request_items = json_incref(unprocessed);
-            /* Unprocessed keys mean throttling: back off before asking again. */
-            usleep((useconds_t)(round < 8 ? 25000 << round : 5000000));
-        }
-        json_decref(resp);
-    }
-    return rc;
+    return json_pack("{s:{s:o,s:b,s:s}}", table, "Keys", key_list, "ConsistentRead", 1, "ProjectionExpression",
+                     "pk, sk, isPublished");
 }
 
+/* BatchGetItem per 100 keys, the chunks concurrently; each round asks
+ * again for what was unprocessed. */
 enum ob_err ob_items_state(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
                            const struct ob_item_key *keys, size_t n, enum ob_item_state *states,
                            struct ob_error *err)
 {
+    enum ob_err rc = OB_OK;
+    size_t n_chunks = (n + 99) / 100;
+    json_t **pending = ob_xcalloc(n_chunks ? n_chunks : 1, sizeof *pending);
+    struct ob_aws_call *calls = ob_xcalloc(n_chunks ? n_chunks : 1, sizeof *calls);
+    struct ob_aws_call **run = ob_xcalloc(n_chunks ? n_chunks : 1, sizeof *run);
+    char **bodies = ob_xcalloc(n_chunks ? n_chunks : 1, sizeof *bodies);
+    size_t *which = ob_xcalloc(n_chunks ? n_chunks : 1, sizeof *which);
     for (size_t i = 0; i < n; i++)
         states[i] = OB_ITEM_MISSING;
-    for (size_t off = 0; off < n; off += 100) {
-        size_t chunk = n - off < 100 ? n - off : 100;
-        enum ob_err rc = state_chunk(s, d, table, keys + off, chunk, states + off, err);
-        if (rc)
-            return rc;
+    for (size_t c = 0; c < n_chunks; c++)
+        pending[c] = chunk_request_items(table, keys + c * 100, n - c * 100 < 100 ? n - c * 100 : 100);
+    for (int round = 0; rc == OB_OK; round++) {
+        size_t k = 0;
+        for (size_t c = 0; c < n_chunks; c++) {
+            if (!pending[c])
+                continue;
+            json_t *req = json_pack("{s:O}", "RequestItems", pending[c]);
+            ob_ddb_prepare_call(d, &calls[k], "BatchGetItem", req, &bodies[k]);
+            json_decref(req);
+            which[k] = c;
+            run[k] = &calls[k];
+            k++;
+        }
+        if (k == 0)
+            break;
+        /* Unprocessed keys mean throttling: back off before asking again. */
+        if (round > 0)
+            usleep((useconds_t)(round < 8 ? 25000 << round : 5000000));
+        ob_aws_run(s, run, k);
+        for (size_t i = 0; i < k; i++) {
+            size_t c = which[i];
+            json_t *resp = calls[i].response;
+            json_decref(pending[c]);
+            pending[c] = NULL;
+            if (calls[i].result != OB_OK) {
+                if (rc == OB_OK) {
+                    rc = calls[i].result;
+                    *err = calls[i].err;
+                    ob_error_prefix(err, "BatchGetItem %s", table);
+                }
+            } else {
+                ob_ddb_account_capacity("BatchGetItem", resp);
+                size_t off = c * 100;
+                record_states(json_object_get(json_object_get(resp, "Responses"), table), keys + off,
+                              n - off < 100 ? n - off : 100, states + off);
+                json_t *unprocessed = json_object_get(resp, "UnprocessedKeys");
+                if (json_object_size(unprocessed) > 0)
+                    pending[c] = json_incref(unprocessed);
+            }
+            ob_aws_call_release(&calls[i]);
+            free(bodies[i]);
+        }
     }
-    return OB_OK;
+    for (size_t c = 0; c < n_chunks; c++)
+        json_decref(pending[c]);
+    free(pending);
+    free(calls);
+    free(run);
+    free(bodies);
+    free(which);
+    return rc;
 }

@@ -281,7 +281,10 @@ static void run(struct ob_shard_worker *w)
     const struct ob_config *cfg = r->cfg;
     struct ob_error err;
     int64_t next_fetch = 0;
-    size_t fetch_room = (size_t)cfg->stream.batch_size;
+    /* The next page is read when the window runs low, not while it holds
+     * a page: what a shard keeps decoded stays about one page, which is
+     * what bounds the daemon's memory. */
+    size_t fetch_room = 4 * (size_t)cfg->relay.max_in_flight;
 
     bool opened = false;
     while (!opened && !atomic_load(&w->stop) && !lease_gone(w)) {
