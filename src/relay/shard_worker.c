@@ -281,9 +281,10 @@ static void run(struct ob_shard_worker *w)
     const struct ob_config *cfg = r->cfg;
     struct ob_error err;
     int64_t next_fetch = 0;
-    /* The next page is read when the window runs low, not while it holds
-     * a page: what a shard keeps decoded stays about one page, which is
-     * what bounds the daemon's memory. */
+    /* The next page is read when the window runs low on work, not while
+     * it holds a page: what a shard keeps decoded stays about one page.
+     * Work, not entries: done entries behind a message that waits (a
+     * blocked key) must not stop the other keys. */
     size_t fetch_room = 4 * (size_t)cfg->relay.max_in_flight;
 
     bool opened = false;
@@ -312,7 +313,7 @@ static void run(struct ob_shard_worker *w)
         bool stopping = atomic_load(&w->stop);
         if (lease_gone(w) || (stopping && (w->pipe.window.undone == 0 || now >= atomic_load(&w->drain_deadline_ms))))
             break;
-        if (!stopping && w->iterator && ob_window_count(&w->pipe.window) < fetch_room && now >= next_fetch &&
+        if (!stopping && w->iterator && w->pipe.window.undone < fetch_room && now >= next_fetch &&
             !lease_gone(w)) {
             size_t got = fetch(w, now);
             next_fetch = now + (w->fetch_backoff_ms ? w->fetch_backoff_ms
@@ -337,7 +338,7 @@ static void run(struct ob_shard_worker *w)
         if (sent)
             continue;
         int64_t until = ob_window_next_due(&w->pipe.window, now);
-        bool may_fetch = !stopping && w->iterator && ob_window_count(&w->pipe.window) < fetch_room;
+        bool may_fetch = !stopping && w->iterator && w->pipe.window.undone < fetch_room;
         if (may_fetch && next_fetch < until)
             until = next_fetch;
         if (until == INT64_MAX)
