@@ -174,6 +174,28 @@ bool ob_jscan_array(struct ob_jscan *s)
     return enter(s, '[');
 }
 
+/* Whether the next value opens with `open`, leaving the scanner at it;
+ * otherwise the value is skipped. */
+static bool at_open(struct ob_jscan *s, char open)
+{
+    if (s->failed)
+        return false;
+    if (peek(s) == open)
+        return true;
+    ob_jscan_skip(s);
+    return false;
+}
+
+bool ob_jscan_try_object(struct ob_jscan *s)
+{
+    return at_open(s, '{') && enter(s, '{');
+}
+
+bool ob_jscan_try_array(struct ob_jscan *s)
+{
+    return at_open(s, '[') && enter(s, '[');
+}
+
 /* Inside a container at a member or element: consumes the closing
  * bracket (false), or the comma that must separate it from the previous
  * one (the first follows the opening bracket directly). */
@@ -302,6 +324,19 @@ bool ob_jscan_bool(struct ob_jscan *s, bool *out)
     }
     ob_jscan_skip(s);
     return false;
+}
+
+bool ob_jscan_object_span(struct ob_jscan *s, struct ob_jspan *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!at_open(s, '{'))
+        return false;
+    const char *start = s->p;
+    if (!ob_jscan_skip(s))
+        return false;
+    out->s = start;
+    out->len = (size_t)(s->p - start);
+    return true;
 }
 
 bool ob_jscan_done(struct ob_jscan *s)

@@ -33,6 +33,11 @@ void ob_jscan_init(struct ob_jscan *s, const char *text, size_t len);
 bool ob_jscan_object(struct ob_jscan *s);
 bool ob_jscan_array(struct ob_jscan *s);
 
+/* Enters the next value when it is an object / an array; false, without
+ * failing, when it is of another type (it is skipped). */
+bool ob_jscan_try_object(struct ob_jscan *s);
+bool ob_jscan_try_array(struct ob_jscan *s);
+
 /* The next member's key of the object entered last, leaving the scanner
  * at its value; false at the closing brace (consumed) or on error. */
 bool ob_jscan_key(struct ob_jscan *s, struct ob_jspan *key);
@@ -49,6 +54,12 @@ bool ob_jscan_string(struct ob_jscan *s, struct ob_jspan *out);
 bool ob_jscan_number(struct ob_jscan *s, struct ob_jspan *out);
 
 bool ob_jscan_bool(struct ob_jscan *s, bool *out);
+
+/* Reads the next value when it is an object, as the span of its text
+ * from brace to brace (for a second scanner to index later); false,
+ * without failing, when the value is of another type (it is skipped and
+ * *out zeroed). */
+bool ob_jscan_object_span(struct ob_jscan *s, struct ob_jspan *out);
 
 /* Skips the next value, whatever it is. */
 bool ob_jscan_skip(struct ob_jscan *s);

@@ -135,12 +135,8 @@ static bool image_scan(struct image *im, const struct ob_jspan *text)
     while (ob_jscan_key(&s, &key)) {
         struct attr *a = image_push(im);
         a->name = key;
-        struct ob_jscan inner = s;
-        if (!ob_jscan_object(&inner)) {
-            ob_jscan_skip(&s);
+        if (!ob_jscan_try_object(&s))
             continue;
-        }
-        s = inner;
         if (!ob_jscan_key(&s, &a->type))
             continue;
         struct ob_jscan v = s;
@@ -411,28 +407,6 @@ struct record_scan {
     bool has_event, has_ddb, has_seq;
 };
 
-/* Reads the value at s as an object's span; false (skipping it, *out
- * zeroed) when it is something else. */
-static bool object_span(struct ob_jscan *s, struct ob_jspan *out)
-{
-    memset(out, 0, sizeof *out);
-    struct ob_jscan peek = *s;
-    while (peek.p < peek.end && (*peek.p == ' ' || *peek.p == '\n' || *peek.p == '\r' || *peek.p == '\t'))
-        peek.p++;
-    const char *start = peek.p;
-    if (!ob_jscan_object(&peek)) {
-        ob_jscan_skip(s);
-        return false;
-    }
-    s->p = start;
-    if (!ob_jscan_skip(s))
-        return false;
-    out->s = start;
-    out->len = (size_t)(s->p - start);
-    out->escaped = false;
-    return true;
-}
-
 static bool scan_record(struct ob_jscan *s, struct record_scan *r)
 {
     memset(r, 0, sizeof *r);
@@ -443,15 +417,10 @@ static bool scan_record(struct ob_jscan *s, struct record_scan *r)
         if (ob_jspan_is(&key, "eventName")) {
             r->has_event = ob_jscan_string(s, &r->event);
         } else if (ob_jspan_is(&key, "dynamodb")) {
-            struct ob_jscan peek = *s;
-            if (!ob_jscan_object(&peek)) {
-                ob_jscan_skip(s);
-                r->has_ddb = r->has_seq = false;
-                continue;
-            }
-            *s = peek;
-            r->has_ddb = true;
             r->has_seq = false;
+            r->has_ddb = ob_jscan_try_object(s);
+            if (!r->has_ddb)
+                continue;
             while (ob_jscan_key(s, &key)) {
                 if (ob_jspan_is(&key, "SequenceNumber"))
                     r->has_seq = ob_jscan_string(s, &r->seq);
@@ -460,9 +429,9 @@ static bool scan_record(struct ob_jscan *s, struct record_scan *r)
                 else if (ob_jspan_is(&key, "SizeBytes"))
                     ob_jscan_number(s, &r->size);
                 else if (ob_jspan_is(&key, "NewImage"))
-                    object_span(s, &r->new_image);
+                    ob_jscan_object_span(s, &r->new_image);
                 else if (ob_jspan_is(&key, "Keys"))
-                    object_span(s, &r->keys);
+                    ob_jscan_object_span(s, &r->keys);
                 else
                     ob_jscan_skip(s);
             }
@@ -577,12 +546,8 @@ enum ob_err ob_records_page_decode(const char *json, size_t len, struct ob_recor
             free(out->next_iterator);
             out->next_iterator = ob_jscan_string(&s, &v) ? span_dup(&v) : NULL;
         } else if (ob_jspan_is(&key, "Records")) {
-            struct ob_jscan peek = s;
-            if (!ob_jscan_array(&peek)) {
-                ob_jscan_skip(&s);
+            if (!ob_jscan_try_array(&s))
                 continue;
-            }
-            s = peek;
             while (ob_jscan_element(&s)) {
                 struct record_scan rs;
                 struct ob_error rerr;

@@ -230,12 +230,12 @@ double ob_ddb_raw_units(const struct ob_aws_call *call)
     if (!ob_jscan_object(&s))
         return -1;
     while (ob_jscan_key(&s, &key)) {
-        struct ob_jscan peek = s;
-        if (!ob_jspan_is(&key, "ConsumedCapacity") || !ob_jscan_object(&peek)) {
+        if (!ob_jspan_is(&key, "ConsumedCapacity")) {
             ob_jscan_skip(&s);
             continue;
         }
-        s = peek;
+        if (!ob_jscan_try_object(&s))
+            continue;
         while (ob_jscan_key(&s, &key)) {
             if (ob_jspan_is(&key, "CapacityUnits") && ob_jscan_number(&s, &num) && num.len < 32) {
                 char text[32];

@@ -463,6 +463,117 @@ TEST(jscan_object_or_array_on_another_kind_of_value_fails)
     close_input(&in);
 }
 
+TEST(jscan_try_object_or_array_enters_its_kind_and_skips_any_other_without_failing)
+{
+    struct input in;
+    struct ob_jscan *s = open_text(&in, "[\"{\", 1, null, [{}], {\"a\":[1]}, true, \"[\", {\"b\":2}]");
+    struct ob_jspan k;
+    CHECK(ob_jscan_array(s));
+    for (int i = 0; i < 4; i++) {
+        CHECK(ob_jscan_element(s));
+        CHECK(!ob_jscan_try_object(s));
+        CHECK(!s->failed);
+    }
+    CHECK(ob_jscan_element(s));
+    CHECK(ob_jscan_try_object(s));
+    CHECK(ob_jscan_key(s, &k));
+    CHECK_STR(span_text(&k), "a");
+    CHECK(ob_jscan_try_array(s));
+    CHECK(ob_jscan_element(s));
+    CHECK(ob_jscan_skip(s));
+    CHECK(!ob_jscan_element(s));
+    CHECK(!ob_jscan_key(s, &k));
+    for (int i = 0; i < 3; i++) {
+        CHECK(ob_jscan_element(s));
+        CHECK(!ob_jscan_try_array(s));
+        CHECK(!s->failed);
+    }
+    CHECK(!ob_jscan_element(s));
+    CHECK(ob_jscan_done(s));
+    close_input(&in);
+}
+
+/* Whether trying to enter text as an object (or an array) fails it. */
+static bool trying_fails(const char *text, bool array)
+{
+    struct input in;
+    struct ob_jscan *s = open_text(&in, text);
+    bool entered = array ? ob_jscan_try_array(s) : ob_jscan_try_object(s);
+    bool failed = s->failed;
+    close_input(&in);
+    return !entered && failed;
+}
+
+TEST(jscan_try_object_or_array_skipping_a_malformed_value_fails)
+{
+    static const char *const not_objects[] = {"[1 2]", "[1,]", "\"abc", "tru", ""};
+    static const char *const not_arrays[] = {"{\"a\" 1}", "{\"a\":1,}", "\"abc", "tru", ""};
+    for (size_t i = 0; i < sizeof not_objects / sizeof not_objects[0]; i++)
+        if (!trying_fails(not_objects[i], false))
+            ob_test_fail(__FILE__, __LINE__, "try_object did not fail: %s", not_objects[i]);
+    for (size_t i = 0; i < sizeof not_arrays / sizeof not_arrays[0]; i++)
+        if (!trying_fails(not_arrays[i], true))
+            ob_test_fail(__FILE__, __LINE__, "try_array did not fail: %s", not_arrays[i]);
+}
+
+TEST(jscan_object_span_is_the_whole_object_from_brace_to_brace)
+{
+    struct input in;
+    struct ob_jscan *s = open_text(&in, "{\"k\": \n {\"a\":[1,{}], \"b\":\"}\"} ,\"m\":{}}");
+    struct ob_jspan k, v;
+    CHECK(ob_jscan_object(s));
+    CHECK(ob_jscan_key(s, &k));
+    CHECK(ob_jscan_object_span(s, &v));
+    CHECK(v.s == in.text + 8);
+    CHECK_STR(span_text(&v), "{\"a\":[1,{}], \"b\":\"}\"}");
+    CHECK(!v.escaped);
+    CHECK(ob_jscan_key(s, &k));
+    CHECK(ob_jscan_object_span(s, &v));
+    CHECK_STR(span_text(&v), "{}");
+    CHECK(!ob_jscan_key(s, &k));
+    CHECK(ob_jscan_done(s));
+    close_input(&in);
+}
+
+TEST(jscan_object_span_on_another_kind_of_value_skips_it_without_failing)
+{
+    struct input in;
+    struct ob_jscan *s = open_text(&in, "[[{}], \"{}\", 1, null, false, {\"a\":1}]");
+    struct ob_jspan v;
+    CHECK(ob_jscan_array(s));
+    for (int i = 0; i < 5; i++) {
+        CHECK(ob_jscan_element(s));
+        v.s = in.text;
+        CHECK(!ob_jscan_object_span(s, &v));
+        CHECK(v.s == NULL);
+        CHECK_INT(v.len, 0);
+        CHECK(!s->failed);
+    }
+    CHECK(ob_jscan_element(s));
+    CHECK(ob_jscan_object_span(s, &v));
+    CHECK_STR(span_text(&v), "{\"a\":1}");
+    CHECK(!ob_jscan_element(s));
+    CHECK(ob_jscan_done(s));
+    close_input(&in);
+}
+
+TEST(jscan_object_span_of_a_malformed_object_fails_with_no_span)
+{
+    static const char *const texts[] = {"{\"a\":}", "{\"a\":1", "{\"a\":1,}", "{1:2}"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        struct input in;
+        struct ob_jscan *s = open_text(&in, texts[i]);
+        struct ob_jspan v;
+        bool read = ob_jscan_object_span(s, &v);
+        bool failed = s->failed;
+        close_input(&in);
+        if (read || !failed || v.s) {
+            ob_test_fail(__FILE__, __LINE__, "%s: read %d, failed %d", texts[i], read, failed);
+            return;
+        }
+    }
+}
+
 TEST(jscan_white_space_is_allowed_between_all_tokens)
 {
     static const char text[] = " \t\r\n{ \"a\" \n:\t[ 1 ,\r\n\"b\" , { } ,[ ] , true , null ] ,\n\"c\"\t:\r-2.5 } \n\t";
@@ -709,6 +820,9 @@ TEST(jscan_after_a_failure_every_call_returns_false)
     CHECK(!ob_jscan_number(s, &v));
     CHECK(!ob_jscan_object(s));
     CHECK(!ob_jscan_array(s));
+    CHECK(!ob_jscan_try_object(s));
+    CHECK(!ob_jscan_try_array(s));
+    CHECK(!ob_jscan_object_span(s, &v));
     CHECK(!ob_jscan_key(s, &v));
     CHECK(!ob_jscan_done(s));
     CHECK(s->failed);
