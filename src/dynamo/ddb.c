@@ -195,11 +195,13 @@ char *ob_ddb_request_text(const char *operation, json_t *request)
     return body;
 }
 
-static void prepare(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, const char *body, size_t len)
+/* A call to one of d's two services, at that service's endpoint. */
+static void prepare(struct ob_ddb *d, const struct ob_aws_service *service, struct ob_aws_call *call,
+                    const char *operation, const char *body, size_t len)
 {
     memset(call, 0, sizeof *call);
-    call->service = &ob_service_dynamodb;
-    call->endpoint = &d->dynamodb;
+    call->service = service;
+    call->endpoint = service == &ob_service_streams ? &d->streams : &d->dynamodb;
     call->operation = operation;
     call->body = body;
     call->body_len = len;
@@ -209,15 +211,21 @@ void ob_ddb_prepare_call(struct ob_ddb *d, struct ob_aws_call *call, const char 
                          char **body_out)
 {
     char *body = ob_ddb_request_text(operation, request);
-    prepare(d, call, operation, body, strlen(body));
+    prepare(d, &ob_service_dynamodb, call, operation, body, strlen(body));
     *body_out = body;
+}
+
+void ob_ddb_prepare_raw(struct ob_ddb *d, const struct ob_aws_service *service, struct ob_aws_call *call,
+                        const char *operation, const char *body, size_t len)
+{
+    prepare(d, service, call, operation, body, len);
+    call->raw_success = true;
 }
 
 void ob_ddb_prepare_raw_call(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, const char *body,
                              size_t len)
 {
-    prepare(d, call, operation, body, len);
-    call->raw_success = true;
+    ob_ddb_prepare_raw(d, &ob_service_dynamodb, call, operation, body, len);
 }
 
 double ob_ddb_raw_units(const struct ob_aws_call *call)

@@ -71,9 +71,13 @@ void ob_ddb_account_capacity(const char *operation, const json_t *response);
 /* The request as JSON text with ReturnConsumedCapacity added for data
  * operations (caller frees). */
 char *ob_ddb_request_text(const char *operation, json_t *request);
-/* Prepares a call of a ready JSON body (borrowed until the call is
- * released) whose 2xx answer stays raw in call->rx: for the hot writes,
- * read with ob_ddb_raw_units instead of a DOM. */
+/* Prepares a call to service (ob_service_dynamodb or ob_service_streams)
+ * of a ready JSON body (borrowed until the call is released) whose 2xx
+ * answer stays raw in call->rx: for the hot paths, read with a scanner
+ * (ob_ddb_raw_units, ob_records_page_decode) instead of a DOM. */
+void ob_ddb_prepare_raw(struct ob_ddb *d, const struct ob_aws_service *service, struct ob_aws_call *call,
+                        const char *operation, const char *body, size_t len);
+/* ob_ddb_prepare_raw of a DynamoDB call (the hot writes). */
 void ob_ddb_prepare_raw_call(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, const char *body,
                              size_t len);
 /* ConsumedCapacity.CapacityUnits of a successful raw single-item answer,

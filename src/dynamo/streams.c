@@ -129,14 +129,8 @@ enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, co
     json_decref(req);
     if (!body)
         return ob_error_set(err, OB_ERR_NOMEM, "GetRecords: cannot serialize the request");
-    struct ob_aws_call call = {
-        .service = &ob_service_streams,
-        .endpoint = &d->streams,
-        .operation = "GetRecords",
-        .body = body,
-        .body_len = strlen(body),
-        .raw_success = true,
-    };
+    struct ob_aws_call call;
+    ob_ddb_prepare_raw(d, &ob_service_streams, &call, "GetRecords", body, strlen(body));
     struct ob_aws_call *one = &call;
     ob_aws_run(s, &one, 1);
     enum ob_err rc = call.result;
