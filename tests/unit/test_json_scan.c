@@ -110,17 +110,49 @@ static bool skips(const char *text)
     return skips_bytes(text, strlen(text));
 }
 
-/* Checks that each of a list of texts is rejected both ways, naming
- * every one that is not. */
-#define CHECK_ALL_REJECTED(list)                                                                   \
-    do {                                                                                           \
-        for (size_t _i = 0; _i < sizeof(list) / sizeof(list)[0]; _i++)                             \
-            if (walks((list)[_i]) || skips((list)[_i]))                                            \
-                ob_test_fail(__FILE__, __LINE__, "accepted (walk %d, skip %d): %s", walks((list)[_i]), \
-                             skips((list)[_i]), (list)[_i]);                                       \
-        if (ob_test_failed_now)                                                                    \
-            return;                                                                                \
+/* Checks that accepts (walks or skips) rejects each of a list of texts,
+ * naming every one it accepts. */
+#define CHECK_NONE_ACCEPTED(list, accepts)                                                          \
+    do {                                                                                            \
+        for (size_t _i = 0; _i < sizeof(list) / sizeof(list)[0]; _i++)                              \
+            if (accepts((list)[_i]))                                                                \
+                ob_test_fail(__FILE__, __LINE__, "%s accepted: %s", #accepts, (list)[_i]);          \
+        if (ob_test_failed_now)                                                                     \
+            return;                                                                                 \
     } while (0)
+
+/* Checks that each of a list of texts is rejected both ways. */
+#define CHECK_ALL_REJECTED(list)                                                                    \
+    do {                                                                                            \
+        CHECK_NONE_ACCEPTED(list, walks);                                                           \
+        CHECK_NONE_ACCEPTED(list, skips);                                                           \
+    } while (0)
+
+/* Reads the elements of the array text with read (ob_jscan_string,
+ * _number, _object_span): the first `others` are of another kind, each
+ * skipped without failing (false, the span zeroed); the last is read as
+ * `last`. */
+static void check_reads_only_its_kind(bool (*read)(struct ob_jscan *, struct ob_jspan *), const char *text,
+                                      int others, const char *last)
+{
+    struct input in;
+    struct ob_jscan *s = open_text(&in, text);
+    struct ob_jspan v;
+    CHECK(ob_jscan_array(s));
+    for (int i = 0; i < others; i++) {
+        CHECK(ob_jscan_element(s));
+        v.s = in.text;
+        CHECK(!read(s, &v));
+        CHECK(v.s == NULL && v.len == 0);
+        CHECK(!s->failed);
+    }
+    CHECK(ob_jscan_element(s));
+    CHECK(read(s, &v));
+    CHECK_STR(span_text(&v), last);
+    CHECK(!ob_jscan_element(s));
+    CHECK(ob_jscan_done(s));
+    close_input(&in);
+}
 
 /* ---- walking and reading ---------------------------------------------------------- */
 
@@ -410,40 +442,12 @@ TEST(jscan_nesting_beyond_the_limit_fails)
 
 TEST(jscan_string_on_another_kind_of_value_skips_it_without_failing)
 {
-    struct input in;
-    struct ob_jscan *s = open_text(&in, "[1, {\"a\":\"b\",\"c\":[\"]\"]}, null, true, [1,[2]], \"x\"]");
-    struct ob_jspan v;
-    CHECK(ob_jscan_array(s));
-    for (int i = 0; i < 5; i++) {
-        CHECK(ob_jscan_element(s));
-        CHECK(!ob_jscan_string(s, &v));
-        CHECK(!s->failed);
-    }
-    CHECK(ob_jscan_element(s));
-    CHECK(ob_jscan_string(s, &v));
-    CHECK_STR(span_text(&v), "x");
-    CHECK(!ob_jscan_element(s));
-    CHECK(ob_jscan_done(s));
-    close_input(&in);
+    check_reads_only_its_kind(ob_jscan_string, "[1, {\"a\":\"b\",\"c\":[\"]\"]}, null, true, [1,[2]], \"x\"]", 5, "x");
 }
 
 TEST(jscan_number_on_another_kind_of_value_skips_it_without_failing)
 {
-    struct input in;
-    struct ob_jscan *s = open_text(&in, "[\"1\", {\"a\":1}, null, false, [1], -2]");
-    struct ob_jspan v;
-    CHECK(ob_jscan_array(s));
-    for (int i = 0; i < 5; i++) {
-        CHECK(ob_jscan_element(s));
-        CHECK(!ob_jscan_number(s, &v));
-        CHECK(!s->failed);
-    }
-    CHECK(ob_jscan_element(s));
-    CHECK(ob_jscan_number(s, &v));
-    CHECK_STR(span_text(&v), "-2");
-    CHECK(!ob_jscan_element(s));
-    CHECK(ob_jscan_done(s));
-    close_input(&in);
+    check_reads_only_its_kind(ob_jscan_number, "[\"1\", {\"a\":1}, null, false, [1], -2]", 5, "-2");
 }
 
 TEST(jscan_object_or_array_on_another_kind_of_value_fails)
@@ -537,24 +541,7 @@ TEST(jscan_object_span_is_the_whole_object_from_brace_to_brace)
 
 TEST(jscan_object_span_on_another_kind_of_value_skips_it_without_failing)
 {
-    struct input in;
-    struct ob_jscan *s = open_text(&in, "[[{}], \"{}\", 1, null, false, {\"a\":1}]");
-    struct ob_jspan v;
-    CHECK(ob_jscan_array(s));
-    for (int i = 0; i < 5; i++) {
-        CHECK(ob_jscan_element(s));
-        v.s = in.text;
-        CHECK(!ob_jscan_object_span(s, &v));
-        CHECK(v.s == NULL);
-        CHECK_INT(v.len, 0);
-        CHECK(!s->failed);
-    }
-    CHECK(ob_jscan_element(s));
-    CHECK(ob_jscan_object_span(s, &v));
-    CHECK_STR(span_text(&v), "{\"a\":1}");
-    CHECK(!ob_jscan_element(s));
-    CHECK(ob_jscan_done(s));
-    close_input(&in);
+    check_reads_only_its_kind(ob_jscan_object_span, "[[{}], \"{}\", 1, null, false, {\"a\":1}]", 5, "{\"a\":1}");
 }
 
 TEST(jscan_object_span_of_a_malformed_object_fails_with_no_span)
@@ -635,9 +622,8 @@ TEST(jscan_missing_comma_between_members_or_elements_fails)
     CHECK(s->failed);
     close_input(&in);
 
-    CHECK(!walks("{\"a\":{} \"b\":[]}"));
-    CHECK(!walks("[\"a\" \"b\"]"));
-    CHECK(!walks("[[] {}]"));
+    static const char *const texts[] = {"{\"a\":{} \"b\":[]}", "[\"a\" \"b\"]", "[[] {}]"};
+    CHECK_NONE_ACCEPTED(texts, walks);
 }
 
 TEST(jscan_trailing_comma_fails)
@@ -663,23 +649,15 @@ TEST(jscan_trailing_comma_fails)
     CHECK(s->failed);
     close_input(&in);
 
-    CHECK(!walks("[1,2,]"));
-    CHECK(!walks("{\"a\":[],}"));
-    CHECK(!walks("[,]"));
-    CHECK(!walks("[,1]"));
-    CHECK(!walks("{,\"a\":1}"));
-    CHECK(!walks("[1,,2]"));
+    static const char *const texts[] = {"[1,2,]", "{\"a\":[],}", "[,]", "[,1]", "{,\"a\":1}", "[1,,2]"};
+    CHECK_NONE_ACCEPTED(texts, walks);
 }
 
 TEST(jscan_member_without_a_colon_or_a_string_key_fails)
 {
     static const char *const texts[] = {"{\"a\" 1}", "{\"a\"}", "{\"a\"::1}", "{1:2}", "{a:1}", "{\"a\":}",
                                         "{null:1}"};
-    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
-        if (walks(texts[i])) {
-            ob_test_fail(__FILE__, __LINE__, "walk accepted %s", texts[i]);
-            return;
-        }
+    CHECK_NONE_ACCEPTED(texts, walks);
 }
 
 /* What walking rejects, skipping the same value must reject too: a

@@ -54,20 +54,58 @@ static enum ob_record_kind decode(json_t *record, struct ob_record *r)
     return r->kind;
 }
 
-/* The poison reason when NewImage.name is set to attr_json. */
-static void poison_with(const char *name, const char *attr_json, char reason[256])
+/* Decodes insert_record() with NewImage.name set to attr_json (NULL:
+ * removed), as decode does. */
+static enum ob_record_kind decode_with(const char *name, const char *attr_json, struct ob_record *r)
 {
     json_t *rec = insert_record();
     if (attr_json)
         set_attr(rec, name, attr_json);
     else
         json_object_del(new_image(rec), name);
+    return decode(rec, r);
+}
+
+/* ob_record_decode's result for record (released), the record dropped. */
+static enum ob_err decode_result(json_t *record)
+{
+    struct ob_error err = {0};
+    struct ob_record r = {0};
+    enum ob_err rc = ob_record_decode(record, &r, &err);
+    json_decref(record);
+    ob_record_free(&r);
+    return rc;
+}
+
+/* The poison reason when NewImage.name is set to attr_json (NULL: removed). */
+static void poison_with(const char *name, const char *attr_json, char reason[256])
+{
     struct ob_record r = {0};
     reason[0] = 0;
-    if (decode(rec, &r) == OB_RECORD_POISON)
+    if (decode_with(name, attr_json, &r) == OB_RECORD_POISON)
         memcpy(reason, r.poison_reason, 256);
     ob_record_free(&r);
 }
+
+/* One row of a poison table: NewImage.name set to attr_json (NULL:
+ * removed) makes the record poison for this reason. */
+struct poison_case {
+    const char *name, *attr_json, *reason;
+};
+
+/* Checks every row, naming each one that gives another reason. */
+static void check_poison_cases(const struct poison_case *cases, size_t n, int line)
+{
+    for (size_t i = 0; i < n; i++) {
+        char reason[256];
+        poison_with(cases[i].name, cases[i].attr_json, reason);
+        if (strcmp(reason, cases[i].reason) != 0)
+            ob_test_fail(__FILE__, line, "%s %s:\n  got      \"%s\"\n  expected \"%s\"", cases[i].name,
+                         cases[i].attr_json ? cases[i].attr_json : "removed", reason, cases[i].reason);
+    }
+}
+
+#define CHECK_POISON_CASES(cases) check_poison_cases((cases), sizeof(cases) / sizeof(cases)[0], __LINE__)
 
 TEST(record_insert_decodes_every_attribute)
 {
@@ -100,10 +138,8 @@ TEST(record_payload_is_base64_decoded_and_nul_terminated)
 
 TEST(record_empty_payload_is_zero_bytes_not_poison)
 {
-    json_t *rec = insert_record();
-    set_attr(rec, "payload", "{\"S\":\"\"}");
     struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_MESSAGE);
+    CHECK_INT(decode_with("payload", "{\"S\":\"\"}", &r), OB_RECORD_MESSAGE);
     CHECK_INT(r.msg.payload_len, 0);
     CHECK(r.msg.payload);
     CHECK_INT(r.msg.payload[0], 0);
@@ -167,10 +203,8 @@ TEST(record_unknown_attributes_are_ignored)
 
 TEST(record_unparseable_created_at_is_kept_but_not_poison)
 {
-    json_t *rec = insert_record();
-    set_attr(rec, "createdAt", "{\"S\":\"yesterday\"}");
     struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_MESSAGE);
+    CHECK_INT(decode_with("createdAt", "{\"S\":\"yesterday\"}", &r), OB_RECORD_MESSAGE);
     CHECK_STR(r.msg.created_at, "yesterday");
     CHECK_INT(r.msg.created_at_ms, 0);
     ob_record_free(&r);
@@ -192,10 +226,8 @@ TEST(record_approximate_creation_time_is_fractional_seconds_to_ms)
 
 TEST(record_is_published_false_is_a_message)
 {
-    json_t *rec = insert_record();
-    set_attr(rec, "isPublished", "{\"BOOL\":false}");
     struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_MESSAGE);
+    CHECK_INT(decode_with("isPublished", "{\"BOOL\":false}", &r), OB_RECORD_MESSAGE);
     ob_record_free(&r);
 }
 
@@ -232,25 +264,20 @@ TEST(record_remove_is_skipped)
 
 TEST(record_unknown_or_missing_event_name_is_skipped_as_unknown_event)
 {
-    struct ob_record r = {0};
-    const char *reason;
-    skip_reason_of_event(json_string("insert"), &reason, &r);
-    CHECK_STR(reason, "unknown event");
-    ob_record_free(&r);
-    skip_reason_of_event(json_integer(1), &reason, &r);
-    CHECK_STR(reason, "unknown event");
-    ob_record_free(&r);
-    skip_reason_of_event(NULL, &reason, &r);
-    CHECK_STR(reason, "unknown event");
-    ob_record_free(&r);
+    json_t *const event_names[] = {json_string("insert"), json_integer(1), NULL /* absent */};
+    for (size_t i = 0; i < sizeof event_names / sizeof event_names[0]; i++) {
+        struct ob_record r = {0};
+        const char *reason;
+        skip_reason_of_event(event_names[i], &reason, &r);
+        CHECK_STR(reason, "unknown event");
+        ob_record_free(&r);
+    }
 }
 
 TEST(record_insert_of_a_published_item_is_skipped)
 {
-    json_t *rec = insert_record();
-    set_attr(rec, "isPublished", "{\"BOOL\":true}");
     struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_SKIP);
+    CHECK_INT(decode_with("isPublished", "{\"BOOL\":true}", &r), OB_RECORD_SKIP);
     CHECK_STR(r.skip_reason, "published");
     CHECK_STR(r.msg.sequence_number, "000000000000000000123");
     ob_record_free(&r);
@@ -282,22 +309,21 @@ TEST(record_insert_without_new_image_is_poison_with_keys_from_keys)
 
 TEST(record_pk_missing_or_not_a_string_is_poison)
 {
-    char reason[256];
-    poison_with("pk", NULL, reason);
-    CHECK_STR(reason, "pk is missing or not a string");
-    poison_with("pk", "{\"N\":\"1\"}", reason);
-    CHECK_STR(reason, "pk is missing or not a string");
-    poison_with("pk", "{\"S\":17}", reason);
-    CHECK_STR(reason, "pk is missing or not a string");
+    static const struct poison_case cases[] = {
+        {"pk", NULL, "pk is missing or not a string"},
+        {"pk", "{\"N\":\"1\"}", "pk is missing or not a string"},
+        {"pk", "{\"S\":17}", "pk is missing or not a string"},
+    };
+    CHECK_POISON_CASES(cases);
 }
 
 TEST(record_sk_missing_or_not_a_string_is_poison)
 {
-    char reason[256];
-    poison_with("sk", NULL, reason);
-    CHECK_STR(reason, "sk is missing or not a string");
-    poison_with("sk", "{\"B\":\"AAAA\"}", reason);
-    CHECK_STR(reason, "sk is missing or not a string");
+    static const struct poison_case cases[] = {
+        {"sk", NULL, "sk is missing or not a string"},
+        {"sk", "{\"B\":\"AAAA\"}", "sk is missing or not a string"},
+    };
+    CHECK_POISON_CASES(cases);
 }
 
 TEST(record_poison_keeps_pk_and_sk_when_they_are_strings)
@@ -314,18 +340,19 @@ TEST(record_poison_keeps_pk_and_sk_when_they_are_strings)
 
 TEST(record_payload_missing_is_poison)
 {
-    char reason[256];
-    poison_with("payload", NULL, reason);
-    CHECK_STR(reason, "payload is missing");
-    poison_with("payload", "{\"NULL\":true}", reason);
-    CHECK_STR(reason, "payload is missing");
+    static const struct poison_case cases[] = {
+        {"payload", NULL, "payload is missing"},
+        {"payload", "{\"NULL\":true}", "payload is missing"},
+    };
+    CHECK_POISON_CASES(cases);
 }
 
 TEST(record_payload_not_a_string_is_poison)
 {
-    char reason[256];
-    poison_with("payload", "{\"B\":\"eyJhIjoxfQ==\"}", reason);
-    CHECK_STR(reason, "attribute payload is not a string (B)");
+    static const struct poison_case cases[] = {
+        {"payload", "{\"B\":\"eyJhIjoxfQ==\"}", "attribute payload is not a string (B)"},
+    };
+    CHECK_POISON_CASES(cases);
 }
 
 TEST(record_payload_not_strict_base64_is_poison)
@@ -353,9 +380,10 @@ TEST(record_headers_not_a_json_object_of_strings_is_poison)
 
 TEST(record_headers_of_another_dynamodb_type_is_poison)
 {
-    char reason[256];
-    poison_with("headers", "{\"M\":{\"a\":{\"S\":\"b\"}}}", reason);
-    CHECK_STR(reason, "attribute headers is not a string (M)");
+    static const struct poison_case cases[] = {
+        {"headers", "{\"M\":{\"a\":{\"S\":\"b\"}}}", "attribute headers is not a string (M)"},
+    };
+    CHECK_POISON_CASES(cases);
 }
 
 TEST(record_string_attributes_of_another_type_are_poison)
@@ -372,47 +400,41 @@ TEST(record_string_attributes_of_another_type_are_poison)
 
 TEST(record_is_published_of_another_type_is_poison)
 {
-    char reason[256];
-    poison_with("isPublished", "{\"S\":\"true\"}", reason);
-    CHECK_STR(reason, "attribute isPublished is not a boolean (S)");
-    poison_with("isPublished", "{\"BOOL\":\"true\"}", reason);
-    CHECK_STR(reason, "attribute isPublished has a malformed BOOL value");
+    static const struct poison_case cases[] = {
+        {"isPublished", "{\"S\":\"true\"}", "attribute isPublished is not a boolean (S)"},
+        {"isPublished", "{\"BOOL\":\"true\"}", "attribute isPublished has a malformed BOOL value"},
+    };
+    CHECK_POISON_CASES(cases);
 }
 
 TEST(record_number_attributes_of_another_type_are_poison)
 {
-    char reason[256];
-    poison_with("retryCount", "{\"S\":\"3\"}", reason);
-    CHECK_STR(reason, "attribute retryCount is not a number (S)");
-    poison_with("ttl", "{\"BOOL\":true}", reason);
-    CHECK_STR(reason, "attribute ttl is not a number (BOOL)");
-    poison_with("retryCount", "{\"N\":3}", reason);
-    CHECK_STR(reason, "attribute retryCount has a malformed N value");
-    poison_with("retryCount", "{\"N\":\"-1\"}", reason);
-    CHECK_STR(reason, "attribute retryCount is not a whole number of at least 0");
-    poison_with("retryCount", "{\"N\":\"1.5\"}", reason);
-    CHECK_STR(reason, "attribute retryCount is not a whole number of at least 0");
+    static const struct poison_case cases[] = {
+        {"retryCount", "{\"S\":\"3\"}", "attribute retryCount is not a number (S)"},
+        {"ttl", "{\"BOOL\":true}", "attribute ttl is not a number (BOOL)"},
+        {"retryCount", "{\"N\":3}", "attribute retryCount has a malformed N value"},
+        {"retryCount", "{\"N\":\"-1\"}", "attribute retryCount is not a whole number of at least 0"},
+        {"retryCount", "{\"N\":\"1.5\"}", "attribute retryCount is not a whole number of at least 0"},
+    };
+    CHECK_POISON_CASES(cases);
 }
 
 TEST(record_retry_count_may_be_written_with_an_exponent)
 {
-    json_t *rec = insert_record();
-    set_attr(rec, "retryCount", "{\"N\":\"2E1\"}");
     struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_MESSAGE);
+    CHECK_INT(decode_with("retryCount", "{\"N\":\"2E1\"}", &r), OB_RECORD_MESSAGE);
     CHECK_INT(r.msg.retry_count, 20);
     ob_record_free(&r);
 }
 
 TEST(record_attribute_that_is_not_an_attribute_value_is_poison)
 {
-    char reason[256];
-    poison_with("messageType", "\"OrderPlaced\"", reason);
-    CHECK_STR(reason, "attribute messageType is not a DynamoDB attribute value");
-    poison_with("aggregateId", "{\"S\":\"a\",\"N\":\"1\"}", reason);
-    CHECK_STR(reason, "attribute aggregateId is not a DynamoDB attribute value");
-    poison_with("causationId", "{\"S\":null}", reason);
-    CHECK_STR(reason, "attribute causationId has a malformed S value");
+    static const struct poison_case cases[] = {
+        {"messageType", "\"OrderPlaced\"", "attribute messageType is not a DynamoDB attribute value"},
+        {"aggregateId", "{\"S\":\"a\",\"N\":\"1\"}", "attribute aggregateId is not a DynamoDB attribute value"},
+        {"causationId", "{\"S\":null}", "attribute causationId has a malformed S value"},
+    };
+    CHECK_POISON_CASES(cases);
 }
 
 TEST(record_poison_reason_is_the_first_problem_found)
@@ -428,30 +450,19 @@ TEST(record_poison_reason_is_the_first_problem_found)
 
 TEST(record_without_sequence_number_or_dynamodb_is_an_error)
 {
-    struct ob_error err = {0};
-    struct ob_record r = {0};
     json_t *rec = insert_record();
     json_object_del(json_object_get(rec, "dynamodb"), "SequenceNumber");
-    CHECK_INT(ob_record_decode(rec, &r, &err), OB_ERR_INVALID);
-    json_decref(rec);
-    ob_record_free(&r);
+    CHECK_INT(decode_result(rec), OB_ERR_INVALID);
 
     rec = insert_record();
     json_object_set_new(json_object_get(rec, "dynamodb"), "SequenceNumber", json_integer(123));
-    CHECK_INT(ob_record_decode(rec, &r, &err), OB_ERR_INVALID);
-    json_decref(rec);
-    ob_record_free(&r);
+    CHECK_INT(decode_result(rec), OB_ERR_INVALID);
 
     rec = insert_record();
     json_object_set_new(rec, "dynamodb", json_string("x"));
-    CHECK_INT(ob_record_decode(rec, &r, &err), OB_ERR_INVALID);
-    json_decref(rec);
-    ob_record_free(&r);
+    CHECK_INT(decode_result(rec), OB_ERR_INVALID);
 
-    json_t *not_object = json_array();
-    CHECK_INT(ob_record_decode(not_object, &r, &err), OB_ERR_INVALID);
-    json_decref(not_object);
-    ob_record_free(&r);
+    CHECK_INT(decode_result(json_array()), OB_ERR_INVALID);
 }
 
 TEST(seq_compare_orders_decimal_strings_as_numbers)
@@ -673,26 +684,27 @@ TEST(page_records_keep_stream_order)
 
 TEST(page_next_shard_iterator_is_kept_and_absent_or_null_is_null)
 {
-    static const char iterator[] = "arn:aws:dynamodb:us-east-1:1:table/outbox/stream/2025-11-25T00:00:00.000|1|AAAA";
-    struct ob_records_page page;
-    struct ob_error err = {0};
-    char *text = page_text(json_array(), iterator);
-    CHECK_INT(decode_page(text, &page, &err), OB_OK);
-    free(text);
-    CHECK_STR(page.next_iterator, iterator);
-    ob_records_page_free(&page);
-
-    CHECK_INT(decode_page("{\"Records\":[]}", &page, &err), OB_OK);
-    CHECK(!page.next_iterator);
-    ob_records_page_free(&page);
-
-    CHECK_INT(decode_page("{\"Records\":[],\"NextShardIterator\":null}", &page, &err), OB_OK);
-    CHECK(!page.next_iterator);
-    ob_records_page_free(&page);
-
-    CHECK_INT(decode_page("{\"NextShardIterator\":\"\",\"Records\":[]}", &page, &err), OB_OK);
-    CHECK_STR(page.next_iterator, "");
-    ob_records_page_free(&page);
+#define ITERATOR "arn:aws:dynamodb:us-east-1:1:table/outbox/stream/2025-11-25T00:00:00.000|1|AAAA"
+    static const struct {
+        const char *text;
+        const char *iterator; /* NULL: none */
+    } cases[] = {
+        {"{\"Records\":[],\"NextShardIterator\":\"" ITERATOR "\"}", ITERATOR},
+        {"{\"Records\":[]}", NULL},
+        {"{\"Records\":[],\"NextShardIterator\":null}", NULL},
+        {"{\"NextShardIterator\":\"\",\"Records\":[]}", ""},
+    };
+#undef ITERATOR
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct ob_records_page page;
+        struct ob_error err = {0};
+        CHECK_INT(decode_page(cases[i].text, &page, &err), OB_OK);
+        bool same = record_diff_same_str(page.next_iterator, cases[i].iterator);
+        if (!same)
+            ob_test_fail(__FILE__, __LINE__, "%s: next_iterator \"%s\"", cases[i].text,
+                         page.next_iterator ? page.next_iterator : "(null)");
+        ob_records_page_free(&page);
+    }
 }
 
 TEST(page_empty_records_array_gives_no_records)
