@@ -144,14 +144,16 @@ clean:
 
 # Benchmark instruments (tests/bench/, see its README): an in-memory DynamoDB
 # and Streams server and the client that measures its ceiling.
-BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
+# The servers share loop.c, linked into every instrument.
+BENCH_SRC := $(sort $(filter-out tests/bench/loop.c,$(wildcard tests/bench/*.c)))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+BENCH_LOOP := $(BUILD)/tests/bench/loop.o
 
-$(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB)
+$(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(BENCH_LOOP) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BENCH_LOOP) $(LIB) $(LDLIBS)
 
 tests-build: $(BENCH_BIN)
 
--include $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/bench/%.d)
+-include $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/bench/%.d) $(BENCH_LOOP:.o=.d)

@@ -11,14 +11,10 @@
  * deadline queue instead of sleeping, parsed expressions cached, item
  * images and stream records kept serialized so a GetRecords answer is a
  * concatenation. Signatures are not verified. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,13 +23,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "loop.h"
 
 #define REGION "us-east-1"
 #define ACCOUNT "000000000000"
@@ -2346,7 +2342,6 @@ struct conn {
     uint64_t out_base; /* stream offset of out.data[0] */
     uint64_t released; /* stream offset up to which answers may be sent */
     bool want_out;
-    bool dirty; /* has answers to send once this round of events is handled */
 };
 
 /* Answers waiting for their latency, in deadline order: with one fixed
@@ -2363,15 +2358,14 @@ struct pending {
 };
 
 static struct {
-    int ep, listen_fd, timer_fd, signal_fd;
+    struct bench_loop io;
+    int timer_fd;
     struct conn *conns;
     size_t n_conns;
     struct pending *q;
     size_t q_cap, q_head, q_len;
     struct ob_buf body;
-    int *dirty;
-    size_t n_dirty, dirty_cap;
-} loop = { .ep = -1, .listen_fd = -1, .timer_fd = -1, .signal_fd = -1 };
+} loop = { .io = BENCH_LOOP_INIT("ddb_bench_server"), .timer_fd = -1 };
 
 static uint64_t mono_ns(void)
 {
@@ -2383,7 +2377,7 @@ static uint64_t mono_ns(void)
 static void conn_close(int fd)
 {
     struct conn *c = &loop.conns[fd];
-    epoll_ctl(loop.ep, EPOLL_CTL_DEL, fd, NULL);
+    epoll_ctl(loop.io.ep, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
     c->open = false;
     c->gen++;
@@ -2402,7 +2396,7 @@ static void conn_watch(int fd, bool want_out)
     if (c->want_out == want_out)
         return;
     struct epoll_event ev = { .events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.fd = fd };
-    epoll_ctl(loop.ep, EPOLL_CTL_MOD, fd, &ev);
+    epoll_ctl(loop.io.ep, EPOLL_CTL_MOD, fd, &ev);
     c->want_out = want_out;
 }
 
@@ -2467,22 +2461,6 @@ static void queue_answer(int fd, uint64_t end, uint64_t due_ns)
         timer_arm(due_ns + COALESCE_NS);
 }
 
-/* Answers are sent after every ready connection was handled: the client
- * is woken by the first and finds the others, instead of being woken once
- * per answer, which costs more in the kernel than the call itself. */
-static void mark_dirty(int fd)
-{
-    struct conn *c = &loop.conns[fd];
-    if (c->dirty)
-        return;
-    if (loop.n_dirty == loop.dirty_cap) {
-        loop.dirty_cap = loop.dirty_cap ? loop.dirty_cap * 2 : 256;
-        loop.dirty = ob_xrealloc(loop.dirty, loop.dirty_cap * sizeof *loop.dirty);
-    }
-    loop.dirty[loop.n_dirty++] = fd;
-    c->dirty = true;
-}
-
 static void release_due(void)
 {
     uint64_t expirations, now = mono_ns();
@@ -2497,7 +2475,7 @@ static void release_due(void)
             continue;
         if (p.end > c->released)
             c->released = p.end;
-        mark_dirty(p.fd);
+        bench_loop_mark(&loop.io, p.fd);
     }
     if (loop.q_len)
         timer_arm(loop.q[loop.q_head].due_ns + COALESCE_NS);
@@ -2614,41 +2592,33 @@ static void conn_readable(int fd)
         queue_answer(fd, after, mono_ns() + (uint64_t)srv.latency_ms * 1000000u);
     else
         c->released = after;
-    mark_dirty(fd);
+    bench_loop_mark(&loop.io, fd);
 }
 
-static void flush_dirty(void)
+static void flush_if_open(int fd)
 {
-    for (size_t i = 0; i < loop.n_dirty; i++) {
-        struct conn *c = &loop.conns[loop.dirty[i]];
-        c->dirty = false;
-        if (c->open)
-            conn_flush(loop.dirty[i]);
-    }
-    loop.n_dirty = 0;
+    if (loop.conns[fd].open)
+        conn_flush(fd);
 }
 
-static void accept_all(void)
+static uint32_t conn_accept(int fd)
 {
-    for (;;) {
-        int fd = accept4(loop.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return;
-        if ((size_t)fd >= loop.n_conns) {
-            size_t n = (size_t)fd * 2 + 16;
-            loop.conns = ob_xrealloc(loop.conns, n * sizeof *loop.conns);
-            memset(loop.conns + loop.n_conns, 0, (n - loop.n_conns) * sizeof *loop.conns);
-            loop.n_conns = n;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct conn *c = &loop.conns[fd];
-        unsigned gen = c->gen;
-        struct ob_buf in = c->in, out = c->out;
-        *c = (struct conn){ .open = true, .gen = gen, .in = in, .out = out };
-        struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
-        epoll_ctl(loop.ep, EPOLL_CTL_ADD, fd, &ev);
-    }
+    loop.conns = bench_slots_reserve(loop.conns, &loop.n_conns, sizeof *loop.conns, (size_t)fd);
+    struct conn *c = &loop.conns[fd];
+    unsigned gen = c->gen;
+    struct ob_buf in = c->in, out = c->out;
+    *c = (struct conn){ .open = true, .gen = gen, .in = in, .out = out };
+    return EPOLLIN;
+}
+
+static void handle_event(int fd, uint32_t events)
+{
+    if (fd == loop.timer_fd)
+        release_due();
+    else if (loop.conns[fd].open && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        conn_readable(fd);
+    else if (loop.conns[fd].open && (events & EPOLLOUT))
+        conn_flush(fd);
 }
 
 static int usage(void)
@@ -2657,36 +2627,6 @@ static int usage(void)
           "  port 0 picks a free port; the bound one is printed as \"listening on 127.0.0.1:P\"\n",
           stderr);
     return 64;
-}
-
-static bool int_arg(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
-static int listen_on(long port)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof a;
-    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
-        perror("ddb_bench_server: listen");
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    printf("listening on 127.0.0.1:%u\n", ntohs(a.sin_port));
-    fflush(stdout);
-    return fd;
 }
 
 /* Frees everything, so a sanitizer build reports real leaks at exit. */
@@ -2700,7 +2640,6 @@ static void shutdown_all(void)
     }
     free(loop.conns);
     free(loop.q);
-    free(loop.dirty);
     ob_buf_free(&loop.body);
     while (srv.tables) {
         struct table *t = srv.tables;
@@ -2715,10 +2654,9 @@ static void shutdown_all(void)
     free(srv.image.v);
     free(srv.doc.t);
     ob_buf_free(&srv.doc.strs);
-    int fds[] = { loop.listen_fd, loop.ep, loop.timer_fd, loop.signal_fd };
-    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+    if (loop.timer_fd >= 0)
+        close(loop.timer_fd);
+    bench_loop_close(&loop.io);
 }
 
 int main(int argc, char **argv)
@@ -2727,63 +2665,35 @@ int main(int argc, char **argv)
     int rc = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--port") == 0 && val && int_arg(val, 0, 65535, &port))
+        if (strcmp(a, "--port") == 0 && val && bench_int_arg(val, 0, 65535, &port))
             i++;
-        else if (strcmp(a, "--latency-ms") == 0 && val && int_arg(val, 0, 60000, &v))
+        else if (strcmp(a, "--latency-ms") == 0 && val && bench_int_arg(val, 0, 60000, &v))
             srv.latency_ms = (int)v, i++;
-        else if (strcmp(a, "--shards") == 0 && val && int_arg(val, 1, 100000, &v))
+        else if (strcmp(a, "--shards") == 0 && val && bench_int_arg(val, 1, 100000, &v))
             srv.shards = (unsigned)v, i++;
-        else if (strcmp(a, "--seq-width") == 0 && val && int_arg(val, 12, 40, &v))
+        else if (strcmp(a, "--seq-width") == 0 && val && bench_int_arg(val, 12, 40, &v))
             srv.seq_width = (int)v, i++;
         else
             return usage();
     }
     if (port < 0)
         return usage();
-    signal(SIGPIPE, SIG_IGN);
-    /* SIGINT and SIGTERM end the loop through a signalfd, for a clean exit. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stop, NULL);
-    loop.signal_fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
-    loop.listen_fd = listen_on(port);
-    loop.ep = epoll_create1(EPOLL_CLOEXEC);
+    loop.io.on_accept = conn_accept;
+    loop.io.on_event = handle_event;
+    loop.io.on_flush = flush_if_open;
+    if (bench_loop_open(&loop.io, port) < 0) {
+        rc = 71;
+        goto out;
+    }
     loop.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (loop.listen_fd < 0 || loop.ep < 0 || loop.timer_fd < 0 || loop.signal_fd < 0) {
+    if (loop.timer_fd < 0) {
         perror("ddb_bench_server: setup");
         rc = 71;
         goto out;
     }
-    int watched[] = { loop.listen_fd, loop.timer_fd, loop.signal_fd };
-    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
-        struct epoll_event ev = { .events = EPOLLIN, .data.fd = watched[i] };
-        epoll_ctl(loop.ep, EPOLL_CTL_ADD, watched[i], &ev);
-    }
-    struct epoll_event evs[512];
-    for (bool running = true; running;) {
-        int n = epoll_wait(loop.ep, evs, 512, -1);
-        if (n < 0 && errno != EINTR) {
-            perror("ddb_bench_server: epoll_wait");
-            rc = 71;
-            goto out;
-        }
-        for (int i = 0; i < n; i++) {
-            int fd = evs[i].data.fd;
-            if (fd == loop.listen_fd)
-                accept_all();
-            else if (fd == loop.timer_fd)
-                release_due();
-            else if (fd == loop.signal_fd)
-                running = false;
-            else if (loop.conns[fd].open && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-                conn_readable(fd);
-            else if (loop.conns[fd].open && (evs[i].events & EPOLLOUT))
-                conn_flush(fd);
-        }
-        flush_dirty();
-    }
+    bench_loop_watch(&loop.io, loop.timer_fd, EPOLLIN);
+    if (bench_loop_run(&loop.io) < 0)
+        rc = 71;
 out:
     shutdown_all();
     return rc;

@@ -18,13 +18,9 @@
  * relay. One epoll loop, keep-alive and pipelining, one recv per readable
  * event, requests parsed in place, ids kept in one arena, all answers of
  * an event round leaving each connection in one send. */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,13 +28,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "loop.h"
 
 #define RECV_SIZE (64u << 10)
 #define MAX_HEAD (64u << 10)
@@ -52,7 +48,6 @@ struct conn {
     bool close_after; /* no more requests are read: Connection: close, 400 or EOF */
     bool continued;   /* 100 Continue sent for the request being received */
     bool want_out;
-    bool dirty; /* has answers to send once this round of events is handled */
     uint32_t events;
     struct ob_buf in, out;
     size_t in_off, out_off;
@@ -64,18 +59,16 @@ struct rec {
 };
 
 static struct {
-    int ep, listen_fd, signal_fd;
+    struct bench_loop io;
     struct conn *conns;
     size_t n_conns;
-    int *dirty;
-    size_t n_dirty, dirty_cap;
     char answer[96]; /* status line and Content-Length: 0 */
     size_t answer_len;
     struct rec *recs;
     size_t n_recs, recs_cap;
     struct ob_buf ids;
     uint64_t requests;
-} loop = { .ep = -1, .listen_fd = -1, .signal_fd = -1 };
+} loop = { .io = BENCH_LOOP_INIT("http_receiver") };
 
 static uint64_t real_us(void)
 {
@@ -87,7 +80,7 @@ static uint64_t real_us(void)
 static void conn_close(int fd)
 {
     struct conn *c = &loop.conns[fd];
-    epoll_ctl(loop.ep, EPOLL_CTL_DEL, fd, NULL);
+    epoll_ctl(loop.io.ep, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
     c->open = false;
     ob_buf_free(&c->in);
@@ -103,7 +96,7 @@ static void conn_watch(int fd)
     if (events == c->events)
         return;
     struct epoll_event ev = { .events = events, .data.fd = fd };
-    epoll_ctl(loop.ep, EPOLL_CTL_MOD, fd, &ev);
+    epoll_ctl(loop.io.ep, EPOLL_CTL_MOD, fd, &ev);
     c->events = events;
 }
 
@@ -134,30 +127,10 @@ static void conn_flush(int fd)
         conn_watch(fd);
 }
 
-/* Answers are sent after every ready connection was handled, so the
- * client is woken once per round rather than once per answer. */
-static void mark_dirty(int fd)
+static void flush_if_open(int fd)
 {
-    struct conn *c = &loop.conns[fd];
-    if (c->dirty)
-        return;
-    if (loop.n_dirty == loop.dirty_cap) {
-        loop.dirty_cap = loop.dirty_cap ? loop.dirty_cap * 2 : 256;
-        loop.dirty = ob_xrealloc(loop.dirty, loop.dirty_cap * sizeof *loop.dirty);
-    }
-    loop.dirty[loop.n_dirty++] = fd;
-    c->dirty = true;
-}
-
-static void flush_dirty(void)
-{
-    for (size_t i = 0; i < loop.n_dirty; i++) {
-        struct conn *c = &loop.conns[loop.dirty[i]];
-        c->dirty = false;
-        if (c->open)
-            conn_flush(loop.dirty[i]);
-    }
-    loop.n_dirty = 0;
+    if (loop.conns[fd].open)
+        conn_flush(fd);
 }
 
 static bool name_is(const char *name, size_t n, const char *want)
@@ -347,7 +320,7 @@ static void conn_readable(int fd)
     }
     if (r == 0) { /* the peer is done sending: answer what it sent, then close */
         c->close_after = true;
-        mark_dirty(fd);
+        bench_loop_mark(&loop.io, fd);
         return;
     }
     c->in.len += (size_t)r;
@@ -367,28 +340,30 @@ static void conn_readable(int fd)
         c->in_off = 0;
     }
     if (c->out.len > c->out_off || c->close_after)
-        mark_dirty(fd);
+        bench_loop_mark(&loop.io, fd);
 }
 
-static void accept_all(void)
+static uint32_t conn_accept(int fd)
 {
-    for (;;) {
-        int fd = accept4(loop.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return;
-        if ((size_t)fd >= loop.n_conns) {
-            size_t n = (size_t)fd * 2 + 16;
-            loop.conns = ob_xrealloc(loop.conns, n * sizeof *loop.conns);
-            memset(loop.conns + loop.n_conns, 0, (n - loop.n_conns) * sizeof *loop.conns);
-            loop.n_conns = n;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct conn *c = &loop.conns[fd];
-        *c = (struct conn){ .open = true, .events = EPOLLIN | EPOLLRDHUP };
-        struct epoll_event ev = { .events = c->events, .data.fd = fd };
-        epoll_ctl(loop.ep, EPOLL_CTL_ADD, fd, &ev);
-    }
+    loop.conns = bench_slots_reserve(loop.conns, &loop.n_conns, sizeof *loop.conns, (size_t)fd);
+    struct conn *c = &loop.conns[fd];
+    *c = (struct conn){ .open = true, .events = EPOLLIN | EPOLLRDHUP };
+    return c->events;
+}
+
+static void conn_event(int fd, uint32_t e)
+{
+    struct conn *c = &loop.conns[fd];
+    if (!c->open)
+        return;
+    if (e & EPOLLERR)
+        conn_close(fd); /* reset: drop it quietly */
+    else if (!c->close_after && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)))
+        conn_readable(fd);
+    else if (e & EPOLLHUP)
+        conn_close(fd); /* closing, and the peer is gone too */
+    else if (e & EPOLLOUT)
+        bench_loop_mark(&loop.io, fd);
 }
 
 static const char *reason(long code)
@@ -417,36 +392,6 @@ static int usage(void)
           "  CODE (200-599, default 204) answers every request but GET /count\n",
           stderr);
     return 64;
-}
-
-static bool int_arg(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
-static int listen_on(long port)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof a;
-    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
-        perror("http_receiver: listen");
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    printf("listening on 127.0.0.1:%u\n", ntohs(a.sin_port));
-    fflush(stdout);
-    return fd;
 }
 
 static int write_log(const char *path)
@@ -478,13 +423,9 @@ static void shutdown_all(void)
         ob_buf_free(&loop.conns[fd].out);
     }
     free(loop.conns);
-    free(loop.dirty);
     free(loop.recs);
     ob_buf_free(&loop.ids);
-    int fds[] = { loop.listen_fd, loop.ep, loop.signal_fd };
-    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+    bench_loop_close(&loop.io);
 }
 
 int main(int argc, char **argv)
@@ -494,9 +435,9 @@ int main(int argc, char **argv)
     int rc = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--port") == 0 && val && int_arg(val, 0, 65535, &port))
+        if (strcmp(a, "--port") == 0 && val && bench_int_arg(val, 0, 65535, &port))
             i++;
-        else if (strcmp(a, "--status") == 0 && val && int_arg(val, 200, 599, &status))
+        else if (strcmp(a, "--status") == 0 && val && bench_int_arg(val, 200, 599, &status))
             i++;
         else if (strcmp(a, "--log") == 0 && val)
             log_path = val, i++;
@@ -507,57 +448,12 @@ int main(int argc, char **argv)
         return usage();
     loop.answer_len = (size_t)snprintf(loop.answer, sizeof loop.answer, "HTTP/1.1 %ld %s\r\nContent-Length: 0\r\n",
                                        status, reason(status));
-    signal(SIGPIPE, SIG_IGN);
-    /* SIGINT and SIGTERM end the loop through a signalfd, for a clean exit. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stop, NULL);
-    loop.signal_fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
-    loop.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (loop.signal_fd < 0 || loop.ep < 0) {
-        perror("http_receiver: setup");
+    loop.io.on_accept = conn_accept;
+    loop.io.on_event = conn_event;
+    loop.io.on_flush = flush_if_open;
+    if (bench_loop_open(&loop.io, port) < 0 || bench_loop_run(&loop.io) < 0) {
         rc = 71;
         goto out;
-    }
-    if ((loop.listen_fd = listen_on(port)) < 0) {
-        rc = 71;
-        goto out;
-    }
-    int watched[] = { loop.listen_fd, loop.signal_fd };
-    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
-        struct epoll_event ev = { .events = EPOLLIN, .data.fd = watched[i] };
-        epoll_ctl(loop.ep, EPOLL_CTL_ADD, watched[i], &ev);
-    }
-    struct epoll_event evs[512];
-    for (bool running = true; running;) {
-        int n = epoll_wait(loop.ep, evs, 512, -1);
-        if (n < 0 && errno != EINTR) {
-            perror("http_receiver: epoll_wait");
-            rc = 71;
-            goto out;
-        }
-        for (int i = 0; i < n; i++) {
-            int fd = evs[i].data.fd;
-            uint32_t e = evs[i].events;
-            if (fd == loop.listen_fd) {
-                accept_all();
-            } else if (fd == loop.signal_fd) {
-                running = false;
-            } else if (loop.conns[fd].open) {
-                struct conn *c = &loop.conns[fd];
-                if (e & EPOLLERR)
-                    conn_close(fd); /* reset: drop it quietly */
-                else if (!c->close_after && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)))
-                    conn_readable(fd);
-                else if (e & EPOLLHUP)
-                    conn_close(fd); /* closing, and the peer is gone too */
-                else if (e & EPOLLOUT)
-                    mark_dirty(fd);
-            }
-        }
-        flush_dirty();
     }
     fprintf(stderr, "http_receiver: %" PRIu64 " requests, %zu messages\n", loop.requests, loop.n_recs);
     if (log_path && write_log(log_path) < 0)
