@@ -279,52 +279,55 @@ def ceiling_once(backend):
     return with_backend(backend, run)
 
 
-def latency_once(backend, rate):
+def with_ready_relay(backend, measure):
+    """On a fresh backend: the outbox table, a Receiver and an outboxd that owns its shards.
+    Returns what measure(server, d, recv) returns and the receiver's arrivals, both stopped."""
     def run(server):
         create_outbox_table(server, "outbox")
         recv = Receiver()
         d = Outboxd(server.endpoint, recv.url)
         try:
             d.wait_ready()
-            count = int(rate * LATENCY_SECONDS)
-            rows = produce(server.endpoint, count, 8 if backend.latency_ms is None else 32, rate=rate, ids=True)
-            deadline = time.time() + 120
-            while recv.count() < count and time.time() < deadline:
-                time.sleep(0.05)
+            result = measure(server, d, recv)
         finally:
             d.stop()
             arrivals = recv.stop()
-        seen = {}
-        for mid, us in arrivals:
-            seen.setdefault(mid, us)
-        lat = sorted(seen[m] / 1000 - w for m, w in rows.items() if m in seen)
-        if len(lat) < len(rows):
-            raise RuntimeError(f"latency: {len(rows) - len(lat)} of {len(rows)} messages never arrived")
-        return {"rate": rate, "messages": len(lat), "poll_ms": POLL_MS,
-                "p50_ms": round(percentile(lat, 50), 1), "p99_ms": round(percentile(lat, 99), 1),
-                "max_ms": round(lat[-1], 1)}
+        return result, arrivals
     return with_backend(backend, run)
+
+
+def latency_once(backend, rate):
+    count = int(rate * LATENCY_SECONDS)
+
+    def measure(server, d, recv):
+        rows = produce(server.endpoint, count, 8 if backend.latency_ms is None else 32, rate=rate, ids=True)
+        deadline = time.time() + 120
+        while recv.count() < count and time.time() < deadline:
+            time.sleep(0.05)
+        return rows
+    rows, arrivals = with_ready_relay(backend, measure)
+    seen = {}
+    for mid, us in arrivals:
+        seen.setdefault(mid, us)
+    lat = sorted(seen[m] / 1000 - w for m, w in rows.items() if m in seen)
+    if len(lat) < len(rows):
+        raise RuntimeError(f"latency: {len(rows) - len(lat)} of {len(rows)} messages never arrived")
+    return {"rate": rate, "messages": len(lat), "poll_ms": POLL_MS,
+            "p50_ms": round(percentile(lat, 50), 1), "p99_ms": round(percentile(lat, 99), 1),
+            "max_ms": round(lat[-1], 1)}
 
 
 def idle_once(backend):
-    def run(server):
-        create_outbox_table(server, "outbox")
-        recv = Receiver()
-        d = Outboxd(server.endpoint, recv.url)
-        try:
-            d.wait_ready()
-            time.sleep(2)
-            c0, g0, t0 = cpu_seconds(d.pid), get_records(d), time.time()
-            time.sleep(IDLE_SECONDS)
-            c1, g1, t1 = cpu_seconds(d.pid), get_records(d), time.time()
-            rss = status_kib(d.pid, "VmRSS")
-        finally:
-            d.stop()
-            recv.stop()
+    def measure(server, d, recv):
+        time.sleep(2)
+        c0, g0, t0 = cpu_seconds(d.pid), get_records(d), time.time()
+        time.sleep(IDLE_SECONDS)
+        c1, g1, t1 = cpu_seconds(d.pid), get_records(d), time.time()
         return {"seconds": round(t1 - t0, 1), "cpu_percent": round(100 * (c1 - c0) / (t1 - t0), 3),
-                "rss_kib": rss, "get_records_per_s": round((g1 - g0) / (t1 - t0), 2), "poll_ms": POLL_MS,
-                "shards": backend.shards}
-    return with_backend(backend, run)
+                "rss_kib": status_kib(d.pid, "VmRSS"), "get_records_per_s": round((g1 - g0) / (t1 - t0), 2),
+                "poll_ms": POLL_MS, "shards": backend.shards}
+    result, _arrivals = with_ready_relay(backend, measure)
+    return result
 
 
 def get_records(d):
