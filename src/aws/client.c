@@ -1,7 +1,5 @@
 #include "aws/client.h"
-#include "aws/multi.h"
 
-#include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -32,22 +30,13 @@ struct ob_aws_client {
 
 struct ob_aws_session {
     struct ob_aws_client *client;
-    struct ob_multi *multi;
-    CURL **idle;       /* easy handles kept for reuse */
-    size_t n_idle;
+    struct ob_http_client *http;
     atomic_bool canceled;
     struct {
         char operation[40];
         struct ob_metric_series *requests;
     } counters[SESSION_COUNTERS];
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_global(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static int64_t now_ms(void)
 {
@@ -86,14 +75,21 @@ enum ob_err ob_aws_endpoint_parse(const char *url, struct ob_aws_endpoint *ep, s
             break;
         }
     size_t keep = host_len;
+    long port = default_port;
     if (colon) {
         char *end;
-        long port = strtol(colon + 1, &end, 10);
+        port = strtol(colon + 1, &end, 10);
         if (end != rest + host_len || port <= 0 || port > 65535)
             return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' has a bad port", url);
         if (port == default_port)
             keep = (size_t)(colon - rest);
     }
+    size_t name_len = colon ? (size_t)(colon - rest) : host_len;
+    char port_text[8];
+    snprintf(port_text, sizeof port_text, "%ld", port);
+    char *name = ob_xstrndup(rest, name_len);
+    ob_http_origin_set(&ep->origin, default_port == 443, name, port_text);
+    free(name);
     ep->host = ob_xstrndup(rest, keep);
     ep->path = ob_xstrdup(rest[host_len] == '/' ? rest + host_len : "/");
     ep->url = ob_xstrdup(url);
@@ -105,13 +101,13 @@ void ob_aws_endpoint_free(struct ob_aws_endpoint *ep)
     free(ep->url);
     free(ep->host);
     free(ep->path);
+    ob_http_origin_free(&ep->origin);
     memset(ep, 0, sizeof *ep);
 }
 
 enum ob_err ob_aws_client_create(const struct ob_aws_client_options *opt, struct ob_aws_client **out,
                                  struct ob_error *err)
 {
-    pthread_once(&curl_once, curl_global);
     if (!opt->region || !*opt->region)
         return ob_error_set(err, OB_ERR_CONFIG, "no AWS region: set aws.region or AWS_REGION");
     struct ob_aws_client *c = ob_xcalloc(1, sizeof *c);
@@ -162,14 +158,18 @@ struct ob_aws_session *ob_aws_session_create(struct ob_aws_client *c)
 {
     struct ob_aws_session *s = ob_xcalloc(1, sizeof *s);
     s->client = c;
-    s->multi = ob_multi_create();
-    if (!s->multi) {
+    struct ob_http_client_options ho = {
+        .max_connections = c->max_connections,
+        .connect_timeout_ms = c->connect_timeout_ms,
+        .request_timeout_ms = c->request_timeout_ms,
+        .tls_verify = true,
+    };
+    struct ob_error err = { 0 };
+    s->http = ob_http_client_create(&ho, &err);
+    if (!s->http) {
         free(s);
         return NULL;
     }
-    curl_multi_setopt(ob_multi_curl(s->multi), CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->max_connections);
-    curl_multi_setopt(ob_multi_curl(s->multi), CURLMOPT_MAXCONNECTS, (long)c->max_connections);
-    s->idle = ob_xcalloc((size_t)c->max_connections, sizeof *s->idle);
     atomic_init(&s->canceled, false);
     return s;
 }
@@ -178,17 +178,14 @@ void ob_aws_session_destroy(struct ob_aws_session *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n_idle; i++)
-        curl_easy_cleanup(s->idle[i]);
-    free(s->idle);
-    ob_multi_destroy(s->multi);
+    ob_http_client_destroy(s->http);
     free(s);
 }
 
 void ob_aws_session_cancel(struct ob_aws_session *s)
 {
     atomic_store(&s->canceled, true);
-    ob_multi_wakeup(s->multi);
+    ob_http_client_wakeup(s->http);
 }
 
 void ob_aws_call_release(struct ob_aws_call *call)
@@ -197,6 +194,7 @@ void ob_aws_call_release(struct ob_aws_call *call)
         json_decref(call->response);
     call->response = NULL;
     ob_buf_free(&call->rx);
+    ob_buf_free(&call->head);
 }
 
 /* AWS error names (after the last '#') and what they mean to outboxd. */
@@ -263,55 +261,10 @@ void ob_aws_classify_error(long http_status, const json_t *body, struct ob_error
         snprintf(err->aws_type, sizeof err->aws_type, "%s", name);
 }
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct ob_aws_call *call = userdata;
-    ob_buf_append(&call->rx, ptr, size * nmemb);
-    return size * nmemb;
-}
-
-/* An easy handle with the options every call shares; a call sets only
- * what is its own (curl_easy_reset per call would cost more than the
- * call's own work on loopback). */
-static CURL *session_easy(struct ob_aws_session *s)
-{
-    if (s->n_idle)
-        return s->idle[--s->n_idle];
-    struct ob_aws_client *c = s->client;
-    CURL *e = curl_easy_init();
-    if (!e)
-        return NULL;
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    return e;
-}
-
-static void session_easy_return(struct ob_aws_session *s, CURL *e)
-{
-    if (s->n_idle < (size_t)s->client->max_connections) {
-        /* Nothing of the finished call may outlive it in the handle. */
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
-        s->idle[s->n_idle++] = e;
-    } else {
-        curl_easy_cleanup(e);
-    }
-}
-
 static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call, struct ob_error *err)
 {
     struct ob_aws_client *c = s->client;
     enum ob_err rc = OB_OK;
-    struct curl_slist *hl = NULL;
-    struct ob_buf line = { 0 };
     struct ob_sigv4_signed sig = { 0 };
     char target[128];
     snprintf(target, sizeof target, "%s.%s", call->service->target_prefix, call->operation);
@@ -342,59 +295,34 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
     if (rc)
         goto out;
 
-    for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++) {
-        ob_buf_reset(&line);
-        ob_buf_cat(&line, hdrs[i].name, ": ", hdrs[i].value, NULL);
-        hl = curl_slist_append(hl, line.data);
-    }
-    for (size_t i = 0; i < sig.n_add; i++) {
-        ob_buf_reset(&line);
-        ob_buf_cat(&line, sig.add[i].name, ": ", sig.add[i].value, NULL);
-        hl = curl_slist_append(hl, line.data);
-    }
-    ob_buf_reset(&line);
-    ob_buf_cat(&line, "Authorization: ", ob_buf_cstr(&sig.authorization), NULL);
-    hl = curl_slist_append(hl, line.data);
-    hl = curl_slist_append(hl, "Expect:");
-    hl = curl_slist_append(hl, "Accept:");
-    hl = curl_slist_append(hl, "User-Agent: outboxd/" OUTBOXD_VERSION);
-    if (!hl) {
-        rc = ob_error_set(err, OB_ERR_NOMEM, "cannot build request headers");
-        goto out;
-    }
+    char length[24];
+    snprintf(length, sizeof length, "%zu", call->body_len);
+    struct ob_buf *h = &call->head;
+    ob_buf_reset(h);
+    ob_buf_cat(h, "POST ", call->endpoint->path, " HTTP/1.1\r\n", NULL);
+    for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
+        ob_buf_cat(h, hdrs[i].name, ": ", hdrs[i].value, "\r\n", NULL);
+    for (size_t i = 0; i < sig.n_add; i++)
+        ob_buf_cat(h, sig.add[i].name, ": ", sig.add[i].value, "\r\n", NULL);
+    ob_buf_cat(h, "Authorization: ", ob_buf_cstr(&sig.authorization), "\r\n",
+               "User-Agent: outboxd/" OUTBOXD_VERSION "\r\n", "Content-Length: ", length, "\r\n\r\n", NULL);
 
-    CURL *e = session_easy(s);
-    if (!e) {
-        rc = ob_error_set(err, OB_ERR_NOMEM, "cannot create a curl handle");
-        goto out;
-    }
     ob_buf_reset(&call->rx);
-    curl_easy_setopt(e, CURLOPT_URL, call->endpoint->url);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, call);
-    ob_multi_add(s->multi, e);
-    call->easy = e;
-    call->headers = hl;
-    hl = NULL;
+    call->exchange = (struct ob_http_exchange){
+        .origin = &call->endpoint->origin,
+        .head = h->data,
+        .head_len = h->len,
+        .body = call->body,
+        .body_len = call->body_len,
+        .rx = &call->rx,
+        .user = call,
+    };
+    ob_http_client_start(s->http, &call->exchange);
     call->attempts++;
     call->state = CALL_ACTIVE;
 out:
-    curl_slist_free_all(hl);
-    ob_buf_free(&line);
     ob_sigv4_signed_free(&sig);
     return rc;
-}
-
-static void call_detach(struct ob_aws_session *s, struct ob_aws_call *call)
-{
-    ob_multi_remove(s->multi, call->easy);
-    session_easy_return(s, call->easy);
-    curl_slist_free_all(call->headers);
-    call->easy = NULL;
-    call->headers = NULL;
 }
 
 static void labels_operation(struct ob_buf *b, const char *operation)
@@ -424,8 +352,9 @@ static void count_request(struct ob_aws_session *s, const char *operation)
 }
 
 /* Decides the outcome of a finished attempt: done, or wait and retry. */
-static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *call, CURLcode cc)
+static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *call)
 {
+    const struct ob_http_exchange *ex = &call->exchange;
     struct ob_aws_client *c = s->client;
     bool timeout = false;
     long status = 0;
@@ -436,13 +365,12 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
     ob_error_clear(&call->err);
     count_request(s, call->operation);
 
-    if (cc != CURLE_OK) {
-        timeout = cc == CURLE_OPERATION_TIMEDOUT;
-        ob_error_set(&call->err, OB_ERR_NETWORK, "%s %s: %s", call->operation, call->endpoint->url,
-                     curl_easy_strerror(cc));
+    if (ex->failure != OB_HTTP_OK) {
+        timeout = ex->failure == OB_HTTP_TIMEOUT;
+        ob_error_set(&call->err, OB_ERR_NETWORK, "%s %s: %s", call->operation, call->endpoint->url, ex->error);
         call->err.retriable = true;
     } else {
-        curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+        status = ex->status;
         json_error_t jerr;
         bool success = status >= 200 && status < 300;
         call->response = call->rx.len && !(success && call->raw_success)
@@ -458,7 +386,6 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
         }
     }
     call->http_status = status;
-    call_detach(s, call);
 
     if (call->err.code == OB_OK) {
         ob_retry_on_success(&c->retry, call->retry_cost);
@@ -494,7 +421,7 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
 static void call_cancel(struct ob_aws_session *s, struct ob_aws_call *call)
 {
     if (call->state == CALL_ACTIVE)
-        call_detach(s, call);
+        ob_http_client_abort(s->http, &call->exchange);
     ob_error_set(&call->err, OB_ERR_NETWORK, "%s: canceled (shutting down)", call->operation);
     call->result = OB_ERR_NETWORK;
     call->state = CALL_DONE;
@@ -544,26 +471,17 @@ void ob_aws_run(struct ob_aws_session *s, struct ob_aws_call *const *calls, size
             }
             active++;
         }
-        /* Not waiting when a call is due, or when curl has just been
-         * given new transfers (its timer says so). */
-        ob_multi_drive(s->multi, active && wait > 0 ? (int)wait : 0);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(ob_multi_curl(s->multi), &left))) {
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            struct ob_aws_call *call = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
-            CURLcode cc = msg->data.result;
+        /* Sends what was just started, then waits for an answer, a
+         * retry's time or a cancel. */
+        ob_http_client_drive(s->http, (int)wait);
+        struct ob_http_exchange *ex;
+        while ((ex = ob_http_client_next_done(s->http))) {
+            struct ob_aws_call *call = ex->user;
             active--;
-            call_finish_attempt(s, call, cc);
+            call_finish_attempt(s, call);
             if (call->state == CALL_DONE)
                 done++;
-            else
-                wait = 0;
         }
-        if (done < n && !active && wait > 0)
-            ob_multi_drive(s->multi, (int)wait);
     }
 }
 

@@ -1,14 +1,13 @@
 /* A client for the AWS JSON protocols (DynamoDB, DynamoDB Streams, and the
- * JSON-speaking sinks): signed POSTs over libcurl with keep-alive, run
- * concurrently on a curl multi handle, retried in the SDKs' standard mode,
+ * JSON-speaking sinks): signed POSTs over kept-alive connections, run
+ * concurrently on one thread's ob_http_client, retried in the SDKs' standard mode,
  * errors classified from `__type` into enum ob_err codes.
  *
  * Ownership and threads:
  *  - struct ob_aws_client is shared and thread-safe: region, credentials,
  *    the signing-key cache, timeouts and the retry quota.
- *  - struct ob_aws_session is one thread's connection pool (a curl multi
- *    handle with its connection cache and reusable easy handles). It is not
- *    thread-safe, except ob_aws_session_cancel.
+ *  - struct ob_aws_session is one thread's connection pool (an
+ *    ob_http_client). It is not thread-safe, except ob_aws_session_cancel.
  *  - struct ob_aws_call is owned by the caller; ob_aws_call_release frees
  *    what a run left in it (response JSON). */
 #ifndef OB_AWS_CLIENT_H
@@ -20,6 +19,7 @@
 #include <stdint.h>
 
 #include "aws/credentials.h"
+#include "aws/http_client.h"
 #include "core/buf.h"
 #include "outboxd/error.h"
 
@@ -27,6 +27,7 @@ struct ob_aws_endpoint {
     char *url;  /* "https://dynamodb.us-east-1.amazonaws.com/" */
     char *host; /* Host header: host, or host:port when the port is not the scheme's */
     char *path; /* request path, "/" unless the URL has one */
+    struct ob_http_origin origin;
 };
 
 /* Parses an endpoint URL (http or https; no query, no user info).
@@ -97,8 +98,8 @@ struct ob_aws_call {
     int state;
     int retry_cost;
     int64_t next_at_ms;
-    void *easy;
-    void *headers;
+    struct ob_buf head;
+    struct ob_http_exchange exchange;
 };
 
 /* Runs every call concurrently (up to max_connections at once), each with
@@ -111,6 +112,7 @@ enum ob_err ob_aws_call_json(struct ob_aws_session *s, const struct ob_aws_servi
                              const struct ob_aws_endpoint *endpoint, const char *operation,
                              const json_t *request, json_t **response, struct ob_error *err);
 
+/* Frees what runs left in the call (the answer, buffers). */
 void ob_aws_call_release(struct ob_aws_call *call);
 
 /* Classifies an AWS JSON error answer (pure; for the client and tests). */

@@ -1,0 +1,1050 @@
+/* HTTP/1.1 over plain TCP or OpenSSL on one epoll set (see http_client.h). */
+#include "aws/http_client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EVENTS_PER_WAIT 64
+#define READ_CHUNK 65536
+#define MAX_HEAD 65536              /* status line and headers of one answer */
+#define MAX_BODY ((size_t)256 << 20)
+
+enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY };
+
+/* Where the reader is in the current answer. */
+enum answer_phase {
+    PHASE_HEAD,
+    PHASE_BODY,        /* Content-Length bytes left in `remaining` */
+    PHASE_CHUNK_SIZE,
+    PHASE_CHUNK_DATA,
+    PHASE_CHUNK_END,   /* the CRLF after a chunk's data */
+    PHASE_TRAILER,
+    PHASE_UNTIL_CLOSE, /* no length: the body ends with the connection */
+    PHASE_DONE,
+};
+
+struct http_host;
+
+struct http_conn {
+    struct http_host *host;
+    int fd;
+    SSL *ssl;
+    enum conn_state state;
+    uint32_t events;                  /* as registered with epoll */
+    struct addrinfo *addrs, *addr;    /* owned while connecting; the address tried */
+    int64_t connect_deadline_ms;
+    struct ob_http_exchange *ex;      /* NULL: idle */
+    int answers;                      /* answers read on this connection */
+    struct ob_buf out;                /* the request being sent */
+    size_t out_off;
+    struct ob_buf in;                 /* received, not yet parsed from in_off */
+    size_t in_off;
+    enum answer_phase phase;
+    uint64_t remaining;
+    bool keep_alive;
+    bool answer_started;              /* a byte of the current answer arrived */
+    struct http_conn *next;
+};
+
+/* The connections to one origin. */
+struct http_host {
+    char *key;
+    bool tls;
+    char *name, *port;
+    int n_conns;
+    struct http_conn *conns;
+    struct http_host *next;
+};
+
+struct ob_http_client {
+    struct ob_http_client_options opt;
+    char *ca_file;
+    SSL_CTX *ssl_ctx;   /* made at the first TLS connection */
+    int epoll_fd;
+    int wake_fd;
+    struct http_host *hosts;
+    struct ob_http_exchange *queue, *queue_tail;
+    struct ob_http_exchange *done, *done_tail;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ob_http_origin_set(struct ob_http_origin *o, bool tls, const char *host, const char *port)
+{
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+        o->host = ob_xstrndup(host + 1, n - 2);
+    else
+        o->host = ob_xstrdup(host);
+    o->tls = tls;
+    o->port = ob_xstrdup(port);
+    struct ob_buf key = { 0 };
+    ob_buf_cat(&key, tls ? "tls|" : "tcp|", o->host, "|", o->port, NULL);
+    o->key = ob_buf_steal(&key);
+}
+
+void ob_http_origin_free(struct ob_http_origin *o)
+{
+    free(o->host);
+    free(o->port);
+    free(o->key);
+    memset(o, 0, sizeof *o);
+}
+
+struct ob_http_client *ob_http_client_create(const struct ob_http_client_options *opt, struct ob_error *err)
+{
+    struct ob_http_client *c = ob_xcalloc(1, sizeof *c);
+    c->opt = *opt;
+    if (c->opt.max_connections <= 0)
+        c->opt.max_connections = 64;
+    c->ca_file = ob_xstrdup_or_null(opt->ca_file);
+    c->opt.ca_file = c->ca_file;
+    c->wake_fd = -1;
+    c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (c->epoll_fd < 0)
+        goto fail;
+    c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->wake_fd < 0)
+        goto fail;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+    if (epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, c->wake_fd, &ev) != 0)
+        goto fail;
+    return c;
+fail:
+    ob_error_set(err, OB_ERR_INTERNAL, "cannot make an HTTP client: %s", strerror(errno));
+    ob_http_client_destroy(c);
+    return NULL;
+}
+
+/* ---- completing exchanges ---------------------------------------------- */
+
+static void exchange_done(struct ob_http_client *c, struct ob_http_exchange *ex)
+{
+    ex->conn = NULL;
+    ex->next = NULL;
+    if (c->done_tail)
+        c->done_tail->next = ex;
+    else
+        c->done = ex;
+    c->done_tail = ex;
+}
+
+static void exchange_fail(struct ob_http_client *c, struct ob_http_exchange *ex, enum ob_http_failure failure,
+                          int os_errno, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void exchange_fail(struct ob_http_client *c, struct ob_http_exchange *ex, enum ob_http_failure failure,
+                          int os_errno, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ex->error, sizeof ex->error, fmt, ap);
+    va_end(ap);
+    ex->failure = failure;
+    ex->os_errno = os_errno;
+    ex->status = 0;
+    exchange_done(c, ex);
+}
+
+static void queue_push(struct ob_http_client *c, struct ob_http_exchange *ex, bool front)
+{
+    ex->conn = NULL;
+    if (front) {
+        ex->next = c->queue;
+        c->queue = ex;
+        if (!c->queue_tail)
+            c->queue_tail = ex;
+        return;
+    }
+    ex->next = NULL;
+    if (c->queue_tail)
+        c->queue_tail->next = ex;
+    else
+        c->queue = ex;
+    c->queue_tail = ex;
+}
+
+/* Unlinks ex from the list at *head (with *tail); false if not there. */
+static bool list_remove(struct ob_http_exchange **head, struct ob_http_exchange **tail,
+                        struct ob_http_exchange *ex)
+{
+    struct ob_http_exchange *prev = NULL;
+    for (struct ob_http_exchange *e = *head; e; prev = e, e = e->next) {
+        if (e != ex)
+            continue;
+        if (prev)
+            prev->next = e->next;
+        else
+            *head = e->next;
+        if (*tail == e)
+            *tail = prev;
+        e->next = NULL;
+        return true;
+    }
+    return false;
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static void conn_close(struct ob_http_client *c, struct http_conn *conn)
+{
+    struct http_host *h = conn->host;
+    for (struct http_conn **p = &h->conns; *p; p = &(*p)->next)
+        if (*p == conn) {
+            *p = conn->next;
+            break;
+        }
+    h->n_conns--;
+    if (conn->fd >= 0) {
+        epoll_ctl(c->epoll_fd, EPOLL_CTL_DEL, conn->fd, NULL);
+        close(conn->fd);
+    }
+    SSL_free(conn->ssl);
+    if (conn->addrs)
+        freeaddrinfo(conn->addrs);
+    ob_buf_free(&conn->out);
+    ob_buf_free(&conn->in);
+    free(conn);
+}
+
+/* The connection cannot go on: its exchange fails with the reason given,
+ * and the connection is closed. */
+static void conn_fail(struct ob_http_client *c, struct http_conn *conn, enum ob_http_failure failure, int os_errno,
+                      const char *what)
+{
+    if (conn->ex)
+        exchange_fail(c, conn->ex, failure, os_errno, "%s", what);
+    conn->ex = NULL;
+    conn_close(c, conn);
+}
+
+/* The connection broke (EOF, reset) before the answer was complete. A
+ * kept-alive connection the server had closed while idle breaks on the
+ * next request before any of the answer: that request goes again, once, on
+ * a new connection, as browsers and curl do. */
+static void conn_broken(struct ob_http_client *c, struct http_conn *conn, int os_errno)
+{
+    struct ob_http_exchange *ex = conn->ex;
+    if (ex && !conn->answer_started && conn->answers > 0 && !ex->requeued) {
+        ex->requeued = true;
+        conn->ex = NULL;
+        queue_push(c, ex, true);
+        conn_close(c, conn);
+        return;
+    }
+    char what[160];
+    if (os_errno)
+        snprintf(what, sizeof what, "connection broken: %s", strerror(os_errno));
+    else
+        snprintf(what, sizeof what, conn->answer_started ? "the server closed the connection in the middle of the answer"
+                                                          : "the server closed the connection without answering");
+    conn_fail(c, conn, OB_HTTP_IO, os_errno, what);
+}
+
+static void conn_interest(struct ob_http_client *c, struct http_conn *conn, uint32_t events)
+{
+    if (conn->events == events)
+        return;
+    struct epoll_event ev = { .events = events, .data.ptr = conn };
+    epoll_ctl(c->epoll_fd, EPOLL_CTL_MOD, conn->fd, &ev);
+    conn->events = events;
+}
+
+enum io_result { IO_AGAIN = -1, IO_ERROR = -2 };
+
+/* What OpenSSL last said, for messages. */
+static void tls_error_text(char *buf, size_t size)
+{
+    unsigned long e = ERR_get_error();
+    if (e)
+        ERR_error_string_n(e, buf, size);
+    else
+        snprintf(buf, size, "%s", errno ? strerror(errno) : "unexpected end of the connection");
+}
+
+/* > 0 bytes, 0 end of stream, IO_AGAIN, or IO_ERROR (errno set; for TLS
+ * *tls_error filled). */
+static ssize_t io_read(struct ob_http_client *c, struct http_conn *conn, char *p, size_t n, char *tls_error,
+                       size_t tls_error_size)
+{
+    if (!conn->ssl) {
+        ssize_t r = recv(conn->fd, p, n, 0);
+        if (r >= 0)
+            return r;
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? IO_AGAIN : IO_ERROR;
+    }
+    ERR_clear_error();
+    int r = SSL_read(conn->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    switch (SSL_get_error(conn->ssl, r)) {
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_WANT_READ:
+        conn_interest(c, conn, EPOLLIN);
+        return IO_AGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        conn_interest(c, conn, EPOLLIN | EPOLLOUT);
+        return IO_AGAIN;
+    default:
+        tls_error_text(tls_error, tls_error_size);
+        return IO_ERROR;
+    }
+}
+
+static ssize_t io_write(struct ob_http_client *c, struct http_conn *conn, const char *p, size_t n,
+                        char *tls_error, size_t tls_error_size)
+{
+    if (!conn->ssl) {
+        ssize_t r = send(conn->fd, p, n, MSG_NOSIGNAL);
+        if (r >= 0)
+            return r;
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? IO_AGAIN : IO_ERROR;
+    }
+    ERR_clear_error();
+    int r = SSL_write(conn->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    switch (SSL_get_error(conn->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        conn_interest(c, conn, EPOLLIN);
+        return IO_AGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        conn_interest(c, conn, EPOLLIN | EPOLLOUT);
+        return IO_AGAIN;
+    default:
+        tls_error_text(tls_error, tls_error_size);
+        return IO_ERROR;
+    }
+}
+
+/* Sends what is left of the request; false if the connection is gone. */
+static bool conn_write(struct ob_http_client *c, struct http_conn *conn)
+{
+    char tls_error[120];
+    while (conn->out_off < conn->out.len) {
+        ssize_t n = io_write(c, conn, conn->out.data + conn->out_off, conn->out.len - conn->out_off, tls_error,
+                             sizeof tls_error);
+        if (n > 0) {
+            conn->out_off += (size_t)n;
+            continue;
+        }
+        if (n == IO_AGAIN) {
+            if (!conn->ssl)
+                conn_interest(c, conn, EPOLLIN | EPOLLOUT);
+            return true;
+        }
+        if (conn->ssl) {
+            conn_fail(c, conn, OB_HTTP_TLS, 0, tls_error);
+            return false;
+        }
+        conn_broken(c, conn, errno);
+        return false;
+    }
+    conn_interest(c, conn, EPOLLIN);
+    return true;
+}
+
+static void conn_begin(struct ob_http_client *c, struct http_conn *conn, struct ob_http_exchange *ex)
+{
+    conn->ex = ex;
+    ex->conn = conn;
+    conn->phase = PHASE_HEAD;
+    conn->answer_started = false;
+    conn->keep_alive = true;
+    ob_buf_reset(&conn->out);
+    ob_buf_append(&conn->out, ex->head, ex->head_len);
+    if (ex->body_len)
+        ob_buf_append(&conn->out, ex->body, ex->body_len);
+    conn->out_off = 0;
+    if (conn->state == CONN_READY)
+        conn_write(c, conn);
+}
+
+static bool is_ip_literal(const char *host)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+}
+
+static SSL_CTX *client_ssl_ctx(struct ob_http_client *c, char *why, size_t why_size)
+{
+    if (c->ssl_ctx)
+        return c->ssl_ctx;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    if (c->opt.tls_verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        int ok = c->ca_file ? SSL_CTX_load_verify_locations(ctx, c->ca_file, NULL)
+                            : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1)
+            goto fail;
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    c->ssl_ctx = ctx;
+    return ctx;
+fail:
+    tls_error_text(why, why_size);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* Drives the TLS handshake; false if the connection is gone. */
+static bool conn_handshake(struct ob_http_client *c, struct http_conn *conn)
+{
+    ERR_clear_error();
+    int r = SSL_connect(conn->ssl);
+    if (r == 1) {
+        conn->state = CONN_READY;
+        conn->connect_deadline_ms = 0;
+        if (conn->ex)
+            return conn_write(c, conn);
+        conn_interest(c, conn, EPOLLIN);
+        return true;
+    }
+    int e = SSL_get_error(conn->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        conn_interest(c, conn, EPOLLIN);
+        return true;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        conn_interest(c, conn, EPOLLOUT);
+        return true;
+    }
+    char what[200], detail[120];
+    long verify = SSL_get_verify_result(conn->ssl);
+    if (verify != X509_V_OK) {
+        snprintf(what, sizeof what, "TLS: server certificate not accepted: %s",
+                 X509_verify_cert_error_string(verify));
+    } else {
+        tls_error_text(detail, sizeof detail);
+        snprintf(what, sizeof what, "TLS handshake failed: %s", detail);
+    }
+    conn_fail(c, conn, OB_HTTP_TLS, 0, what);
+    return false;
+}
+
+static bool conn_connected(struct ob_http_client *c, struct http_conn *conn)
+{
+    freeaddrinfo(conn->addrs);
+    conn->addrs = conn->addr = NULL;
+    if (!conn->host->tls) {
+        conn->state = CONN_READY;
+        conn->connect_deadline_ms = 0;
+        if (conn->ex)
+            return conn_write(c, conn);
+        conn_interest(c, conn, EPOLLIN);
+        return true;
+    }
+    char why[120];
+    SSL_CTX *ctx = client_ssl_ctx(c, why, sizeof why);
+    if (!ctx) {
+        char what[180];
+        snprintf(what, sizeof what, "TLS setup: %s", why);
+        conn_fail(c, conn, OB_HTTP_TLS, 0, what);
+        return false;
+    }
+    conn->ssl = SSL_new(ctx);
+    if (!conn->ssl || SSL_set_fd(conn->ssl, conn->fd) != 1 ||
+        (!is_ip_literal(conn->host->name) && SSL_set_tlsext_host_name(conn->ssl, conn->host->name) != 1) ||
+        (c->opt.tls_verify && SSL_set1_host(conn->ssl, conn->host->name) != 1)) {
+        tls_error_text(why, sizeof why);
+        char what[180];
+        snprintf(what, sizeof what, "TLS setup: %s", why);
+        conn_fail(c, conn, OB_HTTP_TLS, 0, what);
+        return false;
+    }
+    conn->state = CONN_HANDSHAKE;
+    return conn_handshake(c, conn);
+}
+
+/* Tries conn->addr and the addresses after it; false if the connection is
+ * gone (its exchange failed). */
+static bool conn_try_addresses(struct ob_http_client *c, struct http_conn *conn, int last_errno)
+{
+    for (; conn->addr; conn->addr = conn->addr->ai_next) {
+        struct addrinfo *a = conn->addr;
+        if (conn->fd >= 0) {
+            epoll_ctl(c->epoll_fd, EPOLL_CTL_DEL, conn->fd, NULL);
+            close(conn->fd);
+        }
+        conn->fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (conn->fd < 0) {
+            last_errno = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(conn->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = conn };
+        if (epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, conn->fd, &ev) != 0) {
+            last_errno = errno;
+            close(conn->fd);
+            conn->fd = -1;
+            continue;
+        }
+        conn->events = EPOLLOUT;
+        if (connect(conn->fd, a->ai_addr, a->ai_addrlen) == 0)
+            return conn_connected(c, conn);
+        if (errno == EINPROGRESS)
+            return true;
+        last_errno = errno;
+    }
+    char what[160];
+    snprintf(what, sizeof what, "connect: %s", strerror(last_errno));
+    conn_fail(c, conn, OB_HTTP_CONNECT, last_errno, what);
+    return false;
+}
+
+/* A new connection to h, carrying ex; false if it failed at once (ex is
+ * then done). */
+static bool conn_open(struct ob_http_client *c, struct http_host *h, struct ob_http_exchange *ex)
+{
+    struct http_conn *conn = ob_xcalloc(1, sizeof *conn);
+    conn->host = h;
+    conn->fd = -1;
+    conn->state = CONN_CONNECTING;
+    conn->next = h->conns;
+    h->conns = conn;
+    h->n_conns++;
+    if (c->opt.connect_timeout_ms > 0)
+        conn->connect_deadline_ms = now_ms() + c->opt.connect_timeout_ms;
+    conn_begin(c, conn, ex);
+
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    int gai = getaddrinfo(h->name, h->port, &hints, &conn->addrs);
+    if (gai != 0) {
+        char what[200];
+        snprintf(what, sizeof what, "cannot resolve %s: %s", h->name,
+                 gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+        conn->addrs = NULL;
+        conn_fail(c, conn, OB_HTTP_CONNECT, 0, what);
+        return false;
+    }
+    conn->addr = conn->addrs;
+    return conn_try_addresses(c, conn, ECONNREFUSED);
+}
+
+static bool conn_connect_result(struct ob_http_client *c, struct http_conn *conn)
+{
+    int so_error = 0;
+    socklen_t len = sizeof so_error;
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0)
+        so_error = errno;
+    if (so_error == 0)
+        return conn_connected(c, conn);
+    conn->addr = conn->addr->ai_next;
+    return conn_try_addresses(c, conn, so_error);
+}
+
+/* ---- reading answers ------------------------------------------------------- */
+
+static bool header_is(const char *line, size_t len, const char *name, const char **value, size_t *value_len)
+{
+    size_t n = strlen(name);
+    if (len <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
+        return false;
+    const char *v = line + n + 1, *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *value = v;
+    *value_len = (size_t)(end - v);
+    return true;
+}
+
+static bool token_in_list(const char *v, size_t len, const char *token)
+{
+    size_t n = strlen(token);
+    for (size_t i = 0; i + n <= len; i++)
+        if (strncasecmp(v + i, token, n) == 0 && (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
+            (i + n == len || v[i + n] == ',' || v[i + n] == ' ' || v[i + n] == ';'))
+            return true;
+    return false;
+}
+
+/* Parses the status line and headers in [p, p+len) (without the empty
+ * line); false on anything that is not HTTP/1.x. */
+static bool parse_head(struct http_conn *conn, const char *p, size_t len, int *status)
+{
+    const char *end = p + len;
+    const char *eol = memchr(p, '\n', len);
+    if (!eol)
+        eol = end;
+    size_t line_len = (size_t)(eol - p);
+    if (line_len && p[line_len - 1] == '\r')
+        line_len--;
+    if (line_len < 12 || strncmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
+        return false;
+    int code = 0;
+    for (int i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        code = code * 10 + (p[i] - '0');
+    }
+    if (line_len > 12 && p[12] != ' ')
+        return false;
+    bool http10 = p[7] == '0';
+    bool chunked = false, has_length = false, close = http10, keep_alive = false;
+    uint64_t length = 0;
+    for (const char *l = eol < end ? eol + 1 : end; l < end;) {
+        const char *nl = memchr(l, '\n', (size_t)(end - l));
+        const char *le = nl ? nl : end;
+        size_t n = (size_t)(le - l);
+        if (n && l[n - 1] == '\r')
+            n--;
+        const char *v;
+        size_t vl;
+        if (header_is(l, n, "Content-Length", &v, &vl)) {
+            if (vl == 0 || vl > 19)
+                return false;
+            uint64_t x = 0;
+            for (size_t i = 0; i < vl; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                    return false;
+                x = x * 10 + (uint64_t)(v[i] - '0');
+            }
+            if (has_length && x != length)
+                return false;
+            has_length = true;
+            length = x;
+        } else if (header_is(l, n, "Transfer-Encoding", &v, &vl)) {
+            chunked = token_in_list(v, vl, "chunked");
+        } else if (header_is(l, n, "Connection", &v, &vl)) {
+            if (token_in_list(v, vl, "close"))
+                close = true;
+            if (token_in_list(v, vl, "keep-alive"))
+                keep_alive = true;
+        }
+        l = nl ? nl + 1 : end;
+    }
+    *status = code;
+    conn->keep_alive = !close || (http10 && keep_alive);
+    if (code / 100 == 1)
+        return true;
+    if (code == 204 || code == 304) {
+        conn->phase = PHASE_DONE;
+    } else if (chunked) {
+        conn->phase = PHASE_CHUNK_SIZE;
+    } else if (has_length) {
+        if (length > MAX_BODY)
+            return false;
+        conn->remaining = length;
+        conn->phase = length ? PHASE_BODY : PHASE_DONE;
+    } else {
+        conn->phase = PHASE_UNTIL_CLOSE;
+        conn->keep_alive = false;
+    }
+    return true;
+}
+
+static bool body_append(struct http_conn *conn, const char *p, size_t n)
+{
+    struct ob_buf *rx = conn->ex->rx;
+    if (!rx)
+        return true;
+    if (rx->len + n > MAX_BODY)
+        return false;
+    ob_buf_append(rx, p, n);
+    return true;
+}
+
+/* A line ending at "\n" from in_off, or NULL if not all here; *len
+ * excludes the CR LF. */
+static const char *next_line(struct http_conn *conn, size_t *len)
+{
+    const char *p = conn->in.data + conn->in_off;
+    const char *nl = memchr(p, '\n', conn->in.len - conn->in_off);
+    if (!nl)
+        return NULL;
+    conn->in_off += (size_t)(nl - p) + 1;
+    *len = (size_t)(nl - p);
+    if (*len && p[*len - 1] == '\r')
+        (*len)--;
+    return p;
+}
+
+/* Consumes what it can of the received bytes; false on a protocol error. */
+static bool parse_answer(struct http_conn *conn)
+{
+    for (;;) {
+        size_t avail = conn->in.len - conn->in_off;
+        const char *p = conn->in.data + conn->in_off;
+        size_t n;
+        switch (conn->phase) {
+        case PHASE_HEAD: {
+            const char *end = avail >= 4 ? memmem(p, avail, "\r\n\r\n", 4) : NULL;
+            if (!end)
+                return avail <= MAX_HEAD;
+            size_t head_len = (size_t)(end - p);
+            conn->in_off += head_len + 4;
+            int status = 0;
+            if (!parse_head(conn, p, head_len, &status) || status == 101)
+                return false;
+            if (status / 100 == 1)
+                continue; /* 100 Continue and other interim answers */
+            conn->ex->status = status;
+            continue;
+        }
+        case PHASE_BODY:
+        case PHASE_CHUNK_DATA:
+            if (!avail)
+                return true;
+            n = avail < conn->remaining ? avail : (size_t)conn->remaining;
+            if (!body_append(conn, p, n))
+                return false;
+            conn->in_off += n;
+            conn->remaining -= n;
+            if (conn->remaining == 0)
+                conn->phase = conn->phase == PHASE_BODY ? PHASE_DONE : PHASE_CHUNK_END;
+            continue;
+        case PHASE_CHUNK_SIZE: {
+            const char *l = next_line(conn, &n);
+            if (!l)
+                return avail <= 1024;
+            uint64_t size = 0;
+            size_t i = 0;
+            for (; i < n && i < 16; i++) {
+                char ch = l[i];
+                int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                      : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+                if (d < 0)
+                    break;
+                size = size * 16 + (uint64_t)d;
+            }
+            if (i == 0 || (i < n && l[i] != ';' && l[i] != ' ' && l[i] != '\t') || size > MAX_BODY)
+                return false;
+            conn->remaining = size;
+            conn->phase = size ? PHASE_CHUNK_DATA : PHASE_TRAILER;
+            continue;
+        }
+        case PHASE_CHUNK_END: {
+            const char *l = next_line(conn, &n);
+            if (!l)
+                return avail <= 1;
+            if (n != 0)
+                return false;
+            conn->phase = PHASE_CHUNK_SIZE;
+            continue;
+        }
+        case PHASE_TRAILER: {
+            const char *l = next_line(conn, &n);
+            if (!l)
+                return avail <= MAX_HEAD;
+            if (n == 0)
+                conn->phase = PHASE_DONE;
+            continue;
+        }
+        case PHASE_UNTIL_CLOSE:
+            if (!body_append(conn, p, avail))
+                return false;
+            conn->in_off += avail;
+            return true;
+        case PHASE_DONE:
+            return true;
+        }
+    }
+}
+
+/* The current exchange has its answer: hand it back, and keep the
+ * connection for the next one or close it. False if the connection is
+ * gone. */
+static bool conn_answer_done(struct ob_http_client *c, struct http_conn *conn)
+{
+    struct ob_http_exchange *ex = conn->ex;
+    ex->failure = OB_HTTP_OK;
+    ex->error[0] = '\0';
+    conn->ex = NULL;
+    conn->answers++;
+    exchange_done(c, ex);
+    /* Bytes past the answer were not asked for (one request at a time). */
+    bool extra = conn->in_off < conn->in.len;
+    ob_buf_reset(&conn->in);
+    conn->in_off = 0;
+    if (!conn->keep_alive || extra || conn->phase == PHASE_UNTIL_CLOSE) {
+        conn_close(c, conn);
+        return false;
+    }
+    return true;
+}
+
+/* Reads what the socket has; false if the connection is gone. */
+static bool conn_read(struct ob_http_client *c, struct http_conn *conn)
+{
+    char tls_error[120];
+    for (;;) {
+        if (conn->in_off && conn->in_off == conn->in.len) {
+            ob_buf_reset(&conn->in);
+            conn->in_off = 0;
+        }
+        ob_buf_reserve(&conn->in, READ_CHUNK - 1); /* a power of two with the NUL */
+        size_t room = conn->in.cap - conn->in.len - 1;
+        ssize_t n = io_read(c, conn, conn->in.data + conn->in.len, room, tls_error, sizeof tls_error);
+        if (n == IO_AGAIN)
+            return true;
+        if (n == IO_ERROR) {
+            if (conn->ssl && conn->ex)
+                conn_fail(c, conn, OB_HTTP_TLS, 0, tls_error);
+            else if (conn->ex)
+                conn_broken(c, conn, errno);
+            else
+                conn_close(c, conn);
+            return false;
+        }
+        if (n == 0) {
+            if (conn->ex && conn->phase == PHASE_UNTIL_CLOSE)
+                conn_answer_done(c, conn);
+            else if (conn->ex)
+                conn_broken(c, conn, 0);
+            else
+                conn_close(c, conn);
+            return false;
+        }
+        if (!conn->ex) {
+            /* An idle connection should not speak. */
+            conn_close(c, conn);
+            return false;
+        }
+        conn->in.len += (size_t)n;
+        conn->in.data[conn->in.len] = '\0';
+        conn->answer_started = true;
+        if (!parse_answer(conn)) {
+            conn_fail(c, conn, OB_HTTP_PROTOCOL, 0, "the answer is not valid HTTP/1.1");
+            return false;
+        }
+        if (conn->phase == PHASE_DONE)
+            return conn_answer_done(c, conn);
+        if ((size_t)n < room && !(conn->ssl && SSL_pending(conn->ssl)))
+            return true;
+    }
+}
+
+static void conn_on_event(struct ob_http_client *c, struct http_conn *conn, uint32_t events)
+{
+    switch (conn->state) {
+    case CONN_CONNECTING:
+        conn_connect_result(c, conn);
+        return;
+    case CONN_HANDSHAKE:
+        conn_handshake(c, conn);
+        return;
+    case CONN_READY:
+        if ((events & EPOLLOUT) && conn->ex && conn->out_off < conn->out.len) {
+            if (!conn_write(c, conn))
+                return;
+            events &= ~(uint32_t)EPOLLOUT;
+        }
+        /* TLS may want the socket writable to go on reading. */
+        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || (conn->ssl && (events & EPOLLOUT)))
+            conn_read(c, conn);
+        return;
+    }
+}
+
+/* ---- the client ------------------------------------------------------------- */
+
+static struct http_host *client_host(struct ob_http_client *c, const struct ob_http_origin *o)
+{
+    for (struct http_host *h = c->hosts; h; h = h->next)
+        if (strcmp(h->key, o->key) == 0)
+            return h;
+    struct http_host *h = ob_xcalloc(1, sizeof *h);
+    h->key = ob_xstrdup(o->key);
+    h->tls = o->tls;
+    h->name = ob_xstrdup(o->host);
+    h->port = ob_xstrdup(o->port);
+    h->next = c->hosts;
+    c->hosts = h;
+    return h;
+}
+
+/* Puts queued exchanges on idle connections, opening new ones up to the
+ * limit; the rest wait for a connection to come free. */
+static void dispatch(struct ob_http_client *c)
+{
+    struct ob_http_exchange *ex = c->queue, *prev = NULL;
+    while (ex) {
+        struct ob_http_exchange *next = ex->next;
+        struct http_host *h = client_host(c, ex->origin);
+        struct http_conn *idle = NULL;
+        for (struct http_conn *conn = h->conns; conn; conn = conn->next)
+            if (!conn->ex && conn->state == CONN_READY) {
+                idle = conn;
+                break;
+            }
+        if (!idle && h->n_conns >= c->opt.max_connections) {
+            prev = ex;
+            ex = next;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            c->queue = next;
+        if (c->queue_tail == ex)
+            c->queue_tail = prev;
+        ex->next = NULL;
+        if (idle)
+            conn_begin(c, idle, ex);
+        else
+            conn_open(c, h, ex);
+        ex = next;
+    }
+}
+
+/* Fails what has run out of time; returns the next deadline (INT64_MAX:
+ * none). */
+static int64_t expire(struct ob_http_client *c, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (struct ob_http_exchange *ex = c->queue, *after; ex; ex = after) {
+        after = ex->next;
+        if (ex->deadline_ms && now >= ex->deadline_ms) {
+            list_remove(&c->queue, &c->queue_tail, ex);
+            exchange_fail(c, ex, OB_HTTP_TIMEOUT, 0, "no connection free within %lld ms",
+                          (long long)c->opt.request_timeout_ms);
+        } else if (ex->deadline_ms && ex->deadline_ms < next) {
+            next = ex->deadline_ms;
+        }
+    }
+    for (struct http_host *h = c->hosts; h; h = h->next)
+        for (struct http_conn *conn = h->conns, *after; conn; conn = after) {
+            after = conn->next;
+            if (conn->connect_deadline_ms && now >= conn->connect_deadline_ms) {
+                char what[80];
+                snprintf(what, sizeof what, "connect timed out after %lld ms", (long long)c->opt.connect_timeout_ms);
+                conn_fail(c, conn, OB_HTTP_TIMEOUT, 0, what);
+                continue;
+            }
+            if (conn->ex && conn->ex->deadline_ms && now >= conn->ex->deadline_ms) {
+                char what[80];
+                snprintf(what, sizeof what, "no answer within %lld ms", (long long)c->opt.request_timeout_ms);
+                conn_fail(c, conn, OB_HTTP_TIMEOUT, 0, what);
+                continue;
+            }
+            if (conn->connect_deadline_ms && conn->connect_deadline_ms < next)
+                next = conn->connect_deadline_ms;
+            if (conn->ex && conn->ex->deadline_ms && conn->ex->deadline_ms < next)
+                next = conn->ex->deadline_ms;
+        }
+    return next;
+}
+
+void ob_http_client_start(struct ob_http_client *c, struct ob_http_exchange *ex)
+{
+    ex->failure = OB_HTTP_OK;
+    ex->status = 0;
+    ex->os_errno = 0;
+    ex->error[0] = '\0';
+    ex->requeued = false;
+    ex->deadline_ms = c->opt.request_timeout_ms > 0 ? now_ms() + c->opt.request_timeout_ms : 0;
+    queue_push(c, ex, false);
+}
+
+void ob_http_client_abort(struct ob_http_client *c, struct ob_http_exchange *ex)
+{
+    if (ex->conn) {
+        struct http_conn *conn = ex->conn;
+        conn->ex = NULL;
+        ex->conn = NULL;
+        conn_close(c, conn);
+        return;
+    }
+    if (!list_remove(&c->queue, &c->queue_tail, ex))
+        list_remove(&c->done, &c->done_tail, ex);
+}
+
+void ob_http_client_drive(struct ob_http_client *c, int timeout_ms)
+{
+    dispatch(c);
+    int64_t now = now_ms();
+    int64_t next = expire(c, now);
+    if (c->done)
+        timeout_ms = 0;
+    else if (next != INT64_MAX && next - now < timeout_ms)
+        timeout_ms = next - now > 0 ? (int)(next - now) : 0;
+    struct epoll_event events[EVENTS_PER_WAIT];
+    int n = epoll_wait(c->epoll_fd, events, EVENTS_PER_WAIT, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        if (!events[i].data.ptr) {
+            uint64_t v;
+            if (read(c->wake_fd, &v, sizeof v) < 0) {
+                /* EAGAIN: another wake-up was read already */
+            }
+            continue;
+        }
+        conn_on_event(c, events[i].data.ptr, events[i].events);
+    }
+    expire(c, now_ms());
+    dispatch(c);
+}
+
+struct ob_http_exchange *ob_http_client_next_done(struct ob_http_client *c)
+{
+    struct ob_http_exchange *ex = c->done;
+    if (ex) {
+        c->done = ex->next;
+        if (!c->done)
+            c->done_tail = NULL;
+        ex->next = NULL;
+    }
+    return ex;
+}
+
+void ob_http_client_wakeup(struct ob_http_client *c)
+{
+    uint64_t one = 1;
+    if (write(c->wake_fd, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is full, a wake-up is pending anyway */
+    }
+}
+
+void ob_http_client_destroy(struct ob_http_client *c)
+{
+    if (!c)
+        return;
+    while (c->hosts) {
+        struct http_host *h = c->hosts;
+        c->hosts = h->next;
+        while (h->conns)
+            conn_close(c, h->conns);
+        free(h->key);
+        free(h->name);
+        free(h->port);
+        free(h);
+    }
+    SSL_CTX_free(c->ssl_ctx);
+    if (c->wake_fd >= 0)
+        close(c->wake_fd);
+    if (c->epoll_fd >= 0)
+        close(c->epoll_fd);
+    free(c->ca_file);
+    free(c);
+}
