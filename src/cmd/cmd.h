@@ -2,6 +2,7 @@
 #ifndef OB_CMD_H
 #define OB_CMD_H
 
+#include <stdbool.h>
 #include <sysexits.h>
 
 #include "core/config.h"
@@ -14,10 +15,23 @@ int cmd_add(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 
-/* For a subcommand that takes only -c/--config FILE (usage: its usage
- * line): parses the arguments, loads the config and sets up the logger.
+/* A long option of a subcommand beside -c/--config: a switch (--name
+ * sets *flag) or, with value set, --name VALUE (sets *value to VALUE). */
+struct cmd_option {
+    const char *name;
+    bool *flag;
+    const char **value;
+};
+
+/* For a subcommand that takes -c/--config FILE and the options of extra
+ * (ended by an entry without a name; NULL for none), usage its usage
+ * line: parses the arguments, loads the config and sets up the logger.
  * Returns EX_OK with *cfg (the caller frees it), or the exit status after
  * printing why. */
+int cmd_parse_args(int argc, char **argv, const char *name, const char *usage, const struct cmd_option *extra,
+                   struct ob_config **cfg);
+
+/* cmd_parse_args for a subcommand that takes only -c/--config FILE. */
 int cmd_config_only(int argc, char **argv, const char *name, const char *usage, struct ob_config **cfg);
 
 /* -c FILE, else $OUTBOXD_CONFIG, else /etc/outboxd/outboxd.yaml. */

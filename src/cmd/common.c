@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "core/buf.h"
 #include "ops/log.h"
 
 const char *cmd_config_path(const char *given)
@@ -63,28 +64,51 @@ int cmd_exit_code(enum ob_err code)
     }
 }
 
-int cmd_config_only(int argc, char **argv, const char *name, const char *usage, struct ob_config **cfg)
+/* getopt_long hands back extra[i] as EXTRA_OPTION + i, beyond any short option. */
+#define EXTRA_OPTION 256
+
+int cmd_parse_args(int argc, char **argv, const char *name, const char *usage, const struct cmd_option *extra,
+                   struct ob_config **cfg)
 {
     const char *path = NULL;
-    static const struct option longopts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { 0 },
-    };
+    int rc = EX_USAGE;
+    size_t n_extra = 0;
+    while (extra && extra[n_extra].name)
+        n_extra++;
+    /* --config, the extras, and the zeroed end. */
+    struct option *longopts = ob_xcalloc(n_extra + 2, sizeof *longopts);
+    longopts[0] = (struct option){ "config", required_argument, NULL, 'c' };
+    for (size_t i = 0; i < n_extra; i++)
+        longopts[i + 1] = (struct option){ extra[i].name, extra[i].value ? required_argument : no_argument, NULL,
+                                           EXTRA_OPTION + (int)i };
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-        if (ch != 'c') {
+        const struct cmd_option *o = ch >= EXTRA_OPTION ? &extra[ch - EXTRA_OPTION] : NULL;
+        if (ch == 'c') {
+            path = optarg;
+        } else if (o && o->value) {
+            *o->value = optarg;
+        } else if (o) {
+            *o->flag = true;
+        } else {
             fprintf(stderr, "usage: %s\n", usage);
-            return EX_USAGE;
+            goto out;
         }
-        path = optarg;
     }
     if (optind != argc) {
         fprintf(stderr, "outboxd %s: unexpected argument '%s'\nusage: %s\n", name, argv[optind], usage);
-        return EX_USAGE;
+        goto out;
     }
-    int rc = cmd_load_config(path, cfg);
+    rc = cmd_load_config(path, cfg);
     if (rc == EX_OK)
         cmd_setup_log(*cfg);
+out:
+    free(longopts);
     return rc;
+}
+
+int cmd_config_only(int argc, char **argv, const char *name, const char *usage, struct ob_config **cfg)
+{
+    return cmd_parse_args(argc, argv, name, usage, NULL, cfg);
 }

@@ -1,6 +1,5 @@
 /* outboxd status: every shard of the stream with its lease owner,
  * checkpoint and lag (the age of the oldest record not read yet). */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +10,7 @@
 #include "dynamo/streams.h"
 #include "ops/clock.h"
 
-static const char usage[] = "usage: outboxd status -c FILE [--json]";
+static const char usage[] = "outboxd status -c FILE [--json]";
 
 static const struct ob_lease *lease_of(const struct ob_lease_list *l, const char *shard)
 {
@@ -59,34 +58,15 @@ static const char *state_of(const struct ob_shard *sh, const struct ob_lease *l)
 
 int cmd_status(int argc, char **argv)
 {
-    const char *path = NULL;
     bool as_json = false;
-    static const struct option longopts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "json", no_argument, NULL, 'j' },
+    const struct cmd_option options[] = {
+        { .name = "json", .flag = &as_json },
         { 0 },
     };
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-        if (ch == 'c') {
-            path = optarg;
-        } else if (ch == 'j') {
-            as_json = true;
-        } else {
-            fprintf(stderr, "%s\n", usage);
-            return EX_USAGE;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "outboxd status: unexpected argument '%s'\n%s\n", argv[optind], usage);
-        return EX_USAGE;
-    }
     struct ob_config *cfg;
-    int rc = cmd_load_config(path, &cfg);
+    int rc = cmd_parse_args(argc, argv, "status", usage, options, &cfg);
     if (rc)
         return rc;
-    cmd_setup_log(cfg);
 
     struct ob_ddb_options opt;
     struct ob_ddb *ddb = NULL;

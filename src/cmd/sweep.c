@@ -1,41 +1,24 @@
 /* outboxd sweep: deliver the unpublished items the stream no longer has. */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cmd/cmd.h"
 #include "relay/relay.h"
 
-static const char usage[] = "usage: outboxd sweep -c FILE [--older-than DURATION] [--dry-run]";
+static const char usage[] = "outboxd sweep -c FILE [--older-than DURATION] [--dry-run]";
 
 int cmd_sweep(int argc, char **argv)
 {
-    const char *path = NULL, *older = NULL;
+    const char *older = NULL;
     bool dry_run = false;
-    static const struct option longopts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "older-than", required_argument, NULL, 'o' },
-        { "dry-run", no_argument, NULL, 'n' },
+    const struct cmd_option options[] = {
+        { .name = "older-than", .value = &older },
+        { .name = "dry-run", .flag = &dry_run },
         { 0 },
     };
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'c': path = optarg; break;
-        case 'o': older = optarg; break;
-        case 'n': dry_run = true; break;
-        default: fprintf(stderr, "%s\n", usage); return EX_USAGE;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "outboxd sweep: unexpected argument '%s'\n%s\n", argv[optind], usage);
-        return EX_USAGE;
-    }
     struct ob_config *cfg;
-    int rc = cmd_load_config(path, &cfg);
+    int rc = cmd_parse_args(argc, argv, "sweep", usage, options, &cfg);
     if (rc)
         return rc;
-    cmd_setup_log(cfg);
     struct ob_sweep_request req = { .older_than_ms = cfg->sweep.older_than_ms, .dry_run = dry_run,
                                     .list = dry_run ? stdout : NULL };
     if (older) {
