@@ -2,9 +2,10 @@
  * binary or structured mode, optionally signed the Standard Webhooks way.
  * The message's own headers travel as HTTP headers in both modes (SPEC §4),
  * except names that would change framing, routing or authentication.
- * A batch goes out concurrently on one curl multi handle; multi handles
- * (with their kept-alive connections) are pooled per sink because publish
- * runs on several threads at once. */
+ * A batch goes out concurrently on one ob_http_client; clients (with their
+ * kept-alive connections) are pooled per sink because publish runs on
+ * several threads at once. curl is used for its URL parser only:
+ * destinations resolve against the configured url as RFC 3986 says. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -17,30 +18,36 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aws/multi.h"
+#include "aws/http_client.h"
 #include "core/codec.h"
 #include "sinks/common.h"
 #include "sinks/sink.h"
 
 #define HMAC_SHA256_LEN 32
 
-/* One multi handle of the pool, with easy handles kept for reuse. */
-struct http_conn {
-    struct ob_multi *multi;
-    CURL **easy;
-    size_t n_easy;
-    struct http_conn *next;
+/* Connections to a batch's URLs at most, and a pool of clients. */
+#define MAX_CONNECTIONS 1024
+
+struct http_pooled {
+    struct ob_http_client *client;
+    struct http_pooled *next;
+};
+
+/* Where a request goes and as what. */
+struct http_target {
+    struct ob_http_origin origin;
+    char *request_line;        /* "POST /path?query HTTP/1.1\r\nHost: host\r\n" */
+    char *url_auth;            /* "Authorization: Basic ...\r\n" from the URL's userinfo, or NULL */
+    char *shown;               /* the URL without userinfo, query or fragment: safe in errors */
 };
 
 struct http_sink {
-    char *url;                 /* the configured url, as curl normalised it */
-    char *shown_url;           /* url without userinfo, query or fragment: safe in errors */
+    struct http_target target; /* the configured url */
     CURLU *base;               /* url parsed, read-only after create: destinations resolve against it */
     bool structured;
-    char **extra;              /* "Name: value" lines of the `headers` option */
+    char **extra;              /* "Name: value\r\n" lines of the `headers` option */
     size_t n_extra;
-    char *bearer_header;       /* "Authorization: Bearer ..." or NULL */
-    char *basic_user, *basic_password;
+    char *auth_header;         /* "Authorization: Bearer|Basic ...\r\n" or NULL */
     unsigned char *secret;     /* webhook_secret decoded, NULL when unset */
     size_t secret_len;
     bool idempotency_key;
@@ -48,26 +55,18 @@ struct http_sink {
     bool tls_verify;
     char *ca_file;
     pthread_mutex_t mu;        /* guards idle */
-    struct http_conn *idle;
+    struct http_pooled *idle;
 };
 
-/* One request of a batch in flight; everything curl reads until it is done. */
+/* One request of a batch in flight. */
 struct http_req {
     struct ob_delivery *d;
-    CURL *easy;
-    struct curl_slist *headers;
+    struct ob_http_exchange ex;
+    struct ob_buf head;
     struct ob_buf body;        /* structured mode; binary mode sends the payload in place */
-    char *url, *shown;         /* curl_free; NULL when the sink's own url is used */
-    bool active;               /* added to the multi handle, not finished */
-    char errbuf[CURL_ERROR_SIZE];
+    struct http_target dest;   /* a message's own destination; origin.key NULL when none */
+    bool active;               /* started, not finished */
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_global(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* RFC 9110 token characters. */
 static bool is_token(const char *s)
@@ -108,38 +107,35 @@ static bool header_reserved(const char *name)
     return false;
 }
 
-/* "Name: value" for a curl header list; curl drops "Name:" (an empty
- * value), "Name;" sends one. The caller frees it. */
+static void add_header(struct ob_buf *head, const char *name, const char *value)
+{
+    ob_buf_cat(head, name, ": ", value, "\r\n", NULL);
+}
+
+/* "Name: value\r\n"; the caller frees it. */
 static char *header_line(const char *name, const char *value)
 {
     struct ob_buf line = {0};
-    if (*value)
-        ob_buf_cat(&line, name, ": ", value, NULL);
-    else
-        ob_buf_cat(&line, name, ";", NULL);
+    add_header(&line, name, value);
     return ob_buf_steal(&line);
 }
 
-static void append_line(struct curl_slist **hl, const char *line)
+static char *basic_auth_line(const char *user, const char *password)
 {
-    struct curl_slist *n = curl_slist_append(*hl, line);
-    if (!n)
-        abort();   /* out of memory, as the ob_x* allocators do */
-    *hl = n;
-}
-
-static void add_header(struct curl_slist **hl, const char *name, const char *value)
-{
-    char *line = header_line(name, value);
-    append_line(hl, line);
-    free(line);
+    struct ob_buf plain = {0}, line = {0};
+    ob_buf_cat(&plain, user, ":", password, NULL);
+    ob_buf_puts(&line, "Authorization: Basic ");
+    ob_base64_encode(&line, plain.data, plain.len);
+    ob_buf_puts(&line, "\r\n");
+    ob_buf_free(&plain);
+    return ob_buf_steal(&line);
 }
 
 /* CloudEvents HTTP binding 1.0.2 §3.1.3.2: header values percent-encode
  * space, '"', '%' and every byte outside printable ASCII. */
 static void add_ce_header(const char *name, const char *value, void *ctx)
 {
-    struct curl_slist **hl = ctx;
+    struct ob_buf *head = ctx;
     struct ob_buf n = {0}, v = {0};
     static const char hex[] = "0123456789ABCDEF";
     ob_buf_cat(&n, "ce-", name, NULL);
@@ -151,34 +147,71 @@ static void add_ce_header(const char *name, const char *value, void *ctx)
             ob_buf_putc(&v, (char)*p);
         }
     }
-    add_header(hl, n.data, ob_buf_cstr(&v));
+    add_header(head, n.data, ob_buf_cstr(&v));
     ob_buf_free(&n);
     ob_buf_free(&v);
 }
 
-/* The URL of u and the same without userinfo, query and fragment; both
- * curl_free'd by the caller. */
-static CURLUcode url_strings(CURLU *u, char **url, char **shown)
+static void target_free(struct http_target *t)
 {
-    *url = *shown = NULL;
-    CURLUcode uc = curl_url_get(u, CURLUPART_URL, url, 0);
-    if (uc)
-        return uc;
+    ob_http_origin_free(&t->origin);
+    free(t->request_line);
+    free(t->url_auth);
+    free(t->shown);
+    memset(t, 0, sizeof *t);
+}
+
+/* Where u points: origin, request line with Host, credentials given in
+ * the URL, the URL to show in errors. False if u lacks a part. */
+static bool target_from_url(CURLU *u, struct http_target *t)
+{
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL, *user = NULL, *password = NULL;
+    char *shown = NULL;
+    bool ok = false;
+    memset(t, 0, sizeof *t);
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) || curl_url_get(u, CURLUPART_HOST, &host, 0) ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) || curl_url_get(u, CURLUPART_PATH, &path, 0))
+        goto out;
+    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE);
+    curl_url_get(u, CURLUPART_PASSWORD, &password, CURLU_URLDECODE);
+    bool tls = strcmp(scheme, "https") == 0;
+    ob_http_origin_set(&t->origin, tls, host, port);
+
+    char *explicit_port = NULL;
+    curl_url_get(u, CURLUPART_PORT, &explicit_port, CURLU_NO_DEFAULT_PORT);
+    struct ob_buf b = {0};
+    ob_buf_cat(&b, "POST ", *path ? path : "/", query ? "?" : "", query ? query : "", " HTTP/1.1\r\nHost: ", host,
+               explicit_port ? ":" : "", explicit_port ? explicit_port : "", "\r\n", NULL);
+    curl_free(explicit_port);
+    t->request_line = ob_buf_steal(&b);
+    if (user)
+        t->url_auth = basic_auth_line(user, password ? password : "");
+
     CURLU *tmp = curl_url_dup(u);
     if (!tmp)
-        return CURLUE_OUT_OF_MEMORY;
+        goto out;
     curl_url_set(tmp, CURLUPART_USER, NULL, 0);
     curl_url_set(tmp, CURLUPART_PASSWORD, NULL, 0);
     curl_url_set(tmp, CURLUPART_OPTIONS, NULL, 0);
     curl_url_set(tmp, CURLUPART_QUERY, NULL, 0);
     curl_url_set(tmp, CURLUPART_FRAGMENT, NULL, 0);
-    uc = curl_url_get(tmp, CURLUPART_URL, shown, 0);
+    ok = curl_url_get(tmp, CURLUPART_URL, &shown, 0) == CURLUE_OK;
     curl_url_cleanup(tmp);
-    if (uc) {
-        curl_free(*url);
-        *url = NULL;
-    }
-    return uc;
+    if (ok)
+        t->shown = ob_xstrdup(shown);
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_free(query);
+    curl_free(user);
+    curl_free(password);
+    curl_free(shown);
+    if (!ok)
+        target_free(t);
+    return ok;
 }
 
 static bool scheme_is_http(CURLU *u)
@@ -193,24 +226,18 @@ static bool scheme_is_http(CURLU *u)
 static void sink_free(struct http_sink *s)
 {
     while (s->idle) {
-        struct http_conn *c = s->idle;
-        s->idle = c->next;
-        for (size_t i = 0; i < c->n_easy; i++)
-            curl_easy_cleanup(c->easy[i]);
-        free(c->easy);
-        ob_multi_destroy(c->multi);
-        free(c);
+        struct http_pooled *p = s->idle;
+        s->idle = p->next;
+        ob_http_client_destroy(p->client);
+        free(p);
     }
     pthread_mutex_destroy(&s->mu);
-    curl_free(s->url);
-    curl_free(s->shown_url);
+    target_free(&s->target);
     curl_url_cleanup(s->base);
     for (size_t i = 0; i < s->n_extra; i++)
         free(s->extra[i]);
     free(s->extra);
-    free(s->bearer_header);
-    free(s->basic_user);
-    free(s->basic_password);
+    free(s->auth_header);
     free(s->secret);
     free(s->ca_file);
     free(s);
@@ -220,7 +247,6 @@ static enum ob_err http_create(const struct ob_config_sink *cfg, const struct ob
                                struct ob_error *err)
 {
     (void)ctx;
-    pthread_once(&curl_once, curl_global);
     enum ob_err rc = OB_OK;
     struct http_sink *s = ob_xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
@@ -228,7 +254,7 @@ static enum ob_err http_create(const struct ob_config_sink *cfg, const struct ob
     const char *url = ob_sink_opt_str(cfg, "url");
     s->base = curl_url();
     if (!url || !s->base || curl_url_set(s->base, CURLUPART_URL, url, 0) != CURLUE_OK || !scheme_is_http(s->base) ||
-        url_strings(s->base, &s->url, &s->shown_url) != CURLUE_OK) {
+        !target_from_url(s->base, &s->target)) {
         rc = ob_error_set(err, OB_ERR_CONFIG, "url is not a valid http:// or https:// URL");
         goto out;
     }
@@ -264,12 +290,16 @@ static enum ob_err http_create(const struct ob_config_sink *cfg, const struct ob
             goto out;
         }
         struct ob_buf line = {0};
-        ob_buf_printf(&line, "Authorization: Bearer %s", bearer);
-        s->bearer_header = ob_buf_steal(&line);
+        ob_buf_cat(&line, "Bearer ", bearer, NULL);
+        s->auth_header = header_line("Authorization", line.data);
+        ob_buf_free(&line);
     }
     if (user) {
-        s->basic_user = ob_xstrdup(user);
-        s->basic_password = ob_xstrdup(password);
+        if (!value_ok(user) || !value_ok(password)) {
+            rc = ob_error_set(err, OB_ERR_CONFIG, "basic_username and basic_password must not have control characters");
+            goto out;
+        }
+        s->auth_header = basic_auth_line(user, password);
     }
 
     const char *secret = ob_sink_opt_str(cfg, "webhook_secret");
@@ -307,79 +337,42 @@ out:
     return rc;
 }
 
-static size_t discard_body(char *p, size_t size, size_t n, void *ctx)
-{
-    (void)p;
-    (void)ctx;
-    return size * n;
-}
-
-/* An easy handle with the sink's options; a request sets only what is
- * its own. */
-static CURL *easy_new(const struct http_sink *s)
-{
-    CURL *e = curl_easy_init();
-    if (!e)
-        abort(); /* out of memory, as the ob_x* allocators do */
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
-    if (s->basic_user) {
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, s->basic_user);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, s->basic_password);
-    }
-    if (!s->tls_verify) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (s->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file);
-    return e;
-}
-
-/* A pooled multi handle with at least n easy handles, or a new one. */
-static struct http_conn *conn_take(struct http_sink *s, size_t n)
+/* A pooled client, or a new one. */
+static struct http_pooled *client_take(struct http_sink *s)
 {
     pthread_mutex_lock(&s->mu);
-    struct http_conn *c = s->idle;
-    if (c)
-        s->idle = c->next;
+    struct http_pooled *p = s->idle;
+    if (p)
+        s->idle = p->next;
     pthread_mutex_unlock(&s->mu);
-    if (!c) {
-        c = ob_xcalloc(1, sizeof *c);
-        c->multi = ob_multi_create();
-        if (!c->multi)
-            abort();
-    }
-    if (c->n_easy < n) {
-        c->easy = ob_xrealloc(c->easy, n * sizeof *c->easy);
-        for (; c->n_easy < n; c->n_easy++)
-            c->easy[c->n_easy] = easy_new(s);
-        /* curl's default cache limit follows the handles still added, so
-         * it would close connections as the batch's transfers finish. */
-        curl_multi_setopt(ob_multi_curl(c->multi), CURLMOPT_MAXCONNECTS, (long)n);
-    }
-    return c;
+    if (p)
+        return p;
+    struct ob_http_client_options opt = {
+        .max_connections = MAX_CONNECTIONS,
+        .connect_timeout_ms = s->connect_timeout_ms,
+        .request_timeout_ms = s->timeout_ms,
+        .tls_verify = s->tls_verify,
+        .ca_file = s->ca_file,
+    };
+    struct ob_error err = {0};
+    p = ob_xcalloc(1, sizeof *p);
+    p->client = ob_http_client_create(&opt, &err);
+    if (!p->client)
+        abort(); /* no epoll or eventfd: the process is out of descriptors or memory */
+    return p;
 }
 
-static void conn_give(struct http_sink *s, struct http_conn *c)
+static void client_give(struct http_sink *s, struct http_pooled *p)
 {
     pthread_mutex_lock(&s->mu);
-    c->next = s->idle;
-    s->idle = c;
+    p->next = s->idle;
+    s->idle = p;
     pthread_mutex_unlock(&s->mu);
 }
-
 
 /* Standard Webhooks: webhook-id, webhook-timestamp and webhook-signature
  * "v1,base64(HMAC-SHA256(secret, id.timestamp.body))". */
-static bool add_webhook_headers(const struct http_sink *s, struct curl_slist **hl, const char *id, const void *body,
+static bool add_webhook_headers(const struct http_sink *s, struct ob_buf *head, const char *id, const void *body,
                                 size_t body_len)
 {
     char ts[24];
@@ -395,32 +388,34 @@ static bool add_webhook_headers(const struct http_sink *s, struct curl_slist **h
     if (ok) {
         ob_buf_puts(&sig, "v1,");
         ob_base64_encode(&sig, md, md_len);
-        add_header(hl, "webhook-id", id);
-        add_header(hl, "webhook-timestamp", ts);
-        add_header(hl, "webhook-signature", sig.data);
+        add_header(head, "webhook-id", id);
+        add_header(head, "webhook-timestamp", ts);
+        add_header(head, "webhook-signature", sig.data);
     }
     ob_buf_free(&signed_content);
     ob_buf_free(&sig);
     return ok;
 }
 
-/* Builds r's request on its easy handle. False (and d's result set) when
- * this message cannot be sent at all. */
+/* Builds r's request. False (and d's result set) when this message cannot
+ * be sent at all. */
 static bool req_prepare(const struct http_sink *s, struct http_req *r)
 {
     struct ob_delivery *d = r->d;
     const struct ob_message *m = d->msg;
     const struct ob_ce *ce = d->ce;
+    const struct http_target *t = &s->target;
 
     if (d->destination && *d->destination) {
         CURLU *u = curl_url_dup(s->base);
         bool ok = u && curl_url_set(u, CURLUPART_URL, d->destination, 0) == CURLUE_OK && scheme_is_http(u) &&
-                  url_strings(u, &r->url, &r->shown) == CURLUE_OK;
+                  target_from_url(u, &r->dest);
         curl_url_cleanup(u);
         if (!ok) {
             ob_delivery_set(d, OB_DELIVERY_REJECT, "destination is not a valid http(s) URL or reference");
             return false;
         }
+        t = &r->dest;
     }
 
     const void *body;
@@ -430,11 +425,13 @@ static bool req_prepare(const struct http_sink *s, struct http_req *r)
         ob_delivery_set(d, OB_DELIVERY_REJECT, "message id has control characters: it cannot be an HTTP header");
         return false;
     }
+    struct ob_buf *head = &r->head;
+    ob_buf_puts(head, t->request_line);
     if (s->structured) {
         ob_delivery_structured(&r->body, d);
         body = r->body.data;
         body_len = r->body.len;
-        add_header(&r->headers, "Content-Type", "application/cloudevents+json");
+        add_header(head, "Content-Type", "application/cloudevents+json");
     } else {
         if (!value_ok(ce->datacontenttype)) {
             ob_delivery_set(d, OB_DELIVERY_REJECT, "content-type has control characters: it cannot be an HTTP header");
@@ -442,112 +439,98 @@ static bool req_prepare(const struct http_sink *s, struct http_req *r)
         }
         body = m->payload ? (const void *)m->payload : "";
         body_len = m->payload_len;
-        add_header(&r->headers, "Content-Type", ce->datacontenttype);
-        ob_ce_each_attribute(ce, add_ce_header, &r->headers);
+        add_header(head, "Content-Type", ce->datacontenttype);
+        ob_ce_each_attribute(ce, add_ce_header, head);
         if (d->error_info)
-            add_ce_header(OB_CE_DEAD_LETTER_REASON, d->error_info, &r->headers);
+            add_ce_header(OB_CE_DEAD_LETTER_REASON, d->error_info, head);
     }
     for (size_t i = 0; i < m->n_headers; i++) {
         const struct ob_header *h = &m->headers[i];
         if (is_token(h->name) && !header_reserved(h->name) && value_ok(h->value))
-            add_header(&r->headers, h->name, h->value);
+            add_header(head, h->name, h->value);
     }
     if (s->idempotency_key)
-        add_header(&r->headers, "Idempotency-Key", ce->id);
-    if (s->bearer_header)
-        append_line(&r->headers, s->bearer_header);
-    if (s->secret && !add_webhook_headers(s, &r->headers, ce->id, body, body_len)) {
+        add_header(head, "Idempotency-Key", ce->id);
+    if (s->auth_header || t->url_auth)
+        ob_buf_puts(head, s->auth_header ? s->auth_header : t->url_auth);
+    if (s->secret && !add_webhook_headers(s, head, ce->id, body, body_len)) {
         ob_delivery_set(d, OB_DELIVERY_RETRY, "cannot compute the webhook signature");
         return false;
     }
     for (size_t i = 0; i < s->n_extra; i++)
-        append_line(&r->headers, s->extra[i]);
-    add_header(&r->headers, "User-Agent", "outboxd/" OUTBOXD_VERSION);
-    append_line(&r->headers, "Expect:");   /* no 100-continue round trip */
+        ob_buf_puts(head, s->extra[i]);
+    char length[24];
+    snprintf(length, sizeof length, "%zu", body_len);
+    ob_buf_cat(head, "User-Agent: outboxd/" OUTBOXD_VERSION "\r\nAccept: */*\r\nContent-Length: ", length,
+               "\r\n\r\n", NULL);
 
-    CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, r->url ? r->url : s->url);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    r->ex = (struct ob_http_exchange){
+        .origin = &t->origin,
+        .head = head->data,
+        .head_len = head->len,
+        .body = body,
+        .body_len = body_len,
+        .user = r,
+    };
     return true;
 }
 
-/* Sets d's result from a finished transfer. */
-static void req_finish(const struct http_sink *s, struct http_req *r, CURLcode cc)
+/* Sets d's result from a finished exchange. */
+static void req_finish(const struct http_sink *s, struct http_req *r)
 {
-    const char *shown = r->shown ? r->shown : s->shown_url;
-    if (cc == CURLE_OK) {
-        long status = 0;
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 200 && status < 300)
+    const struct ob_http_exchange *ex = &r->ex;
+    const char *shown = r->dest.shown ? r->dest.shown : s->target.shown;
+    switch (ex->failure) {
+    case OB_HTTP_OK:
+        if (ex->status >= 200 && ex->status < 300)
             return;
-        bool retry = status == 408 || status == 429 || status >= 500;
-        ob_delivery_set(r->d, retry ? OB_DELIVERY_RETRY : OB_DELIVERY_REJECT, "HTTP %ld from POST %s", status, shown);
+        bool retry = ex->status == 408 || ex->status == 429 || ex->status >= 500;
+        ob_delivery_set(r->d, retry ? OB_DELIVERY_RETRY : OB_DELIVERY_REJECT, "HTTP %d from POST %s", ex->status,
+                        shown);
+        return;
+    /* Every transport failure is retriable: the server may come back. */
+    case OB_HTTP_TIMEOUT:
+        ob_delivery_set(r->d, OB_DELIVERY_RETRY, "timeout after %ld ms (%s)", s->timeout_ms, shown);
+        return;
+    default:
+        ob_delivery_set(r->d, OB_DELIVERY_RETRY, "%s (%s)", ex->error, shown);
         return;
     }
-    /* Every transport failure is retriable: the server may come back. */
-    long os_errno = 0;
-    if (cc == CURLE_COULDNT_CONNECT)
-        curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
-    if (os_errno)
-        ob_delivery_set(r->d, OB_DELIVERY_RETRY, "connect: %s (%s)", strerror((int)os_errno), shown);
-    else if (cc == CURLE_OPERATION_TIMEDOUT)
-        ob_delivery_set(r->d, OB_DELIVERY_RETRY, "timeout after %ld ms (%s)", s->timeout_ms, shown);
-    else
-        ob_delivery_set(r->d, OB_DELIVERY_RETRY, "%s (%s)", r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc), shown);
 }
 
 static void http_publish(void *state, struct ob_delivery *batch, size_t n)
 {
     struct http_sink *s = state;
-    struct http_conn *c = conn_take(s, n);
+    struct http_pooled *p = client_take(s);
     struct http_req *reqs = ob_xcalloc(n, sizeof *reqs);
     size_t active = 0;
     for (size_t i = 0; i < n; i++) {
         struct http_req *r = &reqs[i];
         r->d = &batch[i];
-        r->easy = c->easy[i];
         if (!req_prepare(s, r))
             continue;
-        if (ob_multi_add(c->multi, r->easy) == CURLM_OK) {
-            r->active = true;
-            active++;
-        } else {
-            ob_delivery_set(r->d, OB_DELIVERY_RETRY, "cannot start the request (%s)", s->shown_url);
-        }
+        ob_http_client_start(p->client, &r->ex);
+        r->active = true;
+        active++;
     }
-    /* Every transfer ends: curl's timer enforces timeout_ms. */
+    /* Every exchange ends: the client enforces timeout_ms. */
     while (active) {
-        ob_multi_drive(c->multi, 1000);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(ob_multi_curl(c->multi), &left))) {
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            struct http_req *r = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-            req_finish(s, r, msg->data.result);
-            ob_multi_remove(c->multi, r->easy);
+        ob_http_client_drive(p->client, 1000);
+        struct ob_http_exchange *ex;
+        while ((ex = ob_http_client_next_done(p->client))) {
+            struct http_req *r = ex->user;
+            req_finish(s, r);
             r->active = false;
             active--;
         }
     }
     for (size_t i = 0; i < n; i++) {
-        struct http_req *r = &reqs[i];
-        /* Nothing of the request may outlive it in the pooled handle. */
-        curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
-        curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, NULL);
-        curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, NULL);
-        curl_slist_free_all(r->headers);
-        ob_buf_free(&r->body);
-        curl_free(r->url);
-        curl_free(r->shown);
+        ob_buf_free(&reqs[i].head);
+        ob_buf_free(&reqs[i].body);
+        target_free(&reqs[i].dest);
     }
     free(reqs);
-    conn_give(s, c);
+    client_give(s, p);
 }
 
 static void http_destroy(void *state)
