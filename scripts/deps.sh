@@ -5,7 +5,7 @@
 set -euo pipefail
 
 DEB_PACKAGES="gcc make libc6-dev pkg-config clang
-  libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libsystemd-dev
+  libssl-dev libjansson-dev libyaml-dev libsystemd-dev
   python3 python3-boto3 python3-pytest python3-yaml python3-prometheus-client"
 JAVA_PACKAGE=openjdk-17-jre-headless      # only if there is no `java` at all
 NODE_PACKAGES="nodejs npm"                # only if there is no `npm` at all

@@ -12,7 +12,7 @@
  *   ob_outbox_close(ob);
  *
  * A handle is thread-safe: threads share its connections. Link with
- * liboutboxd.a and -lcurl -ljansson -lyaml -lssl -lcrypto -lsystemd -lpthread -lm. */
+ * liboutboxd.a and -ljansson -lyaml -lssl -lcrypto -lsystemd -lpthread -lm. */
 #ifndef OUTBOXD_OUTBOX_H
 #define OUTBOXD_OUTBOX_H
 

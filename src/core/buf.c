@@ -107,6 +107,19 @@ void ob_buf_vprintf(struct ob_buf *b, const char *fmt, va_list ap)
     va_end(ap2);
 }
 
+void ob_buf_put_int(struct ob_buf *b, int64_t v)
+{
+    char text[24], *w = text + sizeof text;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--w = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--w = '-';
+    ob_buf_append(b, w, (size_t)(text + sizeof text - w));
+}
+
 void ob_buf_printf(struct ob_buf *b, const char *fmt, ...)
 {
     va_list ap;

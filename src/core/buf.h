@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ob_buf {
     char *data;
@@ -22,6 +23,9 @@ void ob_buf_putc(struct ob_buf *b, char c);
 /* Appends each string up to the NULL that ends the list: printf's "%s%s"
  * without parsing a format, for the hot paths. */
 void ob_buf_cat(struct ob_buf *b, ...) __attribute__((sentinel));
+/* Appends v in decimal, without printf (the hot paths write a few per
+ * request). */
+void ob_buf_put_int(struct ob_buf *b, int64_t v);
 void ob_buf_printf(struct ob_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ob_buf_vprintf(struct ob_buf *b, const char *fmt, va_list ap);
 /* Keeps the allocation, forgets the contents. */

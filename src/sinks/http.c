@@ -4,9 +4,8 @@
  * except names that would change framing, routing or authentication.
  * A batch goes out concurrently on one ob_http_client; clients (with their
  * kept-alive connections) are pooled per sink because publish runs on
- * several threads at once. curl is used for its URL parser only:
- * destinations resolve against the configured url as RFC 3986 says. */
-#include <curl/curl.h>
+ * several threads at once. Destinations resolve against the configured url
+ * as RFC 3986 says. */
 #include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -20,6 +19,7 @@
 
 #include "aws/http_client.h"
 #include "core/codec.h"
+#include "core/url.h"
 #include "sinks/common.h"
 #include "sinks/sink.h"
 
@@ -43,7 +43,7 @@ struct http_target {
 
 struct http_sink {
     struct http_target target; /* the configured url */
-    CURLU *base;               /* url parsed, read-only after create: destinations resolve against it */
+    struct ob_url base;        /* url parsed: destinations resolve against it */
     bool structured;
     char **extra;              /* "Name: value\r\n" lines of the `headers` option */
     size_t n_extra;
@@ -161,66 +161,47 @@ static void target_free(struct http_target *t)
     memset(t, 0, sizeof *t);
 }
 
-/* Where u points: origin, request line with Host, credentials given in
- * the URL, the URL to show in errors. False if u lacks a part. */
-static bool target_from_url(CURLU *u, struct http_target *t)
+static int hex_value(char c)
 {
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL, *user = NULL, *password = NULL;
-    char *shown = NULL;
-    bool ok = false;
-    memset(t, 0, sizeof *t);
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) || curl_url_get(u, CURLUPART_HOST, &host, 0) ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) || curl_url_get(u, CURLUPART_PATH, &path, 0))
-        goto out;
-    curl_url_get(u, CURLUPART_QUERY, &query, 0);
-    curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE);
-    curl_url_get(u, CURLUPART_PASSWORD, &password, CURLU_URLDECODE);
-    bool tls = strcmp(scheme, "https") == 0;
-    ob_http_origin_set(&t->origin, tls, host, port);
-
-    char *explicit_port = NULL;
-    curl_url_get(u, CURLUPART_PORT, &explicit_port, CURLU_NO_DEFAULT_PORT);
-    struct ob_buf b = {0};
-    ob_buf_cat(&b, "POST ", *path ? path : "/", query ? "?" : "", query ? query : "", " HTTP/1.1\r\nHost: ", host,
-               explicit_port ? ":" : "", explicit_port ? explicit_port : "", "\r\n", NULL);
-    curl_free(explicit_port);
-    t->request_line = ob_buf_steal(&b);
-    if (user)
-        t->url_auth = basic_auth_line(user, password ? password : "");
-
-    CURLU *tmp = curl_url_dup(u);
-    if (!tmp)
-        goto out;
-    curl_url_set(tmp, CURLUPART_USER, NULL, 0);
-    curl_url_set(tmp, CURLUPART_PASSWORD, NULL, 0);
-    curl_url_set(tmp, CURLUPART_OPTIONS, NULL, 0);
-    curl_url_set(tmp, CURLUPART_QUERY, NULL, 0);
-    curl_url_set(tmp, CURLUPART_FRAGMENT, NULL, 0);
-    ok = curl_url_get(tmp, CURLUPART_URL, &shown, 0) == CURLUE_OK;
-    curl_url_cleanup(tmp);
-    if (ok)
-        t->shown = ob_xstrdup(shown);
-out:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_free(query);
-    curl_free(user);
-    curl_free(password);
-    curl_free(shown);
-    if (!ok)
-        target_free(t);
-    return ok;
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-static bool scheme_is_http(CURLU *u)
+/* "user:password" of a URL, percent-decoded, as a Basic Authorization
+ * line (RFC 7617). */
+static char *userinfo_auth_line(const char *userinfo)
 {
-    char *scheme = NULL;
-    bool ok = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-              (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
-    curl_free(scheme);
-    return ok;
+    struct ob_buf plain = {0}, line = {0};
+    for (const char *p = userinfo; *p; p++) {
+        int hi, lo;
+        if (*p == '%' && (hi = hex_value(p[1])) >= 0 && (lo = hex_value(p[2])) >= 0) {
+            ob_buf_putc(&plain, (char)(hi * 16 + lo));
+            p += 2;
+        } else {
+            ob_buf_putc(&plain, *p);
+        }
+    }
+    if (!strchr(ob_buf_cstr(&plain), ':'))
+        ob_buf_putc(&plain, ':');
+    ob_buf_puts(&line, "Authorization: Basic ");
+    ob_base64_encode(&line, plain.data, plain.len);
+    ob_buf_puts(&line, "\r\n");
+    ob_buf_free(&plain);
+    return ob_buf_steal(&line);
+}
+
+/* Where u points: origin, request line with Host, credentials given in
+ * the URL, the URL to show in errors. */
+static void target_from_url(const struct ob_url *u, struct http_target *t)
+{
+    ob_http_origin_set(&t->origin, u->tls, u->host, ob_url_port(u));
+    const char *colon = u->port ? ":" : "", *port = u->port ? u->port : "";
+    struct ob_buf b = {0};
+    ob_buf_cat(&b, "POST ", u->path, u->query ? "?" : "", u->query ? u->query : "", " HTTP/1.1\r\nHost: ", u->host,
+               colon, port, "\r\n", NULL);
+    t->request_line = ob_buf_steal(&b);
+    t->url_auth = u->userinfo ? userinfo_auth_line(u->userinfo) : NULL;
+    ob_buf_cat(&b, u->tls ? "https://" : "http://", u->host, colon, port, u->path, NULL);
+    t->shown = ob_buf_steal(&b);
 }
 
 static void sink_free(struct http_sink *s)
@@ -233,7 +214,7 @@ static void sink_free(struct http_sink *s)
     }
     pthread_mutex_destroy(&s->mu);
     target_free(&s->target);
-    curl_url_cleanup(s->base);
+    ob_url_free(&s->base);
     for (size_t i = 0; i < s->n_extra; i++)
         free(s->extra[i]);
     free(s->extra);
@@ -252,12 +233,13 @@ static enum ob_err http_create(const struct ob_config_sink *cfg, const struct ob
     pthread_mutex_init(&s->mu, NULL);
 
     const char *url = ob_sink_opt_str(cfg, "url");
-    s->base = curl_url();
-    if (!url || !s->base || curl_url_set(s->base, CURLUPART_URL, url, 0) != CURLUE_OK || !scheme_is_http(s->base) ||
-        !target_from_url(s->base, &s->target)) {
-        rc = ob_error_set(err, OB_ERR_CONFIG, "url is not a valid http:// or https:// URL");
+    struct ob_error why = {0};
+    if (!url || ob_url_parse(url, &s->base, &why) != OB_OK) {
+        rc = ob_error_set(err, OB_ERR_CONFIG, "url is not a valid http:// or https:// URL: %s",
+                          url ? why.msg : "none given");
         goto out;
     }
+    target_from_url(&s->base, &s->target);
     const char *mode = ob_sink_opt_str(cfg, "mode");
     s->structured = mode && strcmp(mode, "structured") == 0;
 
@@ -407,14 +389,14 @@ static bool req_prepare(const struct http_sink *s, struct http_req *r)
     const struct http_target *t = &s->target;
 
     if (d->destination && *d->destination) {
-        CURLU *u = curl_url_dup(s->base);
-        bool ok = u && curl_url_set(u, CURLUPART_URL, d->destination, 0) == CURLUE_OK && scheme_is_http(u) &&
-                  target_from_url(u, &r->dest);
-        curl_url_cleanup(u);
-        if (!ok) {
-            ob_delivery_set(d, OB_DELIVERY_REJECT, "destination is not a valid http(s) URL or reference");
+        struct ob_url u;
+        struct ob_error why = {0};
+        if (ob_url_resolve(&s->base, d->destination, &u, &why) != OB_OK) {
+            ob_delivery_set(d, OB_DELIVERY_REJECT, "destination is not a valid http(s) URL or reference: %s", why.msg);
             return false;
         }
+        target_from_url(&u, &r->dest);
+        ob_url_free(&u);
         t = &r->dest;
     }
 
@@ -459,10 +441,9 @@ static bool req_prepare(const struct http_sink *s, struct http_req *r)
     }
     for (size_t i = 0; i < s->n_extra; i++)
         ob_buf_puts(head, s->extra[i]);
-    char length[24];
-    snprintf(length, sizeof length, "%zu", body_len);
-    ob_buf_cat(head, "User-Agent: outboxd/" OUTBOXD_VERSION "\r\nAccept: */*\r\nContent-Length: ", length,
-               "\r\n\r\n", NULL);
+    ob_buf_puts(head, "User-Agent: outboxd/" OUTBOXD_VERSION "\r\nAccept: */*\r\nContent-Length: ");
+    ob_buf_put_int(head, (int64_t)body_len);
+    ob_buf_puts(head, "\r\n\r\n");
 
     r->ex = (struct ob_http_exchange){
         .origin = &t->origin,

@@ -80,3 +80,16 @@ TEST(uuid7_has_version_variant_and_time_order)
     CHECK_STR(b, "0189abcd-ef02-7000-8000-000000000000");
     CHECK(strcmp(a, b) < 0);
 }
+
+TEST(integers_are_written_in_decimal_across_the_whole_range)
+{
+    static const int64_t values[] = { 0, 7, -7, 1000, 1764547200, INT64_MAX, INT64_MIN };
+    static const char *const texts[] = { "0", "7", "-7", "1000", "1764547200", "9223372036854775807",
+                                         "-9223372036854775808" };
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        struct ob_buf b = { 0 };
+        ob_buf_put_int(&b, values[i]);
+        CHECK_STR(ob_buf_cstr(&b), texts[i]);
+        ob_buf_free(&b);
+    }
+}
