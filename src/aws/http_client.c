@@ -21,7 +21,8 @@
 #include <unistd.h>
 
 #define EVENTS_PER_WAIT 64
-#define READ_CHUNK 65536
+#define READ_MIN 4096               /* what a connection's read buffer starts with */
+#define READ_MAX 65536
 #define MAX_HEAD 65536              /* status line and headers of one answer */
 #define MAX_BODY ((size_t)256 << 20)
 
@@ -80,6 +81,7 @@ struct ob_http_client {
     int wake_fd;
     struct http_host *hosts;
     struct ob_http_exchange *queue, *queue_tail;
+    struct ob_http_exchange *retry, *retry_tail; /* to go again first, at the next dispatch */
     struct ob_http_exchange *done, *done_tail;
 };
 
@@ -139,15 +141,11 @@ fail:
 
 /* ---- completing exchanges ---------------------------------------------- */
 
+static void list_append(struct ob_http_exchange **head, struct ob_http_exchange **tail, struct ob_http_exchange *ex);
+
 static void exchange_done(struct ob_http_client *c, struct ob_http_exchange *ex)
 {
-    ex->conn = NULL;
-    ex->next = NULL;
-    if (c->done_tail)
-        c->done_tail->next = ex;
-    else
-        c->done = ex;
-    c->done_tail = ex;
+    list_append(&c->done, &c->done_tail, ex);
 }
 
 static void exchange_fail(struct ob_http_client *c, struct ob_http_exchange *ex, enum ob_http_failure failure,
@@ -166,22 +164,15 @@ static void exchange_fail(struct ob_http_client *c, struct ob_http_exchange *ex,
     exchange_done(c, ex);
 }
 
-static void queue_push(struct ob_http_client *c, struct ob_http_exchange *ex, bool front)
+static void list_append(struct ob_http_exchange **head, struct ob_http_exchange **tail, struct ob_http_exchange *ex)
 {
     ex->conn = NULL;
-    if (front) {
-        ex->next = c->queue;
-        c->queue = ex;
-        if (!c->queue_tail)
-            c->queue_tail = ex;
-        return;
-    }
     ex->next = NULL;
-    if (c->queue_tail)
-        c->queue_tail->next = ex;
+    if (*tail)
+        (*tail)->next = ex;
     else
-        c->queue = ex;
-    c->queue_tail = ex;
+        *head = ex;
+    *tail = ex;
 }
 
 /* Unlinks ex from the list at *head (with *tail); false if not there. */
@@ -248,7 +239,7 @@ static void conn_broken(struct ob_http_client *c, struct http_conn *conn, int os
     if (ex && !conn->answer_started && conn->answers > 0 && !ex->requeued) {
         ex->requeued = true;
         conn->ex = NULL;
-        queue_push(c, ex, true);
+        list_append(&c->retry, &c->retry_tail, ex);
         conn_close(c, conn);
         return;
     }
@@ -656,6 +647,8 @@ static bool parse_head(struct http_conn *conn, const char *p, size_t len, int *s
     } else if (has_length) {
         if (length > MAX_BODY)
             return false;
+        if (conn->ex->rx)
+            ob_buf_reserve(conn->ex->rx, (size_t)length);
         conn->remaining = length;
         conn->phase = length ? PHASE_BODY : PHASE_DONE;
     } else {
@@ -795,7 +788,29 @@ static bool conn_answer_done(struct ob_http_client *c, struct http_conn *conn)
     return true;
 }
 
-/* Reads what the socket has; false if the connection is gone. */
+/* The end of the stream or an error from io_read; false: the connection is
+ * gone. */
+static bool conn_read_ended(struct ob_http_client *c, struct http_conn *conn, ssize_t n, const char *tls_error)
+{
+    if (n == IO_ERROR) {
+        if (conn->ssl && conn->ex)
+            conn_fail(c, conn, OB_HTTP_TLS, 0, tls_error);
+        else if (conn->ex)
+            conn_broken(c, conn, errno);
+        else
+            conn_close(c, conn);
+    } else if (conn->ex && conn->phase == PHASE_UNTIL_CLOSE) {
+        conn_answer_done(c, conn);
+    } else if (conn->ex) {
+        conn_broken(c, conn, 0);
+    } else {
+        conn_close(c, conn);
+    }
+    return false;
+}
+
+/* Reads what the socket has; false if the connection is gone. A body of
+ * known length goes straight into the caller's buffer, reserved once. */
 static bool conn_read(struct ob_http_client *c, struct http_conn *conn)
 {
     char tls_error[120];
@@ -804,38 +819,36 @@ static bool conn_read(struct ob_http_client *c, struct http_conn *conn)
             ob_buf_reset(&conn->in);
             conn->in_off = 0;
         }
-        ob_buf_reserve(&conn->in, READ_CHUNK - 1); /* a power of two with the NUL */
-        size_t room = conn->in.cap - conn->in.len - 1;
-        ssize_t n = io_read(c, conn, conn->in.data + conn->in.len, room, tls_error, sizeof tls_error);
+        struct ob_http_exchange *ex = conn->ex;
+        bool direct = ex && ex->rx && conn->phase == PHASE_BODY && conn->in.len == 0;
+        struct ob_buf *into = direct ? ex->rx : &conn->in;
+        size_t room;
+        if (direct) {
+            ob_buf_reserve(into, (size_t)conn->remaining);
+            room = (size_t)conn->remaining;
+        } else {
+            /* Answers are mostly small: start small, double while full. */
+            ob_buf_reserve(into, into->cap >= READ_MAX ? READ_MAX - 1 : READ_MIN - 1);
+            room = into->cap - into->len - 1;
+        }
+        ssize_t n = io_read(c, conn, into->data + into->len, room, tls_error, sizeof tls_error);
         if (n == IO_AGAIN)
             return true;
-        if (n == IO_ERROR) {
-            if (conn->ssl && conn->ex)
-                conn_fail(c, conn, OB_HTTP_TLS, 0, tls_error);
-            else if (conn->ex)
-                conn_broken(c, conn, errno);
-            else
-                conn_close(c, conn);
-            return false;
-        }
-        if (n == 0) {
-            if (conn->ex && conn->phase == PHASE_UNTIL_CLOSE)
-                conn_answer_done(c, conn);
-            else if (conn->ex)
-                conn_broken(c, conn, 0);
-            else
-                conn_close(c, conn);
-            return false;
-        }
-        if (!conn->ex) {
+        if (n <= 0)
+            return conn_read_ended(c, conn, n, tls_error);
+        if (!ex) {
             /* An idle connection should not speak. */
             conn_close(c, conn);
             return false;
         }
-        conn->in.len += (size_t)n;
-        conn->in.data[conn->in.len] = '\0';
+        into->len += (size_t)n;
+        into->data[into->len] = '\0';
         conn->answer_started = true;
-        if (!parse_answer(conn)) {
+        if (direct) {
+            conn->remaining -= (uint64_t)n;
+            if (conn->remaining == 0)
+                conn->phase = PHASE_DONE;
+        } else if (!parse_answer(conn)) {
             conn_fail(c, conn, OB_HTTP_PROTOCOL, 0, "the answer is not valid HTTP/1.1");
             return false;
         }
@@ -887,7 +900,7 @@ static struct http_host *client_host(struct ob_http_client *c, const struct ob_h
 
 /* Puts queued exchanges on idle connections, opening new ones up to the
  * limit; the rest wait for a connection to come free. */
-static void dispatch(struct ob_http_client *c)
+static void dispatch_queue(struct ob_http_client *c)
 {
     struct ob_http_exchange *ex = c->queue, *prev = NULL;
     while (ex) {
@@ -917,6 +930,23 @@ static void dispatch(struct ob_http_client *c)
             conn_open(c, h, ex);
         ex = next;
     }
+}
+
+static void dispatch(struct ob_http_client *c)
+{
+    /* What a stale connection broke goes first, in its order. A request
+     * whose connection breaks while being dispatched lands in c->retry
+     * again (once: it is marked requeued), not in the list being walked. */
+    do {
+        if (c->retry) {
+            c->retry_tail->next = c->queue;
+            if (!c->queue)
+                c->queue_tail = c->retry_tail;
+            c->queue = c->retry;
+            c->retry = c->retry_tail = NULL;
+        }
+        dispatch_queue(c);
+    } while (c->retry);
 }
 
 /* Fails what has run out of time; returns the next deadline (INT64_MAX:
@@ -965,7 +995,7 @@ void ob_http_client_start(struct ob_http_client *c, struct ob_http_exchange *ex)
     ex->error[0] = '\0';
     ex->requeued = false;
     ex->deadline_ms = c->opt.request_timeout_ms > 0 ? now_ms() + c->opt.request_timeout_ms : 0;
-    queue_push(c, ex, false);
+    list_append(&c->queue, &c->queue_tail, ex);
 }
 
 void ob_http_client_abort(struct ob_http_client *c, struct ob_http_exchange *ex)
@@ -977,7 +1007,7 @@ void ob_http_client_abort(struct ob_http_client *c, struct ob_http_exchange *ex)
         conn_close(c, conn);
         return;
     }
-    if (!list_remove(&c->queue, &c->queue_tail, ex))
+    if (!list_remove(&c->queue, &c->queue_tail, ex) && !list_remove(&c->retry, &c->retry_tail, ex))
         list_remove(&c->done, &c->done_tail, ex);
 }
 

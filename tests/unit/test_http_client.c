@@ -1,0 +1,340 @@
+/* aws/http_client: HTTP/1.1 answers read right whatever their framing,
+ * connections kept and re-opened, failures named. A loopback server
+ * thread plays a script of canned answers. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "aws/http_client.h"
+#include "core/buf.h"
+#include "test.h"
+
+/* One request the server reads, and what it does then. */
+struct step {
+    const char *answer;   /* written after the request; NULL: say nothing until the client hangs up */
+    bool close_after;     /* close the connection after answering (no Connection: close header) */
+};
+
+struct server {
+    int listen_fd;
+    char port[8];
+    const struct step *steps;
+    size_t n_steps;
+    int accepted;
+    pthread_t thread;
+};
+
+/* Reads one request (head and Content-Length body); false at EOF. */
+static bool read_request(int fd)
+{
+    char buf[8192];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            return false;
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (!end)
+            continue;
+        char *cl = strstr(buf, "Content-Length: ");
+        size_t body = cl ? (size_t)atoi(cl + 16) : 0;
+        if (len >= (size_t)(end + 4 - buf) + body)
+            return true;
+    }
+}
+
+/* How long the server waits for a connection or a request: a test whose
+ * client gave up fails instead of hanging. */
+static const struct timeval patience = { .tv_sec = 3 };
+
+static void *serve(void *arg)
+{
+    struct server *s = arg;
+    int fd = -1;
+    for (size_t i = 0; i < s->n_steps; i++) {
+        if (fd < 0) {
+            fd = accept(s->listen_fd, NULL, NULL);
+            if (fd < 0)
+                return NULL; /* nobody came within the receive timeout */
+            s->accepted++;
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+        }
+        if (!read_request(fd)) {
+            close(fd);
+            fd = -1;
+            i--; /* the client hung up: the same step on the next connection */
+            continue;
+        }
+        const struct step *st = &s->steps[i];
+        if (!st->answer) {
+            char c;
+            while (read(fd, &c, 1) > 0) {
+            }
+        } else if (write(fd, st->answer, strlen(st->answer)) < 0) {
+            break;
+        }
+        if (!st->answer || st->close_after) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd >= 0) {
+        char c;
+        while (read(fd, &c, 1) > 0) {
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static void server_start(struct server *s, const struct step *steps, size_t n)
+{
+    memset(s, 0, sizeof *s);
+    s->steps = steps;
+    s->n_steps = n;
+    s->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    if (bind(s->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(s->listen_fd, 8) != 0 ||
+        getsockname(s->listen_fd, (struct sockaddr *)&a, &alen) != 0)
+        abort();
+    setsockopt(s->listen_fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+    snprintf(s->port, sizeof s->port, "%d", ntohs(a.sin_port));
+    pthread_create(&s->thread, NULL, serve, s);
+}
+
+static void server_stop(struct server *s)
+{
+    pthread_join(s->thread, NULL);
+    close(s->listen_fd);
+}
+
+static struct ob_http_client *client(int64_t request_timeout_ms)
+{
+    struct ob_http_client_options o = { .max_connections = 4, .connect_timeout_ms = 2000,
+                                        .request_timeout_ms = request_timeout_ms, .tls_verify = true };
+    struct ob_error err = { 0 };
+    return ob_http_client_create(&o, &err);
+}
+
+/* Sends one POST and waits for its outcome (at most 5 s). */
+static void exchange(struct ob_http_client *c, const struct ob_http_origin *o, struct ob_http_exchange *ex,
+                     struct ob_buf *rx)
+{
+    static const char head[] = "POST /x HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\n";
+    ob_buf_reset(rx);
+    *ex = (struct ob_http_exchange){ .origin = o, .head = head, .head_len = sizeof head - 1, .body = "{}",
+                                     .body_len = 2, .rx = rx };
+    ob_http_client_start(c, ex);
+    for (int i = 0; i < 50; i++) {
+        ob_http_client_drive(c, 100);
+        if (ob_http_client_next_done(c) == ex)
+            return;
+    }
+    ex->failure = OB_HTTP_PROTOCOL;
+    snprintf(ex->error, sizeof ex->error, "test: no outcome within 5 s");
+}
+
+/* Plays the steps, one exchange each, and checks every exchange got an
+ * answer; the last exchange and the buffer are left for the caller. */
+static bool play(const struct step *steps, size_t n, int64_t timeout_ms, struct server *s,
+                 struct ob_http_exchange *last, struct ob_buf *rx)
+{
+    server_start(s, steps, n);
+    struct ob_http_origin o = { 0 };
+    ob_http_origin_set(&o, false, "127.0.0.1", s->port);
+    struct ob_http_client *c = client(timeout_ms);
+    bool all_answered = true;
+    for (size_t i = 0; i < n; i++) {
+        exchange(c, &o, last, rx);
+        if (i + 1 < n && last->failure != OB_HTTP_OK) {
+            ob_test_fail(__FILE__, __LINE__, "exchange %zu failed: %s", i, last->error);
+            all_answered = false;
+        }
+        usleep(20000); /* lets the server act on its step (close) first */
+    }
+    ob_http_client_destroy(c);
+    ob_http_origin_free(&o);
+    server_stop(s);
+    return all_answered;
+}
+
+TEST(a_body_of_known_length_comes_back_whole)
+{
+    static const struct step steps[] = { { "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false } };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    play(steps, 1, 0, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+    CHECK_INT(ex.status, 200);
+    CHECK_STR(ob_buf_cstr(&rx), "hello");
+    ob_buf_free(&rx);
+}
+
+TEST(a_chunked_body_is_put_back_together_and_its_extensions_and_trailers_ignored)
+{
+    static const struct step steps[] = {
+        { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n", false },
+    };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    play(steps, 1, 0, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+    CHECK_STR(ob_buf_cstr(&rx), "abcde");
+    ob_buf_free(&rx);
+}
+
+TEST(an_interim_100_continue_is_passed_over)
+{
+    static const struct step steps[] = { { "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", false } };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    play(steps, 1, 0, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+    CHECK_INT(ex.status, 204);
+    CHECK_INT(rx.len, 0);
+    ob_buf_free(&rx);
+}
+
+TEST(a_body_without_length_ends_with_the_connection)
+{
+    static const struct step steps[] = { { "HTTP/1.0 200 OK\r\n\r\nxyz", true } };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    play(steps, 1, 0, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+    CHECK_STR(ob_buf_cstr(&rx), "xyz");
+    ob_buf_free(&rx);
+}
+
+TEST(requests_share_one_kept_alive_connection)
+{
+    static const struct step steps[] = {
+        { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", false },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb", false },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nc", false },
+    };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    CHECK(play(steps, 3, 0, &s, &ex, &rx));
+    CHECK_STR(ob_buf_cstr(&rx), "c");
+    CHECK_INT(s.accepted, 1);
+    ob_buf_free(&rx);
+}
+
+TEST(connection_close_in_an_answer_makes_the_next_request_open_a_new_connection)
+{
+    static const struct step steps[] = {
+        { "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\na", true },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb", false },
+    };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    CHECK(play(steps, 2, 0, &s, &ex, &rx));
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+    CHECK_INT(s.accepted, 2);
+    ob_buf_free(&rx);
+}
+
+TEST(a_kept_alive_connection_the_server_dropped_is_replaced_without_failing_the_request)
+{
+    /* The server closes after answering, without saying so: the client
+     * finds out only when its next request meets the closed connection. */
+    static const struct step steps[] = {
+        { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", true },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb", false },
+    };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    CHECK(play(steps, 2, 0, &s, &ex, &rx));
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+    CHECK_STR(ob_buf_cstr(&rx), "b");
+    CHECK_INT(s.accepted, 2);
+    ob_buf_free(&rx);
+}
+
+TEST(a_body_cut_short_is_a_broken_connection_not_an_answer)
+{
+    static const struct step steps[] = { { "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true } };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    play(steps, 1, 0, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_IO);
+    CHECK(strstr(ex.error, "middle of the answer") != NULL);
+    ob_buf_free(&rx);
+}
+
+TEST(what_is_not_http_is_a_protocol_error)
+{
+    static const struct step steps[] = { { "HELLO THERE\r\n\r\n", false } };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    play(steps, 1, 0, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_PROTOCOL);
+    ob_buf_free(&rx);
+}
+
+TEST(no_answer_within_the_request_timeout_is_a_timeout)
+{
+    static const struct step steps[] = { { NULL, false } };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    play(steps, 1, 200, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_TIMEOUT);
+    ob_buf_free(&rx);
+}
+
+TEST(a_refused_connection_says_so_with_the_errno)
+{
+    /* A port just closed has no listener. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    close(fd);
+    char port[8];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    struct ob_http_origin o = { 0 };
+    ob_http_origin_set(&o, false, "127.0.0.1", port);
+    struct ob_http_client *c = client(0);
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange(c, &o, &ex, &rx);
+    ob_http_client_destroy(c);
+    ob_http_origin_free(&o);
+    ob_buf_free(&rx);
+    CHECK_INT(ex.failure, OB_HTTP_CONNECT);
+    CHECK_INT(ex.os_errno, ECONNREFUSED);
+    CHECK(strstr(ex.error, "Connection refused") != NULL);
+}
+
+TEST(an_origin_key_tells_scheme_host_and_port_apart)
+{
+    struct ob_http_origin a = { 0 }, b = { 0 }, v6 = { 0 };
+    ob_http_origin_set(&a, false, "h", "80");
+    ob_http_origin_set(&b, true, "h", "80");
+    ob_http_origin_set(&v6, false, "[::1]", "8000");
+    CHECK(strcmp(a.key, b.key) != 0);
+    CHECK_STR(v6.host, "::1");
+    ob_http_origin_free(&a);
+    ob_http_origin_free(&b);
+    ob_http_origin_free(&v6);
+}
