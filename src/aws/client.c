@@ -9,6 +9,7 @@
 
 #include "aws/retry.h"
 #include "aws/sigv4.h"
+#include "core/url.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 
@@ -31,6 +32,9 @@ struct ob_aws_client {
 struct ob_aws_session {
     struct ob_aws_client *client;
     struct ob_http_client *http;
+    struct ob_aws_call *calls;            /* not done yet: waiting or active */
+    struct ob_aws_call *done, *done_tail; /* started calls that are done, to hand back */
+    int active;                           /* calls on a connection */
     atomic_bool canceled;
     struct {
         char operation[40];
@@ -48,52 +52,27 @@ static int64_t now_ms(void)
 enum ob_err ob_aws_endpoint_parse(const char *url, struct ob_aws_endpoint *ep, struct ob_error *err)
 {
     memset(ep, 0, sizeof *ep);
-    const char *rest;
-    int default_port;
-    if (strncmp(url, "https://", 8) == 0) {
-        rest = url + 8;
-        default_port = 443;
-    } else if (strncmp(url, "http://", 7) == 0) {
-        rest = url + 7;
-        default_port = 80;
-    } else {
-        return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' must start with http:// or https://", url);
+    struct ob_url u;
+    struct ob_error why = { 0 };
+    if (ob_url_parse(url, &u, &why) != OB_OK)
+        return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s': %s", url, why.msg);
+    enum ob_err rc = OB_OK;
+    if (u.userinfo || u.query || strchr(url, '#')) {
+        rc = ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' must not have user information, a query or a fragment",
+                          url);
+        goto out;
     }
-    size_t host_len = strcspn(rest, "/?#");
-    if (host_len == 0 || memchr(rest, '@', host_len))
-        return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' has no usable host", url);
-    if (strpbrk(rest, "?#"))
-        return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' must not have a query or fragment", url);
-    /* Host header: drop an explicit default port, as SDKs do, so the
-     * signed value matches what the server reconstructs. */
-    const char *colon = NULL;
-    for (const char *p = rest + host_len; p > rest; p--)
-        if (p[-1] == ':') {
-            colon = p - 1;
-            break;
-        } else if (p[-1] == ']') {
-            break;
-        }
-    size_t keep = host_len;
-    long port = default_port;
-    if (colon) {
-        char *end;
-        port = strtol(colon + 1, &end, 10);
-        if (end != rest + host_len || port <= 0 || port > 65535)
-            return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' has a bad port", url);
-        if (port == default_port)
-            keep = (size_t)(colon - rest);
-    }
-    size_t name_len = colon ? (size_t)(colon - rest) : host_len;
-    char port_text[8];
-    snprintf(port_text, sizeof port_text, "%ld", port);
-    char *name = ob_xstrndup(rest, name_len);
-    ob_http_origin_set(&ep->origin, default_port == 443, name, port_text);
-    free(name);
-    ep->host = ob_xstrndup(rest, keep);
-    ep->path = ob_xstrdup(rest[host_len] == '/' ? rest + host_len : "/");
+    /* Host header: without the scheme's default port, as SDKs send it, so
+     * the signed value matches what the server reconstructs. */
+    struct ob_buf host = { 0 };
+    ob_buf_cat(&host, u.host, u.port ? ":" : "", u.port ? u.port : "", NULL);
+    ep->host = ob_buf_steal(&host);
+    ep->path = ob_xstrdup(u.path);
     ep->url = ob_xstrdup(url);
-    return OB_OK;
+    ob_http_origin_set(&ep->origin, u.tls, u.host, ob_url_port(&u));
+out:
+    ob_url_free(&u);
+    return rc;
 }
 
 void ob_aws_endpoint_free(struct ob_aws_endpoint *ep)
@@ -295,8 +274,6 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
     if (rc)
         goto out;
 
-    char length[24];
-    snprintf(length, sizeof length, "%zu", call->body_len);
     struct ob_buf *h = &call->head;
     ob_buf_reset(h);
     ob_buf_cat(h, "POST ", call->endpoint->path, " HTTP/1.1\r\n", NULL);
@@ -305,7 +282,9 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
     for (size_t i = 0; i < sig.n_add; i++)
         ob_buf_cat(h, sig.add[i].name, ": ", sig.add[i].value, "\r\n", NULL);
     ob_buf_cat(h, "Authorization: ", ob_buf_cstr(&sig.authorization), "\r\n",
-               "User-Agent: outboxd/" OUTBOXD_VERSION "\r\n", "Content-Length: ", length, "\r\n\r\n", NULL);
+               "User-Agent: outboxd/" OUTBOXD_VERSION "\r\nContent-Length: ", NULL);
+    ob_buf_put_int(h, (int64_t)call->body_len);
+    ob_buf_puts(h, "\r\n\r\n");
 
     ob_buf_reset(&call->rx);
     call->exchange = (struct ob_http_exchange){
@@ -420,69 +399,149 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
 
 static void call_cancel(struct ob_aws_session *s, struct ob_aws_call *call)
 {
-    if (call->state == CALL_ACTIVE)
+    if (call->state == CALL_ACTIVE) {
         ob_http_client_abort(s->http, &call->exchange);
+        s->active--;
+    }
     ob_error_set(&call->err, OB_ERR_NETWORK, "%s: canceled (shutting down)", call->operation);
     call->result = OB_ERR_NETWORK;
     call->state = CALL_DONE;
 }
 
+/* A call leaves the session's list when done; a started one (ob_aws_start)
+ * then waits in the done list for ob_aws_next_done. */
+static void call_settled(struct ob_aws_session *s, struct ob_aws_call *call)
+{
+    for (struct ob_aws_call **p = &s->calls; *p; p = &(*p)->next_in_session)
+        if (*p == call) {
+            *p = call->next_in_session;
+            break;
+        }
+    call->next_in_session = NULL;
+    if (!call->started)
+        return;
+    if (s->done_tail)
+        s->done_tail->next_in_session = call;
+    else
+        s->done = call;
+    s->done_tail = call;
+}
+
+static void call_enter(struct ob_aws_session *s, struct ob_aws_call *call, bool started)
+{
+    if (call->response)
+        json_decref(call->response);
+    call->response = NULL;
+    call->state = CALL_WAITING;
+    call->next_at_ms = 0;
+    call->attempts = 0;
+    call->retry_cost = 0;
+    call->http_status = 0;
+    call->result = OB_OK;
+    call->started = started;
+    ob_error_clear(&call->err);
+    call->next_in_session = s->calls;
+    s->calls = call;
+}
+
+/* Starts the calls that are due, sends and receives for up to wait_ms,
+ * and settles what finished. */
+static void session_step(struct ob_aws_session *s, int64_t wait)
+{
+    if (atomic_load(&s->canceled)) {
+        while (s->calls) {
+            struct ob_aws_call *call = s->calls;
+            call_cancel(s, call);
+            call_settled(s, call);
+        }
+        return;
+    }
+    int64_t now = now_ms();
+    for (struct ob_aws_call *call = s->calls, *next; call; call = next) {
+        next = call->next_in_session;
+        if (call->state != CALL_WAITING)
+            continue;
+        if (call->next_at_ms > now) {
+            if (call->next_at_ms - now < wait)
+                wait = call->next_at_ms - now;
+            continue;
+        }
+        if (s->active >= s->client->max_connections)
+            continue;
+        if (call_start(s, call, &call->err) != OB_OK) {
+            call->result = call->err.code;
+            call->state = CALL_DONE;
+            call_settled(s, call);
+            wait = 0;
+            continue;
+        }
+        s->active++;
+    }
+    /* Sends what was just started, then waits for an answer, a retry's
+     * time or a cancel. */
+    ob_http_client_drive(s->http, wait > 0 ? (int)wait : 0);
+    struct ob_http_exchange *ex;
+    while ((ex = ob_http_client_next_done(s->http))) {
+        struct ob_aws_call *call = ex->user;
+        s->active--;
+        call_finish_attempt(s, call);
+        if (call->state == CALL_DONE)
+            call_settled(s, call);
+    }
+}
+
 void ob_aws_run(struct ob_aws_session *s, struct ob_aws_call *const *calls, size_t n)
 {
-    size_t done = 0, active = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct ob_aws_call *call = calls[i];
-        if (call->response)
-            json_decref(call->response);
-        call->response = NULL;
-        call->state = CALL_WAITING;
-        call->next_at_ms = 0;
-        call->attempts = 0;
-        call->retry_cost = 0;
-        call->http_status = 0;
-        call->result = OB_OK;
-        ob_error_clear(&call->err);
+    for (size_t i = 0; i < n; i++)
+        call_enter(s, calls[i], false);
+    for (size_t i = 0; i < n; i++)
+        while (calls[i]->state != CALL_DONE)
+            session_step(s, 1000);
+}
+
+void ob_aws_start(struct ob_aws_session *s, struct ob_aws_call *call)
+{
+    call_enter(s, call, true);
+}
+
+void ob_aws_poll(struct ob_aws_session *s, int timeout_ms)
+{
+    session_step(s, s->done ? 0 : timeout_ms);
+}
+
+struct ob_aws_call *ob_aws_next_done(struct ob_aws_session *s)
+{
+    struct ob_aws_call *call = s->done;
+    if (call) {
+        s->done = call->next_in_session;
+        if (!s->done)
+            s->done_tail = NULL;
+        call->next_in_session = NULL;
     }
-    while (done < n) {
-        if (atomic_load(&s->canceled)) {
-            for (size_t i = 0; i < n; i++)
-                if (calls[i]->state != CALL_DONE)
-                    call_cancel(s, calls[i]);
-            return;
-        }
-        int64_t now = now_ms();
-        int64_t wait = 1000;
-        for (size_t i = 0; i < n; i++) {
-            struct ob_aws_call *call = calls[i];
-            if (call->state != CALL_WAITING)
-                continue;
-            if (call->next_at_ms > now) {
-                if (call->next_at_ms - now < wait)
-                    wait = call->next_at_ms - now;
-                continue;
-            }
-            if (active >= (size_t)s->client->max_connections)
-                continue;
-            if (call_start(s, call, &call->err) != OB_OK) {
-                call->result = call->err.code;
-                call->state = CALL_DONE;
-                done++;
-                continue;
-            }
-            active++;
-        }
-        /* Sends what was just started, then waits for an answer, a
-         * retry's time or a cancel. */
-        ob_http_client_drive(s->http, (int)wait);
-        struct ob_http_exchange *ex;
-        while ((ex = ob_http_client_next_done(s->http))) {
-            struct ob_aws_call *call = ex->user;
-            active--;
-            call_finish_attempt(s, call);
-            if (call->state == CALL_DONE)
-                done++;
-        }
+    return call;
+}
+
+void ob_aws_abandon(struct ob_aws_session *s, struct ob_aws_call *call)
+{
+    if (call->state == CALL_ACTIVE) {
+        ob_http_client_abort(s->http, &call->exchange);
+        s->active--;
     }
+    call->state = CALL_DONE;
+    call->started = false;
+    call_settled(s, call);
+    struct ob_aws_call *prev = NULL;
+    for (struct ob_aws_call *c = s->done; c; prev = c, c = c->next_in_session)
+        if (c == call) {
+            if (prev)
+                prev->next_in_session = c->next_in_session;
+            else
+                s->done = c->next_in_session;
+            if (s->done_tail == c)
+                s->done_tail = prev;
+            break;
+        }
+    call->next_in_session = NULL;
 }
 
 enum ob_err ob_aws_call_json(struct ob_aws_session *s, const struct ob_aws_service *service,

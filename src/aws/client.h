@@ -95,6 +95,8 @@ struct ob_aws_call {
     struct ob_buf rx;     /* the last answer's body, as received */
 
     /* Private to client.c. */
+    struct ob_aws_call *next_in_session;
+    bool started;
     int state;
     int retry_cost;
     int64_t next_at_ms;
@@ -105,6 +107,18 @@ struct ob_aws_call {
 /* Runs every call concurrently (up to max_connections at once), each with
  * its own retries, and returns when all have an outcome. */
 void ob_aws_run(struct ob_aws_session *s, struct ob_aws_call *const *calls, size_t n);
+
+/* Calls that run while the caller does other work (marks overlapping the
+ * next deliveries). ob_aws_start hands the call to the session; it makes
+ * progress in ob_aws_poll and in every ob_aws_run of the session, and
+ * comes back, done, from ob_aws_next_done. The call must stay where it is
+ * until then, or until ob_aws_abandon takes it back unfinished. */
+void ob_aws_start(struct ob_aws_session *s, struct ob_aws_call *call);
+/* Sends and receives for the session's calls, waiting up to timeout_ms
+ * for one to finish (not at all when one is waiting to be taken). */
+void ob_aws_poll(struct ob_aws_session *s, int timeout_ms);
+struct ob_aws_call *ob_aws_next_done(struct ob_aws_session *s);
+void ob_aws_abandon(struct ob_aws_session *s, struct ob_aws_call *call);
 
 /* One call, synchronously. On OB_OK, *response (when not NULL) receives the
  * parsed body (caller owns: json_decref). */
