@@ -1,13 +1,15 @@
 /* The delivery half of reading a shard (or sweeping the table): a window
  * of records, sent in waves of at most relay.max_in_flight as the
  * ordering allows, to the sinks their routes name; what a sink
- * acknowledged is marked published with concurrent conditional
- * UpdateItems; failures are retried with backoff, counted, recorded on the
- * item and finally dead-lettered (SPEC §3). */
+ * acknowledged is marked published with conditional UpdateItems that run
+ * while the next waves go out (a key's next message waits for the sink's
+ * acknowledgement, not for the mark); failures are retried with backoff,
+ * counted, recorded on the item and finally dead-lettered (SPEC §3). */
 #include "relay/pipeline.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,8 @@
 
 /* A sink is down after this many retriable failures in a row. */
 #define SINK_DOWN_AFTER 3
+/* Marks may run behind deliveries by this many waves of max_in_flight. */
+#define MARKS_RUNNING_WAVES 4
 
 /* A message on its way through one wave. */
 struct wave_item {
@@ -137,45 +141,49 @@ static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const str
          "delivery failed (attempt %" PRId64 ", next in %" PRId64 " ms): %s", e->failures, delay, d->error);
 }
 
-/* The AWS writes of one wave, run concurrently. */
+/* The AWS writes of one wave. Marks go on running after the wave (in
+ * p->flying, each in its own allocation: the session holds the call);
+ * the rare writes run within it. */
 enum write_kind { WRITE_MARK, WRITE_FAILED, WRITE_DEAD };
 
-struct write {
+struct pipeline_write {
     enum write_kind kind;
-    struct ob_entry *e;
+    uint64_t entry;                  /* the entry's id: entries move while a mark runs */
     struct ob_sink_health *health;   /* WRITE_MARK: for the latency histogram */
     struct ob_buf body;              /* the UpdateItem's JSON text */
     struct ob_aws_call call;
+    struct pipeline_write *next;              /* in p->flying */
 };
 
-struct writes {
-    struct write *v;
+struct pipeline_writes {
+    struct pipeline_write *v;
     size_t n, cap;
 };
 
-static struct write *add_write(struct writes *ws, enum write_kind kind, struct ob_entry *e, struct ob_sink_health *h)
+static struct pipeline_write *add_write(struct pipeline_writes *ws, enum write_kind kind, struct ob_entry *e, struct ob_sink_health *h)
 {
     if (ws->n == ws->cap) {
         ws->cap = ws->cap ? ws->cap * 2 : 64;
         ws->v = ob_xrealloc(ws->v, ws->cap * sizeof *ws->v);
     }
-    struct write *x = &ws->v[ws->n++];
+    struct pipeline_write *x = &ws->v[ws->n++];
     memset(x, 0, sizeof *x);
     x->kind = kind;
-    x->e = e;
+    x->entry = e->id;
     x->health = h;
     return x;
 }
 
-static void add_mark(struct ob_pipeline *p, struct writes *ws, struct ob_entry *e, struct ob_sink_health *h)
+static void add_mark(struct ob_pipeline *p, struct pipeline_writes *ws, struct ob_entry *e, struct ob_sink_health *h)
 {
     const struct ob_config *cfg = p->relay->cfg;
+    e->next_at_ms = INT64_MAX; /* its mark runs: not picked again until it fails */
     ob_mark_published_body(&add_write(ws, WRITE_MARK, e, h)->body, cfg->table.name, e->rec.msg.pk, e->rec.msg.sk,
                            ob_wall_ms(), cfg->table.ttl_seconds);
 }
 
 /* The rare writes (failures, dead letters) are built as JSON values. */
-static void add_json_write(struct writes *ws, enum write_kind kind, struct ob_entry *e, json_t *request)
+static void add_json_write(struct pipeline_writes *ws, enum write_kind kind, struct ob_entry *e, json_t *request)
 {
     char *text = ob_ddb_request_text("UpdateItem", request);
     ob_buf_puts(&add_write(ws, kind, e, NULL)->body, text);
@@ -183,7 +191,7 @@ static void add_json_write(struct writes *ws, enum write_kind kind, struct ob_en
     json_decref(request);
 }
 
-static void dead_letter_write(struct ob_pipeline *p, struct writes *ws, struct ob_entry *e, bool with_sink)
+static void dead_letter_write(struct ob_pipeline *p, struct pipeline_writes *ws, struct ob_entry *e, bool with_sink)
 {
     const struct ob_config *cfg = p->relay->cfg;
     int64_t ttl = with_sink ? cfg->table.ttl_seconds : 0;
@@ -202,68 +210,142 @@ static void entry_done_dead(struct ob_pipeline *p, struct ob_entry *e)
     ob_window_set_state(&p->window, e, OB_ENTRY_DONE);
 }
 
-static void run_writes(struct ob_pipeline *p, struct writes *ws, int64_t now)
+/* What a finished write means for its entry. */
+static void write_done(struct ob_pipeline *p, struct pipeline_write *x, int64_t now, int64_t wall)
+{
+    struct ob_entry *e = ob_window_find(&p->window, x->entry);
+    enum ob_err rc = x->call.result;
+    if (!e)
+        return; /* cannot happen: an entry with a write running is not done */
+    switch (x->kind) {
+    case WRITE_MARK:
+        if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
+            if (rc == OB_ERR_CONDITION_FAILED)
+                ob_metric_count("outboxd_messages_duplicate_total", "", 1);
+            int64_t created = e->rec.msg.created_at_ms ? e->rec.msg.created_at_ms : e->rec.msg.approximate_creation_ms;
+            if (created && x->health)
+                ob_metric_observe(x->health->latency, (double)(wall - created) / 1000.0);
+            ob_window_set_state(&p->window, e, OB_ENTRY_DONE);
+        } else {
+            e->next_at_ms = now + 1000;
+            ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "marking published failed, will retry: %s", x->call.err.msg);
+        }
+        break;
+    case WRITE_DEAD:
+        if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
+            entry_done_dead(p, e);
+        } else {
+            e->next_at_ms = now + 1000;
+            ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "recording the dead letter failed, will retry: %s",
+                            x->call.err.msg);
+        }
+        break;
+    case WRITE_FAILED:
+        if (rc && rc != OB_ERR_CONDITION_FAILED)
+            ob_pipeline_log(p, OB_SEV_DEBUG, e->rec.msg.sk, "recording the failed attempt failed: %s", x->call.err.msg);
+        break;
+    }
+}
+
+/* Settles the capacity budget with what DynamoDB reports for n writes
+ * (each was taken as one unit). */
+static void settle_units(struct ob_pipeline *p, struct pipeline_write *const *xs, size_t n)
+{
+    struct ob_relay *r = p->relay;
+    double consumed = 0, reported = 0;
+    for (size_t i = 0; i < n; i++) {
+        double units = ob_ddb_raw_units(&xs[i]->call);
+        consumed += units >= 0 ? units : 1.0;
+        reported += units > 0 ? units : 0;
+    }
+    ob_relay_budget_settle(r, consumed - (double)n);
+    ob_ddb_count_units(r->cfg->table.name, "UpdateItem", "write", reported);
+}
+
+static void write_free(struct pipeline_write *x)
+{
+    ob_aws_call_release(&x->call);
+    ob_buf_free(&x->body);
+}
+
+/* Takes the marks that finished; true if there were any. */
+static bool collect_marks(struct ob_pipeline *p, int64_t now)
+{
+    ob_aws_poll(p->session, 0);
+    struct pipeline_write *done[64];
+    size_t n = 0;
+    bool any = false;
+    struct ob_aws_call *call;
+    int64_t wall = ob_wall_ms();
+    do {
+        call = ob_aws_next_done(p->session);
+        if (call) {
+            struct pipeline_write *x = (struct pipeline_write *)((char *)call - offsetof(struct pipeline_write, call));
+            for (struct pipeline_write **q = &p->flying; *q; q = &(*q)->next)
+                if (*q == x) {
+                    *q = x->next;
+                    break;
+                }
+            p->n_flying--;
+            write_done(p, x, now, wall);
+            done[n++] = x;
+        }
+        if (n == sizeof done / sizeof done[0] || (!call && n)) {
+            settle_units(p, done, n);
+            for (size_t i = 0; i < n; i++) {
+                write_free(done[i]);
+                free(done[i]);
+            }
+            n = 0;
+            any = true;
+        }
+    } while (call);
+    return any;
+}
+
+static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_t now)
 {
     if (ws->n == 0)
         return;
     struct ob_relay *r = p->relay;
-    static const char *const ops = "UpdateItem";
-    struct ob_aws_call **calls = ob_xcalloc(ws->n, sizeof *calls);
-    for (size_t i = 0; i < ws->n; i++) {
-        ob_ddb_prepare_raw_call(r->ddb, &ws->v[i].call, ops, ws->v[i].body.data, ws->v[i].body.len);
-        calls[i] = &ws->v[i].call;
-    }
-    /* Each write of a small item costs one unit; settled below with what
+    /* Each write of a small item costs one unit; settled with what
      * DynamoDB reports. */
     int64_t wait = ob_relay_budget_take(r, (double)ws->n);
     if (wait > 0)
         p->wait_until(p->ctx, ob_mono_ms() + wait);
-    ob_aws_run(p->session, calls, ws->n);
-    double consumed = 0, reported = 0;
+    struct pipeline_write **sync = ob_xcalloc(ws->n, sizeof *sync);
+    struct ob_aws_call **calls = ob_xcalloc(ws->n, sizeof *calls);
+    size_t k = 0;
+    bool started = false;
     for (size_t i = 0; i < ws->n; i++) {
-        double units = ob_ddb_raw_units(&ws->v[i].call);
-        consumed += units >= 0 ? units : 1.0;
-        reported += units > 0 ? units : 0;
-    }
-    ob_relay_budget_settle(r, consumed - (double)ws->n);
-    ob_ddb_count_units(r->cfg->table.name, ops, "write", reported);
-    int64_t wall = ob_wall_ms();
-    for (size_t i = 0; i < ws->n; i++) {
-        struct write *x = &ws->v[i];
-        struct ob_entry *e = x->e;
-        enum ob_err rc = x->call.result;
-        switch (x->kind) {
-        case WRITE_MARK:
-            if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
-                if (rc == OB_ERR_CONDITION_FAILED)
-                    ob_metric_count("outboxd_messages_duplicate_total", "", 1);
-                int64_t created = e->rec.msg.created_at_ms ? e->rec.msg.created_at_ms
-                                                           : e->rec.msg.approximate_creation_ms;
-                if (created && x->health)
-                    ob_metric_observe(x->health->latency, (double)(wall - created) / 1000.0);
-                ob_window_set_state(&p->window, e, OB_ENTRY_DONE);
-            } else {
-                e->next_at_ms = now + 1000;
-                ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "marking published failed, will retry: %s", x->call.err.msg);
-            }
-            break;
-        case WRITE_DEAD:
-            if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
-                entry_done_dead(p, e);
-            } else {
-                e->next_at_ms = now + 1000;
-                ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "recording the dead letter failed, will retry: %s",
-                     x->call.err.msg);
-            }
-            break;
-        case WRITE_FAILED:
-            if (rc && rc != OB_ERR_CONDITION_FAILED)
-                ob_pipeline_log(p, OB_SEV_DEBUG, e->rec.msg.sk, "recording the failed attempt failed: %s", x->call.err.msg);
-            break;
+        struct pipeline_write *x = &ws->v[i];
+        if (x->kind == WRITE_MARK) {
+            struct pipeline_write *m = ob_xmalloc(sizeof *m);
+            *m = *x;
+            ob_ddb_prepare_raw_call(r->ddb, &m->call, "UpdateItem", m->body.data, m->body.len);
+            m->next = p->flying;
+            p->flying = m;
+            p->n_flying++;
+            ob_aws_start(p->session, &m->call);
+            started = true;
+            continue;
         }
-        ob_aws_call_release(&x->call);
-        ob_buf_free(&x->body);
+        ob_ddb_prepare_raw_call(r->ddb, &x->call, "UpdateItem", x->body.data, x->body.len);
+        sync[k] = x;
+        calls[k++] = &x->call;
     }
+    if (started)
+        ob_aws_poll(p->session, 0); /* the marks go out now */
+    if (k) {
+        ob_aws_run(p->session, calls, k);
+        settle_units(p, sync, k);
+        int64_t wall = ob_wall_ms();
+        for (size_t i = 0; i < k; i++) {
+            write_done(p, sync[i], now, wall);
+            write_free(sync[i]);
+        }
+    }
+    free(sync);
     free(calls);
     ws->n = 0;
 }
@@ -306,7 +388,7 @@ static void publish_to(struct ob_sink *sink, struct wave_item *items, size_t n, 
 
 /* Sends the deliverable entries to their sinks; ACKs become marks. */
 static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entry **picks, size_t n,
-                    struct writes *ws, int64_t now)
+                    struct pipeline_writes *ws, int64_t now)
 {
     struct wave_item *items = ob_xcalloc(n, sizeof *items);
     struct wave_item *group = ob_xcalloc(n, sizeof *group);
@@ -353,7 +435,7 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
 /* Dead-letters entries: to the dead-letter sink when there is one, then
  * the record on the item. */
 static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entry **picks, size_t n,
-                        struct writes *ws, int64_t now)
+                        struct pipeline_writes *ws, int64_t now)
 {
     struct wave_item *items = ob_xcalloc(n, sizeof *items);
     struct ob_delivery *d = ob_xcalloc(n, sizeof *d);
@@ -394,7 +476,12 @@ static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_
 bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
 {
     const struct ob_config *cfg = p->relay->cfg;
+    bool collected = p->n_flying && collect_marks(p, now);
     size_t max = (size_t)cfg->relay.max_in_flight;
+    /* Marks still running hold back new deliveries beyond a few waves'
+     * worth: a slow table slows the relay instead of piling up. */
+    if (p->n_flying >= MARKS_RUNNING_WAVES * max)
+        return collected;
     struct ob_entry **picks = ob_xcalloc(max, sizeof *picks);
     struct ob_entry **acked = ob_xcalloc(max, sizeof *acked);
     size_t n = ob_window_ready(&p->window, now, picks, max);
@@ -402,10 +489,10 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
     if ((n == 0 && n_acked == 0) || (p->may_send && !p->may_send(p->ctx))) {
         free(picks);
         free(acked);
-        return false;
+        return collected;
     }
     struct ob_routing *rt = ob_routing_get(p->relay);
-    struct writes ws = { 0 };
+    struct pipeline_writes ws = { 0 };
     for (size_t i = 0; i < n_acked; i++)
         add_mark(p, &ws, acked[i], NULL);
     size_t n_dead = 0, n_live = 0;
@@ -441,5 +528,26 @@ void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_aws_s
 
 void ob_pipeline_free(struct ob_pipeline *p)
 {
+    while (p->flying) {
+        struct pipeline_write *x = p->flying;
+        p->flying = x->next;
+        ob_aws_abandon(p->session, &x->call);
+        write_free(x);
+        free(x);
+    }
+    p->n_flying = 0;
     ob_window_free(&p->window);
+}
+
+void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms)
+{
+    if (!p->n_flying) {
+        p->wait_until(p->ctx, until_ms);
+        return;
+    }
+    /* Marks running: their answers end the wait. Stop requests are seen
+     * within a short slice. */
+    int64_t left = until_ms - ob_mono_ms();
+    if (left > 0)
+        ob_aws_poll(p->session, left < 50 ? (int)left : 50);
 }

@@ -21,7 +21,11 @@ struct ob_pipeline {
     /* Sleeps until a monotonic time (or less, when woken). */
     void (*wait_until)(void *ctx, int64_t until_ms);
     void *ctx;
+    struct pipeline_write *flying;            /* marks running in the session */
+    size_t n_flying;
 };
+
+struct pipeline_write;
 
 void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_aws_session *s, const char *log_name);
 void ob_pipeline_free(struct ob_pipeline *p);
@@ -30,6 +34,9 @@ void ob_pipeline_free(struct ob_pipeline *p);
  * messages are marked, failures rescheduled or dead-lettered. Returns
  * whether anything was sent or written. */
 bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now_ms);
+
+/* Waits until until_ms (or less: woken, or a running mark finished). */
+void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms);
 
 /* relay.backoff for an attempt (1-based): exponential, full jitter, at least 10 ms. */
 int64_t ob_relay_backoff_ms(const struct ob_config *cfg, int attempt);

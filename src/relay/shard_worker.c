@@ -129,6 +129,40 @@ static void pipeline_wait(void *ctx, int64_t until_ms)
     wait_until(ctx, until_ms);
 }
 
+/* The distinct keys of a page (an item written twice has two records):
+ * slots hold 1 + the index of a key in the caller's array. */
+struct key_set {
+    size_t *slot;
+    size_t mask;
+};
+
+static void key_set_init(struct key_set *ks, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    ks->slot = ob_xcalloc(cap, sizeof *ks->slot);
+    ks->mask = cap - 1;
+}
+
+/* Adds pk/sk as keys[k] unless an equal key is there; false if it was. */
+static bool key_set_insert(struct key_set *ks, const struct ob_item_key *keys, size_t k, const char *pk,
+                           const char *sk)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = sk; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (size_t i = (size_t)h & ks->mask;; i = (i + 1) & ks->mask) {
+        if (ks->slot[i] == 0) {
+            ks->slot[i] = k + 1;
+            return true;
+        }
+        const struct ob_item_key *o = &keys[ks->slot[i] - 1];
+        if (strcmp(o->sk, sk) == 0 && strcmp(o->pk, pk) == 0)
+            return false;
+    }
+}
+
 /* Skips candidates older than the process that are already published
  * (or deleted): on a cold start, and after a crash or a take-over. */
 static void cold_check(struct ob_shard_worker *w, struct ob_record *recs, size_t n)
@@ -139,15 +173,14 @@ static void cold_check(struct ob_shard_worker *w, struct ob_record *recs, size_t
     enum ob_item_state *states = ob_xcalloc(n ? n : 1, sizeof *states);
     size_t k = 0;
     bool older = false;
+    struct key_set seen;
+    key_set_init(&seen, n);
     for (size_t i = 0; i < n; i++) {
         if (recs[i].msg.approximate_creation_ms < r->started_wall_ms)
             older = true;
         if (recs[i].kind != OB_RECORD_MESSAGE || recs[i].msg.approximate_creation_ms >= r->started_wall_ms)
             continue;
-        bool dup = false;
-        for (size_t j = 0; j < k && !dup; j++)
-            dup = strcmp(keys[j].sk, recs[i].msg.sk) == 0 && strcmp(keys[j].pk, recs[i].msg.pk) == 0;
-        if (dup)
+        if (!key_set_insert(&seen, keys, k, recs[i].msg.pk, recs[i].msg.sk))
             continue;
         keys[k].pk = recs[i].msg.pk;
         keys[k].sk = recs[i].msg.sk;
@@ -176,6 +209,7 @@ static void cold_check(struct ob_shard_worker *w, struct ob_record *recs, size_t
                      skipped, k);
         }
     }
+    free(seen.slot);
     free(keys);
     free(idx);
     free(states);
@@ -344,7 +378,7 @@ static void run(struct ob_shard_worker *w)
         if (until == INT64_MAX)
             until = now + 1000;
         if (until > now)
-            wait_until(w, until);
+            ob_pipeline_wait(&w->pipe, until);
     }
     if (w->pipe.window.undone)
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "stopping with %zu messages not delivered; they are read again on restart",

@@ -37,15 +37,33 @@ void ob_window_free(struct ob_window *w)
     memset(w, 0, sizeof *w);
 }
 
+/* Moves the live entries to the front, keeping of each run of done
+ * entries only the last: the checkpoint only ever needs the sequence
+ * number before the first entry that is not done, and a key that waits
+ * must not make the window hold every entry read after it. */
+static void compact(struct ob_window *w)
+{
+    size_t out = 0;
+    for (size_t i = w->head; i < w->len; i++) {
+        struct ob_entry *e = &w->v[i];
+        if (e->state == OB_ENTRY_DONE && i + 1 < w->len && w->v[i + 1].state == OB_ENTRY_DONE) {
+            entry_free(e);
+            continue;
+        }
+        if (out != i)
+            w->v[out] = *e;
+        out++;
+    }
+    w->head = 0;
+    w->len = out;
+}
+
 struct ob_entry *ob_window_push(struct ob_window *w, struct ob_record *rec, int64_t now_ms)
 {
     if (w->len == w->cap) {
-        if (w->head > 0) {
-            memmove(w->v, w->v + w->head, (w->len - w->head) * sizeof *w->v);
-            w->len -= w->head;
-            w->head = 0;
-        }
-        if (w->len == w->cap) {
+        compact(w);
+        /* Grow when compacting freed little, so pushes stay O(1) on average. */
+        if (w->len == w->cap || w->len > w->cap / 2) {
             w->cap = w->cap ? w->cap * 2 : 256;
             w->v = ob_xrealloc(w->v, w->cap * sizeof *w->v);
         }
@@ -54,6 +72,7 @@ struct ob_entry *ob_window_push(struct ob_window *w, struct ob_record *rec, int6
     memset(e, 0, sizeof *e);
     e->rec = *rec;
     memset(rec, 0, sizeof *rec);
+    e->id = ++w->next_id;
     e->key_hash = key_hash(e->rec.msg.pk);
     e->read_at_ms = now_ms;
     e->next_at_ms = now_ms;
@@ -67,12 +86,40 @@ struct ob_entry *ob_window_push(struct ob_window *w, struct ob_record *rec, int6
     return e;
 }
 
+/* A done entry only holds its place for the checkpoint: its message goes
+ * now, not when the head passes it (a blocked key can keep thousands of
+ * done entries behind it). */
+static void entry_shed(struct ob_entry *e)
+{
+    char *seq = e->rec.msg.sequence_number;
+    e->rec.msg.sequence_number = NULL;
+    entry_free(e);
+    e->last_error = NULL;
+    memset(&e->rec, 0, sizeof e->rec);
+    e->rec.msg.sequence_number = seq;
+}
+
+struct ob_entry *ob_window_find(struct ob_window *w, uint64_t id)
+{
+    size_t lo = w->head, hi = w->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w->v[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < w->len && w->v[lo].id == id ? &w->v[lo] : NULL;
+}
+
 void ob_window_set_state(struct ob_window *w, struct ob_entry *e, enum ob_entry_state state)
 {
-    if (e->state != OB_ENTRY_DONE && state == OB_ENTRY_DONE)
+    if (e->state != OB_ENTRY_DONE && state == OB_ENTRY_DONE) {
+        entry_shed(e);
         w->undone--;
-    else if (e->state == OB_ENTRY_DONE && state != OB_ENTRY_DONE)
+    } else if (e->state == OB_ENTRY_DONE && state != OB_ENTRY_DONE) {
         w->undone++;
+    }
     e->state = state;
 }
 

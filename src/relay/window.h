@@ -28,6 +28,7 @@ struct ob_entry {
     char *last_error;         /* owned; NULL until something failed */
     uint64_t key_hash;
     int64_t read_at_ms;       /* monotonic, when the record was read */
+    uint64_t id;              /* increasing in window order: finds the entry after it moved */
 };
 
 struct ob_window {
@@ -35,6 +36,7 @@ struct ob_window {
     size_t head, len, cap;    /* live entries are v[head..len) */
     enum ob_ordering ordering;
     size_t undone;            /* entries not DONE */
+    uint64_t next_id;
     /* scratch for ob_window_ready */
     uint64_t *seen;
     size_t seen_cap;
@@ -48,7 +50,12 @@ void ob_window_free(struct ob_window *w);
  * returned pointer is valid until the next push or advance. */
 struct ob_entry *ob_window_push(struct ob_window *w, struct ob_record *rec, int64_t now_ms);
 
-/* Sets an entry's state, keeping the counts right. */
+/* The entry with this id, or NULL when it is no longer in the window.
+ * Entries move on push: what outlives a push keeps the id, not a pointer. */
+struct ob_entry *ob_window_find(struct ob_window *w, uint64_t id);
+
+/* Sets an entry's state, keeping the counts right. An entry made DONE
+ * keeps only its sequence number: its message is freed. */
 void ob_window_set_state(struct ob_window *w, struct ob_entry *e, enum ob_entry_state state);
 
 /* Entries that may be sent now, in stream order, at most max: PENDING or

@@ -170,3 +170,27 @@ TEST(a_long_window_keeps_order_across_growth_and_compaction)
     CHECK_INT((int)ob_window_count(&w), 0);
     ob_window_free(&w);
 }
+
+TEST(a_waiting_key_keeps_only_the_last_of_each_run_of_done_entries_behind_it)
+{
+    struct ob_window w;
+    ob_window_init(&w, OB_ORDER_KEY);
+    push(&w, OB_RECORD_MESSAGE, "slow", 1);
+    for (int seq = 2; seq <= 10000; seq++) {
+        struct ob_entry *e = push(&w, OB_RECORD_MESSAGE, "fast", seq);
+        if (seq != 5000)
+            ob_window_set_state(&w, e, OB_ENTRY_DONE);
+    }
+    CHECK(w.cap <= 512);
+    CHECK_INT(w.undone, 2);
+    char cp[32] = "";
+    CHECK(!ob_window_advance(&w, cp, sizeof cp));
+    set_state_seq(&w, 1, OB_ENTRY_DONE);
+    CHECK(ob_window_advance(&w, cp, sizeof cp));
+    CHECK_INT(atoi(cp), 4999);
+    set_state_seq(&w, 5000, OB_ENTRY_DONE);
+    CHECK(ob_window_advance(&w, cp, sizeof cp));
+    CHECK_INT(atoi(cp), 10000);
+    CHECK_INT(ob_window_count(&w), 0);
+    ob_window_free(&w);
+}
