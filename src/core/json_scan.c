@@ -4,6 +4,8 @@
 
 #include "core/buf.h"
 
+#include <jansson.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -409,4 +411,15 @@ void ob_json_put_string(struct ob_buf *out, const char *s)
     }
     ob_buf_append(out, run, (size_t)(s - run));
     ob_buf_putc(out, '"');
+}
+
+char *ob_jspan_dup(const struct ob_jspan *v)
+{
+    if (!v->escaped)
+        return ob_utf8_valid(v->s, v->len) ? ob_xstrndup(v->s, v->len) : NULL;
+    /* Escapes are rare in what outboxd reads: jansson decodes them. */
+    json_t *j = json_loadb(v->s - 1, v->len + 2, JSON_DECODE_ANY, NULL);
+    char *out = ob_xstrdup_or_null(json_string_value(j));
+    json_decref(j);
+    return out;
 }

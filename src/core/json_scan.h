@@ -76,6 +76,11 @@ void ob_json_put_string(struct ob_buf *out, const char *s);
  * carry in a string; jansson checks the same). */
 bool ob_utf8_valid(const char *s, size_t len);
 
+/* A string's span as a C string (the caller frees it), escapes decoded;
+ * NULL when it does not decode (an escaped NUL, a lone surrogate) or is
+ * not UTF-8. */
+char *ob_jspan_dup(const struct ob_jspan *v);
+
 /* Whether a span equals the literal lit (spans with escapes never match). */
 bool ob_jspan_is(const struct ob_jspan *span, const char *lit);
 

@@ -46,6 +46,7 @@ const char *ob_message_header(const struct ob_message *m, const char *name)
 void ob_record_free(struct ob_record *r)
 {
     ob_message_free(&r->msg);
+    free(r->poison_reason);
     memset(r, 0, sizeof *r);
 }
 
@@ -67,10 +68,12 @@ __attribute__((format(printf, 2, 3))) static void poison(struct ob_record *r, co
     if (r->kind == OB_RECORD_POISON)
         return;
     r->kind = OB_RECORD_POISON;
+    struct ob_buf reason = { 0 };
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->poison_reason, sizeof r->poison_reason, fmt, ap);
+    ob_buf_vprintf(&reason, fmt, ap);
     va_end(ap);
+    r->poison_reason = ob_buf_steal(&reason);
 }
 
 
@@ -166,18 +169,6 @@ static const struct attr *image_find(const struct image *im, const char *name)
     return NULL;
 }
 
-/* A scanned string as a C string (owned), escapes decoded; NULL when it
- * does not decode (an escaped NUL, a lone surrogate) or is not UTF-8. */
-static char *span_dup(const struct ob_jspan *v)
-{
-    if (!v->escaped)
-        return ob_utf8_valid(v->s, v->len) ? ob_xstrndup(v->s, v->len) : NULL;
-    json_t *j = json_loadb(v->s - 1, v->len + 2, JSON_DECODE_ANY, NULL);
-    char *out = ob_xstrdup_or_null(json_string_value(j));
-    json_decref(j);
-    return out;
-}
-
 /* A {"NULL": true} attribute is how some SDKs write an absent optional
  * value, so it reads as absent rather than as the wrong type. */
 static const struct attr *image_attr(const struct image *im, const char *name)
@@ -201,7 +192,7 @@ static const struct attr *attr_value(struct ob_record *r, const struct image *im
     }
     if (!ob_jspan_is(&a->type, want)) {
         const char *noun = strcmp(want, "S") == 0 ? "a string" : strcmp(want, "N") == 0 ? "a number" : "a boolean";
-        char *type = span_dup(&a->type);
+        char *type = ob_jspan_dup(&a->type);
         poison(r, "attribute %s is not %s (%.16s)", name, noun, type ? type : "?");
         free(type);
         return NULL;
@@ -220,7 +211,7 @@ static char *attr_string(struct ob_record *r, const struct image *im, const char
     const struct attr *a = attr_value(r, im, name, "S");
     if (!a)
         return NULL;
-    char *v = span_dup(&a->value);
+    char *v = ob_jspan_dup(&a->value);
     if (!v)
         poison(r, "attribute %s is not valid text", name);
     return v;
@@ -238,7 +229,7 @@ static void decode_payload(struct ob_record *r, const struct image *im)
     struct ob_buf bytes = {0};
     bool ok;
     if (a->value.escaped) {
-        char *text = span_dup(&a->value);
+        char *text = ob_jspan_dup(&a->value);
         ok = text && ob_base64_decode(&bytes, text, strlen(text));
         free(text);
     } else {
@@ -282,8 +273,8 @@ static void decode_headers(struct ob_record *r, const struct image *im)
     ob_jscan_init(&s, text, strlen(text));
     bool ok = ob_jscan_object(&s);
     while (ok && ob_jscan_key(&s, &key)) {
-        char *name = span_dup(&key), *v = NULL;
-        ok = name && ob_jscan_string(&s, &value) && (v = span_dup(&value));
+        char *name = ob_jspan_dup(&key), *v = NULL;
+        ok = name && ob_jscan_string(&s, &value) && (v = ob_jspan_dup(&value));
         if (ok) {
             add_header(&r->msg, name, v);
         } else {
@@ -321,9 +312,9 @@ static void decode_keys(struct ob_record *r, const struct image *im)
 {
     const struct attr *pk = image_attr(im, "pk"), *sk = image_attr(im, "sk");
     if (pk && pk->type.s && ob_jspan_is(&pk->type, "S") && pk->kind == VALUE_STRING)
-        r->msg.pk = span_dup(&pk->value);
+        r->msg.pk = ob_jspan_dup(&pk->value);
     if (sk && sk->type.s && ob_jspan_is(&sk->type, "S") && sk->kind == VALUE_STRING)
-        r->msg.sk = span_dup(&sk->value);
+        r->msg.sk = ob_jspan_dup(&sk->value);
     if (!r->msg.pk)
         poison(r, "pk is missing or not a string");
     if (!r->msg.sk)
@@ -362,7 +353,7 @@ static void decode_item(struct ob_record *r, const struct image *im)
         m->created_at_ms = 0;
     const struct attr *retry = attr_value(r, im, "retryCount", "N");
     if (retry) {
-        char *text = span_dup(&retry->value);
+        char *text = ob_jspan_dup(&retry->value);
         if (!text || !parse_count(text, &m->retry_count))
             poison(r, "attribute retryCount is not a whole number of at least 0");
         free(text);
@@ -469,8 +460,8 @@ static enum ob_err record_decode(const struct record_scan *rs, struct ob_record 
     enum ob_err rc = OB_OK;
     struct image im;
     image_init(&im);
-    char *seq = rs->has_seq ? span_dup(&rs->seq) : NULL;
-    char *event = rs->has_event ? span_dup(&rs->event) : NULL;
+    char *seq = rs->has_seq ? ob_jspan_dup(&rs->seq) : NULL;
+    char *event = rs->has_event ? ob_jspan_dup(&rs->event) : NULL;
     if (!rs->has_ddb || !seq) {
         rc = ob_error_set(err, OB_ERR_INVALID, "not a stream record: %s",
                           rs->has_ddb ? "no dynamodb.SequenceNumber" : "no dynamodb object");
@@ -544,7 +535,7 @@ enum ob_err ob_records_page_decode(const char *json, size_t len, struct ob_recor
         if (ob_jspan_is(&key, "NextShardIterator")) {
             struct ob_jspan v;
             free(out->next_iterator);
-            out->next_iterator = ob_jscan_string(&s, &v) ? span_dup(&v) : NULL;
+            out->next_iterator = ob_jscan_string(&s, &v) ? ob_jspan_dup(&v) : NULL;
         } else if (ob_jspan_is(&key, "Records")) {
             if (!ob_jscan_try_array(&s))
                 continue;

@@ -18,7 +18,7 @@ enum ob_record_kind {
 struct ob_record {
     enum ob_record_kind kind;
     const char *skip_reason;  /* SKIP: static "MODIFY", "REMOVE", "published" */
-    char poison_reason[256];  /* POISON: e.g. "payload is not valid base64" */
+    char *poison_reason;      /* POISON: owned, e.g. "payload is not valid base64"; else NULL */
     /* MESSAGE: every field decoded. POISON: pk/sk when they are strings
      * (so the item can be marked), other fields as far as they decoded.
      * msg.sequence_number and msg.approximate_creation_ms are set for

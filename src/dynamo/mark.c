@@ -1,5 +1,6 @@
 #include "dynamo/mark.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,14 +57,14 @@ void ob_mark_published_body(struct ob_buf *out, const char *table, const char *p
     ob_json_put_string(out, pk);
     ob_buf_puts(out, "},\"sk\":{\"S\":");
     ob_json_put_string(out, sk);
-    ob_buf_printf(out,
-                  "}},\"UpdateExpression\":\"SET isPublished = :t, publishedAt = :now, #ttl = :ttl REMOVE lastError\","
-                  "\"ConditionExpression\":\"" UNPUBLISHED "\","
-                  "\"ExpressionAttributeNames\":{\"#ttl\":\"ttl\"},"
-                  "\"ExpressionAttributeValues\":{\":b\":{\"BOOL\":false},\":t\":{\"BOOL\":true},"
-                  "\":now\":{\"S\":\"%s\"},\":ttl\":{\"N\":\"%lld\"}},"
-                  "\"ReturnConsumedCapacity\":\"TOTAL\"}",
-                  iso, (long long)(now_ms / 1000 + ttl_seconds));
+    ob_buf_cat(out,
+               "}},\"UpdateExpression\":\"SET isPublished = :t, publishedAt = :now, #ttl = :ttl REMOVE lastError\","
+               "\"ConditionExpression\":\"" UNPUBLISHED "\","
+               "\"ExpressionAttributeNames\":{\"#ttl\":\"ttl\"},"
+               "\"ExpressionAttributeValues\":{\":b\":{\"BOOL\":false},\":t\":{\"BOOL\":true},"
+               "\":now\":{\"S\":\"", iso, "\"},\":ttl\":{\"N\":\"", NULL);
+    ob_buf_put_int(out, now_ms / 1000 + ttl_seconds);
+    ob_buf_puts(out, "\"}},\"ReturnConsumedCapacity\":\"TOTAL\"}");
 }
 
 json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk, int64_t retry_count,
@@ -95,32 +96,162 @@ json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const cha
     return req;
 }
 
-static void record_states(const json_t *items, const struct ob_item_key *keys, size_t n,
-                          enum ob_item_state *states)
+/* Lookups run in chunks of at most 100 keys (BatchGetItem's limit). The
+ * request is written as text and the answer read with the scanner: a
+ * cold start checks every record of a backlog. */
+#define KEYS_PER_CALL 100
+
+/* FNV-1a over pk, a separator, sk. */
+static uint64_t key_hash(const char *pk, const char *sk)
 {
-    size_t i;
-    const json_t *item;
-    json_array_foreach(items, i, item) {
-        const char *pk = ob_ddb_attr_s(item, "pk"), *sk = ob_ddb_attr_s(item, "sk");
-        if (!pk || !sk)
-            continue;
-        bool published = json_is_true(json_object_get(json_object_get(item, "isPublished"), "BOOL"));
-        for (size_t k = 0; k < n; k++)
-            if (strcmp(keys[k].sk, sk) == 0 && strcmp(keys[k].pk, pk) == 0) {
-                states[k] = published ? OB_ITEM_PUBLISHED : OB_ITEM_UNPUBLISHED;
-                break;
-            }
-    }
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = pk; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const char *p = sk; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
 }
 
-/* The first RequestItems of a chunk of at most 100 keys. */
-static json_t *chunk_request_items(const char *table, const struct ob_item_key *keys, size_t n)
+struct lookup_chunk {
+    size_t idx[KEYS_PER_CALL];  /* indexes into the keys */
+    uint64_t hash[KEYS_PER_CALL];
+    size_t n;
+    struct ob_buf body;
+    struct ob_aws_call call;
+};
+
+static void chunk_body(struct lookup_chunk *ch, const char *table, const struct ob_item_key *keys)
 {
-    json_t *key_list = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(key_list, json_pack("{s:{s:s},s:{s:s}}", "pk", "S", keys[i].pk, "sk", "S", keys[i].sk));
-    return json_pack("{s:{s:o,s:b,s:s}}", table, "Keys", key_list, "ConsistentRead", 1, "ProjectionExpression",
-                     "pk, sk, isPublished");
+    struct ob_buf *b = &ch->body;
+    ob_buf_reset(b);
+    ob_buf_puts(b, "{\"RequestItems\":{");
+    ob_json_put_string(b, table);
+    ob_buf_puts(b, ":{\"Keys\":[");
+    for (size_t i = 0; i < ch->n; i++) {
+        const struct ob_item_key *k = &keys[ch->idx[i]];
+        ob_buf_puts(b, i ? ",{\"pk\":{\"S\":" : "{\"pk\":{\"S\":");
+        ob_json_put_string(b, k->pk);
+        ob_buf_puts(b, "},\"sk\":{\"S\":");
+        ob_json_put_string(b, k->sk);
+        ob_buf_puts(b, "}}");
+    }
+    ob_buf_puts(b, "],\"ConsistentRead\":true,\"ProjectionExpression\":\"pk, sk, isPublished\"}},"
+                   "\"ReturnConsumedCapacity\":\"TOTAL\"}");
+}
+
+/* The value of a {"S": ...} attribute, decoded (caller frees), or NULL. */
+static char *scan_attr_s(struct ob_jscan *s)
+{
+    struct ob_jspan k, v;
+    char *out = NULL;
+    if (!ob_jscan_try_object(s))
+        return NULL;
+    while (ob_jscan_key(s, &k))
+        if (!out && ob_jspan_is(&k, "S") && ob_jscan_string(s, &v))
+            out = ob_jspan_dup(&v);
+        else
+            ob_jscan_skip(s);
+    return out;
+}
+
+/* An item or a key: pk, sk and isPublished (false when absent). Which
+ * of the chunk's keys it is, or -1. */
+static long scan_item(struct ob_jscan *s, const struct lookup_chunk *ch, const struct ob_item_key *keys,
+                      bool *published)
+{
+    struct ob_jspan k;
+    char *pk = NULL, *sk = NULL;
+    long which = -1;
+    *published = false;
+    if (!ob_jscan_try_object(s))
+        return -1;
+    while (ob_jscan_key(s, &k)) {
+        if (ob_jspan_is(&k, "pk") && !pk) {
+            pk = scan_attr_s(s);
+        } else if (ob_jspan_is(&k, "sk") && !sk) {
+            sk = scan_attr_s(s);
+        } else if (ob_jspan_is(&k, "isPublished") && ob_jscan_try_object(s)) {
+            while (ob_jscan_key(s, &k))
+                if (!(ob_jspan_is(&k, "BOOL") && ob_jscan_bool(s, published)))
+                    ob_jscan_skip(s);
+        } else {
+            ob_jscan_skip(s);
+        }
+    }
+    if (pk && sk) {
+        uint64_t h = key_hash(pk, sk);
+        for (size_t i = 0; i < ch->n && which < 0; i++)
+            if (ch->hash[i] == h && strcmp(keys[ch->idx[i]].pk, pk) == 0 && strcmp(keys[ch->idx[i]].sk, sk) == 0)
+                which = (long)i;
+    }
+    free(pk);
+    free(sk);
+    return which;
+}
+
+/* Reads a chunk's answer: the states of the items found, the keys left
+ * unprocessed (appended to *todo), the read units. False if the answer
+ * is not what BatchGetItem returns. */
+static bool read_answer(struct lookup_chunk *ch, const char *table, const struct ob_item_key *keys,
+                        enum ob_item_state *states, size_t *todo, size_t *n_todo, double *units)
+{
+    struct ob_jscan s;
+    struct ob_jspan k, num;
+    bool published;
+    ob_jscan_init(&s, ch->call.rx.data ? ch->call.rx.data : "", ch->call.rx.len);
+    if (!ob_jscan_object(&s))
+        return false;
+    while (ob_jscan_key(&s, &k)) {
+        if (ob_jspan_is(&k, "Responses") && ob_jscan_try_object(&s)) {
+            while (ob_jscan_key(&s, &k)) {
+                if (!ob_jspan_is(&k, table) || !ob_jscan_try_array(&s)) {
+                    ob_jscan_skip(&s);
+                    continue;
+                }
+                while (ob_jscan_element(&s)) {
+                    long i = scan_item(&s, ch, keys, &published);
+                    if (i >= 0)
+                        states[ch->idx[i]] = published ? OB_ITEM_PUBLISHED : OB_ITEM_UNPUBLISHED;
+                }
+            }
+        } else if (ob_jspan_is(&k, "UnprocessedKeys") && ob_jscan_try_object(&s)) {
+            while (ob_jscan_key(&s, &k)) {
+                if (!ob_jspan_is(&k, table) || !ob_jscan_try_object(&s)) {
+                    ob_jscan_skip(&s);
+                    continue;
+                }
+                while (ob_jscan_key(&s, &k)) {
+                    if (!ob_jspan_is(&k, "Keys") || !ob_jscan_try_array(&s)) {
+                        ob_jscan_skip(&s);
+                        continue;
+                    }
+                    while (ob_jscan_element(&s)) {
+                        long i = scan_item(&s, ch, keys, &published);
+                        if (i >= 0)
+                            todo[(*n_todo)++] = ch->idx[i];
+                    }
+                }
+            }
+        } else if (ob_jspan_is(&k, "ConsumedCapacity") && ob_jscan_try_array(&s)) {
+            while (ob_jscan_element(&s)) {
+                if (!ob_jscan_try_object(&s))
+                    continue;
+                while (ob_jscan_key(&s, &k))
+                    if (ob_jspan_is(&k, "CapacityUnits") && ob_jscan_number(&s, &num) && num.len < 32) {
+                        char text[32];
+                        memcpy(text, num.s, num.len);
+                        text[num.len] = '\0';
+                        *units += strtod(text, NULL);
+                    } else {
+                        ob_jscan_skip(&s);
+                    }
+            }
+        } else {
+            ob_jscan_skip(&s);
+        }
+    }
+    return !s.failed && ob_jscan_done(&s);
 }
 
 /* BatchGetItem per 100 keys, the chunks concurrently; each round asks
@@ -130,64 +261,58 @@ enum ob_err ob_items_state(struct ob_aws_session *s, struct ob_ddb *d, const cha
                            struct ob_error *err)
 {
     enum ob_err rc = OB_OK;
-    size_t n_chunks = (n + 99) / 100;
-    json_t **pending = ob_xcalloc(n_chunks ? n_chunks : 1, sizeof *pending);
-    struct ob_aws_call *calls = ob_xcalloc(n_chunks ? n_chunks : 1, sizeof *calls);
-    struct ob_aws_call **run = ob_xcalloc(n_chunks ? n_chunks : 1, sizeof *run);
-    char **bodies = ob_xcalloc(n_chunks ? n_chunks : 1, sizeof *bodies);
-    size_t *which = ob_xcalloc(n_chunks ? n_chunks : 1, sizeof *which);
-    for (size_t i = 0; i < n; i++)
+    size_t max_chunks = (n + KEYS_PER_CALL - 1) / KEYS_PER_CALL;
+    struct lookup_chunk *chunks = ob_xcalloc(max_chunks ? max_chunks : 1, sizeof *chunks);
+    struct ob_aws_call **run = ob_xcalloc(max_chunks ? max_chunks : 1, sizeof *run);
+    size_t *todo = ob_xmalloc((n ? n : 1) * sizeof *todo), *left = ob_xmalloc((n ? n : 1) * sizeof *left);
+    size_t n_todo = n;
+    for (size_t i = 0; i < n; i++) {
         states[i] = OB_ITEM_MISSING;
-    for (size_t c = 0; c < n_chunks; c++)
-        pending[c] = chunk_request_items(table, keys + c * 100, n - c * 100 < 100 ? n - c * 100 : 100);
-    for (int round = 0; rc == OB_OK; round++) {
-        size_t k = 0;
-        for (size_t c = 0; c < n_chunks; c++) {
-            if (!pending[c])
-                continue;
-            json_t *req = json_pack("{s:O}", "RequestItems", pending[c]);
-            ob_ddb_prepare_call(d, &calls[k], "BatchGetItem", req, &bodies[k]);
-            json_decref(req);
-            which[k] = c;
-            run[k] = &calls[k];
-            k++;
-        }
-        if (k == 0)
-            break;
+        todo[i] = i;
+    }
+    for (int round = 0; rc == OB_OK && n_todo; round++) {
         /* Unprocessed keys mean throttling: back off before asking again. */
         if (round > 0)
             usleep((useconds_t)(round < 8 ? 25000 << round : 5000000));
+        size_t k = 0;
+        for (size_t at = 0; at < n_todo; k++) {
+            struct lookup_chunk *ch = &chunks[k];
+            for (ch->n = 0; ch->n < KEYS_PER_CALL && at < n_todo; ch->n++, at++) {
+                ch->idx[ch->n] = todo[at];
+                ch->hash[ch->n] = key_hash(keys[todo[at]].pk, keys[todo[at]].sk);
+            }
+            chunk_body(ch, table, keys);
+            ob_ddb_prepare_raw_call(d, &ch->call, "BatchGetItem", ch->body.data, ch->body.len);
+            run[k] = &ch->call;
+        }
         ob_aws_run(s, run, k);
+        size_t n_left = 0;
+        double units = 0;
         for (size_t i = 0; i < k; i++) {
-            size_t c = which[i];
-            json_t *resp = calls[i].response;
-            json_decref(pending[c]);
-            pending[c] = NULL;
-            if (calls[i].result != OB_OK) {
+            struct lookup_chunk *ch = &chunks[i];
+            if (ch->call.result != OB_OK) {
                 if (rc == OB_OK) {
-                    rc = calls[i].result;
-                    *err = calls[i].err;
+                    rc = ch->call.result;
+                    *err = ch->call.err;
                     ob_error_prefix(err, "BatchGetItem %s", table);
                 }
-            } else {
-                ob_ddb_account_capacity("BatchGetItem", resp);
-                size_t off = c * 100;
-                record_states(json_object_get(json_object_get(resp, "Responses"), table), keys + off,
-                              n - off < 100 ? n - off : 100, states + off);
-                json_t *unprocessed = json_object_get(resp, "UnprocessedKeys");
-                if (json_object_size(unprocessed) > 0)
-                    pending[c] = json_incref(unprocessed);
+            } else if (!read_answer(ch, table, keys, states, left, &n_left, &units) && rc == OB_OK) {
+                rc = ob_error_set(err, OB_ERR_SERVICE, "BatchGetItem %s: the answer is not a BatchGetItem answer",
+                                  table);
             }
-            ob_aws_call_release(&calls[i]);
-            free(bodies[i]);
+            ob_aws_call_release(&ch->call);
         }
+        ob_ddb_count_units(table, "BatchGetItem", "read", units);
+        size_t *t = todo;
+        todo = left;
+        left = t;
+        n_todo = n_left;
     }
-    for (size_t c = 0; c < n_chunks; c++)
-        json_decref(pending[c]);
-    free(pending);
-    free(calls);
+    for (size_t i = 0; i < max_chunks; i++)
+        ob_buf_free(&chunks[i].body);
+    free(chunks);
     free(run);
-    free(bodies);
-    free(which);
+    free(todo);
+    free(left);
     return rc;
 }

@@ -186,7 +186,7 @@ static void decode_record(const json_t *json)
         if (r.kind == OB_RECORD_MESSAGE)
             FUZZ_ASSERT(m->pk && m->sk && m->payload && m->payload[m->payload_len] == 0 && m->retry_count >= 0);
         else
-            FUZZ_ASSERT(r.kind == OB_RECORD_POISON && r.poison_reason[0]);
+            FUZZ_ASSERT(r.kind == OB_RECORD_POISON && r.poison_reason && r.poison_reason[0]);
         /* Poison is dead-lettered through the same encoder. */
         encode_message(m, NULL);
         for (size_t i = 0; i < sizeof record_templates / sizeof record_templates[0]; i++) {
@@ -256,7 +256,7 @@ static void check_page_bytes(const uint8_t *data, size_t size, const json_t *top
         const struct ob_record *r = &page.records[i];
         FUZZ_ASSERT(r->msg.sequence_number);
         FUZZ_ASSERT((r->kind == OB_RECORD_SKIP) == (r->skip_reason != NULL));
-        FUZZ_ASSERT((r->kind == OB_RECORD_POISON) == (r->poison_reason[0] != 0));
+        FUZZ_ASSERT((r->kind == OB_RECORD_POISON) == (r->poison_reason != NULL));
         if (r->kind == OB_RECORD_MESSAGE)
             FUZZ_ASSERT(r->msg.pk && r->msg.sk && r->msg.payload && r->msg.payload[r->msg.payload_len] == 0);
     }

@@ -34,8 +34,7 @@ static inline const char *record_difference(const struct ob_record *a, const str
     const struct ob_message *x = &a->msg, *y = &b->msg;
     RECORD_DIFF_INT(a, b, kind);
     RECORD_DIFF_STR(a, b, skip_reason);
-    if (strncmp(a->poison_reason, b->poison_reason, sizeof a->poison_reason) != 0)
-        return "poison_reason";
+    RECORD_DIFF_STR(a, b, poison_reason);
     RECORD_DIFF_STR(x, y, pk);
     RECORD_DIFF_STR(x, y, sk);
     RECORD_DIFF_STR(x, y, message_type);

@@ -83,7 +83,7 @@ static void poison_with(const char *name, const char *attr_json, char reason[256
     struct ob_record r = {0};
     reason[0] = 0;
     if (decode_with(name, attr_json, &r) == OB_RECORD_POISON)
-        memcpy(reason, r.poison_reason, 256);
+        snprintf(reason, 256, "%s", r.poison_reason);
     ob_record_free(&r);
 }
 
@@ -512,7 +512,7 @@ TEST(record_decoder_survives_mutated_and_truncated_records)
             CHECK(r.msg.sequence_number);
             CHECK(r.kind == OB_RECORD_MESSAGE || r.kind == OB_RECORD_SKIP || r.kind == OB_RECORD_POISON);
             CHECK((r.kind == OB_RECORD_SKIP) == (r.skip_reason != NULL));
-            CHECK((r.kind == OB_RECORD_POISON) == (r.poison_reason[0] != 0));
+            CHECK((r.kind == OB_RECORD_POISON) == (r.poison_reason != NULL));
             if (r.kind == OB_RECORD_MESSAGE)
                 CHECK(r.msg.pk && r.msg.sk && r.msg.payload);
         } else {
