@@ -276,6 +276,7 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
 
     struct ob_buf *h = &call->head;
     ob_buf_reset(h);
+    ob_buf_reserve(h, 1024); /* a signed head, in one allocation */
     ob_buf_cat(h, "POST ", call->endpoint->path, " HTTP/1.1\r\n", NULL);
     for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
         ob_buf_cat(h, hdrs[i].name, ": ", hdrs[i].value, "\r\n", NULL);

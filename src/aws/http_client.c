@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,8 +53,7 @@ struct http_conn {
     int64_t connect_deadline_ms;
     struct ob_http_exchange *ex;      /* NULL: idle */
     int answers;                      /* answers read on this connection */
-    struct ob_buf out;                /* the request being sent */
-    size_t out_off;
+    size_t out_off;                   /* bytes of the exchange's head and body sent */
     struct ob_buf in;                 /* received, not yet parsed from in_off */
     size_t in_off;
     enum answer_phase phase;
@@ -213,7 +213,6 @@ static void conn_close(struct ob_http_client *c, struct http_conn *conn)
     SSL_free(conn->ssl);
     if (conn->addrs)
         freeaddrinfo(conn->addrs);
-    ob_buf_free(&conn->out);
     ob_buf_free(&conn->in);
     free(conn);
 }
@@ -303,17 +302,33 @@ static ssize_t io_read(struct ob_http_client *c, struct http_conn *conn, char *p
     }
 }
 
-static ssize_t io_write(struct ob_http_client *c, struct http_conn *conn, const char *p, size_t n,
-                        char *tls_error, size_t tls_error_size)
+static size_t request_len(const struct ob_http_exchange *ex)
 {
+    return ex->head_len + ex->body_len;
+}
+
+/* Sends from byte `off` of the exchange's head and body, in place: one
+ * sendmsg for both over TCP; TLS writes one part at a time. */
+static ssize_t io_write(struct ob_http_client *c, struct http_conn *conn, const struct ob_http_exchange *ex,
+                        size_t off, char *tls_error, size_t tls_error_size)
+{
+    struct iovec iov[2];
+    int n_iov = 0;
+    if (off < ex->head_len)
+        iov[n_iov++] = (struct iovec){ (char *)ex->head + off, ex->head_len - off };
+    size_t body_off = off > ex->head_len ? off - ex->head_len : 0;
+    if (ex->body_len > body_off)
+        iov[n_iov++] = (struct iovec){ (char *)ex->body + body_off, ex->body_len - body_off };
     if (!conn->ssl) {
-        ssize_t r = send(conn->fd, p, n, MSG_NOSIGNAL);
+        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
+        ssize_t r = sendmsg(conn->fd, &msg, MSG_NOSIGNAL);
         if (r >= 0)
             return r;
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? IO_AGAIN : IO_ERROR;
     }
     ERR_clear_error();
-    int r = SSL_write(conn->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    size_t n = iov[0].iov_len;
+    int r = SSL_write(conn->ssl, iov[0].iov_base, n > INT32_MAX ? INT32_MAX : (int)n);
     if (r > 0)
         return r;
     switch (SSL_get_error(conn->ssl, r)) {
@@ -333,9 +348,8 @@ static ssize_t io_write(struct ob_http_client *c, struct http_conn *conn, const 
 static bool conn_write(struct ob_http_client *c, struct http_conn *conn)
 {
     char tls_error[120];
-    while (conn->out_off < conn->out.len) {
-        ssize_t n = io_write(c, conn, conn->out.data + conn->out_off, conn->out.len - conn->out_off, tls_error,
-                             sizeof tls_error);
+    while (conn->out_off < request_len(conn->ex)) {
+        ssize_t n = io_write(c, conn, conn->ex, conn->out_off, tls_error, sizeof tls_error);
         if (n > 0) {
             conn->out_off += (size_t)n;
             continue;
@@ -363,10 +377,6 @@ static void conn_begin(struct ob_http_client *c, struct http_conn *conn, struct 
     conn->phase = PHASE_HEAD;
     conn->answer_started = false;
     conn->keep_alive = true;
-    ob_buf_reset(&conn->out);
-    ob_buf_append(&conn->out, ex->head, ex->head_len);
-    if (ex->body_len)
-        ob_buf_append(&conn->out, ex->body, ex->body_len);
     conn->out_off = 0;
     if (conn->state == CONN_READY)
         conn_write(c, conn);
@@ -869,7 +879,7 @@ static void conn_on_event(struct ob_http_client *c, struct http_conn *conn, uint
         conn_handshake(c, conn);
         return;
     case CONN_READY:
-        if ((events & EPOLLOUT) && conn->ex && conn->out_off < conn->out.len) {
+        if ((events & EPOLLOUT) && conn->ex && conn->out_off < request_len(conn->ex)) {
             if (!conn_write(c, conn))
                 return;
             events &= ~(uint32_t)EPOLLOUT;

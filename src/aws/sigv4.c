@@ -437,6 +437,12 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     qsort(hdrs, n_hdrs, sizeof *hdrs, canon_header_cmp);
 
     struct ob_buf *cr = &out->canonical_request;
+    /* Sized for a typical request at once: signing runs per request. */
+    ob_buf_reserve(cr, 512);
+    ob_buf_reserve(&out->string_to_sign, 256);
+    ob_buf_reserve(&out->authorization, 256);
+    ob_buf_reserve(&signed_names, 128);
+    ob_buf_reserve(&scope, 64);
     ob_buf_cat(cr, req->method, "\n", NULL);
     canonical_path(cr, req->path, params->normalize_path);
     ob_buf_putc(cr, '\n');

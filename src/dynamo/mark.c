@@ -51,6 +51,7 @@ void ob_mark_published_body(struct ob_buf *out, const char *table, const char *p
 {
     char iso[OB_ISO8601_LEN];
     ob_iso8601_ms(now_ms, iso);
+    ob_buf_reserve(out, 640); /* the body, in one allocation */
     ob_buf_puts(out, "{\"TableName\":");
     ob_json_put_string(out, table);
     ob_buf_puts(out, ",\"Key\":{\"pk\":{\"S\":");

@@ -24,7 +24,7 @@
 /* A sink is down after this many retriable failures in a row. */
 #define SINK_DOWN_AFTER 3
 /* Marks may run behind deliveries by this many waves of max_in_flight. */
-#define MARKS_RUNNING_WAVES 4
+#define MARKS_RUNNING_WAVES 2
 
 /* A message on its way through one wave. */
 struct wave_item {

@@ -136,20 +136,20 @@ static char *basic_auth_line(const char *user, const char *password)
 static void add_ce_header(const char *name, const char *value, void *ctx)
 {
     struct ob_buf *head = ctx;
-    struct ob_buf n = {0}, v = {0};
     static const char hex[] = "0123456789ABCDEF";
-    ob_buf_cat(&n, "ce-", name, NULL);
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+    ob_buf_cat(head, "ce-", name, ": ", NULL);
+    /* Runs that need no escaping are copied whole. */
+    const unsigned char *p = (const unsigned char *)value, *run = p;
+    for (; *p; p++) {
         if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '%') {
+            ob_buf_append(head, run, (size_t)(p - run));
             char esc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-            ob_buf_append(&v, esc, sizeof esc);
-        } else {
-            ob_buf_putc(&v, (char)*p);
+            ob_buf_append(head, esc, sizeof esc);
+            run = p + 1;
         }
     }
-    add_header(head, n.data, ob_buf_cstr(&v));
-    ob_buf_free(&n);
-    ob_buf_free(&v);
+    ob_buf_append(head, run, (size_t)(p - run));
+    ob_buf_puts(head, "\r\n");
 }
 
 static void target_free(struct http_target *t)
@@ -408,6 +408,7 @@ static bool req_prepare(const struct http_sink *s, struct http_req *r)
         return false;
     }
     struct ob_buf *head = &r->head;
+    ob_buf_reserve(head, 1024); /* a typical head, in one allocation */
     ob_buf_puts(head, t->request_line);
     if (s->structured) {
         ob_delivery_structured(&r->body, d);
