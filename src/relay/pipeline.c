@@ -23,8 +23,11 @@
 
 /* A sink is down after this many retriable failures in a row. */
 #define SINK_DOWN_AFTER 3
-/* Marks may run behind deliveries by this many waves of max_in_flight. */
-#define MARKS_RUNNING_WAVES 2
+/* Marks may run behind deliveries by up to two waves of max_in_flight:
+ * a wave goes out while at most one wave's worth of marks runs. Waiting
+ * for that many to finish, rather than for one, keeps waves full when the
+ * table is the slower side. */
+#define MARKS_RUNNING_WAVES 1
 
 /* A message on its way through one wave. */
 struct wave_item {
@@ -478,9 +481,9 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
     const struct ob_config *cfg = p->relay->cfg;
     bool collected = p->n_flying && collect_marks(p, now);
     size_t max = (size_t)cfg->relay.max_in_flight;
-    /* Marks still running hold back new deliveries beyond a few waves'
-     * worth: a slow table slows the relay instead of piling up. */
-    if (p->n_flying >= MARKS_RUNNING_WAVES * max)
+    /* Marks still running hold back new deliveries: a slow table slows
+     * the relay instead of piling up. */
+    if (p->n_flying > MARKS_RUNNING_WAVES * max)
         return collected;
     struct ob_entry **picks = ob_xcalloc(max, sizeof *picks);
     struct ob_entry **acked = ob_xcalloc(max, sizeof *acked);
