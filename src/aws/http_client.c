@@ -272,21 +272,12 @@ static void tls_error_text(char *buf, size_t size)
         snprintf(buf, size, "%s", errno ? strerror(errno) : "unexpected end of the connection");
 }
 
-/* > 0 bytes, 0 end of stream, IO_AGAIN, or IO_ERROR (errno set; for TLS
- * *tls_error filled). */
-static ssize_t io_read(struct ob_http_client *c, struct http_conn *conn, char *p, size_t n, char *tls_error,
-                       size_t tls_error_size)
+/* What an SSL_read or SSL_write that moved no data means: 0 the peer
+ * closed, IO_AGAIN (the socket's readiness it waits for is set), or
+ * IO_ERROR with tls_error filled. */
+static ssize_t tls_outcome(struct ob_http_client *c, struct http_conn *conn, int r, char *tls_error,
+                           size_t tls_error_size)
 {
-    if (!conn->ssl) {
-        ssize_t r = recv(conn->fd, p, n, 0);
-        if (r >= 0)
-            return r;
-        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? IO_AGAIN : IO_ERROR;
-    }
-    ERR_clear_error();
-    int r = SSL_read(conn->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
-    if (r > 0)
-        return r;
     switch (SSL_get_error(conn->ssl, r)) {
     case SSL_ERROR_ZERO_RETURN:
         return 0;
@@ -300,6 +291,22 @@ static ssize_t io_read(struct ob_http_client *c, struct http_conn *conn, char *p
         tls_error_text(tls_error, tls_error_size);
         return IO_ERROR;
     }
+}
+
+/* > 0 bytes, 0 end of stream, IO_AGAIN, or IO_ERROR (errno set; for TLS
+ * *tls_error filled). */
+static ssize_t io_read(struct ob_http_client *c, struct http_conn *conn, char *p, size_t n, char *tls_error,
+                       size_t tls_error_size)
+{
+    if (!conn->ssl) {
+        ssize_t r = recv(conn->fd, p, n, 0);
+        if (r >= 0)
+            return r;
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? IO_AGAIN : IO_ERROR;
+    }
+    ERR_clear_error();
+    int r = SSL_read(conn->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    return r > 0 ? r : tls_outcome(c, conn, r, tls_error, tls_error_size);
 }
 
 static size_t request_len(const struct ob_http_exchange *ex)
@@ -329,19 +336,7 @@ static ssize_t io_write(struct ob_http_client *c, struct http_conn *conn, const 
     ERR_clear_error();
     size_t n = iov[0].iov_len;
     int r = SSL_write(conn->ssl, iov[0].iov_base, n > INT32_MAX ? INT32_MAX : (int)n);
-    if (r > 0)
-        return r;
-    switch (SSL_get_error(conn->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        conn_interest(c, conn, EPOLLIN);
-        return IO_AGAIN;
-    case SSL_ERROR_WANT_WRITE:
-        conn_interest(c, conn, EPOLLIN | EPOLLOUT);
-        return IO_AGAIN;
-    default:
-        tls_error_text(tls_error, tls_error_size);
-        return IO_ERROR;
-    }
+    return r > 0 ? r : tls_outcome(c, conn, r, tls_error, tls_error_size);
 }
 
 /* Sends what is left of the request; false if the connection is gone. */
@@ -358,6 +353,10 @@ static bool conn_write(struct ob_http_client *c, struct http_conn *conn)
             if (!conn->ssl)
                 conn_interest(c, conn, EPOLLIN | EPOLLOUT);
             return true;
+        }
+        if (n == 0) { /* the peer closed the TLS session */
+            conn_broken(c, conn, 0);
+            return false;
         }
         if (conn->ssl) {
             conn_fail(c, conn, OB_HTTP_TLS, 0, tls_error);

@@ -187,7 +187,8 @@ static void canonical_query(struct ob_buf *out, const char *query)
 }
 
 struct canon_header {
-    char *name; /* lowercased, trimmed */
+    const char *name; /* lowercased, trimmed; in the sign call's names buffer */
+    size_t name_off;
     const char *value;
     size_t order; /* keeps repeated headers in request order through qsort */
 };
@@ -224,18 +225,22 @@ static void put_trimmed(struct ob_buf *out, const char *v)
     }
 }
 
-static char *lowercase_name(const char *name)
+/* Appends name lowercased and trimmed, with its NUL, to names (one buffer
+ * for all of a request's names); returns where it starts. */
+static size_t lowercase_name(struct ob_buf *names, const char *name)
 {
     while (is_space(*name))
         name++;
     size_t len = strlen(name);
     while (len > 0 && is_space(name[len - 1]))
         len--;
-    char *lc = ob_xstrndup(name, len);
-    for (char *p = lc; *p; p++)
+    size_t off = names->len;
+    ob_buf_append(names, name, len);
+    ob_buf_putc(names, '\0');
+    for (char *p = names->data + off; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
-    return lc;
+    return off;
 }
 
 static bool is_unsigned_header(const char *lname)
@@ -250,16 +255,41 @@ static bool is_unsigned_header(const char *lname)
  * fetched once, SHA-256 is a plain call. Kept for the process's life. */
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 static EVP_MD *sha256_md;
+/* Each thread's digest context, reused: EVP_Digest and a fresh context
+ * per call allocate several times per request. */
+static pthread_key_t digest_ctx_key;
+static bool digest_ctx_key_ok;
+
+static void digest_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
 
 static void sha256_fetch(void)
 {
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    digest_ctx_key_ok = pthread_key_create(&digest_ctx_key, digest_ctx_free) == 0;
+}
+
+/* The calling thread's context over the fetched SHA-256, or NULL. */
+static EVP_MD_CTX *digest_ctx(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!sha256_md || !digest_ctx_key_ok)
+        return NULL;
+    EVP_MD_CTX *ctx = pthread_getspecific(digest_ctx_key);
+    if (!ctx && (ctx = EVP_MD_CTX_new()) && pthread_setspecific(digest_ctx_key, ctx) != 0) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
 }
 
 static bool sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
 {
-    pthread_once(&sha256_once, sha256_fetch);
-    return sha256_md && EVP_Digest(data, len, md, NULL, sha256_md, NULL) == 1;
+    EVP_MD_CTX *ctx = digest_ctx();
+    return ctx && EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, data, len) &&
+           EVP_DigestFinal_ex(ctx, md, NULL);
 }
 
 /* HMAC (RFC 2104) over the fetched SHA-256: H(K^opad || H(K^ipad || m)). */
@@ -269,9 +299,8 @@ static bool hmac_sha256(const void *key, size_t key_len, const void *data, size_
     enum { BLOCK = 64 };
     unsigned char k[BLOCK] = { 0 }, pad[BLOCK], inner[SHA256_LEN];
     bool ok = true;
-    pthread_once(&sha256_once, sha256_fetch);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || !sha256_md)
+    EVP_MD_CTX *ctx = digest_ctx();
+    if (!ctx)
         ok = false;
     else if (key_len > BLOCK)
         ok = sha256(key, key_len, k);
@@ -285,7 +314,6 @@ static bool hmac_sha256(const void *key, size_t key_len, const void *data, size_
         pad[i] = k[i] ^ 0x5c;
     ok = ok && EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, pad, BLOCK) &&
          EVP_DigestUpdate(ctx, inner, sizeof inner) && EVP_DigestFinal_ex(ctx, md, NULL);
-    EVP_MD_CTX_free(ctx);
     explicit_bzero(k, sizeof k);
     explicit_bzero(pad, sizeof pad);
     explicit_bzero(inner, sizeof inner);
@@ -350,7 +378,7 @@ static enum ob_err check_inputs(const struct ob_sigv4_request *req, const struct
  * ones) and those the signer adds. */
 static enum ob_err collect_headers(const struct ob_sigv4_request *req, bool sign_token,
                                    const struct ob_sigv4_signed *out, struct canon_header *hdrs,
-                                   size_t *n_hdrs, struct ob_error *err)
+                                   size_t *n_hdrs, struct ob_buf *names, struct ob_error *err)
 {
     enum ob_err rc = OB_OK;
     bool has_host = false;
@@ -362,22 +390,20 @@ static enum ob_err collect_headers(const struct ob_sigv4_request *req, bool sign
             rc = ob_error_set(err, OB_ERR_INVALID, "sigv4: header %zu has no name or value", i);
             goto out;
         }
-        char *lname = lowercase_name(h->name);
-        if (!*lname || is_unsigned_header(lname)) {
-            free(lname);
+        size_t off = lowercase_name(names, h->name);
+        const char *lname = names->data + off;
+        if (!*lname || is_unsigned_header(lname))
             continue;
-        }
         bool added_by_signer = false;
         for (size_t a = 0; a < out->n_add; a++)
             added_by_signer |= strcasecmp(lname, out->add[a].name) == 0;
         if (added_by_signer) {
             rc = ob_error_set(err, OB_ERR_INVALID, "sigv4: the request already has %s, which the signer adds",
                               h->name);
-            free(lname);
             goto out;
         }
         has_host |= strcmp(lname, "host") == 0;
-        hdrs[n].name = lname;
+        hdrs[n].name_off = off;
         hdrs[n].value = h->value;
         hdrs[n].order = n;
         n++;
@@ -389,12 +415,15 @@ static enum ob_err collect_headers(const struct ob_sigv4_request *req, bool sign
     for (size_t i = 0; i < out->n_add; i++) {
         if (!sign_token && strcmp(out->add[i].name, "X-Amz-Security-Token") == 0)
             continue;
-        hdrs[n].name = lowercase_name(out->add[i].name);
+        hdrs[n].name_off = lowercase_name(names, out->add[i].name);
         hdrs[n].value = out->add[i].value;
         hdrs[n].order = n;
         n++;
     }
 out:
+    /* The buffer has stopped growing: names can point into it now. */
+    for (size_t i = 0; i < n; i++)
+        hdrs[i].name = names->data + hdrs[i].name_off;
     *n_hdrs = n;
     return rc;
 }
@@ -406,7 +435,7 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     enum ob_err rc;
     struct canon_header *hdrs = NULL;
     size_t n_hdrs = 0;
-    struct ob_buf signed_names = { 0 }, scope = { 0 };
+    struct ob_buf signed_names = { 0 }, scope = { 0 }, names = { 0 };
     unsigned char md[SHA256_LEN], key[SHA256_LEN];
     char payload_hex[SHA256_HEX_LEN], creq_hex[SHA256_HEX_LEN];
     char date8[9];
@@ -431,7 +460,7 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
         add_header(out, "x-amz-content-sha256", payload_hex);
 
     hdrs = ob_xcalloc(req->n_headers + OB_SIGV4_MAX_ADD, sizeof *hdrs);
-    rc = collect_headers(req, sign_token, out, hdrs, &n_hdrs, err);
+    rc = collect_headers(req, sign_token, out, hdrs, &n_hdrs, &names, err);
     if (rc)
         goto out;
     qsort(hdrs, n_hdrs, sizeof *hdrs, canon_header_cmp);
@@ -509,8 +538,7 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
                ", SignedHeaders=", signed_names.data, ", Signature=", out->signature, NULL);
 out:
     explicit_bzero(key, sizeof key);
-    for (size_t i = 0; i < n_hdrs; i++)
-        free(hdrs[i].name);
+    ob_buf_free(&names);
     free(hdrs);
     ob_buf_free(&signed_names);
     ob_buf_free(&scope);

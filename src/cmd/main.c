@@ -1,4 +1,5 @@
 /* outboxd: the transactional outbox relay for DynamoDB. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +40,10 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+    /* Every command talks to the network: a peer that hangs up must be an
+     * error on that connection (EPIPE), not the end of the process. OpenSSL
+     * writes to its sockets without MSG_NOSIGNAL. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EX_USAGE;

@@ -4,8 +4,6 @@
 
 #include "core/buf.h"
 
-#include <jansson.h>
-
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -413,13 +411,98 @@ void ob_json_put_string(struct ob_buf *out, const char *s)
     ob_buf_putc(out, '"');
 }
 
+static int hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static void put_utf8(struct ob_buf *b, unsigned cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | cp >> 6);
+        u[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | cp >> 12);
+        u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        u[0] = (char)(0xf0 | cp >> 18);
+        u[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+        u[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+        u[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    ob_buf_append(b, u, n);
+}
+
+/* Decodes one escape at p (after the backslash) into b; returns the
+ * bytes it took, 0 when it is not one JSON allows here (\u0000 and lone
+ * surrogates included, as jansson decides). */
+static size_t unescape_one(struct ob_buf *b, const char *p, const char *end)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char *hit = p < end && *p ? strchr(from, *p) : NULL;
+    if (hit && *p != 'u') {
+        ob_buf_putc(b, to[hit - from]);
+        return 1;
+    }
+    if (p >= end || *p != 'u' || end - p < 5)
+        return 0;
+    int cp = hex4(p + 1);
+    if (cp <= 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+        return 0;
+    if (cp < 0xd800 || cp > 0xdbff) {
+        put_utf8(b, (unsigned)cp);
+        return 5;
+    }
+    if (end - p < 11 || p[5] != '\\' || p[6] != 'u')
+        return 0;
+    int lo = hex4(p + 7);
+    if (lo < 0xdc00 || lo > 0xdfff)
+        return 0;
+    put_utf8(b, 0x10000 + (((unsigned)cp - 0xd800) << 10) + ((unsigned)lo - 0xdc00));
+    return 11;
+}
+
 char *ob_jspan_dup(const struct ob_jspan *v)
 {
     if (!v->escaped)
         return ob_utf8_valid(v->s, v->len) ? ob_xstrndup(v->s, v->len) : NULL;
-    /* Escapes are rare in what outboxd reads: jansson decodes them. */
-    json_t *j = json_loadb(v->s - 1, v->len + 2, JSON_DECODE_ANY, NULL);
-    char *out = ob_xstrdup_or_null(json_string_value(j));
-    json_decref(j);
-    return out;
+    struct ob_buf b = { 0 };
+    ob_buf_reserve(&b, v->len);
+    const char *p = v->s, *end = v->s + v->len;
+    while (p < end) {
+        const char *bs = memchr(p, '\\', (size_t)(end - p));
+        if (!bs) {
+            ob_buf_append(&b, p, (size_t)(end - p));
+            break;
+        }
+        ob_buf_append(&b, p, (size_t)(bs - p));
+        size_t took = unescape_one(&b, bs + 1, end);
+        if (!took) {
+            ob_buf_free(&b);
+            return NULL;
+        }
+        p = bs + 1 + took;
+    }
+    if (!ob_utf8_valid(b.data ? b.data : "", b.len)) {
+        ob_buf_free(&b);
+        return NULL;
+    }
+    return ob_buf_steal(&b);
 }

@@ -337,7 +337,6 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     r->instance_buf[sizeof r->instance_buf - 1] = '\0';
     r->instance_id = r->instance_buf;
     srandom((unsigned)(ob_wall_ms() ^ getpid()));
-    signal(SIGPIPE, SIG_IGN);
 
     struct ob_ddb_options opt;
     ob_ddb_options_from_config(cfg, &opt);

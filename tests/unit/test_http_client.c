@@ -166,56 +166,42 @@ static bool play(const struct step *steps, size_t n, int64_t timeout_ms, struct 
     return all_answered;
 }
 
-TEST(a_body_of_known_length_comes_back_whole)
+/* One answer, one request: what the client makes of each framing. */
+TEST(each_answer_framing_gives_its_status_and_body_or_its_failure)
 {
-    static const struct step steps[] = { { "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false } };
-    struct server s;
-    struct ob_http_exchange ex;
-    struct ob_buf rx = { 0 };
-    play(steps, 1, 0, &s, &ex, &rx);
-    CHECK_INT(ex.failure, OB_HTTP_OK);
-    CHECK_INT(ex.status, 200);
-    CHECK_STR(ob_buf_cstr(&rx), "hello");
-    ob_buf_free(&rx);
-}
-
-TEST(a_chunked_body_is_put_back_together_and_its_extensions_and_trailers_ignored)
-{
-    static const struct step steps[] = {
-        { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n", false },
+    static const struct {
+        const char *what;
+        struct step step;
+        int64_t timeout_ms;
+        enum ob_http_failure failure;
+        int status;
+        const char *body;
+    } cases[] = {
+        { "a body of known length comes back whole",
+          { "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false }, 0, OB_HTTP_OK, 200, "hello" },
+        { "a chunked body is put back together, its extensions and trailers ignored",
+          { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n", false },
+          0, OB_HTTP_OK, 200, "abcde" },
+        { "an interim 100 Continue is passed over",
+          { "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", false }, 0, OB_HTTP_OK, 204, "" },
+        { "a body without length ends with the connection",
+          { "HTTP/1.0 200 OK\r\n\r\nxyz", true }, 0, OB_HTTP_OK, 200, "xyz" },
+        { "a body cut short is a broken connection, not an answer",
+          { "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true }, 0, OB_HTTP_IO, 0, NULL },
+        { "what is not HTTP is a protocol error", { "HELLO THERE\r\n\r\n", false }, 0, OB_HTTP_PROTOCOL, 0, NULL },
+        { "no answer within the request timeout is a timeout", { NULL, false }, 200, OB_HTTP_TIMEOUT, 0, NULL },
     };
-    struct server s;
-    struct ob_http_exchange ex;
-    struct ob_buf rx = { 0 };
-    play(steps, 1, 0, &s, &ex, &rx);
-    CHECK_INT(ex.failure, OB_HTTP_OK);
-    CHECK_STR(ob_buf_cstr(&rx), "abcde");
-    ob_buf_free(&rx);
-}
-
-TEST(an_interim_100_continue_is_passed_over)
-{
-    static const struct step steps[] = { { "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", false } };
-    struct server s;
-    struct ob_http_exchange ex;
-    struct ob_buf rx = { 0 };
-    play(steps, 1, 0, &s, &ex, &rx);
-    CHECK_INT(ex.failure, OB_HTTP_OK);
-    CHECK_INT(ex.status, 204);
-    CHECK_INT(rx.len, 0);
-    ob_buf_free(&rx);
-}
-
-TEST(a_body_without_length_ends_with_the_connection)
-{
-    static const struct step steps[] = { { "HTTP/1.0 200 OK\r\n\r\nxyz", true } };
-    struct server s;
-    struct ob_http_exchange ex;
-    struct ob_buf rx = { 0 };
-    play(steps, 1, 0, &s, &ex, &rx);
-    CHECK_INT(ex.failure, OB_HTTP_OK);
-    CHECK_STR(ob_buf_cstr(&rx), "xyz");
-    ob_buf_free(&rx);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct server s;
+        struct ob_http_exchange ex;
+        struct ob_buf rx = { 0 };
+        play(&cases[i].step, 1, cases[i].timeout_ms, &s, &ex, &rx);
+        if (ex.failure != cases[i].failure || ex.status != cases[i].status ||
+            (cases[i].body && strcmp(ob_buf_cstr(&rx), cases[i].body) != 0))
+            ob_test_fail(__FILE__, __LINE__, "%s: failure %d (%s), status %d, body '%s'", cases[i].what,
+                         (int)ex.failure, ex.error, ex.status, ob_buf_cstr(&rx));
+        ob_buf_free(&rx);
+    }
 }
 
 TEST(requests_share_one_kept_alive_connection)
@@ -264,40 +250,6 @@ TEST(a_kept_alive_connection_the_server_dropped_is_replaced_without_failing_the_
     CHECK_INT(ex.failure, OB_HTTP_OK);
     CHECK_STR(ob_buf_cstr(&rx), "b");
     CHECK_INT(s.accepted, 2);
-    ob_buf_free(&rx);
-}
-
-TEST(a_body_cut_short_is_a_broken_connection_not_an_answer)
-{
-    static const struct step steps[] = { { "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true } };
-    struct server s;
-    struct ob_http_exchange ex;
-    struct ob_buf rx = { 0 };
-    play(steps, 1, 0, &s, &ex, &rx);
-    CHECK_INT(ex.failure, OB_HTTP_IO);
-    CHECK(strstr(ex.error, "middle of the answer") != NULL);
-    ob_buf_free(&rx);
-}
-
-TEST(what_is_not_http_is_a_protocol_error)
-{
-    static const struct step steps[] = { { "HELLO THERE\r\n\r\n", false } };
-    struct server s;
-    struct ob_http_exchange ex;
-    struct ob_buf rx = { 0 };
-    play(steps, 1, 0, &s, &ex, &rx);
-    CHECK_INT(ex.failure, OB_HTTP_PROTOCOL);
-    ob_buf_free(&rx);
-}
-
-TEST(no_answer_within_the_request_timeout_is_a_timeout)
-{
-    static const struct step steps[] = { { NULL, false } };
-    struct server s;
-    struct ob_http_exchange ex;
-    struct ob_buf rx = { 0 };
-    play(steps, 1, 200, &s, &ex, &rx);
-    CHECK_INT(ex.failure, OB_HTTP_TIMEOUT);
     ob_buf_free(&rx);
 }
 

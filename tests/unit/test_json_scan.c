@@ -860,3 +860,42 @@ TEST(jscan_bytes_past_len_are_not_part_of_the_text)
     CHECK_STR(span_text(&v), "12");
     CHECK(ob_jscan_done(&s));
 }
+
+/* The decoded string of a JSON string literal's contents (between the
+ * quotes), or NULL when it does not decode. */
+static char *dup_of(const char *contents)
+{
+    struct ob_jspan v = { contents, strlen(contents), strchr(contents, '\\') != NULL };
+    return ob_jspan_dup(&v);
+}
+
+TEST(jspan_dup_decodes_every_escape_to_utf8)
+{
+    static const char *const cases[][2] = {
+        { "plain", "plain" },
+        { "a\\\"b\\\\c\\/d", "a\"b\\c/d" },
+        { "\\b\\f\\n\\r\\t", "\b\f\n\r\t" },
+        { "caf\\u00e9", "caf\xc3\xa9" },
+        { "\\u20AC", "\xe2\x82\xac" },
+        { "\\ud83d\\ude00!", "\xf0\x9f\x98\x80!" },
+        { "{\\\"traceparent\\\":\\\"00-ab\\\"}", "{\"traceparent\":\"00-ab\"}" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = dup_of(cases[i][0]);
+        CHECK_STR(got, cases[i][1]);
+        free(got);
+    }
+}
+
+TEST(jspan_dup_refuses_nul_lone_surrogates_and_bad_utf8)
+{
+    static const char *const bad[] = { "\\u0000", "a\\ud83d", "\\ud83dx", "\\ude00", "\\ud83d\\u0041",
+                                       "\\x", "\\u12", "bad \xff byte" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *got = dup_of(bad[i]);
+        if (got) {
+            ob_test_fail(__FILE__, __LINE__, "'%s' decoded to '%s'", bad[i], got);
+            free(got);
+        }
+    }
+}
