@@ -66,7 +66,7 @@ const struct ob_config_key ob_config_keys[] = {
     {.path = "aws.request_timeout", .type = OB_CT_DURATION, .def = "10s", .min = 1, .max = NO_MAX,
      CFG(aws.request_timeout_ms), .doc = "Timeout of one AWS request."},
     {.path = "aws.max_connections", .type = OB_CT_INT, .def = "64", .min = 1, .max = 10000,
-     CFG(aws.max_connections), .doc = "Open connections to AWS, all shards together."},
+     CFG(aws.max_connections), .doc = "Requests to AWS at once, per shard worker (and per sweeper): each keeps its own connections."},
 
     {.path = "table", .type = OB_CT_SECTION, .doc = "The outbox table."},
     {.path = "table.name", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED, CFG(table.name), .example = "outbox",
