@@ -152,7 +152,10 @@ enum write_kind { WRITE_MARK, WRITE_FAILED, WRITE_DEAD };
 struct pipeline_write {
     enum write_kind kind;
     uint64_t entry;                  /* the entry's id: entries move while a mark runs */
-    struct ob_sink_health *health;   /* WRITE_MARK: for the latency histogram */
+    /* WRITE_MARK: the sink's latency histogram. The series, not the sink's
+     * health: a mark may outlive the routing (SIGHUP) it was sent under,
+     * and series live as long as the registry. */
+    struct ob_metric_series *latency;
     struct ob_buf body;              /* the UpdateItem's JSON text */
     struct ob_aws_call call;
     struct pipeline_write *next;              /* in p->flying */
@@ -173,7 +176,7 @@ static struct pipeline_write *add_write(struct pipeline_writes *ws, enum write_k
     memset(x, 0, sizeof *x);
     x->kind = kind;
     x->entry = e->id;
-    x->health = h;
+    x->latency = h ? h->latency : NULL;
     return x;
 }
 
@@ -226,8 +229,8 @@ static void write_done(struct ob_pipeline *p, struct pipeline_write *x, int64_t 
             if (rc == OB_ERR_CONDITION_FAILED)
                 ob_metric_count("outboxd_messages_duplicate_total", "", 1);
             int64_t created = e->rec.msg.created_at_ms ? e->rec.msg.created_at_ms : e->rec.msg.approximate_creation_ms;
-            if (created && x->health)
-                ob_metric_observe(x->health->latency, (double)(wall - created) / 1000.0);
+            if (created && x->latency)
+                ob_metric_observe(x->latency, (double)(wall - created) / 1000.0);
             ob_window_set_state(&p->window, e, OB_ENTRY_DONE);
         } else {
             e->next_at_ms = now + 1000;
