@@ -23,12 +23,6 @@
 
 /* A sink is down after this many retriable failures in a row. */
 #define SINK_DOWN_AFTER 3
-/* Marks may run behind deliveries by up to two waves of max_in_flight:
- * a wave goes out while at most one wave's worth of marks runs. Waiting
- * for that many to finish, rather than for one, keeps waves full when the
- * table is the slower side. */
-#define MARKS_RUNNING_WAVES 1
-
 /* A message on its way through one wave. */
 struct wave_item {
     struct ob_entry *e;
@@ -484,13 +478,13 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
     const struct ob_config *cfg = p->relay->cfg;
     bool collected = p->n_flying && collect_marks(p, now);
     size_t max = (size_t)cfg->relay.max_in_flight;
-    /* Marks still running hold back new deliveries: a slow table slows
-     * the relay instead of piling up. */
-    if (p->n_flying > MARKS_RUNNING_WAVES * max)
-        return collected;
+    /* relay.max_in_flight bounds what is delivered and not yet marked, so
+     * a crash repeats at most that many messages per shard, and a slow
+     * table slows deliveries instead of piling up marks. */
+    size_t room = p->window.acked < max ? max - p->window.acked : 0;
     struct ob_entry **picks = ob_xcalloc(max, sizeof *picks);
     struct ob_entry **acked = ob_xcalloc(max, sizeof *acked);
-    size_t n = ob_window_ready(&p->window, now, picks, max);
+    size_t n = room ? ob_window_ready(&p->window, now, picks, room) : 0;
     size_t n_acked = ob_window_acked(&p->window, now, acked, max);
     if ((n == 0 && n_acked == 0) || (p->may_send && !p->may_send(p->ctx))) {
         free(picks);

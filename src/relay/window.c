@@ -120,6 +120,7 @@ void ob_window_set_state(struct ob_window *w, struct ob_entry *e, enum ob_entry_
     } else if (e->state == OB_ENTRY_DONE && state != OB_ENTRY_DONE) {
         w->undone++;
     }
+    w->acked += (state == OB_ENTRY_ACKED) - (e->state == OB_ENTRY_ACKED);
     e->state = state;
 }
 

@@ -36,6 +36,7 @@ struct ob_window {
     size_t head, len, cap;    /* live entries are v[head..len) */
     enum ob_ordering ordering;
     size_t undone;            /* entries not DONE */
+    size_t acked;             /* entries ACKED: delivered, not yet marked */
     uint64_t next_id;
     /* scratch for ob_window_ready */
     uint64_t *seen;

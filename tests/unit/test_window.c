@@ -194,3 +194,19 @@ TEST(a_waiting_key_keeps_only_the_last_of_each_run_of_done_entries_behind_it)
     CHECK_INT(ob_window_count(&w), 0);
     ob_window_free(&w);
 }
+
+TEST(the_window_counts_what_is_delivered_and_not_yet_marked)
+{
+    struct ob_window w;
+    ob_window_init(&w, OB_ORDER_NONE);
+    struct ob_entry *a = push(&w, OB_RECORD_MESSAGE, "a", 1);
+    ob_window_set_state(&w, a, OB_ENTRY_ACKED);
+    struct ob_entry *b = push(&w, OB_RECORD_MESSAGE, "b", 2);
+    ob_window_set_state(&w, b, OB_ENTRY_ACKED);
+    CHECK_INT(w.acked, 2);
+    set_state_seq(&w, 1, OB_ENTRY_DONE);
+    set_state_seq(&w, 2, OB_ENTRY_PENDING); /* its mark failed for good: delivered again */
+    CHECK_INT(w.acked, 0);
+    CHECK_INT(w.undone, 1);
+    ob_window_free(&w);
+}
