@@ -102,7 +102,7 @@ const struct ob_config_key ob_config_keys[] = {
     {.path = "relay.ordering", .type = OB_CT_ENUM, .def = "key", .values = orderings, CFG(relay.ordering),
      .doc = "Order kept: per partition key, per shard, or none."},
     {.path = "relay.max_in_flight", .type = OB_CT_INT, .def = "64", .min = 1, .max = 10000,
-     CFG(relay.max_in_flight), .doc = "Messages in flight per shard."},
+     CFG(relay.max_in_flight), .doc = "Messages in flight per shard: sent and not yet marked published."},
     {.path = "relay.max_attempts", .type = OB_CT_INT, .def = "10", .min = 1, .max = 1000000,
      CFG(relay.max_attempts), .doc = "Attempts while the sink is up before `on_failure` applies."},
     {.path = "relay.backoff", .type = OB_CT_SECTION, .doc = "Delay between attempts of one message."},
