@@ -228,14 +228,21 @@ static void conn_fail(struct ob_http_client *c, struct http_conn *conn, enum ob_
     conn_close(c, conn);
 }
 
+static size_t request_len(const struct ob_http_exchange *ex)
+{
+    return ex->head_len + ex->body_len;
+}
+
 /* The connection broke (EOF, reset) before the answer was complete. A
- * kept-alive connection the server had closed while idle breaks on the
- * next request before any of the answer: that request goes again, once, on
- * a new connection, as browsers and curl do. */
+ * request that a reused connection broke before it was all written goes
+ * again, once, on a new connection: the server cannot have acted on it.
+ * Once written it may have (a POST is not replayable): the caller hears of
+ * the failure and its own retry decides. Idle connections the server
+ * closed are mostly found before they are reused (ob_http_client_drive). */
 static void conn_broken(struct ob_http_client *c, struct http_conn *conn, int os_errno)
 {
     struct ob_http_exchange *ex = conn->ex;
-    if (ex && !conn->answer_started && conn->answers > 0 && !ex->requeued) {
+    if (ex && conn->answers > 0 && !ex->requeued && conn->out_off < request_len(ex)) {
         ex->requeued = true;
         conn->ex = NULL;
         list_append(&c->retry, &c->retry_tail, ex);
@@ -307,11 +314,6 @@ static ssize_t io_read(struct ob_http_client *c, struct http_conn *conn, char *p
     ERR_clear_error();
     int r = SSL_read(conn->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
     return r > 0 ? r : tls_outcome(c, conn, r, tls_error, tls_error_size);
-}
-
-static size_t request_len(const struct ob_http_exchange *ex)
-{
-    return ex->head_len + ex->body_len;
 }
 
 /* Sends from byte `off` of the exchange's head and body, in place: one
@@ -1020,15 +1022,9 @@ void ob_http_client_abort(struct ob_http_client *c, struct ob_http_exchange *ex)
         list_remove(&c->done, &c->done_tail, ex);
 }
 
-void ob_http_client_drive(struct ob_http_client *c, int timeout_ms)
+/* Waits up to timeout_ms for events and handles them. */
+static void handle_events(struct ob_http_client *c, int timeout_ms)
 {
-    dispatch(c);
-    int64_t now = now_ms();
-    int64_t next = expire(c, now);
-    if (c->done)
-        timeout_ms = 0;
-    else if (next != INT64_MAX && next - now < timeout_ms)
-        timeout_ms = next - now > 0 ? (int)(next - now) : 0;
     struct epoll_event events[EVENTS_PER_WAIT];
     int n = epoll_wait(c->epoll_fd, events, EVENTS_PER_WAIT, timeout_ms);
     for (int i = 0; i < n; i++) {
@@ -1041,8 +1037,23 @@ void ob_http_client_drive(struct ob_http_client *c, int timeout_ms)
         }
         conn_on_event(c, events[i].data.ptr, events[i].events);
     }
-    expire(c, now_ms());
+}
+
+void ob_http_client_drive(struct ob_http_client *c, int timeout_ms)
+{
+    /* Before requests go out on idle connections: what happened to those
+     * meanwhile (a server closing one) is known first. */
+    if (c->queue || c->retry)
+        handle_events(c, 0);
     dispatch(c);
+    int64_t now = now_ms();
+    int64_t next = expire(c, now);
+    if (c->done)
+        timeout_ms = 0;
+    else if (next != INT64_MAX && next - now < timeout_ms)
+        timeout_ms = next - now > 0 ? (int)(next - now) : 0;
+    handle_events(c, timeout_ms);
+    expire(c, now_ms());
 }
 
 struct ob_http_exchange *ob_http_client_next_done(struct ob_http_client *c)

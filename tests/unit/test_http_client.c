@@ -290,3 +290,20 @@ TEST(an_origin_key_tells_scheme_host_and_port_apart)
     ob_http_origin_free(&b);
     ob_http_origin_free(&v6);
 }
+
+TEST(a_request_already_sent_is_not_sent_again_when_its_connection_breaks)
+{
+    /* The server may have acted on it (a POST is not replayable): the
+     * caller hears of the failure instead of the server seeing it twice. */
+    static const struct step steps[] = {
+        { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", false },
+        { "", true },
+    };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    CHECK(play(steps, 2, 0, &s, &ex, &rx));
+    CHECK_INT(ex.failure, OB_HTTP_IO);
+    CHECK_INT(s.accepted, 1);
+    ob_buf_free(&rx);
+}
