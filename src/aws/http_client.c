@@ -417,18 +417,25 @@ fail:
     return NULL;
 }
 
+/* Connected (and through TLS): the request waiting, if any, goes out;
+ * false if the connection is gone. */
+static bool conn_ready(struct ob_http_client *c, struct http_conn *conn)
+{
+    conn->state = CONN_READY;
+    conn->connect_deadline_ms = 0;
+    if (conn->ex)
+        return conn_write(c, conn);
+    conn_interest(c, conn, EPOLLIN);
+    return true;
+}
+
 /* Drives the TLS handshake; false if the connection is gone. */
 static bool conn_handshake(struct ob_http_client *c, struct http_conn *conn)
 {
     ERR_clear_error();
     int r = SSL_connect(conn->ssl);
     if (r == 1) {
-        conn->state = CONN_READY;
-        conn->connect_deadline_ms = 0;
-        if (conn->ex)
-            return conn_write(c, conn);
-        conn_interest(c, conn, EPOLLIN);
-        return true;
+        return conn_ready(c, conn);
     }
     int e = SSL_get_error(conn->ssl, r);
     if (e == SSL_ERROR_WANT_READ) {
@@ -456,34 +463,24 @@ static bool conn_connected(struct ob_http_client *c, struct http_conn *conn)
 {
     freeaddrinfo(conn->addrs);
     conn->addrs = conn->addr = NULL;
-    if (!conn->host->tls) {
-        conn->state = CONN_READY;
-        conn->connect_deadline_ms = 0;
-        if (conn->ex)
-            return conn_write(c, conn);
-        conn_interest(c, conn, EPOLLIN);
-        return true;
-    }
+    if (!conn->host->tls)
+        return conn_ready(c, conn);
     char why[120];
     SSL_CTX *ctx = client_ssl_ctx(c, why, sizeof why);
-    if (!ctx) {
-        char what[180];
-        snprintf(what, sizeof what, "TLS setup: %s", why);
-        conn_fail(c, conn, OB_HTTP_TLS, 0, what);
-        return false;
-    }
-    conn->ssl = SSL_new(ctx);
-    if (!conn->ssl || SSL_set_fd(conn->ssl, conn->fd) != 1 ||
-        (!is_ip_literal(conn->host->name) && SSL_set_tlsext_host_name(conn->ssl, conn->host->name) != 1) ||
-        (c->opt.tls_verify && SSL_set1_host(conn->ssl, conn->host->name) != 1)) {
+    if (ctx) {
+        conn->ssl = SSL_new(ctx);
+        if (conn->ssl && SSL_set_fd(conn->ssl, conn->fd) == 1 &&
+            (is_ip_literal(conn->host->name) || SSL_set_tlsext_host_name(conn->ssl, conn->host->name) == 1) &&
+            (!c->opt.tls_verify || SSL_set1_host(conn->ssl, conn->host->name) == 1)) {
+            conn->state = CONN_HANDSHAKE;
+            return conn_handshake(c, conn);
+        }
         tls_error_text(why, sizeof why);
-        char what[180];
-        snprintf(what, sizeof what, "TLS setup: %s", why);
-        conn_fail(c, conn, OB_HTTP_TLS, 0, what);
-        return false;
     }
-    conn->state = CONN_HANDSHAKE;
-    return conn_handshake(c, conn);
+    char what[180];
+    snprintf(what, sizeof what, "TLS setup: %s", why);
+    conn_fail(c, conn, OB_HTTP_TLS, 0, what);
+    return false;
 }
 
 /* Tries conn->addr and the addresses after it; false if the connection is
