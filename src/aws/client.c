@@ -510,15 +510,30 @@ void ob_aws_poll(struct ob_aws_session *s, int timeout_ms)
     session_step(s, s->done ? 0 : timeout_ms);
 }
 
-struct ob_aws_call *ob_aws_next_done(struct ob_aws_session *s)
+/* Unlinks call from the done list, if it is there. */
+static void done_remove(struct ob_aws_session *s, const struct ob_aws_call *call)
+{
+    struct ob_aws_call *prev = NULL;
+    for (struct ob_aws_call *c = s->done; c; prev = c, c = c->next_in_session)
+        if (c == call) {
+            if (prev)
+                prev->next_in_session = c->next_in_session;
+            else
+                s->done = c->next_in_session;
+            if (s->done_tail == c)
+                s->done_tail = prev;
+            c->next_in_session = NULL;
+            return;
+        }
+}
+
+struct ob_aws_call *ob_aws_next_done(struct ob_aws_session *s, const void *owner)
 {
     struct ob_aws_call *call = s->done;
-    if (call) {
-        s->done = call->next_in_session;
-        if (!s->done)
-            s->done_tail = NULL;
-        call->next_in_session = NULL;
-    }
+    while (call && call->owner != owner)
+        call = call->next_in_session;
+    if (call)
+        done_remove(s, call);
     return call;
 }
 
@@ -531,17 +546,7 @@ void ob_aws_abandon(struct ob_aws_session *s, struct ob_aws_call *call)
     call->state = CALL_DONE;
     call->started = false;
     call_settled(s, call);
-    struct ob_aws_call *prev = NULL;
-    for (struct ob_aws_call *c = s->done; c; prev = c, c = c->next_in_session)
-        if (c == call) {
-            if (prev)
-                prev->next_in_session = c->next_in_session;
-            else
-                s->done = c->next_in_session;
-            if (s->done_tail == c)
-                s->done_tail = prev;
-            break;
-        }
+    done_remove(s, call);
     call->next_in_session = NULL;
 }
 

@@ -84,6 +84,9 @@ struct ob_aws_call {
     /* A 2xx answer is left unparsed in `rx` (response stays NULL), for
      * callers that read large answers with their own scanner. */
     bool raw_success;
+    /* Who started it (ob_aws_start): parts sharing a session take back
+     * only their own calls (ob_aws_next_done). */
+    const void *owner;
 
     /* Outputs. */
     enum ob_err result;
@@ -115,9 +118,11 @@ void ob_aws_run(struct ob_aws_session *s, struct ob_aws_call *const *calls, size
  * until then, or until ob_aws_abandon takes it back unfinished. */
 void ob_aws_start(struct ob_aws_session *s, struct ob_aws_call *call);
 /* Sends and receives for the session's calls, waiting up to timeout_ms
- * for one to finish (not at all when one is waiting to be taken). */
+ * for one to finish (not at all when one, of any owner, is waiting to be
+ * taken). */
 void ob_aws_poll(struct ob_aws_session *s, int timeout_ms);
-struct ob_aws_call *ob_aws_next_done(struct ob_aws_session *s);
+/* The first finished call started by owner, or NULL. */
+struct ob_aws_call *ob_aws_next_done(struct ob_aws_session *s, const void *owner);
 void ob_aws_abandon(struct ob_aws_session *s, struct ob_aws_call *call);
 
 /* One call, synchronously. On OB_OK, *response (when not NULL) receives the

@@ -255,65 +255,163 @@ static bool read_answer(struct lookup_chunk *ch, const char *table, const struct
     return !s.failed && ob_jscan_done(&s);
 }
 
-/* BatchGetItem per 100 keys, the chunks concurrently; each round asks
- * again for what was unprocessed. */
+/* BatchGetItem per 100 keys, the chunks of a round concurrently; each
+ * round asks again for what the last one left unprocessed. */
+struct ob_items_lookup {
+    struct ob_aws_session *s;
+    struct ob_ddb *d;
+    const char *table;               /* borrowed, as are keys and states */
+    const struct ob_item_key *keys;
+    enum ob_item_state *states;
+    struct lookup_chunk *chunks;
+    size_t k;                        /* chunks in the current round */
+    size_t pending;                  /* of them, still running (ob_items_lookup_start) */
+    size_t *todo, *left, n_todo, n_left;
+    int round;
+    enum ob_err rc;
+    struct ob_error err;
+};
+
+static struct ob_items_lookup *lookup_new(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+                                          const struct ob_item_key *keys, size_t n, enum ob_item_state *states)
+{
+    struct ob_items_lookup *l = ob_xcalloc(1, sizeof *l);
+    l->s = s;
+    l->d = d;
+    l->table = table;
+    l->keys = keys;
+    l->states = states;
+    l->chunks = ob_xcalloc(n ? (n + KEYS_PER_CALL - 1) / KEYS_PER_CALL : 1, sizeof *l->chunks);
+    l->todo = ob_xmalloc((n ? n : 1) * sizeof *l->todo);
+    l->left = ob_xmalloc((n ? n : 1) * sizeof *l->left);
+    l->n_todo = n;
+    for (size_t i = 0; i < n; i++) {
+        states[i] = OB_ITEM_MISSING;
+        l->todo[i] = i;
+    }
+    return l;
+}
+
+static void lookup_free(struct ob_items_lookup *l)
+{
+    for (size_t i = 0; i < l->k; i++) {
+        ob_aws_call_release(&l->chunks[i].call);
+        ob_buf_free(&l->chunks[i].body);
+    }
+    free(l->chunks);
+    free(l->todo);
+    free(l->left);
+    free(l);
+}
+
+static bool rounds_left(const struct ob_items_lookup *l)
+{
+    return l->rc == OB_OK && l->n_todo;
+}
+
+/* Builds the round's calls for the keys still to do. */
+static void round_prepare(struct ob_items_lookup *l)
+{
+    l->k = 0;
+    l->n_left = 0;
+    for (size_t at = 0; at < l->n_todo; l->k++) {
+        struct lookup_chunk *ch = &l->chunks[l->k];
+        for (ch->n = 0; ch->n < KEYS_PER_CALL && at < l->n_todo; ch->n++, at++) {
+            ch->idx[ch->n] = l->todo[at];
+            ch->hash[ch->n] = key_hash(l->keys[l->todo[at]].pk, l->keys[l->todo[at]].sk);
+        }
+        chunk_body(ch, l->table, l->keys);
+        ob_ddb_prepare_raw_call(l->d, &ch->call, "BatchGetItem", ch->body.data, ch->body.len);
+        ch->call.owner = l;
+    }
+}
+
+/* Reads the answers of a round whose calls are all done. */
+static void round_settle(struct ob_items_lookup *l)
+{
+    double units = 0;
+    for (size_t i = 0; i < l->k; i++) {
+        struct lookup_chunk *ch = &l->chunks[i];
+        if (ch->call.result != OB_OK) {
+            if (l->rc == OB_OK) {
+                l->rc = ch->call.result;
+                l->err = ch->call.err;
+                ob_error_prefix(&l->err, "BatchGetItem %s", l->table);
+            }
+        } else if (!read_answer(ch, l->table, l->keys, l->states, l->left, &l->n_left, &units) && l->rc == OB_OK) {
+            l->rc = ob_error_set(&l->err, OB_ERR_SERVICE, "BatchGetItem %s: the answer is not a BatchGetItem answer",
+                                 l->table);
+        }
+        ob_aws_call_release(&ch->call);
+    }
+    ob_ddb_count_units(l->table, "BatchGetItem", "read", units);
+    size_t *t = l->todo;
+    l->todo = l->left;
+    l->left = t;
+    l->n_todo = l->n_left;
+    l->round++;
+}
+
+static void round_run(struct ob_items_lookup *l)
+{
+    /* Unprocessed keys mean throttling: back off before asking again. */
+    if (l->round > 0)
+        usleep((useconds_t)(l->round < 8 ? 25000 << l->round : 5000000));
+    round_prepare(l);
+    struct ob_aws_call **run = ob_xcalloc(l->k ? l->k : 1, sizeof *run);
+    for (size_t i = 0; i < l->k; i++)
+        run[i] = &l->chunks[i].call;
+    ob_aws_run(l->s, run, l->k);
+    free(run);
+    round_settle(l);
+}
+
+static enum ob_err lookup_end(struct ob_items_lookup *l, struct ob_error *err)
+{
+    while (rounds_left(l))
+        round_run(l);
+    enum ob_err rc = l->rc;
+    if (rc)
+        *err = l->err;
+    lookup_free(l);
+    return rc;
+}
+
 enum ob_err ob_items_state(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
                            const struct ob_item_key *keys, size_t n, enum ob_item_state *states,
                            struct ob_error *err)
 {
-    enum ob_err rc = OB_OK;
-    size_t max_chunks = (n + KEYS_PER_CALL - 1) / KEYS_PER_CALL;
-    struct lookup_chunk *chunks = ob_xcalloc(max_chunks ? max_chunks : 1, sizeof *chunks);
-    struct ob_aws_call **run = ob_xcalloc(max_chunks ? max_chunks : 1, sizeof *run);
-    size_t *todo = ob_xmalloc((n ? n : 1) * sizeof *todo), *left = ob_xmalloc((n ? n : 1) * sizeof *left);
-    size_t n_todo = n;
-    for (size_t i = 0; i < n; i++) {
-        states[i] = OB_ITEM_MISSING;
-        todo[i] = i;
-    }
-    for (int round = 0; rc == OB_OK && n_todo; round++) {
-        /* Unprocessed keys mean throttling: back off before asking again. */
-        if (round > 0)
-            usleep((useconds_t)(round < 8 ? 25000 << round : 5000000));
-        size_t k = 0;
-        for (size_t at = 0; at < n_todo; k++) {
-            struct lookup_chunk *ch = &chunks[k];
-            for (ch->n = 0; ch->n < KEYS_PER_CALL && at < n_todo; ch->n++, at++) {
-                ch->idx[ch->n] = todo[at];
-                ch->hash[ch->n] = key_hash(keys[todo[at]].pk, keys[todo[at]].sk);
-            }
-            chunk_body(ch, table, keys);
-            ob_ddb_prepare_raw_call(d, &ch->call, "BatchGetItem", ch->body.data, ch->body.len);
-            run[k] = &ch->call;
-        }
-        ob_aws_run(s, run, k);
-        size_t n_left = 0;
-        double units = 0;
-        for (size_t i = 0; i < k; i++) {
-            struct lookup_chunk *ch = &chunks[i];
-            if (ch->call.result != OB_OK) {
-                if (rc == OB_OK) {
-                    rc = ch->call.result;
-                    *err = ch->call.err;
-                    ob_error_prefix(err, "BatchGetItem %s", table);
-                }
-            } else if (!read_answer(ch, table, keys, states, left, &n_left, &units) && rc == OB_OK) {
-                rc = ob_error_set(err, OB_ERR_SERVICE, "BatchGetItem %s: the answer is not a BatchGetItem answer",
-                                  table);
-            }
-            ob_aws_call_release(&ch->call);
-        }
-        ob_ddb_count_units(table, "BatchGetItem", "read", units);
-        size_t *t = todo;
-        todo = left;
-        left = t;
-        n_todo = n_left;
-    }
-    for (size_t i = 0; i < max_chunks; i++)
-        ob_buf_free(&chunks[i].body);
-    free(chunks);
-    free(run);
-    free(todo);
-    free(left);
-    return rc;
+    return lookup_end(lookup_new(s, d, table, keys, n, states), err);
+}
+
+struct ob_items_lookup *ob_items_lookup_start(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+                                              const struct ob_item_key *keys, size_t n,
+                                              enum ob_item_state *states)
+{
+    struct ob_items_lookup *l = lookup_new(s, d, table, keys, n, states);
+    round_prepare(l);
+    for (size_t i = 0; i < l->k; i++)
+        ob_aws_start(s, &l->chunks[i].call);
+    l->pending = l->k;
+    return l;
+}
+
+bool ob_items_lookup_poll(struct ob_items_lookup *l)
+{
+    while (l->pending && ob_aws_next_done(l->s, l))
+        l->pending--;
+    return l->pending == 0;
+}
+
+enum ob_err ob_items_lookup_finish(struct ob_items_lookup *l, struct ob_error *err)
+{
+    round_settle(l);
+    return lookup_end(l, err);
+}
+
+void ob_items_lookup_abandon(struct ob_items_lookup *l)
+{
+    for (size_t i = 0; i < l->k; i++)
+        ob_aws_abandon(l->s, &l->chunks[i].call);
+    lookup_free(l);
 }

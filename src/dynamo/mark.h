@@ -40,4 +40,19 @@ enum ob_err ob_items_state(struct ob_aws_session *s, struct ob_ddb *d, const cha
                            const struct ob_item_key *keys, size_t n, enum ob_item_state *states,
                            struct ob_error *err);
 
+/* The same lookup while its caller works on: the first round's calls run
+ * on the session (started with the lookup as their owner) until
+ * ob_items_lookup_poll says they are all done; ob_items_lookup_finish
+ * then reads them, asks again for what they left unprocessed (in rounds
+ * that wait, as ob_items_state does), fills states, frees the lookup.
+ * table, keys and states are borrowed until then. ob_items_lookup_abandon
+ * takes the calls back unfinished and frees the lookup. */
+struct ob_items_lookup;
+struct ob_items_lookup *ob_items_lookup_start(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+                                              const struct ob_item_key *keys, size_t n,
+                                              enum ob_item_state *states);
+bool ob_items_lookup_poll(struct ob_items_lookup *l);
+enum ob_err ob_items_lookup_finish(struct ob_items_lookup *l, struct ob_error *err);
+void ob_items_lookup_abandon(struct ob_items_lookup *l);
+
 #endif

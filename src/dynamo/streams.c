@@ -5,6 +5,7 @@
 
 #include "core/buf.h"
 #include "core/codec.h"
+#include "core/json_scan.h"
 #include "ops/clock.h"
 
 void ob_shard_list_free(struct ob_shard_list *l)
@@ -119,27 +120,41 @@ out:
     return rc;
 }
 
+void ob_stream_get_records_prepare(struct ob_ddb *d, const char *iterator, int limit, struct ob_aws_call *call,
+                                   struct ob_buf *body)
+{
+    ob_buf_reset(body);
+    ob_buf_puts(body, "{\"ShardIterator\":");
+    ob_json_put_string(body, iterator);
+    ob_buf_puts(body, ",\"Limit\":");
+    ob_buf_put_int(body, limit);
+    ob_buf_putc(body, '}');
+    ob_ddb_prepare_raw(d, &ob_service_streams, call, "GetRecords", body->data, body->len);
+}
+
 /* The answer (up to 1 MB of item images) is read with the scanner of
  * ob_records_page_decode, not loaded as a DOM. */
+enum ob_err ob_stream_get_records_result(struct ob_aws_call *call, struct ob_records_page *page, struct ob_error *err)
+{
+    enum ob_err rc = call->result;
+    if (rc)
+        *err = call->err;
+    else
+        rc = ob_records_page_decode(call->rx.data ? call->rx.data : "", call->rx.len, page, err);
+    ob_aws_call_release(call);
+    return rc;
+}
+
 enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, const char *iterator, int limit,
                                   struct ob_records_page *page, struct ob_error *err)
 {
-    json_t *req = json_pack("{s:s,s:i}", "ShardIterator", iterator, "Limit", limit);
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    if (!body)
-        return ob_error_set(err, OB_ERR_NOMEM, "GetRecords: cannot serialize the request");
     struct ob_aws_call call;
-    ob_ddb_prepare_raw(d, &ob_service_streams, &call, "GetRecords", body, strlen(body));
+    struct ob_buf body = { 0 };
+    ob_stream_get_records_prepare(d, iterator, limit, &call, &body);
     struct ob_aws_call *one = &call;
     ob_aws_run(s, &one, 1);
-    enum ob_err rc = call.result;
-    if (rc)
-        *err = call.err;
-    else
-        rc = ob_records_page_decode(call.rx.data ? call.rx.data : "", call.rx.len, page, err);
-    ob_aws_call_release(&call);
-    free(body);
+    enum ob_err rc = ob_stream_get_records_result(&call, page, err);
+    ob_buf_free(&body);
     return rc;
 }
 

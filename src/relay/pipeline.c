@@ -278,7 +278,7 @@ static bool collect_marks(struct ob_pipeline *p, int64_t now)
     struct ob_aws_call *call;
     int64_t wall = ob_wall_ms();
     do {
-        call = ob_aws_next_done(p->session);
+        call = ob_aws_next_done(p->session, p);
         if (call) {
             struct pipeline_write *x = (struct pipeline_write *)((char *)call - offsetof(struct pipeline_write, call));
             for (struct pipeline_write **q = &p->flying; *q; q = &(*q)->next)
@@ -323,6 +323,7 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
             struct pipeline_write *m = ob_xmalloc(sizeof *m);
             *m = *x;
             ob_ddb_prepare_raw_call(r->ddb, &m->call, "UpdateItem", m->body.data, m->body.len);
+            m->call.owner = p;
             m->next = p->flying;
             p->flying = m;
             p->n_flying++;
@@ -539,13 +540,13 @@ void ob_pipeline_free(struct ob_pipeline *p)
     ob_window_free(&p->window);
 }
 
-void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms)
+void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms, bool others_running)
 {
-    if (!p->n_flying) {
+    if (!p->n_flying && !others_running) {
         p->wait_until(p->ctx, until_ms);
         return;
     }
-    /* Marks running: their answers end the wait. Stop requests are seen
+    /* Calls running: their answers end the wait. Stop requests are seen
      * within a short slice. */
     int64_t left = until_ms - ob_mono_ms();
     if (left > 0)

@@ -35,8 +35,9 @@ void ob_pipeline_free(struct ob_pipeline *p);
  * whether anything was sent or written. */
 bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now_ms);
 
-/* Waits until until_ms (or less: woken, or a running mark finished). */
-void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms);
+/* Waits until until_ms (or less: woken, or a running mark finished, or,
+ * when others_running, one of the caller's own calls in the session). */
+void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms, bool others_running);
 
 /* relay.backoff for an attempt (1-based): exponential, full jitter, at least 10 ms. */
 int64_t ob_relay_backoff_ms(const struct ob_config *cfg, int attempt);

@@ -1,6 +1,7 @@
 /* One shard's worker: reads the shard with GetRecords (back to back while
  * records come, never more than 5 calls a second, poll_interval when
- * idle) into its pipeline, and moves the shard's checkpoint to the
+ * idle) into its pipeline, the next page while the window's messages go
+ * out, and moves the shard's checkpoint to the
  * pipeline's low watermark — at most once a second while busy, at once
  * when the window empties and when it stops — while, and only while, its
  * lease holds. Records older than this process are checked against the
@@ -33,6 +34,24 @@
 #define CHECKPOINT_EVERY_MS 1000
 #define SEQ_MAX 128
 
+/* Reading runs while the window's messages go out: a GetRecords call,
+ * then, for records older than the process, the lookup of their items,
+ * both on the worker's session; the page enters the window when both
+ * are done. */
+enum read_phase { READ_IDLE, READ_RECORDS, READ_CHECK };
+
+struct page_read {
+    enum read_phase phase;
+    struct ob_aws_call call;         /* READ_RECORDS: the GetRecords */
+    struct ob_buf body;              /* its request text */
+    struct ob_records_page page;     /* READ_CHECK: decoded, waiting for the lookup */
+    struct ob_items_lookup *lookup;
+    struct ob_item_key *keys;        /* the lookup's keys: keys[j] is page.records[idx[j]] */
+    size_t *idx;
+    enum ob_item_state *states;
+    size_t n_keys;
+};
+
 struct ob_shard_worker {
     struct ob_relay *relay;
     struct ob_shard shard;           /* owned copy */
@@ -57,7 +76,9 @@ struct ob_shard_worker {
     char written[SEQ_MAX];           /* last checkpoint stored */
     int64_t written_at_ms;           /* when (monotonic) */
     int64_t fetch_backoff_ms;
+    int64_t next_fetch_ms;           /* the next GetRecords may start then */
     bool page_full;                  /* the last GetRecords page was full */
+    struct page_read read;
     struct ob_metric_series *lag, *records_read;
     char lag_labels[160];
 };
@@ -163,14 +184,68 @@ static bool key_set_insert(struct key_set *ks, const struct ob_item_key *keys, s
     }
 }
 
-/* Skips candidates older than the process that are already published
- * (or deleted): on a cold start, and after a crash or a take-over. */
-static void cold_check(struct ob_shard_worker *w, struct ob_record *recs, size_t n)
+/* When the next GetRecords may go, after a read that brought got records. */
+static void schedule_read(struct ob_shard_worker *w, size_t got, int64_t now)
+{
+    int64_t poll = w->relay->cfg->stream.poll_interval_ms;
+    w->next_fetch_ms = now + (w->fetch_backoff_ms ? w->fetch_backoff_ms
+                              : got && w->page_full ? 0
+                              : got ? MIN_FETCH_GAP_MS
+                              : poll < MIN_FETCH_GAP_MS ? MIN_FETCH_GAP_MS : poll);
+}
+
+static void read_free(struct page_read *rd)
+{
+    free(rd->keys);
+    free(rd->idx);
+    free(rd->states);
+    rd->keys = NULL;
+    rd->idx = NULL;
+    rd->states = NULL;
+    ob_records_page_free(&rd->page);
+}
+
+/* The page read goes into the window. */
+static void page_push(struct ob_shard_worker *w, int64_t now)
+{
+    struct ob_records_page *page = &w->read.page;
+    struct ob_record *recs = page->records;
+    size_t m = page->n;
+    int64_t newest = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (recs[i].kind == OB_RECORD_POISON)
+            ob_pipeline_log(&w->pipe, OB_SEV_WARN, recs[i].msg.sk, "poison item: %s", recs[i].poison_reason);
+        if (recs[i].msg.approximate_creation_ms > newest)
+            newest = recs[i].msg.approximate_creation_ms;
+        snprintf(w->last_read, sizeof w->last_read, "%s", recs[i].msg.sequence_number);
+        ob_window_push(&w->pipe.window, &recs[i], now);
+    }
+    /* The window took each record's contents. */
+    page->n = 0;
+    ob_metric_add(w->records_read, (double)m);
+    double lag = newest ? (double)(ob_wall_ms() - newest) / 1000.0 : 0.0;
+    ob_metric_set(w->lag, lag < 0 ? 0 : lag);
+
+    free(w->iterator);
+    w->iterator = page->next_iterator;
+    page->next_iterator = NULL;
+    read_free(&w->read);
+    w->read.phase = READ_IDLE;
+    schedule_read(w, m, now);
+}
+
+/* Candidates older than the process may be published (or deleted)
+ * already: on a cold start, and after a crash or a take-over. Starts the
+ * lookup of their items; false when the page has none. */
+static bool cold_check_start(struct ob_shard_worker *w)
 {
     struct ob_relay *r = w->relay;
-    struct ob_item_key *keys = ob_xcalloc(n ? n : 1, sizeof *keys);
-    size_t *idx = ob_xcalloc(n ? n : 1, sizeof *idx);
-    enum ob_item_state *states = ob_xcalloc(n ? n : 1, sizeof *states);
+    struct page_read *rd = &w->read;
+    struct ob_record *recs = rd->page.records;
+    size_t n = rd->page.n;
+    rd->keys = ob_xcalloc(n ? n : 1, sizeof *rd->keys);
+    rd->idx = ob_xcalloc(n ? n : 1, sizeof *rd->idx);
+    rd->states = ob_xcalloc(n ? n : 1, sizeof *rd->states);
     size_t k = 0;
     bool older = false;
     struct key_set seen;
@@ -180,48 +255,69 @@ static void cold_check(struct ob_shard_worker *w, struct ob_record *recs, size_t
             older = true;
         if (recs[i].kind != OB_RECORD_MESSAGE || recs[i].msg.approximate_creation_ms >= r->started_wall_ms)
             continue;
-        if (!key_set_insert(&seen, keys, k, recs[i].msg.pk, recs[i].msg.sk))
+        if (!key_set_insert(&seen, rd->keys, k, recs[i].msg.pk, recs[i].msg.sk))
             continue;
-        keys[k].pk = recs[i].msg.pk;
-        keys[k].sk = recs[i].msg.sk;
-        idx[k++] = i;
-    }
-    if (!older)
-        w->check_old = false;
-    struct ob_error err;
-    if (k > 0) {
-        enum ob_err rc = ob_items_state(w->session, r->ddb, r->cfg->table.name, keys, k, states, &err);
-        if (rc) {
-            /* Delivering again is safe (at-least-once); losing is not. */
-            ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "cold-start check failed, delivering without it: %s", err.msg);
-        } else {
-            size_t skipped = 0;
-            for (size_t j = 0; j < k; j++) {
-                if (states[j] == OB_ITEM_UNPUBLISHED)
-                    continue;
-                struct ob_record *rec = &recs[idx[j]];
-                rec->kind = OB_RECORD_SKIP;
-                rec->skip_reason = states[j] == OB_ITEM_PUBLISHED ? "published" : "deleted";
-                skipped++;
-            }
-            if (skipped)
-                ob_pipeline_log(&w->pipe, OB_SEV_DEBUG, NULL, "cold start: %zu of %zu candidates already published or deleted",
-                     skipped, k);
-        }
+        rd->keys[k].pk = recs[i].msg.pk;
+        rd->keys[k].sk = recs[i].msg.sk;
+        rd->idx[k++] = i;
     }
     free(seen.slot);
-    free(keys);
-    free(idx);
-    free(states);
+    if (!older)
+        w->check_old = false;
+    rd->n_keys = k;
+    if (k == 0)
+        return false;
+    rd->lookup = ob_items_lookup_start(w->session, r->ddb, r->cfg->table.name, rd->keys, k, rd->states);
+    ob_aws_poll(w->session, 0); /* the lookups go out now */
+    return true;
 }
 
-/* One GetRecords call into the window. Returns the records read. */
-static size_t fetch(struct ob_shard_worker *w, int64_t now)
+/* The lookup answered: published or deleted candidates are skipped. */
+static void cold_check_done(struct ob_shard_worker *w)
+{
+    struct page_read *rd = &w->read;
+    struct ob_error err;
+    size_t k = rd->n_keys;
+    enum ob_err rc = ob_items_lookup_finish(rd->lookup, &err);
+    rd->lookup = NULL;
+    if (rc) {
+        /* Delivering again is safe (at-least-once); losing is not. */
+        ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "cold-start check failed, delivering without it: %s", err.msg);
+        return;
+    }
+    size_t skipped = 0;
+    for (size_t j = 0; j < k; j++) {
+        if (rd->states[j] == OB_ITEM_UNPUBLISHED)
+            continue;
+        struct ob_record *rec = &rd->page.records[rd->idx[j]];
+        rec->kind = OB_RECORD_SKIP;
+        rec->skip_reason = rd->states[j] == OB_ITEM_PUBLISHED ? "published" : "deleted";
+        skipped++;
+    }
+    if (skipped)
+        ob_pipeline_log(&w->pipe, OB_SEV_DEBUG, NULL, "cold start: %zu of %zu candidates already published or deleted",
+                        skipped, k);
+}
+
+static void read_start(struct ob_shard_worker *w)
+{
+    struct ob_relay *r = w->relay;
+    ob_stream_get_records_prepare(r->ddb, w->iterator, r->cfg->stream.batch_size, &w->read.call, &w->read.body);
+    w->read.call.owner = w;
+    w->read.phase = READ_RECORDS;
+    ob_aws_start(w->session, &w->read.call);
+    ob_aws_poll(w->session, 0); /* it goes out now */
+}
+
+/* The GetRecords answered. */
+static void records_read(struct ob_shard_worker *w, int64_t now)
 {
     struct ob_relay *r = w->relay;
     struct ob_error err;
-    struct ob_records_page page;
-    enum ob_err rc = ob_stream_get_records(w->session, r->ddb, w->iterator, r->cfg->stream.batch_size, &page, &err);
+    struct ob_records_page *page = &w->read.page;
+    enum ob_err rc = ob_stream_get_records_result(&w->read.call, page, &err);
+    bool reopened = false; /* a new iterator replaced a lost one: read again later */
+    w->read.phase = READ_IDLE;
     if (rc == OB_ERR_EXPIRED_ITERATOR || rc == OB_ERR_TRIMMED) {
         if (rc == OB_ERR_TRIMMED) {
             ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "stream records were trimmed before they were read; reading from the "
@@ -233,10 +329,9 @@ static size_t fetch(struct ob_shard_worker *w, int64_t now)
                  w->last_read[0] ? w->last_read : "the start position");
             rc = reopen_iterator(w, &err);
         }
-        if (rc == OB_OK) {
+        if (rc == OB_OK)
             w->fetch_backoff_ms = 0;
-            return 0;
-        }
+        reopened = rc == OB_OK;
     }
     if (rc) {
         w->fetch_backoff_ms = w->fetch_backoff_ms ? w->fetch_backoff_ms * 2 : 500;
@@ -244,38 +339,58 @@ static size_t fetch(struct ob_shard_worker *w, int64_t now)
             w->fetch_backoff_ms = 30000;
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "reading the shard failed (next try in %" PRId64 " ms): %s", w->fetch_backoff_ms,
              err.msg);
-        return 0;
+    }
+    if (rc || reopened) {
+        read_free(&w->read);
+        schedule_read(w, 0, now);
+        return;
     }
     w->fetch_backoff_ms = 0;
-    w->page_full = page.n + page.malformed >= (size_t)r->cfg->stream.batch_size || page.bytes >= FULL_PAGE_BYTES;
-
-    if (page.malformed)
+    w->page_full = page->n + page->malformed >= (size_t)r->cfg->stream.batch_size || page->bytes >= FULL_PAGE_BYTES;
+    if (page->malformed)
         ob_pipeline_log(&w->pipe, OB_SEV_ERROR, NULL, "skipping %zu malformed stream record(s), the first: %s",
-                        page.malformed, page.first_malformed);
-    struct ob_record *recs = page.records;
-    size_t m = page.n;
-    if (w->check_old)
-        cold_check(w, recs, m);
-    int64_t newest = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (recs[i].kind == OB_RECORD_POISON)
-            ob_pipeline_log(&w->pipe, OB_SEV_WARN, recs[i].msg.sk, "poison item: %s", recs[i].poison_reason);
-        if (recs[i].msg.approximate_creation_ms > newest)
-            newest = recs[i].msg.approximate_creation_ms;
-        snprintf(w->last_read, sizeof w->last_read, "%s", recs[i].msg.sequence_number);
-        ob_window_push(&w->pipe.window, &recs[i], now);
+                        page->malformed, page->first_malformed);
+    if (w->check_old && cold_check_start(w)) {
+        w->read.phase = READ_CHECK;
+        return;
     }
-    /* The window took each record's contents. */
-    page.n = 0;
-    ob_metric_add(w->records_read, (double)m);
-    double lag = newest ? (double)(ob_wall_ms() - newest) / 1000.0 : 0.0;
-    ob_metric_set(w->lag, lag < 0 ? 0 : lag);
+    page_push(w, now);
+}
 
-    free(w->iterator);
-    w->iterator = page.next_iterator;
-    page.next_iterator = NULL;
-    ob_records_page_free(&page);
-    return m;
+/* Moves reading on; true when a page entered the window or a read ended. */
+static bool read_step(struct ob_shard_worker *w, int64_t now)
+{
+    struct page_read *rd = &w->read;
+    if (rd->phase == READ_IDLE)
+        return false;
+    ob_aws_poll(w->session, 0);
+    if (rd->phase == READ_RECORDS) {
+        if (!ob_aws_next_done(w->session, w))
+            return false;
+        records_read(w, now);
+        return true;
+    }
+    if (!ob_items_lookup_poll(rd->lookup))
+        return false;
+    cold_check_done(w);
+    page_push(w, now);
+    return true;
+}
+
+/* Takes back what reading has running (the worker stops). */
+static void read_abandon(struct ob_shard_worker *w)
+{
+    struct page_read *rd = &w->read;
+    if (rd->phase == READ_RECORDS) {
+        ob_aws_abandon(w->session, &rd->call);
+        ob_aws_call_release(&rd->call);
+    } else if (rd->phase == READ_CHECK) {
+        ob_items_lookup_abandon(rd->lookup);
+        rd->lookup = NULL;
+    }
+    read_free(rd);
+    ob_buf_free(&rd->body);
+    rd->phase = READ_IDLE;
 }
 
 /* ---- checkpoints -------------------------------------------------------- */
@@ -314,7 +429,6 @@ static void run(struct ob_shard_worker *w)
     struct ob_relay *r = w->relay;
     const struct ob_config *cfg = r->cfg;
     struct ob_error err;
-    int64_t next_fetch = 0;
     /* The next page is read when the window runs low on work, not while
      * it holds a page: what a shard keeps decoded stays about one page.
      * Work, not entries: done entries behind a message that waits (a
@@ -347,19 +461,15 @@ static void run(struct ob_shard_worker *w)
         bool stopping = atomic_load(&w->stop);
         if (lease_gone(w) || (stopping && (w->pipe.window.undone == 0 || now >= atomic_load(&w->drain_deadline_ms))))
             break;
-        if (!stopping && w->iterator && w->pipe.window.undone < fetch_room && now >= next_fetch &&
-            !lease_gone(w)) {
-            size_t got = fetch(w, now);
-            next_fetch = now + (w->fetch_backoff_ms ? w->fetch_backoff_ms
-                                : got && w->page_full ? 0
-                                : got ? MIN_FETCH_GAP_MS
-                                : cfg->stream.poll_interval_ms < MIN_FETCH_GAP_MS ? MIN_FETCH_GAP_MS
-                                                                                   : cfg->stream.poll_interval_ms);
-            now = ob_mono_ms();
+        bool read = read_step(w, now);
+        bool may_read = !stopping && w->read.phase == READ_IDLE && w->iterator && w->pipe.window.undone < fetch_room;
+        if (may_read && now >= w->next_fetch_ms && !lease_gone(w)) {
+            read_start(w);
+            may_read = false;
         }
         bool sent = ob_pipeline_wave(&w->pipe, now);
         advance(w, ob_mono_ms());
-        if (!w->iterator && ob_window_count(&w->pipe.window) == 0) {
+        if (!w->iterator && w->read.phase == READ_IDLE && ob_window_count(&w->pipe.window) == 0) {
             write_checkpoint(w, OB_CHECKPOINT_SHARD_END);
             if (strcmp(w->written, OB_CHECKPOINT_SHARD_END) == 0) {
                 ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "shard read to its end");
@@ -369,16 +479,15 @@ static void run(struct ob_shard_worker *w)
             wait_until(w, ob_mono_ms() + 1000);
             continue;
         }
-        if (sent)
+        if (sent || read)
             continue;
         int64_t until = ob_window_next_due(&w->pipe.window, now);
-        bool may_fetch = !stopping && w->iterator && w->pipe.window.undone < fetch_room;
-        if (may_fetch && next_fetch < until)
-            until = next_fetch;
+        if (may_read && w->next_fetch_ms < until)
+            until = w->next_fetch_ms;
         if (until == INT64_MAX)
             until = now + 1000;
         if (until > now)
-            ob_pipeline_wait(&w->pipe, until);
+            ob_pipeline_wait(&w->pipe, until, w->read.phase != READ_IDLE);
     }
     if (w->pipe.window.undone)
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "stopping with %zu messages not delivered; they are read again on restart",
@@ -396,6 +505,7 @@ static void *worker_main(void *arg)
     w->session = ob_ddb_session(w->relay->ddb);
     w->pipe.session = w->session;
     run(w);
+    read_abandon(w);
     if (w->checkpoint[0] && !w->reached_end)
         write_checkpoint(w, w->checkpoint);
     ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "stopped reading%s (checkpoint %s)",

@@ -175,7 +175,7 @@ static void deliver(struct sweep *sw, size_t room)
         int64_t now = ob_mono_ms();
         if (!ob_pipeline_wave(&sw->pipe, now)) {
             int64_t due = ob_window_next_due(&sw->pipe.window, now);
-            ob_pipeline_wait(&sw->pipe, due == INT64_MAX ? now + 100 : due);
+            ob_pipeline_wait(&sw->pipe, due == INT64_MAX ? now + 100 : due, false);
         }
         ob_window_advance(&sw->pipe.window, seq, sizeof seq);
     }
