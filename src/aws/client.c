@@ -507,7 +507,15 @@ void ob_aws_start(struct ob_aws_session *s, struct ob_aws_call *call)
 
 void ob_aws_poll(struct ob_aws_session *s, int timeout_ms)
 {
-    session_step(s, s->done ? 0 : timeout_ms);
+    /* Bytes of an answer still coming (a GetRecords page) do not end the
+     * wait: the caller would only look and wait again. */
+    int64_t until = now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = until - now_ms();
+        session_step(s, s->done || left < 0 ? 0 : left);
+        if (s->done || left <= 0 || atomic_load(&s->canceled))
+            return;
+    }
 }
 
 /* Unlinks call from the done list, if it is there. */

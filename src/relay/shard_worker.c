@@ -363,7 +363,6 @@ static bool read_step(struct ob_shard_worker *w, int64_t now)
     struct page_read *rd = &w->read;
     if (rd->phase == READ_IDLE)
         return false;
-    ob_aws_poll(w->session, 0);
     if (rd->phase == READ_RECORDS) {
         if (!ob_aws_next_done(w->session, w))
             return false;
