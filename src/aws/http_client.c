@@ -656,7 +656,7 @@ static bool parse_head(struct http_conn *conn, const char *p, size_t len, int *s
         if (length > MAX_BODY)
             return false;
         if (conn->ex->rx)
-            ob_buf_reserve(conn->ex->rx, (size_t)length);
+            ob_buf_reserve_exact(conn->ex->rx, (size_t)length);
         conn->remaining = length;
         conn->phase = length ? PHASE_BODY : PHASE_DONE;
     } else {

@@ -2,6 +2,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "cmd/cmd.h"
 
@@ -44,6 +47,13 @@ int main(int argc, char **argv)
      * error on that connection (EPIPE), not the end of the process. OpenSSL
      * writes to its sockets without MSG_NOSIGNAL. */
     signal(SIGPIPE, SIG_IGN);
+#ifdef __GLIBC__
+    /* Fixed thresholds: glibc would raise them after the first GetRecords
+     * answer is freed, and each shard thread's arena would then keep the
+     * largest answers it has read (peak RSS in a backlog drain). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+#endif
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EX_USAGE;

@@ -70,6 +70,16 @@ void ob_buf_reserve(struct ob_buf *b, size_t extra)
     b->cap = cap;
 }
 
+void ob_buf_reserve_exact(struct ob_buf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    b->data = ob_xrealloc(b->data, need);
+    b->data[b->len] = '\0';
+    b->cap = need;
+}
+
 void ob_buf_append(struct ob_buf *b, const void *p, size_t n)
 {
     ob_buf_reserve(b, n);

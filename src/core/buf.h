@@ -17,6 +17,9 @@ struct ob_buf {
 };
 
 void ob_buf_reserve(struct ob_buf *b, size_t extra);
+/* The same, growing to exactly what is asked: for a buffer whose final
+ * size is known (a decoded payload, a body of known length). */
+void ob_buf_reserve_exact(struct ob_buf *b, size_t extra);
 void ob_buf_append(struct ob_buf *b, const void *p, size_t n);
 void ob_buf_puts(struct ob_buf *b, const char *s);
 void ob_buf_putc(struct ob_buf *b, char c);

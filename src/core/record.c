@@ -368,10 +368,14 @@ static int64_t seconds_to_ms(const struct ob_jspan *v)
 {
     if (!v->s)
         return 0;
-    char *text = ob_xstrndup(v->s, v->len), *end;
+    char small[64], *end;
+    char *text = v->len < sizeof small ? small : ob_xmalloc(v->len + 1);
+    memcpy(text, v->s, v->len);
+    text[v->len] = '\0';
     double s = strtod(text, &end);
     bool ok = !*end && s >= 0 && s < 1e12;
-    free(text);
+    if (text != small)
+        free(text);
     return ok ? (int64_t)llround(s * 1000.0) : 0;
 }
 
@@ -433,21 +437,32 @@ static bool scan_record(struct ob_jscan *s, struct record_scan *r)
     return !s->failed;
 }
 
-/* What every record carries, whatever its event. Returns whether the
- * record is an INSERT to decode further. */
-static bool record_head(struct ob_record *out, const char *seq, int64_t approximate_ms, int64_t size_bytes,
-                        const char *event)
+/* Whether a decoded string span is lit (an escaped span is decoded first). */
+static bool span_equals(const struct ob_jspan *v, const char *lit)
+{
+    if (!v->escaped)
+        return ob_jspan_is(v, lit);
+    char *text = ob_jspan_dup(v);
+    bool same = text && strcmp(text, lit) == 0;
+    free(text);
+    return same;
+}
+
+/* What every record carries, whatever its event (seq: owned, taken).
+ * Returns whether the record is an INSERT to decode further. */
+static bool record_head(struct ob_record *out, char *seq, int64_t approximate_ms, int64_t size_bytes,
+                        const struct ob_jspan *event)
 {
     out->kind = OB_RECORD_MESSAGE;
-    out->msg.sequence_number = ob_xstrdup(seq);
+    out->msg.sequence_number = seq;
     out->msg.approximate_creation_ms = approximate_ms;
     out->size_bytes = size_bytes;
-    if (event && strcmp(event, "INSERT") == 0)
+    if (event && span_equals(event, "INSERT"))
         return true;
     out->kind = OB_RECORD_SKIP;
-    if (event && strcmp(event, "MODIFY") == 0)
+    if (event && span_equals(event, "MODIFY"))
         out->skip_reason = "MODIFY";
-    else if (event && strcmp(event, "REMOVE") == 0)
+    else if (event && span_equals(event, "REMOVE"))
         out->skip_reason = "REMOVE";
     else
         out->skip_reason = "unknown event";
@@ -461,13 +476,14 @@ static enum ob_err record_decode(const struct record_scan *rs, struct ob_record 
     struct image im;
     image_init(&im);
     char *seq = rs->has_seq ? ob_jspan_dup(&rs->seq) : NULL;
-    char *event = rs->has_event ? ob_jspan_dup(&rs->event) : NULL;
     if (!rs->has_ddb || !seq) {
+        free(seq);
         rc = ob_error_set(err, OB_ERR_INVALID, "not a stream record: %s",
                           rs->has_ddb ? "no dynamodb.SequenceNumber" : "no dynamodb object");
         goto out;
     }
-    if (!record_head(out, seq, seconds_to_ms(&rs->approximate), span_integer(&rs->size), event))
+    if (!record_head(out, seq, seconds_to_ms(&rs->approximate), span_integer(&rs->size),
+                     rs->has_event ? &rs->event : NULL))
         goto out;
     if (!rs->new_image.s || !image_scan(&im, &rs->new_image)) {
         poison(out, "NewImage is missing");
@@ -489,8 +505,6 @@ static enum ob_err record_decode(const struct record_scan *rs, struct ob_record 
     decode_item(out, &im);
 out:
     image_free(&im);
-    free(seq);
-    free(event);
     return rc;
 }
 

@@ -33,6 +33,10 @@
  * what it saves after a crash, the check of old records saves too. */
 #define CHECKPOINT_EVERY_MS 1000
 #define SEQ_MAX 128
+/* A shard reads on when fewer than FETCH_ROOM_WAVES waves of work are
+ * left, at most PAGE_WAVES waves of records at a time. */
+#define FETCH_ROOM_WAVES 3
+#define PAGE_WAVES 2
 
 /* Reading runs while the window's messages go out: a GetRecords call,
  * then, for records older than the process, the lookup of their items,
@@ -299,10 +303,20 @@ static void cold_check_done(struct ob_shard_worker *w)
                         skipped, k);
 }
 
+/* What a GetRecords asks for: stream.batch_size records, but no more
+ * than the next few waves take, so the answer being read and what the
+ * shard holds decoded stay small (a page of 1,000 records is up to 1 MB
+ * of JSON per shard, and the window held it all). */
+static int read_limit(const struct ob_config *cfg)
+{
+    int waves = PAGE_WAVES * cfg->relay.max_in_flight;
+    return cfg->stream.batch_size < waves ? cfg->stream.batch_size : waves;
+}
+
 static void read_start(struct ob_shard_worker *w)
 {
     struct ob_relay *r = w->relay;
-    ob_stream_get_records_prepare(r->ddb, w->iterator, r->cfg->stream.batch_size, &w->read.call, &w->read.body);
+    ob_stream_get_records_prepare(r->ddb, w->iterator, read_limit(r->cfg), &w->read.call, &w->read.body);
     w->read.call.owner = w;
     w->read.phase = READ_RECORDS;
     ob_aws_start(w->session, &w->read.call);
@@ -346,7 +360,7 @@ static void records_read(struct ob_shard_worker *w, int64_t now)
         return;
     }
     w->fetch_backoff_ms = 0;
-    w->page_full = page->n + page->malformed >= (size_t)r->cfg->stream.batch_size || page->bytes >= FULL_PAGE_BYTES;
+    w->page_full = page->n + page->malformed >= (size_t)read_limit(r->cfg) || page->bytes >= FULL_PAGE_BYTES;
     if (page->malformed)
         ob_pipeline_log(&w->pipe, OB_SEV_ERROR, NULL, "skipping %zu malformed stream record(s), the first: %s",
                         page->malformed, page->first_malformed);
@@ -432,7 +446,7 @@ static void run(struct ob_shard_worker *w)
      * it holds a page: what a shard keeps decoded stays about one page.
      * Work, not entries: done entries behind a message that waits (a
      * blocked key) must not stop the other keys. */
-    size_t fetch_room = 4 * (size_t)cfg->relay.max_in_flight;
+    size_t fetch_room = FETCH_ROOM_WAVES * (size_t)cfg->relay.max_in_flight;
 
     bool opened = false;
     while (!opened && !atomic_load(&w->stop) && !lease_gone(w)) {

@@ -93,3 +93,54 @@ TEST(integers_are_written_in_decimal_across_the_whole_range)
         ob_buf_free(&b);
     }
 }
+
+TEST(an_exact_reserve_holds_what_is_asked_and_no_more)
+{
+    struct ob_buf b = { 0 };
+    ob_buf_puts(&b, "abc");
+    size_t before = b.cap;
+    ob_buf_reserve_exact(&b, 1);
+    CHECK_INT(b.cap, before); /* room enough already: unchanged */
+    ob_buf_reserve_exact(&b, 1000);
+    CHECK_INT(b.cap, 3 + 1000 + 1);
+    CHECK_STR(ob_buf_cstr(&b), "abc");
+    ob_buf_free(&b);
+}
+
+TEST(a_decoded_payload_takes_its_own_size)
+{
+    struct ob_buf b = { 0 };
+    CHECK(ob_base64_decode(&b, "QUJDREVGR0g=", 12));
+    CHECK_INT(b.len, 8);
+    CHECK_INT(b.cap, 9 + 1); /* 12 / 4 * 3 bytes and the terminator */
+    CHECK_STR(ob_buf_cstr(&b), "ABCDEFGH");
+    ob_buf_free(&b);
+}
+
+TEST(base64_round_trips_every_length_and_rejects_each_non_canonical_ending)
+{
+    unsigned char bytes[40];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (unsigned char)(i * 37 + 11);
+    for (size_t n = 0; n <= sizeof bytes; n++) {
+        struct ob_buf enc = { 0 }, dec = { 0 };
+        ob_base64_encode(&enc, bytes, n);
+        CHECK(ob_base64_decode(&dec, enc.data, enc.len));
+        CHECK_INT(dec.len, n);
+        CHECK(n == 0 || memcmp(dec.data, bytes, n) == 0);
+        ob_buf_free(&enc);
+        ob_buf_free(&dec);
+    }
+    /* "QU?=" and "Q?==": the last digit may carry no bits past the data. */
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int v = 0; v < 64; v++) {
+        char one[] = "QU?=", two[] = "Q?==";
+        one[2] = digits[v];
+        two[1] = digits[v];
+        struct ob_buf b = { 0 };
+        CHECK(ob_base64_decode(&b, one, 4) == ((v & 3) == 0));
+        ob_buf_free(&b);
+        CHECK(ob_base64_decode(&b, two, 4) == ((v & 15) == 0));
+        ob_buf_free(&b);
+    }
+}
