@@ -51,7 +51,7 @@ int main(int argc, char **argv)
     /* Fixed thresholds: glibc would raise them after the first GetRecords
      * answer is freed, and each shard thread's arena would then keep the
      * largest answers it has read (peak RSS in a backlog drain). */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 512 * 1024);
     mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 #endif
     if (argc < 2) {
