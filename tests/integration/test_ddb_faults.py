@@ -1,5 +1,6 @@
 """DynamoDB throttling and connection resets under load (own DynamoDB Local)."""
 
+import json
 import time
 
 from harness.fault_proxy import Rule
@@ -36,4 +37,23 @@ def test_throttling_and_resets_from_dynamodb_lose_nothing_and_do_not_busy_loop(
     assert metric(s, "outboxd_throttled_requests_total", operation="DescribeStream") > 0
     assert fault_proxy.count(action="reset") > 0
     assert cpu / elapsed < 0.5
+    assert d.stop() == 0
+
+
+def test_a_shard_reads_its_next_page_while_the_last_ones_messages_go_out(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    # Every GetRecords answer comes 400 ms late. A shard asks for 2 x max_in_flight
+    # records a call and reads on while that page's messages are delivered and marked.
+    fault_proxy.set_rules([Rule(match_target="GetRecords", action="delay", delay_ms=400)])
+    produce(ddb.endpoint, table, 40, 40, threads=4)
+    cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
+                                  max_in_flight=4))
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(40, timeout=120), d.output()[-5000:]
+    reads = [r for r in fault_proxy.select(target="GetRecords") if json.loads(r.body).get("Limit")]
+    assert {json.loads(r.body)["Limit"] for r in reads} == {8}
+    # While a later read waits for its answer, messages of the page before arrive.
+    arrivals = [r.time for r in http_receiver.accepted()]
+    during = [a for a in arrivals if any(r.start <= a <= r.end for r in reads[1:])]
+    assert during, f"no delivery overlapped a read: reads {[(r.start, r.end) for r in reads]}, arrivals {arrivals}"
     assert d.stop() == 0

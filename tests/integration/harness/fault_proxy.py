@@ -113,6 +113,7 @@ class RequestRecord:
     forwarded: bool          # reached the upstream
     error_type: str = None   # __type (after '#') of an error response, injected or upstream
     request_bytes: int = 0
+    body: bytes = b""        # the request body (stream reads and writes are small)
 
     @property
     def duration(self):
@@ -423,7 +424,7 @@ class FaultProxy:
         action = rule.action if rule else "pass"
         base = dict(conn=cid, start=req["start"], wall=req["wall"], method=req["method"],
                     path=req["path"], target=op, full_target=full_target, action=action,
-                    rule=idx, request_bytes=len(req["body"]))
+                    rule=idx, request_bytes=len(req["body"]), body=req["body"])
         if rule and rule.delay_ms and action != "hang":
             time.sleep(rule.delay_ms / 1000.0)
 
