@@ -88,7 +88,7 @@ const struct ob_config_key ob_config_keys[] = {
     {.path = "stream.poll_interval", .type = OB_CT_DURATION, .def = "250ms", .min = 1, .max = NO_MAX,
      CFG(stream.poll_interval_ms), .doc = "Wait between polls of an idle shard; busy shards are read back to back."},
     {.path = "stream.batch_size", .type = OB_CT_INT, .def = "1000", .min = 1, .max = 1000,
-     CFG(stream.batch_size), .doc = "The most records one GetRecords call asks for; a shard asks for no more than 2 x relay.max_in_flight at a time, which bounds what it reads and holds decoded."},
+     CFG(stream.batch_size), .doc = "The most records one GetRecords call asks for; a shard asks for no more than 2 x relay.max_in_flight (at least 100) at a time, which bounds what it reads and holds decoded."},
 
     {.path = "leases", .type = OB_CT_SECTION, .doc = "Coordination of several instances through the lease table."},
     {.path = "leases.table", .type = OB_CT_STRING, CFG(leases.table), .example = "outbox-leases",

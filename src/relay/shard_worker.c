@@ -34,9 +34,11 @@
 #define CHECKPOINT_EVERY_MS 1000
 #define SEQ_MAX 128
 /* A shard reads on when fewer than FETCH_ROOM_WAVES waves of work are
- * left, at most PAGE_WAVES waves of records at a time. */
+ * left, at most PAGE_WAVES waves of records (or PAGE_MIN_RECORDS) at a
+ * time. */
 #define FETCH_ROOM_WAVES 3
 #define PAGE_WAVES 2
+#define PAGE_MIN_RECORDS 100
 
 /* Reading runs while the window's messages go out: a GetRecords call,
  * then, for records older than the process, the lookup of their items,
@@ -310,6 +312,8 @@ static void cold_check_done(struct ob_shard_worker *w)
 static int read_limit(const struct ob_config *cfg)
 {
     int waves = PAGE_WAVES * cfg->relay.max_in_flight;
+    if (waves < PAGE_MIN_RECORDS) /* a small max_in_flight must not mean a read per message */
+        waves = PAGE_MIN_RECORDS;
     return cfg->stream.batch_size < waves ? cfg->stream.batch_size : waves;
 }
 

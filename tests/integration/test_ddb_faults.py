@@ -45,15 +45,27 @@ def test_a_shard_reads_its_next_page_while_the_last_ones_messages_go_out(
     # Every GetRecords answer comes 400 ms late. A shard asks for 2 x max_in_flight
     # records a call and reads on while that page's messages are delivered and marked.
     fault_proxy.set_rules([Rule(match_target="GetRecords", action="delay", delay_ms=400)])
-    produce(ddb.endpoint, table, 40, 40, threads=4)
+    produce(ddb.endpoint, table, 400, 400, threads=8)
     cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
-                                  max_in_flight=4))
+                                  max_in_flight=64))
     d = spawn_outboxd("run", "-c", cfg)
-    assert http_receiver.wait_for(40, timeout=120), d.output()[-5000:]
+    assert http_receiver.wait_for(400, timeout=120), d.output()[-5000:]
     reads = [r for r in fault_proxy.select(target="GetRecords") if json.loads(r.body).get("Limit")]
-    assert {json.loads(r.body)["Limit"] for r in reads} == {8}
+    assert {json.loads(r.body)["Limit"] for r in reads} == {128}
     # While a later read waits for its answer, messages of the page before arrive.
     arrivals = [r.time for r in http_receiver.accepted()]
     during = [a for a in arrivals if any(r.start <= a <= r.end for r in reads[1:])]
     assert during, f"no delivery overlapped a read: reads {[(r.start, r.end) for r in reads]}, arrivals {arrivals}"
+    assert d.stop() == 0
+
+
+def test_a_small_max_in_flight_still_reads_a_hundred_records_a_call(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    produce(ddb.endpoint, table, 5, 5, threads=1)
+    cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
+                                  max_in_flight=2))
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(5, timeout=60), d.output()[-5000:]
+    reads = [r for r in fault_proxy.select(target="GetRecords") if json.loads(r.body).get("Limit")]
+    assert reads and {json.loads(r.body)["Limit"] for r in reads} == {100}
     assert d.stop() == 0
