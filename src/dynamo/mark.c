@@ -264,6 +264,7 @@ struct ob_items_lookup {
     const struct ob_item_key *keys;
     enum ob_item_state *states;
     struct lookup_chunk *chunks;
+    size_t n_chunks;                 /* allocated: the first round's count, the most any round needs */
     size_t k;                        /* chunks in the current round */
     size_t pending;                  /* of them, still running (ob_items_lookup_start) */
     size_t *todo, *left, n_todo, n_left;
@@ -281,7 +282,8 @@ static struct ob_items_lookup *lookup_new(struct ob_aws_session *s, struct ob_dd
     l->table = table;
     l->keys = keys;
     l->states = states;
-    l->chunks = ob_xcalloc(n ? (n + KEYS_PER_CALL - 1) / KEYS_PER_CALL : 1, sizeof *l->chunks);
+    l->n_chunks = n ? (n + KEYS_PER_CALL - 1) / KEYS_PER_CALL : 1;
+    l->chunks = ob_xcalloc(l->n_chunks, sizeof *l->chunks);
     l->todo = ob_xmalloc((n ? n : 1) * sizeof *l->todo);
     l->left = ob_xmalloc((n ? n : 1) * sizeof *l->left);
     l->n_todo = n;
@@ -294,7 +296,8 @@ static struct ob_items_lookup *lookup_new(struct ob_aws_session *s, struct ob_dd
 
 static void lookup_free(struct ob_items_lookup *l)
 {
-    for (size_t i = 0; i < l->k; i++) {
+    /* Every chunk's body: a later round may use fewer chunks than the first. */
+    for (size_t i = 0; i < l->n_chunks; i++) {
         ob_aws_call_release(&l->chunks[i].call);
         ob_buf_free(&l->chunks[i].body);
     }
