@@ -137,7 +137,7 @@ static void chunk_body(struct lookup_chunk *ch, const char *table, const struct 
         ob_json_put_string(b, k->sk);
         ob_buf_puts(b, "}}");
     }
-    ob_buf_puts(b, "],\"ConsistentRead\":true,\"ProjectionExpression\":\"pk, sk, isPublished\"}},"
+    ob_buf_puts(b, "],\"ConsistentRead\":true,\"ProjectionExpression\":\"pk, sk, isPublished, deadLetteredAt\"}},"
                    "\"ReturnConsumedCapacity\":\"TOTAL\"}");
 }
 
@@ -156,15 +156,15 @@ static char *scan_attr_s(struct ob_jscan *s)
     return out;
 }
 
-/* An item or a key: pk, sk and isPublished (false when absent). Which
- * of the chunk's keys it is, or -1. */
+/* An item or a key: pk, sk and its state from isPublished (false when
+ * absent) and deadLetteredAt. Which of the chunk's keys it is, or -1. */
 static long scan_item(struct ob_jscan *s, const struct lookup_chunk *ch, const struct ob_item_key *keys,
-                      bool *published)
+                      enum ob_item_state *state)
 {
     struct ob_jspan k;
     char *pk = NULL, *sk = NULL;
     long which = -1;
-    *published = false;
+    bool published = false, dead_lettered = false;
     if (!ob_jscan_try_object(s))
         return -1;
     while (ob_jscan_key(s, &k)) {
@@ -174,8 +174,11 @@ static long scan_item(struct ob_jscan *s, const struct lookup_chunk *ch, const s
             sk = scan_attr_s(s);
         } else if (ob_jspan_is(&k, "isPublished") && ob_jscan_try_object(s)) {
             while (ob_jscan_key(s, &k))
-                if (!(ob_jspan_is(&k, "BOOL") && ob_jscan_bool(s, published)))
+                if (!(ob_jspan_is(&k, "BOOL") && ob_jscan_bool(s, &published)))
                     ob_jscan_skip(s);
+        } else if (ob_jspan_is(&k, "deadLetteredAt")) {
+            dead_lettered = true;
+            ob_jscan_skip(s);
         } else {
             ob_jscan_skip(s);
         }
@@ -188,6 +191,7 @@ static long scan_item(struct ob_jscan *s, const struct lookup_chunk *ch, const s
     }
     free(pk);
     free(sk);
+    *state = published ? OB_ITEM_PUBLISHED : dead_lettered ? OB_ITEM_DEAD_LETTERED : OB_ITEM_UNPUBLISHED;
     return which;
 }
 
@@ -199,7 +203,7 @@ static bool read_answer(struct lookup_chunk *ch, const char *table, const struct
 {
     struct ob_jscan s;
     struct ob_jspan k, num;
-    bool published;
+    enum ob_item_state state;
     ob_jscan_init(&s, ch->call.rx.data ? ch->call.rx.data : "", ch->call.rx.len);
     if (!ob_jscan_object(&s))
         return false;
@@ -211,9 +215,9 @@ static bool read_answer(struct lookup_chunk *ch, const char *table, const struct
                     continue;
                 }
                 while (ob_jscan_element(&s)) {
-                    long i = scan_item(&s, ch, keys, &published);
+                    long i = scan_item(&s, ch, keys, &state);
                     if (i >= 0)
-                        states[ch->idx[i]] = published ? OB_ITEM_PUBLISHED : OB_ITEM_UNPUBLISHED;
+                        states[ch->idx[i]] = state;
                 }
             }
         } else if (ob_jspan_is(&k, "UnprocessedKeys") && ob_jscan_try_object(&s)) {
@@ -228,7 +232,7 @@ static bool read_answer(struct lookup_chunk *ch, const char *table, const struct
                         continue;
                     }
                     while (ob_jscan_element(&s)) {
-                        long i = scan_item(&s, ch, keys, &published);
+                        long i = scan_item(&s, ch, keys, &state);
                         if (i >= 0)
                             todo[(*n_todo)++] = ch->idx[i];
                     }

@@ -26,7 +26,9 @@ json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk
 json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const char *sk, int64_t now_ms,
                                     int64_t retry_count, const char *error, int64_t ttl_seconds);
 
-enum ob_item_state { OB_ITEM_MISSING, OB_ITEM_UNPUBLISHED, OB_ITEM_PUBLISHED };
+/* A dead-lettered item (deadLetteredAt set) is handled, though not
+ * published (SPEC §3). */
+enum ob_item_state { OB_ITEM_MISSING, OB_ITEM_UNPUBLISHED, OB_ITEM_PUBLISHED, OB_ITEM_DEAD_LETTERED };
 
 struct ob_item_key {
     const char *pk;

@@ -65,6 +65,7 @@ struct ob_shard_worker {
     char *owner;                     /* our instance id, the lease's owner */
     bool cold;                       /* no checkpoint: from TRIM_HORIZON */
     bool check_old;                  /* records older than the process may still come */
+    struct ob_replay replay;         /* which of those go out again */
 
     pthread_t thread;
     atomic_bool stop;                /* stop reading, drain until drain_deadline_ms */
@@ -268,8 +269,10 @@ static bool cold_check_start(struct ob_shard_worker *w)
         rd->idx[k++] = i;
     }
     free(seen.slot);
-    if (!older)
+    if (!older) {
         w->check_old = false;
+        ob_replay_free(&w->replay);
+    }
     rd->n_keys = k;
     if (k == 0)
         return false;
@@ -278,7 +281,8 @@ static bool cold_check_start(struct ob_shard_worker *w)
     return true;
 }
 
-/* The lookup answered: published or deleted candidates are skipped. */
+/* The lookup answered: published or deleted candidates are skipped,
+ * unless their key is being replayed (ob_replay). */
 static void cold_check_done(struct ob_shard_worker *w)
 {
     struct page_read *rd = &w->read;
@@ -286,22 +290,23 @@ static void cold_check_done(struct ob_shard_worker *w)
     size_t k = rd->n_keys;
     enum ob_err rc = ob_items_lookup_finish(rd->lookup, &err);
     rd->lookup = NULL;
-    if (rc) {
+    if (rc)
         /* Delivering again is safe (at-least-once); losing is not. */
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "cold-start check failed, delivering without it: %s", err.msg);
-        return;
-    }
     size_t skipped = 0;
     for (size_t j = 0; j < k; j++) {
-        if (rd->states[j] == OB_ITEM_UNPUBLISHED)
-            continue;
+        bool published = rc == OB_OK && rd->states[j] != OB_ITEM_UNPUBLISHED;
         struct ob_record *rec = &rd->page.records[rd->idx[j]];
+        if (ob_replay_deliver(&w->replay, rec->msg.pk, published))
+            continue;
         rec->kind = OB_RECORD_SKIP;
-        rec->skip_reason = rd->states[j] == OB_ITEM_PUBLISHED ? "published" : "deleted";
+        rec->skip_reason = rd->states[j] == OB_ITEM_PUBLISHED       ? "published"
+                           : rd->states[j] == OB_ITEM_DEAD_LETTERED ? "dead-lettered"
+                                                                    : "deleted";
         skipped++;
     }
     if (skipped)
-        ob_pipeline_log(&w->pipe, OB_SEV_DEBUG, NULL, "cold start: %zu of %zu candidates already published or deleted",
+        ob_pipeline_log(&w->pipe, OB_SEV_DEBUG, NULL, "cold start: %zu of %zu candidates already published, dead-lettered or deleted",
                         skipped, k);
 }
 
@@ -547,6 +552,7 @@ enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *sha
     w->owner = ob_xstrdup(start->owner);
     w->cold = start->cold;
     w->check_old = true;
+    ob_replay_init(&w->replay, r->cfg->relay.ordering);
     w->written_at_ms = ob_mono_ms();
     atomic_init(&w->valid_until_ms, start->lease_valid_until_ms);
     atomic_init(&w->drain_deadline_ms, INT64_MAX);
@@ -606,6 +612,7 @@ bool ob_shard_worker_join(struct ob_shard_worker *w)
     bool end = w->reached_end;
     ob_metric_drop("outboxd_stream_lag_seconds", w->lag_labels);
     ob_pipeline_free(&w->pipe);
+    ob_replay_free(&w->replay);
     free(w->iterator);
     free(w->shard.id);
     free(w->shard.parent_id);

@@ -5,8 +5,8 @@
 
 #include "core/buf.h"
 
-/* FNV-1a; 0 is kept free as the empty slot of the seen set. */
-static uint64_t key_hash(const char *s)
+/* FNV-1a; 0 is kept free as the empty slot of a hash set. */
+uint64_t ob_key_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
     for (; s && *s; s++) {
@@ -22,6 +22,56 @@ void ob_window_init(struct ob_window *w, enum ob_ordering ordering)
     w->ordering = ordering;
 }
 
+/* Empties the set, sized for at least n keys without growing. */
+static void hash_set_clear(struct ob_hash_set *hs, size_t n)
+{
+    size_t need = 16;
+    while (need < 2 * n + 2)
+        need *= 2;
+    if (need > hs->cap) {
+        free(hs->slot);
+        hs->slot = ob_xmalloc(need * sizeof *hs->slot);
+        hs->cap = need;
+    }
+    memset(hs->slot, 0, hs->cap * sizeof *hs->slot);
+    hs->n = 0;
+}
+
+static bool hash_set_has(const struct ob_hash_set *hs, uint64_t h)
+{
+    if (hs->cap == 0)
+        return false;
+    size_t mask = hs->cap - 1;
+    for (size_t i = h & mask; hs->slot[i]; i = (i + 1) & mask)
+        if (hs->slot[i] == h)
+            return true;
+    return false;
+}
+
+/* Adds h (not 0); false when it was there. Grows at half full. */
+static bool hash_set_insert(struct ob_hash_set *hs, uint64_t h)
+{
+    if (2 * (hs->n + 1) > hs->cap) {
+        struct ob_hash_set old = *hs;
+        *hs = (struct ob_hash_set){ 0 };
+        hash_set_clear(hs, old.n + 1);
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.slot[i])
+                hash_set_insert(hs, old.slot[i]);
+        free(old.slot);
+    }
+    size_t mask = hs->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        if (hs->slot[i] == h)
+            return false;
+        if (hs->slot[i] == 0) {
+            hs->slot[i] = h;
+            hs->n++;
+            return true;
+        }
+    }
+}
+
 static void entry_free(struct ob_entry *e)
 {
     ob_record_free(&e->rec);
@@ -33,7 +83,7 @@ void ob_window_free(struct ob_window *w)
     for (size_t i = w->head; i < w->len; i++)
         entry_free(&w->v[i]);
     free(w->v);
-    free(w->seen);
+    free(w->seen.slot);
     memset(w, 0, sizeof *w);
 }
 
@@ -73,7 +123,7 @@ struct ob_entry *ob_window_push(struct ob_window *w, struct ob_record *rec, int6
     e->rec = *rec;
     memset(rec, 0, sizeof *rec);
     e->id = ++w->next_id;
-    e->key_hash = key_hash(e->rec.msg.pk);
+    e->key_hash = ob_key_hash(e->rec.msg.pk);
     e->read_at_ms = now_ms;
     e->next_at_ms = now_ms;
     switch (e->rec.kind) {
@@ -129,40 +179,13 @@ static bool undelivered(const struct ob_entry *e)
     return e->state == OB_ENTRY_PENDING || e->state == OB_ENTRY_DEAD;
 }
 
-/* Inserts h into the open-addressed seen set; false when it was there. */
-static bool seen_insert(struct ob_window *w, uint64_t h)
-{
-    size_t mask = w->seen_cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        if (w->seen[i] == h)
-            return false;
-        if (w->seen[i] == 0) {
-            w->seen[i] = h;
-            return true;
-        }
-    }
-}
-
-static void seen_reset(struct ob_window *w)
-{
-    size_t need = 16;
-    while (need < 2 * w->undone + 2)
-        need *= 2;
-    if (need > w->seen_cap) {
-        free(w->seen);
-        w->seen = ob_xmalloc(need * sizeof *w->seen);
-        w->seen_cap = need;
-    }
-    memset(w->seen, 0, w->seen_cap * sizeof *w->seen);
-}
-
 /* Two keys may share a hash: they then wait for each other, which keeps
  * order and costs at most some parallelism. */
 size_t ob_window_ready(struct ob_window *w, int64_t now_ms, struct ob_entry **out, size_t max)
 {
     size_t n = 0, waiting = 0;
     if (w->ordering == OB_ORDER_KEY)
-        seen_reset(w);
+        hash_set_clear(&w->seen, w->undone);
     for (size_t i = w->head; i < w->len && n < max && waiting < w->undone; i++) {
         struct ob_entry *e = &w->v[i];
         if (e->state == OB_ENTRY_DONE)
@@ -172,7 +195,7 @@ size_t ob_window_ready(struct ob_window *w, int64_t now_ms, struct ob_entry **ou
             continue;
         bool first = true;
         if (w->ordering == OB_ORDER_KEY)
-            first = seen_insert(w, e->key_hash);
+            first = hash_set_insert(&w->seen, e->key_hash);
         if (first && e->next_at_ms <= now_ms)
             out[n++] = e;
         if (w->ordering == OB_ORDER_SHARD)
@@ -218,4 +241,28 @@ bool ob_window_advance(struct ob_window *w, char *seq, size_t cap)
     if (w->head == w->len)
         w->head = w->len = 0;
     return moved;
+}
+
+void ob_replay_init(struct ob_replay *rp, enum ob_ordering ordering)
+{
+    memset(rp, 0, sizeof *rp);
+    rp->ordering = ordering;
+}
+
+void ob_replay_free(struct ob_replay *rp)
+{
+    free(rp->replaying.slot);
+    memset(rp, 0, sizeof *rp);
+}
+
+bool ob_replay_deliver(struct ob_replay *rp, const char *pk, bool published)
+{
+    if (rp->ordering == OB_ORDER_NONE)
+        return !published;
+    uint64_t h = rp->ordering == OB_ORDER_KEY ? ob_key_hash(pk) : 1;
+    if (hash_set_has(&rp->replaying, h))
+        return true;
+    if (!published)
+        hash_set_insert(&rp->replaying, h);
+    return !published;
 }

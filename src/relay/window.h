@@ -19,6 +19,12 @@ enum ob_entry_state {
     OB_ENTRY_DEAD,    /* to dead-letter */
 };
 
+/* A set of key hashes (never 0), open-addressed. */
+struct ob_hash_set {
+    uint64_t *slot;
+    size_t cap, n;
+};
+
 struct ob_entry {
     struct ob_record rec;     /* owned */
     enum ob_entry_state state;
@@ -38,10 +44,12 @@ struct ob_window {
     size_t undone;            /* entries not DONE */
     size_t acked;             /* entries ACKED: delivered, not yet marked */
     uint64_t next_id;
-    /* scratch for ob_window_ready */
-    uint64_t *seen;
-    size_t seen_cap;
+    struct ob_hash_set seen;  /* scratch for ob_window_ready */
 };
+
+/* The hash of a partition key as the ordering rule uses it (never 0).
+ * Two keys may share one: they then keep order between each other too. */
+uint64_t ob_key_hash(const char *pk);
 
 void ob_window_init(struct ob_window *w, enum ob_ordering ordering);
 void ob_window_free(struct ob_window *w);
@@ -85,5 +93,27 @@ static inline size_t ob_window_count(const struct ob_window *w)
 {
     return w->len - w->head;
 }
+
+/* Which records written before this process started are delivered
+ * again. After a crash or a take-over the previous reader's marks may
+ * have landed in any order: a key's later message marked, an earlier
+ * one not. Skipping every published one would then deliver the earlier
+ * message after the later one, and a consumer keeping the latest state
+ * would end on the older. So once a key (the shard, with ordering:
+ * shard) has an unpublished message among the old records, its later
+ * old messages go out again even when published: the consumer sees the
+ * key's messages since its last marked one again, in order. With
+ * ordering: none every published one is skipped. */
+struct ob_replay {
+    enum ob_ordering ordering;
+    struct ob_hash_set replaying;
+};
+
+void ob_replay_init(struct ob_replay *rp, enum ob_ordering ordering);
+void ob_replay_free(struct ob_replay *rp);
+
+/* Decides for one old message, in stream order: true to deliver it.
+ * published: the table says it is published (or gone). */
+bool ob_replay_deliver(struct ob_replay *rp, const char *pk, bool published);
 
 #endif

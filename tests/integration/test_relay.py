@@ -104,6 +104,38 @@ def test_cold_start_from_trim_horizon_skips_items_already_published(ddb, table, 
     assert d.stop() == 0
 
 
+def test_on_a_cold_start_a_key_is_replayed_from_its_first_unpublished_message(ddb, table, tmp_config,
+                                                                              spawn_outboxd, http_receiver):
+    # What a crash can leave: a key's later message marked published before an earlier one
+    # (k: 2 unpublished, 3 published). Sending 2 alone would leave a consumer that keeps the
+    # latest state on 2; the key comes again from 2, in order. Dead-lettered items are done.
+    state = {"k": ["pub", "pub", "new", "pub"], "j": ["pub", "new", "new"], "d": ["dead", "new"],
+             "p": ["pub", "pub"]}
+    c = ddb.client()
+    for n in range(4):
+        for key, states in state.items():
+            if n >= len(states):
+                continue
+            sk = f"{key}-{n}"
+            put(ddb, table, key, sk, payload=json.dumps({"key": key, "n": n}).encode())
+            if states[n] == "pub":
+                c.update_item(TableName=table, Key={"pk": {"S": key}, "sk": {"S": sk}},
+                              UpdateExpression="SET isPublished = :t", ExpressionAttributeValues={":t": {"BOOL": True}})
+            elif states[n] == "dead":
+                c.update_item(TableName=table, Key={"pk": {"S": key}, "sk": {"S": sk}},
+                              UpdateExpression="SET deadLetteredAt = :t REMOVE isPublished",
+                              ExpressionAttributeValues={":t": {"S": "2026-11-25T10:00:01.000Z"}})
+    cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)))
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(5, timeout=30), d.output()
+    time.sleep(2)
+    got = {}
+    for key, n, _ in http_messages(http_receiver):
+        got.setdefault(key, []).append(n)
+    assert got == {"k": [2, 3], "j": [1, 2], "d": [1]}
+    assert d.stop() == 0
+
+
 def test_sigterm_then_restart_delivers_nothing_twice(ddb, table, tmp_config, spawn_outboxd, http_receiver):
     cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)))
     d = spawn_outboxd("run", "-c", cfg)
