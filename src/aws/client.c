@@ -36,6 +36,7 @@ struct ob_aws_session {
     struct ob_aws_call *done, *done_tail; /* started calls that are done, to hand back */
     int active;                           /* calls on a connection */
     atomic_bool canceled;
+    struct ob_sigv4_signed sig;           /* reused by every request signed */
     struct {
         char operation[40];
         struct ob_metric_series *requests;
@@ -158,6 +159,7 @@ void ob_aws_session_destroy(struct ob_aws_session *s)
     if (!s)
         return;
     ob_http_client_destroy(s->http);
+    ob_sigv4_signed_free(&s->sig);
     free(s);
 }
 
@@ -244,7 +246,7 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
 {
     struct ob_aws_client *c = s->client;
     enum ob_err rc = OB_OK;
-    struct ob_sigv4_signed sig = { 0 };
+    struct ob_sigv4_signed *sig = &s->sig;
     char target[128];
     snprintf(target, sizeof target, "%s.%s", call->service->target_prefix, call->operation);
 
@@ -270,7 +272,7 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
         .amz_date = amz_date,
         .normalize_path = true,
     };
-    rc = ob_sigv4_sign_cached(&c->key_cache, &req, &c->creds, &params, &sig, err);
+    rc = ob_sigv4_sign_cached(&c->key_cache, &req, &c->creds, &params, sig, err);
     if (rc)
         goto out;
 
@@ -280,9 +282,9 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
     ob_buf_cat(h, "POST ", call->endpoint->path, " HTTP/1.1\r\n", NULL);
     for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
         ob_buf_cat(h, hdrs[i].name, ": ", hdrs[i].value, "\r\n", NULL);
-    for (size_t i = 0; i < sig.n_add; i++)
-        ob_buf_cat(h, sig.add[i].name, ": ", sig.add[i].value, "\r\n", NULL);
-    ob_buf_cat(h, "Authorization: ", ob_buf_cstr(&sig.authorization), "\r\n",
+    for (size_t i = 0; i < sig->n_add; i++)
+        ob_buf_cat(h, sig->add[i].name, ": ", sig->add[i].value, "\r\n", NULL);
+    ob_buf_cat(h, "Authorization: ", ob_buf_cstr(&sig->authorization), "\r\n",
                "User-Agent: outboxd/" OUTBOXD_VERSION "\r\nContent-Length: ", NULL);
     ob_buf_put_int(h, (int64_t)call->body_len);
     ob_buf_puts(h, "\r\n\r\n");
@@ -301,7 +303,6 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
     call->attempts++;
     call->state = CALL_ACTIVE;
 out:
-    ob_sigv4_signed_free(&sig);
     return rc;
 }
 

@@ -109,20 +109,21 @@ static void remove_dot_segments(struct ob_buf *out, const char *path)
     free(starts);
 }
 
-static void canonical_path(struct ob_buf *out, const char *path, bool normalize)
+/* norm: scratch for the normalized path. */
+static void canonical_path(struct ob_buf *out, const char *path, bool normalize, struct ob_buf *norm)
 {
     if (!*path) {
         ob_buf_putc(out, '/');
         return;
     }
-    if (!normalize) {
+    /* Without dots or empty segments there is nothing to remove ("/"). */
+    if (!normalize || (!strchr(path, '.') && !strstr(path, "//"))) {
         uri_encode(out, path, strlen(path), true);
         return;
     }
-    struct ob_buf norm = { 0 };
-    remove_dot_segments(&norm, path);
-    uri_encode(out, norm.data, norm.len, true);
-    ob_buf_free(&norm);
+    ob_buf_reset(norm);
+    remove_dot_segments(norm, path);
+    uri_encode(out, norm->data, norm->len, true);
 }
 
 struct query_param {
@@ -347,11 +348,27 @@ static bool valid_amz_date(const char *d)
     return true;
 }
 
-static void add_header(struct ob_sigv4_signed *out, const char *name, const char *value)
+/* The value goes into add_values at *off; the pointers are set once the
+ * buffer has stopped growing. */
+static void add_header(struct ob_sigv4_signed *out, size_t *off, const char *name, const char *value)
 {
-    out->add[out->n_add].name = ob_xstrdup(name);
-    out->add[out->n_add].value = ob_xstrdup(value);
-    out->n_add++;
+    out->add[out->n_add].name = name;
+    off[out->n_add++] = out->add_values.len;
+    ob_buf_append(&out->add_values, value, strlen(value) + 1);
+}
+
+/* Starts a (maybe reused) result afresh, keeping its buffers. */
+static void signed_reset(struct ob_sigv4_signed *s)
+{
+    ob_buf_reset(&s->canonical_request);
+    ob_buf_reset(&s->string_to_sign);
+    ob_buf_reset(&s->authorization);
+    ob_buf_reset(&s->add_values);
+    ob_buf_reset(&s->names);
+    ob_buf_reset(&s->signed_names);
+    ob_buf_reset(&s->scope);
+    s->signature[0] = '\0';
+    s->n_add = 0;
 }
 
 static enum ob_err check_inputs(const struct ob_sigv4_request *req, const struct ob_aws_credentials *creds,
@@ -433,13 +450,13 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
                         struct ob_sigv4_signed *out, struct ob_error *err)
 {
     enum ob_err rc;
-    struct canon_header *hdrs = NULL;
     size_t n_hdrs = 0;
-    struct ob_buf signed_names = { 0 }, scope = { 0 }, names = { 0 };
+    struct ob_buf *signed_names = &out->signed_names, *scope = &out->scope;
     unsigned char md[SHA256_LEN], key[SHA256_LEN];
     char payload_hex[SHA256_HEX_LEN], creq_hex[SHA256_HEX_LEN];
     char date8[9];
 
+    signed_reset(out);
     rc = check_inputs(req, creds, params, err);
     if (rc)
         goto out;
@@ -453,14 +470,22 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     }
     ob_hex_encode(md, sizeof md, payload_hex);
 
-    add_header(out, "X-Amz-Date", params->amz_date);
+    size_t value_off[OB_SIGV4_MAX_ADD];
+    add_header(out, value_off, "X-Amz-Date", params->amz_date);
     if (creds->session_token && *creds->session_token)
-        add_header(out, "X-Amz-Security-Token", creds->session_token);
+        add_header(out, value_off, "X-Amz-Security-Token", creds->session_token);
     if (params->sign_body_header)
-        add_header(out, "x-amz-content-sha256", payload_hex);
+        add_header(out, value_off, "x-amz-content-sha256", payload_hex);
+    for (size_t i = 0; i < out->n_add; i++)
+        out->add[i].value = out->add_values.data + value_off[i];
 
-    hdrs = ob_xcalloc(req->n_headers + OB_SIGV4_MAX_ADD, sizeof *hdrs);
-    rc = collect_headers(req, sign_token, out, hdrs, &n_hdrs, &names, err);
+    if (out->hdrs_cap < req->n_headers + OB_SIGV4_MAX_ADD) {
+        out->hdrs_cap = req->n_headers + OB_SIGV4_MAX_ADD;
+        free(out->hdrs);
+        out->hdrs = ob_xcalloc(out->hdrs_cap, sizeof(struct canon_header));
+    }
+    struct canon_header *hdrs = out->hdrs;
+    rc = collect_headers(req, sign_token, out, hdrs, &n_hdrs, &out->names, err);
     if (rc)
         goto out;
     qsort(hdrs, n_hdrs, sizeof *hdrs, canon_header_cmp);
@@ -470,10 +495,10 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     ob_buf_reserve(cr, 512);
     ob_buf_reserve(&out->string_to_sign, 256);
     ob_buf_reserve(&out->authorization, 256);
-    ob_buf_reserve(&signed_names, 128);
-    ob_buf_reserve(&scope, 64);
+    ob_buf_reserve(signed_names, 128);
+    ob_buf_reserve(scope, 64);
     ob_buf_cat(cr, req->method, "\n", NULL);
-    canonical_path(cr, req->path, params->normalize_path);
+    canonical_path(cr, req->path, params->normalize_path, &out->path);
     ob_buf_putc(cr, '\n');
     canonical_query(cr, req->query);
     ob_buf_putc(cr, '\n');
@@ -485,21 +510,21 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
             if (i > 0)
                 ob_buf_putc(cr, '\n');
             ob_buf_cat(cr, hdrs[i].name, ":", NULL);
-            if (signed_names.len)
-                ob_buf_putc(&signed_names, ';');
-            ob_buf_puts(&signed_names, hdrs[i].name);
+            if (signed_names->len)
+                ob_buf_putc(signed_names, ';');
+            ob_buf_puts(signed_names, hdrs[i].name);
         }
         put_trimmed(cr, hdrs[i].value);
     }
-    ob_buf_cat(cr, "\n\n", signed_names.data, "\n", payload_hex, NULL);
+    ob_buf_cat(cr, "\n\n", signed_names->data, "\n", payload_hex, NULL);
 
     if (!sha256(cr->data, cr->len, md)) {
         rc = ob_error_set(err, OB_ERR_INTERNAL, "sigv4: SHA-256 failed");
         goto out;
     }
     ob_hex_encode(md, sizeof md, creq_hex);
-    ob_buf_cat(&scope, date8, "/", params->region, "/", params->service, "/aws4_request", NULL);
-    ob_buf_cat(&out->string_to_sign, "AWS4-HMAC-SHA256\n", params->amz_date, "\n", scope.data, "\n", creq_hex,
+    ob_buf_cat(scope, date8, "/", params->region, "/", params->service, "/aws4_request", NULL);
+    ob_buf_cat(&out->string_to_sign, "AWS4-HMAC-SHA256\n", params->amz_date, "\n", scope->data, "\n", creq_hex,
                NULL);
 
     bool have_key = false;
@@ -534,14 +559,10 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
         goto out;
     }
     ob_hex_encode(md, sizeof md, out->signature);
-    ob_buf_cat(&out->authorization, "AWS4-HMAC-SHA256 Credential=", creds->access_key_id, "/", scope.data,
-               ", SignedHeaders=", signed_names.data, ", Signature=", out->signature, NULL);
+    ob_buf_cat(&out->authorization, "AWS4-HMAC-SHA256 Credential=", creds->access_key_id, "/", scope->data,
+               ", SignedHeaders=", signed_names->data, ", Signature=", out->signature, NULL);
 out:
     explicit_bzero(key, sizeof key);
-    ob_buf_free(&names);
-    free(hdrs);
-    ob_buf_free(&signed_names);
-    ob_buf_free(&scope);
     return rc;
 }
 
@@ -564,10 +585,14 @@ void ob_sigv4_signed_free(struct ob_sigv4_signed *s)
     ob_buf_free(&s->canonical_request);
     ob_buf_free(&s->string_to_sign);
     ob_buf_free(&s->authorization);
-    for (size_t i = 0; i < s->n_add; i++) {
-        free(s->add[i].name);
-        free(s->add[i].value);
-    }
+    if (s->add_values.data) /* it may hold the session token */
+        explicit_bzero(s->add_values.data, s->add_values.len);
+    ob_buf_free(&s->add_values);
+    ob_buf_free(&s->names);
+    ob_buf_free(&s->signed_names);
+    ob_buf_free(&s->scope);
+    ob_buf_free(&s->path);
+    free(s->hdrs);
     memset(s, 0, sizeof *s);
 }
 

@@ -9,8 +9,10 @@
  *  - everything in struct ob_sigv4_request, ob_aws_credentials and
  *    ob_sigv4_params is borrowed for the duration of the call;
  *  - struct ob_sigv4_signed owns its buffers and strings; zero it before
- *    the call and release it with ob_sigv4_signed_free, also after a
- *    failed call;
+ *    its first use and release it with ob_sigv4_signed_free, also after a
+ *    failed call. It may sign request after request: each call starts it
+ *    afresh and keeps its buffers, so a reused one signs without
+ *    allocating;
  *  - struct ob_sigv4_key_cache is owned by whoever embeds it (one per
  *    client); it is shared by threads and locks itself.
  *
@@ -71,12 +73,14 @@ struct ob_sigv4_signed {
     char signature[65]; /* lowercase hex */
     /* Headers the caller must send besides its own and Authorization, in
      * this order: X-Amz-Date, X-Amz-Security-Token when the credentials
-     * have a token, x-amz-content-sha256 when sign_body_header. */
-    struct ob_http_header_owned {
-        char *name;
-        char *value;
-    } add[OB_SIGV4_MAX_ADD];
+     * have a token, x-amz-content-sha256 when sign_body_header. Values
+     * point into add_values. */
+    struct ob_http_header add[OB_SIGV4_MAX_ADD];
     size_t n_add;
+    /* Kept from call to call */
+    struct ob_buf add_values, names, signed_names, scope, path;
+    void *hdrs;
+    size_t hdrs_cap;
 };
 
 /* Caches the derived signing key (kSigning), which depends only on the

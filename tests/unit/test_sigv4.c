@@ -497,6 +497,54 @@ TEST(sigv4_cached_key_signs_like_uncached_across_days_and_keys)
     ob_sigv4_key_cache_destroy(&cache);
 }
 
+/* A client signs every request into one result: each call must start it
+ * afresh, whatever the previous request left in it. */
+TEST(sigv4_a_reused_result_signs_each_request_as_a_fresh_one_does)
+{
+    static const struct ob_http_header many[] = {
+        { "Host", "example.amazonaws.com" }, { "X-Amz-Target", "DynamoDB_20120810.UpdateItem" },
+        { "Content-Type", "application/x-amz-json-1.0" }, { "My-Header", "  a   b  " },
+    };
+    struct ob_aws_credentials with_token = example_creds;
+    with_token.session_token = "A-LONG-SESSION-TOKEN-THAT-MAKES-THE-VALUES-BUFFER-GROW-0123456789";
+    struct {
+        const struct ob_http_header *h;
+        size_t n;
+        const char *path, *query, *body;
+        const struct ob_aws_credentials *creds;
+        bool body_header;
+    } cases[] = {
+        { many, 4, "/", NULL, "{\"TableName\":\"outbox\"}", &with_token, true },
+        { host_only, 1, "/a/./b/../c//d/", "b=2&a=1", "", &example_creds, false },
+        { many, 4, "/", NULL, "{}", &example_creds, false },
+        { host_only, 1, "/x.y/", "z", "payload", &with_token, false },
+        { many, 2, "/", NULL, "", &example_creds, true },
+    };
+    struct ob_sigv4_signed reused = { 0 };
+    for (size_t round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            struct ob_sigv4_request req = post_request(cases[i].h, cases[i].n, cases[i].body);
+            req.path = cases[i].path;
+            req.query = cases[i].query;
+            struct ob_sigv4_params p = dynamodb_params("20150830T123600Z");
+            p.sign_body_header = cases[i].body_header;
+            struct ob_sigv4_signed fresh = { 0 };
+            struct ob_error err = { 0 };
+            CHECK_INT(ob_sigv4_sign(&req, cases[i].creds, &p, &reused, &err), OB_OK);
+            CHECK_INT(ob_sigv4_sign(&req, cases[i].creds, &p, &fresh, &err), OB_OK);
+            CHECK_STR(reused.canonical_request.data, fresh.canonical_request.data);
+            CHECK_STR(reused.string_to_sign.data, fresh.string_to_sign.data);
+            CHECK_STR(reused.authorization.data, fresh.authorization.data);
+            CHECK_INT(reused.n_add, fresh.n_add);
+            for (size_t a = 0; a < fresh.n_add; a++) {
+                CHECK_STR(reused.add[a].name, fresh.add[a].name);
+                CHECK_STR(reused.add[a].value, fresh.add[a].value);
+            }
+            ob_sigv4_signed_free(&fresh);
+        }
+    ob_sigv4_signed_free(&reused);
+}
+
 struct cache_worker {
     struct ob_sigv4_key_cache *cache;
     int id;
