@@ -1,5 +1,6 @@
 #include "core/codec.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,37 +47,56 @@ static const uint8_t b64_digit[256] = {
     ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
 };
 
+/* b64_shifted[k][c]: the digit c stands for, shifted to its place in
+ * the 24 bits of the k-th digit of a quantum; B64_BAD for a byte that is
+ * no digit. One OR of four lookups decodes a quantum and checks it. */
+#define B64_BAD 0x80000000u
+static uint32_t b64_shifted[4][256];
+static pthread_once_t b64_shifted_once = PTHREAD_ONCE_INIT;
+
+static void b64_shifted_fill(void)
+{
+    for (int c = 0; c < 256; c++)
+        for (int k = 0; k < 4; k++)
+            b64_shifted[k][c] = b64_digit[c] ? (uint32_t)(b64_digit[c] - 1) << (18 - 6 * k) : B64_BAD;
+}
+
+static uint32_t b64_quantum(const unsigned char *u)
+{
+    return b64_shifted[0][u[0]] | b64_shifted[1][u[1]] | b64_shifted[2][u[2]] | b64_shifted[3][u[3]];
+}
+
 bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len)
 {
     if (len % 4 != 0)
         return false;
+    pthread_once(&b64_shifted_once, b64_shifted_fill);
     size_t start = out->len;
+    /* A quantum is stored as 4 bytes: the last one's fourth lands on the
+     * terminator's place, which the reserve includes. */
     ob_buf_reserve_exact(out, len / 4 * 3);
     unsigned char *o = (unsigned char *)out->data + out->len;
     const unsigned char *u = (const unsigned char *)s;
-    /* Every quantum but a padded last one: four table lookups, one check
-     * ('=' is not a digit here). Payloads are most of a page's bytes. */
+    /* Every quantum but a padded last one ('=' is no digit here).
+     * Payloads are most of a page's bytes. */
     size_t plain = len && u[len - 1] == '=' ? len - 4 : len;
     size_t i = 0;
     for (; i < plain; i += 4) {
-        int a = b64_digit[u[i]] - 1, b = b64_digit[u[i + 1]] - 1, c = b64_digit[u[i + 2]] - 1,
-            d = b64_digit[u[i + 3]] - 1;
-        if ((a | b | c | d) < 0)
+        uint32_t w = b64_quantum(u + i);
+        if (w & B64_BAD)
             goto bad;
-        uint32_t w = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
-        o[0] = (uint8_t)(w >> 16);
-        o[1] = (uint8_t)(w >> 8);
-        o[2] = (uint8_t)w;
+        /* The three bytes, big-endian, and one more overwritten next. */
+        uint32_t be = __builtin_bswap32(w << 8);
+        memcpy(o, &be, 4);
         o += 3;
     }
     if (i < len) {
         /* xx==, xxx= */
-        int a = b64_digit[u[i]] - 1, b = b64_digit[u[i + 1]] - 1;
         bool two = u[i + 2] == '=';
-        int c = two ? 0 : b64_digit[u[i + 2]] - 1;
-        if ((a | b | c) < 0 || (two && u[i + 3] != '='))
+        unsigned char q[4] = { u[i], u[i + 1], two ? 'A' : u[i + 2], 'A' };
+        uint32_t w = b64_quantum(q);
+        if ((w & B64_BAD) || (two && u[i + 3] != '='))
             goto bad;
-        uint32_t w = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
         /* Non-canonical encodings (stray low bits before padding) are
          * rejected so one payload has exactly one spelling. */
         if (w & (two ? 0xffff : 0xff))
