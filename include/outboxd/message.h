@@ -1,7 +1,9 @@
 /* One outbox message as the relay sees it: the item's attributes (SPEC §2)
  * decoded from a stream record's NewImage, plus where it sits in the
- * stream. Every string is owned by the struct (ob_message_free); absent
- * optional attributes are NULL. */
+ * stream. Every string is owned by the struct (ob_message_free): each in
+ * its own allocation, or, when `block` is set (a decoded message), all
+ * but sequence_number inside that one block, which must then not be
+ * replaced field by field. Absent optional attributes are NULL. */
 #ifndef OUTBOXD_MESSAGE_H
 #define OUTBOXD_MESSAGE_H
 
@@ -33,8 +35,9 @@ struct ob_message {
     int64_t created_at_ms;      /* parsed createdAt, 0 when absent or unparseable */
     int64_t retry_count;        /* retryCount, 0 when absent */
 
-    char *sequence_number;      /* of the stream record */
+    char *sequence_number;      /* of the stream record; always its own allocation */
     int64_t approximate_creation_ms;
+    void *block;                /* see above; NULL: every string allocated on its own */
 };
 
 /* Frees every field and zeroes the struct (not the struct itself). */

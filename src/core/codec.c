@@ -66,16 +66,12 @@ static uint32_t b64_quantum(const unsigned char *u)
     return b64_shifted[0][u[0]] | b64_shifted[1][u[1]] | b64_shifted[2][u[2]] | b64_shifted[3][u[3]];
 }
 
-bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len)
+bool ob_base64_decode_to(unsigned char *dst, const char *s, size_t len, size_t *n)
 {
     if (len % 4 != 0)
         return false;
     pthread_once(&b64_shifted_once, b64_shifted_fill);
-    size_t start = out->len;
-    /* A quantum is stored as 4 bytes: the last one's fourth lands on the
-     * terminator's place, which the reserve includes. */
-    ob_buf_reserve_exact(out, len / 4 * 3);
-    unsigned char *o = (unsigned char *)out->data + out->len;
+    unsigned char *o = dst;
     const unsigned char *u = (const unsigned char *)s;
     /* Every quantum but a padded last one ('=' is no digit here).
      * Payloads are most of a page's bytes. */
@@ -84,7 +80,7 @@ bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len)
     for (; i < plain; i += 4) {
         uint32_t w = b64_quantum(u + i);
         if (w & B64_BAD)
-            goto bad;
+            return false;
         /* The three bytes, big-endian, and one more overwritten next. */
         uint32_t be = __builtin_bswap32(w << 8);
         memcpy(o, &be, 4);
@@ -96,23 +92,32 @@ bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len)
         unsigned char q[4] = { u[i], u[i + 1], two ? 'A' : u[i + 2], 'A' };
         uint32_t w = b64_quantum(q);
         if ((w & B64_BAD) || (two && u[i + 3] != '='))
-            goto bad;
+            return false;
         /* Non-canonical encodings (stray low bits before padding) are
          * rejected so one payload has exactly one spelling. */
         if (w & (two ? 0xffff : 0xff))
-            goto bad;
+            return false;
         *o++ = (uint8_t)(w >> 16);
         if (!two)
             *o++ = (uint8_t)(w >> 8);
     }
-    out->len = (size_t)(o - (unsigned char *)out->data);
-    out->data[out->len] = '\0';
+    *o = '\0';
+    *n = (size_t)(o - dst);
     return true;
-bad:
-    out->len = start;
-    if (out->data)
-        out->data[start] = '\0';
-    return false;
+}
+
+bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len)
+{
+    if (len % 4 != 0)
+        return false;
+    ob_buf_reserve_exact(out, len / 4 * 3);
+    size_t n;
+    if (!ob_base64_decode_to((unsigned char *)out->data + out->len, s, len, &n)) {
+        out->data[out->len] = '\0';
+        return false;
+    }
+    out->len += n;
+    return true;
 }
 
 void ob_iso8601_ms(int64_t epoch_ms, char out[OB_ISO8601_LEN])

@@ -14,6 +14,9 @@ void ob_base64_encode(struct ob_buf *out, const void *data, size_t len);
 /* Strict decode (standard alphabet, padding required, no whitespace).
  * Appends the bytes to out; returns false on any invalid input. */
 bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len);
+/* The same into dst, which has room for len / 4 * 3 + 1 bytes: the bytes
+ * and a NUL; their count in *n. */
+bool ob_base64_decode_to(unsigned char *dst, const char *s, size_t len, size_t *n);
 
 /* "2026-11-25T22:05:12.123Z" (24 chars + NUL) from milliseconds since the epoch. */
 #define OB_ISO8601_LEN 25

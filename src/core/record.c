@@ -17,6 +17,12 @@
 
 void ob_message_free(struct ob_message *m)
 {
+    if (m->block) {
+        free(m->block);
+        free(m->sequence_number);
+        memset(m, 0, sizeof *m);
+        return;
+    }
     free(m->pk);
     free(m->sk);
     free(m->message_type);
@@ -179,6 +185,72 @@ static const struct attr *image_attr(const struct image *im, const char *name)
     return a;
 }
 
+/* ---- the message's block ---------------------------------------------------- */
+
+/* A decoded message's strings, its payload and its header array go into
+ * one block (ob_message.block), sized once from the image: a decoded
+ * string is never longer than its span, base64 never longer than its
+ * text. */
+struct block {
+    char *base;
+    size_t used, cap;
+};
+
+/* What a headers text of text_len characters may need besides itself:
+ * its names and values (parts of the text, so no longer than it), their
+ * terminators and the array. A header takes at least six characters
+ * ("":"" and a comma), so there are at most text_len / 5 + 1. */
+static size_t headers_room(size_t text_len)
+{
+    size_t most = text_len / 5 + 1;
+    return text_len + 2 * most + (most + 1) * sizeof(struct ob_header);
+}
+
+static void block_open(struct ob_record *r, const struct image *im, struct block *b)
+{
+    size_t cap = 16;
+    for (size_t i = 0; i < im->n; i++)
+        if (im->v[i].kind == VALUE_STRING)
+            cap += im->v[i].value.len + 1 +
+                   (ob_jspan_is(&im->v[i].name, "headers") ? headers_room(im->v[i].value.len) : 0);
+    b->base = ob_xmalloc(cap);
+    b->used = 0;
+    b->cap = cap;
+    r->msg.block = b->base;
+}
+
+/* n bytes of the block (aligned for a pointer when asked), or NULL when
+ * the bound was wrong, which decoding then treats as bad text. */
+static void *block_take(struct block *b, size_t n, bool align)
+{
+    size_t at = align ? (b->used + _Alignof(struct ob_header) - 1) & ~(_Alignof(struct ob_header) - 1) : b->used;
+    if (at > b->cap || b->cap - at < n)
+        return NULL;
+    b->used = at + n;
+    return b->base + at;
+}
+
+/* The decoded text of a string span, in the block; NULL when it is not
+ * valid text. */
+static char *block_string(struct block *b, const struct ob_jspan *v)
+{
+    char *d;
+    if (!v->escaped) {
+        if (!ob_utf8_valid(v->s, v->len) || !(d = block_take(b, v->len + 1, false)))
+            return NULL;
+        memcpy(d, v->s, v->len);
+        d[v->len] = '\0';
+        return d;
+    }
+    char *text = ob_jspan_dup(v);
+    size_t n = text ? strlen(text) : 0;
+    d = text ? block_take(b, n + 1, false) : NULL;
+    if (d)
+        memcpy(d, text, n + 1);
+    free(text);
+    return d;
+}
+
 /* image[name] when it is a well-formed attribute of type want ("S", "N"
  * or "BOOL"); NULL when absent, NULL and poison when it is anything else. */
 static const struct attr *attr_value(struct ob_record *r, const struct image *im, const char *name, const char *want)
@@ -205,94 +277,83 @@ static const struct attr *attr_value(struct ob_record *r, const struct image *im
     return a;
 }
 
-/* image[name] as an owned C string when it is a string attribute. */
-static char *attr_string(struct ob_record *r, const struct image *im, const char *name)
+/* image[name], in the block, when it is a string attribute. */
+static char *attr_string(struct ob_record *r, const struct image *im, struct block *b, const char *name)
 {
     const struct attr *a = attr_value(r, im, name, "S");
     if (!a)
         return NULL;
-    char *v = ob_jspan_dup(&a->value);
+    char *v = block_string(b, &a->value);
     if (!v)
         poison(r, "attribute %s is not valid text", name);
     return v;
 }
 
-static void decode_payload(struct ob_record *r, const struct image *im)
+/* A payload that is missing or bad is poison and left empty (""). */
+static void decode_payload(struct ob_record *r, const struct image *im, struct block *b)
 {
-    if (!image_attr(im, "payload")) {
+    unsigned char *bytes = NULL;
+    size_t n = 0;
+    const struct attr *a = NULL;
+    if (!image_attr(im, "payload"))
         poison(r, "payload is missing");
-        return;
-    }
-    const struct attr *a = attr_value(r, im, "payload", "S");
-    if (!a)
-        return;
-    struct ob_buf bytes = {0};
-    bool ok;
-    if (a->value.escaped) {
-        char *text = ob_jspan_dup(&a->value);
-        ok = text && ob_base64_decode(&bytes, text, strlen(text));
+    else
+        a = attr_value(r, im, "payload", "S");
+    if (a) {
+        /* An escaped payload is rare: unescaped first, it is never longer. */
+        char *text = a->value.escaped ? ob_jspan_dup(&a->value) : NULL;
+        const char *s = a->value.escaped ? text : a->value.s;
+        size_t len = a->value.escaped ? (text ? strlen(text) : 0) : a->value.len;
+        bytes = s && len % 4 == 0 ? block_take(b, len / 4 * 3 + 1, false) : NULL;
+        if (!bytes || !ob_base64_decode_to(bytes, s, len, &n)) {
+            poison(r, "payload is not valid base64");
+            bytes = NULL;
+            n = 0;
+        }
         free(text);
-    } else {
-        ok = ob_base64_decode(&bytes, a->value.s, a->value.len);
     }
-    if (!ok) {
-        poison(r, "payload is not valid base64");
-        ob_buf_free(&bytes);
-        return;
-    }
-    r->msg.payload_len = bytes.len;
-    /* Decoding "" reserves without writing, leaving the terminator unset. */
-    r->msg.payload = bytes.len ? (unsigned char *)ob_buf_steal(&bytes) : ob_xcalloc(1, 1);
-    ob_buf_free(&bytes);
+    if (!bytes && (bytes = block_take(b, 1, false)))
+        bytes[0] = '\0';
+    r->msg.payload = bytes;
+    r->msg.payload_len = n;
 }
 
-/* Adds a header; a repeated name takes the new value in the old place,
- * as a JSON object does. */
+/* Adds a header (the array has room); a repeated name takes the new
+ * value in the old place, as a JSON object does. */
 static void add_header(struct ob_message *m, char *name, char *value)
 {
     for (size_t i = 0; i < m->n_headers; i++)
         if (strcmp(m->headers[i].name, name) == 0) {
-            free(name);
-            free(m->headers[i].value);
             m->headers[i].value = value;
             return;
         }
-    m->headers = ob_xrealloc(m->headers, (m->n_headers + 1) * sizeof *m->headers);
     m->headers[m->n_headers].name = name;
     m->headers[m->n_headers++].value = value;
 }
 
 /* headers is a string attribute holding a JSON object of strings. */
-static void decode_headers(struct ob_record *r, const struct image *im)
+static void decode_headers(struct ob_record *r, const struct image *im, struct block *b)
 {
-    char *text = attr_string(r, im, "headers");
+    char *text = attr_string(r, im, b, "headers");
     if (!text)
         return;
+    size_t len = strlen(text);
     struct ob_jscan s;
     struct ob_jspan key, value;
-    ob_jscan_init(&s, text, strlen(text));
-    bool ok = ob_jscan_object(&s);
+    ob_jscan_init(&s, text, len);
+    r->msg.headers = block_take(b, (len / 5 + 1) * sizeof *r->msg.headers, true);
+    bool ok = r->msg.headers && ob_jscan_object(&s);
     while (ok && ob_jscan_key(&s, &key)) {
-        char *name = ob_jspan_dup(&key), *v = NULL;
-        ok = name && ob_jscan_string(&s, &value) && (v = ob_jspan_dup(&value));
-        if (ok) {
+        char *name = block_string(b, &key), *v = NULL;
+        ok = name && ob_jscan_string(&s, &value) && (v = block_string(b, &value)) && r->msg.n_headers < len / 5 + 1;
+        if (ok)
             add_header(&r->msg, name, v);
-        } else {
-            free(name);
-            free(v);
-        }
     }
     if (!ok || !ob_jscan_done(&s)) {
         poison(r, "headers is not a JSON object of strings");
-        for (size_t i = 0; i < r->msg.n_headers; i++) {
-            free(r->msg.headers[i].name);
-            free(r->msg.headers[i].value);
-        }
-        free(r->msg.headers);
         r->msg.headers = NULL;
         r->msg.n_headers = 0;
     }
-    free(text);
 }
 
 /* DynamoDB numbers are decimal strings that may carry a fraction or an
@@ -307,14 +368,14 @@ static bool parse_count(const char *s, int64_t *out)
     return true;
 }
 
-/* pk and sk from an image or from the record's Keys. */
-static void decode_keys(struct ob_record *r, const struct image *im)
+/* pk and sk from an image or from the record's Keys, in the block. */
+static void decode_keys(struct ob_record *r, const struct image *im, struct block *b)
 {
     const struct attr *pk = image_attr(im, "pk"), *sk = image_attr(im, "sk");
     if (pk && pk->type.s && ob_jspan_is(&pk->type, "S") && pk->kind == VALUE_STRING)
-        r->msg.pk = ob_jspan_dup(&pk->value);
+        r->msg.pk = block_string(b, &pk->value);
     if (sk && sk->type.s && ob_jspan_is(&sk->type, "S") && sk->kind == VALUE_STRING)
-        r->msg.sk = ob_jspan_dup(&sk->value);
+        r->msg.sk = block_string(b, &sk->value);
     if (!r->msg.pk)
         poison(r, "pk is missing or not a string");
     if (!r->msg.sk)
@@ -324,10 +385,12 @@ static void decode_keys(struct ob_record *r, const struct image *im)
 static void decode_item(struct ob_record *r, const struct image *im)
 {
     struct ob_message *m = &r->msg;
-    decode_keys(r, im);
+    struct block b;
+    block_open(r, im, &b);
+    decode_keys(r, im, &b);
 
-    decode_payload(r, im);
-    decode_headers(r, im);
+    decode_payload(r, im, &b);
+    decode_headers(r, im, &b);
 
     static const struct {
         const char *name;
@@ -342,7 +405,7 @@ static void decode_item(struct ob_record *r, const struct image *im)
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         char **field = (char **)(void *)((char *)m + strings[i].offset);
-        *field = attr_string(r, im, strings[i].name);
+        *field = attr_string(r, im, &b, strings[i].name);
     }
     /* Checked for type only: outboxd writes them, the relay does not read them. */
     attr_value(r, im, "publishedAt", "S");
@@ -491,7 +554,9 @@ static enum ob_err record_decode(const struct record_scan *rs, struct ob_record 
         image_free(&im);
         if (rs->keys.s && !image_scan(&im, &rs->keys))
             image_free(&im);
-        decode_keys(out, &im);
+        struct block b;
+        block_open(out, &im, &b);
+        decode_keys(out, &im, &b);
         goto out;
     }
     /* A published item is skipped whatever else is wrong with it: there is

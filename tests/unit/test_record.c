@@ -160,6 +160,50 @@ TEST(record_headers_keep_their_order_and_are_found_case_insensitively)
     ob_record_free(&r);
 }
 
+/* A decoded message's strings share one block sized from the image: the
+ * densest headers text (one-character names and values), escapes that
+ * shrink when decoded and a repeated name all fit, whole and in order. */
+TEST(record_headers_of_every_density_decode_whole)
+{
+    json_t *obj = json_object();
+    char name[2] = { 0 }, value[2] = { 0 };
+    for (int i = 0; i < 52; i++) {
+        name[0] = (char)(i < 26 ? 'a' + i : 'A' + i - 26);
+        value[0] = (char)('0' + i % 10);
+        json_object_set_new(obj, name, json_string(value));
+    }
+    json_object_set_new(obj, "\u00e9\n", json_string("\u00e9t\u00e9\t"));
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    json_t *rec = insert_record();
+    json_object_set_new(new_image(rec), "headers", json_pack("{s:s}", "S", text));
+    free(text);
+    set_attr(rec, "pk", "{\"S\":\"caf\\u00e9 \\\"q\\\"\"}");
+    struct ob_record r = {0};
+    CHECK_INT(decode(rec, &r), OB_RECORD_MESSAGE);
+    CHECK_INT(r.msg.n_headers, 53);
+    CHECK_STR(r.msg.headers[0].name, "a");
+    CHECK_STR(r.msg.headers[51].name, "Z");
+    CHECK_STR(r.msg.headers[51].value, "1");
+    CHECK_STR(r.msg.headers[52].name, "\u00e9\n");
+    CHECK_STR(r.msg.headers[52].value, "\u00e9t\u00e9\t");
+    CHECK_STR(r.msg.pk, "caf\u00e9 \"q\"");
+    CHECK_STR((const char *)r.msg.payload, "{\"a\":1}");
+    ob_record_free(&r);
+}
+
+TEST(record_a_repeated_header_name_takes_the_last_value_in_the_first_place)
+{
+    struct ob_record r = {0};
+    CHECK_INT(decode_with("headers", "{\"S\":\"{\\\"a\\\":\\\"1\\\",\\\"b\\\":\\\"2\\\",\\\"a\\\":\\\"3\\\"}\"}", &r),
+              OB_RECORD_MESSAGE);
+    CHECK_INT(r.msg.n_headers, 2);
+    CHECK_STR(r.msg.headers[0].name, "a");
+    CHECK_STR(r.msg.headers[0].value, "3");
+    CHECK_STR(r.msg.headers[1].value, "2");
+    ob_record_free(&r);
+}
+
 TEST(record_only_pk_sk_and_payload_are_required)
 {
     json_t *rec = insert_record();
