@@ -187,32 +187,25 @@ static const struct attr *image_attr(const struct image *im, const char *name)
 
 /* ---- the message's block ---------------------------------------------------- */
 
-/* A decoded message's strings, its payload and its header array go into
- * one block (ob_message.block), sized once from the image: a decoded
- * string is never longer than its span, base64 never longer than its
- * text. */
+/* A decoded message's strings, its payload and its headers go into one
+ * block (ob_message.block), sized once from the image: a decoded string
+ * is never longer than its span, base64's bytes are three quarters of
+ * its text, and the headers are measured first (struct headers_text). */
 struct block {
     char *base;
     size_t used, cap;
 };
 
-/* What a headers text of text_len characters may need besides itself:
- * its names and values (parts of the text, so no longer than it), their
- * terminators and the array. A header takes at least six characters
- * ("":"" and a comma), so there are at most text_len / 5 + 1. */
-static size_t headers_room(size_t text_len)
+/* headers_room: what the headers need (headers_text_open). */
+static void block_open(struct ob_record *r, const struct image *im, size_t headers_room, struct block *b)
 {
-    size_t most = text_len / 5 + 1;
-    return text_len + 2 * most + (most + 1) * sizeof(struct ob_header);
-}
-
-static void block_open(struct ob_record *r, const struct image *im, struct block *b)
-{
-    size_t cap = 16;
-    for (size_t i = 0; i < im->n; i++)
-        if (im->v[i].kind == VALUE_STRING)
-            cap += im->v[i].value.len + 1 +
-                   (ob_jspan_is(&im->v[i].name, "headers") ? headers_room(im->v[i].value.len) : 0);
+    size_t cap = 16 + headers_room;
+    for (size_t i = 0; i < im->n; i++) {
+        const struct attr *a = &im->v[i];
+        if (a->kind != VALUE_STRING || ob_jspan_is(&a->name, "headers"))
+            continue;
+        cap += ob_jspan_is(&a->name, "payload") ? a->value.len / 4 * 3 + 1 : a->value.len + 1;
+    }
     b->base = ob_xmalloc(cap);
     b->used = 0;
     b->cap = cap;
@@ -318,6 +311,50 @@ static void decode_payload(struct ob_record *r, const struct image *im, struct b
     r->msg.payload_len = n;
 }
 
+/* The headers attribute's text (a JSON object of strings inside a
+ * string), read before the block is made so that it can be sized: the
+ * room its names, values and array take. */
+struct headers_text {
+    const char *text;   /* NULL: no headers string, or not valid text */
+    size_t len;
+    char *owned;        /* text, when it had to be unescaped */
+    size_t members;     /* of the object, as far as it is well-formed */
+    size_t room;
+};
+
+static void headers_text_open(const struct image *im, struct headers_text *h)
+{
+    memset(h, 0, sizeof *h);
+    const struct attr *a = image_attr(im, "headers");
+    if (!a || !a->type.s || !ob_jspan_is(&a->type, "S") || a->kind != VALUE_STRING)
+        return;
+    if (a->value.escaped) {
+        h->text = h->owned = ob_jspan_dup(&a->value);
+        h->len = h->owned ? strlen(h->owned) : 0;
+    } else if (ob_utf8_valid(a->value.s, a->value.len)) {
+        h->text = a->value.s;
+        h->len = a->value.len;
+    }
+    if (!h->text)
+        return;
+    /* Every string of the object, decoded no longer than its span, and a
+     * slot of the array for every member, aligned. */
+    struct ob_jscan s;
+    struct ob_jspan key, value;
+    ob_jscan_init(&s, h->text, h->len);
+    bool ok = ob_jscan_object(&s);
+    while (ok && ob_jscan_key(&s, &key) && (ok = ob_jscan_string(&s, &value))) {
+        h->room += key.len + value.len + 2;
+        h->members++;
+    }
+    h->room += (h->members + 1) * sizeof(struct ob_header);
+}
+
+static void headers_text_close(struct headers_text *h)
+{
+    free(h->owned);
+}
+
 /* Adds a header (the array has room); a repeated name takes the new
  * value in the old place, as a JSON object does. */
 static void add_header(struct ob_message *m, char *name, char *value)
@@ -332,20 +369,23 @@ static void add_header(struct ob_message *m, char *name, char *value)
 }
 
 /* headers is a string attribute holding a JSON object of strings. */
-static void decode_headers(struct ob_record *r, const struct image *im, struct block *b)
+static void decode_headers(struct ob_record *r, const struct image *im, const struct headers_text *h,
+                           struct block *b)
 {
-    char *text = attr_string(r, im, b, "headers");
-    if (!text)
+    if (!attr_value(r, im, "headers", "S"))
         return;
-    size_t len = strlen(text);
+    if (!h->text) {
+        poison(r, "attribute headers is not valid text");
+        return;
+    }
     struct ob_jscan s;
     struct ob_jspan key, value;
-    ob_jscan_init(&s, text, len);
-    r->msg.headers = block_take(b, (len / 5 + 1) * sizeof *r->msg.headers, true);
+    ob_jscan_init(&s, h->text, h->len);
+    r->msg.headers = block_take(b, h->members * sizeof *r->msg.headers, true);
     bool ok = r->msg.headers && ob_jscan_object(&s);
     while (ok && ob_jscan_key(&s, &key)) {
         char *name = block_string(b, &key), *v = NULL;
-        ok = name && ob_jscan_string(&s, &value) && (v = block_string(b, &value)) && r->msg.n_headers < len / 5 + 1;
+        ok = name && ob_jscan_string(&s, &value) && (v = block_string(b, &value)) && r->msg.n_headers < h->members;
         if (ok)
             add_header(&r->msg, name, v);
     }
@@ -386,11 +426,14 @@ static void decode_item(struct ob_record *r, const struct image *im)
 {
     struct ob_message *m = &r->msg;
     struct block b;
-    block_open(r, im, &b);
+    struct headers_text headers;
+    headers_text_open(im, &headers);
+    block_open(r, im, headers.room, &b);
     decode_keys(r, im, &b);
 
     decode_payload(r, im, &b);
-    decode_headers(r, im, &b);
+    decode_headers(r, im, &headers, &b);
+    headers_text_close(&headers);
 
     static const struct {
         const char *name;
@@ -555,7 +598,7 @@ static enum ob_err record_decode(const struct record_scan *rs, struct ob_record 
         if (rs->keys.s && !image_scan(&im, &rs->keys))
             image_free(&im);
         struct block b;
-        block_open(out, &im, &b);
+        block_open(out, &im, 0, &b);
         decode_keys(out, &im, &b);
         goto out;
     }
