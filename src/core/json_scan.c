@@ -13,6 +13,13 @@ void ob_jscan_init(struct ob_jscan *s, const char *text, size_t len)
     s->p = text;
     s->end = text + len;
     s->failed = false;
+    s->trusted = false;
+}
+
+void ob_jscan_init_trusted(struct ob_jscan *s, const char *text, size_t len)
+{
+    ob_jscan_init(s, text, len);
+    s->trusted = true;
 }
 
 static bool fail(struct ob_jscan *s)
@@ -59,10 +66,26 @@ static bool has_control(const char *text, size_t len)
     return false;
 }
 
+/* Most strings are short (names, keys, types): they are read a byte at a
+ * time, the calls to memchr being the longer part for them. */
+#define SHORT_STRING 32
+
 /* At an opening quote: consumes the string. */
 static bool scan_string(struct ob_jscan *s, struct ob_jspan *out)
 {
     const char *start = ++s->p;
+    const char *at = start, *stop = s->end - start > SHORT_STRING ? start + SHORT_STRING : s->end;
+    while (at < stop && *at != '"' && *at != '\\' && (unsigned char)*at >= 0x20)
+        at++;
+    if (at < stop && *at == '"') {
+        if (out) {
+            out->s = start;
+            out->len = (size_t)(at - start);
+            out->escaped = false;
+        }
+        s->p = at + 1;
+        return true;
+    }
     const char *q = memchr(start, '"', (size_t)(s->end - start));
     if (!q)
         return fail(s);
@@ -245,13 +268,48 @@ bool ob_jscan_element(struct ob_jscan *s)
     return next_in(s, '[', ']');
 }
 
-/* Skipping walks containers with the same checks as reading them. */
+/* The end of the object or array at s->p, trusting it is well-formed:
+ * strings are jumped over with memchr (a quote ends one unless an odd
+ * run of backslashes precedes it), brackets inside them are ignored. */
+static bool skip_container_trusted(struct ob_jscan *s)
+{
+    const char *p = s->p, *end = s->end;
+    size_t depth = 0;
+    while (p < end) {
+        char c = *p++;
+        if (c == '"') {
+            for (;;) {
+                const char *q = memchr(p, '"', (size_t)(end - p));
+                if (!q)
+                    return fail(s);
+                const char *b = q;
+                while (b > p && b[-1] == '\\')
+                    b--;
+                p = q + 1;
+                if (((q - b) & 1) == 0)
+                    break;
+            }
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            s->p = p;
+            return true;
+        }
+    }
+    return fail(s);
+}
+
+/* Skipping walks containers with the same checks as reading them, unless
+ * the scanner is trusted. */
 static bool skip_at_depth(struct ob_jscan *s, int depth)
 {
     if (s->failed)
         return false;
     struct ob_jspan key;
-    switch (peek(s)) {
+    char c = peek(s);
+    if (s->trusted && (c == '{' || c == '['))
+        return skip_container_trusted(s);
+    switch (c) {
     case '"':
         return scan_string(s, NULL);
     case '{':
@@ -342,12 +400,6 @@ bool ob_jscan_object_span(struct ob_jscan *s, struct ob_jspan *out)
 bool ob_jscan_done(struct ob_jscan *s)
 {
     return !s->failed && peek(s) == 0 && s->p == s->end;
-}
-
-bool ob_jspan_is(const struct ob_jspan *span, const char *lit)
-{
-    size_t n = strlen(lit);
-    return !span->escaped && span->len == n && memcmp(span->s, lit, n) == 0;
 }
 
 bool ob_utf8_valid(const char *text, size_t len)

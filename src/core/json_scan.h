@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* Nesting allowed in skipped values; deeper input is malformed here. */
 #define OB_JSCAN_MAX_DEPTH 256
@@ -17,6 +18,12 @@
 struct ob_jscan {
     const char *p, *end;
     bool failed;
+    /* Skipped objects and arrays are followed only for their extent
+     * (strings and nesting), not checked: for text from a source that
+     * writes valid JSON where what is skipped is not used (the images of
+     * a GetRecords page that are not decoded). What is read is checked
+     * as always. */
+    bool trusted;
 };
 
 /* A string's contents between its quotes, escapes not decoded. */
@@ -27,6 +34,8 @@ struct ob_jspan {
 };
 
 void ob_jscan_init(struct ob_jscan *s, const char *text, size_t len);
+/* The same, trusted (see above). */
+void ob_jscan_init_trusted(struct ob_jscan *s, const char *text, size_t len);
 
 /* Enters an object or an array at the next value; false (failing) when
  * the value is something else. */
@@ -82,6 +91,12 @@ bool ob_utf8_valid(const char *s, size_t len);
 char *ob_jspan_dup(const struct ob_jspan *v);
 
 /* Whether a span equals the literal lit (spans with escapes never match). */
-bool ob_jspan_is(const struct ob_jspan *span, const char *lit);
+/* Inline: with a literal, the compiler knows its length, and most
+ * comparisons (attribute and key names) end at the length. */
+static inline bool ob_jspan_is(const struct ob_jspan *span, const char *lit)
+{
+    size_t n = strlen(lit);
+    return !span->escaped && span->len == n && memcmp(span->s, lit, n) == 0;
+}
 
 #endif

@@ -394,6 +394,55 @@ TEST(jscan_skip_ignores_brackets_braces_and_quotes_inside_strings)
     close_input(&in);
 }
 
+/* A trusted scanner (GetRecords pages) follows a skipped container only
+ * for its extent, so it must find the same end as a checking one. */
+TEST(jscan_trusted_skip_finds_the_end_past_brackets_quotes_and_backslash_runs_in_strings)
+{
+    /* [{"a":"}]{[\"\\","]":["}",{"{":"[\\\\"}],"b":"x\\\"]"},"next"] */
+    struct input in;
+    struct ob_jscan *s = open_text(
+        &in, "[{\"a\":\"}]{[\\\"\\\\\",\"]\":[\"}\",{\"{\":\"[\\\\\\\\\"}],\"b\":\"x\\\\\\\"]\"},\"next\"]");
+    s->trusted = true;
+    struct ob_jspan v;
+    CHECK(ob_jscan_array(s));
+    CHECK(ob_jscan_element(s));
+    CHECK(ob_jscan_skip(s));
+    CHECK(ob_jscan_element(s));
+    CHECK(ob_jscan_string(s, &v));
+    CHECK_STR(span_text(&v), "next");
+    CHECK(!ob_jscan_element(s));
+    CHECK(ob_jscan_done(s));
+    close_input(&in);
+}
+
+TEST(jscan_trusted_skip_passes_over_what_it_does_not_read_but_reads_strictly)
+{
+    /* A raw tab inside a skipped image, then one inside a string that is read. */
+    struct input in;
+    struct ob_jscan *s = open_text(&in, "[{\"img\":{\"S\":\"a\tb\"}},\"c\td\"]");
+    s->trusted = true;
+    struct ob_jspan v;
+    CHECK(ob_jscan_array(s));
+    CHECK(ob_jscan_element(s));
+    CHECK(ob_jscan_skip(s));
+    CHECK(ob_jscan_element(s));
+    CHECK(!ob_jscan_string(s, &v));
+    close_input(&in);
+    CHECK(!skips("{\"img\":{\"S\":\"a\tb\"}}"));
+}
+
+TEST(jscan_trusted_skip_of_a_cut_container_fails)
+{
+    static const char *const cut[] = { "{\"a\":[1,2]", "[\"]\"", "{\"a\":\"b\\\"}", "[[[]]" };
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+        struct input in;
+        struct ob_jscan *s = open_text(&in, cut[i]);
+        s->trusted = true;
+        CHECK(!ob_jscan_skip(s));
+        close_input(&in);
+    }
+}
+
 /* n nested arrays, or objects {"a":...} when objects, around 1. */
 static char *nested(size_t n, bool objects)
 {
