@@ -552,7 +552,11 @@ enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *sha
     w->owner = ob_xstrdup(start->owner);
     w->cold = start->cold;
     w->check_old = true;
-    ob_replay_init(&w->replay, r->cfg->relay.ordering);
+    /* Resuming from a checkpoint, a key's marks may have landed out of
+     * order before a crash (ob_replay); on a cold start, with no
+     * checkpoint, every published item is skipped (SPEC §3), as the
+     * ordering rule none does. */
+    ob_replay_init(&w->replay, start->cold ? OB_ORDER_NONE : r->cfg->relay.ordering);
     w->written_at_ms = ob_mono_ms();
     atomic_init(&w->valid_until_ms, start->lease_valid_until_ms);
     atomic_init(&w->drain_deadline_ms, INT64_MAX);

@@ -95,15 +95,16 @@ static inline size_t ob_window_count(const struct ob_window *w)
 }
 
 /* Which records written before this process started are delivered
- * again. After a crash or a take-over the previous reader's marks may
- * have landed in any order: a key's later message marked, an earlier
- * one not. Skipping every published one would then deliver the earlier
- * message after the later one, and a consumer keeping the latest state
- * would end on the older. So once a key (the shard, with ordering:
- * shard) has an unpublished message among the old records, its later
- * old messages go out again even when published: the consumer sees the
- * key's messages since its last marked one again, in order. With
- * ordering: none every published one is skipped. */
+ * again when a shard is resumed from a checkpoint. Before a crash or a
+ * take-over the previous reader's marks may have landed in any order: a
+ * key's later message marked, an earlier one not. Skipping every
+ * published one would then deliver the earlier message after the later
+ * one, and a consumer keeping the latest state would end on the older.
+ * So once a key (the shard, with ordering: shard) has an unpublished
+ * message among the old records, its later old messages go out again
+ * even when published: the consumer sees the key's messages since its
+ * last marked one again, in order. With ordering: none (and on a cold
+ * start, SPEC §3) every published one is skipped. */
 struct ob_replay {
     enum ob_ordering ordering;
     struct ob_hash_set replaying;

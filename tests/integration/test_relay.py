@@ -104,35 +104,62 @@ def test_cold_start_from_trim_horizon_skips_items_already_published(ddb, table, 
     assert d.stop() == 0
 
 
-def test_on_a_cold_start_a_key_is_replayed_from_its_first_unpublished_message(ddb, table, tmp_config,
-                                                                              spawn_outboxd, http_receiver):
-    # What a crash can leave: a key's later message marked published before an earlier one
-    # (k: 2 unpublished, 3 published). Sending 2 alone would leave a consumer that keeps the
-    # latest state on 2; the key comes again from 2, in order. Dead-lettered items are done.
-    state = {"k": ["pub", "pub", "new", "pub"], "j": ["pub", "new", "new"], "d": ["dead", "new"],
-             "p": ["pub", "pub"]}
+# What a crash can leave when a key's marks land out of order: k's 2 unpublished and 3
+# published; j's 1 and 2 unpublished; d's 0 dead-lettered (deadLetteredAt, not published).
+CRASH_STATE = {"k": ["pub", "pub", "new", "pub"], "j": ["pub", "new", "new"], "d": ["dead", "new"]}
+
+
+def write_states(ddb, table, states):
     c = ddb.client()
-    for n in range(4):
-        for key, states in state.items():
-            if n >= len(states):
+    for n in range(max(len(v) for v in states.values())):
+        for key, st in states.items():
+            if n >= len(st):
                 continue
             sk = f"{key}-{n}"
             put(ddb, table, key, sk, payload=json.dumps({"key": key, "n": n}).encode())
-            if states[n] == "pub":
+            if st[n] == "pub":
                 c.update_item(TableName=table, Key={"pk": {"S": key}, "sk": {"S": sk}},
                               UpdateExpression="SET isPublished = :t", ExpressionAttributeValues={":t": {"BOOL": True}})
-            elif states[n] == "dead":
+            elif st[n] == "dead":
                 c.update_item(TableName=table, Key={"pk": {"S": key}, "sk": {"S": sk}},
                               UpdateExpression="SET deadLetteredAt = :t REMOVE isPublished",
                               ExpressionAttributeValues={":t": {"S": "2026-11-25T10:00:01.000Z"}})
+
+
+def per_key(receiver, skip=()):
+    got = {}
+    for key, n, _ in http_messages(receiver):
+        if key not in skip:
+            got.setdefault(key, []).append(n)
+    return got
+
+
+def test_resumed_from_a_checkpoint_a_key_comes_again_from_its_first_unpublished_message(
+        ddb, table, tmp_config, spawn_outboxd, http_receiver):
+    # Sending k's 2 alone would leave a consumer that keeps the latest state on 2: the key
+    # comes again from 2, in order. Dead-lettered items are done.
+    cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)))
+    put(ddb, table, "x", "x-0", payload=json.dumps({"key": "x", "n": 0}).encode())
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(1, timeout=30), d.output()
+    assert d.stop() == 0  # the checkpoint is written
+    write_states(ddb, table, CRASH_STATE)
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(6, timeout=30), d.output()
+    time.sleep(2)
+    assert per_key(http_receiver, skip=("x",)) == {"k": [2, 3], "j": [1, 2], "d": [1]}
+    assert d.stop() == 0
+
+
+def test_on_a_cold_start_published_and_dead_lettered_items_are_skipped(ddb, table, tmp_config, spawn_outboxd,
+                                                                       http_receiver):
+    # No checkpoint: whatever the table says is published is not sent again (SPEC 3).
+    write_states(ddb, table, CRASH_STATE)
     cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)))
     d = spawn_outboxd("run", "-c", cfg)
-    assert http_receiver.wait_for(5, timeout=30), d.output()
+    assert http_receiver.wait_for(4, timeout=30), d.output()
     time.sleep(2)
-    got = {}
-    for key, n, _ in http_messages(http_receiver):
-        got.setdefault(key, []).append(n)
-    assert got == {"k": [2, 3], "j": [1, 2], "d": [1]}
+    assert per_key(http_receiver) == {"k": [2], "j": [1, 2], "d": [1]}
     assert d.stop() == 0
 
 
