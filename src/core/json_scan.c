@@ -70,6 +70,18 @@ static bool has_control(const char *text, size_t len)
  * time, the calls to memchr being the longer part for them. */
 #define SHORT_STRING 32
 
+/* The string from start up to its closing quote at q is read. */
+static bool string_read(struct ob_jscan *s, struct ob_jspan *out, const char *start, const char *q, bool escaped)
+{
+    if (out) {
+        out->s = start;
+        out->len = (size_t)(q - start);
+        out->escaped = escaped;
+    }
+    s->p = q + 1;
+    return true;
+}
+
 /* At an opening quote: consumes the string. */
 static bool scan_string(struct ob_jscan *s, struct ob_jspan *out)
 {
@@ -77,15 +89,8 @@ static bool scan_string(struct ob_jscan *s, struct ob_jspan *out)
     const char *at = start, *stop = s->end - start > SHORT_STRING ? start + SHORT_STRING : s->end;
     while (at < stop && *at != '"' && *at != '\\' && (unsigned char)*at >= 0x20)
         at++;
-    if (at < stop && *at == '"') {
-        if (out) {
-            out->s = start;
-            out->len = (size_t)(at - start);
-            out->escaped = false;
-        }
-        s->p = at + 1;
-        return true;
-    }
+    if (at < stop && *at == '"')
+        return string_read(s, out, start, at, false);
     const char *q = memchr(start, '"', (size_t)(s->end - start));
     if (!q)
         return fail(s);
@@ -117,13 +122,7 @@ static bool scan_string(struct ob_jscan *s, struct ob_jspan *out)
     }
     if (has_control(start, (size_t)(q - start)))
         return fail(s);
-    if (out) {
-        out->s = start;
-        out->len = (size_t)(q - start);
-        out->escaped = escaped;
-    }
-    s->p = q + 1;
-    return true;
+    return string_read(s, out, start, q, escaped);
 }
 
 static bool digit_at(const struct ob_jscan *s, const char *p)

@@ -376,22 +376,25 @@ TEST(jscan_skip_passes_over_every_kind_of_value)
     close_input(&in);
 }
 
+/* text is an array of a value and the string "next": the value is
+ * skipped and "next" read after it. */
+static bool skips_first_then_reads_next(const char *text, bool trusted)
+{
+    struct input in;
+    struct ob_jscan *s = open_text(&in, text);
+    s->trusted = trusted;
+    struct ob_jspan v;
+    bool ok = ob_jscan_array(s) && ob_jscan_element(s) && ob_jscan_skip(s) && ob_jscan_element(s) &&
+              ob_jscan_string(s, &v) && strcmp(span_text(&v), "next") == 0 && !ob_jscan_element(s) &&
+              ob_jscan_done(s);
+    close_input(&in);
+    return ok;
+}
+
 TEST(jscan_skip_ignores_brackets_braces_and_quotes_inside_strings)
 {
     /* [{"a":"}]{[\"\\","]":["}",{"{":"["}]},"next"] */
-    struct input in;
-    struct ob_jscan *s =
-        open_text(&in, "[{\"a\":\"}]{[\\\"\\\\\",\"]\":[\"}\",{\"{\":\"[\"}]},\"next\"]");
-    struct ob_jspan v;
-    CHECK(ob_jscan_array(s));
-    CHECK(ob_jscan_element(s));
-    CHECK(ob_jscan_skip(s));
-    CHECK(ob_jscan_element(s));
-    CHECK(ob_jscan_string(s, &v));
-    CHECK_STR(span_text(&v), "next");
-    CHECK(!ob_jscan_element(s));
-    CHECK(ob_jscan_done(s));
-    close_input(&in);
+    CHECK(skips_first_then_reads_next("[{\"a\":\"}]{[\\\"\\\\\",\"]\":[\"}\",{\"{\":\"[\"}]},\"next\"]", false));
 }
 
 /* A trusted scanner (GetRecords pages) follows a skipped container only
@@ -399,20 +402,10 @@ TEST(jscan_skip_ignores_brackets_braces_and_quotes_inside_strings)
 TEST(jscan_trusted_skip_finds_the_end_past_brackets_quotes_and_backslash_runs_in_strings)
 {
     /* [{"a":"}]{[\"\\","]":["}",{"{":"[\\\\"}],"b":"x\\\"]"},"next"] */
-    struct input in;
-    struct ob_jscan *s = open_text(
-        &in, "[{\"a\":\"}]{[\\\"\\\\\",\"]\":[\"}\",{\"{\":\"[\\\\\\\\\"}],\"b\":\"x\\\\\\\"]\"},\"next\"]");
-    s->trusted = true;
-    struct ob_jspan v;
-    CHECK(ob_jscan_array(s));
-    CHECK(ob_jscan_element(s));
-    CHECK(ob_jscan_skip(s));
-    CHECK(ob_jscan_element(s));
-    CHECK(ob_jscan_string(s, &v));
-    CHECK_STR(span_text(&v), "next");
-    CHECK(!ob_jscan_element(s));
-    CHECK(ob_jscan_done(s));
-    close_input(&in);
+    static const char text[] =
+        "[{\"a\":\"}]{[\\\"\\\\\",\"]\":[\"}\",{\"{\":\"[\\\\\\\\\"}],\"b\":\"x\\\\\\\"]\"},\"next\"]";
+    CHECK(skips_first_then_reads_next(text, true));
+    CHECK(skips_first_then_reads_next(text, false));
 }
 
 TEST(jscan_trusted_skip_passes_over_what_it_does_not_read_but_reads_strictly)
