@@ -5,8 +5,9 @@
 
 #include "core/buf.h"
 
-/* FNV-1a; 0 is kept free as the empty slot of a hash set. */
-uint64_t ob_key_hash(const char *s)
+/* FNV-1a; 0 is kept free as the empty slot of a hash set. Two keys may
+ * share a hash: they then keep order between each other too. */
+static uint64_t key_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
     for (; s && *s; s++) {
@@ -123,7 +124,7 @@ struct ob_entry *ob_window_push(struct ob_window *w, struct ob_record *rec, int6
     e->rec = *rec;
     memset(rec, 0, sizeof *rec);
     e->id = ++w->next_id;
-    e->key_hash = ob_key_hash(e->rec.msg.pk);
+    e->key_hash = key_hash(e->rec.msg.pk);
     e->read_at_ms = now_ms;
     e->next_at_ms = now_ms;
     switch (e->rec.kind) {
@@ -259,10 +260,10 @@ bool ob_replay_deliver(struct ob_replay *rp, const char *pk, bool published)
 {
     if (rp->ordering == OB_ORDER_NONE)
         return !published;
-    uint64_t h = rp->ordering == OB_ORDER_KEY ? ob_key_hash(pk) : 1;
-    if (hash_set_has(&rp->replaying, h))
-        return true;
-    if (!published)
+    uint64_t h = rp->ordering == OB_ORDER_KEY ? key_hash(pk) : 1;
+    if (!published) {
         hash_set_insert(&rp->replaying, h);
-    return !published;
+        return true;
+    }
+    return hash_set_has(&rp->replaying, h);
 }

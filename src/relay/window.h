@@ -47,10 +47,6 @@ struct ob_window {
     struct ob_hash_set seen;  /* scratch for ob_window_ready */
 };
 
-/* The hash of a partition key as the ordering rule uses it (never 0).
- * Two keys may share one: they then keep order between each other too. */
-uint64_t ob_key_hash(const char *pk);
-
 void ob_window_init(struct ob_window *w, enum ob_ordering ordering);
 void ob_window_free(struct ob_window *w);
 
