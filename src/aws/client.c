@@ -37,6 +37,8 @@ struct ob_aws_session {
     int active;                           /* calls on a connection */
     atomic_bool canceled;
     struct ob_sigv4_signed sig;           /* reused by every request signed */
+    time_t amz_date_at;                   /* the second amz_date names */
+    char amz_date[17];
     struct {
         char operation[40];
         struct ob_metric_series *requests;
@@ -178,6 +180,22 @@ void ob_aws_call_release(struct ob_aws_call *call)
     ob_buf_free(&call->head);
 }
 
+void ob_aws_call_lend_rx(struct ob_aws_call *call, struct ob_buf *keep)
+{
+    ob_buf_free(&call->rx);
+    call->rx = *keep;
+    *keep = (struct ob_buf){ 0 };
+}
+
+void ob_aws_call_release_keep(struct ob_aws_call *call, struct ob_buf *keep)
+{
+    ob_buf_free(keep);
+    *keep = call->rx;
+    ob_buf_reset(keep);
+    call->rx = (struct ob_buf){ 0 };
+    ob_aws_call_release(call);
+}
+
 /* AWS error names (after the last '#') and what they mean to outboxd. */
 static const struct {
     const char *name;
@@ -248,7 +266,7 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
     enum ob_err rc = OB_OK;
     struct ob_sigv4_signed *sig = &s->sig;
     char target[128];
-    snprintf(target, sizeof target, "%s.%s", call->service->target_prefix, call->operation);
+    ob_str_join(target, sizeof target, call->service->target_prefix, ".", call->operation, NULL);
 
     struct ob_http_header hdrs[] = {
         { "Host", call->endpoint->host },
@@ -264,12 +282,15 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
         .body = call->body,
         .body_len = call->body_len,
     };
-    char amz_date[17];
-    ob_sigv4_amz_date(time(NULL), amz_date);
+    time_t now = time(NULL);
+    if (now != s->amz_date_at) {
+        ob_sigv4_amz_date(now, s->amz_date);
+        s->amz_date_at = now;
+    }
     struct ob_sigv4_params params = {
         .region = c->region,
         .service = call->service->signing_name,
-        .amz_date = amz_date,
+        .amz_date = s->amz_date,
         .normalize_path = true,
     };
     rc = ob_sigv4_sign_cached(&c->key_cache, &req, &c->creds, &params, sig, err);

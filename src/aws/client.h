@@ -134,6 +134,14 @@ enum ob_err ob_aws_call_json(struct ob_aws_session *s, const struct ob_aws_servi
 /* Frees what runs left in the call (the answer, buffers). */
 void ob_aws_call_release(struct ob_aws_call *call);
 
+/* For a caller that reads big answers again and again (GetRecords): the
+ * call's answer goes into `keep`'s storage, lent after the call is prepared,
+ * and ob_aws_call_release_keep gives it back emptied instead of freeing it.
+ * A freed answer of a few hundred KiB would be trimmed from the heap and its
+ * pages faulted in again by the next read. `keep` stays the caller's. */
+void ob_aws_call_lend_rx(struct ob_aws_call *call, struct ob_buf *keep);
+void ob_aws_call_release_keep(struct ob_aws_call *call, struct ob_buf *keep);
+
 /* Classifies an AWS JSON error answer (pure; for the client and tests). */
 void ob_aws_classify_error(long http_status, const json_t *body, struct ob_error *err);
 

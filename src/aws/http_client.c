@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define EVENTS_PER_WAIT 64
-#define READ_MIN 4096               /* what a connection's read buffer starts with */
+#define READ_MIN 1024               /* what a connection's read buffer starts with */
 #define READ_MAX 65536
 #define MAX_HEAD 65536              /* status line and headers of one answer */
 #define MAX_BODY ((size_t)256 << 20)

@@ -529,9 +529,8 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
 
     bool have_key = false;
     char cache_scope[sizeof cache->scope];
-    int sl = snprintf(cache_scope, sizeof cache_scope, "%s/%s/%s/%s", creds->access_key_id, date8,
-                      params->region, params->service);
-    bool cacheable = cache && sl > 0 && (size_t)sl < sizeof cache_scope;
+    bool cacheable = cache && ob_str_join(cache_scope, sizeof cache_scope, creds->access_key_id, "/", date8, "/",
+                                          params->region, "/", params->service, NULL);
     if (cacheable) {
         pthread_mutex_lock(&cache->mu);
         if (cache->valid && strcmp(cache->scope, cache_scope) == 0) {
@@ -611,7 +610,15 @@ void ob_sigv4_key_cache_destroy(struct ob_sigv4_key_cache *cache)
 
 void ob_sigv4_amz_date(time_t t, char out[17])
 {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+    struct ob_utc u;
+    ob_utc_from_epoch((int64_t)t, &u);
+    char *w = ob_put_digits(out, u.year, 4);
+    w = ob_put_digits(w, u.mon, 2);
+    w = ob_put_digits(w, u.day, 2);
+    *w++ = 'T';
+    w = ob_put_digits(w, u.hour, 2);
+    w = ob_put_digits(w, u.min, 2);
+    w = ob_put_digits(w, u.sec, 2);
+    *w++ = 'Z';
+    *w = '\0';
 }

@@ -48,6 +48,27 @@ char *ob_xstrndup(const char *s, size_t n)
     return p;
 }
 
+bool ob_str_join(char *dst, size_t size, ...)
+{
+    va_list ap;
+    va_start(ap, size);
+    size_t len = 0;
+    bool fits = size > 0;
+    for (const char *p; fits && (p = va_arg(ap, const char *));) {
+        size_t n = strlen(p);
+        if (n >= size - len) {
+            n = size - len - 1;
+            fits = false;
+        }
+        memcpy(dst + len, p, n);
+        len += n;
+    }
+    va_end(ap);
+    if (size)
+        dst[len] = '\0';
+    return fits;
+}
+
 void ob_buf_cat(struct ob_buf *b, ...)
 {
     va_list ap;

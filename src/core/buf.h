@@ -7,6 +7,7 @@
 #define OB_CORE_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,5 +48,10 @@ char *ob_xstrdup(const char *s);
 /* NULL stays NULL. */
 char *ob_xstrdup_or_null(const char *s);
 char *ob_xstrndup(const char *s, size_t n);
+
+/* The strings, one after another, into dst (size bytes, NUL-terminated):
+ * snprintf's "%s%s..." without parsing a format. False when they did not
+ * all fit; dst then holds what did. */
+bool ob_str_join(char *dst, size_t size, ...) __attribute__((sentinel));
 
 #endif

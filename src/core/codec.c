@@ -128,23 +128,50 @@ void ob_iso8601_ms(int64_t epoch_ms, char out[OB_ISO8601_LEN])
         ms += 1000;
         secs -= 1;
     }
-    struct tm tm;
-    gmtime_r(&secs, &tm);
+    struct ob_utc t;
+    ob_utc_from_epoch(secs, &t);
     /* Fixed-width fields written by hand: every value is in range here. */
-    const int fields[] = { tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms };
+    const int fields[] = { t.year, t.mon, t.day, t.hour, t.min, t.sec, ms };
     const int widths[] = { 4, 2, 2, 2, 2, 2, 3 };
     const char seps[] = "--T::.Z";
     char *w = out;
     for (int f = 0; f < 7; f++) {
-        int v = fields[f];
-        for (int d = widths[f] - 1; d >= 0; d--) {
-            w[d] = (char)('0' + v % 10);
-            v /= 10;
-        }
-        w += widths[f];
+        w = ob_put_digits(w, fields[f], widths[f]);
         *w++ = seps[f];
     }
     *w = '\0';
+}
+
+char *ob_put_digits(char *w, int v, int width)
+{
+    for (int d = width - 1; d >= 0; d--) {
+        w[d] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return w + width;
+}
+
+/* Civil from days (Howard Hinnant's algorithm), proleptic Gregorian. */
+void ob_utc_from_epoch(int64_t epoch_seconds, struct ob_utc *out)
+{
+    int64_t days = epoch_seconds / 86400, sod = epoch_seconds % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t mon = mp < 10 ? mp + 3 : mp - 9;
+    out->year = (int)(yoe + era * 400 + (mon <= 2));
+    out->mon = (int)mon;
+    out->day = (int)(doy - (153 * mp + 2) / 5 + 1);
+    out->hour = (int)(sod / 3600);
+    out->min = (int)(sod / 60 % 60);
+    out->sec = (int)(sod % 60);
 }
 
 static bool parse_digits(const char **p, int n, int *out)

@@ -18,6 +18,15 @@ bool ob_base64_decode(struct ob_buf *out, const char *s, size_t len);
  * and a NUL; their count in *n. */
 bool ob_base64_decode_to(unsigned char *dst, const char *s, size_t len, size_t *n);
 
+/* A UTC calendar time, computed without gmtime_r (which takes glibc's
+ * time-zone lock on every call, and a mark formats one per message). */
+struct ob_utc {
+    int year, mon, day, hour, min, sec; /* mon and day from 1 */
+};
+void ob_utc_from_epoch(int64_t epoch_seconds, struct ob_utc *out);
+/* Writes v as exactly width decimal digits (v >= 0); returns the end. */
+char *ob_put_digits(char *w, int v, int width);
+
 /* "2026-11-25T22:05:12.123Z" (24 chars + NUL) from milliseconds since the epoch. */
 #define OB_ISO8601_LEN 25
 void ob_iso8601_ms(int64_t epoch_ms, char out[OB_ISO8601_LEN]);

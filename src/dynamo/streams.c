@@ -134,14 +134,18 @@ void ob_stream_get_records_prepare(struct ob_ddb *d, const char *iterator, int l
 
 /* The answer (up to 1 MB of item images) is read with the scanner of
  * ob_records_page_decode, not loaded as a DOM. */
-enum ob_err ob_stream_get_records_result(struct ob_aws_call *call, struct ob_records_page *page, struct ob_error *err)
+enum ob_err ob_stream_get_records_result(struct ob_aws_call *call, struct ob_records_page *page, struct ob_buf *keep,
+                                         struct ob_error *err)
 {
     enum ob_err rc = call->result;
     if (rc)
         *err = call->err;
     else
         rc = ob_records_page_decode(call->rx.data ? call->rx.data : "", call->rx.len, page, err);
-    ob_aws_call_release(call);
+    if (keep)
+        ob_aws_call_release_keep(call, keep);
+    else
+        ob_aws_call_release(call);
     return rc;
 }
 
@@ -153,7 +157,7 @@ enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, co
     ob_stream_get_records_prepare(d, iterator, limit, &call, &body);
     struct ob_aws_call *one = &call;
     ob_aws_run(s, &one, 1);
-    enum ob_err rc = ob_stream_get_records_result(&call, page, err);
+    enum ob_err rc = ob_stream_get_records_result(&call, page, NULL, err);
     ob_buf_free(&body);
     return rc;
 }

@@ -48,10 +48,12 @@ enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, co
 /* The same in two steps, for a call that runs while its caller works on
  * (ob_aws_start): the prepared call's request text is in *body (the
  * caller's, kept until the call is done); then the outcome of the
- * finished call, which it releases. */
+ * finished call, which it releases. A caller that reads on and on passes
+ * `keep` (else NULL): the answer's storage is lent to the next call
+ * (ob_aws_call_lend_rx) instead of being freed. */
 void ob_stream_get_records_prepare(struct ob_ddb *d, const char *iterator, int limit, struct ob_aws_call *call,
                                    struct ob_buf *body);
-enum ob_err ob_stream_get_records_result(struct ob_aws_call *call, struct ob_records_page *page,
+enum ob_err ob_stream_get_records_result(struct ob_aws_call *call, struct ob_records_page *page, struct ob_buf *keep,
                                          struct ob_error *err);
 
 /* The checkpoint of a shard that was read to its end. */

@@ -50,6 +50,7 @@ struct page_read {
     enum read_phase phase;
     struct ob_aws_call call;         /* READ_RECORDS: the GetRecords */
     struct ob_buf body;              /* its request text */
+    struct ob_buf answer;            /* storage for its answer, kept while pages come full */
     struct ob_records_page page;     /* READ_CHECK: decoded, waiting for the lookup */
     struct ob_items_lookup *lookup;
     struct ob_item_key *keys;        /* the lookup's keys: keys[j] is page.records[idx[j]] */
@@ -224,7 +225,8 @@ static void page_push(struct ob_shard_worker *w, int64_t now)
             ob_pipeline_log(&w->pipe, OB_SEV_WARN, recs[i].msg.sk, "poison item: %s", recs[i].poison_reason);
         if (recs[i].msg.approximate_creation_ms > newest)
             newest = recs[i].msg.approximate_creation_ms;
-        snprintf(w->last_read, sizeof w->last_read, "%s", recs[i].msg.sequence_number);
+        if (i == m - 1) /* before the window takes it */
+            ob_str_join(w->last_read, sizeof w->last_read, recs[i].msg.sequence_number, NULL);
         ob_window_push(&w->pipe.window, &recs[i], now);
     }
     /* The window took each record's contents. */
@@ -326,6 +328,7 @@ static void read_start(struct ob_shard_worker *w)
 {
     struct ob_relay *r = w->relay;
     ob_stream_get_records_prepare(r->ddb, w->iterator, read_limit(r->cfg), &w->read.call, &w->read.body);
+    ob_aws_call_lend_rx(&w->read.call, &w->read.answer);
     w->read.call.owner = w;
     w->read.phase = READ_RECORDS;
     ob_aws_start(w->session, &w->read.call);
@@ -338,7 +341,7 @@ static void records_read(struct ob_shard_worker *w, int64_t now)
     struct ob_relay *r = w->relay;
     struct ob_error err;
     struct ob_records_page *page = &w->read.page;
-    enum ob_err rc = ob_stream_get_records_result(&w->read.call, page, &err);
+    enum ob_err rc = ob_stream_get_records_result(&w->read.call, page, &w->read.answer, &err);
     bool reopened = false; /* a new iterator replaced a lost one: read again later */
     w->read.phase = READ_IDLE;
     if (rc == OB_ERR_EXPIRED_ITERATOR || rc == OB_ERR_TRIMMED) {
@@ -370,6 +373,8 @@ static void records_read(struct ob_shard_worker *w, int64_t now)
     }
     w->fetch_backoff_ms = 0;
     w->page_full = page->n + page->malformed >= (size_t)read_limit(r->cfg) || page->bytes >= FULL_PAGE_BYTES;
+    if (!w->page_full) /* caught up: the next read is a poll_interval away, and idle shards hold nothing */
+        ob_buf_free(&w->read.answer);
     if (page->malformed)
         ob_pipeline_log(&w->pipe, OB_SEV_ERROR, NULL, "skipping %zu malformed stream record(s), the first: %s",
                         page->malformed, page->first_malformed);
@@ -412,6 +417,7 @@ static void read_abandon(struct ob_shard_worker *w)
     }
     read_free(rd);
     ob_buf_free(&rd->body);
+    ob_buf_free(&rd->answer);
     rd->phase = READ_IDLE;
 }
 

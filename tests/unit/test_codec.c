@@ -1,6 +1,8 @@
 /* base64, ISO 8601 and UUIDv7: the encodings every outbox item carries. */
 #include "test.h"
 
+#include <time.h>
+
 #include "core/codec.h"
 
 TEST(base64_encodes_rfc4648_vectors)
@@ -51,6 +53,29 @@ TEST(iso8601_formats_utc_with_milliseconds)
     CHECK_STR(s, "1970-01-01T00:00:00.000Z");
     ob_iso8601_ms(1764108312123LL, s);
     CHECK_STR(s, "2025-11-25T22:05:12.123Z");
+}
+
+TEST(utc_calendar_time_agrees_with_gmtime_across_four_centuries)
+{
+    /* Leap days, month and year ends, 1900 and 2100 (not leap), 2000 (leap),
+     * and a stride that lands on every time of day. */
+    for (int64_t t = -2208988800LL; t < 10413792000LL; t += 86400 * 7 + 3607) {
+        struct ob_utc u;
+        ob_utc_from_epoch(t, &u);
+        time_t tt = (time_t)t;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        if (u.year != tm.tm_year + 1900 || u.mon != tm.tm_mon + 1 || u.day != tm.tm_mday || u.hour != tm.tm_hour ||
+            u.min != tm.tm_min || u.sec != tm.tm_sec) {
+            CHECK_INT(t, -1); /* names the first second that differs */
+            break;
+        }
+    }
+    struct ob_utc u;
+    ob_utc_from_epoch(951782400, &u); /* 2000-02-29T00:00:00Z */
+    CHECK(u.year == 2000 && u.mon == 2 && u.day == 29 && u.hour == 0);
+    ob_utc_from_epoch(-1, &u);
+    CHECK(u.year == 1969 && u.mon == 12 && u.day == 31 && u.hour == 23 && u.min == 59 && u.sec == 59);
 }
 
 TEST(iso8601_parses_what_producers_write)
@@ -143,4 +168,16 @@ TEST(base64_round_trips_every_length_and_rejects_each_non_canonical_ending)
         CHECK(ob_base64_decode(&b, two, 4) == ((v & 15) == 0));
         ob_buf_free(&b);
     }
+}
+
+TEST(joined_strings_fill_a_fixed_buffer_and_say_when_they_were_cut)
+{
+    char b[8];
+    CHECK(ob_str_join(b, sizeof b, "ab", ".", "cd", NULL));
+    CHECK_STR(b, "ab.cd");
+    CHECK(ob_str_join(b, sizeof b, NULL));
+    CHECK_STR(b, "");
+    CHECK(!ob_str_join(b, sizeof b, "abcd", "efgh", NULL));
+    CHECK_STR(b, "abcdefg");
+    CHECK(ob_str_join(b, sizeof b, "abcdefg", NULL));
 }
