@@ -5,7 +5,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
+/* SHA-256 through OpenSSL's low-level calls, which OpenSSL 3 deprecates in
+ * favour of EVP: an EVP digest init allocates its provider context (four
+ * per signed request) and each call dispatches through the provider. These
+ * run the same assembly (SHA-NI where the CPU has it) on a context on the
+ * stack, and cannot fail. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 #include <pthread.h>
 
 #include "core/codec.h"
@@ -252,90 +258,53 @@ static bool is_unsigned_header(const char *lname)
     return false;
 }
 
-/* OpenSSL 3 looks an algorithm up on every use of EVP_sha256() and HMAC();
- * fetched once, SHA-256 is a plain call. Kept for the process's life. */
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-static EVP_MD *sha256_md;
-/* Each thread's digest context, reused: EVP_Digest and a fresh context
- * per call allocate several times per request. */
-static pthread_key_t digest_ctx_key;
-static bool digest_ctx_key_ok;
-
-static void digest_ctx_free(void *ctx)
+static void sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
 {
-    EVP_MD_CTX_free(ctx);
+    SHA256(data, len, md);
 }
 
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    digest_ctx_key_ok = pthread_key_create(&digest_ctx_key, digest_ctx_free) == 0;
-}
-
-/* The calling thread's context over the fetched SHA-256, or NULL. */
-static EVP_MD_CTX *digest_ctx(void)
-{
-    pthread_once(&sha256_once, sha256_fetch);
-    if (!sha256_md || !digest_ctx_key_ok)
-        return NULL;
-    EVP_MD_CTX *ctx = pthread_getspecific(digest_ctx_key);
-    if (!ctx && (ctx = EVP_MD_CTX_new()) && pthread_setspecific(digest_ctx_key, ctx) != 0) {
-        EVP_MD_CTX_free(ctx);
-        ctx = NULL;
-    }
-    return ctx;
-}
-
-static bool sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
-{
-    EVP_MD_CTX *ctx = digest_ctx();
-    return ctx && EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, data, len) &&
-           EVP_DigestFinal_ex(ctx, md, NULL);
-}
-
-/* HMAC (RFC 2104) over the fetched SHA-256: H(K^opad || H(K^ipad || m)). */
-static bool hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
-                        unsigned char md[SHA256_LEN])
+/* HMAC (RFC 2104): H(K^opad || H(K^ipad || m)). */
+static void hmac_sha256(const void *key, size_t key_len, const void *data, size_t len, unsigned char md[SHA256_LEN])
 {
     enum { BLOCK = 64 };
     unsigned char k[BLOCK] = { 0 }, pad[BLOCK], inner[SHA256_LEN];
-    bool ok = true;
-    EVP_MD_CTX *ctx = digest_ctx();
-    if (!ctx)
-        ok = false;
-    else if (key_len > BLOCK)
-        ok = sha256(key, key_len, k);
+    SHA256_CTX c;
+    if (key_len > BLOCK)
+        sha256(key, key_len, k);
     else
         memcpy(k, key, key_len);
-    for (size_t i = 0; ok && i < BLOCK; i++)
+    for (size_t i = 0; i < BLOCK; i++)
         pad[i] = k[i] ^ 0x36;
-    ok = ok && EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, pad, BLOCK) &&
-         EVP_DigestUpdate(ctx, data, len) && EVP_DigestFinal_ex(ctx, inner, NULL);
-    for (size_t i = 0; ok && i < BLOCK; i++)
+    SHA256_Init(&c);
+    SHA256_Update(&c, pad, BLOCK);
+    SHA256_Update(&c, data, len);
+    SHA256_Final(inner, &c);
+    for (size_t i = 0; i < BLOCK; i++)
         pad[i] = k[i] ^ 0x5c;
-    ok = ok && EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, pad, BLOCK) &&
-         EVP_DigestUpdate(ctx, inner, sizeof inner) && EVP_DigestFinal_ex(ctx, md, NULL);
+    SHA256_Init(&c);
+    SHA256_Update(&c, pad, BLOCK);
+    SHA256_Update(&c, inner, sizeof inner);
+    SHA256_Final(md, &c);
     explicit_bzero(k, sizeof k);
     explicit_bzero(pad, sizeof pad);
     explicit_bzero(inner, sizeof inner);
-    return ok;
+    explicit_bzero(&c, sizeof c);
 }
 
-static bool derive_signing_key(const char *secret, const char *date8, const char *region, const char *service,
+static void derive_signing_key(const char *secret, const char *date8, const char *region, const char *service,
                                unsigned char key[SHA256_LEN])
 {
     struct ob_buf k = { 0 };
     unsigned char a[SHA256_LEN], b[SHA256_LEN];
     ob_buf_printf(&k, "AWS4%s", secret);
-    bool ok = hmac_sha256(k.data, k.len, date8, strlen(date8), a) &&
-              hmac_sha256(a, sizeof a, region, strlen(region), b) &&
-              hmac_sha256(b, sizeof b, service, strlen(service), a) &&
-              hmac_sha256(a, sizeof a, "aws4_request", 12, key);
+    hmac_sha256(k.data, k.len, date8, strlen(date8), a);
+    hmac_sha256(a, sizeof a, region, strlen(region), b);
+    hmac_sha256(b, sizeof b, service, strlen(service), a);
+    hmac_sha256(a, sizeof a, "aws4_request", 12, key);
     explicit_bzero(k.data, k.len);
     explicit_bzero(a, sizeof a);
     explicit_bzero(b, sizeof b);
     ob_buf_free(&k);
-    return ok;
 }
 
 static bool valid_amz_date(const char *d)
@@ -464,10 +433,7 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     date8[8] = '\0';
     bool sign_token = creds->session_token && *creds->session_token && !params->omit_session_token;
 
-    if (!sha256(req->body_len ? req->body : "", req->body_len, md)) {
-        rc = ob_error_set(err, OB_ERR_INTERNAL, "sigv4: SHA-256 failed");
-        goto out;
-    }
+    sha256(req->body_len ? req->body : "", req->body_len, md);
     ob_hex_encode(md, sizeof md, payload_hex);
 
     size_t value_off[OB_SIGV4_MAX_ADD];
@@ -518,10 +484,7 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     }
     ob_buf_cat(cr, "\n\n", signed_names->data, "\n", payload_hex, NULL);
 
-    if (!sha256(cr->data, cr->len, md)) {
-        rc = ob_error_set(err, OB_ERR_INTERNAL, "sigv4: SHA-256 failed");
-        goto out;
-    }
+    sha256(cr->data, cr->len, md);
     ob_hex_encode(md, sizeof md, creq_hex);
     ob_buf_cat(scope, date8, "/", params->region, "/", params->service, "/aws4_request", NULL);
     ob_buf_cat(&out->string_to_sign, "AWS4-HMAC-SHA256\n", params->amz_date, "\n", scope->data, "\n", creq_hex,
@@ -540,10 +503,7 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
         pthread_mutex_unlock(&cache->mu);
     }
     if (!have_key) {
-        if (!derive_signing_key(creds->secret_access_key, date8, params->region, params->service, key)) {
-            rc = ob_error_set(err, OB_ERR_INTERNAL, "sigv4: HMAC-SHA256 failed");
-            goto out;
-        }
+        derive_signing_key(creds->secret_access_key, date8, params->region, params->service, key);
         if (cacheable) {
             pthread_mutex_lock(&cache->mu);
             memcpy(cache->scope, cache_scope, sizeof cache_scope);
@@ -553,10 +513,7 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
         }
     }
 
-    if (!hmac_sha256(key, sizeof key, out->string_to_sign.data, out->string_to_sign.len, md)) {
-        rc = ob_error_set(err, OB_ERR_INTERNAL, "sigv4: HMAC-SHA256 failed");
-        goto out;
-    }
+    hmac_sha256(key, sizeof key, out->string_to_sign.data, out->string_to_sign.len, md);
     ob_hex_encode(md, sizeof md, out->signature);
     ob_buf_cat(&out->authorization, "AWS4-HMAC-SHA256 Credential=", creds->access_key_id, "/", scope->data,
                ", SignedHeaders=", signed_names->data, ", Signature=", out->signature, NULL);

@@ -101,8 +101,8 @@ void ob_sigv4_key_cache_init(struct ob_sigv4_key_cache *cache);
 void ob_sigv4_key_cache_destroy(struct ob_sigv4_key_cache *cache);
 
 /* Signs req. Bad input (no Host, a header the signer adds already
- * present, a malformed date) is OB_ERR_INVALID; an OpenSSL failure is
- * OB_ERR_INTERNAL. Error messages never contain the secret or the token. */
+ * present, a malformed date) is OB_ERR_INVALID. Error messages never
+ * contain the secret or the token. */
 enum ob_err ob_sigv4_sign(const struct ob_sigv4_request *req, const struct ob_aws_credentials *creds,
                           const struct ob_sigv4_params *params, struct ob_sigv4_signed *out,
                           struct ob_error *err);
