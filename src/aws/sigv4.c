@@ -218,17 +218,20 @@ static bool is_space(char c)
  * continuation lines included, into one space. */
 static void put_trimmed(struct ob_buf *out, const char *v)
 {
-    bool pending_space = false, any = false;
-    for (; *v; v++) {
-        if (is_space(*v)) {
-            pending_space = any;
-            continue;
-        }
-        if (pending_space)
+    for (bool any = false;;) {
+        size_t gap = 0, run = 0;
+        while (is_space(v[gap]))
+            gap++;
+        v += gap;
+        while (v[run] && !is_space(v[run]))
+            run++;
+        if (!run)
+            return;
+        if (any && gap)
             ob_buf_putc(out, ' ');
-        pending_space = false;
+        ob_buf_append(out, v, run);
         any = true;
-        ob_buf_putc(out, *v);
+        v += run;
     }
 }
 
@@ -258,9 +261,14 @@ static bool is_unsigned_header(const char *lname)
     return false;
 }
 
+/* Not the one-shot SHA256(): OpenSSL 3 made it an EVP_Q_digest, which
+ * fetches the algorithm on every call. */
 static void sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
 {
-    SHA256(data, len, md);
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, data, len);
+    SHA256_Final(md, &c);
 }
 
 /* HMAC (RFC 2104): H(K^opad || H(K^ipad || m)). */
