@@ -2374,6 +2374,33 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Buffers of big answers (GetRecords pages) sent, for the next big answer
+ * on whichever connection: kept per connection, each connection's first
+ * page faulted in fresh memory; freed, glibc unmapped it. */
+#define BIG_ANSWER (64u << 10)
+#define SPARE_BUFFERS 8
+static struct ob_buf spare[SPARE_BUFFERS];
+static size_t n_spare;
+
+static void spare_put(struct ob_buf *b)
+{
+    if (n_spare < SPARE_BUFFERS) {
+        spare[n_spare++] = *b;
+        *b = (struct ob_buf){ 0 };
+    } else {
+        ob_buf_free(b);
+    }
+}
+
+static void spare_take(struct ob_buf *b)
+{
+    if (!n_spare)
+        return;
+    ob_buf_free(b);
+    *b = spare[--n_spare];
+    ob_buf_reset(b);
+}
+
 static void conn_close(int fd)
 {
     struct conn *c = &loop.conns[fd];
@@ -2423,12 +2450,16 @@ static int conn_flush(int fd)
     if (c->out_off == c->out.len) {
         c->out_base += c->out.len;
         c->out_off = 0;
+        if (c->out.cap > BIG_ANSWER)
+            spare_put(&c->out);
         ob_buf_reset(&c->out);
         if (c->close_after && c->released == c->out_base) {
             conn_close(fd);
             return -1;
         }
-    } else if (c->out_off > (64u << 10)) {
+    } else if (c->out_off > (64u << 10) && c->out_off >= c->out.len - c->out_off) {
+        /* Moved only when more was sent than is left: a big answer sent in
+         * many pieces is not moved again and again. */
         memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
         c->out.len -= c->out_off;
         c->out.data[c->out.len] = '\0';
@@ -2499,6 +2530,8 @@ static bool header_is(const char *line, size_t len, const char *name, const char
 static void append_answer(struct conn *c, int status, const struct ob_buf *body)
 {
     struct ob_buf *o = &c->out;
+    if (o->len == 0 && body->len > BIG_ANSWER)
+        spare_take(o);
     ob_buf_puts(o, status == 200 ? "HTTP/1.1 200 OK\r\nx-amzn-RequestId: BENCH"
                                  : "HTTP/1.1 400 Bad Request\r\nx-amzn-RequestId: BENCH");
     put_u64(o, ++srv.request_id, 24);
@@ -2641,6 +2674,8 @@ static void shutdown_all(void)
     free(loop.conns);
     free(loop.q);
     ob_buf_free(&loop.body);
+    while (n_spare)
+        ob_buf_free(&spare[--n_spare]);
     while (srv.tables) {
         struct table *t = srv.tables;
         srv.tables = t->next;
