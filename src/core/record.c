@@ -133,37 +133,44 @@ static struct attr *image_push(struct image *im)
     return a;
 }
 
-/* Indexes the image object in text; false when it is not an object. */
-static bool image_scan(struct image *im, const struct ob_jspan *text)
+/* Indexes the image object at s, which ends after it; false when it is
+ * not a well-formed object. */
+static bool image_scan_at(struct image *im, struct ob_jscan *s)
 {
-    struct ob_jscan s;
     struct ob_jspan key;
-    ob_jscan_init(&s, text->s, text->len);
-    if (!ob_jscan_object(&s))
+    if (!ob_jscan_object(s))
         return false;
-    while (ob_jscan_key(&s, &key)) {
+    while (ob_jscan_key(s, &key)) {
         struct attr *a = image_push(im);
         a->name = key;
-        if (!ob_jscan_try_object(&s))
+        if (!ob_jscan_try_object(s))
             continue;
-        if (!ob_jscan_key(&s, &a->type))
+        if (!ob_jscan_key(s, &a->type))
             continue;
-        struct ob_jscan v = s;
+        struct ob_jscan v = *s;
         if (ob_jscan_string(&v, &a->value))
             a->kind = VALUE_STRING;
-        else if (v = s, ob_jscan_bool(&v, &a->truth))
+        else if (v = *s, ob_jscan_bool(&v, &a->truth))
             a->kind = VALUE_BOOL;
         else
             a->kind = VALUE_OTHER;
-        s = v;
-        if (ob_jscan_key(&s, &key)) {
+        *s = v;
+        if (ob_jscan_key(s, &key)) {
             a->type.s = NULL; /* more than one member */
             do
-                ob_jscan_skip(&s);
-            while (ob_jscan_key(&s, &key));
+                ob_jscan_skip(s);
+            while (ob_jscan_key(s, &key));
         }
     }
-    return !s.failed;
+    return !s->failed;
+}
+
+/* The same for the image that is all of text. */
+static bool image_scan(struct image *im, const struct ob_jspan *text)
+{
+    struct ob_jscan s;
+    ob_jscan_init(&s, text->s, text->len);
+    return image_scan_at(im, &s) && ob_jscan_done(&s);
 }
 
 /* Later duplicates win, as in a JSON object. */
@@ -474,6 +481,21 @@ static int64_t seconds_to_ms(const struct ob_jspan *v)
 {
     if (!v->s)
         return 0;
+    /* What DynamoDB writes, whole seconds or milliseconds, is read without
+     * strtod; other forms (more digits, an exponent) take strtod. */
+    const char *p = v->s, *e = v->s + v->len;
+    int64_t secs = 0, ms = 0;
+    int whole = 0, frac = 0;
+    while (p < e && *p >= '0' && *p <= '9' && whole < 12)
+        secs = secs * 10 + (*p++ - '0'), whole++;
+    if (p < e && *p == '.')
+        for (p++; p < e && *p >= '0' && *p <= '9' && frac < 3; frac++)
+            ms = ms * 10 + (*p++ - '0');
+    if (whole && whole < 12 && p == e && (frac || v->s[v->len - 1] != '.')) {
+        for (int i = frac; i < 3; i++)
+            ms *= 10;
+        return secs * 1000 + ms;
+    }
     char small[64], *end;
     char *text = v->len < sizeof small ? small : ob_xmalloc(v->len + 1);
     memcpy(text, v->s, v->len);
@@ -488,6 +510,12 @@ static int64_t seconds_to_ms(const struct ob_jspan *v)
 /* A JSON integer that fits 64 bits, else 0. */
 static int64_t span_integer(const struct ob_jspan *v)
 {
+    int64_t quick = 0;
+    size_t i = 0;
+    while (i < v->len && i < 18 && v->s[i] >= '0' && v->s[i] <= '9')
+        quick = quick * 10 + (v->s[i++] - '0');
+    if (i && i == v->len) /* digits only, too few to overflow */
+        return quick;
     char text[32];
     if (!v->s || v->len >= sizeof text || memchr(v->s, '.', v->len) || memchr(v->s, 'e', v->len) ||
         memchr(v->s, 'E', v->len))
@@ -501,16 +529,43 @@ static int64_t span_integer(const struct ob_jspan *v)
 }
 
 /* What is read of a record in one pass: the event, dynamodb's scalars and
- * where its images are; images are skipped, and only an INSERT's
- * NewImage is indexed afterwards. */
+ * where its images are. Images are skipped; an INSERT's NewImage is
+ * indexed into im, during the pass when eventName came before it (as
+ * DynamoDB writes records), else afterwards from new_image. */
 struct record_scan {
     struct ob_jspan event, seq, approximate, size, new_image, keys;
     bool has_event, has_ddb, has_seq;
+    struct image *im;
+    bool indexed;  /* im holds NewImage */
 };
 
-static bool scan_record(struct ob_jscan *s, struct record_scan *r)
+/* NewImage at s into r->im, checked as a whole (s may be trusted), when
+ * the record is known to be an INSERT; else it is only spanned. */
+static void scan_new_image(struct ob_jscan *s, struct record_scan *r)
+{
+    if (r->indexed) { /* a later duplicate wins, as in a JSON object */
+        image_free(r->im);
+        r->indexed = false;
+    }
+    if (r->has_event && !r->event.escaped && ob_jspan_is(&r->event, "INSERT")) {
+        struct ob_jscan sub = *s;
+        const char *start = s->p;
+        sub.trusted = false;
+        if (image_scan_at(r->im, &sub)) {
+            r->new_image = (struct ob_jspan){ .s = start, .len = (size_t)(sub.p - start) };
+            r->indexed = true;
+            s->p = sub.p;
+            return;
+        }
+        image_free(r->im);
+    }
+    ob_jscan_object_span(s, &r->new_image);
+}
+
+static bool scan_record(struct ob_jscan *s, struct record_scan *r, struct image *im)
 {
     memset(r, 0, sizeof *r);
+    r->im = im;
     struct ob_jspan key;
     if (!ob_jscan_object(s))
         return false;
@@ -530,7 +585,7 @@ static bool scan_record(struct ob_jscan *s, struct record_scan *r)
                 else if (ob_jspan_is(&key, "SizeBytes"))
                     ob_jscan_number(s, &r->size);
                 else if (ob_jspan_is(&key, "NewImage"))
-                    ob_jscan_object_span(s, &r->new_image);
+                    scan_new_image(s, r);
                 else if (ob_jspan_is(&key, "Keys"))
                     ob_jscan_object_span(s, &r->keys);
                 else
@@ -575,12 +630,11 @@ static bool record_head(struct ob_record *out, char *seq, int64_t approximate_ms
     return false;
 }
 
-/* Decodes one scanned record into *out (zeroed). */
+/* Decodes one scanned record into *out (zeroed), and frees rs->im. */
 static enum ob_err record_decode(const struct record_scan *rs, struct ob_record *out, struct ob_error *err)
 {
     enum ob_err rc = OB_OK;
-    struct image im;
-    image_init(&im);
+    struct image *im = rs->im;
     char *seq = rs->has_seq ? ob_jspan_dup(&rs->seq) : NULL;
     if (!rs->has_ddb || !seq) {
         free(seq);
@@ -591,28 +645,31 @@ static enum ob_err record_decode(const struct record_scan *rs, struct ob_record 
     if (!record_head(out, seq, seconds_to_ms(&rs->approximate), span_integer(&rs->size),
                      rs->has_event ? &rs->event : NULL))
         goto out;
-    if (!rs->new_image.s || !image_scan(&im, &rs->new_image)) {
-        poison(out, "NewImage is missing");
-        /* The keys still let the item be marked as dead-lettered. */
-        image_free(&im);
-        if (rs->keys.s && !image_scan(&im, &rs->keys))
-            image_free(&im);
-        struct block b;
-        block_open(out, &im, 0, &b);
-        decode_keys(out, &im, &b);
-        goto out;
+    if (!rs->indexed) {
+        image_free(im);
+        if (!rs->new_image.s || !image_scan(im, &rs->new_image)) {
+            poison(out, "NewImage is missing");
+            /* The keys still let the item be marked as dead-lettered. */
+            image_free(im);
+            if (rs->keys.s && !image_scan(im, &rs->keys))
+                image_free(im);
+            struct block b;
+            block_open(out, im, 0, &b);
+            decode_keys(out, im, &b);
+            goto out;
+        }
     }
     /* A published item is skipped whatever else is wrong with it: there is
      * nothing left to deliver. */
-    const struct attr *published = attr_value(out, &im, "isPublished", "BOOL");
+    const struct attr *published = attr_value(out, im, "isPublished", "BOOL");
     if (published && published->truth) {
         out->kind = OB_RECORD_SKIP;
         out->skip_reason = "published";
         goto out;
     }
-    decode_item(out, &im);
+    decode_item(out, im);
 out:
-    image_free(&im);
+    image_free(im);
     return rc;
 }
 
@@ -620,9 +677,13 @@ enum ob_err ob_record_decode_text(const char *json, size_t len, struct ob_record
 {
     struct ob_jscan s;
     struct record_scan rs;
+    struct image im;
+    image_init(&im);
     ob_jscan_init_trusted(&s, json, len);
-    if (!scan_record(&s, &rs) || !ob_jscan_done(&s))
+    if (!scan_record(&s, &rs, &im) || !ob_jscan_done(&s)) {
+        image_free(&im);
         return ob_error_set(err, OB_ERR_INVALID, "not a stream record: not a JSON object");
+    }
     return record_decode(&rs, out, err);
 }
 
@@ -666,13 +727,17 @@ enum ob_err ob_records_page_decode(const char *json, size_t len, struct ob_recor
             while (ob_jscan_element(&s)) {
                 struct record_scan rs;
                 struct ob_error rerr;
+                struct image im;
                 if (*s.p != '{') {
                     if (ob_jscan_skip(&s))
                         page_malformed(out, "not a stream record: no dynamodb object");
                     continue;
                 }
-                if (!scan_record(&s, &rs))
+                image_init(&im);
+                if (!scan_record(&s, &rs, &im)) {
+                    image_free(&im);
                     break;
+                }
                 if (out->n == cap) {
                     cap = cap ? cap * 2 : 64;
                     out->records = ob_xrealloc(out->records, cap * sizeof *out->records);

@@ -268,6 +268,32 @@ TEST(record_approximate_creation_time_is_fractional_seconds_to_ms)
     ob_record_free(&r);
 }
 
+/* The decimal forms a stream writes, read to the millisecond. */
+TEST(record_approximate_creation_time_keeps_milliseconds_and_rounds_finer_fractions)
+{
+    static const struct {
+        const char *text;
+        int64_t ms;
+    } cases[] = {
+        { "1764108312", 1764108312000LL },    { "1764108312.1", 1764108312100LL },
+        { "1764108312.12", 1764108312120LL }, { "1764108312.123", 1764108312123LL },
+        { "1764108312.1236", 1764108312124LL }, { "1.7641083121e9", 1764108312100LL },
+        { "0", 0 },                           { "99999999999.5", 99999999999500LL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct ob_buf text = { 0 };
+        const char *at = strstr(insert_json, "1764108312.5");
+        ob_buf_append(&text, insert_json, (size_t)(at - insert_json));
+        ob_buf_cat(&text, cases[i].text, at + strlen("1764108312.5"), NULL);
+        struct ob_record r = { 0 };
+        struct ob_error err;
+        CHECK_INT(ob_record_decode_text(text.data, text.len, &r, &err), OB_OK);
+        CHECK_INT(r.msg.approximate_creation_ms, cases[i].ms);
+        ob_record_free(&r);
+        ob_buf_free(&text);
+    }
+}
+
 TEST(record_is_published_false_is_a_message)
 {
     struct ob_record r = {0};
