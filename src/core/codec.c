@@ -128,18 +128,27 @@ void ob_iso8601_ms(int64_t epoch_ms, char out[OB_ISO8601_LEN])
         ms += 1000;
         secs -= 1;
     }
-    struct ob_utc t;
-    ob_utc_from_epoch(secs, &t);
-    /* Fixed-width fields written by hand: every value is in range here. */
-    const int fields[] = { t.year, t.mon, t.day, t.hour, t.min, t.sec, ms };
-    const int widths[] = { 4, 2, 2, 2, 2, 2, 3 };
-    const char seps[] = "--T::.Z";
-    char *w = out;
-    for (int f = 0; f < 7; f++) {
-        w = ob_put_digits(w, fields[f], widths[f]);
-        *w++ = seps[f];
+    /* Each thread keeps the last second's text: a mark formats one a message. */
+    static _Thread_local time_t last_secs = -1;
+    static _Thread_local char last[20];
+    if (secs != last_secs) {
+        struct ob_utc t;
+        ob_utc_from_epoch(secs, &t);
+        /* Fixed-width fields written by hand: every value is in range here. */
+        const int fields[] = { t.year, t.mon, t.day, t.hour, t.min, t.sec };
+        const int widths[] = { 4, 2, 2, 2, 2, 2 };
+        const char seps[] = "--T::.";
+        char *w = last;
+        for (int f = 0; f < 6; f++) {
+            w = ob_put_digits(w, fields[f], widths[f]);
+            *w++ = seps[f];
+        }
+        last_secs = secs;
     }
-    *w = '\0';
+    memcpy(out, last, 20);
+    char *w = ob_put_digits(out + 20, ms, 3);
+    w[0] = 'Z';
+    w[1] = '\0';
 }
 
 char *ob_put_digits(char *w, int v, int width)

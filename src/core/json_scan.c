@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void ob_jscan_init(struct ob_jscan *s, const char *text, size_t len)
@@ -528,6 +529,38 @@ static size_t unescape_one(struct ob_buf *b, const char *p, const char *end)
         return 0;
     put_utf8(b, 0x10000 + (((unsigned)cp - 0xd800) << 10) + ((unsigned)lo - 0xdc00));
     return 11;
+}
+
+double ob_jspan_double(const struct ob_jspan *v)
+{
+    /* Up to 15 digits are exact in a double, and one division by an
+     * exact power of ten is rounded as strtod rounds. */
+    static const double tens[] = { 1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
+    uint64_t m = 0;
+    int digits = 0, frac = -1;
+    for (size_t i = 0; i < v->len; i++) {
+        char c = v->s[i];
+        if (c == '.' && frac < 0) {
+            frac = 0;
+        } else if (c >= '0' && c <= '9' && digits < 15) {
+            m = m * 10 + (uint64_t)(c - '0');
+            digits++;
+            frac += frac >= 0;
+        } else {
+            digits = 0; /* a sign, an exponent or too many digits */
+            break;
+        }
+    }
+    if (digits && frac != 0)
+        return frac > 0 ? (double)m / tens[frac] : (double)m;
+    char small[64];
+    char *text = v->len < sizeof small ? small : ob_xmalloc(v->len + 1);
+    memcpy(text, v->s, v->len);
+    text[v->len] = '\0';
+    double d = strtod(text, NULL);
+    if (text != small)
+        free(text);
+    return d;
 }
 
 char *ob_jspan_dup(const struct ob_jspan *v)

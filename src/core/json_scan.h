@@ -89,6 +89,9 @@ bool ob_utf8_valid(const char *s, size_t len);
  * NULL when it does not decode (an escaped NUL, a lone surrogate) or is
  * not UTF-8. */
 char *ob_jspan_dup(const struct ob_jspan *v);
+/* The value of a number span (from ob_jscan_number); "12" and "0.5" are
+ * read without strtod, which other forms take. */
+double ob_jspan_double(const struct ob_jspan *v);
 
 /* Whether a span equals the literal lit (spans with escapes never match). */
 /* Inline: with a literal, the compiler knows its length, and most

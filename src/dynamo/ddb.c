@@ -245,12 +245,8 @@ double ob_ddb_raw_units(const struct ob_aws_call *call)
         if (!ob_jscan_try_object(&s))
             continue;
         while (ob_jscan_key(&s, &key)) {
-            if (ob_jspan_is(&key, "CapacityUnits") && ob_jscan_number(&s, &num) && num.len < 32) {
-                char text[32];
-                memcpy(text, num.s, num.len);
-                text[num.len] = 0;
-                return strtod(text, NULL);
-            }
+            if (ob_jspan_is(&key, "CapacityUnits") && ob_jscan_number(&s, &num))
+                return ob_jspan_double(&num);
             ob_jscan_skip(&s);
         }
     }

@@ -103,15 +103,27 @@ json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const cha
 #define KEYS_PER_CALL 100
 
 /* FNV-1a over pk, a separator, sk. */
-static uint64_t key_hash(const char *pk, const char *sk)
+static uint64_t key_hash(const char *pk, size_t pk_len, const char *sk, size_t sk_len)
 {
     uint64_t h = 1469598103934665603ULL;
-    for (const char *p = pk; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (size_t i = 0; i < pk_len; i++)
+        h = (h ^ (unsigned char)pk[i]) * 1099511628211ULL;
     h = (h ^ 0xff) * 1099511628211ULL;
-    for (const char *p = sk; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (size_t i = 0; i < sk_len; i++)
+        h = (h ^ (unsigned char)sk[i]) * 1099511628211ULL;
     return h;
+}
+
+/* A key's string as read from an answer: its text, decoded into owned
+ * only when it had escapes (keys seldom do). */
+struct key_text {
+    struct ob_jspan v;
+    char *owned;
+};
+
+static bool key_text_is(const struct key_text *k, const char *s)
+{
+    return strncmp(s, k->v.s, k->v.len) == 0 && s[k->v.len] == '\0';
 }
 
 struct lookup_chunk {
@@ -141,19 +153,26 @@ static void chunk_body(struct lookup_chunk *ch, const char *table, const struct 
                    "\"ReturnConsumedCapacity\":\"TOTAL\"}");
 }
 
-/* The value of a {"S": ...} attribute, decoded (caller frees), or NULL. */
-static char *scan_attr_s(struct ob_jscan *s)
+/* The value of a {"S": ...} attribute into *out; false when there is
+ * none or it does not decode. */
+static bool scan_attr_s(struct ob_jscan *s, struct key_text *out)
 {
     struct ob_jspan k, v;
-    char *out = NULL;
+    bool found = false;
     if (!ob_jscan_try_object(s))
-        return NULL;
+        return false;
     while (ob_jscan_key(s, &k))
-        if (!out && ob_jspan_is(&k, "S") && ob_jscan_string(s, &v))
-            out = ob_jspan_dup(&v);
-        else
+        if (!found && ob_jspan_is(&k, "S") && ob_jscan_string(s, &v)) {
+            out->v = v;
+            if (v.escaped) {
+                out->owned = ob_jspan_dup(&v);
+                out->v = (struct ob_jspan){ .s = out->owned, .len = out->owned ? strlen(out->owned) : 0 };
+            }
+            found = out->v.s != NULL;
+        } else {
             ob_jscan_skip(s);
-    return out;
+        }
+    return found;
 }
 
 /* An item or a key: pk, sk and its state from isPublished (false when
@@ -162,16 +181,17 @@ static long scan_item(struct ob_jscan *s, const struct lookup_chunk *ch, const s
                       enum ob_item_state *state)
 {
     struct ob_jspan k;
-    char *pk = NULL, *sk = NULL;
+    struct key_text pk = { 0 }, sk = { 0 };
+    bool has_pk = false, has_sk = false;
     long which = -1;
     bool published = false, dead_lettered = false;
     if (!ob_jscan_try_object(s))
         return -1;
     while (ob_jscan_key(s, &k)) {
-        if (ob_jspan_is(&k, "pk") && !pk) {
-            pk = scan_attr_s(s);
-        } else if (ob_jspan_is(&k, "sk") && !sk) {
-            sk = scan_attr_s(s);
+        if (ob_jspan_is(&k, "pk") && !has_pk) {
+            has_pk = scan_attr_s(s, &pk);
+        } else if (ob_jspan_is(&k, "sk") && !has_sk) {
+            has_sk = scan_attr_s(s, &sk);
         } else if (ob_jspan_is(&k, "isPublished") && ob_jscan_try_object(s)) {
             while (ob_jscan_key(s, &k))
                 if (!(ob_jspan_is(&k, "BOOL") && ob_jscan_bool(s, &published)))
@@ -183,14 +203,14 @@ static long scan_item(struct ob_jscan *s, const struct lookup_chunk *ch, const s
             ob_jscan_skip(s);
         }
     }
-    if (pk && sk) {
-        uint64_t h = key_hash(pk, sk);
+    if (has_pk && has_sk) {
+        uint64_t h = key_hash(pk.v.s, pk.v.len, sk.v.s, sk.v.len);
         for (size_t i = 0; i < ch->n && which < 0; i++)
-            if (ch->hash[i] == h && strcmp(keys[ch->idx[i]].pk, pk) == 0 && strcmp(keys[ch->idx[i]].sk, sk) == 0)
+            if (ch->hash[i] == h && key_text_is(&pk, keys[ch->idx[i]].pk) && key_text_is(&sk, keys[ch->idx[i]].sk))
                 which = (long)i;
     }
-    free(pk);
-    free(sk);
+    free(pk.owned);
+    free(sk.owned);
     *state = published ? OB_ITEM_PUBLISHED : dead_lettered ? OB_ITEM_DEAD_LETTERED : OB_ITEM_UNPUBLISHED;
     return which;
 }
@@ -243,14 +263,10 @@ static bool read_answer(struct lookup_chunk *ch, const char *table, const struct
                 if (!ob_jscan_try_object(&s))
                     continue;
                 while (ob_jscan_key(&s, &k))
-                    if (ob_jspan_is(&k, "CapacityUnits") && ob_jscan_number(&s, &num) && num.len < 32) {
-                        char text[32];
-                        memcpy(text, num.s, num.len);
-                        text[num.len] = '\0';
-                        *units += strtod(text, NULL);
-                    } else {
+                    if (ob_jspan_is(&k, "CapacityUnits") && ob_jscan_number(&s, &num))
+                        *units += ob_jspan_double(&num);
+                    else
                         ob_jscan_skip(&s);
-                    }
             }
         } else {
             ob_jscan_skip(&s);
@@ -325,7 +341,8 @@ static void round_prepare(struct ob_items_lookup *l)
         struct lookup_chunk *ch = &l->chunks[l->k];
         for (ch->n = 0; ch->n < KEYS_PER_CALL && at < l->n_todo; ch->n++, at++) {
             ch->idx[ch->n] = l->todo[at];
-            ch->hash[ch->n] = key_hash(l->keys[l->todo[at]].pk, l->keys[l->todo[at]].sk);
+            const struct ob_item_key *k = &l->keys[l->todo[at]];
+            ch->hash[ch->n] = key_hash(k->pk, strlen(k->pk), k->sk, strlen(k->sk));
         }
         chunk_body(ch, l->table, l->keys);
         ob_ddb_prepare_raw_call(l->d, &ch->call, "BatchGetItem", ch->body.data, ch->body.len);

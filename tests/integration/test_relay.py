@@ -163,6 +163,19 @@ def test_on_a_cold_start_published_and_dead_lettered_items_are_skipped(ddb, tabl
     assert d.stop() == 0
 
 
+def test_on_a_cold_start_keys_that_json_escapes_are_matched_to_their_items(ddb, table, tmp_config, spawn_outboxd,
+                                                                          http_receiver):
+    # The lookup's answer writes these keys with escapes; each must still find its item.
+    key = 'q"\\\u00e9\t'
+    write_states(ddb, table, {key: ["pub", "new", "pub", "new"], "plain": ["new", "pub"]})
+    cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)))
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(3, timeout=30), d.output()
+    time.sleep(2)
+    assert per_key(http_receiver) == {key: [1, 3], "plain": [0]}
+    assert d.stop() == 0
+
+
 def test_sigterm_then_restart_delivers_nothing_twice(ddb, table, tmp_config, spawn_outboxd, http_receiver):
     cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)))
     d = spawn_outboxd("run", "-c", cfg)

@@ -941,3 +941,16 @@ TEST(jspan_dup_refuses_nul_lone_surrogates_and_bad_utf8)
         }
     }
 }
+
+TEST(a_number_span_reads_as_strtod_reads_it)
+{
+    static const char *const texts[] = { "0",       "1",    "1.0",    "0.5",   "12.25",  "123456789012345",
+                                         "1234567890123456", "0.1", "2.675", "-1.5", "1e3", "1.5E-2",
+                                         "0.000000000000001", "9007199254740993" };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        struct ob_jspan v = { .s = texts[i], .len = strlen(texts[i]) };
+        double want = strtod(texts[i], NULL), got = ob_jspan_double(&v);
+        if (got != want)
+            CHECK_STR(texts[i], "reads as strtod does");
+    }
+}
