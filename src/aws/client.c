@@ -28,6 +28,7 @@ struct ob_aws_client {
 /* A session calls a handful of operations; their request counters are
  * looked up once, not per call (the registry takes a lock). */
 #define SESSION_COUNTERS 8
+#define SPARE_HEADS 64
 
 struct ob_aws_session {
     struct ob_aws_client *client;
@@ -39,6 +40,10 @@ struct ob_aws_session {
     struct ob_sigv4_signed sig;           /* reused by every request signed */
     time_t amz_date_at;                   /* the second amz_date names */
     char amz_date[17];
+    /* Request heads of finished attempts, for the next calls: a signed
+     * head is 2 KiB, past malloc's per-thread cache. */
+    struct ob_buf spare_heads[SPARE_HEADS];
+    size_t n_spare_heads;
     struct {
         char operation[40];
         struct ob_metric_series *requests;
@@ -162,6 +167,8 @@ void ob_aws_session_destroy(struct ob_aws_session *s)
         return;
     ob_http_client_destroy(s->http);
     ob_sigv4_signed_free(&s->sig);
+    while (s->n_spare_heads)
+        ob_buf_free(&s->spare_heads[--s->n_spare_heads]);
     free(s);
 }
 
@@ -298,6 +305,8 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
         goto out;
 
     struct ob_buf *h = &call->head;
+    if (!h->data && s->n_spare_heads)
+        *h = s->spare_heads[--s->n_spare_heads];
     ob_buf_reset(h);
     ob_buf_reserve(h, 1024); /* a signed head, in one allocation */
     ob_buf_cat(h, "POST ", call->endpoint->path, " HTTP/1.1\r\n", NULL);
@@ -357,6 +366,10 @@ static void count_request(struct ob_aws_session *s, const char *operation)
 static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *call)
 {
     const struct ob_http_exchange *ex = &call->exchange;
+    if (s->n_spare_heads < SPARE_HEADS) { /* the exchange is over: its head is not read again */
+        s->spare_heads[s->n_spare_heads++] = call->head;
+        call->head = (struct ob_buf){ 0 };
+    }
     struct ob_aws_client *c = s->client;
     bool timeout = false;
     long status = 0;

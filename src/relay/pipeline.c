@@ -268,6 +268,20 @@ static void write_free(struct pipeline_write *x)
     ob_buf_free(&x->body);
 }
 
+/* A finished mark's allocation (1.6 KiB, past malloc's per-thread cache)
+ * is kept for the next, as many as max_in_flight. */
+static void write_recycle(struct ob_pipeline *p, struct pipeline_write *x)
+{
+    write_free(x);
+    if (p->n_spare >= (size_t)p->relay->cfg->relay.max_in_flight) {
+        free(x);
+        return;
+    }
+    x->next = p->spare;
+    p->spare = x;
+    p->n_spare++;
+}
+
 /* Takes the marks that finished; true if there were any. */
 static bool collect_marks(struct ob_pipeline *p, int64_t now)
 {
@@ -292,10 +306,8 @@ static bool collect_marks(struct ob_pipeline *p, int64_t now)
         }
         if (n == sizeof done / sizeof done[0] || (!call && n)) {
             settle_units(p, done, n);
-            for (size_t i = 0; i < n; i++) {
-                write_free(done[i]);
-                free(done[i]);
-            }
+            for (size_t i = 0; i < n; i++)
+                write_recycle(p, done[i]);
             n = 0;
             any = true;
         }
@@ -320,7 +332,13 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
     for (size_t i = 0; i < ws->n; i++) {
         struct pipeline_write *x = &ws->v[i];
         if (x->kind == WRITE_MARK) {
-            struct pipeline_write *m = ob_xmalloc(sizeof *m);
+            struct pipeline_write *m = p->spare;
+            if (m) {
+                p->spare = m->next;
+                p->n_spare--;
+            } else {
+                m = ob_xmalloc(sizeof *m);
+            }
             *m = *x;
             ob_ddb_prepare_raw_call(r->ddb, &m->call, "UpdateItem", m->body.data, m->body.len);
             m->call.owner = p;
@@ -537,6 +555,12 @@ void ob_pipeline_free(struct ob_pipeline *p)
         free(x);
     }
     p->n_flying = 0;
+    while (p->spare) {
+        struct pipeline_write *x = p->spare;
+        p->spare = x->next;
+        free(x);
+    }
+    p->n_spare = 0;
     ob_window_free(&p->window);
 }
 

@@ -27,9 +27,14 @@
 
 /* Connections to a batch's URLs at most, and a pool of clients. */
 #define MAX_CONNECTIONS 1024
+#define KEPT_BODY_MAX (64u << 10) /* a kept request's structured body, at most */
 
 struct http_pooled {
     struct ob_http_client *client;
+    /* The last batch's requests, kept with their buffers' storage: a
+     * request head is 1 to 2 KiB, too big for malloc's per-thread cache. */
+    struct http_req *reqs;
+    size_t n_reqs;
     struct http_pooled *next;
 };
 
@@ -204,12 +209,47 @@ static void target_from_url(const struct ob_url *u, struct http_target *t)
     t->shown = ob_buf_steal(&b);
 }
 
+static void reqs_free(struct http_req *reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ob_buf_free(&reqs[i].head);
+        ob_buf_free(&reqs[i].body);
+        target_free(&reqs[i].dest);
+    }
+    free(reqs);
+}
+
+/* n requests for a batch, from p's kept ones: emptied, their buffers'
+ * storage kept unless it grew big (a structured body). */
+static struct http_req *reqs_take(struct http_pooled *p, size_t n)
+{
+    if (n > p->n_reqs) {
+        p->reqs = ob_xrealloc(p->reqs, n * sizeof *p->reqs);
+        memset(p->reqs + p->n_reqs, 0, (n - p->n_reqs) * sizeof *p->reqs);
+        p->n_reqs = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct http_req *r = &p->reqs[i];
+        struct ob_buf head = r->head, body = r->body;
+        if (body.cap > KEPT_BODY_MAX)
+            ob_buf_free(&body);
+        target_free(&r->dest);
+        memset(r, 0, sizeof *r);
+        r->head = head;
+        r->body = body;
+        ob_buf_reset(&r->head);
+        ob_buf_reset(&r->body);
+    }
+    return p->reqs;
+}
+
 static void sink_free(struct http_sink *s)
 {
     while (s->idle) {
         struct http_pooled *p = s->idle;
         s->idle = p->next;
         ob_http_client_destroy(p->client);
+        reqs_free(p->reqs, p->n_reqs);
         free(p);
     }
     pthread_mutex_destroy(&s->mu);
@@ -484,7 +524,7 @@ static void http_publish(void *state, struct ob_delivery *batch, size_t n)
 {
     struct http_sink *s = state;
     struct http_pooled *p = client_take(s);
-    struct http_req *reqs = ob_xcalloc(n, sizeof *reqs);
+    struct http_req *reqs = reqs_take(p, n);
     size_t active = 0;
     for (size_t i = 0; i < n; i++) {
         struct http_req *r = &reqs[i];
@@ -506,12 +546,6 @@ static void http_publish(void *state, struct ob_delivery *batch, size_t n)
             active--;
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        ob_buf_free(&reqs[i].head);
-        ob_buf_free(&reqs[i].body);
-        target_free(&reqs[i].dest);
-    }
-    free(reqs);
     client_give(s, p);
 }
 
