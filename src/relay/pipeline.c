@@ -152,13 +152,61 @@ struct pipeline_write {
     struct ob_metric_series *latency;
     struct ob_buf body;              /* the UpdateItem's JSON text */
     struct ob_aws_call call;
-    struct pipeline_write *next;              /* in p->flying */
+    struct pipeline_write *next, *prev;       /* in p->flying (next: also in p->spare) */
 };
 
 struct pipeline_writes {
     struct pipeline_write *v;
     size_t n, cap;
 };
+
+/* A wave's arrays, kept between waves (a wave runs on every turn of a
+ * shard's loop) and grown with max_in_flight: picks, marks and dead
+ * letters hold up to max entries each, a wave's writes up to 2 x max. */
+struct pipeline_scratch {
+    size_t max;
+    struct ob_entry **picks, **acked, **dead;
+    struct wave_item *items, *group;
+    struct ob_delivery *d;
+    struct pipeline_write **sync;
+    struct ob_aws_call **calls;
+    struct pipeline_writes writes;
+};
+
+static struct pipeline_scratch *scratch_for(struct ob_pipeline *p, size_t max)
+{
+    struct pipeline_scratch *sc = p->scratch;
+    if (!sc)
+        sc = p->scratch = ob_xcalloc(1, sizeof *sc);
+    if (sc->max < max) {
+        sc->max = max;
+        sc->picks = ob_xrealloc(sc->picks, max * sizeof *sc->picks);
+        sc->acked = ob_xrealloc(sc->acked, max * sizeof *sc->acked);
+        sc->dead = ob_xrealloc(sc->dead, max * sizeof *sc->dead);
+        sc->items = ob_xrealloc(sc->items, max * sizeof *sc->items);
+        sc->group = ob_xrealloc(sc->group, max * sizeof *sc->group);
+        sc->d = ob_xrealloc(sc->d, max * sizeof *sc->d);
+        sc->sync = ob_xrealloc(sc->sync, 2 * max * sizeof *sc->sync);
+        sc->calls = ob_xrealloc(sc->calls, 2 * max * sizeof *sc->calls);
+    }
+    return sc;
+}
+
+static void scratch_free(struct pipeline_scratch *sc)
+{
+    if (!sc)
+        return;
+    free(sc->picks);
+    free(sc->acked);
+    free(sc->dead);
+    free(sc->items);
+    free(sc->group);
+    free(sc->d);
+    free(sc->sync);
+    free(sc->calls);
+    free(sc->writes.v);
+    free(sc);
+}
 
 static struct pipeline_write *add_write(struct pipeline_writes *ws, enum write_kind kind, struct ob_entry *e, struct ob_sink_health *h)
 {
@@ -295,11 +343,12 @@ static bool collect_marks(struct ob_pipeline *p, int64_t now)
         call = ob_aws_next_done(p->session, p);
         if (call) {
             struct pipeline_write *x = (struct pipeline_write *)((char *)call - offsetof(struct pipeline_write, call));
-            for (struct pipeline_write **q = &p->flying; *q; q = &(*q)->next)
-                if (*q == x) {
-                    *q = x->next;
-                    break;
-                }
+            if (x->prev)
+                x->prev->next = x->next;
+            else
+                p->flying = x->next;
+            if (x->next)
+                x->next->prev = x->prev;
             p->n_flying--;
             write_done(p, x, now, wall);
             done[n++] = x;
@@ -319,14 +368,15 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
 {
     if (ws->n == 0)
         return;
+    struct pipeline_scratch *sc = p->scratch;
     struct ob_relay *r = p->relay;
     /* Each write of a small item costs one unit; settled with what
      * DynamoDB reports. */
     int64_t wait = ob_relay_budget_take(r, (double)ws->n);
     if (wait > 0)
         p->wait_until(p->ctx, ob_mono_ms() + wait);
-    struct pipeline_write **sync = ob_xcalloc(ws->n, sizeof *sync);
-    struct ob_aws_call **calls = ob_xcalloc(ws->n, sizeof *calls);
+    struct pipeline_write **sync = sc->sync;
+    struct ob_aws_call **calls = sc->calls;
     size_t k = 0;
     bool started = false;
     for (size_t i = 0; i < ws->n; i++) {
@@ -342,7 +392,10 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
             *m = *x;
             ob_ddb_prepare_raw_call(r->ddb, &m->call, "UpdateItem", m->body.data, m->body.len);
             m->call.owner = p;
+            m->prev = NULL;
             m->next = p->flying;
+            if (p->flying)
+                p->flying->prev = m;
             p->flying = m;
             p->n_flying++;
             ob_aws_start(p->session, &m->call);
@@ -364,8 +417,6 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
             write_free(sync[i]);
         }
     }
-    free(sync);
-    free(calls);
     ws->n = 0;
 }
 
@@ -409,9 +460,8 @@ static void publish_to(struct ob_sink *sink, struct wave_item *items, size_t n, 
 static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entry **picks, size_t n,
                     struct pipeline_writes *ws, int64_t now)
 {
-    struct wave_item *items = ob_xcalloc(n, sizeof *items);
-    struct wave_item *group = ob_xcalloc(n, sizeof *group);
-    struct ob_delivery *d = ob_xcalloc(n, sizeof *d);
+    struct wave_item *items = p->scratch->items, *group = p->scratch->group;
+    struct ob_delivery *d = p->scratch->d;
     for (size_t i = 0; i < n; i++)
         prepare_item(p, rt, &items[i], picks[i]);
     const struct ob_config *cfg = p->relay->cfg;
@@ -446,9 +496,6 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
         }
     }
     release_items(items, n);
-    free(items);
-    free(group);
-    free(d);
 }
 
 /* Dead-letters entries: to the dead-letter sink when there is one, then
@@ -456,8 +503,8 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
 static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entry **picks, size_t n,
                         struct pipeline_writes *ws, int64_t now)
 {
-    struct wave_item *items = ob_xcalloc(n, sizeof *items);
-    struct ob_delivery *d = ob_xcalloc(n, sizeof *d);
+    struct wave_item *items = p->scratch->items;
+    struct ob_delivery *d = p->scratch->d;
     for (size_t i = 0; i < n; i++) {
         struct ob_entry *e = picks[i];
         if (!e->last_error)
@@ -488,8 +535,6 @@ static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_
         dead_letter_write(p, ws, e, rt->dead_letter != NULL);
     }
     release_items(items, n);
-    free(items);
-    free(d);
 }
 
 bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
@@ -501,21 +546,18 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
      * a crash repeats at most that many messages per shard, and a slow
      * table slows deliveries instead of piling up marks. */
     size_t room = p->window.acked < max ? max - p->window.acked : 0;
-    struct ob_entry **picks = ob_xcalloc(max, sizeof *picks);
-    struct ob_entry **acked = ob_xcalloc(max, sizeof *acked);
+    struct pipeline_scratch *sc = scratch_for(p, max);
+    struct ob_entry **picks = sc->picks, **acked = sc->acked, **dead = sc->dead;
     size_t n = room ? ob_window_ready(&p->window, now, picks, room) : 0;
     size_t n_acked = ob_window_acked(&p->window, now, acked, max);
-    if ((n == 0 && n_acked == 0) || (p->may_send && !p->may_send(p->ctx))) {
-        free(picks);
-        free(acked);
+    if ((n == 0 && n_acked == 0) || (p->may_send && !p->may_send(p->ctx)))
         return collected;
-    }
     struct ob_routing *rt = ob_routing_get(p->relay);
-    struct pipeline_writes ws = { 0 };
+    struct pipeline_writes *ws = &sc->writes;
+    ws->n = 0;
     for (size_t i = 0; i < n_acked; i++)
-        add_mark(p, &ws, acked[i], NULL);
+        add_mark(p, ws, acked[i], NULL);
     size_t n_dead = 0, n_live = 0;
-    struct ob_entry **dead = ob_xcalloc(n ? n : 1, sizeof *dead);
     for (size_t i = 0; i < n; i++) {
         if (picks[i]->state == OB_ENTRY_DEAD)
             dead[n_dead++] = picks[i];
@@ -523,15 +565,11 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
             picks[n_live++] = picks[i];
     }
     if (n_live)
-        deliver(p, rt, picks, n_live, &ws, now);
+        deliver(p, rt, picks, n_live, ws, now);
     if (n_dead)
-        dead_letter(p, rt, dead, n_dead, &ws, now);
-    run_writes(p, &ws, now);
+        dead_letter(p, rt, dead, n_dead, ws, now);
+    run_writes(p, ws, now);
     ob_routing_put(rt);
-    free(ws.v);
-    free(dead);
-    free(picks);
-    free(acked);
     return true;
 }
 
@@ -561,6 +599,8 @@ void ob_pipeline_free(struct ob_pipeline *p)
         free(x);
     }
     p->n_spare = 0;
+    scratch_free(p->scratch);
+    p->scratch = NULL;
     ob_window_free(&p->window);
 }
 

@@ -25,9 +25,11 @@ struct ob_pipeline {
     size_t n_flying;
     struct pipeline_write *spare;             /* finished marks' allocations, for the next */
     size_t n_spare;
+    struct pipeline_scratch *scratch;         /* a wave's arrays, kept between waves */
 };
 
 struct pipeline_write;
+struct pipeline_scratch;
 
 void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_aws_session *s, const char *log_name);
 void ob_pipeline_free(struct ob_pipeline *p);
