@@ -138,9 +138,11 @@ static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const str
          "delivery failed (attempt %" PRId64 ", next in %" PRId64 " ms): %s", e->failures, delay, d->error);
 }
 
-/* The AWS writes of one wave. Marks go on running after the wave (in
- * p->flying, each in its own allocation: the session holds the call);
- * the rare writes run within it. */
+/* The AWS writes of one wave, each in its own allocation, which is kept
+ * for a later write when it is done (p->spare; 1.6 KiB, past malloc's
+ * per-thread cache, and its body's storage with it). Marks go on running
+ * after the wave (in p->flying: the session holds the call); the rare
+ * writes run within it. */
 enum write_kind { WRITE_MARK, WRITE_FAILED, WRITE_DEAD };
 
 struct pipeline_write {
@@ -156,7 +158,7 @@ struct pipeline_write {
 };
 
 struct pipeline_writes {
-    struct pipeline_write *v;
+    struct pipeline_write **v;
     size_t n, cap;
 };
 
@@ -208,17 +210,28 @@ static void scratch_free(struct pipeline_scratch *sc)
     free(sc);
 }
 
-static struct pipeline_write *add_write(struct pipeline_writes *ws, enum write_kind kind, struct ob_entry *e, struct ob_sink_health *h)
+/* A write for e, from the spare ones when there is one; its body empty
+ * (the call is prepared when it runs). */
+static struct pipeline_write *add_write(struct ob_pipeline *p, struct pipeline_writes *ws, enum write_kind kind,
+                                        struct ob_entry *e, struct ob_sink_health *h)
 {
     if (ws->n == ws->cap) {
         ws->cap = ws->cap ? ws->cap * 2 : 64;
         ws->v = ob_xrealloc(ws->v, ws->cap * sizeof *ws->v);
     }
-    struct pipeline_write *x = &ws->v[ws->n++];
-    memset(x, 0, sizeof *x);
+    struct pipeline_write *x = p->spare;
+    if (x) {
+        p->spare = x->next;
+        p->n_spare--;
+    } else {
+        x = ob_xcalloc(1, sizeof *x);
+    }
+    ws->v[ws->n++] = x;
+    ob_buf_reset(&x->body);
     x->kind = kind;
     x->entry = e->id;
     x->latency = h ? h->latency : NULL;
+    x->next = x->prev = NULL;
     return x;
 }
 
@@ -226,15 +239,16 @@ static void add_mark(struct ob_pipeline *p, struct pipeline_writes *ws, struct o
 {
     const struct ob_config *cfg = p->relay->cfg;
     e->next_at_ms = INT64_MAX; /* its mark runs: not picked again until it fails */
-    ob_mark_published_body(&add_write(ws, WRITE_MARK, e, h)->body, cfg->table.name, e->rec.msg.pk, e->rec.msg.sk,
-                           ob_wall_ms(), cfg->table.ttl_seconds);
+    ob_mark_published_body(&add_write(p, ws, WRITE_MARK, e, h)->body, cfg->table.name, e->rec.msg.pk,
+                           e->rec.msg.sk, ob_wall_ms(), cfg->table.ttl_seconds);
 }
 
 /* The rare writes (failures, dead letters) are built as JSON values. */
-static void add_json_write(struct pipeline_writes *ws, enum write_kind kind, struct ob_entry *e, json_t *request)
+static void add_json_write(struct ob_pipeline *p, struct pipeline_writes *ws, enum write_kind kind,
+                           struct ob_entry *e, json_t *request)
 {
     char *text = ob_ddb_request_text("UpdateItem", request);
-    ob_buf_puts(&add_write(ws, kind, e, NULL)->body, text);
+    ob_buf_puts(&add_write(p, ws, kind, e, NULL)->body, text);
     free(text);
     json_decref(request);
 }
@@ -243,7 +257,7 @@ static void dead_letter_write(struct ob_pipeline *p, struct pipeline_writes *ws,
 {
     const struct ob_config *cfg = p->relay->cfg;
     int64_t ttl = with_sink ? cfg->table.ttl_seconds : 0;
-    add_json_write(ws, WRITE_DEAD, e,
+    add_json_write(p, ws, WRITE_DEAD, e,
                    ob_mark_dead_letter_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
                                                e->rec.msg.retry_count + e->failures,
                                                e->last_error ? e->last_error : "dead-lettered", ttl));
@@ -314,17 +328,20 @@ static void write_free(struct pipeline_write *x)
 {
     ob_aws_call_release(&x->call);
     ob_buf_free(&x->body);
+    free(x);
 }
 
-/* A finished mark's allocation (1.6 KiB, past malloc's per-thread cache)
- * is kept for the next, as many as max_in_flight. */
+/* A done write is kept for the next, as many as max_in_flight, with its
+ * body's storage unless that grew big (a long lastError). */
 static void write_recycle(struct ob_pipeline *p, struct pipeline_write *x)
 {
-    write_free(x);
     if (p->n_spare >= (size_t)p->relay->cfg->relay.max_in_flight) {
-        free(x);
+        write_free(x);
         return;
     }
+    ob_aws_call_release(&x->call);
+    if (x->body.cap > 4096)
+        ob_buf_free(&x->body);
     x->next = p->spare;
     p->spare = x;
     p->n_spare++;
@@ -380,16 +397,9 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
     size_t k = 0;
     bool started = false;
     for (size_t i = 0; i < ws->n; i++) {
-        struct pipeline_write *x = &ws->v[i];
+        struct pipeline_write *x = ws->v[i];
         if (x->kind == WRITE_MARK) {
-            struct pipeline_write *m = p->spare;
-            if (m) {
-                p->spare = m->next;
-                p->n_spare--;
-            } else {
-                m = ob_xmalloc(sizeof *m);
-            }
-            *m = *x;
+            struct pipeline_write *m = x;
             ob_ddb_prepare_raw_call(r->ddb, &m->call, "UpdateItem", m->body.data, m->body.len);
             m->call.owner = p;
             m->prev = NULL;
@@ -414,7 +424,7 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
         int64_t wall = ob_wall_ms();
         for (size_t i = 0; i < k; i++) {
             write_done(p, sync[i], now, wall);
-            write_free(sync[i]);
+            write_recycle(p, sync[i]);
         }
     }
     ws->n = 0;
@@ -489,7 +499,7 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
                 add_mark(p, ws, e, h);
             } else {
                 delivery_failed(p, e, &d[i], h, now);
-                add_json_write(ws, WRITE_FAILED, e,
+                add_json_write(p, ws, WRITE_FAILED, e,
                                ob_mark_failed_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk,
                                                       e->rec.msg.retry_count + e->failures, e->last_error));
             }
@@ -590,13 +600,12 @@ void ob_pipeline_free(struct ob_pipeline *p)
         p->flying = x->next;
         ob_aws_abandon(p->session, &x->call);
         write_free(x);
-        free(x);
     }
     p->n_flying = 0;
     while (p->spare) {
         struct pipeline_write *x = p->spare;
         p->spare = x->next;
-        free(x);
+        write_free(x);
     }
     p->n_spare = 0;
     scratch_free(p->scratch);
