@@ -83,7 +83,17 @@ struct ob_http_client {
     struct ob_http_exchange *queue, *queue_tail;
     struct ob_http_exchange *retry, *retry_tail; /* to go again first, at the next dispatch */
     struct ob_http_exchange *done, *done_tail;
+    /* No deadline falls before this: deadlines are only ever added, with
+     * this lowered, or dropped, so expire walks the connections when one
+     * may be due, not on every drive. */
+    int64_t next_expiry;
 };
+
+static void expiry_at(struct ob_http_client *c, int64_t deadline_ms)
+{
+    if (deadline_ms && deadline_ms < c->next_expiry)
+        c->next_expiry = deadline_ms;
+}
 
 static int64_t now_ms(void)
 {
@@ -117,6 +127,7 @@ void ob_http_origin_free(struct ob_http_origin *o)
 struct ob_http_client *ob_http_client_create(const struct ob_http_client_options *opt, struct ob_error *err)
 {
     struct ob_http_client *c = ob_xcalloc(1, sizeof *c);
+    c->next_expiry = INT64_MAX;
     c->opt = *opt;
     if (c->opt.max_connections <= 0)
         c->opt.max_connections = 64;
@@ -534,6 +545,7 @@ static bool conn_open(struct ob_http_client *c, struct http_host *h, struct ob_h
     h->n_conns++;
     if (c->opt.connect_timeout_ms > 0)
         conn->connect_deadline_ms = now_ms() + c->opt.connect_timeout_ms;
+    expiry_at(c, conn->connect_deadline_ms);
     conn_begin(c, conn, ex);
 
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
@@ -961,6 +973,8 @@ static void dispatch(struct ob_http_client *c)
  * none). */
 static int64_t expire(struct ob_http_client *c, int64_t now)
 {
+    if (now < c->next_expiry)
+        return c->next_expiry;
     int64_t next = INT64_MAX;
     for (struct ob_http_exchange *ex = c->queue, *after; ex; ex = after) {
         after = ex->next;
@@ -992,6 +1006,7 @@ static int64_t expire(struct ob_http_client *c, int64_t now)
             if (conn->ex && conn->ex->deadline_ms && conn->ex->deadline_ms < next)
                 next = conn->ex->deadline_ms;
         }
+    c->next_expiry = next;
     return next;
 }
 
@@ -1003,6 +1018,7 @@ void ob_http_client_start(struct ob_http_client *c, struct ob_http_exchange *ex)
     ex->error[0] = '\0';
     ex->requeued = false;
     ex->deadline_ms = c->opt.request_timeout_ms > 0 ? now_ms() + c->opt.request_timeout_ms : 0;
+    expiry_at(c, ex->deadline_ms);
     list_append(&c->queue, &c->queue_tail, ex);
 }
 

@@ -44,11 +44,17 @@ enum ob_err ob_error_prefix(struct ob_error *err, const char *fmt, ...)
     return err->code;
 }
 
+/* The strings are emptied, not zeroed: every call clears its error, and
+ * the struct is over a KiB. */
 void ob_error_clear(struct ob_error *err)
 {
     if (!err)
         return;
-    memset(err, 0, sizeof *err);
+    err->code = OB_OK;
+    err->retriable = false;
+    err->http_status = 0;
+    err->aws_type[0] = '\0';
+    err->msg[0] = '\0';
 }
 
 const char *ob_err_name(enum ob_err code)

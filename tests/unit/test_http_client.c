@@ -204,6 +204,21 @@ TEST(each_answer_framing_gives_its_status_and_body_or_its_failure)
     }
 }
 
+TEST(a_request_times_out_on_its_own_deadline_after_earlier_requests_were_answered)
+{
+    static const struct step steps[] = {
+        { "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false },
+        { NULL, false },
+    };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    CHECK(play(steps, 3, 300, &s, &ex, &rx));
+    CHECK_INT(ex.failure, OB_HTTP_TIMEOUT);
+    ob_buf_free(&rx);
+}
+
 TEST(requests_share_one_kept_alive_connection)
 {
     static const struct step steps[] = {
