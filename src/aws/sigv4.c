@@ -200,13 +200,25 @@ struct canon_header {
     size_t order; /* keeps repeated headers in request order through qsort */
 };
 
-static int canon_header_cmp(const void *a, const void *b)
+static int canon_header_cmp(const struct canon_header *x, const struct canon_header *y)
 {
-    const struct canon_header *x = a, *y = b;
     int c = strcmp(x->name, y->name);
     if (c)
         return c;
     return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* A request signs a handful of headers: insertion sort beats qsort's
+ * merge sort and its callbacks there. */
+static void sort_headers(struct canon_header *h, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        struct canon_header x = h[i];
+        size_t j = i;
+        for (; j > 0 && canon_header_cmp(&h[j - 1], &x) > 0; j--)
+            h[j] = h[j - 1];
+        h[j] = x;
+    }
 }
 
 static bool is_space(char c)
@@ -462,7 +474,7 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     rc = collect_headers(req, sign_token, out, hdrs, &n_hdrs, &out->names, err);
     if (rc)
         goto out;
-    qsort(hdrs, n_hdrs, sizeof *hdrs, canon_header_cmp);
+    sort_headers(hdrs, n_hdrs);
 
     struct ob_buf *cr = &out->canonical_request;
     /* Sized for a typical request at once: signing runs per request. */

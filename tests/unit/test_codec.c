@@ -181,3 +181,18 @@ TEST(joined_strings_fill_a_fixed_buffer_and_say_when_they_were_cut)
     CHECK_STR(b, "abcdefg");
     CHECK(ob_str_join(b, sizeof b, "abcdefg", NULL));
 }
+
+TEST(hex_writes_every_byte_as_two_lowercase_digits)
+{
+    uint8_t bytes[256];
+    char out[513], want[3];
+    for (int i = 0; i < 256; i++)
+        bytes[i] = (uint8_t)i;
+    ob_hex_encode(bytes, sizeof bytes, out);
+    CHECK_INT(strlen(out), 512);
+    for (int i = 0; i < 256; i++) {
+        snprintf(want, sizeof want, "%02x", i);
+        if (memcmp(out + 2 * i, want, 2) != 0)
+            CHECK_INT(i, -1); /* names the first byte that differs */
+    }
+}
