@@ -283,32 +283,54 @@ static void sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
     SHA256_Final(md, &c);
 }
 
-/* HMAC (RFC 2104): H(K^opad || H(K^ipad || m)). */
-static void hmac_sha256(const void *key, size_t key_len, const void *data, size_t len, unsigned char md[SHA256_LEN])
+/* HMAC (RFC 2104): H(K^opad || H(K^ipad || m)). A key's two padded blocks
+ * are hashed once into a keyed state; each message then costs the hash of
+ * the message and of one digest. */
+struct hmac_key {
+    SHA256_CTX inner, outer;
+};
+_Static_assert(sizeof(struct hmac_key) <= sizeof(((struct ob_sigv4_key_cache *)0)->keyed),
+               "the key cache holds a keyed HMAC state");
+
+static void hmac_key_init(struct hmac_key *hk, const void *key, size_t key_len)
 {
     enum { BLOCK = 64 };
-    unsigned char k[BLOCK] = { 0 }, pad[BLOCK], inner[SHA256_LEN];
-    SHA256_CTX c;
+    unsigned char k[BLOCK] = { 0 }, pad[BLOCK];
     if (key_len > BLOCK)
         sha256(key, key_len, k);
     else
         memcpy(k, key, key_len);
     for (size_t i = 0; i < BLOCK; i++)
         pad[i] = k[i] ^ 0x36;
-    SHA256_Init(&c);
-    SHA256_Update(&c, pad, BLOCK);
-    SHA256_Update(&c, data, len);
-    SHA256_Final(inner, &c);
+    SHA256_Init(&hk->inner);
+    SHA256_Update(&hk->inner, pad, BLOCK);
     for (size_t i = 0; i < BLOCK; i++)
         pad[i] = k[i] ^ 0x5c;
-    SHA256_Init(&c);
-    SHA256_Update(&c, pad, BLOCK);
-    SHA256_Update(&c, inner, sizeof inner);
-    SHA256_Final(md, &c);
+    SHA256_Init(&hk->outer);
+    SHA256_Update(&hk->outer, pad, BLOCK);
     explicit_bzero(k, sizeof k);
     explicit_bzero(pad, sizeof pad);
+}
+
+static void hmac_key_sign(const struct hmac_key *hk, const void *data, size_t len, unsigned char md[SHA256_LEN])
+{
+    unsigned char inner[SHA256_LEN];
+    SHA256_CTX c = hk->inner;
+    SHA256_Update(&c, data, len);
+    SHA256_Final(inner, &c);
+    c = hk->outer;
+    SHA256_Update(&c, inner, sizeof inner);
+    SHA256_Final(md, &c);
     explicit_bzero(inner, sizeof inner);
     explicit_bzero(&c, sizeof c);
+}
+
+static void hmac_sha256(const void *key, size_t key_len, const void *data, size_t len, unsigned char md[SHA256_LEN])
+{
+    struct hmac_key hk;
+    hmac_key_init(&hk, key, key_len);
+    hmac_key_sign(&hk, data, len, md);
+    explicit_bzero(&hk, sizeof hk);
 }
 
 static void derive_signing_key(const char *secret, const char *date8, const char *region, const char *service,
@@ -510,6 +532,8 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     ob_buf_cat(&out->string_to_sign, "AWS4-HMAC-SHA256\n", params->amz_date, "\n", scope->data, "\n", creq_hex,
                NULL);
 
+    /* The signing key as a keyed HMAC state, cached for the day. */
+    struct hmac_key hk;
     bool have_key = false;
     char cache_scope[sizeof cache->scope];
     bool cacheable = cache && ob_str_join(cache_scope, sizeof cache_scope, creds->access_key_id, "/", date8, "/",
@@ -517,23 +541,25 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     if (cacheable) {
         pthread_mutex_lock(&cache->mu);
         if (cache->valid && strcmp(cache->scope, cache_scope) == 0) {
-            memcpy(key, cache->key, sizeof key);
+            memcpy(&hk, cache->keyed, sizeof hk);
             have_key = true;
         }
         pthread_mutex_unlock(&cache->mu);
     }
     if (!have_key) {
         derive_signing_key(creds->secret_access_key, date8, params->region, params->service, key);
+        hmac_key_init(&hk, key, sizeof key);
         if (cacheable) {
             pthread_mutex_lock(&cache->mu);
             memcpy(cache->scope, cache_scope, sizeof cache_scope);
-            memcpy(cache->key, key, sizeof key);
+            memcpy(cache->keyed, &hk, sizeof hk);
             cache->valid = true;
             pthread_mutex_unlock(&cache->mu);
         }
     }
 
-    hmac_sha256(key, sizeof key, out->string_to_sign.data, out->string_to_sign.len, md);
+    hmac_key_sign(&hk, out->string_to_sign.data, out->string_to_sign.len, md);
+    explicit_bzero(&hk, sizeof hk);
     ob_hex_encode(md, sizeof md, out->signature);
     ob_buf_cat(&out->authorization, "AWS4-HMAC-SHA256 Credential=", creds->access_key_id, "/", scope->data,
                ", SignedHeaders=", signed_names->data, ", Signature=", out->signature, NULL);
@@ -581,7 +607,7 @@ void ob_sigv4_key_cache_init(struct ob_sigv4_key_cache *cache)
 void ob_sigv4_key_cache_destroy(struct ob_sigv4_key_cache *cache)
 {
     pthread_mutex_destroy(&cache->mu);
-    explicit_bzero(cache->key, sizeof cache->key);
+    explicit_bzero(cache->keyed, sizeof cache->keyed);
     cache->valid = false;
 }
 

@@ -94,7 +94,9 @@ struct ob_sigv4_key_cache {
      * access key id stands for the secret; AWS never reuses one for
      * another secret. */
     char scope[256];
-    unsigned char key[32];
+    /* The signing key's keyed HMAC state (its padded blocks already
+     * hashed), opaque here: its type is private to the signer. */
+    _Alignas(16) unsigned char keyed[256];
 };
 
 void ob_sigv4_key_cache_init(struct ob_sigv4_key_cache *cache);
