@@ -5,8 +5,9 @@
  * signature and signed request. The suites' query-signing (presigned URL)
  * results are not checked: outboxd only signs with an Authorization header.
  *
- * The suites are found at $OB_SIGV4_VECTORS, else ../shared/vectors/sigv4
- * from the repository root, where the tests run. */
+ * The suites are found at $OB_SIGV4_VECTORS, else in tests/vectors/sigv4
+ * (a byte-for-byte copy kept in the repository, so a clean clone tests
+ * itself) from the repository root, where the tests run. */
 #include <dirent.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -26,7 +27,7 @@
 static const char *vectors_dir(void)
 {
     const char *d = getenv("OB_SIGV4_VECTORS");
-    return d && *d ? d : "../shared/vectors/sigv4";
+    return d && *d ? d : "tests/vectors/sigv4";
 }
 
 /* Formats a path into b (reset first) and returns it. */
