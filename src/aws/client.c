@@ -480,9 +480,9 @@ static void call_enter(struct ob_aws_session *s, struct ob_aws_call *call, bool 
     s->calls = call;
 }
 
-/* Starts the calls that are due, sends and receives for up to wait_ms,
- * and settles what finished. */
-static void session_step(struct ob_aws_session *s, int64_t wait)
+/* Starts the calls that are due, sends and (unless send_only) receives
+ * for up to wait ms, and settles what finished. */
+static void session_step(struct ob_aws_session *s, int64_t wait, bool send_only)
 {
     if (atomic_load(&s->canceled)) {
         while (s->calls) {
@@ -515,7 +515,10 @@ static void session_step(struct ob_aws_session *s, int64_t wait)
     }
     /* Sends what was just started, then waits for an answer, a retry's
      * time or a cancel. */
-    ob_http_client_drive(s->http, wait > 0 ? (int)wait : 0);
+    if (send_only)
+        ob_http_client_send(s->http);
+    else
+        ob_http_client_drive(s->http, wait > 0 ? (int)wait : 0);
     struct ob_http_exchange *ex;
     while ((ex = ob_http_client_next_done(s->http))) {
         struct ob_aws_call *call = ex->user;
@@ -532,12 +535,17 @@ void ob_aws_run(struct ob_aws_session *s, struct ob_aws_call *const *calls, size
         call_enter(s, calls[i], false);
     for (size_t i = 0; i < n; i++)
         while (calls[i]->state != CALL_DONE)
-            session_step(s, 1000);
+            session_step(s, 1000, false);
 }
 
 void ob_aws_start(struct ob_aws_session *s, struct ob_aws_call *call)
 {
     call_enter(s, call, true);
+}
+
+void ob_aws_send(struct ob_aws_session *s)
+{
+    session_step(s, 0, true);
 }
 
 void ob_aws_poll(struct ob_aws_session *s, int timeout_ms)
@@ -547,7 +555,7 @@ void ob_aws_poll(struct ob_aws_session *s, int timeout_ms)
     int64_t until = now_ms() + timeout_ms;
     for (;;) {
         int64_t left = until - now_ms();
-        session_step(s, s->done || left < 0 ? 0 : left);
+        session_step(s, s->done || left < 0 ? 0 : left, false);
         if (s->done || left <= 0 || atomic_load(&s->canceled))
             return;
     }

@@ -121,6 +121,8 @@ void ob_aws_start(struct ob_aws_session *s, struct ob_aws_call *call);
  * for one to finish (not at all when one, of any owner, is waiting to be
  * taken). */
 void ob_aws_poll(struct ob_aws_session *s, int timeout_ms);
+/* Sends the calls just started, without looking for answers. */
+void ob_aws_send(struct ob_aws_session *s);
 /* The first finished call started by owner, or NULL. */
 struct ob_aws_call *ob_aws_next_done(struct ob_aws_session *s, const void *owner);
 void ob_aws_abandon(struct ob_aws_session *s, struct ob_aws_call *call);

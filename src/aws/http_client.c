@@ -87,7 +87,13 @@ struct ob_http_client {
      * this lowered, or dropped, so expire walks the connections when one
      * may be due, not on every drive. */
     int64_t next_expiry;
+    /* When every pending event was last handled. */
+    int64_t events_seen_ms;
 };
+
+/* Servers close idle connections after seconds; events looked at this
+ * recently tell what happened to them. */
+#define EVENTS_FRESH_MS 20
 
 static void expiry_at(struct ob_http_client *c, int64_t deadline_ms)
 {
@@ -128,6 +134,7 @@ struct ob_http_client *ob_http_client_create(const struct ob_http_client_options
 {
     struct ob_http_client *c = ob_xcalloc(1, sizeof *c);
     c->next_expiry = INT64_MAX;
+    c->events_seen_ms = -EVENTS_FRESH_MS; /* never: the monotonic clock starts at 0 */
     c->opt = *opt;
     if (c->opt.max_connections <= 0)
         c->opt.max_connections = 64;
@@ -1035,8 +1042,9 @@ void ob_http_client_abort(struct ob_http_client *c, struct ob_http_exchange *ex)
         list_remove(&c->done, &c->done_tail, ex);
 }
 
-/* Waits up to timeout_ms for events and handles them. */
-static void handle_events(struct ob_http_client *c, int timeout_ms)
+/* Waits up to timeout_ms for events and handles them; returns whether
+ * that was all of them. */
+static bool handle_events(struct ob_http_client *c, int timeout_ms)
 {
     struct epoll_event events[EVENTS_PER_WAIT];
     int n = epoll_wait(c->epoll_fd, events, EVENTS_PER_WAIT, timeout_ms);
@@ -1050,23 +1058,41 @@ static void handle_events(struct ob_http_client *c, int timeout_ms)
         }
         conn_on_event(c, events[i].data.ptr, events[i].events);
     }
+    return n < EVENTS_PER_WAIT;
+}
+
+/* Sends what is queued; returns the next deadline (INT64_MAX: none). */
+static int64_t send_queued(struct ob_http_client *c, int64_t now)
+{
+    /* Before requests go out on idle connections: what happened to those
+     * meanwhile (a server closing one) is known first. A busy client has
+     * just looked, and is spared a look that finds nothing. */
+    if ((c->queue || c->retry) && now - c->events_seen_ms >= EVENTS_FRESH_MS && handle_events(c, 0))
+        c->events_seen_ms = now;
+    dispatch(c);
+    return expire(c, now);
+}
+
+void ob_http_client_send(struct ob_http_client *c)
+{
+    send_queued(c, now_ms());
 }
 
 void ob_http_client_drive(struct ob_http_client *c, int timeout_ms)
 {
-    /* Before requests go out on idle connections: what happened to those
-     * meanwhile (a server closing one) is known first. */
-    if (c->queue || c->retry)
-        handle_events(c, 0);
-    dispatch(c);
     int64_t now = now_ms();
-    int64_t next = expire(c, now);
+    int64_t next = send_queued(c, now);
+    /* With answers waiting to be collected the caller comes back at once:
+     * a look for more events now would mostly find none. */
     if (c->done)
-        timeout_ms = 0;
-    else if (next != INT64_MAX && next - now < timeout_ms)
+        return;
+    if (next != INT64_MAX && next - now < timeout_ms)
         timeout_ms = next - now > 0 ? (int)(next - now) : 0;
-    handle_events(c, timeout_ms);
-    expire(c, now_ms());
+    bool all = handle_events(c, timeout_ms);
+    now = now_ms();
+    if (all)
+        c->events_seen_ms = now;
+    expire(c, now);
 }
 
 struct ob_http_exchange *ob_http_client_next_done(struct ob_http_client *c)

@@ -95,6 +95,9 @@ void ob_http_client_abort(struct ob_http_client *c, struct ob_http_exchange *ex)
  * for something to happen; returns early on ob_http_client_wakeup or when
  * an exchange is done. */
 void ob_http_client_drive(struct ob_http_client *c, int timeout_ms);
+/* Sends what was queued (connecting where needed) without looking for
+ * answers: for a caller that looks later, after other work. */
+void ob_http_client_send(struct ob_http_client *c);
 
 /* The finished exchanges, one per call, then NULL. */
 struct ob_http_exchange *ob_http_client_next_done(struct ob_http_client *c);

@@ -417,7 +417,7 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
         calls[k++] = &x->call;
     }
     if (started)
-        ob_aws_poll(p->session, 0); /* the marks go out now */
+        ob_aws_send(p->session); /* the marks go out now */
     if (k) {
         ob_aws_run(p->session, calls, k);
         settle_units(p, sync, k);

@@ -279,7 +279,7 @@ static bool cold_check_start(struct ob_shard_worker *w)
     if (k == 0)
         return false;
     rd->lookup = ob_items_lookup_start(w->session, r->ddb, r->cfg->table.name, rd->keys, k, rd->states);
-    ob_aws_poll(w->session, 0); /* the lookups go out now */
+    ob_aws_send(w->session); /* the lookups go out now */
     return true;
 }
 
@@ -332,7 +332,7 @@ static void read_start(struct ob_shard_worker *w)
     w->read.call.owner = w;
     w->read.phase = READ_RECORDS;
     ob_aws_start(w->session, &w->read.call);
-    ob_aws_poll(w->session, 0); /* it goes out now */
+    ob_aws_send(w->session); /* it goes out now */
 }
 
 /* The GetRecords answered. */
