@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -1327,6 +1328,23 @@ static void put_keys(struct ob_buf *b, const struct table *t, const struct item 
     ob_buf_putc(b, '}');
 }
 
+/* Room for extra more bytes in a shard's log. The log only grows, into
+ * memory never touched: its new pages are faulted in by one call, not one
+ * fault per page on first write, which under a hypervisor costs more than
+ * writing the record. */
+static void log_reserve(struct ob_buf *b, size_t extra)
+{
+    size_t old_cap = b->cap;
+    ob_buf_reserve(b, extra);
+    if (b->cap == old_cap || b->cap < (1u << 20))
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)b->data + b->len + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)b->data + b->cap) & ~(page - 1);
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE); /* a hint: pages fault in anyway */
+}
+
 /* Appends one change of it to the shard of its hash key. new/old: the
  * images after and before, NULL when absent. */
 static void stream_record(struct table *t, const struct item *it, const char *new_img, size_t new_len,
@@ -1341,6 +1359,7 @@ static void stream_record(struct table *t, const struct item *it, const char *ne
     }
     uint64_t seq = ++srv.seq;
     struct ob_buf *b = &sh->log;
+    log_reserve(b, 1024 + new_len + old_len + 2 * strlen(it->key));
     size_t off = b->len;
     bool keys_only = strcmp(t->view_type, "KEYS_ONLY") == 0;
     bool want_new = !keys_only && strcmp(t->view_type, "OLD_IMAGE") != 0;
