@@ -497,6 +497,23 @@ TEST(record_retry_count_may_be_written_with_an_exponent)
     ob_record_free(&r);
 }
 
+TEST(record_retry_count_is_read_whole_up_to_1e15_and_beyond_is_poison)
+{
+    struct ob_record r = {0};
+    CHECK_INT(decode_with("retryCount", "{\"N\":\"999999999999999\"}", &r), OB_RECORD_MESSAGE);
+    CHECK(r.msg.retry_count == 999999999999999);
+    ob_record_free(&r);
+    CHECK_INT(decode_with("retryCount", "{\"N\":\"0007\"}", &r), OB_RECORD_MESSAGE);
+    CHECK_INT(r.msg.retry_count, 7);
+    ob_record_free(&r);
+    static const struct poison_case cases[] = {
+        {"retryCount", "{\"N\":\"10000000000000001\"}", "attribute retryCount is not a whole number of at least 0"},
+        {"retryCount", "{\"N\":\"\"}", "attribute retryCount is not a whole number of at least 0"},
+        {"retryCount", "{\"N\":\"12a\"}", "attribute retryCount is not a whole number of at least 0"},
+    };
+    CHECK_POISON_CASES(cases);
+}
+
 TEST(record_attribute_that_is_not_an_attribute_value_is_poison)
 {
     static const struct poison_case cases[] = {
