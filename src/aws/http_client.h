@@ -95,8 +95,10 @@ void ob_http_client_abort(struct ob_http_client *c, struct ob_http_exchange *ex)
  * for something to happen; returns early on ob_http_client_wakeup or when
  * an exchange is done. */
 void ob_http_client_drive(struct ob_http_client *c, int timeout_ms);
-/* Sends what was queued (connecting where needed) without looking for
- * answers: for a caller that looks later, after other work. */
+/* Sends what was queued without looking for answers, for a caller that
+ * looks later, after other work: on a kept-alive connection a request
+ * goes out now; one that needs a new connection starts connecting and
+ * goes out from the drive that finds it connected. */
 void ob_http_client_send(struct ob_http_client *c);
 
 /* The finished exchanges, one per call, then NULL. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -26,6 +27,7 @@ struct server {
     const struct step *steps;
     size_t n_steps;
     int accepted;
+    atomic_int requests_read; /* watched while the server runs */
     pthread_t thread;
 };
 
@@ -72,6 +74,7 @@ static void *serve(void *arg)
             i--; /* the client hung up: the same step on the next connection */
             continue;
         }
+        atomic_fetch_add(&s->requests_read, 1);
         const struct step *st = &s->steps[i];
         if (!st->answer) {
             char c;
@@ -235,6 +238,42 @@ TEST(requests_share_one_kept_alive_connection)
     CHECK(play(steps, 3, 0, &s, &ex, &rx));
     CHECK_STR(ob_buf_cstr(&rx), "c");
     CHECK_INT(s.accepted, 1);
+    ob_buf_free(&rx);
+}
+
+TEST(a_request_sent_on_a_kept_alive_connection_goes_out_before_any_drive)
+{
+    static const struct step steps[] = {
+        { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", false },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb", false },
+    };
+    static const char head[] = "POST /x HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\n";
+    struct server s;
+    server_start(&s, steps, 2);
+    struct ob_http_origin o = { 0 };
+    ob_http_origin_set(&o, false, "127.0.0.1", s.port);
+    struct ob_http_client *c = client(0);
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange(c, &o, &ex, &rx); /* opens the connection and keeps it */
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+
+    ob_buf_reset(&rx);
+    ex = (struct ob_http_exchange){ .origin = &o, .head = head, .head_len = sizeof head - 1, .body = "{}",
+                                    .body_len = 2, .rx = &rx };
+    ob_http_client_start(c, &ex);
+    ob_http_client_send(c);
+    for (int i = 0; i < 200 && atomic_load(&s.requests_read) < 2; i++)
+        usleep(10000);
+    CHECK_INT(atomic_load(&s.requests_read), 2);
+    CHECK(ob_http_client_next_done(c) == NULL); /* the answer is not looked for until a drive */
+    for (int i = 0; i < 50 && ob_http_client_next_done(c) != &ex; i++)
+        ob_http_client_drive(c, 100);
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+    CHECK_STR(ob_buf_cstr(&rx), "b");
+    ob_http_client_destroy(c);
+    ob_http_origin_free(&o);
+    server_stop(&s);
     ob_buf_free(&rx);
 }
 
