@@ -84,16 +84,11 @@ struct ob_http_client {
     struct ob_http_exchange *retry, *retry_tail; /* to go again first, at the next dispatch */
     struct ob_http_exchange *done, *done_tail;
     /* No deadline falls before this: deadlines are only ever added, with
-     * this lowered, or dropped, so expire walks the connections when one
-     * may be due, not on every drive. */
+     * this lowered, or dropped (a requeued exchange keeps its own, and
+     * expire counts it), so expire walks the connections when one may be
+     * due, not on every drive. */
     int64_t next_expiry;
-    /* When every pending event was last handled. */
-    int64_t events_seen_ms;
 };
-
-/* Servers close idle connections after seconds; events looked at this
- * recently tell what happened to them. */
-#define EVENTS_FRESH_MS 20
 
 static void expiry_at(struct ob_http_client *c, int64_t deadline_ms)
 {
@@ -134,7 +129,6 @@ struct ob_http_client *ob_http_client_create(const struct ob_http_client_options
 {
     struct ob_http_client *c = ob_xcalloc(1, sizeof *c);
     c->next_expiry = INT64_MAX;
-    c->events_seen_ms = -EVENTS_FRESH_MS; /* never: the monotonic clock starts at 0 */
     c->opt = *opt;
     if (c->opt.max_connections <= 0)
         c->opt.max_connections = 64;
@@ -256,7 +250,7 @@ static size_t request_len(const struct ob_http_exchange *ex)
  * again, once, on a new connection: the server cannot have acted on it.
  * Once written it may have (a POST is not replayable): the caller hears of
  * the failure and its own retry decides. Idle connections the server
- * closed are mostly found before they are reused (ob_http_client_drive). */
+ * closed are mostly found before they are reused (send_queued). */
 static void conn_broken(struct ob_http_client *c, struct http_conn *conn, int os_errno)
 {
     struct ob_http_exchange *ex = conn->ex;
@@ -993,6 +987,11 @@ static int64_t expire(struct ob_http_client *c, int64_t now)
             next = ex->deadline_ms;
         }
     }
+    /* Requeued ones go out again at the next dispatch, and are failed
+     * there if late: their deadlines still count. */
+    for (struct ob_http_exchange *ex = c->retry; ex; ex = ex->next)
+        if (ex->deadline_ms && ex->deadline_ms < next)
+            next = ex->deadline_ms;
     for (struct http_host *h = c->hosts; h; h = h->next)
         for (struct http_conn *conn = h->conns, *after; conn; conn = after) {
             after = conn->next;
@@ -1042,9 +1041,8 @@ void ob_http_client_abort(struct ob_http_client *c, struct ob_http_exchange *ex)
         list_remove(&c->done, &c->done_tail, ex);
 }
 
-/* Waits up to timeout_ms for events and handles them; returns whether
- * that was all of them. */
-static bool handle_events(struct ob_http_client *c, int timeout_ms)
+/* Waits up to timeout_ms for events and handles them. */
+static void handle_events(struct ob_http_client *c, int timeout_ms)
 {
     struct epoll_event events[EVENTS_PER_WAIT];
     int n = epoll_wait(c->epoll_fd, events, EVENTS_PER_WAIT, timeout_ms);
@@ -1058,17 +1056,17 @@ static bool handle_events(struct ob_http_client *c, int timeout_ms)
         }
         conn_on_event(c, events[i].data.ptr, events[i].events);
     }
-    return n < EVENTS_PER_WAIT;
 }
 
 /* Sends what is queued; returns the next deadline (INT64_MAX: none). */
 static int64_t send_queued(struct ob_http_client *c, int64_t now)
 {
     /* Before requests go out on idle connections: what happened to those
-     * meanwhile (a server closing one) is known first. A busy client has
-     * just looked, and is spared a look that finds nothing. */
-    if ((c->queue || c->retry) && now - c->events_seen_ms >= EVENTS_FRESH_MS && handle_events(c, 0))
-        c->events_seen_ms = now;
+     * meanwhile is known first. A server may close one right after its
+     * answer, without saying so; a request written into it would fail
+     * without having been read. */
+    if (c->queue || c->retry)
+        handle_events(c, 0);
     dispatch(c);
     return expire(c, now);
 }
@@ -1088,11 +1086,8 @@ void ob_http_client_drive(struct ob_http_client *c, int timeout_ms)
         return;
     if (next != INT64_MAX && next - now < timeout_ms)
         timeout_ms = next - now > 0 ? (int)(next - now) : 0;
-    bool all = handle_events(c, timeout_ms);
-    now = now_ms();
-    if (all)
-        c->events_seen_ms = now;
-    expire(c, now);
+    handle_events(c, timeout_ms);
+    expire(c, now_ms());
 }
 
 struct ob_http_exchange *ob_http_client_next_done(struct ob_http_client *c)

@@ -129,9 +129,10 @@ void ob_iso8601_ms(int64_t epoch_ms, char out[OB_ISO8601_LEN])
         secs -= 1;
     }
     /* Each thread keeps the last second's text: a mark formats one a message. */
-    static _Thread_local time_t last_secs = -1;
+    static _Thread_local bool have_last;
+    static _Thread_local time_t last_secs;
     static _Thread_local char last[20];
-    if (secs != last_secs) {
+    if (!have_last || secs != last_secs) {
         struct ob_utc t;
         ob_utc_from_epoch(secs, &t);
         /* Fixed-width fields written by hand: every value is in range here. */
@@ -144,6 +145,7 @@ void ob_iso8601_ms(int64_t epoch_ms, char out[OB_ISO8601_LEN])
             *w++ = seps[f];
         }
         last_secs = secs;
+        have_last = true;
     }
     memcpy(out, last, 20);
     char *w = ob_put_digits(out + 20, ms, 3);

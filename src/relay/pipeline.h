@@ -23,7 +23,7 @@ struct ob_pipeline {
     void *ctx;
     struct pipeline_write *flying;            /* marks running in the session */
     size_t n_flying;
-    struct pipeline_write *spare;             /* finished marks' allocations, for the next */
+    struct pipeline_write *spare;             /* finished writes' allocations, for the next */
     size_t n_spare;
     struct pipeline_scratch *scratch;         /* a wave's arrays, kept between waves */
 };

@@ -1,6 +1,7 @@
 /* base64, ISO 8601 and UUIDv7: the encodings every outbox item carries. */
 #include "test.h"
 
+#include <pthread.h>
 #include <time.h>
 
 #include "core/codec.h"
@@ -53,6 +54,23 @@ TEST(iso8601_formats_utc_with_milliseconds)
     CHECK_STR(s, "1970-01-01T00:00:00.000Z");
     ob_iso8601_ms(1764108312123LL, s);
     CHECK_STR(s, "2025-11-25T22:05:12.123Z");
+}
+
+static void *format_before_the_epoch(void *out)
+{
+    ob_iso8601_ms(-500, out);
+    return NULL;
+}
+
+TEST(iso8601_formats_the_second_before_the_epoch_first_on_its_thread)
+{
+    /* A thread keeps its last second's text; none is kept yet, whatever
+     * the second. */
+    char s[OB_ISO8601_LEN] = "";
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, format_before_the_epoch, s), 0);
+    pthread_join(t, NULL);
+    CHECK_STR(s, "1969-12-31T23:59:59.500Z");
 }
 
 TEST(utc_calendar_time_agrees_with_gmtime_across_four_centuries)

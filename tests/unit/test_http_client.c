@@ -161,10 +161,7 @@ static bool play(const struct step *steps, size_t n, int64_t timeout_ms, struct 
             ob_test_fail(__FILE__, __LINE__, "exchange %zu failed: %s", i, last->error);
             all_answered = false;
         }
-        /* Lets the server act on its step (a close) first, and lets the
-         * client's last look at events grow older than the 20 ms within
-         * which it trusts it (a close it has not seen yet is a race). */
-        usleep(50000);
+        usleep(20000); /* lets the server act on its step (close) first */
     }
     ob_http_client_destroy(c);
     ob_http_origin_free(&o);
