@@ -27,7 +27,7 @@
 
 /* Connections to a batch's URLs at most, and a pool of clients. */
 #define MAX_CONNECTIONS 1024
-#define KEPT_BODY_MAX (64u << 10) /* a kept request's structured body, at most */
+#define KEPT_BUF_MAX (64u << 10) /* a kept request's head or body, at most */
 
 struct http_pooled {
     struct ob_http_client *client;
@@ -220,7 +220,8 @@ static void reqs_free(struct http_req *reqs, size_t n)
 }
 
 /* n requests for a batch, from p's kept ones: emptied, their buffers'
- * storage kept unless it grew big (a structured body). */
+ * storage kept unless it grew big (a structured body, a message with
+ * large headers). */
 static struct http_req *reqs_take(struct http_pooled *p, size_t n)
 {
     if (n > p->n_reqs) {
@@ -231,7 +232,9 @@ static struct http_req *reqs_take(struct http_pooled *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct http_req *r = &p->reqs[i];
         struct ob_buf head = r->head, body = r->body;
-        if (body.cap > KEPT_BODY_MAX)
+        if (head.cap > KEPT_BUF_MAX)
+            ob_buf_free(&head);
+        if (body.cap > KEPT_BUF_MAX)
             ob_buf_free(&body);
         target_free(&r->dest);
         memset(r, 0, sizeof *r);
