@@ -75,7 +75,20 @@ $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-tests-build: $(BIN) $(UNIT_BIN) $(TOOL_BIN)
+# The signer once more as built against an OpenSSL without its deprecated
+# API (its EVP path), run on the same vectors.
+SIGV4_EVP_OBJ := $(BUILD)/tests/evp/sigv4.o
+
+$(SIGV4_EVP_OBJ): src/aws/sigv4.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (no deprecated OpenSSL)")
+	$(Q)$(CC) $(ALL_CFLAGS) -DOPENSSL_NO_DEPRECATED -c -o $@ $<
+
+$(BUILD)/tests/test_sigv4_evp: $(BUILD)/tests/unit/test_sigv4.o $(BUILD)/tests/unit/test_main.o $(SIGV4_EVP_OBJ) $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/unit/test_main.o $(SIGV4_EVP_OBJ) $(LIB) $(LDLIBS)
+
+tests-build: $(BIN) $(UNIT_BIN) $(TOOL_BIN) $(BUILD)/tests/test_sigv4_evp
 
 deps:
 	@scripts/deps.sh
@@ -140,7 +153,8 @@ clean:
 	rm -rf build build-asan build-tsan build-clang
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d) \
-         $(BUILD)/tests/unit/test_main.d $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%.d)
+         $(BUILD)/tests/unit/test_main.d $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%.d) \
+         $(SIGV4_EVP_OBJ:.o=.d)
 
 # Benchmark instruments (tests/bench/, see its README): an in-memory DynamoDB
 # and Streams server and the client that measures its ceiling.

@@ -9,8 +9,12 @@
  * favour of EVP: an EVP digest init allocates its provider context (four
  * per signed request) and each call dispatches through the provider. These
  * run the same assembly (SHA-NI where the CPU has it) on a context on the
- * stack, and cannot fail. */
+ * stack, and cannot fail. An OpenSSL built without its deprecated API
+ * gets the EVP path (and so does a FIPS build that wants every digest to
+ * go through its provider). */
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 
@@ -273,6 +277,36 @@ static bool is_unsigned_header(const char *lname)
     return false;
 }
 
+#ifdef OPENSSL_NO_DEPRECATED_3_0
+/* A digest that fails (no provider offers SHA-256) leaves zeros: the
+ * signature is then refused by AWS, which names the failure. */
+static void sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
+{
+    if (!EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL))
+        memset(md, 0, SHA256_LEN);
+}
+
+/* HMAC (RFC 2104) by OpenSSL; the key is kept as HMAC pads it (hashed
+ * when longer than a block), which gives the same MAC. */
+struct hmac_key {
+    unsigned char k[64];
+};
+
+static void hmac_key_init(struct hmac_key *hk, const void *key, size_t key_len)
+{
+    memset(hk->k, 0, sizeof hk->k);
+    if (key_len > sizeof hk->k)
+        sha256(key, key_len, hk->k);
+    else
+        memcpy(hk->k, key, key_len);
+}
+
+static void hmac_key_sign(const struct hmac_key *hk, const void *data, size_t len, unsigned char md[SHA256_LEN])
+{
+    if (!HMAC(EVP_sha256(), hk->k, sizeof hk->k, data, len, md, NULL))
+        memset(md, 0, SHA256_LEN);
+}
+#else
 /* Not the one-shot SHA256(): OpenSSL 3 made it an EVP_Q_digest, which
  * fetches the algorithm on every call. */
 static void sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
@@ -289,8 +323,6 @@ static void sha256(const void *data, size_t len, unsigned char md[SHA256_LEN])
 struct hmac_key {
     SHA256_CTX inner, outer;
 };
-_Static_assert(sizeof(struct hmac_key) <= sizeof(((struct ob_sigv4_key_cache *)0)->keyed),
-               "the key cache holds a keyed HMAC state");
 
 static void hmac_key_init(struct hmac_key *hk, const void *key, size_t key_len)
 {
@@ -324,6 +356,10 @@ static void hmac_key_sign(const struct hmac_key *hk, const void *data, size_t le
     explicit_bzero(inner, sizeof inner);
     explicit_bzero(&c, sizeof c);
 }
+
+#endif
+_Static_assert(sizeof(struct hmac_key) <= sizeof(((struct ob_sigv4_key_cache *)0)->keyed),
+               "the key cache holds a keyed HMAC state");
 
 static void hmac_sha256(const void *key, size_t key_len, const void *data, size_t len, unsigned char md[SHA256_LEN])
 {
