@@ -415,20 +415,28 @@ static bool parse_count(const char *s, int64_t *out)
     return true;
 }
 
+/* A span of 1 to max decimal digits and nothing else (an escaped span's
+ * backslash is no digit), read without a copy; max ≤ 18 cannot overflow. */
+static bool span_digits(const struct ob_jspan *v, size_t max, int64_t *out)
+{
+    if (v->len == 0 || v->len > max)
+        return false;
+    int64_t n = 0;
+    for (size_t i = 0; i < v->len; i++) {
+        if (v->s[i] < '0' || v->s[i] > '9')
+            return false;
+        n = n * 10 + (v->s[i] - '0');
+    }
+    *out = n;
+    return true;
+}
+
 /* A count as parse_count reads it; plain digits, nearly every count,
  * without a copy. */
 static bool span_count(const struct ob_jspan *v, int64_t *out)
 {
-    if (!v->escaped && v->len > 0 && v->len <= 15) {
-        int64_t n = 0;
-        size_t i = 0;
-        for (; i < v->len && v->s[i] >= '0' && v->s[i] <= '9'; i++)
-            n = n * 10 + (v->s[i] - '0');
-        if (i == v->len) {
-            *out = n;
-            return true;
-        }
-    }
+    if (span_digits(v, 15, out))
+        return true;
     char *text = ob_jspan_dup(v);
     bool ok = text && parse_count(text, out);
     free(text);
@@ -526,11 +534,8 @@ static int64_t seconds_to_ms(const struct ob_jspan *v)
 /* A JSON integer that fits 64 bits, else 0. */
 static int64_t span_integer(const struct ob_jspan *v)
 {
-    int64_t quick = 0;
-    size_t i = 0;
-    while (i < v->len && i < 18 && v->s[i] >= '0' && v->s[i] <= '9')
-        quick = quick * 10 + (v->s[i++] - '0');
-    if (i && i == v->len) /* digits only, too few to overflow */
+    int64_t quick;
+    if (span_digits(v, 18, &quick))
         return quick;
     char text[32];
     if (!v->s || v->len >= sizeof text || memchr(v->s, '.', v->len) || memchr(v->s, 'e', v->len) ||
