@@ -201,7 +201,7 @@ struct canon_header {
     const char *name; /* lowercased, trimmed; in the sign call's names buffer */
     size_t name_off;
     const char *value;
-    size_t order; /* keeps repeated headers in request order through qsort */
+    size_t order; /* keeps repeated headers in request order through the sort */
 };
 
 static int canon_header_cmp(const struct canon_header *x, const struct canon_header *y)
@@ -356,8 +356,8 @@ static void hmac_key_sign(const struct hmac_key *hk, const void *data, size_t le
     explicit_bzero(inner, sizeof inner);
     explicit_bzero(&c, sizeof c);
 }
-
 #endif
+
 _Static_assert(sizeof(struct hmac_key) <= sizeof(((struct ob_sigv4_key_cache *)0)->keyed),
                "the key cache holds a keyed HMAC state");
 
