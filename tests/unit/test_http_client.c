@@ -127,15 +127,22 @@ static struct ob_http_client *client(int64_t request_timeout_ms)
     return ob_http_client_create(&o, &err);
 }
 
-/* Sends one POST and waits for its outcome (at most 5 s). */
-static void exchange(struct ob_http_client *c, const struct ob_http_origin *o, struct ob_http_exchange *ex,
-                     struct ob_buf *rx)
+/* Queues one POST. */
+static void exchange_start(struct ob_http_client *c, const struct ob_http_origin *o, struct ob_http_exchange *ex,
+                           struct ob_buf *rx)
 {
     static const char head[] = "POST /x HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\n";
     ob_buf_reset(rx);
     *ex = (struct ob_http_exchange){ .origin = o, .head = head, .head_len = sizeof head - 1, .body = "{}",
                                      .body_len = 2, .rx = rx };
     ob_http_client_start(c, ex);
+}
+
+/* Sends one POST and waits for its outcome (at most 5 s). */
+static void exchange(struct ob_http_client *c, const struct ob_http_origin *o, struct ob_http_exchange *ex,
+                     struct ob_buf *rx)
+{
+    exchange_start(c, o, ex, rx);
     for (int i = 0; i < 50; i++) {
         ob_http_client_drive(c, 100);
         if (ob_http_client_next_done(c) == ex)
@@ -244,7 +251,6 @@ TEST(a_request_sent_on_a_kept_alive_connection_goes_out_before_any_drive)
         { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", false },
         { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb", false },
     };
-    static const char head[] = "POST /x HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\n";
     struct server s;
     server_start(&s, steps, 2);
     struct ob_http_origin o = { 0 };
@@ -255,10 +261,7 @@ TEST(a_request_sent_on_a_kept_alive_connection_goes_out_before_any_drive)
     exchange(c, &o, &ex, &rx); /* opens the connection and keeps it */
     CHECK_INT(ex.failure, OB_HTTP_OK);
 
-    ob_buf_reset(&rx);
-    ex = (struct ob_http_exchange){ .origin = &o, .head = head, .head_len = sizeof head - 1, .body = "{}",
-                                    .body_len = 2, .rx = &rx };
-    ob_http_client_start(c, &ex);
+    exchange_start(c, &o, &ex, &rx);
     ob_http_client_send(c);
     for (int i = 0; i < 200 && atomic_load(&s.requests_read) < 2; i++)
         usleep(10000);
