@@ -162,9 +162,8 @@ enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, co
     return rc;
 }
 
-enum ob_err ob_checkpoint_write(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
-                                const char *shard_id, const char *owner, const char *checkpoint,
-                                struct ob_error *err)
+void ob_checkpoint_write_prepare(struct ob_ddb *d, const char *lease_table, const char *shard_id, const char *owner,
+                                 const char *checkpoint, struct ob_aws_call *call, char **body)
 {
     char now[OB_ISO8601_LEN];
     ob_iso8601_ms(ob_wall_ms(), now);
@@ -172,9 +171,34 @@ enum ob_err ob_checkpoint_write(struct ob_aws_session *s, struct ob_ddb *d, cons
                             "leaseKey", "S", shard_id, "UpdateExpression", "SET checkpoint = :c, checkpointAt = :t",
                             "ConditionExpression", "leaseOwner = :me", "ExpressionAttributeValues", ":c", "S",
                             checkpoint, ":t", "S", now, ":me", "S", owner);
-    enum ob_err rc = ob_ddb_call(s, d, "UpdateItem", req, NULL, err);
-    if (rc)
-        ob_error_prefix(err, "checkpoint of %s in %s", shard_id, lease_table);
+    ob_ddb_prepare_call(d, call, "UpdateItem", req, body);
     json_decref(req);
+}
+
+enum ob_err ob_checkpoint_write_result(struct ob_aws_call *call, const char *lease_table, const char *shard_id,
+                                       struct ob_error *err)
+{
+    enum ob_err rc = call->result;
+    if (call->response)
+        ob_ddb_account_capacity("UpdateItem", call->response);
+    if (rc) {
+        *err = call->err;
+        ob_error_prefix(err, "checkpoint of %s in %s", shard_id, lease_table);
+    }
+    ob_aws_call_release(call);
+    return rc;
+}
+
+enum ob_err ob_checkpoint_write(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
+                                const char *shard_id, const char *owner, const char *checkpoint,
+                                struct ob_error *err)
+{
+    struct ob_aws_call call;
+    char *body;
+    ob_checkpoint_write_prepare(d, lease_table, shard_id, owner, checkpoint, &call, &body);
+    struct ob_aws_call *one = &call;
+    ob_aws_run(s, &one, 1);
+    enum ob_err rc = ob_checkpoint_write_result(&call, lease_table, shard_id, err);
+    free(body);
     return rc;
 }

@@ -4,9 +4,11 @@
  * out, and moves the shard's checkpoint to the
  * pipeline's low watermark — at most once a second while busy, at once
  * when the window empties and when it stops — while, and only while, its
- * lease holds. Records older than this process are checked against the
- * table before they are sent (cold_check): after a crash they are what
- * the last checkpoint did not cover, so they are mostly published. */
+ * lease holds; the write runs while messages go out, so a slow or
+ * throttled lease table does not hold up deliveries. Records older than
+ * this process are checked against the table before they are sent
+ * (cold_check): after a crash they are what the last checkpoint did not
+ * cover, so they are mostly published. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -59,6 +61,15 @@ struct page_read {
     size_t n_keys;
 };
 
+/* The checkpoint write running on the worker's session, at most one. */
+struct checkpoint_write {
+    bool running;
+    struct ob_aws_call call;
+    char *body;                      /* its request text */
+    char checkpoint[SEQ_MAX];        /* what it stores */
+    int64_t retry_at_ms;             /* after a failed write, the next one waits until then */
+};
+
 struct ob_shard_worker {
     struct ob_relay *relay;
     struct ob_shard shard;           /* owned copy */
@@ -83,6 +94,7 @@ struct ob_shard_worker {
     char checkpoint[SEQ_MAX];        /* low watermark */
     char written[SEQ_MAX];           /* last checkpoint stored */
     int64_t written_at_ms;           /* when (monotonic) */
+    struct checkpoint_write cp_write;
     int64_t fetch_backoff_ms;
     int64_t next_fetch_ms;           /* the next GetRecords may start then */
     bool page_full;                  /* the last GetRecords page was full */
@@ -423,31 +435,87 @@ static void read_abandon(struct ob_shard_worker *w)
 
 /* ---- checkpoints -------------------------------------------------------- */
 
-static void write_checkpoint(struct ob_shard_worker *w, const char *cp)
+/* Takes the outcome of the finished checkpoint write. After a failed one
+ * the next waits a CHECKPOINT_EVERY_MS (its retries are behind it). */
+static void checkpoint_finish(struct ob_shard_worker *w)
 {
-    if (strcmp(cp, w->written) == 0 || lease_gone(w))
-        return;
+    struct checkpoint_write *cw = &w->cp_write;
     struct ob_relay *r = w->relay;
     struct ob_error err;
-    enum ob_err rc = ob_checkpoint_write(w->session, r->ddb, r->cfg->leases.table, w->shard.id, w->owner, cp, &err);
+    enum ob_err rc = ob_checkpoint_write_result(&cw->call, r->cfg->leases.table, w->shard.id, &err);
+    free(cw->body);
+    cw->body = NULL;
+    cw->running = false;
     if (rc == OB_ERR_CONDITION_FAILED) {
         atomic_store(&w->abandoned, true);
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "the lease was taken over; stopping at once");
-        return;
-    }
-    if (rc) {
+    } else if (rc) {
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "writing the checkpoint failed (kept for the next try): %s", err.msg);
-        return;
+        cw->retry_at_ms = ob_mono_ms() + CHECKPOINT_EVERY_MS;
+    } else {
+        snprintf(w->written, sizeof w->written, "%s", cw->checkpoint);
+        w->written_at_ms = ob_mono_ms();
     }
-    snprintf(w->written, sizeof w->written, "%s", cp);
-    w->written_at_ms = ob_mono_ms();
+}
+
+/* Starts writing cp unless it is stored, a write is running or the lease
+ * is gone. */
+static void checkpoint_start(struct ob_shard_worker *w, const char *cp)
+{
+    struct checkpoint_write *cw = &w->cp_write;
+    if (cw->running || strcmp(cp, w->written) == 0 || lease_gone(w))
+        return;
+    struct ob_relay *r = w->relay;
+    snprintf(cw->checkpoint, sizeof cw->checkpoint, "%s", cp);
+    ob_checkpoint_write_prepare(r->ddb, r->cfg->leases.table, w->shard.id, w->owner, cp, &cw->call, &cw->body);
+    cw->call.owner = cw;
+    cw->running = true;
+    ob_aws_start(w->session, &cw->call);
+    ob_aws_send(w->session); /* it goes out now */
+}
+
+/* True when the running checkpoint write finished (its outcome taken). */
+static bool checkpoint_step(struct ob_shard_worker *w)
+{
+    if (!w->cp_write.running || !ob_aws_next_done(w->session, &w->cp_write))
+        return false;
+    checkpoint_finish(w);
+    return true;
+}
+
+/* Waits for the running checkpoint write, if any, and takes its outcome;
+ * without the lease there is nothing to wait for. */
+static void checkpoint_settle(struct ob_shard_worker *w)
+{
+    struct checkpoint_write *cw = &w->cp_write;
+    while (cw->running && !checkpoint_step(w)) {
+        if (lease_gone(w)) {
+            ob_aws_abandon(w->session, &cw->call);
+            ob_aws_call_release(&cw->call);
+            free(cw->body);
+            cw->body = NULL;
+            cw->running = false;
+            return;
+        }
+        ob_aws_poll(w->session, 50);
+    }
+}
+
+/* Stores cp before returning (the shard's end, the worker's stop). */
+static void checkpoint_write_now(struct ob_shard_worker *w, const char *cp)
+{
+    checkpoint_settle(w);
+    checkpoint_start(w, cp);
+    checkpoint_settle(w);
 }
 
 static void advance(struct ob_shard_worker *w, int64_t now)
 {
+    checkpoint_step(w);
     ob_window_advance(&w->pipe.window, w->checkpoint, sizeof w->checkpoint);
-    if (w->checkpoint[0] && (now - w->written_at_ms >= CHECKPOINT_EVERY_MS || ob_window_count(&w->pipe.window) == 0))
-        write_checkpoint(w, w->checkpoint);
+    if (w->checkpoint[0] && now >= w->cp_write.retry_at_ms &&
+        (now - w->written_at_ms >= CHECKPOINT_EVERY_MS || ob_window_count(&w->pipe.window) == 0))
+        checkpoint_start(w, w->checkpoint);
 }
 
 /* ---- the thread --------------------------------------------------------- */
@@ -473,7 +541,7 @@ static void run(struct ob_shard_worker *w)
             ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "the shard is gone from the stream (trimmed); the sweeper delivers what "
                  "it held: %s", err.msg);
             atomic_store(&r->sweep_needed, true);
-            write_checkpoint(w, OB_CHECKPOINT_SHARD_END);
+            checkpoint_write_now(w, OB_CHECKPOINT_SHARD_END);
             w->reached_end = strcmp(w->written, OB_CHECKPOINT_SHARD_END) == 0;
             return;
         }
@@ -498,7 +566,7 @@ static void run(struct ob_shard_worker *w)
         bool sent = ob_pipeline_wave(&w->pipe, now);
         advance(w, ob_mono_ms());
         if (!w->iterator && w->read.phase == READ_IDLE && ob_window_count(&w->pipe.window) == 0) {
-            write_checkpoint(w, OB_CHECKPOINT_SHARD_END);
+            checkpoint_write_now(w, OB_CHECKPOINT_SHARD_END);
             if (strcmp(w->written, OB_CHECKPOINT_SHARD_END) == 0) {
                 ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "shard read to its end");
                 w->reached_end = true;
@@ -515,7 +583,7 @@ static void run(struct ob_shard_worker *w)
         if (until == INT64_MAX)
             until = now + 1000;
         if (until > now)
-            ob_pipeline_wait(&w->pipe, until, w->read.phase != READ_IDLE);
+            ob_pipeline_wait(&w->pipe, until, w->read.phase != READ_IDLE || w->cp_write.running);
     }
     if (w->pipe.window.undone)
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "stopping with %zu messages not delivered; they are read again on restart",
@@ -535,7 +603,8 @@ static void *worker_main(void *arg)
     run(w);
     read_abandon(w);
     if (w->checkpoint[0] && !w->reached_end)
-        write_checkpoint(w, w->checkpoint);
+        checkpoint_write_now(w, w->checkpoint);
+    checkpoint_settle(w);
     ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "stopped reading%s (checkpoint %s)",
          w->reached_end ? ": shard ended" : atomic_load(&w->abandoned) ? ": lease lost" : "",
          w->written[0] ? w->written : w->start_checkpoint);

@@ -75,3 +75,23 @@ def test_a_small_max_in_flight_still_reads_a_hundred_records_a_call(
     reads, limits = get_records_limits(fault_proxy)
     assert reads and limits == {100}
     assert d.stop() == 0
+
+
+def test_slow_checkpoint_writes_do_not_hold_up_deliveries(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, run_outboxd, http_receiver):
+    # Every checkpoint write is answered 4 s late. Messages written meanwhile go out as
+    # they come; the write at the stop is still waited for.
+    fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body="SET checkpoint", action="delay",
+                                delay_ms=4000)])
+    cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url)))
+    d = spawn_outboxd("run", "-c", cfg)
+    produce(ddb.endpoint, table, 300, 10, threads=2, rate=50)
+    assert http_receiver.wait_for(300, timeout=60), d.output()[-5000:]
+    arrivals = [r.time for r in http_receiver.accepted()]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert fault_proxy.count(target="UpdateItem", action="delay") >= 1
+    assert max(gaps) < 2.0, f"deliveries stalled for {max(gaps):.1f} s"
+    assert d.stop() == 0
+    r = run_outboxd("status", "-c", cfg, "--json")
+    assert r.returncode == 0, r.stderr
+    assert [s["checkpoint"].isdigit() for s in json.loads(r.stdout)["shards"]] == [True]
