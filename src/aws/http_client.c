@@ -43,13 +43,34 @@ enum answer_phase {
 
 struct http_host;
 
+/* A host's addresses, shared by the connections being opened to it and
+ * kept for RESOLVED_TTL_MS (the JVM's and the AWS SDKs' default): a burst
+ * of new connections costs one lookup, not one each, and a resolver slow
+ * to answer stalls the thread once. */
+#define RESOLVED_TTL_MS 30000
+
+struct resolved {
+    int refs;
+    int64_t until_ms;
+    struct addrinfo *list;
+};
+
+static void resolved_release(struct resolved *r)
+{
+    if (r && --r->refs == 0) {
+        freeaddrinfo(r->list);
+        free(r);
+    }
+}
+
 struct http_conn {
     struct http_host *host;
     int fd;
     SSL *ssl;
     enum conn_state state;
     uint32_t events;                  /* as registered with epoll */
-    struct addrinfo *addrs, *addr;    /* owned while connecting; the address tried */
+    struct resolved *addrs;           /* a reference while connecting */
+    struct addrinfo *addr;            /* the address tried */
     int64_t connect_deadline_ms;
     struct ob_http_exchange *ex;      /* NULL: idle */
     int answers;                      /* answers read on this connection */
@@ -70,6 +91,7 @@ struct http_host {
     char *name, *port;
     int n_conns;
     struct http_conn *conns;
+    struct resolved *resolved;        /* a reference; NULL: look the name up */
     struct http_host *next;
 };
 
@@ -223,8 +245,12 @@ static void conn_close(struct ob_http_client *c, struct http_conn *conn)
         close(conn->fd);
     }
     SSL_free(conn->ssl);
-    if (conn->addrs)
-        freeaddrinfo(conn->addrs);
+    if (conn->addrs && h->resolved == conn->addrs) {
+        /* Closed before it connected: the next connection asks again. */
+        resolved_release(h->resolved);
+        h->resolved = NULL;
+    }
+    resolved_release(conn->addrs);
     ob_buf_free(&conn->in);
     free(conn);
 }
@@ -473,8 +499,9 @@ static bool conn_handshake(struct ob_http_client *c, struct http_conn *conn)
 
 static bool conn_connected(struct ob_http_client *c, struct http_conn *conn)
 {
-    freeaddrinfo(conn->addrs);
-    conn->addrs = conn->addr = NULL;
+    resolved_release(conn->addrs);
+    conn->addrs = NULL;
+    conn->addr = NULL;
     if (!conn->host->tls)
         return conn_ready(c, conn);
     char why[120];
@@ -533,6 +560,27 @@ static bool conn_try_addresses(struct ob_http_client *c, struct http_conn *conn,
     return false;
 }
 
+/* h->resolved, looked up again when missing or older than its TTL; false
+ * (why says why) when the name does not resolve. */
+static bool host_resolve(struct ob_http_client *c, struct http_host *h, char *why, size_t why_len)
+{
+    int64_t now = now_ms();
+    if (h->resolved && now < h->resolved->until_ms)
+        return true;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *list = NULL;
+    int gai = (c->opt.resolve ? c->opt.resolve : getaddrinfo)(h->name, h->port, &hints, &list);
+    if (gai != 0) {
+        snprintf(why, why_len, "cannot resolve %s: %s", h->name,
+                 gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+        return false;
+    }
+    resolved_release(h->resolved);
+    h->resolved = ob_xmalloc(sizeof *h->resolved);
+    *h->resolved = (struct resolved){ .refs = 1, .until_ms = now + RESOLVED_TTL_MS, .list = list };
+    return true;
+}
+
 /* A new connection to h, carrying ex; false if it failed at once (ex is
  * then done). */
 static bool conn_open(struct ob_http_client *c, struct http_host *h, struct ob_http_exchange *ex)
@@ -549,17 +597,14 @@ static bool conn_open(struct ob_http_client *c, struct http_host *h, struct ob_h
     expiry_at(c, conn->connect_deadline_ms);
     conn_begin(c, conn, ex);
 
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
-    int gai = getaddrinfo(h->name, h->port, &hints, &conn->addrs);
-    if (gai != 0) {
-        char what[200];
-        snprintf(what, sizeof what, "cannot resolve %s: %s", h->name,
-                 gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
-        conn->addrs = NULL;
+    char what[200];
+    if (!host_resolve(c, h, what, sizeof what)) {
         conn_fail(c, conn, OB_HTTP_CONNECT, 0, what);
         return false;
     }
-    conn->addr = conn->addrs;
+    conn->addrs = h->resolved;
+    conn->addrs->refs++;
+    conn->addr = conn->addrs->list;
     return conn_try_addresses(c, conn, ECONNREFUSED);
 }
 
@@ -1119,6 +1164,7 @@ void ob_http_client_destroy(struct ob_http_client *c)
         c->hosts = h->next;
         while (h->conns)
             conn_close(c, h->conns);
+        resolved_release(h->resolved);
         free(h->key);
         free(h->name);
         free(h->port);

@@ -35,12 +35,17 @@ struct ob_http_origin {
 void ob_http_origin_set(struct ob_http_origin *o, bool tls, const char *host, const char *port);
 void ob_http_origin_free(struct ob_http_origin *o);
 
+struct addrinfo;
+
 struct ob_http_client_options {
     int max_connections;        /* per origin; 0: 64 */
     int64_t connect_timeout_ms; /* TCP and TLS handshake; 0: none */
     int64_t request_timeout_ms; /* the whole exchange, from its start; 0: none */
     bool tls_verify;            /* certificate chain and host name */
     const char *ca_file;        /* NULL: the system's trust store */
+    /* Looks a host name up, as getaddrinfo (NULL: getaddrinfo). The answer
+     * is kept for 30 s and shared by the connections opened meanwhile. */
+    int (*resolve)(const char *name, const char *port, const struct addrinfo *hints, struct addrinfo **out);
 };
 
 enum ob_http_failure {

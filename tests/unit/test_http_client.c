@@ -3,6 +3,7 @@
  * thread plays a script of canned answers. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -119,10 +120,21 @@ static void server_stop(struct server *s)
     close(s->listen_fd);
 }
 
+/* Host name lookups the clients made. */
+static atomic_int lookups;
+
+static int counted_getaddrinfo(const char *name, const char *port, const struct addrinfo *hints,
+                               struct addrinfo **out)
+{
+    atomic_fetch_add(&lookups, 1);
+    return getaddrinfo(name, port, hints, out);
+}
+
 static struct ob_http_client *client(int64_t request_timeout_ms)
 {
     struct ob_http_client_options o = { .max_connections = 4, .connect_timeout_ms = 2000,
-                                        .request_timeout_ms = request_timeout_ms, .tls_verify = true };
+                                        .request_timeout_ms = request_timeout_ms, .tls_verify = true,
+                                        .resolve = counted_getaddrinfo };
     struct ob_error err = { 0 };
     return ob_http_client_create(&o, &err);
 }
@@ -292,6 +304,24 @@ TEST(connection_close_in_an_answer_makes_the_next_request_open_a_new_connection)
     ob_buf_free(&rx);
 }
 
+TEST(new_connections_to_a_host_share_one_lookup_of_its_name)
+{
+    static const struct step steps[] = {
+        { "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\na", true },
+        { "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nb", true },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nc", false },
+    };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    atomic_store(&lookups, 0);
+    CHECK(play(steps, 3, 0, &s, &ex, &rx));
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+    CHECK_INT(s.accepted, 3);
+    CHECK_INT(atomic_load(&lookups), 1);
+    ob_buf_free(&rx);
+}
+
 TEST(a_kept_alive_connection_the_server_dropped_is_replaced_without_failing_the_request)
 {
     /* The server closes after answering, without saying so: the client
@@ -327,12 +357,17 @@ TEST(a_refused_connection_says_so_with_the_errno)
     struct ob_http_exchange ex;
     struct ob_buf rx = { 0 };
     exchange(c, &o, &ex, &rx);
-    ob_http_client_destroy(c);
-    ob_http_origin_free(&o);
-    ob_buf_free(&rx);
     CHECK_INT(ex.failure, OB_HTTP_CONNECT);
     CHECK_INT(ex.os_errno, ECONNREFUSED);
     CHECK(strstr(ex.error, "Connection refused") != NULL);
+    /* The address may be gone for good: the next connection asks again. */
+    atomic_store(&lookups, 0);
+    exchange(c, &o, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_CONNECT);
+    CHECK_INT(atomic_load(&lookups), 1);
+    ob_http_client_destroy(c);
+    ob_http_origin_free(&o);
+    ob_buf_free(&rx);
 }
 
 TEST(an_origin_key_tells_scheme_host_and_port_apart)
