@@ -435,12 +435,15 @@ static void publish_counts(struct coordinator *c)
     pthread_mutex_unlock(&c->r->lock);
 }
 
-static void wait_for(struct coordinator *c, int64_t ms)
+/* Waits up to ms for a wake-up. Running, a stop ends it at once (seen
+ * under the lock, so its wake-up is not missed); shutting down, it waits
+ * for workers to finish. */
+static void wait_for(struct coordinator *c, int64_t ms, bool shutting_down)
 {
     struct ob_relay *r = c->r;
     struct timespec ts = ob_realtime_after(ms);
     pthread_mutex_lock(&r->lock);
-    if (!atomic_load(&r->stopping))
+    if (shutting_down || !atomic_load(&r->stopping))
         pthread_cond_timedwait(&r->wake, &r->lock, &ts);
     pthread_mutex_unlock(&r->lock);
 }
@@ -470,7 +473,7 @@ static void shut_down(struct coordinator *c)
             renew(c, ob_mono_ms());
             next_renew = ob_mono_ms() + c->duration / 3;
         }
-        wait_for(c, 50);
+        wait_for(c, 50, true);
     }
     reap(c);
     publish_counts(c);
@@ -518,7 +521,7 @@ void *ob_coordinator_main(void *arg)
         publish_counts(&c);
         int64_t wait = next_renew < next_scan ? next_renew : next_scan;
         wait -= ob_mono_ms();
-        wait_for(&c, wait < 20 ? 20 : wait > tick ? tick : wait);
+        wait_for(&c, wait < 20 ? 20 : wait > tick ? tick : wait, false);
     }
     shut_down(&c);
     for (size_t i = 0; i < c.n; i++) {

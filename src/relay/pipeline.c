@@ -593,7 +593,7 @@ void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_aws_s
     ob_window_init(&p->window, r->cfg->relay.ordering);
 }
 
-void ob_pipeline_free(struct ob_pipeline *p)
+void ob_pipeline_abandon_writes(struct ob_pipeline *p)
 {
     while (p->flying) {
         struct pipeline_write *x = p->flying;
@@ -602,6 +602,11 @@ void ob_pipeline_free(struct ob_pipeline *p)
         write_free(x);
     }
     p->n_flying = 0;
+}
+
+void ob_pipeline_free(struct ob_pipeline *p)
+{
+    ob_pipeline_abandon_writes(p);
     while (p->spare) {
         struct pipeline_write *x = p->spare;
         p->spare = x->next;

@@ -32,6 +32,9 @@ struct pipeline_write;
 struct pipeline_scratch;
 
 void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_aws_session *s, const char *log_name);
+/* Takes back the writes (marks, failure records) still running in the
+ * session; before the session goes, whose calls they are. */
+void ob_pipeline_abandon_writes(struct ob_pipeline *p);
 void ob_pipeline_free(struct ob_pipeline *p);
 
 /* One wave: what the window allows now goes to the sinks, acknowledged

@@ -601,10 +601,14 @@ static void *worker_main(void *arg)
     w->session = ob_ddb_session(w->relay->ddb);
     w->pipe.session = w->session;
     run(w);
+    /* Only the checkpoint's call stays in the session: a finished call
+     * nobody takes would end every wait of checkpoint_settle at once. */
     read_abandon(w);
+    ob_pipeline_abandon_writes(&w->pipe);
     if (w->checkpoint[0] && !w->reached_end)
         checkpoint_write_now(w, w->checkpoint);
-    checkpoint_settle(w);
+    else
+        checkpoint_settle(w);
     ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "stopped reading%s (checkpoint %s)",
          w->reached_end ? ": shard ended" : atomic_load(&w->abandoned) ? ": lease lost" : "",
          w->written[0] ? w->written : w->start_checkpoint);
