@@ -246,7 +246,8 @@ static void conn_close(struct ob_http_client *c, struct http_conn *conn)
     }
     SSL_free(conn->ssl);
     if (conn->addrs && h->resolved == conn->addrs) {
-        /* Closed before it connected: the next connection asks again. */
+        /* Closed before it connected (refused, timed out, or its request
+         * ended): the next connection asks again. */
         resolved_release(h->resolved);
         h->resolved = NULL;
     }

@@ -188,17 +188,3 @@ enum ob_err ob_checkpoint_write_result(struct ob_aws_call *call, const char *lea
     ob_aws_call_release(call);
     return rc;
 }
-
-enum ob_err ob_checkpoint_write(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
-                                const char *shard_id, const char *owner, const char *checkpoint,
-                                struct ob_error *err)
-{
-    struct ob_aws_call call;
-    char *body;
-    ob_checkpoint_write_prepare(d, lease_table, shard_id, owner, checkpoint, &call, &body);
-    struct ob_aws_call *one = &call;
-    ob_aws_run(s, &one, 1);
-    enum ob_err rc = ob_checkpoint_write_result(&call, lease_table, shard_id, err);
-    free(body);
-    return rc;
-}

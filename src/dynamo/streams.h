@@ -60,14 +60,11 @@ enum ob_err ob_stream_get_records_result(struct ob_aws_call *call, struct ob_rec
 #define OB_CHECKPOINT_SHARD_END "SHARD_END"
 
 /* Records a shard's checkpoint in its lease, on the condition that `owner`
- * still holds the lease (OB_ERR_CONDITION_FAILED: it was lost). */
-enum ob_err ob_checkpoint_write(struct ob_aws_session *s, struct ob_ddb *d, const char *lease_table,
-                                const char *shard_id, const char *owner, const char *checkpoint,
-                                struct ob_error *err);
-/* The same in two steps, for a write that runs while its caller works on
- * (ob_aws_start): the prepared call's request text is in *body (the
- * caller's, freed after the result); then the outcome of the finished
- * call, which it releases. */
+ * still holds the lease, in two steps, for a write that runs while its
+ * caller works on (ob_aws_start): the prepared call's request text is in
+ * *body (the caller's, freed after the result); then the outcome of the
+ * finished call, which it releases (OB_ERR_CONDITION_FAILED: the lease
+ * was lost). */
 void ob_checkpoint_write_prepare(struct ob_ddb *d, const char *lease_table, const char *shard_id, const char *owner,
                                  const char *checkpoint, struct ob_aws_call *call, char **body);
 enum ob_err ob_checkpoint_write_result(struct ob_aws_call *call, const char *lease_table, const char *shard_id,
