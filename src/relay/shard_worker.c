@@ -106,8 +106,14 @@ struct ob_shard_worker {
 static void wait_until(struct ob_shard_worker *w, int64_t until)
 {
     struct ob_relay *r = w->relay;
+    /* A stop ends a wait once, when it comes; draining, waits go on (to
+     * the drain deadline at most), or a drain waiting on a backoff spins. */
+    bool draining = atomic_load(&w->stop);
+    int64_t deadline = atomic_load(&w->drain_deadline_ms);
+    if (draining && deadline < until)
+        until = deadline;
     pthread_mutex_lock(&r->lock);
-    while (!atomic_load(&w->stop) && !atomic_load(&w->abandoned) && ob_mono_ms() < until) {
+    while ((draining || !atomic_load(&w->stop)) && !atomic_load(&w->abandoned) && ob_mono_ms() < until) {
         struct timespec ts = ob_realtime_after(until - ob_mono_ms());
         if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) == ETIMEDOUT)
             break;

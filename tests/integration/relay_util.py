@@ -1,13 +1,42 @@
 """Pieces the relay tests share: tables, configs, producers, checks on what arrived."""
 
 import json
+import os
+import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from collections import defaultdict
 
 from harness.util import free_port
 from outboxd_config import aws_section, tool, tool_env
+
+
+def process_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_measured(d, timeout=30):
+    """SIGTERM to outboxd d; returns (exit status, seconds the stop took, CPU seconds it used)."""
+    cpu = [process_cpu_seconds(d.pid)]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.1):
+            try:
+                cpu.append(process_cpu_seconds(d.pid))
+            except (OSError, ValueError):
+                return
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    t0 = time.monotonic()
+    rc = d.stop(signal.SIGTERM, timeout=timeout)
+    done.set()
+    sampler.join()
+    return rc, time.monotonic() - t0, cpu[-1] - cpu[0]
 
 
 def create_outbox_table(ddb, name):

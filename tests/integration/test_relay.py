@@ -6,7 +6,8 @@ import signal
 import time
 
 from relay_util import (check_strict_order, duplicates, free_port, http_messages,
-                        http_sink, metric, metric_samples, produce, relay_config, scan_items, wait_until)
+                        http_sink, metric, metric_samples, produce, relay_config, scan_items, stop_measured,
+                        wait_until)
 
 def put(ddb, table, pk, sk, published=False, payload=b'{"x":1}', **attrs):
     item = {"pk": {"S": pk}, "sk": {"S": sk}, "payload": {"S": base64.b64encode(payload).decode()},
@@ -394,6 +395,23 @@ def test_systemd_hears_ready_status_and_stopping(ddb, table, tmp_config, spawn_o
     assert d.wait(timeout=30) == 0
     sock.close()
     d.stop()
+
+
+def test_a_drain_waiting_on_a_failing_sinks_backoff_waits_idle(ddb, table, tmp_config, spawn_outboxd,
+                                                              http_receiver):
+    # SIGTERM while the sink answers 503: the messages left wait out their backoff until
+    # the drain deadline, without spinning.
+    text = relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url))
+    cfg = tmp_config(text.replace("shutdown_timeout: 20s", "shutdown_timeout: 8s").replace("max: 1s", "max: 5s"))
+    d = spawn_outboxd("run", "-c", cfg)
+    produce(ddb.endpoint, table, 20, 5, threads=2)
+    assert http_receiver.wait_for(20, timeout=60), d.output()[-3000:]
+    http_receiver.respond(lambda req: 503)
+    produce(ddb.endpoint, table, 10, 5, threads=2)
+    assert wait_until(lambda: len(http_receiver.requests) >= 35, 30), d.output()[-3000:]
+    rc, seconds, cpu = stop_measured(d)
+    assert rc == 0, d.output()[-3000:]
+    assert cpu < 1.0, f"{cpu:.2f} s of CPU in a stop of {seconds:.1f} s"
 
 
 def test_sigterm_with_a_hanging_sink_exits_within_shutdown_timeout(ddb, table, tmp_config, spawn_outboxd,
