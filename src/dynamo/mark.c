@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/codec.h"
 #include "core/json_scan.h"
+#include "ops/clock.h"
 
 /* Marking publishes an item that is unpublished by the schema's rules. */
 #define UNPUBLISHED "attribute_exists(pk) AND (isPublished = :b OR attribute_not_exists(isPublished))"
@@ -289,6 +289,7 @@ struct ob_items_lookup {
     size_t pending;                  /* of them, still running (ob_items_lookup_start) */
     size_t *todo, *left, n_todo, n_left;
     int round;
+    int64_t next_round_ms;           /* when keys are left unprocessed: the next round starts then */
     enum ob_err rc;
     struct ob_error err;
 };
@@ -376,36 +377,14 @@ static void round_settle(struct ob_items_lookup *l)
     l->round++;
 }
 
-static void round_run(struct ob_items_lookup *l)
+/* Starts the round's calls for the keys still to do. */
+static void round_start(struct ob_items_lookup *l)
 {
-    /* Unprocessed keys mean throttling: back off before asking again. */
-    if (l->round > 0)
-        usleep((useconds_t)(l->round < 8 ? 25000 << l->round : 5000000));
     round_prepare(l);
-    struct ob_aws_call **run = ob_xcalloc(l->k ? l->k : 1, sizeof *run);
     for (size_t i = 0; i < l->k; i++)
-        run[i] = &l->chunks[i].call;
-    ob_aws_run(l->s, run, l->k);
-    free(run);
-    round_settle(l);
-}
-
-static enum ob_err lookup_end(struct ob_items_lookup *l, struct ob_error *err)
-{
-    while (rounds_left(l))
-        round_run(l);
-    enum ob_err rc = l->rc;
-    if (rc)
-        *err = l->err;
-    lookup_free(l);
-    return rc;
-}
-
-enum ob_err ob_items_state(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
-                           const struct ob_item_key *keys, size_t n, enum ob_item_state *states,
-                           struct ob_error *err)
-{
-    return lookup_end(lookup_new(s, d, table, keys, n, states), err);
+        ob_aws_start(l->s, &l->chunks[i].call);
+    l->pending = l->k;
+    ob_aws_send(l->s); /* they go out now */
 }
 
 struct ob_items_lookup *ob_items_lookup_start(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
@@ -413,10 +392,7 @@ struct ob_items_lookup *ob_items_lookup_start(struct ob_aws_session *s, struct o
                                               enum ob_item_state *states)
 {
     struct ob_items_lookup *l = lookup_new(s, d, table, keys, n, states);
-    round_prepare(l);
-    for (size_t i = 0; i < l->k; i++)
-        ob_aws_start(s, &l->chunks[i].call);
-    l->pending = l->k;
+    round_start(l);
     return l;
 }
 
@@ -424,13 +400,29 @@ bool ob_items_lookup_poll(struct ob_items_lookup *l)
 {
     while (l->pending && ob_aws_next_done(l->s, l))
         l->pending--;
-    return l->pending == 0;
+    if (l->pending)
+        return false;
+    if (l->k) {
+        round_settle(l);
+        l->k = 0;
+        /* Unprocessed keys mean throttling: back off before asking again. */
+        if (rounds_left(l))
+            l->next_round_ms = ob_mono_ms() + (l->round < 8 ? 25 << l->round : 5000);
+    }
+    if (!rounds_left(l))
+        return true;
+    if (ob_mono_ms() >= l->next_round_ms)
+        round_start(l);
+    return false;
 }
 
 enum ob_err ob_items_lookup_finish(struct ob_items_lookup *l, struct ob_error *err)
 {
-    round_settle(l);
-    return lookup_end(l, err);
+    enum ob_err rc = l->rc;
+    if (rc)
+        *err = l->err;
+    lookup_free(l);
+    return rc;
 }
 
 void ob_items_lookup_abandon(struct ob_items_lookup *l)

@@ -36,19 +36,14 @@ struct ob_item_key {
 };
 
 /* Looks up the publication state of n items with BatchGetItem (100 keys a
- * call, strongly consistent, UnprocessedKeys retried). states[i] answers
- * keys[i]. Keys must be distinct. */
-enum ob_err ob_items_state(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
-                           const struct ob_item_key *keys, size_t n, enum ob_item_state *states,
-                           struct ob_error *err);
-
-/* The same lookup while its caller works on: the first round's calls run
- * on the session (started with the lookup as their owner) until
- * ob_items_lookup_poll says they are all done; ob_items_lookup_finish
- * then reads them, asks again for what they left unprocessed (in rounds
- * that wait, as ob_items_state does), fills states, frees the lookup.
- * table, keys and states are borrowed until then. ob_items_lookup_abandon
- * takes the calls back unfinished and frees the lookup. */
+ * call, strongly consistent) while its caller works on: the calls run on
+ * the session (started with the lookup as their owner). Each
+ * ob_items_lookup_poll takes what finished and, for keys left unprocessed
+ * (throttling), starts another round after a backoff (25 ms doubling, at
+ * most 5 s), until it says the lookup is done; ob_items_lookup_finish then
+ * gives its outcome (states[i] answers keys[i]) and frees it. Keys must be
+ * distinct; table, keys and states are borrowed until then.
+ * ob_items_lookup_abandon takes running calls back and frees the lookup. */
 struct ob_items_lookup;
 struct ob_items_lookup *ob_items_lookup_start(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
                                               const struct ob_item_key *keys, size_t n,

@@ -297,7 +297,6 @@ static bool cold_check_start(struct ob_shard_worker *w)
     if (k == 0)
         return false;
     rd->lookup = ob_items_lookup_start(w->session, r->ddb, r->cfg->table.name, rd->keys, k, rd->states);
-    ob_aws_send(w->session); /* the lookups go out now */
     return true;
 }
 

@@ -118,3 +118,24 @@ def test_a_stop_with_marks_and_a_checkpoint_write_still_running_exits_cleanly_wi
     assert rc == 0, d.output()[-5000:]
     assert "ERROR: AddressSanitizer" not in d.output()
     assert cpu < 1.0, f"{cpu:.2f} s of CPU while stopping"
+
+
+def test_a_cold_start_check_throttled_without_end_waits_and_still_stops_at_once(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    # Every key of the cold-start check comes back unprocessed: nothing is sent while the
+    # table cannot say what is published (SPEC 3), and a stop does not wait for it.
+    produce(ddb.endpoint, table, 20, 5, threads=2)
+    time.sleep(1.5)  # older than the process: checked before they are sent
+    fault_proxy.set_rules([Rule(match_target="BatchGetItem", action="unprocessed")])
+    cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url)))
+    d = spawn_outboxd("run", "-c", cfg)
+    assert fault_proxy.wait_for(4, target="BatchGetItem", timeout=30), d.output()[-3000:]
+    assert http_receiver.accepted() == []
+    rc, seconds, _ = stop_measured(d)
+    assert rc == 0 and seconds < 5, d.output()[-3000:]
+    assert "lease released" in d.output() and "shutdown_timeout" not in d.output()
+    fault_proxy.set_rules([])
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(20, timeout=30), d.output()[-3000:]
+    assert len(http_receiver.accepted()) == 20
+    assert d.stop() == 0

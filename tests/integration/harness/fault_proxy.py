@@ -28,7 +28,7 @@ from .util import register_child, unregister_child
 ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
 ACTIONS = ("pass", "delay", "throttle", "throttling", "status", "error",
-           "reset", "reset_after", "hang")
+           "reset", "reset_after", "hang", "unprocessed")
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding",
@@ -47,7 +47,8 @@ class Rule:
     match_body:   optional substring the request body must contain (e.g. an item id).
     action:       pass | delay | throttle | throttling | status | error | reset |
                   reset_after (forward, then RST instead of answering) |
-                  hang (read the request, answer nothing for delay_ms, then RST).
+                  hang (read the request, answer nothing for delay_ms, then RST) |
+                  unprocessed (answer a BatchGetItem 200 with every key in UnprocessedKeys).
     times:        apply to the first N matching requests only (None = always).
     probability:  apply with this chance (seeded RNG per rule; seed None = 0).
     status:       HTTP status for `status` (default 500) / `error` (default 400).
@@ -439,6 +440,12 @@ class FaultProxy:
             self._record(end=time.monotonic(), status="reset", forwarded=False, **base)
             self._rst(c, req["rfile"])
             return False, upstream
+        if action == "unprocessed":
+            asked = json.loads(req["body"])["RequestItems"]
+            payload = json.dumps({"Responses": {t: [] for t in asked}, "UnprocessedKeys": asked}).encode()
+            self._record(end=time.monotonic(), status=200, forwarded=False, **base)
+            self._send(c, 200, "OK", [("Content-Type", "application/x-amz-json-1.0")], payload, req["keep"])
+            return req["keep"], upstream
         if action in ("throttle", "throttling", "status", "error"):
             status, etype = self._error_for(rule, action)
             msg = rule.message or f"injected by FaultProxy ({action})"
