@@ -555,7 +555,7 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
     /* relay.max_in_flight bounds what is delivered and not yet marked, so
      * a crash repeats at most that many messages per shard, and a slow
      * table slows deliveries instead of piling up marks. */
-    size_t room = p->window.acked < max ? max - p->window.acked : 0;
+    size_t room = p->marks_only ? 0 : p->window.acked < max ? max - p->window.acked : 0;
     struct pipeline_scratch *sc = scratch_for(p, max);
     struct ob_entry **picks = sc->picks, **acked = sc->acked, **dead = sc->dead;
     size_t n = room ? ob_window_ready(&p->window, now, picks, room) : 0;

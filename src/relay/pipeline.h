@@ -18,6 +18,9 @@ struct ob_pipeline {
     const char *log_name;            /* the `shard` of its log lines: a shard id, or "sweep" */
     /* Whether sending may go on (the shard's lease still holds); NULL: always. */
     bool (*may_send)(void *ctx);
+    /* Only marks go out: what the sinks acknowledged is marked, nothing
+     * new is sent (a stop). */
+    bool marks_only;
     /* Sleeps until a monotonic time (or less, when woken). */
     void (*wait_until)(void *ctx, int64_t until_ms);
     void *ctx;

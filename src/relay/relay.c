@@ -301,13 +301,20 @@ static void join_by(pthread_t thread, const struct timespec *deadline, int64_t t
 
 /* Stops the sweeper and the coordinator (which stops and joins the
  * workers), waiting at most shutdown_timeout for in-flight messages. */
-static void stop(struct ob_relay *r, pthread_t coordinator, pthread_t sweeper)
+/* Asks every part to stop, draining until a deadline early enough to
+ * checkpoint and exit within shutdown_timeout. Async-signal-safe. */
+static void ask_to_stop(struct ob_relay *r)
 {
     int64_t timeout = r->cfg->relay.shutdown_timeout_ms;
-    /* Workers stop draining early enough to checkpoint and exit in time. */
     int64_t drain = timeout > 4000 ? timeout - 2000 : timeout / 2;
     atomic_store(&r->stop_deadline_ms, ob_mono_ms() + drain);
     atomic_store(&r->stopping, true);
+}
+
+static void stop(struct ob_relay *r, pthread_t coordinator, pthread_t sweeper)
+{
+    int64_t timeout = r->cfg->relay.shutdown_timeout_ms;
+    ask_to_stop(r);
     ob_notify_stopping();
     ob_relay_wake(r);
     struct timespec deadline = ob_realtime_after(timeout);
@@ -436,7 +443,7 @@ static void stop_sweep(int sig)
 {
     (void)sig;
     if (interrupted_sweep)
-        atomic_store(&interrupted_sweep->stopping, true);
+        ask_to_stop(interrupted_sweep);
 }
 
 enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_sweep_request *req,

@@ -112,6 +112,7 @@ struct ob_sweep_stats {
     size_t candidates;               /* unpublished, not dead-lettered, old enough */
     size_t poison;
     size_t undelivered;              /* left when the sweep stopped early */
+    bool stopped_early;              /* a stop came before every item was read and delivered */
     double read_units;
 };
 

@@ -42,7 +42,8 @@ struct sweep {
 static void sweep_wait(void *ctx, int64_t until_ms)
 {
     struct sweep *sw = ctx;
-    while (!atomic_load(&sw->r->stopping) && ob_mono_ms() < until_ms) {
+    /* A stop ends the waits, except those of marks_only, its own. */
+    while ((sw->pipe.marks_only || !atomic_load(&sw->r->stopping)) && ob_mono_ms() < until_ms) {
         int64_t left = until_ms - ob_mono_ms();
         struct timespec ts = { .tv_sec = 0, .tv_nsec = (left < 100 ? left : 100) * 1000000 };
         nanosleep(&ts, NULL);
@@ -182,6 +183,20 @@ static void deliver(struct sweep *sw, size_t room)
     ob_window_advance(&sw->pipe.window, seq, sizeof seq);
 }
 
+/* Stopping: nothing new goes out, and what the sinks acknowledged is
+ * marked (until the stop deadline), so a graceful stop repeats nothing. */
+static void finish_marks(struct sweep *sw)
+{
+    int64_t deadline = atomic_load(&sw->r->stop_deadline_ms);
+    sw->pipe.marks_only = true;
+    while ((sw->pipe.window.acked || sw->pipe.n_flying) && ob_mono_ms() < deadline) {
+        int64_t now = ob_mono_ms();
+        /* A failed mark waits out its retry here: short steps, no due time to compute. */
+        if (!ob_pipeline_wave(&sw->pipe, now))
+            ob_pipeline_wait(&sw->pipe, now + 50 < deadline ? now + 50 : deadline, false);
+    }
+}
+
 enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_aws_session *s, const struct ob_sweep_options *o,
                           struct ob_sweep_stats *st, struct ob_error *err)
 {
@@ -204,7 +219,10 @@ enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_aws_session *s, const st
         deliver(&sw, room);
     }
     deliver(&sw, 0);
+    if (atomic_load(&r->stopping))
+        finish_marks(&sw);
     st->undelivered = sw.pipe.window.undone;
+    st->stopped_early = rc == OB_OK && (st->undelivered || !all_read(&sw));
     for (int i = 0; i < SEGMENTS; i++)
         json_decref(sw.seg[i].start);
     ob_pipeline_free(&sw.pipe);
@@ -255,12 +273,17 @@ void *ob_sweeper_main(void *arg)
             rc = ob_sweep_pass(r, s, &o, &st, &err);
             if (rc)
                 ob_log_warn("sweep failed: %s", err.msg);
+            else if (st.stopped_early)
+                ob_log_info("sweep stopped early: %zu of the %zu unpublished items found so far left for the next "
+                            "sweep", st.undelivered, st.candidates);
             else
                 ob_log_at(st.candidates ? OB_SEV_INFO : OB_SEV_DEBUG, "sweep", NULL,
                           "swept %s: %zu unpublished items older than %" PRId64 " s (%zu poison), %.1f read "
                           "units in %.1f s", cfg->table.name, st.candidates, o.older_than_ms / 1000, st.poison,
                           st.read_units, (double)(ob_mono_ms() - t0) / 1000.0);
-            if (ob_sweep_lease_finish(s, r->ddb, &lease, ob_wall_ms() + cfg->sweep.interval_ms, &err))
+            /* One stopped early is due again at once, here or elsewhere. */
+            int64_t next = ob_wall_ms() + (st.stopped_early ? 0 : cfg->sweep.interval_ms);
+            if (ob_sweep_lease_finish(s, r->ddb, &lease, next, &err))
                 ob_log_warn("ending the sweep lease failed: %s", err.msg);
         } else if (rc != OB_ERR_CONDITION_FAILED) {
             ob_log_warn("taking the sweep lease failed: %s", err.msg);

@@ -3,6 +3,7 @@
 import base64
 import time
 
+from harness.fault_proxy import Rule
 from relay_util import (check_strict_order, free_port, http_messages, http_sink, metric,
                         metric_samples, produce, relay_config, scan_items, wait_until)
 
@@ -79,4 +80,33 @@ def test_the_daemon_sweeps_what_a_latest_start_missed_within_the_read_budget(ddb
     assert len(msgs) == 600 and check_strict_order(msgs) == {}
     assert wait_until(lambda: all(i["isPublished"]["BOOL"] for i in scan_items(ddb, table)), 20)
     assert "swept" in d.output()
+    assert d.stop() == 0
+
+
+def test_a_sigterm_during_a_sweep_marks_what_it_delivered_and_a_restart_sends_the_rest_once(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    # Marks are answered 2 s late when SIGTERM comes: the sweep sends nothing new, waits for
+    # the marks of what the sink has, and leaves the next sweep due at once.
+    for i in range(30):
+        put(ddb, table, f"k{i % 5}", f"m{i:03d}")
+    fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body="SET isPublished", action="delay",
+                                delay_ms=2000)])
+    cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
+                                  extra="stream:\n  start_position: latest\n"
+                                        "sweep:\n  interval: 1h\n  older_than: 1s\n")
+                     .replace("stream:\n  poll_interval: 100ms\n", ""))
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(5, timeout=60), d.output()
+    assert d.stop() == 0
+    delivered = {r.headers["ce-id"] for r in http_receiver.accepted()}
+    items = {i["sk"]["S"]: i for i in scan_items(ddb, table)}
+    assert 0 < len(delivered) < 30
+    assert [s for s in sorted(delivered) if not items[s].get("isPublished", {}).get("BOOL")] == []
+    assert "sweep stopped early" in d.output()
+    fault_proxy.set_rules([])
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(30, timeout=60), d.output()
+    time.sleep(1)
+    ids = [r.headers["ce-id"] for r in http_receiver.accepted()]
+    assert sorted(ids) == [f"m{i:03d}" for i in range(30)]
     assert d.stop() == 0
