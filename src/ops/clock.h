@@ -22,11 +22,14 @@ static inline int64_t ob_mono_ms(void)
     return ob_clock_ms(CLOCK_MONOTONIC);
 }
 
-/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
-static inline struct timespec ob_realtime_after(int64_t ms)
+/* The instant ms from now on clock id, for timed waits: the relay's
+ * condition variable waits on CLOCK_MONOTONIC, so a step of the wall
+ * clock neither stalls its waits nor ends them early;
+ * pthread_timedjoin_np takes CLOCK_REALTIME. */
+static inline struct timespec ob_clock_after(clockid_t id, int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(id, &ts);
     ts.tv_sec += ms / 1000;
     ts.tv_nsec += (ms % 1000) * 1000000;
     if (ts.tv_nsec >= 1000000000) {

@@ -399,6 +399,12 @@ static bool reap(struct coordinator *c)
             continue;
         bool end = false;
         if (s->worker) {
+            /* A worker whose checkpoint write found another owner knows
+             * before the next renewal does: not started again meanwhile. */
+            if (ob_shard_worker_abandoned(s->worker) && s->held) {
+                llog(OB_SEV_WARN, s, "lost", "another instance holds it now");
+                s->held = false;
+            }
             end = ob_shard_worker_join(s->worker);
             s->worker = NULL;
         }
@@ -441,7 +447,7 @@ static void publish_counts(struct coordinator *c)
 static void wait_for(struct coordinator *c, int64_t ms, bool shutting_down)
 {
     struct ob_relay *r = c->r;
-    struct timespec ts = ob_realtime_after(ms);
+    struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&r->lock);
     if (shutting_down || !atomic_load(&r->stopping))
         pthread_cond_timedwait(&r->wake, &r->lock, &ts);

@@ -28,6 +28,12 @@ void ob_relay_wake(struct ob_relay *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+void ob_relay_want_sweep(struct ob_relay *r)
+{
+    atomic_store(&r->sweep_needed, true);
+    ob_relay_wake(r);
+}
+
 int64_t ob_relay_budget_take(struct ob_relay *r, double n)
 {
     if (r->write_budget.rate <= 0)
@@ -299,8 +305,6 @@ static void join_by(pthread_t thread, const struct timespec *deadline, int64_t t
     }
 }
 
-/* Stops the sweeper and the coordinator (which stops and joins the
- * workers), waiting at most shutdown_timeout for in-flight messages. */
 /* Asks every part to stop, draining until a deadline early enough to
  * checkpoint and exit within shutdown_timeout. Async-signal-safe. */
 static void ask_to_stop(struct ob_relay *r)
@@ -311,13 +315,15 @@ static void ask_to_stop(struct ob_relay *r)
     atomic_store(&r->stopping, true);
 }
 
+/* Stops the sweeper and the coordinator (which stops and joins the
+ * workers), waiting at most shutdown_timeout for in-flight messages. */
 static void stop(struct ob_relay *r, pthread_t coordinator, pthread_t sweeper)
 {
     int64_t timeout = r->cfg->relay.shutdown_timeout_ms;
     ask_to_stop(r);
     ob_notify_stopping();
     ob_relay_wake(r);
-    struct timespec deadline = ob_realtime_after(timeout);
+    struct timespec deadline = ob_clock_after(CLOCK_REALTIME, timeout);
     join_by(sweeper, &deadline, timeout);
     join_by(coordinator, &deadline, timeout);
 }
@@ -329,7 +335,11 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     memset(r, 0, sizeof *r);
     r->cfg = cfg;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->wake, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->wake, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     pthread_mutex_init(&r->routing_lock, NULL);
     pthread_mutex_init(&r->budget_lock, NULL);
     /* A second of budget may be saved up, no more. */

@@ -69,6 +69,8 @@ struct ob_relay {
 
 struct ob_routing *ob_routing_get(struct ob_relay *r);
 void ob_routing_put(struct ob_routing *rt);
+/* A shard lost records the stream no longer has: the sweeper runs now. */
+void ob_relay_want_sweep(struct ob_relay *r);
 void ob_relay_wake(struct ob_relay *r);
 /* Takes n write units from the budget; returns the milliseconds to wait
  * before writing (0: now). settle() corrects by what was really consumed. */
@@ -99,6 +101,9 @@ void ob_shard_worker_stop(struct ob_shard_worker *w, int64_t deadline_ms);
 /* The lease is gone: stop now, deliver and checkpoint nothing more. */
 void ob_shard_worker_abandon(struct ob_shard_worker *w);
 bool ob_shard_worker_finished(struct ob_shard_worker *w);
+/* Whether it stopped because the lease was gone (told so, or its
+ * checkpoint write found another owner). */
+bool ob_shard_worker_abandoned(struct ob_shard_worker *w);
 /* Joins and frees. Returns true when the shard was read to its end. */
 bool ob_shard_worker_join(struct ob_shard_worker *w);
 

@@ -114,7 +114,7 @@ static void wait_until(struct ob_shard_worker *w, int64_t until)
         until = deadline;
     pthread_mutex_lock(&r->lock);
     while ((draining || !atomic_load(&w->stop)) && !atomic_load(&w->abandoned) && ob_mono_ms() < until) {
-        struct timespec ts = ob_realtime_after(until - ob_mono_ms());
+        struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, until - ob_mono_ms());
         if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) == ETIMEDOUT)
             break;
     }
@@ -134,7 +134,7 @@ static enum ob_err open_iterator(struct ob_shard_worker *w, const char *type, co
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL,
              "records after %s are no longer in the stream (older than 24 h); reading from the oldest record, "
              "the sweeper delivers what was missed", seq ? seq : "the start");
-        atomic_store(&r->sweep_needed, true);
+        ob_relay_want_sweep(r);
         rc = ob_stream_iterator(w->session, r->ddb, r->stream_arn, w->shard.id, "TRIM_HORIZON", NULL, &w->iterator,
                                 err);
     }
@@ -365,7 +365,7 @@ static void records_read(struct ob_shard_worker *w, int64_t now)
         if (rc == OB_ERR_TRIMMED) {
             ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "stream records were trimmed before they were read; reading from the "
                  "oldest record, the sweeper delivers what was missed");
-            atomic_store(&r->sweep_needed, true);
+            ob_relay_want_sweep(r);
             rc = open_iterator(w, "TRIM_HORIZON", NULL, &err);
         } else {
             ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "shard iterator expired; continuing after %s",
@@ -545,7 +545,7 @@ static void run(struct ob_shard_worker *w)
         if (err.code == OB_ERR_NOT_FOUND) {
             ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "the shard is gone from the stream (trimmed); the sweeper delivers what "
                  "it held: %s", err.msg);
-            atomic_store(&r->sweep_needed, true);
+            ob_relay_want_sweep(r);
             checkpoint_write_now(w, OB_CHECKPOINT_SHARD_END);
             w->reached_end = strcmp(w->written, OB_CHECKPOINT_SHARD_END) == 0;
             return;
@@ -619,6 +619,7 @@ static void *worker_main(void *arg)
          w->written[0] ? w->written : w->start_checkpoint);
     ob_aws_session_destroy(w->session);
     w->session = NULL;
+    w->pipe.session = NULL;
     atomic_store(&w->finished, true);
     ob_relay_wake(w->relay);
     return NULL;
@@ -692,6 +693,11 @@ void ob_shard_worker_abandon(struct ob_shard_worker *w)
 bool ob_shard_worker_finished(struct ob_shard_worker *w)
 {
     return atomic_load(&w->finished);
+}
+
+bool ob_shard_worker_abandoned(struct ob_shard_worker *w)
+{
+    return atomic_load(&w->abandoned);
 }
 
 bool ob_shard_worker_join(struct ob_shard_worker *w)

@@ -237,7 +237,7 @@ static void sweeper_wait(struct ob_relay *r, int64_t ms)
     int64_t until = ob_mono_ms() + ms;
     pthread_mutex_lock(&r->lock);
     while (!atomic_load(&r->stopping) && !atomic_load(&r->sweep_needed) && ob_mono_ms() < until) {
-        struct timespec ts = ob_realtime_after(until - ob_mono_ms());
+        struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, until - ob_mono_ms());
         pthread_cond_timedwait(&r->wake, &r->lock, &ts);
     }
     pthread_mutex_unlock(&r->lock);

@@ -6,7 +6,7 @@ import signal
 import time
 
 from relay_util import (check_per_key_order, create_outbox_table, duplicates, http_messages, http_sink,
-                        relay_config, spawn_producer, wait_until)
+                        produce, relay_config, spawn_producer, wait_until)
 
 READING = re.compile(r"^(\S+) \w+\s+shard=(\S+) (started reading|stopped reading)")
 DURATION = 3.0
@@ -118,3 +118,24 @@ def test_a_graceful_stop_releases_leases_for_others_at_once(ddb, topology_proxy,
                       DURATION), b.output()
     print(f"\nleases of a stopped instance taken in {time.time() - stopped_at:.2f} s")
     assert b.stop() == 0
+
+
+def test_a_worker_whose_checkpoint_meets_another_owner_is_not_started_again_on_the_stale_lease(
+        ddb, table, tmp_config, spawn_outboxd, http_receiver):
+    # Another instance took the lease between two renewals: the checkpoint write fails its
+    # condition, the worker stops, and this instance leaves the shard to the new owner.
+    cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url),
+                                  extra="leases:\n  instance_id: first\n  duration: 60s\n"))
+    d = spawn_outboxd("run", "-c", cfg)
+    produce(ddb.endpoint, table, 5, 5, threads=1)
+    assert http_receiver.wait_for(5, timeout=30), d.output()
+    c = ddb.client()
+    shards = [i["leaseKey"]["S"] for i in c.scan(TableName=f"{table}-leases")["Items"] if "checkpoint" in i]
+    assert len(shards) == 1
+    c.update_item(TableName=f"{table}-leases", Key={"leaseKey": {"S": shards[0]}},
+                  UpdateExpression="SET leaseOwner = :o", ExpressionAttributeValues={":o": {"S": "second"}})
+    produce(ddb.endpoint, table, 5, 5, threads=1)
+    assert d.wait_for_output("lease lost", timeout=30), d.output()
+    time.sleep(2)
+    assert d.output().count("started reading") == 1, d.output()
+    assert d.stop() == 0
