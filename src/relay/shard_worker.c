@@ -34,6 +34,10 @@
 /* A checkpoint per wave would cost one write per max_in_flight messages;
  * what it saves after a crash, the check of old records saves too. */
 #define CHECKPOINT_EVERY_MS 1000
+/* The end of a drain (at most a quarter of it) sends nothing new: what
+ * was delivered has that time to be marked instead of being repeated
+ * after the restart. */
+#define DRAIN_MARKS_MS 1000
 #define SEQ_MAX 128
 /* A shard reads on when fewer than FETCH_ROOM_WAVES waves of work are
  * left, at most PAGE_WAVES waves of records (or PAGE_MIN_RECORDS) at a
@@ -557,10 +561,19 @@ static void run(struct ob_shard_worker *w)
         return;
     ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "started reading from %s%s", w->start_checkpoint, w->cold ? " (cold start)" : "");
 
+    int64_t marks_from = INT64_MAX; /* draining: from then on only marks go out */
     for (;;) {
         int64_t now = ob_mono_ms();
         bool stopping = atomic_load(&w->stop);
-        if (lease_gone(w) || (stopping && (w->pipe.window.undone == 0 || now >= atomic_load(&w->drain_deadline_ms))))
+        if (stopping && marks_from == INT64_MAX) {
+            int64_t deadline = atomic_load(&w->drain_deadline_ms);
+            int64_t last = (deadline - now) / 4;
+            marks_from = deadline - (last < DRAIN_MARKS_MS ? last : DRAIN_MARKS_MS);
+        }
+        w->pipe.marks_only = now >= marks_from;
+        bool marked = w->pipe.window.acked == 0 && !w->pipe.n_flying;
+        if (lease_gone(w) || (stopping && (w->pipe.window.undone == 0 || (w->pipe.marks_only && marked) ||
+                                           now >= atomic_load(&w->drain_deadline_ms))))
             break;
         bool read = read_step(w, now);
         bool may_read = !stopping && w->read.phase == READ_IDLE && w->iterator && w->pipe.window.undone < fetch_room;

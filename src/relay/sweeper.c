@@ -231,12 +231,13 @@ enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_aws_session *s, const st
 
 /* ---- the daemon's sweeper thread ----------------------------------------- */
 
-/* Until ms have passed, a stop, or a shard asking for a sweep. */
-static void sweeper_wait(struct ob_relay *r, int64_t ms)
+/* Until ms have passed, a stop, or (when or_needed) a shard asking for a
+ * sweep. */
+static void sweeper_wait(struct ob_relay *r, int64_t ms, bool or_needed)
 {
     int64_t until = ob_mono_ms() + ms;
     pthread_mutex_lock(&r->lock);
-    while (!atomic_load(&r->stopping) && !atomic_load(&r->sweep_needed) && ob_mono_ms() < until) {
+    while (!atomic_load(&r->stopping) && !(or_needed && atomic_load(&r->sweep_needed)) && ob_mono_ms() < until) {
         struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, until - ob_mono_ms());
         pthread_cond_timedwait(&r->wake, &r->lock, &ts);
     }
@@ -255,12 +256,13 @@ void *ob_sweeper_main(void *arg)
     /* Other instances' schedules are looked at this often. */
     int64_t check_every = cfg->sweep.interval_ms && cfg->sweep.interval_ms < 30000 ? cfg->sweep.interval_ms : 30000;
     /* What the stream delivers in the first older_than after a start is
-     * not the sweeper's: sweeping it too would deliver it twice. */
-    sweeper_wait(r, cfg->sweep.older_than_ms);
+     * not the sweeper's: sweeping it too would deliver it twice, so not
+     * even a shard asking (a start from a trimmed position) ends this wait. */
+    sweeper_wait(r, cfg->sweep.older_than_ms, false);
     while (!atomic_load(&r->stopping)) {
         bool needed = atomic_exchange(&r->sweep_needed, false);
         if (!needed && cfg->sweep.interval_ms == 0) {
-            sweeper_wait(r, check_every); /* periodic sweeps are off; trimmed shards still ask */
+            sweeper_wait(r, check_every, true); /* periodic sweeps are off; trimmed shards still ask */
             continue;
         }
         struct ob_error err;
@@ -290,7 +292,7 @@ void *ob_sweeper_main(void *arg)
             if (needed)
                 atomic_store(&r->sweep_needed, true);
         }
-        sweeper_wait(r, check_every);
+        sweeper_wait(r, check_every, true);
     }
     ob_aws_session_destroy(s);
     return NULL;

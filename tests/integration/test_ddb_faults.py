@@ -139,3 +139,24 @@ def test_a_cold_start_check_throttled_without_end_waits_and_still_stops_at_once(
     assert http_receiver.wait_for(20, timeout=30), d.output()[-3000:]
     assert len(http_receiver.accepted()) == 20
     assert d.stop() == 0
+
+
+def test_a_drain_cut_by_its_deadline_leaves_nothing_delivered_unmarked(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    # One message at a time to a sink answering in 100 ms, marks answered 300 ms late: the
+    # drain cannot finish in time, and its last part sends nothing new, so what was
+    # delivered is marked, not repeated after a restart.
+    produce(ddb.endpoint, table, 300, 10, threads=8)
+    fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body="SET isPublished", action="delay",
+                                delay_ms=300)])
+    http_receiver.respond(lambda req: time.sleep(0.1) or 200)
+    text = relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url))
+    cfg = tmp_config(text.replace("shutdown_timeout: 20s", "shutdown_timeout: 6s")
+                     .replace("relay:\n", "relay:\n  ordering: shard\n"))
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(10, timeout=60), d.output()[-3000:]
+    assert d.stop() == 0
+    delivered = {r.headers["ce-id"] for r in http_receiver.accepted()}
+    published = {i["sk"]["S"] for i in scan_items(ddb, table) if i.get("isPublished", {}).get("BOOL")}
+    assert len(delivered) < 300
+    assert sorted(delivered - published) == []
