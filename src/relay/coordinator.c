@@ -401,7 +401,7 @@ static bool reap(struct coordinator *c)
         if (s->worker) {
             /* A worker whose checkpoint write found another owner knows
              * before the next renewal does: not started again meanwhile. */
-            if (ob_shard_worker_abandoned(s->worker) && s->held) {
+            if (ob_shard_worker_taken_over(s->worker) && s->held) {
                 llog(OB_SEV_WARN, s, "lost", "another instance holds it now");
                 s->held = false;
             }

@@ -309,6 +309,8 @@ static void join_by(pthread_t thread, const struct timespec *deadline, int64_t t
  * checkpoint and exit within shutdown_timeout. Async-signal-safe. */
 static void ask_to_stop(struct ob_relay *r)
 {
+    if (atomic_load(&r->stopping))
+        return; /* a second signal does not move the deadline */
     int64_t timeout = r->cfg->relay.shutdown_timeout_ms;
     int64_t drain = timeout > 4000 ? timeout - 2000 : timeout / 2;
     atomic_store(&r->stop_deadline_ms, ob_mono_ms() + drain);

@@ -101,9 +101,8 @@ void ob_shard_worker_stop(struct ob_shard_worker *w, int64_t deadline_ms);
 /* The lease is gone: stop now, deliver and checkpoint nothing more. */
 void ob_shard_worker_abandon(struct ob_shard_worker *w);
 bool ob_shard_worker_finished(struct ob_shard_worker *w);
-/* Whether it stopped because the lease was gone (told so, or its
- * checkpoint write found another owner). */
-bool ob_shard_worker_abandoned(struct ob_shard_worker *w);
+/* Whether its checkpoint write found another owner of the lease. */
+bool ob_shard_worker_taken_over(struct ob_shard_worker *w);
 /* Joins and frees. Returns true when the shard was read to its end. */
 bool ob_shard_worker_join(struct ob_shard_worker *w);
 

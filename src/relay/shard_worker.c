@@ -87,6 +87,7 @@ struct ob_shard_worker {
     atomic_bool stop;                /* stop reading, drain until drain_deadline_ms */
     atomic_llong drain_deadline_ms;
     atomic_bool abandoned;           /* the lease is gone: stop at once */
+    atomic_bool taken_over;          /* its checkpoint write found another owner */
     atomic_llong valid_until_ms;     /* the lease holds until then */
     atomic_bool finished;
     bool reached_end;
@@ -456,6 +457,7 @@ static void checkpoint_finish(struct ob_shard_worker *w)
     cw->body = NULL;
     cw->running = false;
     if (rc == OB_ERR_CONDITION_FAILED) {
+        atomic_store(&w->taken_over, true);
         atomic_store(&w->abandoned, true);
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "the lease was taken over; stopping at once");
     } else if (rc) {
@@ -708,9 +710,9 @@ bool ob_shard_worker_finished(struct ob_shard_worker *w)
     return atomic_load(&w->finished);
 }
 
-bool ob_shard_worker_abandoned(struct ob_shard_worker *w)
+bool ob_shard_worker_taken_over(struct ob_shard_worker *w)
 {
-    return atomic_load(&w->abandoned);
+    return atomic_load(&w->taken_over);
 }
 
 bool ob_shard_worker_join(struct ob_shard_worker *w)

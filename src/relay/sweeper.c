@@ -42,7 +42,11 @@ struct sweep {
 static void sweep_wait(void *ctx, int64_t until_ms)
 {
     struct sweep *sw = ctx;
-    /* A stop ends the waits, except those of marks_only, its own. */
+    /* A stop ends the waits, except those of marks_only, its own, which
+     * end at the stop deadline at the latest. */
+    int64_t deadline = atomic_load(&sw->r->stop_deadline_ms);
+    if (sw->pipe.marks_only && deadline < until_ms)
+        until_ms = deadline;
     while ((sw->pipe.marks_only || !atomic_load(&sw->r->stopping)) && ob_mono_ms() < until_ms) {
         int64_t left = until_ms - ob_mono_ms();
         struct timespec ts = { .tv_sec = 0, .tv_nsec = (left < 100 ? left : 100) * 1000000 };
@@ -260,7 +264,7 @@ void *ob_sweeper_main(void *arg)
      * even a shard asking (a start from a trimmed position) ends this wait. */
     sweeper_wait(r, cfg->sweep.older_than_ms, false);
     while (!atomic_load(&r->stopping)) {
-        bool needed = atomic_exchange(&r->sweep_needed, false);
+        bool needed = atomic_exchange(&r->sweep_needed, false), retry_later = false;
         if (!needed && cfg->sweep.interval_ms == 0) {
             sweeper_wait(r, check_every, true); /* periodic sweeps are off; trimmed shards still ask */
             continue;
@@ -287,12 +291,15 @@ void *ob_sweeper_main(void *arg)
             int64_t next = ob_wall_ms() + (st.stopped_early ? 0 : cfg->sweep.interval_ms);
             if (ob_sweep_lease_finish(s, r->ddb, &lease, next, &err))
                 ob_log_warn("ending the sweep lease failed: %s", err.msg);
+            retry_later = needed && (rc || st.stopped_early);
         } else if (rc != OB_ERR_CONDITION_FAILED) {
             ob_log_warn("taking the sweep lease failed: %s", err.msg);
-            if (needed)
-                atomic_store(&r->sweep_needed, true);
+            retry_later = needed;
         }
-        sweeper_wait(r, check_every, true);
+        /* A sweep asked for and not done is still wanted, after a pause. */
+        if (retry_later)
+            atomic_store(&r->sweep_needed, true);
+        sweeper_wait(r, check_every, !retry_later);
     }
     ob_aws_session_destroy(s);
     return NULL;

@@ -5,7 +5,7 @@ import time
 
 from harness.fault_proxy import Rule
 from relay_util import (check_strict_order, free_port, http_messages, http_sink, metric,
-                        metric_samples, produce, relay_config, scan_items, wait_until)
+                        metric_samples, produce, relay_config, scan_items, stop_measured, wait_until)
 
 OLD = "2026-01-01T00:00:00.000Z"
 
@@ -110,3 +110,26 @@ def test_a_sigterm_during_a_sweep_marks_what_it_delivered_and_a_restart_sends_th
     ids = [r.headers["ce-id"] for r in http_receiver.accepted()]
     assert sorted(ids) == [f"m{i:03d}" for i in range(30)]
     assert d.stop() == 0
+
+
+def test_a_stop_during_a_sweep_waiting_on_the_write_budget_ends_by_the_drain_deadline(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    # 16 items delivered in one wave; their marks fail once and wait on a budget of one
+    # write unit a second when SIGTERM comes: the wait ends at the drain deadline, and the
+    # sweep ends as stopped early instead of the process being cut at shutdown_timeout.
+    for i in range(16):
+        put(ddb, table, f"k{i}", f"m{i:03d}")
+    fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body="SET isPublished", action="error",
+                                times=16)])
+    text = relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
+                        extra="stream:\n  start_position: latest\n"
+                              "sweep:\n  interval: 1h\n  older_than: 1s\n"
+                              "capacity:\n  max_write_units_per_second: 1\n")
+    cfg = tmp_config(text.replace("stream:\n  poll_interval: 100ms\n", "")
+                     .replace("shutdown_timeout: 20s", "shutdown_timeout: 6s"))
+    d = spawn_outboxd("run", "-c", cfg)
+    assert http_receiver.wait_for(16, timeout=60), d.output()
+    time.sleep(0.5)
+    rc, seconds, _ = stop_measured(d)
+    assert rc == 0 and seconds < 6, d.output()[-3000:]
+    assert "shutdown_timeout" not in d.output() and "sweep stopped early" in d.output()
