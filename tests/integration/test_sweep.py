@@ -27,6 +27,15 @@ def seed(ddb, table):
     put(ddb, table, "c", "recent", created=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
 
 
+def sweeping_relay(tmp_config, endpoint, table, receiver, extra="", shutdown_timeout="20s"):
+    """Config of a relay that reads only new stream records and sweeps a second after its start."""
+    text = relay_config(endpoint, table, http_sink("hook", receiver.url),
+                        extra="stream:\n  start_position: latest\n"
+                              "sweep:\n  interval: 1h\n  older_than: 1s\n" + extra)
+    return tmp_config(text.replace("stream:\n  poll_interval: 100ms\n", "")
+                      .replace("shutdown_timeout: 20s", f"shutdown_timeout: {shutdown_timeout}"))
+
+
 def test_a_dry_run_lists_old_unpublished_items_and_delivers_nothing(ddb, table, tmp_config, run_outboxd,
                                                                     http_receiver):
     seed(ddb, table)
@@ -91,10 +100,7 @@ def test_a_sigterm_during_a_sweep_marks_what_it_delivered_and_a_restart_sends_th
         put(ddb, table, f"k{i % 5}", f"m{i:03d}")
     fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body="SET isPublished", action="delay",
                                 delay_ms=2000)])
-    cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
-                                  extra="stream:\n  start_position: latest\n"
-                                        "sweep:\n  interval: 1h\n  older_than: 1s\n")
-                     .replace("stream:\n  poll_interval: 100ms\n", ""))
+    cfg = sweeping_relay(tmp_config, fault_proxy.endpoint, table, http_receiver)
     d = spawn_outboxd("run", "-c", cfg)
     assert http_receiver.wait_for(5, timeout=60), d.output()
     assert d.stop() == 0
@@ -121,12 +127,8 @@ def test_a_stop_during_a_sweep_waiting_on_the_write_budget_ends_by_the_drain_dea
         put(ddb, table, f"k{i}", f"m{i:03d}")
     fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body="SET isPublished", action="error",
                                 times=16)])
-    text = relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
-                        extra="stream:\n  start_position: latest\n"
-                              "sweep:\n  interval: 1h\n  older_than: 1s\n"
-                              "capacity:\n  max_write_units_per_second: 1\n")
-    cfg = tmp_config(text.replace("stream:\n  poll_interval: 100ms\n", "")
-                     .replace("shutdown_timeout: 20s", "shutdown_timeout: 6s"))
+    cfg = sweeping_relay(tmp_config, fault_proxy.endpoint, table, http_receiver,
+                         extra="capacity:\n  max_write_units_per_second: 1\n", shutdown_timeout="6s")
     d = spawn_outboxd("run", "-c", cfg)
     assert http_receiver.wait_for(16, timeout=60), d.output()
     time.sleep(0.5)
