@@ -261,17 +261,23 @@ enum ob_err ob_ddb_call(struct ob_aws_session *s, struct ob_ddb *d, const char *
     ob_ddb_prepare_call(d, &call, operation, request, &body);
     struct ob_aws_call *one = &call;
     ob_aws_run(s, &one, 1);
-    enum ob_err rc = call.result;
-    if (call.response)
-        ob_ddb_account_capacity(operation, call.response);
-    if (rc && err)
-        *err = call.err;
-    if (response && (rc == OB_OK || rc == OB_ERR_TRANSACTION_CANCELED)) {
-        *response = call.response;
-        call.response = NULL;
-    }
-    ob_aws_call_release(&call);
+    enum ob_err rc = ob_ddb_call_finish(&call, response, err);
     free(body);
+    return rc;
+}
+
+enum ob_err ob_ddb_call_finish(struct ob_aws_call *call, json_t **response, struct ob_error *err)
+{
+    enum ob_err rc = call->result;
+    if (call->response)
+        ob_ddb_account_capacity(call->operation, call->response);
+    if (rc && err)
+        *err = call->err;
+    if (response && (rc == OB_OK || rc == OB_ERR_TRANSACTION_CANCELED)) {
+        *response = call->response;
+        call->response = NULL;
+    }
+    ob_aws_call_release(call);
     return rc;
 }
 

@@ -65,6 +65,10 @@ enum ob_err ob_streams_call(struct ob_aws_session *s, struct ob_ddb *d, const ch
  * into *body_out (caller frees) after adding ReturnConsumedCapacity. */
 void ob_ddb_prepare_call(struct ob_ddb *d, struct ob_aws_call *call, const char *operation, json_t *request,
                          char **body_out);
+/* The outcome of a finished call of ob_ddb_prepare_call, as ob_ddb_call
+ * gives it (capacity counted, *response and err filled the same way);
+ * releases the call. */
+enum ob_err ob_ddb_call_finish(struct ob_aws_call *call, json_t **response, struct ob_error *err);
 /* Adds the consumed capacity of a finished call's response to the metrics. */
 void ob_ddb_account_capacity(const char *operation, const json_t *response);
 

@@ -171,16 +171,14 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
     }
     ob_aws_run(s, ptrs, n);
     for (size_t i = 0; i < n; i++) {
-        results[i] = calls[i].result;
+        json_t *resp = NULL;
+        results[i] = ob_ddb_call_finish(&calls[i], &resp, NULL);
         pending[i] = false;
-        if (calls[i].result == OB_OK) {
+        if (results[i] == OB_OK) {
             counters[i]++;
-            const json_t *attrs = json_object_get(calls[i].response, "Attributes");
-            pending[i] = ob_ddb_attr_s(attrs, "pendingOwner") != NULL;
+            pending[i] = ob_ddb_attr_s(json_object_get(resp, "Attributes"), "pendingOwner") != NULL;
         }
-        if (calls[i].response)
-            ob_ddb_account_capacity("UpdateItem", calls[i].response);
-        ob_aws_call_release(&calls[i]);
+        json_decref(resp);
         free(bodies[i]);
     }
     free(calls);

@@ -178,13 +178,8 @@ void ob_checkpoint_write_prepare(struct ob_ddb *d, const char *lease_table, cons
 enum ob_err ob_checkpoint_write_result(struct ob_aws_call *call, const char *lease_table, const char *shard_id,
                                        struct ob_error *err)
 {
-    enum ob_err rc = call->result;
-    if (call->response)
-        ob_ddb_account_capacity("UpdateItem", call->response);
-    if (rc) {
-        *err = call->err;
+    enum ob_err rc = ob_ddb_call_finish(call, NULL, err);
+    if (rc)
         ob_error_prefix(err, "checkpoint of %s in %s", shard_id, lease_table);
-    }
-    ob_aws_call_release(call);
     return rc;
 }

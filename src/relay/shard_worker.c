@@ -445,6 +445,14 @@ static void read_abandon(struct ob_shard_worker *w)
 
 /* ---- checkpoints -------------------------------------------------------- */
 
+/* The write is over (its call released): its request text goes. */
+static void checkpoint_forget(struct checkpoint_write *cw)
+{
+    free(cw->body);
+    cw->body = NULL;
+    cw->running = false;
+}
+
 /* Takes the outcome of the finished checkpoint write. After a failed one
  * the next waits a CHECKPOINT_EVERY_MS (its retries are behind it). */
 static void checkpoint_finish(struct ob_shard_worker *w)
@@ -453,9 +461,7 @@ static void checkpoint_finish(struct ob_shard_worker *w)
     struct ob_relay *r = w->relay;
     struct ob_error err;
     enum ob_err rc = ob_checkpoint_write_result(&cw->call, r->cfg->leases.table, w->shard.id, &err);
-    free(cw->body);
-    cw->body = NULL;
-    cw->running = false;
+    checkpoint_forget(cw);
     if (rc == OB_ERR_CONDITION_FAILED) {
         atomic_store(&w->taken_over, true);
         atomic_store(&w->abandoned, true);
@@ -503,9 +509,7 @@ static void checkpoint_settle(struct ob_shard_worker *w)
         if (lease_gone(w)) {
             ob_aws_abandon(w->session, &cw->call);
             ob_aws_call_release(&cw->call);
-            free(cw->body);
-            cw->body = NULL;
-            cw->running = false;
+            checkpoint_forget(cw);
             return;
         }
         ob_aws_poll(w->session, 50);
