@@ -26,11 +26,14 @@ static double shard_lag(struct ob_aws_session *s, struct ob_ddb *d, const char *
                         const char *checkpoint)
 {
     const char *type = "AFTER_SEQUENCE_NUMBER", *seq = checkpoint;
+    int64_t since = 0;
     if (!checkpoint || strncmp(checkpoint, OB_CHECKPOINT_TRIM_HORIZON, strlen(OB_CHECKPOINT_TRIM_HORIZON)) == 0) {
         type = "TRIM_HORIZON";
         seq = NULL;
-    } else if (strcmp(checkpoint, OB_CHECKPOINT_LATEST) == 0) {
-        return 0;
+    } else if (strcmp(checkpoint, OB_CHECKPOINT_LATEST) == 0 || ob_checkpoint_is_latest_since(checkpoint, &since)) {
+        /* Nothing read since the first start from LATEST: where that left
+         * off is not a position a lag can be measured from. */
+        return since ? -1 : 0;
     }
     char *it = NULL;
     struct ob_records_page page = { 0 };

@@ -1,5 +1,6 @@
 #include "dynamo/leases.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,24 @@ void ob_lease_list_free(struct ob_lease_list *l)
     free(l->v);
     l->v = NULL;
     l->n = 0;
+}
+
+void ob_checkpoint_latest_since(char *out, size_t size, int64_t since_ms)
+{
+    snprintf(out, size, "%s%lld", OB_CHECKPOINT_LATEST_SINCE, (long long)since_ms);
+}
+
+bool ob_checkpoint_is_latest_since(const char *cp, int64_t *since_ms)
+{
+    size_t n = strlen(OB_CHECKPOINT_LATEST_SINCE);
+    if (!cp || strncmp(cp, OB_CHECKPOINT_LATEST_SINCE, n) != 0 || !isdigit((unsigned char)cp[n]))
+        return false;
+    char *end;
+    long long v = strtoll(cp + n, &end, 10);
+    if (*end)
+        return false;
+    *since_ms = v;
+    return true;
 }
 
 static void append_lease(struct ob_lease_list *out, const json_t *item)

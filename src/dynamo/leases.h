@@ -18,8 +18,19 @@
 #define OB_CHECKPOINT_TRIM_HORIZON "TRIM_HORIZON"
 /* TRIM_HORIZON on a first start: items already published are skipped. */
 #define OB_CHECKPOINT_COLD "TRIM_HORIZON_COLD"
-/* A checkpoint meaning "read only what is written from now on". */
+/* A checkpoint meaning "read only what is written from now on": a shard's
+ * first start with start_position latest. */
 #define OB_CHECKPOINT_LATEST "LATEST"
+/* "LATEST@<epoch ms>": the shard was first read from LATEST at that time.
+ * Every later start (restart, kill -9, take-over) reads from TRIM_HORIZON
+ * and skips only the records from before it, so no record written after
+ * the first start is skipped (SPEC §3), even when none had come. */
+#define OB_CHECKPOINT_LATEST_SINCE "LATEST@"
+
+/* Writes the LATEST@ checkpoint of since_ms into out. */
+void ob_checkpoint_latest_since(char *out, size_t size, int64_t since_ms);
+/* Whether cp is a LATEST@ checkpoint; then *since_ms is its time. */
+bool ob_checkpoint_is_latest_since(const char *cp, int64_t *since_ms);
 
 struct ob_lease {
     char *key;            /* shard id */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/codec.h"
 #include "core/record.h"
 #include "dynamo/leases.h"
 #include "dynamo/mark.h"
@@ -81,6 +82,7 @@ struct ob_shard_worker {
     char *owner;                     /* our instance id, the lease's owner */
     bool cold;                       /* no checkpoint: from TRIM_HORIZON */
     bool check_old;                  /* records older than the process may still come */
+    int64_t skip_before_ms;          /* a LATEST@ start: records created before then are not ours */
     struct ob_replay replay;         /* which of those go out again */
 
     pthread_t thread;
@@ -148,6 +150,15 @@ static enum ob_err open_iterator(struct ob_shard_worker *w, const char *type, co
 
 static enum ob_err open_at_checkpoint(struct ob_shard_worker *w, const char *cp, struct ob_error *err)
 {
+    int64_t since;
+    if (ob_checkpoint_is_latest_since(cp, &since)) {
+        /* Approximate creation times are rounded down, to the second in
+         * AWS and to the minute in DynamoDB Local: a restart may deliver
+         * up to a minute of records from before the first start, and
+         * skips none from after it. */
+        w->skip_before_ms = since - since % 60000;
+        return open_iterator(w, OB_CHECKPOINT_TRIM_HORIZON, NULL, err);
+    }
     if (strcmp(cp, OB_CHECKPOINT_TRIM_HORIZON) == 0 || strcmp(cp, OB_CHECKPOINT_LATEST) == 0)
         return open_iterator(w, cp, NULL, err);
     return open_iterator(w, "AFTER_SEQUENCE_NUMBER", cp, err);
@@ -264,6 +275,19 @@ static void page_push(struct ob_shard_worker *w, int64_t now)
     read_free(&w->read);
     w->read.phase = READ_IDLE;
     schedule_read(w, m, now);
+}
+
+/* After a LATEST@ start, the records from before the first start are
+ * skipped, as that start skipped them. */
+static void skip_before_first_start(struct ob_shard_worker *w, struct ob_records_page *page)
+{
+    for (size_t i = 0; i < page->n; i++) {
+        struct ob_record *rec = &page->records[i];
+        if (rec->msg.approximate_creation_ms < w->skip_before_ms && rec->kind != OB_RECORD_SKIP) {
+            rec->kind = OB_RECORD_SKIP;
+            rec->skip_reason = "written before the first start (start_position: latest)";
+        }
+    }
 }
 
 /* Candidates older than the process may be published (or deleted)
@@ -400,6 +424,8 @@ static void records_read(struct ob_shard_worker *w, int64_t now)
     if (page->malformed)
         ob_pipeline_log(&w->pipe, OB_SEV_ERROR, NULL, "skipping %zu malformed stream record(s), the first: %s",
                         page->malformed, page->first_malformed);
+    if (w->skip_before_ms)
+        skip_before_first_start(w, page);
     if (w->check_old && cold_check_start(w)) {
         w->read.phase = READ_CHECK;
         return;
@@ -535,6 +561,25 @@ static void advance(struct ob_shard_worker *w, int64_t now)
 
 /* ---- the thread --------------------------------------------------------- */
 
+/* A first start from LATEST stores when it began before it reads, so that
+ * any later start reads every record written since (LATEST@). False when
+ * the worker stops or loses its lease first. */
+static bool pin_latest(struct ob_shard_worker *w)
+{
+    char cp[SEQ_MAX];
+    ob_checkpoint_latest_since(cp, sizeof cp, ob_wall_ms());
+    while (!atomic_load(&w->stop) && !lease_gone(w)) {
+        checkpoint_write_now(w, cp);
+        if (strcmp(w->written, cp) == 0) {
+            free(w->start_checkpoint);
+            w->start_checkpoint = ob_xstrdup(cp);
+            return true;
+        }
+        wait_until(w, ob_mono_ms() + 2000);
+    }
+    return false;
+}
+
 static void run(struct ob_shard_worker *w)
 {
     struct ob_relay *r = w->relay;
@@ -546,9 +591,17 @@ static void run(struct ob_shard_worker *w)
      * blocked key) must not stop the other keys. */
     size_t fetch_room = FETCH_ROOM_WAVES * (size_t)cfg->relay.max_in_flight;
 
+    /* Pinned, the first start still opens at LATEST (it skips the stream's
+     * history without reading it); only later starts read from the oldest. */
+    const char *first_open = w->start_checkpoint;
+    if (strcmp(w->start_checkpoint, OB_CHECKPOINT_LATEST) == 0) {
+        if (!pin_latest(w))
+            return;
+        first_open = OB_CHECKPOINT_LATEST;
+    }
     bool opened = false;
     while (!opened && !atomic_load(&w->stop) && !lease_gone(w)) {
-        if (open_at_checkpoint(w, w->start_checkpoint, &err) == OB_OK) {
+        if (open_at_checkpoint(w, first_open, &err) == OB_OK) {
             opened = true;
             break;
         }
@@ -565,7 +618,15 @@ static void run(struct ob_shard_worker *w)
     }
     if (!opened)
         return;
-    ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "started reading from %s%s", w->start_checkpoint, w->cold ? " (cold start)" : "");
+    if (w->skip_before_ms) {
+        char since[OB_ISO8601_LEN];
+        ob_iso8601_ms(w->skip_before_ms, since);
+        ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "started reading from TRIM_HORIZON, skipping the records written "
+                        "before the first start at %s (start_position: latest)", since);
+    } else {
+        ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "started reading from %s%s", first_open,
+                        w->cold ? " (cold start)" : "");
+    }
 
     int64_t marks_from = INT64_MAX; /* draining: from then on only marks go out */
     for (;;) {
