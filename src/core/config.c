@@ -1258,6 +1258,58 @@ void ob_config_free(struct ob_config *cfg)
     free(cfg);
 }
 
+/* Whether key k holds the same value in a and b. A key without a field of
+ * its own or without a plain value (a list, a map) is taken as changed:
+ * nothing here can tell that it was not. */
+static bool same_value(const struct ob_config_key *k, const struct ob_config *a, const struct ob_config *b)
+{
+    if (!k->size)
+        return false;
+    const char *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+    switch (k->type) {
+    case OB_CT_STRING:
+    case OB_CT_URL:
+    case OB_CT_TEMPLATE: {
+        const char *sa, *sb;
+        memcpy(&sa, fa, sizeof sa);
+        memcpy(&sb, fb, sizeof sb);
+        return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
+    }
+    case OB_CT_NUMBER: {
+        double da, db;
+        memcpy(&da, fa, sizeof da);
+        memcpy(&db, fb, sizeof db);
+        return da == db;
+    }
+    case OB_CT_BOOL:
+    case OB_CT_INT:
+    case OB_CT_DURATION:
+    case OB_CT_ENUM:
+        return memcmp(fa, fb, k->size) == 0;
+    case OB_CT_MAP:
+    case OB_CT_SECTION:
+    case OB_CT_SINKS:
+    case OB_CT_ROUTES:
+        break;
+    }
+    return false;
+}
+
+size_t ob_config_restart_changes(const struct ob_config *running, const struct ob_config *loaded,
+                                 const char **names, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ob_config_n_keys; i++) {
+        const struct ob_config_key *k = &ob_config_keys[i];
+        if (k->type == OB_CT_SECTION || (k->flags & OB_CK_RELOAD) || same_value(k, running, loaded))
+            continue;
+        if (n < max)
+            names[n] = k->path;
+        n++;
+    }
+    return n;
+}
+
 void ob_config_diag_free(struct ob_config_diag *diag)
 {
     if (!diag)

@@ -139,6 +139,13 @@ enum ob_err ob_config_load_string(const char *name, const char *yaml, size_t len
 void ob_config_free(struct ob_config *cfg);
 void ob_config_diag_free(struct ob_config_diag *diag);
 
+/* The keys whose value in `loaded` differs from the one in `running` and
+ * that SIGHUP cannot apply (the schema's keys without OB_CK_RELOAD), by
+ * dotted path, in schema order. Writes at most max of them to names (they
+ * point into the schema) and returns how many differ. */
+size_t ob_config_restart_changes(const struct ob_config *running, const struct ob_config *loaded,
+                                 const char **names, size_t max);
+
 /* What `outboxd check` prints: every setting, secrets as "(set)". */
 void ob_config_print_summary(const struct ob_config *cfg, FILE *f);
 /* docs/CONFIGURATION.md and config/outboxd.yaml.example, from the schema. */

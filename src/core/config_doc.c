@@ -218,6 +218,26 @@ static void put_doc_default(struct ob_buf *b, const struct ob_config_key *k)
         ob_buf_puts(b, "not set");
 }
 
+/* The keys SIGHUP applies, from the schema: "`a`, `b` and `c`". */
+static void put_reloadable_keys(struct ob_buf *b, const char *quote)
+{
+    size_t n = 0, left = 0;
+    for (size_t i = 0; i < ob_config_n_keys; i++)
+        left += (ob_config_keys[i].flags & OB_CK_RELOAD) != 0;
+    for (size_t i = 0; i < ob_config_n_keys; i++) {
+        if (!(ob_config_keys[i].flags & OB_CK_RELOAD))
+            continue;
+        left--;
+        ob_buf_printf(b, "%s%s%s%s", n++ ? (left ? ", " : " and ") : "", quote, ob_config_keys[i].path, quote);
+    }
+}
+
+static void put_doc_reload(struct ob_buf *b, const struct ob_config_key *k)
+{
+    if (k->flags & OB_CK_RELOAD)
+        ob_buf_puts(b, " Applied by SIGHUP.");
+}
+
 static void put_doc_table(struct ob_buf *b, const struct ob_config_key *keys, size_t from, size_t n,
                           const char *prefix)
 {
@@ -238,6 +258,7 @@ static void put_doc_table(struct ob_buf *b, const struct ob_config_key *keys, si
         put_cell(b, ob_buf_cstr(&def));
         ob_buf_puts(b, " | ");
         put_cell(b, k->doc);
+        put_doc_reload(b, k);
         ob_buf_puts(b, " |\n");
         ob_buf_free(&type);
         ob_buf_free(&def);
@@ -265,12 +286,18 @@ void ob_config_write_reference(FILE *f)
                 "- Booleans are `true` or `false`.\n"
                 "- Templates put message attributes in `{braces}`: `{messageType}`, `{aggregateType}`, "
                 "`{aggregateId}`, `{pk}`, `{table}`, ... A missing attribute expands to an empty string.\n"
-                "- Secrets never appear in messages, logs or `check` output; give them through `${VAR}`.\n\n");
+                "- Secrets never appear in messages, logs or `check` output; give them through `${VAR}`.\n"
+                "- SIGHUP reads the file again and applies ");
+    put_reloadable_keys(&b, "`");
+    ob_buf_puts(&b, " (with the keys of every sink and route). Every other key is read at start: a reload that "
+                    "changes one logs a warning naming it, and the new value takes effect on the next restart.\n\n");
     for (size_t i = 0; i < ob_config_n_keys; i++) {
         const struct ob_config_key *k = &ob_config_keys[i];
         if (strchr(k->path, '.'))
             continue;
-        ob_buf_printf(&b, "## `%s`\n\n%s\n\n", k->path, k->doc);
+        ob_buf_printf(&b, "## `%s`\n\n%s", k->path, k->doc);
+        put_doc_reload(&b, k);
+        ob_buf_puts(&b, "\n\n");
         if (k->type == OB_CT_SECTION) {
             put_doc_table(&b, ob_config_keys, 0, ob_config_n_keys, k->path);
         } else if (k->type == OB_CT_SINKS) {
@@ -405,7 +432,10 @@ void ob_config_write_example(FILE *f)
                 "# Generated from src/core/config_schema.c by `build/tools/config_reference example`;\n"
                 "# docs/CONFIGURATION.md describes every key. Keys that are commented out show\n"
                 "# their default or an example value. ${VAR} and ${VAR:-default} come from the\n"
-                "# environment: keep secrets there.\n");
+                "# environment: keep secrets there. SIGHUP applies only these keys (and\n"
+                "# those of every sink and route); the others take effect on restart:\n# ");
+    put_reloadable_keys(&ex.b, "");
+    ob_buf_puts(&ex.b, ".\n");
     for (size_t i = 0; i < ob_config_n_keys; i++) {
         const struct ob_config_key *k = &ob_config_keys[i];
         if (strchr(k->path, '.'))

@@ -112,8 +112,8 @@ const struct ob_config_key ob_config_keys[] = {
      CFG(relay.backoff_max_ms), .doc = "Upper bound of the delay."},
     {.path = "relay.on_failure", .type = OB_CT_ENUM, .def = "dead_letter", .values = on_failures,
      CFG(relay.on_failure), .doc = "After `max_attempts`: dead-letter the message, or block its key and retry."},
-    {.path = "relay.dead_letter_sink", .type = OB_CT_STRING, CFG(relay.dead_letter_sink), .example = "dlq",
-     .def_doc = "none: dead letters are only recorded on the item",
+    {.path = "relay.dead_letter_sink", .type = OB_CT_STRING, .flags = OB_CK_RELOAD, CFG(relay.dead_letter_sink),
+     .example = "dlq", .def_doc = "none: dead letters are only recorded on the item",
      .doc = "Sink that receives dead-lettered messages with their error."},
     {.path = "relay.shutdown_timeout", .type = OB_CT_DURATION, .def = "30s", .min = 0, .max = NO_MAX,
      CFG(relay.shutdown_timeout_ms), .doc = "Time to finish in-flight work on SIGTERM."},
@@ -131,14 +131,14 @@ const struct ob_config_key ob_config_keys[] = {
      CFG(sweep.older_than_ms), .doc = "Only items created longer ago than this are swept."},
 
     {.path = "cloudevents", .type = OB_CT_SECTION, .doc = "The CloudEvents envelope."},
-    {.path = "cloudevents.source", .type = OB_CT_TEMPLATE, .def = "/{table}/{aggregateType}",
+    {.path = "cloudevents.source", .type = OB_CT_TEMPLATE, .flags = OB_CK_RELOAD, .def = "/{table}/{aggregateType}",
      CFG(cloudevents.source), .doc = "Template of the `source` attribute."},
 
-    {.path = "sinks", .type = OB_CT_SINKS, .flags = OB_CK_REQUIRED,
+    {.path = "sinks", .type = OB_CT_SINKS, .flags = OB_CK_REQUIRED | OB_CK_RELOAD,
      .doc = "Where messages go: a list of sinks, each with a unique `name` and a `type`."},
-    {.path = "routes", .type = OB_CT_ROUTES,
+    {.path = "routes", .type = OB_CT_ROUTES, .flags = OB_CK_RELOAD,
      .doc = "Which sink a message goes to: the first matching route wins; no match goes to `default_sink`."},
-    {.path = "default_sink", .type = OB_CT_STRING, CFG(default_sink), .example = "events",
+    {.path = "default_sink", .type = OB_CT_STRING, .flags = OB_CK_RELOAD, CFG(default_sink), .example = "events",
      .def_doc = "the only sink, when there is exactly one", .doc = "Sink of messages no route matches."},
 
     {.path = "metrics", .type = OB_CT_SECTION, .doc = "The HTTP server of `/metrics`, `/healthz` and `/readyz`."},
@@ -146,10 +146,10 @@ const struct ob_config_key ob_config_keys[] = {
      .def_doc = "none: no metrics server", .doc = "Address to listen on, `host:port`."},
 
     {.path = "log", .type = OB_CT_SECTION, .doc = "Logging to standard error."},
-    {.path = "log.level", .type = OB_CT_ENUM, .def = "info", .values = log_levels, CFG(log.level),
-     .doc = "Least severe level logged."},
-    {.path = "log.format", .type = OB_CT_ENUM, .def = "text", .values = log_formats, CFG(log.format),
-     .doc = "One line per event, as text or as a JSON object."},
+    {.path = "log.level", .type = OB_CT_ENUM, .flags = OB_CK_RELOAD, .def = "info", .values = log_levels,
+     CFG(log.level), .doc = "Least severe level logged."},
+    {.path = "log.format", .type = OB_CT_ENUM, .flags = OB_CK_RELOAD, .def = "text", .values = log_formats,
+     CFG(log.format), .doc = "One line per event, as text or as a JSON object."},
 };
 const size_t ob_config_n_keys = sizeof ob_config_keys / sizeof ob_config_keys[0];
 

@@ -26,6 +26,10 @@ enum ob_ct {
 #define OB_CK_REQUIRED 0x1u
 #define OB_CK_SECRET   0x2u
 #define OB_CK_DEST     0x4u   /* route: one of the destination spellings */
+/* SIGHUP applies the key: it is read through the routing a reload replaces
+ * (or is the log's). Every other key is read once at start and needs a
+ * restart; the keys of sinks and routes come and go with their lists. */
+#define OB_CK_RELOAD   0x8u
 
 struct ob_config_key {
     const char *path;              /* dotted, relative to its table */

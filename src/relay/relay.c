@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/config_schema.h"
 #include "dynamo/leases.h"
 #include "dynamo/table.h"
 #include "ops/clock.h"
@@ -140,14 +141,27 @@ void ob_routing_put(struct ob_routing *rt)
 
 /* ---- SIGHUP ---------------------------------------------------------------- */
 
-static void warn_restart_needed(const struct ob_config *old, const struct ob_config *neu)
+/* One warning naming every setting of the new file that differs from the
+ * running one but is read only at start; r->cfg keeps those values, so a
+ * later SIGHUP names them again until a restart. */
+static void warn_restart_needed(const struct ob_config *running, const struct ob_config *loaded)
 {
-    if (strcmp(old->table.name, neu->table.name) != 0 || strcmp(old->leases.table, neu->leases.table) != 0 ||
-        old->relay.ordering != neu->relay.ordering || old->relay.max_in_flight != neu->relay.max_in_flight ||
-        old->stream.batch_size != neu->stream.batch_size ||
-        old->stream.poll_interval_ms != neu->stream.poll_interval_ms)
-        ob_log_warn("reload: table, lease, stream and relay settings take effect on restart; "
-                    "sinks, routes, cloudevents and log level were reloaded");
+    const char **changed = ob_xcalloc(ob_config_n_keys, sizeof *changed);
+    size_t n = ob_config_restart_changes(running, loaded, changed, ob_config_n_keys);
+    if (n) {
+        struct ob_buf applied = { 0 };
+        for (size_t i = 0; i < ob_config_n_keys; i++)
+            if (ob_config_keys[i].flags & OB_CK_RELOAD)
+                ob_buf_printf(&applied, "%s%s", applied.len ? ", " : "", ob_config_keys[i].path);
+        struct ob_buf names = { 0 };
+        for (size_t i = 0; i < n; i++)
+            ob_buf_printf(&names, "%s%s", i ? ", " : "", changed[i]);
+        ob_log_warn("reload: changed settings that take effect only on restart: %s; the reloadable settings (%s) "
+                    "were applied", ob_buf_cstr(&names), ob_buf_cstr(&applied));
+        ob_buf_free(&names);
+        ob_buf_free(&applied);
+    }
+    free(changed);
 }
 
 static void reload(struct ob_relay *r)
@@ -164,7 +178,6 @@ static void reload(struct ob_relay *r)
     }
     struct ob_routing *rt;
     struct ob_error err;
-    warn_restart_needed(r->cfg, cfg);
     enum ob_log_level level = cfg->log.level;
     enum ob_log_format format = cfg->log.format;
     if (routing_create(cfg, &rt, &err)) {
@@ -177,6 +190,7 @@ static void reload(struct ob_relay *r)
     pthread_mutex_unlock(&r->routing_lock);
     ob_routing_put(old);
     ob_log_setup((enum ob_log_severity)level, format == OB_LOG_JSON);
+    warn_restart_needed(r->cfg, rt->cfg);
     ob_log_info("reloaded %s: %zu sinks, %zu routes", r->cfg->path, rt->cfg->n_sinks, rt->cfg->n_routes);
 out:
     ob_notify_ready(NULL);

@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/config_schema.h"
 
 #define DATA "tests/data/config/"
 
@@ -415,6 +416,127 @@ TEST(config_example_file_loads)
     CHECK_STR(cfg->table.name, "outbox");
     CHECK_INT(cfg->n_sinks, 1);
     ob_config_free(cfg);
+}
+
+/* Gives key k of cfg another value (any the field can hold: whether it is
+ * valid is the loader's business). False for a key without a plain value
+ * in a field of its own, which no comparison could see. */
+static bool change_value(struct ob_config *cfg, const struct ob_config_key *k)
+{
+    char *field = (char *)cfg + k->offset;
+    if (!k->size)
+        return false;
+    switch (k->type) {
+    case OB_CT_STRING:
+    case OB_CT_URL:
+    case OB_CT_TEMPLATE: {
+        char *old;
+        memcpy(&old, field, sizeof old);
+        struct ob_buf b = {0};
+        ob_buf_printf(&b, "%s-changed", old ? old : "");
+        free(old);
+        char *neu = ob_buf_steal(&b);
+        memcpy(field, &neu, sizeof neu);
+        return true;
+    }
+    case OB_CT_BOOL:
+        *(bool *)(void *)field = !*(bool *)(void *)field;
+        return true;
+    case OB_CT_INT:
+    case OB_CT_DURATION:
+    case OB_CT_ENUM:
+        if (k->size == sizeof(int))
+            *(int *)(void *)field ^= 1;
+        else
+            *(int64_t *)(void *)field ^= 1;
+        return true;
+    case OB_CT_NUMBER:
+        *(double *)(void *)field += 1;
+        return true;
+    case OB_CT_MAP:
+    case OB_CT_SECTION:
+    case OB_CT_SINKS:
+    case OB_CT_ROUTES:
+        break;
+    }
+    return false;
+}
+
+/* Walks the schema, so a key added later is covered without a change here. */
+TEST(config_restart_changes_name_each_changed_key_that_needs_a_restart_and_no_other)
+{
+    struct ob_config *running = load_ok(DATA "full.yaml");
+    CHECK(running);
+    for (size_t i = 0; i < ob_config_n_keys; i++) {
+        const struct ob_config_key *k = &ob_config_keys[i];
+        if (k->type == OB_CT_SECTION)
+            continue;
+        struct ob_config *loaded = load_ok(DATA "full.yaml");
+        CHECK(loaded);
+        bool changed = change_value(loaded, k);
+        const char *names[2] = {0};
+        size_t n = ob_config_restart_changes(running, loaded, names, 2);
+        ob_config_free(loaded);
+        if (k->flags & OB_CK_RELOAD) {
+            if (n != 0)
+                ob_test_fail(__FILE__, __LINE__, "%s is applied on reload, yet changing it named %s", k->path,
+                             names[0]);
+        } else if (!changed) {
+            ob_test_fail(__FILE__, __LINE__, "%s needs a restart but has no value a reload could compare", k->path);
+        } else if (n != 1 || strcmp(names[0], k->path) != 0) {
+            ob_test_fail(__FILE__, __LINE__, "changing %s alone named %zu keys, the first %s", k->path, n,
+                         n ? names[0] : "(none)");
+        }
+    }
+    ob_config_free(running);
+}
+
+static const char reload_base[] =
+    "table:\n  name: outbox\n"
+    "relay:\n  shutdown_timeout: 30s\n"
+    "sinks:\n  - name: out\n    type: stdout\n";
+
+TEST(config_restart_changes_name_nothing_when_only_reloadable_keys_change)
+{
+    struct ob_config_diag diag = {0};
+    struct ob_config *running = load_text(reload_base, &diag);
+    struct ob_config *loaded = load_text("table:\n  name: outbox\n"
+                                         "relay:\n  shutdown_timeout: 30s\n  dead_letter_sink: dlq\n"
+                                         "cloudevents:\n  source: /orders\n"
+                                         "sinks:\n  - name: hook\n    type: http\n    url: http://127.0.0.1:1/\n"
+                                         "  - name: dlq\n    type: file\n    path: /tmp/dlq.jsonl\n"
+                                         "routes:\n  - match: { messageType: \"Order*\" }\n    sink: dlq\n"
+                                         "default_sink: hook\n"
+                                         "log:\n  level: debug\n  format: json\n",
+                                         &diag);
+    print_diag(&diag);
+    CHECK(running);
+    CHECK(loaded);
+    const char *names[1] = {0};
+    size_t n = ob_config_restart_changes(running, loaded, names, 1);
+    ob_config_free(running);
+    ob_config_free(loaded);
+    if (n)
+        printf("  named %s\n", names[0]);
+    CHECK_INT(n, 0);
+}
+
+TEST(config_restart_changes_compare_values_not_their_spelling)
+{
+    struct ob_config_diag diag = {0};
+    struct ob_config *running = load_text(reload_base, &diag);
+    struct ob_config *loaded = load_text("table: { name: outbox, ttl_seconds: 604800 }\n"
+                                         "leases:\n  table: outbox-leases\n"
+                                         "relay:\n  shutdown_timeout: 30000ms\n"
+                                         "sinks:\n  - name: out\n    type: stdout\n",
+                                         &diag);
+    print_diag(&diag);
+    CHECK(running);
+    CHECK(loaded);
+    size_t n = ob_config_restart_changes(running, loaded, NULL, 0);
+    ob_config_free(running);
+    ob_config_free(loaded);
+    CHECK_INT(n, 0);
 }
 
 static void check_generated(const char *path, void (*write)(FILE *))
