@@ -170,6 +170,19 @@ enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const c
                         "leaseOwner = :me", values, NULL, err);
 }
 
+enum ob_err ob_lease_delete_ended(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                                  struct ob_error *err)
+{
+    json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:{s:{s:s}}}", "TableName", table, "Key", "leaseKey", "S", key,
+                            "ConditionExpression", "attribute_not_exists(leaseKey) OR checkpoint = :end",
+                            "ExpressionAttributeValues", ":end", "S", OB_CHECKPOINT_SHARD_END);
+    enum ob_err rc = ob_ddb_call(s, d, "DeleteItem", req, NULL, err);
+    json_decref(req);
+    if (rc)
+        ob_error_prefix(err, "deleting the lease of %s", key);
+    return rc;
+}
+
 void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *me,
                      const char *const *keys, int64_t *counters, size_t n, enum ob_err *results, bool *pending)
 {

@@ -76,6 +76,11 @@ enum ob_err ob_lease_hand_over(struct ob_aws_session *s, struct ob_ddb *d, const
 enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
                              const char *me, struct ob_error *err);
 
+/* Deletes the lease of a shard that was read to its end (its checkpoint
+ * is SHARD_END): OB_OK also when it is gone already. */
+enum ob_err ob_lease_delete_ended(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                                  struct ob_error *err);
+
 /* Renewals of every lease in keys/counters, concurrently. results[i] is
  * OB_OK (counters[i] incremented; pending[i] true when someone asked for a
  * hand-over), OB_ERR_CONDITION_FAILED (lost) or another error (unknown:

@@ -54,3 +54,20 @@ def test_a_restart_reads_what_arrived_after_the_first_start_while_the_sink_was_d
     assert http_receiver.wait_for(6, timeout=30), d.output()
     assert {m[2] for m in http_messages(http_receiver)} == {r[0] for r in rows}
     assert d.stop() == 0
+
+
+def test_a_child_shard_of_a_latest_relay_is_read_from_its_start(ddb, table, tmp_config, spawn_outboxd,
+                                                                 http_receiver, topology_proxy):
+    topo = topology_proxy(shards=1, split_every=0, table=table)
+    cfg = latest_relay(tmp_config, topo.endpoint, table, http_receiver)
+    d = spawn_outboxd("run", "-c", cfg)
+    d.wait_for_output("started reading")
+    # A slow sink keeps the parent open until the child has records of its own.
+    http_receiver.respond(lambda req: time.sleep(0.3) or 200)
+    rows = produce(ddb.endpoint, table, 4, 2, ids=True)
+    topo.wait_records(4)
+    topo.split_now()
+    rows += produce(ddb.endpoint, table, 8, 2, ids=True)
+    want = {r[0] for r in rows}
+    assert wait_until(lambda: want <= {m[2] for m in http_messages(http_receiver)}, 30), d.output()
+    assert d.stop() == 0
