@@ -62,12 +62,16 @@ enum ob_err ob_aws_endpoint_parse(const char *url, struct ob_aws_endpoint *ep, s
     memset(ep, 0, sizeof *ep);
     struct ob_url u;
     struct ob_error why = { 0 };
-    if (ob_url_parse(url, &u, &why) != OB_OK)
-        return ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s': %s", url, why.msg);
+    struct ob_buf shown = { 0 };
+    ob_url_put_redacted(&shown, url);
     enum ob_err rc = OB_OK;
+    if (ob_url_parse(url, &u, &why) != OB_OK) {
+        rc = ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s': %s", ob_buf_cstr(&shown), why.msg);
+        goto out;
+    }
     if (u.userinfo || u.query || strchr(url, '#')) {
         rc = ob_error_set(err, OB_ERR_CONFIG, "endpoint '%s' must not have user information, a query or a fragment",
-                          url);
+                          ob_buf_cstr(&shown));
         goto out;
     }
     /* Host header: without the scheme's default port, as SDKs send it, so
@@ -80,6 +84,7 @@ enum ob_err ob_aws_endpoint_parse(const char *url, struct ob_aws_endpoint *ep, s
     ob_http_origin_set(&ep->origin, u.tls, u.host, ob_url_port(&u));
 out:
     ob_url_free(&u);
+    ob_buf_free(&shown);
     return rc;
 }
 

@@ -26,6 +26,10 @@
 #define READ_MAX 65536
 #define MAX_HEAD 65536              /* status line and headers of one answer */
 #define MAX_BODY ((size_t)256 << 20)
+#define BODY_TOO_LARGE "the answer's body is larger than 256 MiB" /* MAX_BODY */
+#define NOT_HTTP "the answer is not valid HTTP/1.1"
+/* What a body's announced length reserves before its bytes arrive. */
+#define RX_RESERVE_MAX ((size_t)1 << 20)
 
 enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY };
 
@@ -649,8 +653,8 @@ static bool token_in_list(const char *v, size_t len, const char *token)
 }
 
 /* Parses the status line and headers in [p, p+len) (without the empty
- * line); false on anything that is not HTTP/1.x. */
-static bool parse_head(struct http_conn *conn, const char *p, size_t len, int *status)
+ * line); NULL, or why the answer cannot be taken. */
+static const char *parse_head(struct http_conn *conn, const char *p, size_t len, int *status)
 {
     const char *end = p + len;
     const char *eol = memchr(p, '\n', len);
@@ -660,15 +664,15 @@ static bool parse_head(struct http_conn *conn, const char *p, size_t len, int *s
     if (line_len && p[line_len - 1] == '\r')
         line_len--;
     if (line_len < 12 || strncmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
-        return false;
+        return NOT_HTTP;
     int code = 0;
     for (int i = 9; i < 12; i++) {
         if (p[i] < '0' || p[i] > '9')
-            return false;
+            return NOT_HTTP;
         code = code * 10 + (p[i] - '0');
     }
     if (line_len > 12 && p[12] != ' ')
-        return false;
+        return NOT_HTTP;
     bool http10 = p[7] == '0';
     bool chunked = false, has_length = false, close = http10, keep_alive = false;
     uint64_t length = 0;
@@ -682,15 +686,15 @@ static bool parse_head(struct http_conn *conn, const char *p, size_t len, int *s
         size_t vl;
         if (header_is(l, n, "Content-Length", &v, &vl)) {
             if (vl == 0 || vl > 19)
-                return false;
+                return NOT_HTTP;
             uint64_t x = 0;
             for (size_t i = 0; i < vl; i++) {
                 if (v[i] < '0' || v[i] > '9')
-                    return false;
+                    return NOT_HTTP;
                 x = x * 10 + (uint64_t)(v[i] - '0');
             }
             if (has_length && x != length)
-                return false;
+                return NOT_HTTP;
             has_length = true;
             length = x;
         } else if (header_is(l, n, "Transfer-Encoding", &v, &vl)) {
@@ -706,23 +710,25 @@ static bool parse_head(struct http_conn *conn, const char *p, size_t len, int *s
     *status = code;
     conn->keep_alive = !close || (http10 && keep_alive);
     if (code / 100 == 1)
-        return true;
+        return NULL;
     if (code == 204 || code == 304) {
         conn->phase = PHASE_DONE;
     } else if (chunked) {
         conn->phase = PHASE_CHUNK_SIZE;
     } else if (has_length) {
         if (length > MAX_BODY)
-            return false;
+            return BODY_TOO_LARGE;
+        /* Only what a normal answer needs is reserved on the peer's word:
+         * the rest grows as its bytes arrive. */
         if (conn->ex->rx)
-            ob_buf_reserve_exact(conn->ex->rx, (size_t)length);
+            ob_buf_reserve_exact(conn->ex->rx, (size_t)(length < RX_RESERVE_MAX ? length : RX_RESERVE_MAX));
         conn->remaining = length;
         conn->phase = length ? PHASE_BODY : PHASE_DONE;
     } else {
         conn->phase = PHASE_UNTIL_CLOSE;
         conn->keep_alive = false;
     }
-    return true;
+    return NULL;
 }
 
 static bool body_append(struct http_conn *conn, const char *p, size_t n)
@@ -751,8 +757,9 @@ static const char *next_line(struct http_conn *conn, size_t *len)
     return p;
 }
 
-/* Consumes what it can of the received bytes; false on a protocol error. */
-static bool parse_answer(struct http_conn *conn)
+/* Consumes what it can of the received bytes; NULL, or why the answer
+ * cannot be taken. */
+static const char *parse_answer(struct http_conn *conn)
 {
     for (;;) {
         size_t avail = conn->in.len - conn->in_off;
@@ -762,12 +769,15 @@ static bool parse_answer(struct http_conn *conn)
         case PHASE_HEAD: {
             const char *end = avail >= 4 ? memmem(p, avail, "\r\n\r\n", 4) : NULL;
             if (!end)
-                return avail <= MAX_HEAD;
+                return avail <= MAX_HEAD ? NULL : NOT_HTTP;
             size_t head_len = (size_t)(end - p);
             conn->in_off += head_len + 4;
             int status = 0;
-            if (!parse_head(conn, p, head_len, &status) || status == 101)
-                return false;
+            const char *refused = parse_head(conn, p, head_len, &status);
+            if (refused)
+                return refused;
+            if (status == 101)
+                return NOT_HTTP;
             if (status / 100 == 1)
                 continue; /* 100 Continue and other interim answers */
             conn->ex->status = status;
@@ -776,10 +786,10 @@ static bool parse_answer(struct http_conn *conn)
         case PHASE_BODY:
         case PHASE_CHUNK_DATA:
             if (!avail)
-                return true;
+                return NULL;
             n = avail < conn->remaining ? avail : (size_t)conn->remaining;
             if (!body_append(conn, p, n))
-                return false;
+                return BODY_TOO_LARGE;
             conn->in_off += n;
             conn->remaining -= n;
             if (conn->remaining == 0)
@@ -788,7 +798,7 @@ static bool parse_answer(struct http_conn *conn)
         case PHASE_CHUNK_SIZE: {
             const char *l = next_line(conn, &n);
             if (!l)
-                return avail <= 1024;
+                return avail <= 1024 ? NULL : NOT_HTTP;
             uint64_t size = 0;
             size_t i = 0;
             for (; i < n && i < 16; i++) {
@@ -799,8 +809,10 @@ static bool parse_answer(struct http_conn *conn)
                     break;
                 size = size * 16 + (uint64_t)d;
             }
-            if (i == 0 || (i < n && l[i] != ';' && l[i] != ' ' && l[i] != '\t') || size > MAX_BODY)
-                return false;
+            if (i == 0 || (i < n && l[i] != ';' && l[i] != ' ' && l[i] != '\t'))
+                return NOT_HTTP;
+            if (size > MAX_BODY)
+                return BODY_TOO_LARGE;
             conn->remaining = size;
             conn->phase = size ? PHASE_CHUNK_DATA : PHASE_TRAILER;
             continue;
@@ -808,27 +820,27 @@ static bool parse_answer(struct http_conn *conn)
         case PHASE_CHUNK_END: {
             const char *l = next_line(conn, &n);
             if (!l)
-                return avail <= 1;
+                return avail <= 1 ? NULL : NOT_HTTP;
             if (n != 0)
-                return false;
+                return NOT_HTTP;
             conn->phase = PHASE_CHUNK_SIZE;
             continue;
         }
         case PHASE_TRAILER: {
             const char *l = next_line(conn, &n);
             if (!l)
-                return avail <= MAX_HEAD;
+                return avail <= MAX_HEAD ? NULL : NOT_HTTP;
             if (n == 0)
                 conn->phase = PHASE_DONE;
             continue;
         }
         case PHASE_UNTIL_CLOSE:
             if (!body_append(conn, p, avail))
-                return false;
+                return BODY_TOO_LARGE;
             conn->in_off += avail;
-            return true;
+            return NULL;
         case PHASE_DONE:
-            return true;
+            return NULL;
         }
     }
 }
@@ -877,10 +889,12 @@ static bool conn_read_ended(struct ob_http_client *c, struct http_conn *conn, ss
 }
 
 /* Reads what the socket has; false if the connection is gone. A body of
- * known length goes straight into the caller's buffer, reserved once. */
+ * known length goes straight into the caller's buffer: reserved once when
+ * it is at most RX_RESERVE_MAX, else grown as its bytes arrive. */
 static bool conn_read(struct ob_http_client *c, struct http_conn *conn)
 {
     char tls_error[120];
+    const char *refused;
     for (;;) {
         if (conn->in_off && conn->in_off == conn->in.len) {
             ob_buf_reset(&conn->in);
@@ -891,8 +905,11 @@ static bool conn_read(struct ob_http_client *c, struct http_conn *conn)
         struct ob_buf *into = direct ? ex->rx : &conn->in;
         size_t room;
         if (direct) {
-            ob_buf_reserve(into, (size_t)conn->remaining);
-            room = (size_t)conn->remaining;
+            if (into->cap <= into->len + 1)
+                ob_buf_reserve(into, conn->remaining < READ_MAX ? (size_t)conn->remaining : READ_MAX);
+            room = into->cap - into->len - 1;
+            if (room > conn->remaining)
+                room = (size_t)conn->remaining;
         } else {
             /* Answers are mostly small: start small, double while full. */
             ob_buf_reserve(into, into->cap >= READ_MAX ? READ_MAX - 1 : READ_MIN - 1);
@@ -915,8 +932,8 @@ static bool conn_read(struct ob_http_client *c, struct http_conn *conn)
             conn->remaining -= (uint64_t)n;
             if (conn->remaining == 0)
                 conn->phase = PHASE_DONE;
-        } else if (!parse_answer(conn)) {
-            conn_fail(c, conn, OB_HTTP_PROTOCOL, 0, "the answer is not valid HTTP/1.1");
+        } else if ((refused = parse_answer(conn))) {
+            conn_fail(c, conn, OB_HTTP_PROTOCOL, 0, refused);
             return false;
         }
         if (conn->phase == PHASE_DONE)

@@ -18,6 +18,7 @@
 #include "core/cloudevents.h"
 #include "core/codec.h"
 #include "core/config_schema.h"
+#include "core/url.h"
 
 #define NO_INDEX SIZE_MAX
 
@@ -216,22 +217,6 @@ int64_t ob_parse_duration_ms(const char *s, bool *ok)
     return 0;
 }
 
-/* URLs are echoed in messages without their password. */
-static void put_redacted_url(struct ob_buf *b, const char *url)
-{
-    const char *auth = strstr(url, "://");
-    const char *at = auth ? strchr(auth + 3, '@') : NULL;
-    const char *slash = auth ? strchr(auth + 3, '/') : NULL;
-    const char *colon = auth ? strchr(auth + 3, ':') : NULL;
-    if (!at || (slash && slash < at) || !colon || colon > at) {
-        ob_buf_puts(b, url);
-        return;
-    }
-    ob_buf_append(b, url, (size_t)(colon - url));
-    ob_buf_puts(b, ":***");
-    ob_buf_puts(b, at);
-}
-
 /* "'stream.poll_interval'" or "'timeout' of http sink 'events'" */
 static void put_key_name(struct ob_buf *b, const struct walk *w, const char *path)
 {
@@ -413,7 +398,7 @@ static bool parse_value(struct loader *ld, const struct ob_config_key *k, const 
     } else {
         struct ob_buf shown = {0};
         if (k->type == OB_CT_URL)
-            put_redacted_url(&shown, text);
+            ob_url_put_redacted(&shown, text);
         else
             ob_buf_puts(&shown, text);
         report(ld, at, "%s, got '%s'", ob_buf_cstr(&msg), ob_buf_cstr(&shown));

@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/config_schema.h"
+#include "core/url.h"
 
 static void put_field(struct ob_buf *b, const struct ob_config_key *k, const void *base)
 {
@@ -25,7 +26,14 @@ static void put_field(struct ob_buf *b, const struct ob_config_key *k, const voi
     case OB_CT_TEMPLATE: {
         const char *s;
         memcpy(&s, field, sizeof s);
-        ob_buf_puts(b, !s ? "(not set)" : (k->flags & OB_CK_SECRET) ? "(set)" : s);
+        if (!s)
+            ob_buf_puts(b, "(not set)");
+        else if (k->flags & OB_CK_SECRET)
+            ob_buf_puts(b, "(set)");
+        else if (k->type == OB_CT_URL)
+            ob_url_put_redacted(b, s);
+        else
+            ob_buf_puts(b, s);
         break;
     }
     case OB_CT_BOOL: {
@@ -72,13 +80,8 @@ static void put_opt(struct ob_buf *b, const struct ob_config_key *k, const struc
         ob_buf_printf(b, "%" PRId64, o->i);
     } else if (k->type == OB_CT_DURATION) {
         ob_config_format_duration(b, o->i);
-    } else if (k->type == OB_CT_URL && strchr(o->str, '@')) {
-        /* userinfo may hold a password */
-        const char *at = strrchr(o->str, '@'), *auth = strstr(o->str, "://");
-        if (auth && auth < at)
-            ob_buf_printf(b, "%.*s(credentials set)%s", (int)(auth + 3 - o->str), o->str, at);
-        else
-            ob_buf_puts(b, o->str);
+    } else if (k->type == OB_CT_URL) {
+        ob_url_put_redacted(b, o->str);
     } else {
         ob_buf_puts(b, *o->str ? o->str : "\"\"");
     }

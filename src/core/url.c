@@ -21,6 +21,32 @@ const char *ob_url_port(const struct ob_url *u)
     return u->port ? u->port : u->tls ? "443" : "80";
 }
 
+void ob_url_put_redacted(struct ob_buf *b, const char *text)
+{
+    /* "://" of a scheme, not of a URL in the query. */
+    const char *scheme_end = strstr(text, "://");
+    if (scheme_end && scheme_end > text + strcspn(text, "/?#"))
+        scheme_end = NULL;
+    const char *authority = scheme_end ? scheme_end + 3 : text;
+    size_t authority_len = strcspn(authority, "/?#");
+    const char *at = NULL;
+    for (const char *p = authority; p < authority + authority_len; p++)
+        if (*p == '@')
+            at = p;
+    const char *rest = text;
+    if (at) {
+        const char *colon = memchr(authority, ':', (size_t)(at - authority));
+        const char *shown_end = colon ? colon + 1 : authority;
+        ob_buf_append(b, text, (size_t)(shown_end - text));
+        ob_buf_puts(b, "***");
+        rest = at;
+    }
+    const char *hidden = rest + strcspn(rest, "?#");
+    ob_buf_append(b, rest, (size_t)(hidden - rest));
+    if (*hidden)
+        ob_buf_cat(b, *hidden == '?' ? "?" : "#", "***", NULL);
+}
+
 /* A reference split into its five parts (RFC 3986 §3); NULL for a part
  * not present (an empty path is present). Points into the text. */
 struct ref_parts {

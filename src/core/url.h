@@ -31,4 +31,11 @@ const char *ob_url_port(const struct ob_url *u);
 
 void ob_url_free(struct ob_url *u);
 
+/* Appends text, a URL or what was written for one, with what may be a
+ * secret (SPEC §7) replaced by "***": the password of its user
+ * information (all of it when there is no ':'), its query and its
+ * fragment. "https://user:***@host/hook?***": for messages and `check`. */
+struct ob_buf;
+void ob_url_put_redacted(struct ob_buf *b, const char *text);
+
 #endif

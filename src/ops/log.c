@@ -3,11 +3,14 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
 #include "core/buf.h"
 #include "core/codec.h"
+#include "core/json_scan.h"
 
 static atomic_int log_level = OB_SEV_INFO;
 static atomic_int log_json;
@@ -34,24 +37,83 @@ int ob_log_enabled(enum ob_log_severity sev)
     return (int)sev <= atomic_load(&log_level);
 }
 
-static void json_escape(struct ob_buf *b, const char *s)
+/* How many bytes the UTF-8 character at s has; 0 when s holds no whole,
+ * well-formed one. */
+static size_t utf8_char_len(const char *s)
 {
-    ob_buf_putc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': ob_buf_puts(b, "\\\""); break;
-        case '\\': ob_buf_puts(b, "\\\\"); break;
-        case '\n': ob_buf_puts(b, "\\n"); break;
-        case '\r': ob_buf_puts(b, "\\r"); break;
-        case '\t': ob_buf_puts(b, "\\t"); break;
-        default:
-            if (*p < 0x20)
-                ob_buf_printf(b, "\\u%04x", *p);
-            else
-                ob_buf_putc(b, (char)*p);
+    unsigned char c = (unsigned char)*s;
+    size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    return strnlen(s, n) == n && ob_utf8_valid(s, n) ? n : 0;
+}
+
+enum escaping {
+    ESC_JSON,        /* a JSON string's contents */
+    ESC_TEXT_QUOTED, /* a text field in double quotes */
+    ESC_TEXT,        /* the text message: nothing follows it on its line */
+};
+
+/* Appends s with whatever could end the line or leave its field escaped:
+ * control characters always (\n, \r, \t, else \u00XX in JSON, \xHH in
+ * text), quotes and backslashes within quotes. Bytes that are not UTF-8
+ * are \xHH in text and U+FFFD in JSON, which must stay valid. */
+static void put_escaped(struct ob_buf *b, const char *s, enum escaping how)
+{
+    const char *run = s;
+    while (*s) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            s++;
+            continue;
         }
+        size_t n = utf8_char_len(s);
+        bool control = c < 0x20 || c == 0x7f;
+        bool quote = (c == '"' || c == '\\') && how != ESC_TEXT;
+        if (n && !control && !quote) {
+            s += n;
+            continue;
+        }
+        ob_buf_append(b, run, (size_t)(s - run));
+        run = ++s;
+        if (c == '\n')
+            ob_buf_puts(b, "\\n");
+        else if (c == '\r')
+            ob_buf_puts(b, "\\r");
+        else if (c == '\t')
+            ob_buf_puts(b, "\\t");
+        else if (quote)
+            ob_buf_cat(b, "\\", c == '"' ? "\"" : "\\", NULL);
+        else if (how != ESC_JSON)
+            ob_buf_printf(b, "\\x%02x", c);
+        else if (control)
+            ob_buf_printf(b, "\\u%04x", c);
+        else
+            ob_buf_puts(b, "\\ufffd");
     }
+    ob_buf_append(b, run, (size_t)(s - run));
+}
+
+static void put_json_member(struct ob_buf *b, const char *name, const char *value)
+{
+    ob_buf_cat(b, ",\"", name, "\":\"", NULL);
+    put_escaped(b, value, ESC_JSON);
     ob_buf_putc(b, '"');
+}
+
+/* name=value, the value in double quotes unless it is plain printable
+ * ASCII without spaces, quotes, '=' or backslashes: a producer's message
+ * id cannot pass for another field. */
+static void put_text_field(struct ob_buf *b, const char *name, const char *value)
+{
+    bool plain = *value;
+    for (const unsigned char *p = (const unsigned char *)value; *p && plain; p++)
+        plain = *p > 0x20 && *p < 0x7f && *p != '"' && *p != '=' && *p != '\\';
+    if (plain) {
+        ob_buf_cat(b, name, "=", value, " ", NULL);
+        return;
+    }
+    ob_buf_cat(b, name, "=\"", NULL);
+    put_escaped(b, value, ESC_TEXT_QUOTED);
+    ob_buf_puts(b, "\" ");
 }
 
 void ob_log_at(enum ob_log_severity sev, const char *shard, const char *message_id, const char *fmt, ...)
@@ -71,24 +133,20 @@ void ob_log_at(enum ob_log_severity sev, const char *shard, const char *message_
 
     if (atomic_load(&log_json)) {
         ob_buf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\"", when, sev_names[sev]);
-        if (shard) {
-            ob_buf_puts(&line, ",\"shard\":");
-            json_escape(&line, shard);
-        }
-        if (message_id) {
-            ob_buf_puts(&line, ",\"message_id\":");
-            json_escape(&line, message_id);
-        }
-        ob_buf_puts(&line, ",\"msg\":");
-        json_escape(&line, ob_buf_cstr(&msg));
+        if (shard)
+            put_json_member(&line, "shard", shard);
+        if (message_id)
+            put_json_member(&line, "message_id", message_id);
+        put_json_member(&line, "msg", ob_buf_cstr(&msg));
         ob_buf_puts(&line, "}\n");
     } else {
         ob_buf_printf(&line, "%s %-5s ", when, sev_names[sev]);
         if (shard)
-            ob_buf_printf(&line, "shard=%s ", shard);
+            put_text_field(&line, "shard", shard);
         if (message_id)
-            ob_buf_printf(&line, "id=%s ", message_id);
-        ob_buf_printf(&line, "%s\n", ob_buf_cstr(&msg));
+            put_text_field(&line, "id", message_id);
+        put_escaped(&line, ob_buf_cstr(&msg), ESC_TEXT);
+        ob_buf_putc(&line, '\n');
     }
     pthread_mutex_lock(&log_lock);
     FILE *f = log_stream ? log_stream : stderr;

@@ -1,6 +1,8 @@
 /* Process-wide logger: one line per event on stderr, `text` or `json`.
  * Thread-safe; the level can change at run time (SIGHUP reload). Never
- * pass secrets in: nothing here can tell them apart. */
+ * pass secrets in: nothing here can tell them apart. What producers wrote
+ * may be passed in: the shard, id and message are escaped so that they
+ * can neither end the line nor pass for another field. */
 #ifndef OB_OPS_LOG_H
 #define OB_OPS_LOG_H
 

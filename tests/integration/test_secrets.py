@@ -11,7 +11,15 @@ SECRETS = {
     "basic_password": "BaSiCpAsSwOrD-9z8y7x",
     "webhook_secret": "whsec_" + "V2ViaG9va1NlY3JldEZvclRlc3Rz",
     "sasl_password": "SaSlPaSsWoRd-kafka-1",
+    "url_password": "UrLpAsSwOrD-5e6f",
+    "url_query": "UrLqUeRy-ApIkEy-7a8b",
 }
+
+
+def with_url_secrets(url, path="/hook"):
+    """url with a user and password and an API key in its query."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://hookuser:{SECRETS['url_password']}@{rest}{path}?apikey={SECRETS['url_query']}"
 
 
 def config(endpoint, table, url, port, with_kafka=False):
@@ -48,7 +56,7 @@ metrics:
 sinks:
   - name: hook
     type: http
-    url: {url}
+    url: {with_url_secrets(url)}
     bearer_token: {SECRETS["bearer_token"]}
     webhook_secret: {SECRETS["webhook_secret"]}
   - name: basic
@@ -100,3 +108,42 @@ def test_a_debug_run_with_failures_logs_and_exposes_no_secret(ddb, tmp_config, s
     # The receiver did get the credentials: they are used, just never shown.
     auth = {r.headers.get("authorization", "") for r in http_receiver.requests}
     assert any(SECRETS["bearer_token"] in a for a in auth)
+
+
+def test_check_shows_urls_with_their_password_and_query_hidden(ddb, tmp_config, run_outboxd, http_receiver):
+    cfg = tmp_config(config(ddb.endpoint, "outbox", http_receiver.url, free_port()))
+    r = run_outboxd("check", "-c", cfg)
+    assert r.returncode == 0, r.stderr
+    assert leaked(r.stdout + r.stderr) == []
+    assert f"url: {http_receiver.url.replace('://', '://hookuser:***@')}/hook?***\n" in r.stdout, r.stdout
+
+
+def test_an_endpoint_with_a_password_and_query_is_shown_without_them_by_check_and_run(
+        tmp_config, run_outboxd, http_receiver):
+    endpoint = with_url_secrets("http://127.0.0.1:9", path="/")
+    cfg = tmp_config(config(endpoint, "outbox", http_receiver.url, free_port()))
+    check = run_outboxd("check", "-c", cfg)
+    assert check.returncode == 0, check.stderr
+    assert "endpoint: http://hookuser:***@127.0.0.1:9/?***\n" in check.stdout, check.stdout
+    run = run_outboxd("run", "-c", cfg, timeout=30)
+    assert run.returncode == 78, run.stderr
+    assert "http://hookuser:***@127.0.0.1:9/?***" in run.stderr, run.stderr
+    assert leaked(check.stdout + check.stderr + run.stdout + run.stderr) == []
+
+
+def test_a_config_error_about_a_url_shows_it_without_its_password_or_query(tmp_config, run_outboxd):
+    url = with_url_secrets("ftp://127.0.0.1:9")
+    cfg = tmp_config(f"""\
+aws:
+  region: us-east-1
+table:
+  name: outbox
+sinks:
+  - name: hook
+    type: http
+    url: {url}
+""")
+    r = run_outboxd("check", "-c", cfg)
+    assert r.returncode == 78, r.stderr
+    assert "got 'ftp://hookuser:***@127.0.0.1:9/hook?***'" in r.stderr, r.stderr
+    assert leaked(r.stdout + r.stderr) == []

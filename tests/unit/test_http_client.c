@@ -399,3 +399,54 @@ TEST(a_request_already_sent_is_not_sent_again_when_its_connection_breaks)
     CHECK_INT(s.accepted, 1);
     ob_buf_free(&rx);
 }
+
+TEST(a_body_announced_larger_than_it_is_takes_memory_only_as_its_bytes_arrive)
+{
+    /* 200 MB announced, 3 bytes sent: a peer must not make each connection
+     * hold the memory of a length it merely names. */
+    static const struct step steps[] = {
+        { "HTTP/1.1 200 OK\r\nContent-Length: 200000000\r\n\r\nabc", true },
+    };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    play(steps, 1, 0, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_IO);
+    if (rx.cap > ((size_t)4 << 20))
+        ob_test_fail(__FILE__, __LINE__, "the body buffer holds %zu bytes for the 3 that arrived", rx.cap);
+    ob_buf_free(&rx);
+}
+
+TEST(a_body_longer_than_what_is_reserved_up_front_comes_back_whole)
+{
+    size_t body_len = (size_t)3 << 20;
+    struct ob_buf answer = { 0 };
+    ob_buf_printf(&answer, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", body_len);
+    size_t head_len = answer.len;
+    for (size_t i = 0; i < body_len; i++)
+        ob_buf_putc(&answer, (char)('a' + i % 26));
+    const struct step steps[] = { { answer.data, false } };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    play(steps, 1, 0, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+    CHECK_INT(rx.len, body_len);
+    CHECK(memcmp(rx.data, answer.data + head_len, body_len) == 0);
+    ob_buf_free(&rx);
+    ob_buf_free(&answer);
+}
+
+TEST(a_body_announced_beyond_the_limit_is_refused_saying_so)
+{
+    static const struct step steps[] = {
+        { "HTTP/1.1 200 OK\r\nContent-Length: 300000000\r\n\r\nabc", true },
+    };
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    play(steps, 1, 0, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_PROTOCOL);
+    CHECK_STR(ex.error, "the answer's body is larger than 256 MiB");
+    ob_buf_free(&rx);
+}

@@ -137,3 +137,32 @@ TEST(a_reference_that_is_not_http_or_has_spaces_does_not_resolve)
     CHECK_INT(ob_url_resolve(&base, "x\n", &out, &err), OB_ERR_CONFIG);
     ob_url_free(&base);
 }
+
+TEST(a_url_is_shown_with_its_password_query_and_fragment_hidden)
+{
+    static const char *const cases[][2] = {
+        { "https://user:pass@host/hook?apikey=SECRET", "https://user:***@host/hook?***" },
+        { "https://user:p%40ss:w@rd@host:8443/a/b", "https://user:***@host:8443/a/b" },
+        { "https://TOKEN@host/", "https://***@host/" },
+        { "redis://:pass@host:6379", "redis://:***@host:6379" },
+        { "http://host/p?a=1#frag", "http://host/p?***" },
+        { "http://host/p#access_token=x", "http://host/p#***" },
+        { "http://host/a@b/c", "http://host/a@b/c" },
+        { "http://host?q", "http://host?***" },
+        { "http://[::1]:8000/x", "http://[::1]:8000/x" },
+        { "https://example.org/hook", "https://example.org/hook" },
+        /* What was written for a URL but is none is hidden the same way. */
+        { "ftp://u:p@h/x?k=v", "ftp://u:***@h/x?***" },
+        { "u:p@h/x?k", "u:***@h/x?***" },
+        { "h/x?to=http://u:p@y", "h/x?***" },
+        { "", "" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct ob_buf b = { 0 };
+        ob_url_put_redacted(&b, cases[i][0]);
+        if (strcmp(ob_buf_cstr(&b), cases[i][1]) != 0)
+            ob_test_fail(__FILE__, __LINE__, "'%s' shown as '%s', want '%s'", cases[i][0], ob_buf_cstr(&b),
+                         cases[i][1]);
+        ob_buf_free(&b);
+    }
+}
