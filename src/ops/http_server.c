@@ -133,32 +133,43 @@ static bool has_token(const char *value, const char *token)
     return false;
 }
 
-static void answer(const struct ob_http_server *srv, struct conn *c, const char *path, bool head_only)
+/* /healthz and /readyz: 200 with ok_text while check is unset or passes,
+ * else 503 with the reason it gave, or with fallback. */
+static void answer_check(struct conn *c, bool (*check)(void *ctx, struct ob_buf *why), void *ctx,
+                         const char *ok_text, const char *fallback, bool head_only)
 {
     struct ob_buf body = { 0 };
-    if (strcmp(path, "/metrics") == 0) {
-        ob_metrics_render(&body);
-        put_response(c, 200, METRICS_TYPE, &body, head_only);
-    } else if (strcmp(path, "/healthz") == 0) {
-        ob_buf_puts(&body, "ok\n");
-        put_response(c, 200, TEXT_TYPE, &body, head_only);
-    } else if (strcmp(path, "/readyz") == 0) {
-        if (!srv->routes.ready || srv->routes.ready(srv->routes.ready_ctx, &body)) {
-            ob_buf_reset(&body);
-            ob_buf_puts(&body, "ready\n");
-            put_response(c, 200, TEXT_TYPE, &body, head_only);
-        } else {
-            if (body.len == 0)
-                ob_buf_puts(&body, "not ready");
-            if (body.data[body.len - 1] != '\n')
-                ob_buf_putc(&body, '\n');
-            put_response(c, 503, TEXT_TYPE, &body, head_only);
-        }
+    bool ok = !check || check(ctx, &body);
+    if (ok) {
+        ob_buf_reset(&body);
+        ob_buf_puts(&body, ok_text);
     } else {
-        ob_buf_puts(&body, "Not Found\n");
-        put_response(c, 404, TEXT_TYPE, &body, head_only);
+        if (body.len == 0)
+            ob_buf_puts(&body, fallback);
+        if (body.data[body.len - 1] != '\n')
+            ob_buf_putc(&body, '\n');
     }
+    put_response(c, ok ? 200 : 503, TEXT_TYPE, &body, head_only);
     ob_buf_free(&body);
+}
+
+static void answer(const struct ob_http_server *srv, struct conn *c, const char *path, bool head_only)
+{
+    const struct ob_http_routes *routes = &srv->routes;
+    if (strcmp(path, "/healthz") == 0) {
+        answer_check(c, routes->healthy, routes->healthy_ctx, "ok\n", "not healthy", head_only);
+    } else if (strcmp(path, "/readyz") == 0) {
+        answer_check(c, routes->ready, routes->ready_ctx, "ready\n", "not ready", head_only);
+    } else {
+        struct ob_buf body = { 0 };
+        bool metrics = strcmp(path, "/metrics") == 0;
+        if (metrics)
+            ob_metrics_render(&body);
+        else
+            ob_buf_puts(&body, "Not Found\n");
+        put_response(c, metrics ? 200 : 404, metrics ? METRICS_TYPE : TEXT_TYPE, &body, head_only);
+        ob_buf_free(&body);
+    }
 }
 
 /* Parses the request head in c->in[0, len), which starts with a request

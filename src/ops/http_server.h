@@ -1,6 +1,6 @@
 /* The operations HTTP server on metrics.listen: /metrics (Prometheus text
- * format), /healthz (200 while the process runs) and /readyz (the readiness
- * callback's answer). One thread, poll()-driven, non-blocking sockets: a
+ * format), /healthz (the liveness callback's answer) and /readyz (the
+ * readiness callback's answer). One thread, poll()-driven, non-blocking sockets: a
  * slow or stuck scraper can hold one of its connections, never outboxd.
  * GET and HEAD only, HTTP/1.0 and 1.1 with keep-alive; request heads above
  * 8 KiB get 431, connections quiet for 5 s are closed; 64 connections at
@@ -22,6 +22,11 @@ struct ob_http_routes {
      * NULL: ready whenever the server runs. */
     bool (*ready)(void *ctx, struct ob_buf *why);
     void *ready_ctx;
+    /* /healthz, the same way: true for 200 "ok\n", false for 503 with the
+     * reason ("not healthy" when empty). NULL: healthy whenever the server
+     * runs. */
+    bool (*healthy)(void *ctx, struct ob_buf *why);
+    void *healthy_ctx;
 };
 
 /* address: "host:port" where host is an IPv4 address, [IPv6] address, a

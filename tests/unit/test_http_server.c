@@ -16,29 +16,36 @@
 #include "ops/http_server.h"
 #include "ops/metrics.h"
 
-struct readiness {
-    bool ready;
+/* What a readiness or liveness callback answers. */
+struct verdict {
+    bool ok;
     const char *why;
 };
 
-static bool ready_cb(void *ctx, struct ob_buf *why)
+static bool verdict_cb(void *ctx, struct ob_buf *why)
 {
-    const struct readiness *r = ctx;
-    if (!r->ready && r->why)
-        ob_buf_puts(why, r->why);
-    return r->ready;
+    const struct verdict *v = ctx;
+    if (!v->ok && v->why)
+        ob_buf_puts(why, v->why);
+    return v->ok;
 }
 
-static struct ob_http_server *start(struct readiness *r)
+static struct ob_http_server *start_routes(const struct ob_http_routes *routes)
 {
-    struct ob_http_routes routes = { .ready = ready_cb, .ready_ctx = r };
     struct ob_http_server *srv = NULL;
     struct ob_error err = { 0 };
-    if (ob_http_server_start("127.0.0.1:0", &routes, &srv, &err) != OB_OK) {
+    if (ob_http_server_start("127.0.0.1:0", routes, &srv, &err) != OB_OK) {
         fprintf(stderr, "start: %s\n", err.msg);
         return NULL;
     }
     return srv;
+}
+
+/* A server whose readiness is r's. */
+static struct ob_http_server *start(struct verdict *r)
+{
+    struct ob_http_routes routes = { .ready = verdict_cb, .ready_ctx = r };
+    return start_routes(&routes);
 }
 
 static int64_t mono_ms(void)
@@ -141,7 +148,7 @@ TEST(metrics_route_serves_the_registry_as_prometheus_text)
 {
     ob_metrics_reset();
     ob_metric_count("outboxd_messages_delivered_total", "sink=\"out\"", 3);
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     char *resp = exchange(ob_http_server_port(srv), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -154,9 +161,9 @@ TEST(metrics_route_serves_the_registry_as_prometheus_text)
     ob_metrics_reset();
 }
 
-TEST(healthz_answers_ok)
+TEST(healthz_without_a_liveness_callback_answers_ok_whatever_readiness_says)
 {
-    struct readiness r = { .ready = false, .why = "starting" };
+    struct verdict r = { .ok = false, .why = "starting" };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     char *resp = exchange(ob_http_server_port(srv), "GET /healthz HTTP/1.1\r\n\r\n");
@@ -166,14 +173,47 @@ TEST(healthz_answers_ok)
     free(resp);
 }
 
+TEST(healthz_follows_the_liveness_callback)
+{
+    struct verdict h = { .ok = true };
+    struct ob_http_routes routes = { .healthy = verdict_cb, .healthy_ctx = &h };
+    struct ob_http_server *srv = start_routes(&routes);
+    CHECK(srv);
+    int port = ob_http_server_port(srv);
+    char *healthy = exchange(port, "GET /healthz HTTP/1.1\r\n\r\n");
+    h.ok = false;
+    h.why = "shard shardId-1 stuck: 12 messages waiting, no progress for 120 s";
+    char *why = exchange(port, "GET /healthz HTTP/1.1\r\n\r\n");
+    char *head = exchange(port, "HEAD /healthz HTTP/1.1\r\n\r\n");
+    h.why = NULL;
+    char *bare = exchange(port, "GET /healthz HTTP/1.1\r\n\r\n");
+    char *ready = exchange(port, "GET /readyz HTTP/1.1\r\n\r\n");
+    ob_http_server_stop(srv);
+    CHECK_INT(status_of(healthy), 200);
+    CHECK_STR(body_of(healthy), "ok\n");
+    CHECK_INT(status_of(why), 503);
+    CHECK_STR(body_of(why), "shard shardId-1 stuck: 12 messages waiting, no progress for 120 s\n");
+    CHECK_INT(status_of(head), 503);
+    CHECK_STR(body_of(head), "");
+    CHECK_INT(status_of(bare), 503);
+    CHECK_STR(body_of(bare), "not healthy\n");
+    /* Liveness is not readiness. */
+    CHECK_INT(status_of(ready), 200);
+    free(healthy);
+    free(why);
+    free(head);
+    free(bare);
+    free(ready);
+}
+
 TEST(readyz_follows_the_readiness_callback)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int port = ob_http_server_port(srv);
     char *ready = exchange(port, "GET /readyz HTTP/1.1\r\n\r\n");
-    r.ready = false;
+    r.ok = false;
     r.why = "no shard read yet";
     char *why = exchange(port, "GET /readyz HTTP/1.1\r\n\r\n");
     r.why = NULL;
@@ -203,7 +243,7 @@ TEST(readyz_without_a_callback_is_ready)
 
 TEST(unknown_path_is_404_and_query_strings_are_ignored)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int port = ob_http_server_port(srv);
@@ -218,7 +258,7 @@ TEST(unknown_path_is_404_and_query_strings_are_ignored)
 
 TEST(methods_other_than_get_and_head_are_405_with_allow)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int port = ob_http_server_port(srv);
@@ -235,7 +275,7 @@ TEST(methods_other_than_get_and_head_are_405_with_allow)
 
 TEST(head_sends_headers_only)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int fd = connect_to(ob_http_server_port(srv));
@@ -258,7 +298,7 @@ TEST(head_sends_headers_only)
 
 TEST(http11_keeps_the_connection_for_several_requests)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int fd = connect_to(ob_http_server_port(srv));
@@ -282,7 +322,7 @@ TEST(http11_keeps_the_connection_for_several_requests)
 
 TEST(http10_closes_unless_asked_to_keep_alive)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int port = ob_http_server_port(srv);
@@ -311,7 +351,7 @@ TEST(http10_closes_unless_asked_to_keep_alive)
 
 TEST(pipelined_requests_are_answered_in_order)
 {
-    struct readiness r = { .ready = false, .why = "busy" };
+    struct verdict r = { .ok = false, .why = "busy" };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int fd = connect_to(ob_http_server_port(srv));
@@ -330,7 +370,7 @@ TEST(pipelined_requests_are_answered_in_order)
 
 TEST(oversized_request_head_is_431_and_closed)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int fd = connect_to(ob_http_server_port(srv));
@@ -353,7 +393,7 @@ TEST(oversized_request_head_is_431_and_closed)
 
 TEST(malformed_request_line_is_400)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int port = ob_http_server_port(srv);
@@ -373,7 +413,7 @@ TEST(malformed_request_line_is_400)
 
 TEST(many_concurrent_connections_are_all_served)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int port = ob_http_server_port(srv);
@@ -401,7 +441,7 @@ TEST(many_concurrent_connections_are_all_served)
 
 TEST(stop_is_prompt_while_a_client_holds_an_idle_connection)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int fd = connect_to(ob_http_server_port(srv));
@@ -430,7 +470,7 @@ TEST(stop_of_null_is_a_no_op)
 
 TEST(idle_and_slow_clients_are_closed_while_others_are_served)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *srv = start(&r);
     CHECK(srv);
     int port = ob_http_server_port(srv);
@@ -466,7 +506,7 @@ TEST(idle_and_slow_clients_are_closed_while_others_are_served)
 
 TEST(bind_to_a_port_in_use_is_a_config_error_naming_the_address)
 {
-    struct readiness r = { .ready = true };
+    struct verdict r = { .ok = true };
     struct ob_http_server *first = start(&r);
     CHECK(first);
     char addr[64], want[128];
