@@ -18,11 +18,15 @@
 #include "ops/log.h"
 #include "ops/metrics.h"
 
-#define MAX_CONNS 64           /* more wait in the listen backlog */
-#define MAX_HEAD 8192          /* request line and headers; more is 431 */
-#define IDLE_MS 5000           /* to send a whole request, or to take some of a response */
+#define SEND_IDLE_MS 5000      /* for the client to take some of a response */
 #define LINGER_MS 1000         /* after the last response, for the client's unread bytes */
-#define ACCEPT_BACKOFF_MS 100  /* out of descriptors: retry accept() later, not in a spin */
+#define ACCEPT_BACKOFF_MS 100  /* accept() failed with nothing to free: retry later, not in a spin */
+#define ACCEPT_WARN_MS 60000   /* such failures can last: one log line a minute */
+/* New connections taken in one pass. At the cap each closes the open one
+ * that waited longest, which one just taken is not: with this bound it is
+ * read in three more passes at least before a burst of newer ones can
+ * close it. */
+#define ACCEPT_BATCH (OB_HTTP_MAX_CONNS / 4)
 
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define TEXT_TYPE "text/plain; charset=utf-8"
@@ -38,11 +42,11 @@ struct conn {
     enum conn_state state;
     bool eof;          /* the client shut down its side */
     bool close_after;  /* close once out is sent */
-    int64_t deadline_ms;
+    int64_t deadline_ms; /* closed then; the earliest is the first shed at the cap */
     size_t in_len;
     size_t out_off;
     struct ob_buf out;
-    char in[MAX_HEAD];
+    char in[OB_HTTP_MAX_HEAD];
 };
 
 struct ob_http_server {
@@ -51,8 +55,10 @@ struct ob_http_server {
     int port;
     struct ob_http_routes routes;
     pthread_t thread;
+    int64_t accept_paused_until;
+    int64_t next_accept_warn;
     size_t n_conns;
-    struct conn *conns[MAX_CONNS]; /* owned */
+    struct conn *conns[OB_HTTP_MAX_CONNS]; /* owned */
 };
 
 static int64_t now_ms(void)
@@ -133,32 +139,43 @@ static bool has_token(const char *value, const char *token)
     return false;
 }
 
-static void answer(const struct ob_http_server *srv, struct conn *c, const char *path, bool head_only)
+/* /healthz and /readyz: 200 with ok_text while check is unset or passes,
+ * else 503 with the reason it gave, or with fallback. */
+static void answer_check(struct conn *c, bool (*check)(void *ctx, struct ob_buf *why), void *ctx,
+                         const char *ok_text, const char *fallback, bool head_only)
 {
     struct ob_buf body = { 0 };
-    if (strcmp(path, "/metrics") == 0) {
-        ob_metrics_render(&body);
-        put_response(c, 200, METRICS_TYPE, &body, head_only);
-    } else if (strcmp(path, "/healthz") == 0) {
-        ob_buf_puts(&body, "ok\n");
-        put_response(c, 200, TEXT_TYPE, &body, head_only);
-    } else if (strcmp(path, "/readyz") == 0) {
-        if (!srv->routes.ready || srv->routes.ready(srv->routes.ready_ctx, &body)) {
-            ob_buf_reset(&body);
-            ob_buf_puts(&body, "ready\n");
-            put_response(c, 200, TEXT_TYPE, &body, head_only);
-        } else {
-            if (body.len == 0)
-                ob_buf_puts(&body, "not ready");
-            if (body.data[body.len - 1] != '\n')
-                ob_buf_putc(&body, '\n');
-            put_response(c, 503, TEXT_TYPE, &body, head_only);
-        }
+    bool ok = !check || check(ctx, &body);
+    if (ok) {
+        ob_buf_reset(&body);
+        ob_buf_puts(&body, ok_text);
     } else {
-        ob_buf_puts(&body, "Not Found\n");
-        put_response(c, 404, TEXT_TYPE, &body, head_only);
+        if (body.len == 0)
+            ob_buf_puts(&body, fallback);
+        if (body.data[body.len - 1] != '\n')
+            ob_buf_putc(&body, '\n');
     }
+    put_response(c, ok ? 200 : 503, TEXT_TYPE, &body, head_only);
     ob_buf_free(&body);
+}
+
+static void answer(const struct ob_http_server *srv, struct conn *c, const char *path, bool head_only)
+{
+    const struct ob_http_routes *routes = &srv->routes;
+    if (strcmp(path, "/healthz") == 0) {
+        answer_check(c, routes->healthy, routes->healthy_ctx, "ok\n", "not healthy", head_only);
+    } else if (strcmp(path, "/readyz") == 0) {
+        answer_check(c, routes->ready, routes->ready_ctx, "ready\n", "not ready", head_only);
+    } else {
+        struct ob_buf body = { 0 };
+        bool metrics = strcmp(path, "/metrics") == 0;
+        if (metrics)
+            ob_metrics_render(&body);
+        else
+            ob_buf_puts(&body, "Not Found\n");
+        put_response(c, metrics ? 200 : 404, metrics ? METRICS_TYPE : TEXT_TYPE, &body, head_only);
+        ob_buf_free(&body);
+    }
 }
 
 /* Parses the request head in c->in[0, len), which starts with a request
@@ -166,7 +183,7 @@ static void answer(const struct ob_http_server *srv, struct conn *c, const char 
  * c->out, setting close_after when the connection must end with it. */
 static void handle_request(const struct ob_http_server *srv, struct conn *c, size_t len)
 {
-    char head[MAX_HEAD + 1];
+    char head[OB_HTTP_MAX_HEAD + 1];
     memcpy(head, c->in, len);
     head[len] = '\0';
     char *p = head;
@@ -252,7 +269,7 @@ static int conn_flush(struct conn *c, int64_t now)
         ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
         if (w > 0) {
             c->out_off += (size_t)w;
-            c->deadline_ms = now + IDLE_MS;
+            c->deadline_ms = now + SEND_IDLE_MS;
         } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             return 0;
         } else if (!(w < 0 && errno == EINTR)) {
@@ -297,12 +314,14 @@ static bool conn_step(const struct ob_http_server *srv, struct conn *c, int64_t 
                 c->deadline_ms = now + LINGER_MS;
             } else {
                 c->state = CONN_READING;
-                c->deadline_ms = now + IDLE_MS;
+                c->deadline_ms = now + OB_HTTP_HEAD_TIMEOUT_MS;
             }
             break;
         }
         case CONN_READING: {
-            bool was_empty = c->in_len == 0;
+            /* Bytes of a head do not move the deadline: a client sending
+             * one now and then holds its connection for the head timeout
+             * at most. */
             if (conn_fill(c) < 0)
                 return false;
             /* RFC 9112 2.2: empty lines before a request are ignored. */
@@ -311,10 +330,6 @@ static bool conn_step(const struct ob_http_server *srv, struct conn *c, int64_t 
                 blank++;
             memmove(c->in, c->in + blank, c->in_len - blank);
             c->in_len -= blank;
-            /* A new request gets the whole idle time, however long the
-             * connection waited for it; empty lines do not count. */
-            if (was_empty && c->in_len)
-                c->deadline_ms = now + IDLE_MS;
             size_t end = head_end(c->in, c->in_len);
             if (end) {
                 handle_request(srv, c, end);
@@ -342,42 +357,82 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-static void accept_all(struct ob_http_server *srv, int64_t now, int64_t *paused_until)
+static void conn_drop(struct ob_http_server *srv, size_t i)
 {
-    while (srv->n_conns < MAX_CONNS) {
+    conn_free(srv->conns[i]);
+    srv->conns[i] = srv->conns[--srv->n_conns];
+}
+
+/* Closes the connection that would time out first: the one that has waited
+ * longest for its client (a closing one, which only lingers, before any
+ * other). Idle and slow clients thereby make room for a new one, which is
+ * how a probe gets through however many of them are open. */
+static void shed_one(struct ob_http_server *srv)
+{
+    size_t victim = 0;
+    for (size_t i = 1; i < srv->n_conns; i++) {
+        if (srv->conns[i]->deadline_ms < srv->conns[victim]->deadline_ms)
+            victim = i;
+    }
+    conn_drop(srv, victim);
+}
+
+static void warn_accept(struct ob_http_server *srv, int64_t now, int e, const char *then)
+{
+    if (now < srv->next_accept_warn)
+        return;
+    srv->next_accept_warn = now + ACCEPT_WARN_MS;
+    ob_log_warn("metrics.listen: accept: %s; %s", strerror(e), then);
+}
+
+/* Takes the new connections waiting (up to ACCEPT_BATCH) and reads the
+ * request each already sent. At the cap, each closes the one waiting
+ * longest; so does an accept() that finds the process out of descriptors
+ * (the relay's sockets may have taken them), rather than leave the probe
+ * waiting in the backlog. */
+static void accept_some(struct ob_http_server *srv, int64_t now)
+{
+    for (int taken = 0; taken < ACCEPT_BATCH; taken++) {
         int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                return;
+            if (e == EINTR || e == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                /* EMFILE and kin: the connection stays queued and poll()
-                 * would report it again at once. */
-                ob_log_warn("metrics.listen: accept: %s", strerror(errno));
-                *paused_until = now + ACCEPT_BACKOFF_MS;
+            if ((e == EMFILE || e == ENFILE) && srv->n_conns > 0) {
+                warn_accept(srv, now, e, "closing the connections that waited longest");
+                shed_one(srv);
+                continue;
             }
+            /* The connection stays queued and poll() would report it
+             * again at once. */
+            warn_accept(srv, now, e, "trying again shortly");
+            srv->accept_paused_until = now + ACCEPT_BACKOFF_MS;
             return;
         }
+        if (srv->n_conns == OB_HTTP_MAX_CONNS)
+            shed_one(srv);
         struct conn *c = ob_xcalloc(1, sizeof *c);
         c->fd = fd;
         c->state = CONN_READING;
-        c->deadline_ms = now + IDLE_MS;
+        c->deadline_ms = now + OB_HTTP_HEAD_TIMEOUT_MS;
         srv->conns[srv->n_conns++] = c;
+        if (!conn_step(srv, c, now))
+            conn_drop(srv, srv->n_conns - 1);
     }
 }
 
 static void *server_main(void *arg)
 {
     struct ob_http_server *srv = arg;
-    struct pollfd pfd[2 + MAX_CONNS];
-    int64_t accept_paused_until = 0;
+    struct pollfd pfd[2 + OB_HTTP_MAX_CONNS];
     for (;;) {
         int64_t now = now_ms();
-        bool accepting = srv->n_conns < MAX_CONNS && now >= accept_paused_until;
+        bool accepting = now >= srv->accept_paused_until;
         pfd[0] = (struct pollfd){ .fd = srv->wake_fd, .events = POLLIN };
         pfd[1] = (struct pollfd){ .fd = accepting ? srv->listen_fd : -1, .events = POLLIN };
-        int64_t wake_at = now + 60000;
-        if (accept_paused_until > now && accept_paused_until < wake_at)
-            wake_at = accept_paused_until;
+        int64_t wake_at = accepting ? now + 60000 : srv->accept_paused_until;
         for (size_t i = 0; i < srv->n_conns; i++) {
             const struct conn *c = srv->conns[i];
             pfd[2 + i] = (struct pollfd){ .fd = c->fd, .events = c->state == CONN_WRITING ? POLLOUT : POLLIN };
@@ -399,13 +454,11 @@ static void *server_main(void *arg)
         for (size_t i = srv->n_conns; i-- > 0;) {
             struct conn *c = srv->conns[i];
             bool keep = pfd[2 + i].revents ? conn_step(srv, c, now) : true;
-            if (!keep || now >= c->deadline_ms) {
-                conn_free(c);
-                srv->conns[i] = srv->conns[--srv->n_conns];
-            }
+            if (!keep || now >= c->deadline_ms)
+                conn_drop(srv, i);
         }
         if (pfd[1].revents)
-            accept_all(srv, now, &accept_paused_until);
+            accept_some(srv, now);
     }
     return NULL;
 }

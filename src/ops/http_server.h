@@ -1,10 +1,9 @@
 /* The operations HTTP server on metrics.listen: /metrics (Prometheus text
- * format), /healthz (200 while the process runs) and /readyz (the readiness
- * callback's answer). One thread, poll()-driven, non-blocking sockets: a
- * slow or stuck scraper can hold one of its connections, never outboxd.
- * GET and HEAD only, HTTP/1.0 and 1.1 with keep-alive; request heads above
- * 8 KiB get 431, connections quiet for 5 s are closed; 64 connections at
- * once, more wait in the listen backlog. */
+ * format), /healthz (the liveness callback's answer) and /readyz (the
+ * readiness callback's answer). One thread, poll()-driven, non-blocking
+ * sockets: no client can hold it up, and a probe is answered however many
+ * idle or slow connections are open (see the limits below).
+ * GET and HEAD only, HTTP/1.0 and 1.1 with keep-alive. */
 #ifndef OB_OPS_HTTP_SERVER_H
 #define OB_OPS_HTTP_SERVER_H
 
@@ -12,6 +11,17 @@
 
 #include "core/buf.h"
 #include "outboxd/error.h"
+
+/* Limits, as docs/OPERATIONS.md gives them to operators. A request head
+ * must be whole within the timeout of the connection's opening or of its
+ * previous response (an idle keep-alive connection is closed then, too);
+ * one larger than OB_HTTP_MAX_HEAD gets 431 and the connection is closed.
+ * A new connection beyond OB_HTTP_MAX_CONNS closes the open one that
+ * waited longest for its client, and so does one that meets a process out
+ * of descriptors. */
+#define OB_HTTP_MAX_CONNS 128
+#define OB_HTTP_MAX_HEAD 8192
+#define OB_HTTP_HEAD_TIMEOUT_MS 5000
 
 struct ob_http_server;
 
@@ -22,6 +32,11 @@ struct ob_http_routes {
      * NULL: ready whenever the server runs. */
     bool (*ready)(void *ctx, struct ob_buf *why);
     void *ready_ctx;
+    /* /healthz, the same way: true for 200 "ok\n", false for 503 with the
+     * reason ("not healthy" when empty). NULL: healthy whenever the server
+     * runs. */
+    bool (*healthy)(void *ctx, struct ob_buf *why);
+    void *healthy_ctx;
 };
 
 /* address: "host:port" where host is an IPv4 address, [IPv6] address, a
