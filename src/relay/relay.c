@@ -225,7 +225,7 @@ static enum ob_err prepare_tables(struct ob_relay *r, struct ob_error *err)
             goto out;
         }
     }
-    rc = ob_stream_arn(s, r->ddb, cfg->table.name, &r->stream_arn, err);
+    rc = ob_stream_arn(s, r->ddb, cfg->table.name, true, &r->stream_arn, err);
     if (rc) {
         if (rc == OB_ERR_NOT_FOUND)
             ob_error_set(err, rc, "table %s does not exist; create it with `outboxd init` or set "

@@ -95,6 +95,7 @@ struct ob_shard_worker {
     struct ob_aws_session *session;
     struct ob_pipeline pipe;         /* its window, waves and marks */
     char *iterator;                  /* NULL: the shard is read to its end */
+    bool halted;                     /* a record without NewImage came: nothing more is read */
     char last_read[SEQ_MAX];         /* sequence number of the newest record read */
     char checkpoint[SEQ_MAX];        /* low watermark */
     char written[SEQ_MAX];           /* last checkpoint stored */
@@ -236,12 +237,31 @@ static void read_free(struct page_read *rd)
     ob_records_page_free(&rd->page);
 }
 
-/* The page read goes into the window. */
+/* Halts the worker at the page's first record without NewImage; returns
+ * how many records come before it (all of them when none lacks it). */
+static size_t halt_at_missing_image(struct ob_shard_worker *w, const struct ob_records_page *page)
+{
+    for (size_t i = 0; i < page->n; i++)
+        if (page->records[i].kind == OB_RECORD_NO_IMAGE) {
+            w->halted = true;
+            ob_pipeline_log(&w->pipe, OB_SEV_ERROR, NULL,
+                            "stream record %s is an INSERT that has no NewImage: the stream's view type is not "
+                            "NEW_AND_OLD_IMAGES, so no item from here on can be relayed; the shard stops reading "
+                            "before it (nothing is dead-lettered). Give the table a NEW_AND_OLD_IMAGES stream and "
+                            "restart", page->records[i].msg.sequence_number);
+            return i;
+        }
+    return page->n;
+}
+
+/* The page read goes into the window, up to a record without NewImage:
+ * not the item's fault (SPEC §3: the view type never dead-letters), and
+ * skipping it would lose the item. */
 static void page_push(struct ob_shard_worker *w, int64_t now)
 {
     struct ob_records_page *page = &w->read.page;
     struct ob_record *recs = page->records;
-    size_t m = page->n;
+    size_t m = halt_at_missing_image(w, page);
     int64_t newest = 0;
     for (size_t i = 0; i < m; i++) {
         if (recs[i].kind == OB_RECORD_POISON)
@@ -252,7 +272,9 @@ static void page_push(struct ob_shard_worker *w, int64_t now)
             ob_str_join(w->last_read, sizeof w->last_read, recs[i].msg.sequence_number, NULL);
         ob_window_push(&w->pipe.window, &recs[i], now);
     }
-    /* The window took each record's contents. */
+    /* The window took the contents of the first m; the rest go. */
+    for (size_t i = m; i < page->n; i++)
+        ob_record_free(&recs[i]);
     page->n = 0;
     ob_metric_add(w->records_read, (double)m);
     double lag = newest ? (double)(ob_wall_ms() - newest) / 1000.0 : 0.0;
@@ -582,7 +604,8 @@ static void run(struct ob_shard_worker *w)
                                            now >= atomic_load(&w->drain_deadline_ms))))
             break;
         bool read = read_step(w, now);
-        bool may_read = !stopping && w->read.phase == READ_IDLE && w->iterator && w->pipe.window.undone < fetch_room;
+        bool may_read = !stopping && !w->halted && w->read.phase == READ_IDLE && w->iterator &&
+                        w->pipe.window.undone < fetch_room;
         if (may_read && now >= w->next_fetch_ms && !lease_gone(w)) {
             read_start(w);
             may_read = false;
