@@ -347,7 +347,6 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     /* A second of budget may be saved up, no more. */
     ob_bucket_init(&r->write_budget, cfg->capacity.max_write_units_per_second,
                    cfg->capacity.max_write_units_per_second, ob_mono_ms());
-    r->started_wall_ms = ob_wall_ms();
     if (cfg->leases.instance_id) {
         snprintf(r->instance_buf, sizeof r->instance_buf, "%s", cfg->leases.instance_id);
     } else if (gethostname(r->instance_buf, sizeof r->instance_buf) != 0) {

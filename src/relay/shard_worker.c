@@ -6,9 +6,9 @@
  * when the window empties and when it stops — while, and only while, its
  * lease holds; the write runs while messages go out, so a slow or
  * throttled lease table does not hold up deliveries. Records older than
- * this process are checked against the table before they are sent
- * (cold_check): after a crash they are what the last checkpoint did not
- * cover, so they are mostly published. */
+ * the worker are checked against the table before they are sent
+ * (cold_check): after a crash or a take-over they are what the last
+ * checkpoint did not cover, so they are mostly published. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -47,7 +47,7 @@
 #define PAGE_MIN_RECORDS 100
 
 /* Reading runs while the window's messages go out: a GetRecords call,
- * then, for records older than the process, the lookup of their items,
+ * then, for records older than the worker, the lookup of their items,
  * both on the worker's session; the page enters the window when both
  * are done. */
 enum read_phase { READ_IDLE, READ_RECORDS, READ_CHECK };
@@ -80,7 +80,8 @@ struct ob_shard_worker {
     char *start_checkpoint;          /* sequence number, TRIM_HORIZON or LATEST */
     char *owner;                     /* our instance id, the lease's owner */
     bool cold;                       /* no checkpoint: from TRIM_HORIZON */
-    bool check_old;                  /* records older than the process may still come */
+    int64_t started_wall_ms;         /* when the worker started, with its lease */
+    bool check_old;                  /* records older than the worker may still come */
     struct ob_replay replay;         /* which of those go out again */
 
     pthread_t thread;
@@ -288,9 +289,11 @@ static void page_push(struct ob_shard_worker *w, int64_t now)
     schedule_read(w, m, now);
 }
 
-/* Candidates older than the process may be published (or deleted)
- * already: on a cold start, and after a crash or a take-over. Starts the
- * lookup of their items; false when the page has none. */
+/* Candidates older than the worker may be published already: on a cold
+ * start, after a crash, and on a take-over, whose previous owner may have
+ * marked messages after its last checkpoint however long after this
+ * process started. Starts the lookup of their items; false when the page
+ * has none. */
 static bool cold_check_start(struct ob_shard_worker *w)
 {
     struct ob_relay *r = w->relay;
@@ -305,9 +308,9 @@ static bool cold_check_start(struct ob_shard_worker *w)
     struct key_set seen;
     key_set_init(&seen, n);
     for (size_t i = 0; i < n; i++) {
-        if (recs[i].msg.approximate_creation_ms < r->started_wall_ms)
+        if (recs[i].msg.approximate_creation_ms < w->started_wall_ms)
             older = true;
-        if (recs[i].kind != OB_RECORD_MESSAGE || recs[i].msg.approximate_creation_ms >= r->started_wall_ms)
+        if (recs[i].kind != OB_RECORD_MESSAGE || recs[i].msg.approximate_creation_ms >= w->started_wall_ms)
             continue;
         if (!key_set_insert(&seen, rd->keys, k, recs[i].msg.pk, recs[i].msg.sk))
             continue;
@@ -327,8 +330,11 @@ static bool cold_check_start(struct ob_shard_worker *w)
     return true;
 }
 
-/* The lookup answered: published or deleted candidates are skipped,
- * unless their key is being replayed (ob_replay). */
+/* The lookup answered: candidates it says are published or dead-lettered
+ * are skipped, unless their key is being replayed (ob_replay). One it
+ * does not name goes out: skipped as deleted, an item the answer merely
+ * left out would be lost, while a deleted one's mark fails its condition
+ * (a duplicate at worst). */
 static void cold_check_done(struct ob_shard_worker *w)
 {
     struct page_read *rd = &w->read;
@@ -341,18 +347,17 @@ static void cold_check_done(struct ob_shard_worker *w)
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "cold-start check failed, delivering without it: %s", err.msg);
     size_t skipped = 0;
     for (size_t j = 0; j < k; j++) {
-        bool published = rc == OB_OK && rd->states[j] != OB_ITEM_UNPUBLISHED;
+        bool handled = rc == OB_OK &&
+                       (rd->states[j] == OB_ITEM_PUBLISHED || rd->states[j] == OB_ITEM_DEAD_LETTERED);
         struct ob_record *rec = &rd->page.records[rd->idx[j]];
-        if (ob_replay_deliver(&w->replay, rec->msg.pk, published))
+        if (ob_replay_deliver(&w->replay, rec->msg.pk, handled))
             continue;
         rec->kind = OB_RECORD_SKIP;
-        rec->skip_reason = rd->states[j] == OB_ITEM_PUBLISHED       ? "published"
-                           : rd->states[j] == OB_ITEM_DEAD_LETTERED ? "dead-lettered"
-                                                                    : "deleted";
+        rec->skip_reason = rd->states[j] == OB_ITEM_PUBLISHED ? "published" : "dead-lettered";
         skipped++;
     }
     if (skipped)
-        ob_pipeline_log(&w->pipe, OB_SEV_DEBUG, NULL, "cold start: %zu of %zu candidates already published, dead-lettered or deleted",
+        ob_pipeline_log(&w->pipe, OB_SEV_DEBUG, NULL, "cold start: %zu of %zu candidates already published or dead-lettered",
                         skipped, k);
 }
 
@@ -678,6 +683,7 @@ enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *sha
     w->start_checkpoint = ob_xstrdup(start->checkpoint);
     w->owner = ob_xstrdup(start->owner);
     w->cold = start->cold;
+    w->started_wall_ms = ob_wall_ms();
     w->check_old = true;
     /* Resuming from a checkpoint, a key's marks may have landed out of
      * order before a crash (ob_replay); on a cold start, with no
