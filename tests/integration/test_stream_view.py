@@ -2,6 +2,7 @@
 and a record without NewImage stops its shard instead of being dead-lettered."""
 
 import base64
+import json
 
 import pytest
 
@@ -21,17 +22,22 @@ def dead_lettering_config(endpoint, table, receiver, dlq):
                       dead_letter_sink="dlq")
 
 
-@pytest.mark.parametrize("view", ["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", None])
-def test_run_refuses_a_stream_without_both_images_and_dead_letters_nothing(view, ddb, tmp_config, spawn_outboxd,
-                                                                           http_receiver, tmp_path):
-    table = f"view_{(view or 'off').lower()}"
-    c = ddb.client()
+def create_table(c, table, view):
+    """An outbox table whose stream has the view type view (None: no stream)."""
     stream = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": view}} if view else {}
     c.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                          {"AttributeName": "sk", "AttributeType": "S"}],
                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                               {"AttributeName": "sk", "KeyType": "RANGE"}], **stream)
+
+
+@pytest.mark.parametrize("view", ["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", None])
+def test_run_refuses_a_stream_without_both_images_and_dead_letters_nothing(view, ddb, tmp_config, spawn_outboxd,
+                                                                           http_receiver, tmp_path):
+    table = f"view_{(view or 'off').lower()}"
+    c = ddb.client()
+    create_table(c, table, view)
     put(c, table, "k", "m1")
     dlq = tmp_path / "dlq.jsonl"
     d = spawn_outboxd("run", "-c", tmp_config(dead_lettering_config(ddb.endpoint, table, http_receiver, dlq)))
@@ -44,6 +50,14 @@ def test_run_refuses_a_stream_without_both_images_and_dead_letters_nothing(view,
         "stream is not enabled, expected NEW_AND_OLD_IMAGES"
     assert differs in d.output(), what
     assert http_receiver.accepted() == []
+
+
+def test_status_lists_the_shards_of_a_stream_of_any_view_type(ddb, tmp_config, run_outboxd):
+    create_table(ddb.client(), "status_keys_only", "KEYS_ONLY")
+    r = run_outboxd("status", "-c", tmp_config(relay_config(ddb.endpoint, "status_keys_only",
+                                                            "  - name: out\n    type: stdout\n")), "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["shards"]) == 1
 
 
 def without_new_image(sk):
