@@ -83,7 +83,7 @@ int cmd_status(int argc, char **argv)
     enum ob_err e = ob_ddb_open(&opt, &ddb, &err);
     if (!e) {
         s = ob_ddb_session(ddb);
-        e = ob_stream_arn(s, ddb, cfg->table.name, &arn, &err);
+        e = ob_stream_arn(s, ddb, cfg->table.name, false, &arn, &err);
     }
     if (!e)
         e = ob_stream_describe(s, ddb, arn, &shards, &err);

@@ -556,6 +556,7 @@ static int64_t span_integer(const struct ob_jspan *v)
 struct record_scan {
     struct ob_jspan event, seq, approximate, size, new_image, keys;
     bool has_event, has_ddb, has_seq;
+    bool has_new_image;  /* the key is there, whatever its value */
     struct image *im;
     bool indexed;  /* im holds NewImage */
 };
@@ -564,6 +565,7 @@ struct record_scan {
  * the record is known to be an INSERT; else it is only spanned. */
 static void scan_new_image(struct ob_jscan *s, struct record_scan *r)
 {
+    r->has_new_image = true;
     if (r->indexed) { /* a later duplicate wins, as in a JSON object */
         image_free(r->im);
         r->indexed = false;
@@ -668,8 +670,12 @@ static enum ob_err record_decode(const struct record_scan *rs, struct ob_record 
         goto out;
     if (!rs->indexed) {
         image_free(im);
+        if (!rs->has_new_image) {
+            out->kind = OB_RECORD_NO_IMAGE;
+            goto out;
+        }
         if (!rs->new_image.s || !image_scan(im, &rs->new_image)) {
-            poison(out, "NewImage is missing");
+            poison(out, "NewImage is not an item");
             /* The keys still let the item be marked as dead-lettered. */
             image_free(im);
             if (rs->keys.s && !image_scan(im, &rs->keys))

@@ -13,6 +13,9 @@ enum ob_record_kind {
     OB_RECORD_MESSAGE, /* INSERT of an item with isPublished not true: relay it */
     OB_RECORD_SKIP,    /* MODIFY, REMOVE, or inserted already published */
     OB_RECORD_POISON,  /* INSERT that cannot be relayed: dead-letter at once */
+    OB_RECORD_NO_IMAGE, /* INSERT without NewImage: the stream's view type leaves
+                         * it out, which is no fault of the item's (never a dead
+                         * letter); nothing after it can be relayed */
 };
 
 struct ob_record {

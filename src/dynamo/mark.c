@@ -309,7 +309,7 @@ static struct ob_items_lookup *lookup_new(struct ob_aws_session *s, struct ob_dd
     l->left = ob_xmalloc((n ? n : 1) * sizeof *l->left);
     l->n_todo = n;
     for (size_t i = 0; i < n; i++) {
-        states[i] = OB_ITEM_MISSING;
+        states[i] = OB_ITEM_UNKNOWN;
         l->todo[i] = i;
     }
     return l;

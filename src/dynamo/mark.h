@@ -27,8 +27,9 @@ json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const cha
                                     int64_t retry_count, const char *error, int64_t ttl_seconds);
 
 /* A dead-lettered item (deadLetteredAt set) is handled, though not
- * published (SPEC §3). */
-enum ob_item_state { OB_ITEM_MISSING, OB_ITEM_UNPUBLISHED, OB_ITEM_PUBLISHED, OB_ITEM_DEAD_LETTERED };
+ * published (SPEC §3). OB_ITEM_UNKNOWN: the answer does not name the
+ * item, which may be deleted or merely left out of it. */
+enum ob_item_state { OB_ITEM_UNKNOWN, OB_ITEM_UNPUBLISHED, OB_ITEM_PUBLISHED, OB_ITEM_DEAD_LETTERED };
 
 struct ob_item_key {
     const char *pk;

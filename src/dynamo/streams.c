@@ -6,6 +6,7 @@
 #include "core/buf.h"
 #include "core/codec.h"
 #include "core/json_scan.h"
+#include "dynamo/table.h"
 #include "ops/clock.h"
 
 void ob_shard_list_free(struct ob_shard_list *l)
@@ -21,7 +22,7 @@ void ob_shard_list_free(struct ob_shard_list *l)
     l->n = 0;
 }
 
-enum ob_err ob_stream_arn(struct ob_aws_session *s, struct ob_ddb *d, const char *table, char **arn,
+enum ob_err ob_stream_arn(struct ob_aws_session *s, struct ob_ddb *d, const char *table, bool images, char **arn,
                           struct ob_error *err)
 {
     json_t *req = json_pack("{s:s}", "TableName", table);
@@ -32,12 +33,16 @@ enum ob_err ob_stream_arn(struct ob_aws_session *s, struct ob_ddb *d, const char
         goto out;
     }
     const json_t *t = json_object_get(resp, "Table");
-    const json_t *spec = json_object_get(t, "StreamSpecification");
+    bool on = json_is_true(json_object_get(json_object_get(t, "StreamSpecification"), "StreamEnabled"));
+    char differs[128];
+    if ((!on || images) && ob_table_stream_differs(t, differs, sizeof differs)) {
+        rc = ob_error_set(err, OB_ERR_MISMATCH, "table %s: %s (`outboxd init` lists every difference)", table,
+                          differs);
+        goto out;
+    }
     const char *latest = json_string_value(json_object_get(t, "LatestStreamArn"));
-    if (!json_is_true(json_object_get(spec, "StreamEnabled")) || !latest) {
-        rc = ob_error_set(err, OB_ERR_MISMATCH,
-                          "table %s has no enabled stream; enable NEW_AND_OLD_IMAGES (outboxd init shows how)",
-                          table);
+    if (!latest) {
+        rc = ob_error_set(err, OB_ERR_SERVICE, "DescribeTable %s: an enabled stream without LatestStreamArn", table);
         goto out;
     }
     *arn = ob_xstrdup(latest);

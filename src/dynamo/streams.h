@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "core/record.h"
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "dynamo/ddb.h"
@@ -26,8 +27,10 @@ struct ob_shard_list {
 void ob_shard_list_free(struct ob_shard_list *l);
 
 /* The table's current stream ARN (DescribeTable LatestStreamArn). A table
- * whose stream is disabled gives OB_ERR_MISMATCH. Caller frees *arn. */
-enum ob_err ob_stream_arn(struct ob_aws_session *s, struct ob_ddb *d, const char *table, char **arn,
+ * whose stream is disabled gives OB_ERR_MISMATCH saying so; with images
+ * (the relay, which reads every item from its stream record) so does a
+ * stream whose view type is not NEW_AND_OLD_IMAGES. Caller frees *arn. */
+enum ob_err ob_stream_arn(struct ob_aws_session *s, struct ob_ddb *d, const char *table, bool images, char **arn,
                           struct ob_error *err);
 
 /* Every shard of the stream, following LastEvaluatedShardId. *out must be

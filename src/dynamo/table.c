@@ -1,5 +1,6 @@
 #include "dynamo/table.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -98,6 +99,19 @@ static const char *key_attr_type(const json_t *table, const char *name)
     return NULL;
 }
 
+const char *ob_table_stream_differs(const json_t *table, char *buf, size_t len)
+{
+    const json_t *ss = json_object_get(table, "StreamSpecification");
+    const char *view = json_string_value(json_object_get(ss, "StreamViewType"));
+    if (!json_is_true(json_object_get(ss, "StreamEnabled")))
+        snprintf(buf, len, "stream is not enabled, expected NEW_AND_OLD_IMAGES");
+    else if (!view || strcmp(view, "NEW_AND_OLD_IMAGES") != 0)
+        snprintf(buf, len, "stream view type is %.48s, expected NEW_AND_OLD_IMAGES", view ? view : "unknown");
+    else
+        return NULL;
+    return buf;
+}
+
 /* Appends one line per difference between the table and the shape. */
 static void compare_shape(const json_t *table, const struct table_shape *shape, struct ob_buf *diffs)
 {
@@ -126,14 +140,9 @@ static void compare_shape(const json_t *table, const struct table_shape *shape, 
     }
     if (json_array_size(schema) > shape->n_keys)
         ob_buf_printf(diffs, "  has a sort (RANGE) key, expected none\n");
-    if (shape->stream) {
-        const json_t *ss = json_object_get(table, "StreamSpecification");
-        const char *view = json_string_value(json_object_get(ss, "StreamViewType"));
-        if (!json_is_true(json_object_get(ss, "StreamEnabled")))
-            ob_buf_printf(diffs, "  stream is not enabled, expected NEW_AND_OLD_IMAGES\n");
-        else if (!view || strcmp(view, "NEW_AND_OLD_IMAGES") != 0)
-            ob_buf_printf(diffs, "  stream view type is %s, expected NEW_AND_OLD_IMAGES\n", view ? view : "unknown");
-    }
+    char stream[128];
+    if (shape->stream && ob_table_stream_differs(table, stream, sizeof stream))
+        ob_buf_printf(diffs, "  %s\n", stream);
 }
 
 static enum ob_err ttl_state(struct ob_aws_session *s, struct ob_ddb *d, const char *name, char *status,

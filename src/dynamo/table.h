@@ -25,6 +25,11 @@ enum ob_table_outcome { OB_TABLE_EXISTED, OB_TABLE_CREATED };
 enum ob_err ob_table_ensure_outbox(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_table_spec *spec,
                                    enum ob_table_outcome *outcome, struct ob_error *err);
 
+/* How a table's stream (a DescribeTable Table) differs from the one the
+ * relay reads, enabled with NEW_AND_OLD_IMAGES: the difference in buf,
+ * or NULL when there is none. */
+const char *ob_table_stream_differs(const json_t *table, char *buf, size_t len);
+
 /* Ensures the lease table: key leaseKey (S, HASH), no stream needed. */
 enum ob_err ob_table_ensure_leases(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_table_spec *spec,
                                    enum ob_table_outcome *outcome, struct ob_error *err);

@@ -239,7 +239,7 @@ static enum ob_err prepare_tables(struct ob_relay *r, struct ob_error *err)
             goto out;
         }
     }
-    rc = ob_stream_arn(s, r->ddb, cfg->table.name, &r->stream_arn, err);
+    rc = ob_stream_arn(s, r->ddb, cfg->table.name, true, &r->stream_arn, err);
     if (rc) {
         if (rc == OB_ERR_NOT_FOUND)
             ob_error_set(err, rc, "table %s does not exist; create it with `outboxd init` or set "
@@ -361,7 +361,6 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     /* A second of budget may be saved up, no more. */
     ob_bucket_init(&r->write_budget, cfg->capacity.max_write_units_per_second,
                    cfg->capacity.max_write_units_per_second, ob_mono_ms());
-    r->started_wall_ms = ob_wall_ms();
     if (cfg->leases.instance_id) {
         snprintf(r->instance_buf, sizeof r->instance_buf, "%s", cfg->leases.instance_id);
     } else if (gethostname(r->instance_buf, sizeof r->instance_buf) != 0) {

@@ -45,7 +45,6 @@ struct ob_relay {
     const struct ob_config *cfg;     /* startup config: table, stream, relay settings */
     struct ob_ddb *ddb;
     char *stream_arn;
-    int64_t started_wall_ms;
 
     pthread_mutex_t routing_lock;
     struct ob_routing *routing;

@@ -6,9 +6,9 @@
  * when the window empties and when it stops — while, and only while, its
  * lease holds; the write runs while messages go out, so a slow or
  * throttled lease table does not hold up deliveries. Records older than
- * this process are checked against the table before they are sent
- * (cold_check): after a crash they are what the last checkpoint did not
- * cover, so they are mostly published. */
+ * the worker are checked against the table before they are sent
+ * (cold_check): after a crash or a take-over they are what the last
+ * checkpoint did not cover, so they are mostly published. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,7 +48,7 @@
 #define PAGE_MIN_RECORDS 100
 
 /* Reading runs while the window's messages go out: a GetRecords call,
- * then, for records older than the process, the lookup of their items,
+ * then, for records older than the worker, the lookup of their items,
  * both on the worker's session; the page enters the window when both
  * are done. */
 enum read_phase { READ_IDLE, READ_RECORDS, READ_CHECK };
@@ -81,7 +81,8 @@ struct ob_shard_worker {
     char *start_checkpoint;          /* sequence number, TRIM_HORIZON or LATEST */
     char *owner;                     /* our instance id, the lease's owner */
     bool cold;                       /* no checkpoint: from TRIM_HORIZON */
-    bool check_old;                  /* records older than the process may still come */
+    int64_t started_wall_ms;         /* when the worker started, with its lease */
+    bool check_old;                  /* records older than the worker may still come */
     int64_t skip_before_ms;          /* a LATEST@ start: records created before then are not ours */
     struct ob_replay replay;         /* which of those go out again */
 
@@ -97,6 +98,7 @@ struct ob_shard_worker {
     struct ob_aws_session *session;
     struct ob_pipeline pipe;         /* its window, waves and marks */
     char *iterator;                  /* NULL: the shard is read to its end */
+    bool halted;                     /* a record without NewImage came: nothing more is read */
     char last_read[SEQ_MAX];         /* sequence number of the newest record read */
     char checkpoint[SEQ_MAX];        /* low watermark */
     char written[SEQ_MAX];           /* last checkpoint stored */
@@ -247,12 +249,31 @@ static void read_free(struct page_read *rd)
     ob_records_page_free(&rd->page);
 }
 
-/* The page read goes into the window. */
+/* Halts the worker at the page's first record without NewImage; returns
+ * how many records come before it (all of them when none lacks it). */
+static size_t halt_at_missing_image(struct ob_shard_worker *w, const struct ob_records_page *page)
+{
+    for (size_t i = 0; i < page->n; i++)
+        if (page->records[i].kind == OB_RECORD_NO_IMAGE) {
+            w->halted = true;
+            ob_pipeline_log(&w->pipe, OB_SEV_ERROR, NULL,
+                            "stream record %s is an INSERT that has no NewImage: the stream's view type is not "
+                            "NEW_AND_OLD_IMAGES, so no item from here on can be relayed; the shard stops reading "
+                            "before it (nothing is dead-lettered). Give the table a NEW_AND_OLD_IMAGES stream and "
+                            "restart", page->records[i].msg.sequence_number);
+            return i;
+        }
+    return page->n;
+}
+
+/* The page read goes into the window, up to a record without NewImage:
+ * not the item's fault (SPEC §3: the view type never dead-letters), and
+ * skipping it would lose the item. */
 static void page_push(struct ob_shard_worker *w, int64_t now)
 {
     struct ob_records_page *page = &w->read.page;
     struct ob_record *recs = page->records;
-    size_t m = page->n;
+    size_t m = halt_at_missing_image(w, page);
     int64_t newest = 0;
     for (size_t i = 0; i < m; i++) {
         if (recs[i].kind == OB_RECORD_POISON)
@@ -263,7 +284,9 @@ static void page_push(struct ob_shard_worker *w, int64_t now)
             ob_str_join(w->last_read, sizeof w->last_read, recs[i].msg.sequence_number, NULL);
         ob_window_push(&w->pipe.window, &recs[i], now);
     }
-    /* The window took each record's contents. */
+    /* The window took the contents of the first m; the rest go. */
+    for (size_t i = m; i < page->n; i++)
+        ob_record_free(&recs[i]);
     page->n = 0;
     ob_metric_add(w->records_read, (double)m);
     double lag = newest ? (double)(ob_wall_ms() - newest) / 1000.0 : 0.0;
@@ -290,9 +313,11 @@ static void skip_before_first_start(struct ob_shard_worker *w, struct ob_records
     }
 }
 
-/* Candidates older than the process may be published (or deleted)
- * already: on a cold start, and after a crash or a take-over. Starts the
- * lookup of their items; false when the page has none. */
+/* Candidates older than the worker may be published already: on a cold
+ * start, after a crash, and on a take-over, whose previous owner may have
+ * marked messages after its last checkpoint however long after this
+ * process started. Starts the lookup of their items; false when the page
+ * has none. */
 static bool cold_check_start(struct ob_shard_worker *w)
 {
     struct ob_relay *r = w->relay;
@@ -307,9 +332,9 @@ static bool cold_check_start(struct ob_shard_worker *w)
     struct key_set seen;
     key_set_init(&seen, n);
     for (size_t i = 0; i < n; i++) {
-        if (recs[i].msg.approximate_creation_ms < r->started_wall_ms)
+        if (recs[i].msg.approximate_creation_ms < w->started_wall_ms)
             older = true;
-        if (recs[i].kind != OB_RECORD_MESSAGE || recs[i].msg.approximate_creation_ms >= r->started_wall_ms)
+        if (recs[i].kind != OB_RECORD_MESSAGE || recs[i].msg.approximate_creation_ms >= w->started_wall_ms)
             continue;
         if (!key_set_insert(&seen, rd->keys, k, recs[i].msg.pk, recs[i].msg.sk))
             continue;
@@ -329,8 +354,11 @@ static bool cold_check_start(struct ob_shard_worker *w)
     return true;
 }
 
-/* The lookup answered: published or deleted candidates are skipped,
- * unless their key is being replayed (ob_replay). */
+/* The lookup answered: candidates it says are published or dead-lettered
+ * are skipped, unless their key is being replayed (ob_replay). One it
+ * does not name goes out: skipped as deleted, an item the answer merely
+ * left out would be lost, while a deleted one's mark fails its condition
+ * (a duplicate at worst). */
 static void cold_check_done(struct ob_shard_worker *w)
 {
     struct page_read *rd = &w->read;
@@ -343,18 +371,17 @@ static void cold_check_done(struct ob_shard_worker *w)
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "cold-start check failed, delivering without it: %s", err.msg);
     size_t skipped = 0;
     for (size_t j = 0; j < k; j++) {
-        bool published = rc == OB_OK && rd->states[j] != OB_ITEM_UNPUBLISHED;
+        bool handled = rc == OB_OK &&
+                       (rd->states[j] == OB_ITEM_PUBLISHED || rd->states[j] == OB_ITEM_DEAD_LETTERED);
         struct ob_record *rec = &rd->page.records[rd->idx[j]];
-        if (ob_replay_deliver(&w->replay, rec->msg.pk, published))
+        if (ob_replay_deliver(&w->replay, rec->msg.pk, handled))
             continue;
         rec->kind = OB_RECORD_SKIP;
-        rec->skip_reason = rd->states[j] == OB_ITEM_PUBLISHED       ? "published"
-                           : rd->states[j] == OB_ITEM_DEAD_LETTERED ? "dead-lettered"
-                                                                    : "deleted";
+        rec->skip_reason = rd->states[j] == OB_ITEM_PUBLISHED ? "published" : "dead-lettered";
         skipped++;
     }
     if (skipped)
-        ob_pipeline_log(&w->pipe, OB_SEV_DEBUG, NULL, "cold start: %zu of %zu candidates already published, dead-lettered or deleted",
+        ob_pipeline_log(&w->pipe, OB_SEV_DEBUG, NULL, "cold start: %zu of %zu candidates already published or dead-lettered",
                         skipped, k);
 }
 
@@ -643,7 +670,8 @@ static void run(struct ob_shard_worker *w)
                                            now >= atomic_load(&w->drain_deadline_ms))))
             break;
         bool read = read_step(w, now);
-        bool may_read = !stopping && w->read.phase == READ_IDLE && w->iterator && w->pipe.window.undone < fetch_room;
+        bool may_read = !stopping && !w->halted && w->read.phase == READ_IDLE && w->iterator &&
+                        w->pipe.window.undone < fetch_room;
         if (may_read && now >= w->next_fetch_ms && !lease_gone(w)) {
             read_start(w);
             may_read = false;
@@ -716,6 +744,7 @@ enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *sha
     w->start_checkpoint = ob_xstrdup(start->checkpoint);
     w->owner = ob_xstrdup(start->owner);
     w->cold = start->cold;
+    w->started_wall_ms = ob_wall_ms();
     w->check_old = true;
     /* Resuming from a checkpoint, a key's marks may have landed out of
      * order before a crash (ob_replay); on a cold start, with no

@@ -110,7 +110,7 @@ void ob_replay_init(struct ob_replay *rp, enum ob_ordering ordering);
 void ob_replay_free(struct ob_replay *rp);
 
 /* Decides for one old message, in stream order: true to deliver it.
- * published: the table says it is published (or gone). */
+ * published: the table says it is published (or dead-lettered). */
 bool ob_replay_deliver(struct ob_replay *rp, const char *pk, bool published);
 
 #endif

@@ -182,6 +182,8 @@ static void decode_record(const json_t *json)
     FUZZ_ASSERT(m->sequence_number && ob_seq_compare(m->sequence_number, m->sequence_number) == 0);
     if (r.kind == OB_RECORD_SKIP) {
         FUZZ_ASSERT(r.skip_reason);
+    } else if (r.kind == OB_RECORD_NO_IMAGE) {
+        FUZZ_ASSERT(!r.poison_reason);
     } else {
         if (r.kind == OB_RECORD_MESSAGE)
             FUZZ_ASSERT(m->pk && m->sk && m->payload && m->payload[m->payload_len] == 0 && m->retry_count >= 0);

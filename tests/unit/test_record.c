@@ -364,13 +364,24 @@ TEST(record_published_item_is_skipped_even_with_a_bad_payload)
     ob_record_free(&r);
 }
 
-TEST(record_insert_without_new_image_is_poison_with_keys_from_keys)
+TEST(record_insert_without_new_image_is_no_image_not_poison)
 {
     json_t *rec = insert_record();
     json_object_del(json_object_get(rec, "dynamodb"), "NewImage");
     struct ob_record r = {0};
+    CHECK_INT(decode(rec, &r), OB_RECORD_NO_IMAGE);
+    CHECK(r.poison_reason == NULL);
+    CHECK_STR(r.msg.sequence_number, "000000000000000000123");
+    ob_record_free(&r);
+}
+
+TEST(record_insert_whose_new_image_is_not_an_item_is_poison_with_keys_from_keys)
+{
+    json_t *rec = insert_record();
+    json_object_set_new(json_object_get(rec, "dynamodb"), "NewImage", json_string("not an item"));
+    struct ob_record r = {0};
     CHECK_INT(decode(rec, &r), OB_RECORD_POISON);
-    CHECK_STR(r.poison_reason, "NewImage is missing");
+    CHECK_STR(r.poison_reason, "NewImage is not an item");
     CHECK_STR(r.msg.pk, "order-1");
     CHECK_STR(r.msg.sk, "m-1");
     CHECK_STR(r.msg.sequence_number, "000000000000000000123");
@@ -597,7 +608,8 @@ TEST(record_decoder_survives_mutated_and_truncated_records)
         decoded++;
         if (rc == OB_OK) {
             CHECK(r.msg.sequence_number);
-            CHECK(r.kind == OB_RECORD_MESSAGE || r.kind == OB_RECORD_SKIP || r.kind == OB_RECORD_POISON);
+            CHECK(r.kind == OB_RECORD_MESSAGE || r.kind == OB_RECORD_SKIP || r.kind == OB_RECORD_POISON ||
+                  r.kind == OB_RECORD_NO_IMAGE);
             CHECK((r.kind == OB_RECORD_SKIP) == (r.skip_reason != NULL));
             CHECK((r.kind == OB_RECORD_POISON) == (r.poison_reason != NULL));
             if (r.kind == OB_RECORD_MESSAGE)

@@ -28,7 +28,7 @@ from .util import register_child, unregister_child
 ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
 ACTIONS = ("pass", "delay", "throttle", "throttling", "status", "error",
-           "reset", "reset_after", "hang", "unprocessed")
+           "reset", "reset_after", "hang", "unprocessed", "rewrite")
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding",
@@ -48,7 +48,8 @@ class Rule:
     action:       pass | delay | throttle | throttling | status | error | reset |
                   reset_after (forward, then RST instead of answering) |
                   hang (read the request, answer nothing for delay_ms, then RST) |
-                  unprocessed (answer a BatchGetItem 200 with every key in UnprocessedKeys).
+                  unprocessed (answer a BatchGetItem 200 with every key in UnprocessedKeys) |
+                  rewrite (forward, then answer a 200 with rewrite(the answer's JSON) instead).
     times:        apply to the first N matching requests only (None = always).
     probability:  apply with this chance (seeded RNG per rule; seed None = 0).
     status:       HTTP status for `status` (default 500) / `error` (default 400).
@@ -56,6 +57,7 @@ class Rule:
     message:      error message.
     delay_ms:     sleep before acting (for `delay` the added latency; also honoured by
                   the error actions, and for `hang` how long to hold the connection).
+    rewrite:      for `rewrite`, a function from the decoded answer to the one to send.
     """
     match_target: object = None
     action: str = "pass"
@@ -67,6 +69,7 @@ class Rule:
     message: str = None
     delay_ms: int = 0
     match_body: str = None
+    rewrite: object = None
     # runtime state
     applied: int = field(default=0, compare=False)
     _rng: random.Random = field(default=None, repr=False, compare=False)
@@ -76,6 +79,8 @@ class Rule:
             raise ValueError(f"unknown action {self.action!r}; one of {ACTIONS}")
         if self.action == "delay" and not self.delay_ms:
             raise ValueError("delay needs delay_ms")
+        if self.action == "rewrite" and not callable(self.rewrite):
+            raise ValueError("rewrite needs a rewrite function")
         self._rng = random.Random(0 if self.seed is None else self.seed)
 
     def matches(self, op, full_target, body):
@@ -458,7 +463,7 @@ class FaultProxy:
                        payload, req["keep"])
             return req["keep"], upstream
 
-        # pass / delay / reset_after: forward
+        # pass / delay / reset_after / rewrite: forward
         try:
             status, reason, headers, payload, upstream = self._forward(req, upstream)
         except OSError as e:
@@ -482,6 +487,8 @@ class FaultProxy:
             self._record(end=time.monotonic(), status="reset", forwarded=True, error_type=etype, **base)
             self._rst(c, req["rfile"])
             return False, upstream
+        if action == "rewrite" and status == 200:
+            payload = json.dumps(rule.rewrite(json.loads(payload))).encode()
         self._record(end=time.monotonic(), status=status, forwarded=True, error_type=etype, **base)
         self._send(c, status, reason, headers, payload, req["keep"])
         return req["keep"], upstream
