@@ -20,9 +20,8 @@
 #include "ops/clock.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
+#include "relay/sink_health.h"
 
-/* A sink is down after this many retriable failures in a row. */
-#define SINK_DOWN_AFTER 3
 /* A message on its way through one wave. */
 struct wave_item {
     struct ob_entry *e;
@@ -61,55 +60,6 @@ static void set_error(struct ob_entry *e, const char *msg)
     e->last_error = ob_xstrdup(msg);
 }
 
-/* The sink answered (a 2xx, or a rejection of this one message). */
-static void sink_answered(struct ob_sink_health *h)
-{
-    atomic_store(&h->consecutive_retry, 0);
-    atomic_store(&h->probe_failures, 0);
-    if (!atomic_exchange(&h->up, true)) {
-        ob_metric_set(h->up_gauge, 1);
-        ob_log_info("a sink is up again; delivering what waited");
-    }
-}
-
-/* A retriable failure. Returns whether the sink is down now: then the
- * failure does not count toward the message's attempts. */
-static bool sink_failed_retriably(struct ob_sink_health *h)
-{
-    if (atomic_fetch_add(&h->consecutive_retry, 1) + 1 >= SINK_DOWN_AFTER && atomic_exchange(&h->up, false)) {
-        ob_metric_set(h->up_gauge, 0);
-        ob_log_warn("a sink is down (%d retriable failures in a row); its messages wait for it, one probe at a "
-                    "time", SINK_DOWN_AFTER);
-    }
-    return !atomic_load(&h->up);
-}
-
-/* While a sink is down, only one message in the whole process tests it;
- * the others wait without spending attempts. Returns how many of the
- * group's items (from the front) may be sent now. */
-static size_t admit(const struct ob_config *cfg, struct ob_sink_health *h, struct wave_item *group, size_t k,
-                    int64_t now)
-{
-    if (atomic_load(&h->up))
-        return k;
-    int64_t probe_at = atomic_load(&h->next_probe_at_ms);
-    size_t admitted = now >= probe_at && !atomic_exchange(&h->probing, true) ? 1 : 0;
-    int64_t retry_at = probe_at > now ? probe_at : now + cfg->relay.backoff_initial_ms;
-    for (size_t i = admitted; i < k; i++)
-        group[i].e->next_at_ms = retry_at;
-    return admitted;
-}
-
-/* The probe's outcome sets when the next one may go. */
-static void probed(const struct ob_config *cfg, struct ob_sink_health *h, bool answered, int64_t now)
-{
-    if (!answered) {
-        int n = atomic_fetch_add(&h->probe_failures, 1) + 1;
-        atomic_store(&h->next_probe_at_ms, now + ob_relay_backoff_ms(cfg, n));
-    }
-    atomic_store(&h->probing, false);
-}
-
 /* A delivery failed: count it, schedule the retry or give up on it. */
 static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const struct ob_delivery *d,
                             struct ob_sink_health *h, int64_t now)
@@ -117,9 +67,9 @@ static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const str
     const struct ob_config *cfg = p->relay->cfg;
     bool counts = true;
     if (d->result == OB_DELIVERY_RETRY)
-        counts = !sink_failed_retriably(h);
+        counts = !ob_sink_failed_retriably(h);
     else
-        sink_answered(h);
+        ob_sink_answered(h);
     ob_metric_add(h->failed, 1);
     e->failures++;
     if (counts)
@@ -483,17 +433,21 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
         if (k == 0)
             continue;
         struct ob_sink_health *h = &rt->health[s];
-        bool probe = !atomic_load(&h->up);
-        k = admit(cfg, h, group, k, now);
+        bool probe;
+        int64_t retry_at;
+        size_t admitted = ob_sink_admit(cfg, h, k, now, &retry_at, &probe);
+        for (size_t i = admitted; i < k; i++)
+            group[i].e->next_at_ms = retry_at;
+        k = admitted;
         if (k == 0)
             continue;
         publish_to(rt->sinks[s], group, k, d, NULL);
         if (probe)
-            probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
+            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
         for (size_t i = 0; i < k; i++) {
             struct ob_entry *e = group[i].e;
             if (d[i].result == OB_DELIVERY_ACK) {
-                sink_answered(h);
+                ob_sink_answered(h);
                 ob_metric_add(h->delivered, 1);
                 ob_window_set_state(&p->window, e, OB_ENTRY_ACKED);
                 add_mark(p, ws, e, h);
@@ -529,13 +483,13 @@ static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_
         struct ob_entry *e = picks[i];
         if (rt->dead_letter && d[i].result != OB_DELIVERY_ACK) {
             if (d[i].result == OB_DELIVERY_RETRY)
-                sink_failed_retriably(rt->dead_letter_health);
+                ob_sink_failed_retriably(rt->dead_letter_health);
             e->next_at_ms = now + ob_relay_backoff_ms(p->relay->cfg, 5);
             ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "the dead-letter sink did not take the message: %s", d[i].error);
             continue;
         }
         if (rt->dead_letter)
-            sink_answered(rt->dead_letter_health);
+            ob_sink_answered(rt->dead_letter_health);
         if (!e->rec.msg.pk || !e->rec.msg.sk) {
             ob_pipeline_log(p, OB_SEV_ERROR, NULL, "poison record %s has no usable key (%s); it cannot be marked",
                  e->rec.msg.sequence_number, e->last_error);
