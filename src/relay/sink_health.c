@@ -1,5 +1,6 @@
 #include "relay/sink_health.h"
 
+#include "ops/clock.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "relay/pipeline.h"
@@ -9,6 +10,7 @@
 
 void ob_sink_answered(struct ob_sink_health *h)
 {
+    atomic_store(&h->answered_at_ms, ob_mono_ms());
     atomic_store(&h->consecutive_retry, 0);
     atomic_store(&h->probe_failures, 0);
     if (!atomic_exchange(&h->up, true)) {
@@ -17,14 +19,18 @@ void ob_sink_answered(struct ob_sink_health *h)
     }
 }
 
-bool ob_sink_failed_retriably(struct ob_sink_health *h)
+bool ob_sink_failed_retriably(struct ob_sink_health *h, const struct ob_delivery *d, int64_t sent_at)
 {
-    if (atomic_fetch_add(&h->consecutive_retry, 1) + 1 >= SINK_DOWN_AFTER && atomic_exchange(&h->up, false)) {
+    int in_a_row = atomic_fetch_add(&h->consecutive_retry, 1) + 1;
+    if ((d->unreachable || in_a_row >= SINK_DOWN_AFTER) && atomic_exchange(&h->up, false)) {
         ob_metric_set(h->up_gauge, 0);
-        ob_log_warn("a sink is down (%d retriable failures in a row); its messages wait for it, one probe at a "
-                    "time", SINK_DOWN_AFTER);
+        if (d->unreachable)
+            ob_log_warn("a sink is down (%s); its messages wait for it, one probe at a time", d->error);
+        else
+            ob_log_warn("a sink is down (%d retriable failures in a row); its messages wait for it, one probe at "
+                        "a time", SINK_DOWN_AFTER);
     }
-    return !atomic_load(&h->up);
+    return atomic_load(&h->up) && atomic_load(&h->answered_at_ms) >= sent_at;
 }
 
 size_t ob_sink_admit(const struct ob_config *cfg, struct ob_sink_health *h, size_t k, int64_t now, int64_t *retry_at,

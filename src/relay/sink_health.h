@@ -13,8 +13,15 @@
 /* The sink answered (a 2xx, or a rejection of this one message). */
 void ob_sink_answered(struct ob_sink_health *h);
 
-/* A retriable failure. Returns whether the sink is down now. */
-bool ob_sink_failed_retriably(struct ob_sink_health *h);
+/* A retriable failure of an attempt sent at sent_at (monotonic ms); d
+ * says whether a connection could be made. A sink is down after 3 such
+ * failures in a row, at once when it could not be reached. Returns
+ * whether the failure counts toward relay.max_attempts: only when the sink
+ * is up and answered another attempt while this one was out, so it is this
+ * message that fails. Without such an answer the sink may be down, and
+ * attempts while it is down do not count (SPEC §3): an outage of any
+ * length, found out or not yet, dead-letters nothing. */
+bool ob_sink_failed_retriably(struct ob_sink_health *h, const struct ob_delivery *d, int64_t sent_at);
 
 /* How many of k messages for the sink (from the front) may be sent now:
  * all while it is up; while it is down one, the probe, when it is time

@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "ops/clock.h"
 #include "ops/log.h"
 #include "relay/sink_health.h"
 #include "test.h"
@@ -25,10 +26,12 @@ static void health_init(struct ob_sink_health *h)
     atomic_init(&h->up, true);
 }
 
+static const struct ob_delivery retry = { .result = OB_DELIVERY_RETRY };
+
 static void fail_until_down(struct ob_sink_health *h)
 {
-    while (!ob_sink_failed_retriably(h))
-        ;
+    while (atomic_load(&h->up))
+        ob_sink_failed_retriably(h, &retry, 0);
 }
 
 /* What a shard worker does with one message: admission, the send (the
@@ -47,7 +50,7 @@ static void *worker(void *arg)
         if (answered)
             ob_sink_answered(&b->h);
         else
-            ob_sink_failed_retriably(&b->h);
+            ob_sink_failed_retriably(&b->h, &retry, 0);
     }
     return NULL;
 }
@@ -115,4 +118,31 @@ TEST(while_a_sink_is_down_one_message_probes_it_and_the_others_wait_for_the_next
     CHECK(retry_at > 1005 && retry_at <= 1100);
     CHECK_INT(ob_sink_admit(&cfg, &h, 5, 1100, &retry_at, &probe), 1);
     CHECK(probe);
+}
+
+TEST(a_retriable_failure_counts_toward_max_attempts_only_when_the_sink_answered_another_attempt_meanwhile)
+{
+    struct ob_sink_health h;
+    health_init(&h);
+    int64_t sent_at = ob_mono_ms();
+    CHECK(!ob_sink_failed_retriably(&h, &retry, sent_at)); /* nothing answered: the sink may be down */
+    ob_sink_answered(&h);
+    CHECK(ob_sink_failed_retriably(&h, &retry, sent_at));  /* it answered another one: this message fails */
+    CHECK(atomic_load(&h.up));
+}
+
+TEST(a_sink_is_down_after_three_retriable_failures_in_a_row_and_at_once_when_it_cannot_be_reached)
+{
+    struct ob_sink_health h;
+    health_init(&h);
+    ob_sink_failed_retriably(&h, &retry, 0);
+    ob_sink_failed_retriably(&h, &retry, 0);
+    CHECK(atomic_load(&h.up));
+    ob_sink_failed_retriably(&h, &retry, 0);
+    CHECK(!atomic_load(&h.up));
+    ob_sink_answered(&h);
+    CHECK(atomic_load(&h.up));
+    struct ob_delivery refused = { .result = OB_DELIVERY_RETRY, .unreachable = true };
+    CHECK(!ob_sink_failed_retriably(&h, &refused, 0));
+    CHECK(!atomic_load(&h.up));
 }
