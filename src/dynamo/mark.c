@@ -97,6 +97,13 @@ json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const cha
     return req;
 }
 
+bool ob_mark_error_permanent(const struct ob_error *err)
+{
+    if (strcmp(err->aws_type, "ExpiredTokenException") == 0)
+        return false;
+    return err->code == OB_ERR_VALIDATION || err->code == OB_ERR_ACCESS_DENIED;
+}
+
 /* Lookups run in chunks of at most 100 keys (BatchGetItem's limit). The
  * request is written as text and the answer read with the scanner: a
  * cold start checks every record of a backlog. */

@@ -26,6 +26,11 @@ json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk
 json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const char *sk, int64_t now_ms,
                                     int64_t retry_count, const char *error, int64_t ttl_seconds);
 
+/* Whether a failed write of an item will fail again however often it is
+ * tried (ValidationException such as the 400 KB item size, AccessDenied);
+ * an expired token is not: it is refreshed. */
+bool ob_mark_error_permanent(const struct ob_error *err);
+
 /* A dead-lettered item (deadLetteredAt set) is handled, though not
  * published (SPEC §3). OB_ITEM_UNKNOWN: the answer does not name the
  * item, which may be deleted or merely left out of it. */

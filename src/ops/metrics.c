@@ -46,6 +46,11 @@ static const struct metric_family families[] = {
     { "outboxd_aws_requests_total", KIND_COUNTER, "operation", "AWS requests sent (every attempt), by operation.",
       NULL, 0 },
     { "outboxd_aws_retries_total", KIND_COUNTER, "operation", "AWS requests retried, by operation.", NULL, 0 },
+    { "outboxd_item_write_failures_total", KIND_COUNTER, "write,error",
+      "Failed writes of an outbox item's record (published, dead_letter, failed_attempt), transient or permanent.",
+      NULL, 0 },
+    { "outboxd_item_writes_given_up_total", KIND_COUNTER, "write",
+      "Items whose record DynamoDB refused for good, smaller write included: released unrecorded.", NULL, 0 },
     { "outboxd_shards_owned", KIND_GAUGE, "", "Shards this instance reads.", NULL, 0 },
     { "outboxd_sink_up", KIND_GAUGE, "sink", "1 when the sink is accepting messages.", NULL, 0 },
 };

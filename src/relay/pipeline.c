@@ -20,9 +20,8 @@
 #include "ops/clock.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
+#include "relay/sink_health.h"
 
-/* A sink is down after this many retriable failures in a row. */
-#define SINK_DOWN_AFTER 3
 /* A message on its way through one wave. */
 struct wave_item {
     struct ob_entry *e;
@@ -61,65 +60,12 @@ static void set_error(struct ob_entry *e, const char *msg)
     e->last_error = ob_xstrdup(msg);
 }
 
-/* The sink answered (a 2xx, or a rejection of this one message). */
-static void sink_answered(struct ob_sink_health *h)
-{
-    atomic_store(&h->consecutive_retry, 0);
-    atomic_store(&h->probe_failures, 0);
-    if (!atomic_exchange(&h->up, true)) {
-        ob_metric_set(h->up_gauge, 1);
-        ob_log_info("a sink is up again; delivering what waited");
-    }
-}
-
-/* A retriable failure. Returns whether the sink is down now: then the
- * failure does not count toward the message's attempts. */
-static bool sink_failed_retriably(struct ob_sink_health *h)
-{
-    if (atomic_fetch_add(&h->consecutive_retry, 1) + 1 >= SINK_DOWN_AFTER && atomic_exchange(&h->up, false)) {
-        ob_metric_set(h->up_gauge, 0);
-        ob_log_warn("a sink is down (%d retriable failures in a row); its messages wait for it, one probe at a "
-                    "time", SINK_DOWN_AFTER);
-    }
-    return !atomic_load(&h->up);
-}
-
-/* While a sink is down, only one message in the whole process tests it;
- * the others wait without spending attempts. Returns how many of the
- * group's items (from the front) may be sent now. */
-static size_t admit(const struct ob_config *cfg, struct ob_sink_health *h, struct wave_item *group, size_t k,
-                    int64_t now)
-{
-    if (atomic_load(&h->up))
-        return k;
-    int64_t probe_at = atomic_load(&h->next_probe_at_ms);
-    size_t admitted = now >= probe_at && !atomic_exchange(&h->probing, true) ? 1 : 0;
-    int64_t retry_at = probe_at > now ? probe_at : now + cfg->relay.backoff_initial_ms;
-    for (size_t i = admitted; i < k; i++)
-        group[i].e->next_at_ms = retry_at;
-    return admitted;
-}
-
-/* The probe's outcome sets when the next one may go. */
-static void probed(const struct ob_config *cfg, struct ob_sink_health *h, bool answered, int64_t now)
-{
-    if (!answered) {
-        int n = atomic_fetch_add(&h->probe_failures, 1) + 1;
-        atomic_store(&h->next_probe_at_ms, now + ob_relay_backoff_ms(cfg, n));
-    }
-    atomic_store(&h->probing, false);
-}
-
 /* A delivery failed: count it, schedule the retry or give up on it. */
 static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const struct ob_delivery *d,
-                            struct ob_sink_health *h, int64_t now)
+                            struct ob_sink_health *h, int64_t sent_at, int64_t now)
 {
     const struct ob_config *cfg = p->relay->cfg;
-    bool counts = true;
-    if (d->result == OB_DELIVERY_RETRY)
-        counts = !sink_failed_retriably(h);
-    else
-        sink_answered(h);
+    bool counts = d->result == OB_DELIVERY_REJECT || ob_sink_failed_retriably(h, d, sent_at);
     ob_metric_add(h->failed, 1);
     e->failures++;
     if (counts)
@@ -142,11 +88,20 @@ static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const str
  * for a later write when it is done (p->spare; 1.6 KiB, past malloc's
  * per-thread cache, and its body's storage with it). Marks go on running
  * after the wave (in p->flying: the session holds the call); the rare
- * writes run within it. */
-enum write_kind { WRITE_MARK, WRITE_FAILED, WRITE_DEAD };
+ * writes run within it. A write that failed waits in p->waiting and goes
+ * again, as itself, when its entry is due: a dead letter is never sent
+ * again for a record that could not be written (SPEC §3). */
+enum write_kind {
+    WRITE_MARK,
+    WRITE_FAILED,
+    WRITE_DEAD,
+    WRITE_DEAD_SHORT,   /* the dead-letter record again, lastError cut: DynamoDB refused the full one */
+    WRITE_NOT_MARKED,   /* DynamoDB refused the mark for good: the item is recorded as handled instead */
+};
 
 struct pipeline_write {
     enum write_kind kind;
+    int tries;                       /* failed tries of this write */
     uint64_t entry;                  /* the entry's id: entries move while a mark runs */
     /* WRITE_MARK: the sink's latency histogram. The series, not the sink's
      * health: a mark may outlive the routing (SIGHUP) it was sent under,
@@ -210,15 +165,20 @@ static void scratch_free(struct pipeline_scratch *sc)
     free(sc);
 }
 
-/* A write for e, from the spare ones when there is one; its body empty
- * (the call is prepared when it runs). */
-static struct pipeline_write *add_write(struct ob_pipeline *p, struct pipeline_writes *ws, enum write_kind kind,
-                                        struct ob_entry *e, struct ob_sink_health *h)
+static void writes_push(struct pipeline_writes *ws, struct pipeline_write *x)
 {
     if (ws->n == ws->cap) {
         ws->cap = ws->cap ? ws->cap * 2 : 64;
         ws->v = ob_xrealloc(ws->v, ws->cap * sizeof *ws->v);
     }
+    ws->v[ws->n++] = x;
+}
+
+/* A write for e, from the spare ones when there is one; its body empty
+ * (the call is prepared when it runs). */
+static struct pipeline_write *add_write(struct ob_pipeline *p, struct pipeline_writes *ws, enum write_kind kind,
+                                        struct ob_entry *e, struct ob_sink_health *h)
+{
     struct pipeline_write *x = p->spare;
     if (x) {
         p->spare = x->next;
@@ -226,9 +186,10 @@ static struct pipeline_write *add_write(struct ob_pipeline *p, struct pipeline_w
     } else {
         x = ob_xcalloc(1, sizeof *x);
     }
-    ws->v[ws->n++] = x;
+    writes_push(ws, x);
     ob_buf_reset(&x->body);
     x->kind = kind;
+    x->tries = 0;
     x->entry = e->id;
     x->latency = h ? h->latency : NULL;
     x->next = x->prev = NULL;
@@ -244,23 +205,49 @@ static void add_mark(struct ob_pipeline *p, struct pipeline_writes *ws, struct o
 }
 
 /* The rare writes (failures, dead letters) are built as JSON values. */
-static void add_json_write(struct ob_pipeline *p, struct pipeline_writes *ws, enum write_kind kind,
-                           struct ob_entry *e, json_t *request)
+static void set_json_body(struct pipeline_write *x, json_t *request)
 {
     char *text = ob_ddb_request_text("UpdateItem", request);
-    ob_buf_puts(&add_write(p, ws, kind, e, NULL)->body, text);
+    ob_buf_reset(&x->body);
+    ob_buf_puts(&x->body, text);
     free(text);
     json_decref(request);
 }
 
-static void dead_letter_write(struct ob_pipeline *p, struct pipeline_writes *ws, struct ob_entry *e, bool with_sink)
+static void add_json_write(struct ob_pipeline *p, struct pipeline_writes *ws, enum write_kind kind,
+                           struct ob_entry *e, json_t *request)
 {
-    const struct ob_config *cfg = p->relay->cfg;
-    int64_t ttl = with_sink ? cfg->table.ttl_seconds : 0;
-    add_json_write(p, ws, WRITE_DEAD, e,
-                   ob_mark_dead_letter_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
-                                               e->rec.msg.retry_count + e->failures,
-                                               e->last_error ? e->last_error : "dead-lettered", ttl));
+    set_json_body(add_write(p, ws, kind, e, NULL), request);
+}
+
+/* lastError of the smaller writes: at most this many bytes. */
+#define SHORT_ERROR_MAX 160
+
+/* msg cut to SHORT_ERROR_MAX bytes at a character boundary, into out. */
+static const char *short_error(const char *msg, char out[SHORT_ERROR_MAX + 1])
+{
+    size_t n = strlen(msg);
+    if (n > SHORT_ERROR_MAX) {
+        n = SHORT_ERROR_MAX;
+        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, msg, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* The dead-letter record of e; its lastError cut when short. With a ttl
+ * only when the dead-letter sink took the message: the ttl's presence in
+ * the body says so when the record is written again. */
+static json_t *dead_letter_request(const struct ob_config *cfg, struct ob_entry *e, bool with_ttl, bool short_)
+{
+    char cut[SHORT_ERROR_MAX + 1];
+    const char *error = e->last_error ? e->last_error : "dead-lettered";
+    return ob_mark_dead_letter_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
+                                       e->rec.msg.retry_count + e->failures,
+                                       short_ ? short_error(error, cut) : error,
+                                       with_ttl ? cfg->table.ttl_seconds : 0);
 }
 
 static void entry_done_dead(struct ob_pipeline *p, struct ob_entry *e)
@@ -272,41 +259,142 @@ static void entry_done_dead(struct ob_pipeline *p, struct ob_entry *e)
     ob_window_set_state(&p->window, e, OB_ENTRY_DONE);
 }
 
-/* What a finished write means for its entry. */
-static void write_done(struct ob_pipeline *p, struct pipeline_write *x, int64_t now, int64_t wall)
+static const char *write_name(enum write_kind kind)
+{
+    switch (kind) {
+    case WRITE_MARK:
+    case WRITE_NOT_MARKED:
+        return "published";
+    case WRITE_DEAD:
+    case WRITE_DEAD_SHORT:
+        return "dead_letter";
+    case WRITE_FAILED:
+        break;
+    }
+    return "failed_attempt";
+}
+
+static void count_write_failure(const struct pipeline_write *x, bool permanent)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "write=\"%s\",error=\"%s\"", write_name(x->kind),
+             permanent ? "permanent" : "transient");
+    ob_metric_count("outboxd_item_write_failures_total", labels, 1);
+}
+
+/* x goes again when its entry is due: at once (another write in its
+ * place), or after a backoff of 1 s doubling to 30 s (a transient error). */
+static void write_again(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e, int64_t at)
+{
+    ob_aws_call_release(&x->call);
+    e->next_at_ms = at;
+    x->next = p->waiting;
+    x->prev = NULL;
+    p->waiting = x;
+}
+
+static void write_retry(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e, int64_t now)
+{
+    x->tries++;
+    int64_t delay = x->tries > 5 ? 30000 : 1000LL << (x->tries - 1);
+    ob_pipeline_log(p, x->tries == 1 || x->tries % 10 == 0 ? OB_SEV_WARN : OB_SEV_DEBUG, e->rec.msg.sk,
+                    "writing the item's %s record failed (try %d), will write it again in %" PRId64 " ms: %s",
+                    write_name(x->kind), x->tries, delay, x->call.err.msg);
+    write_again(p, x, e, now + delay);
+}
+
+/* Nothing could be recorded on the item: the entry is let go, so its
+ * shard goes on (a sweep may find the item again). */
+static void write_given_up(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e)
+{
+    char labels[48];
+    snprintf(labels, sizeof labels, "write=\"%s\"", write_name(x->kind));
+    ob_metric_count("outboxd_item_writes_given_up_total", labels, 1);
+    ob_pipeline_log(p, OB_SEV_ERROR, e->rec.msg.sk,
+                    "DynamoDB refused the item's %s record for good; giving it up unrecorded: %s",
+                    write_name(x->kind), x->call.err.msg);
+}
+
+/* DynamoDB refused x for good. Returns whether x goes again, as the
+ * smaller write in its place. */
+static bool write_refused(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e, int64_t now)
+{
+    const struct ob_config *cfg = p->relay->cfg;
+    switch (x->kind) {
+    case WRITE_MARK: {
+        /* deadLetteredAt: the sweeper does not deliver it again. */
+        char why[OB_ERROR_MSG_MAX + 64];
+        snprintf(why, sizeof why, "delivered, but marking it published failed: %s", x->call.err.msg);
+        set_error(e, why);
+        ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "%s; recording that on the item instead", why);
+        x->kind = WRITE_NOT_MARKED;
+        set_json_body(x, dead_letter_request(cfg, e, false, true));
+        break;
+    }
+    case WRITE_DEAD:
+        ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "recording the dead letter failed (%s); writing it again "
+                        "with lastError cut to %d bytes", x->call.err.msg, SHORT_ERROR_MAX);
+        x->kind = WRITE_DEAD_SHORT;
+        set_json_body(x, dead_letter_request(cfg, e, strstr(x->body.data, "#ttl") != NULL, true));
+        break;
+    default:
+        return false;
+    }
+    x->tries = 0;
+    write_again(p, x, e, now);
+    return true;
+}
+
+/* What a finished write means for its entry. Returns whether x is kept,
+ * to go again. */
+static bool write_done(struct ob_pipeline *p, struct pipeline_write *x, int64_t now, int64_t wall)
 {
     struct ob_entry *e = ob_window_find(&p->window, x->entry);
     enum ob_err rc = x->call.result;
     if (!e)
-        return; /* cannot happen: an entry with a write running is not done */
-    switch (x->kind) {
-    case WRITE_MARK:
-        if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
+        return false; /* cannot happen: an entry with a write running is not done */
+    if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
+        switch (x->kind) {
+        case WRITE_MARK: {
             if (rc == OB_ERR_CONDITION_FAILED)
                 ob_metric_count("outboxd_messages_duplicate_total", "", 1);
             int64_t created = e->rec.msg.created_at_ms ? e->rec.msg.created_at_ms : e->rec.msg.approximate_creation_ms;
             if (created && x->latency)
                 ob_metric_observe(x->latency, (double)(wall - created) / 1000.0);
             ob_window_set_state(&p->window, e, OB_ENTRY_DONE);
-        } else {
-            e->next_at_ms = now + 1000;
-            ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "marking published failed, will retry: %s", x->call.err.msg);
+            break;
         }
-        break;
-    case WRITE_DEAD:
-        if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
+        case WRITE_NOT_MARKED:
+            ob_window_set_state(&p->window, e, OB_ENTRY_DONE);
+            break;
+        case WRITE_DEAD:
+        case WRITE_DEAD_SHORT:
             entry_done_dead(p, e);
-        } else {
-            e->next_at_ms = now + 1000;
-            ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "recording the dead letter failed, will retry: %s",
-                            x->call.err.msg);
+            break;
+        case WRITE_FAILED:
+            break;
         }
-        break;
-    case WRITE_FAILED:
-        if (rc && rc != OB_ERR_CONDITION_FAILED)
-            ob_pipeline_log(p, OB_SEV_DEBUG, e->rec.msg.sk, "recording the failed attempt failed: %s", x->call.err.msg);
-        break;
+        return false;
     }
+    bool permanent = ob_mark_error_permanent(&x->call.err);
+    count_write_failure(x, permanent);
+    if (x->kind == WRITE_FAILED) {
+        /* The next attempt's record, or the dead letter's, says it again. */
+        ob_pipeline_log(p, OB_SEV_DEBUG, e->rec.msg.sk, "recording the failed attempt failed: %s", x->call.err.msg);
+        return false;
+    }
+    if (!permanent) {
+        write_retry(p, x, e, now);
+        return true;
+    }
+    if (write_refused(p, x, e, now))
+        return true;
+    write_given_up(p, x, e);
+    if (x->kind == WRITE_NOT_MARKED)
+        ob_window_set_state(&p->window, e, OB_ENTRY_DONE);
+    else
+        entry_done_dead(p, e);
+    return false;
 }
 
 /* Settles the capacity budget with what DynamoDB reports for n writes
@@ -367,13 +455,13 @@ static bool collect_marks(struct ob_pipeline *p, int64_t now)
             if (x->next)
                 x->next->prev = x->prev;
             p->n_flying--;
-            write_done(p, x, now, wall);
             done[n++] = x;
         }
         if (n == sizeof done / sizeof done[0] || (!call && n)) {
             settle_units(p, done, n);
             for (size_t i = 0; i < n; i++)
-                write_recycle(p, done[i]);
+                if (!write_done(p, done[i], now, wall))
+                    write_recycle(p, done[i]);
             n = 0;
             any = true;
         }
@@ -422,23 +510,29 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
         ob_aws_run(p->session, calls, k);
         settle_units(p, sync, k);
         int64_t wall = ob_wall_ms();
-        for (size_t i = 0; i < k; i++) {
-            write_done(p, sync[i], now, wall);
-            write_recycle(p, sync[i]);
-        }
+        for (size_t i = 0; i < k; i++)
+            if (!write_done(p, sync[i], now, wall))
+                write_recycle(p, sync[i]);
     }
     ws->n = 0;
 }
 
-static void prepare_item(struct ob_pipeline *p, struct ob_routing *rt, struct wave_item *it,
-                         struct ob_entry *e)
+/* The item's CloudEvent, to the sink's own destination. */
+static void prepare_event(struct ob_pipeline *p, struct ob_routing *rt, struct wave_item *it, struct ob_entry *e)
 {
-    const char *dest = NULL;
     memset(it, 0, sizeof *it);
     it->e = e;
     ob_ce_from_message(&it->ce, &e->rec.msg, rt->cfg->cloudevents.source, p->relay->cfg->table.name);
     if (!it->ce.id)
         it->ce.id = e->rec.msg.sequence_number;
+}
+
+/* The item's CloudEvent, to the sink and destination its route says. */
+static void prepare_item(struct ob_pipeline *p, struct ob_routing *rt, struct wave_item *it,
+                         struct ob_entry *e)
+{
+    const char *dest = NULL;
+    prepare_event(p, rt, it, e);
     ob_route_select(rt->cfg, &e->rec.msg, &it->sink, &dest);
     if (dest)
         ob_template_expand(&it->destination, dest, &e->rec.msg, p->relay->cfg->table.name);
@@ -483,22 +577,31 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
         if (k == 0)
             continue;
         struct ob_sink_health *h = &rt->health[s];
-        bool probe = !atomic_load(&h->up);
-        k = admit(cfg, h, group, k, now);
+        bool probe;
+        int64_t retry_at;
+        size_t admitted = ob_sink_admit(cfg, h, k, now, &retry_at, &probe);
+        for (size_t i = admitted; i < k; i++)
+            group[i].e->next_at_ms = retry_at;
+        k = admitted;
         if (k == 0)
             continue;
+        int64_t sent_at = ob_mono_ms();
         publish_to(rt->sinks[s], group, k, d, NULL);
         if (probe)
-            probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
+            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
+        /* The answers first: they say whether the batch's retriable
+         * failures count. */
+        for (size_t i = 0; i < k; i++)
+            if (d[i].result != OB_DELIVERY_RETRY)
+                ob_sink_answered(h);
         for (size_t i = 0; i < k; i++) {
             struct ob_entry *e = group[i].e;
             if (d[i].result == OB_DELIVERY_ACK) {
-                sink_answered(h);
                 ob_metric_add(h->delivered, 1);
                 ob_window_set_state(&p->window, e, OB_ENTRY_ACKED);
                 add_mark(p, ws, e, h);
             } else {
-                delivery_failed(p, e, &d[i], h, now);
+                delivery_failed(p, e, &d[i], h, sent_at, now);
                 add_json_write(p, ws, WRITE_FAILED, e,
                                ob_mark_failed_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk,
                                                       e->rec.msg.retry_count + e->failures, e->last_error));
@@ -508,43 +611,94 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
     release_items(items, n);
 }
 
-/* Dead-letters entries: to the dead-letter sink when there is one, then
- * the record on the item. */
+/* Dead-letters entries: to the dead-letter sink's own destination when
+ * there is one, under its health like any sink's (while it is down one
+ * probe at a time, the others wait), then the record on the item. A dead
+ * letter the sink rejects is recorded all the same, with both reasons
+ * and no ttl. */
 static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entry **picks, size_t n,
                         struct pipeline_writes *ws, int64_t now)
 {
+    const struct ob_config *cfg = p->relay->cfg;
     struct wave_item *items = p->scratch->items;
     struct ob_delivery *d = p->scratch->d;
+    struct ob_sink_health *h = rt->dead_letter_health;
     for (size_t i = 0; i < n; i++) {
         struct ob_entry *e = picks[i];
         if (!e->last_error)
             set_error(e, e->rec.kind == OB_RECORD_POISON ? e->rec.poison_reason : "dead-lettered");
         if (!e->rec.msg.payload)
             e->rec.msg.payload = (unsigned char *)ob_xstrdup("");
-        prepare_item(p, rt, &items[i], e);
+        prepare_event(p, rt, &items[i], e);
     }
-    if (rt->dead_letter)
-        publish_to(rt->dead_letter, items, n, d, "error");
-    for (size_t i = 0; i < n; i++) {
+    size_t k = n;
+    int64_t sent_at = 0;
+    if (rt->dead_letter) {
+        bool probe;
+        int64_t retry_at;
+        k = ob_sink_admit(cfg, h, n, now, &retry_at, &probe);
+        for (size_t i = k; i < n; i++)
+            picks[i]->next_at_ms = retry_at;
+        sent_at = ob_mono_ms();
+        publish_to(rt->dead_letter, items, k, d, "error");
+        if (probe)
+            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
+        for (size_t i = 0; i < k; i++)
+            if (d[i].result != OB_DELIVERY_RETRY)
+                ob_sink_answered(h);
+    }
+    for (size_t i = 0; i < k; i++) {
         struct ob_entry *e = picks[i];
-        if (rt->dead_letter && d[i].result != OB_DELIVERY_ACK) {
-            if (d[i].result == OB_DELIVERY_RETRY)
-                sink_failed_retriably(rt->dead_letter_health);
-            e->next_at_ms = now + ob_relay_backoff_ms(p->relay->cfg, 5);
-            ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "the dead-letter sink did not take the message: %s", d[i].error);
-            continue;
+        bool taken = false;
+        if (rt->dead_letter) {
+            ob_metric_add(d[i].result == OB_DELIVERY_ACK ? h->delivered : h->failed, 1);
+            if (d[i].result == OB_DELIVERY_RETRY) {
+                ob_sink_failed_retriably(h, &d[i], sent_at);
+                int64_t delay = ob_relay_backoff_ms(cfg, 5);
+                e->next_at_ms = now + delay;
+                ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "the dead-letter sink did not take the message, "
+                                "will send it again in %" PRId64 " ms: %s", delay, d[i].error);
+                continue;
+            }
+            taken = d[i].result == OB_DELIVERY_ACK;
+            if (!taken) {
+                char both[sizeof d[i].error + 64];
+                snprintf(both, sizeof both, "; the dead-letter sink rejected it: %s", d[i].error);
+                char *error = ob_xmalloc(strlen(e->last_error) + strlen(both) + 1);
+                strcpy(error, e->last_error);
+                strcat(error, both);
+                free(e->last_error);
+                e->last_error = error;
+                ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "the dead-letter sink rejected the message (%s); "
+                                "recording it as dead-lettered, without ttl", d[i].error);
+            }
         }
-        if (rt->dead_letter)
-            sink_answered(rt->dead_letter_health);
         if (!e->rec.msg.pk || !e->rec.msg.sk) {
             ob_pipeline_log(p, OB_SEV_ERROR, NULL, "poison record %s has no usable key (%s); it cannot be marked",
                  e->rec.msg.sequence_number, e->last_error);
             entry_done_dead(p, e);
             continue;
         }
-        dead_letter_write(p, ws, e, rt->dead_letter != NULL);
+        e->next_at_ms = INT64_MAX; /* its record is written: not picked again until that fails */
+        add_json_write(p, ws, WRITE_DEAD, e, dead_letter_request(cfg, e, taken, false));
     }
     release_items(items, n);
+}
+
+/* The write of e that waited to go again joins this wave's (from
+ * p->waiting). Returns whether there was one. */
+static bool write_waiting(struct ob_pipeline *p, struct pipeline_writes *ws, struct ob_entry *e)
+{
+    for (struct pipeline_write **at = &p->waiting; *at; at = &(*at)->next)
+        if ((*at)->entry == e->id) {
+            struct pipeline_write *x = *at;
+            *at = x->next;
+            x->next = NULL;
+            e->next_at_ms = INT64_MAX; /* not picked again until it fails */
+            writes_push(ws, x);
+            return true;
+        }
+    return false;
 }
 
 bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
@@ -566,13 +720,14 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
     struct pipeline_writes *ws = &sc->writes;
     ws->n = 0;
     for (size_t i = 0; i < n_acked; i++)
-        add_mark(p, ws, acked[i], NULL);
+        if (!write_waiting(p, ws, acked[i]))
+            add_mark(p, ws, acked[i], NULL);
     size_t n_dead = 0, n_live = 0;
     for (size_t i = 0; i < n; i++) {
-        if (picks[i]->state == OB_ENTRY_DEAD)
-            dead[n_dead++] = picks[i];
-        else
+        if (picks[i]->state != OB_ENTRY_DEAD)
             picks[n_live++] = picks[i];
+        else if (!write_waiting(p, ws, picks[i]))
+            dead[n_dead++] = picks[i];
     }
     if (n_live)
         deliver(p, rt, picks, n_live, ws, now);
@@ -607,6 +762,11 @@ void ob_pipeline_abandon_writes(struct ob_pipeline *p)
 void ob_pipeline_free(struct ob_pipeline *p)
 {
     ob_pipeline_abandon_writes(p);
+    while (p->waiting) {
+        struct pipeline_write *x = p->waiting;
+        p->waiting = x->next;
+        write_free(x);
+    }
     while (p->spare) {
         struct pipeline_write *x = p->spare;
         p->spare = x->next;

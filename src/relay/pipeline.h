@@ -26,6 +26,7 @@ struct ob_pipeline {
     void *ctx;
     struct pipeline_write *flying;            /* marks running in the session */
     size_t n_flying;
+    struct pipeline_write *waiting;           /* failed writes to try again when their entry is due */
     struct pipeline_write *spare;             /* finished writes' allocations, for the next */
     size_t n_spare;
     struct pipeline_scratch *scratch;         /* a wave's arrays, kept between waves */

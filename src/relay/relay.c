@@ -99,6 +99,7 @@ static enum ob_err routing_create(struct ob_config *cfg, struct ob_routing **out
         }
         struct ob_sink_health *h = &rt->health[i];
         atomic_init(&h->consecutive_retry, 0);
+        atomic_init(&h->answered_at_ms, 0);
         atomic_init(&h->up, true);
         atomic_init(&h->probing, false);
         atomic_init(&h->next_probe_at_ms, 0);

@@ -17,11 +17,12 @@
 struct ob_metric_series;
 
 /* Whether a sink answers: a run of retriable failures across every worker
- * marks it down; while it is down its messages wait, one probe at a time
- * tests it, and its retriable failures do not count toward
- * relay.max_attempts (SPEC §3). */
+ * (or a connection it refused) marks it down; while it is down its
+ * messages wait, one probe at a time tests it, and its retriable failures
+ * do not count toward relay.max_attempts (SPEC §3). See sink_health.h. */
 struct ob_sink_health {
     atomic_int consecutive_retry;
+    atomic_llong answered_at_ms;     /* monotonic: its last 2xx or rejection */
     atomic_bool up;
     atomic_bool probing;             /* while down: one message, process-wide, tests it */
     atomic_llong next_probe_at_ms;   /* monotonic */

@@ -519,6 +519,7 @@ static void req_finish(const struct http_sink *s, struct http_req *r)
         return;
     default:
         ob_delivery_set(r->d, OB_DELIVERY_RETRY, "%s (%s)", ex->error, shown);
+        r->d->unreachable = ex->failure == OB_HTTP_CONNECT;
         return;
     }
 }

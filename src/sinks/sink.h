@@ -28,6 +28,7 @@ struct ob_delivery {
     const char *error_info;     /* dead-letter deliveries: the reason, else NULL */
     /* Outputs. */
     enum ob_delivery_result result;
+    bool unreachable;           /* RETRY: no connection could be made (refused, unreachable, no address) */
     char error[512];            /* why, when not ACK; never contains secrets */
 };
 

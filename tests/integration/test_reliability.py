@@ -4,6 +4,9 @@ import json
 import threading
 import time
 
+import pytest
+
+from harness.fault_proxy import Rule
 from harness.http_receiver import HttpReceiver
 from relay_util import (check_strict_order, dlq_sink, free_port, http_messages, http_sink, lines_of, metric,
                         metric_samples, produce, relay_config, scan_items, wait_until, with_relay)
@@ -119,3 +122,233 @@ def test_the_write_budget_caps_consumed_write_units_per_second(ddb, table, tmp_c
     print(f"\nconsumed {rate:.1f} write units/s against a budget of 50")
     assert 45 <= rate <= 55
     assert d.stop() == 0
+
+
+ROUTED = """\
+routes:
+  - match: { messageType: "Test*" }
+    sink: hook
+    topic: "orders.{messageType}"
+"""
+
+
+def routed_relay_with_http_dead_letters(ddb_endpoint, table, hook_url, dlq_url, metrics_port=None, **relay):
+    """A relay whose route sends Test* messages to hook under the destination orders.{messageType}, and
+    whose dead-letter sink dlq is an HTTP sink at dlq_url."""
+    return with_relay(relay_config(ddb_endpoint, table, http_sink("hook", hook_url) + http_sink("dlq", dlq_url),
+                                   extra=ROUTED, metrics_port=metrics_port, default_sink="hook"),
+                      dead_letter_sink="dlq", **relay)
+
+
+def stays(pred, seconds):
+    """pred() holds for the next `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not pred():
+            return False
+        time.sleep(0.2)
+    return pred()
+
+
+def test_dead_letters_go_to_the_dead_letter_sinks_own_url_not_the_failed_routes_destination(
+        ddb, table, tmp_config, spawn_outboxd, http_receiver):
+    http_receiver.respond(lambda req: 400 if json.loads(req.body)["key"] == "key-1" else 200)
+    dl = HttpReceiver().start()
+    try:
+        dl.respond(lambda req: 200 if req.path == "/dlq" else 404)
+        cfg = tmp_config(routed_relay_with_http_dead_letters(ddb.endpoint, table, http_receiver.url + "/",
+                                                             dl.url + "/dlq", max_attempts=1))
+        d = spawn_outboxd("run", "-c", cfg)
+        produce(ddb.endpoint, table, 20, 2)
+        assert http_receiver.wait_for(10, timeout=60), d.output()
+        assert wait_until(lambda: len(dl.requests) >= 10, 30), d.output()
+        assert stays(lambda: len(dl.requests) == 10, 3), [r.path for r in dl.requests]
+        assert {r.path for r in dl.requests} == {"/dlq"}
+        assert {r.path for r in http_receiver.requests} == {"/orders.Test.Event1", "/orders.Test.Event0"}
+        assert wait_until(lambda: sum("deadLetteredAt" in i for i in scan_items(ddb, table)) == 10, 20)
+        assert all("ttl" in i for i in scan_items(ddb, table) if "deadLetteredAt" in i)
+        assert d.stop() == 0
+    finally:
+        dl.stop()
+
+
+def test_a_dead_letter_the_dead_letter_sink_rejects_is_recorded_once_with_both_reasons_and_no_ttl(
+        ddb, table, tmp_config, spawn_outboxd, http_receiver):
+    http_receiver.respond(lambda req: 400 if json.loads(req.body)["key"] == "key-1" else 200)
+    dl = HttpReceiver().start()
+    try:
+        dl.respond(lambda req: 422)
+        port = free_port()
+        cfg = tmp_config(routed_relay_with_http_dead_letters(ddb.endpoint, table, http_receiver.url + "/",
+                                                             dl.url + "/dlq", metrics_port=port, max_attempts=2))
+        d = spawn_outboxd("run", "-c", cfg)
+        produce(ddb.endpoint, table, 20, 2)
+        assert http_receiver.wait_for(10, timeout=60), d.output()
+        assert wait_until(lambda: sum("deadLetteredAt" in i for i in scan_items(ddb, table)) == 10, 30), \
+            d.output()[-3000:]
+        assert stays(lambda: len(dl.requests) == 10, 3), len(dl.requests)
+        for item in scan_items(ddb, table):
+            if item["pk"]["S"] == "key-1":
+                assert "HTTP 400" in item["lastError"]["S"] and "HTTP 422" in item["lastError"]["S"], item
+                assert "ttl" not in item and int(item["retryCount"]["N"]) == 2
+        assert metric(metric_samples(port), "outboxd_messages_dead_lettered_total", reason="attempts") == 10
+        assert d.stop() == 0
+    finally:
+        dl.stop()
+
+
+def test_dead_letters_wait_for_a_dead_letter_sink_that_is_down_and_reach_it_once_it_is_up(
+        ddb, table, tmp_config, spawn_outboxd, http_receiver):
+    http_receiver.respond(lambda req: 400 if json.loads(req.body)["key"] == "key-1" else 200)
+    dl = HttpReceiver().start()
+    up_at = time.monotonic() + 8
+    try:
+        dl.respond(lambda req: 404 if req.path != "/dlq" else 200 if time.monotonic() >= up_at else 503)
+        port = free_port()
+        cfg = tmp_config(routed_relay_with_http_dead_letters(ddb.endpoint, table, http_receiver.url + "/",
+                                                             dl.url + "/dlq", metrics_port=port, max_attempts=1))
+        d = spawn_outboxd("run", "-c", cfg)
+        produce(ddb.endpoint, table, 20, 2)
+        assert wait_until(lambda: metric(metric_samples(port), "outboxd_sink_up", sink="dlq") == 0, 20), \
+            d.output()[-3000:]
+        assert dl.wait_for(10, timeout=60), d.output()[-3000:]
+        assert stays(lambda: len(dl.accepted()) == 10, 2)
+        assert len({r.headers["ce-id"] for r in dl.accepted()}) == 10
+        down = [r for r in dl.requests if r.status == 503]
+        assert len(down) < 40, f"{len(down)} dead letters sent while the dead-letter sink was down"
+        assert wait_until(lambda: sum("deadLetteredAt" in i and "ttl" in i for i in scan_items(ddb, table)) == 10,
+                          20)
+        assert metric(metric_samples(port), "outboxd_sink_up", sink="dlq") == 1
+        assert d.stop() == 0
+    finally:
+        dl.stop()
+
+
+def item_writes(fault_proxy, text):
+    """The UpdateItems that went through the proxy with text in their body."""
+    return [r for r in fault_proxy.select(target="UpdateItem") if text.encode() in r.body]
+
+
+def checkpoint_after_stop(run_outboxd, cfg):
+    r = run_outboxd("status", "-c", cfg, "--json")
+    assert r.returncode == 0, r.stderr
+    return [s["checkpoint"] for s in json.loads(r.stdout)["shards"]]
+
+
+def test_a_dead_letter_record_dynamodb_refuses_for_good_is_given_up_after_one_send_to_the_dead_letter_sink(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, run_outboxd, http_receiver, tmp_path):
+    fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body="deadLetteredAt", action="error",
+                                error_type="AccessDeniedException", message="not authorized to perform UpdateItem")])
+    http_receiver.respond(lambda req: 400 if json.loads(req.body)["key"] == "key-1" else 200)
+    dlq = tmp_path / "dlq.jsonl"
+    port = free_port()
+    cfg = tmp_config(with_relay(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url)
+                                             + dlq_sink(dlq), metrics_port=port, default_sink="hook"),
+                                max_attempts=1, dead_letter_sink="dlq"))
+    d = spawn_outboxd("run", "-c", cfg)
+    produce(ddb.endpoint, table, 20, 2)
+    assert http_receiver.wait_for(10, timeout=60), d.output()
+    assert wait_until(lambda: len(lines_of(dlq)) >= 10, 30), d.output()[-3000:]
+    assert stays(lambda: len(lines_of(dlq)) == 10, 4), f"{len(lines_of(dlq))} dead letters sent for 10 messages"
+    assert wait_until(lambda: metric(metric_samples(port), "outboxd_item_writes_given_up_total",
+                                     write="dead_letter") == 10, 20), d.output()[-3000:]
+    assert "error" in d.output() and "AccessDeniedException" in d.output()
+    assert not any("deadLetteredAt" in i for i in scan_items(ddb, table))
+    assert d.stop() == 0
+    assert [c.isdigit() for c in checkpoint_after_stop(run_outboxd, cfg)] == [True]
+
+
+def test_a_dead_letter_record_too_big_for_dynamodb_is_written_again_with_a_shorter_last_error(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver, tmp_path):
+    # The hook's long path makes lastError long; the end of it, the route's destination, is cut
+    # off in the shorter write.
+    fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body="orders.Test.Event1", action="error",
+                                error_type="ValidationException",
+                                message="Item size has exceeded the maximum allowed size")])
+    http_receiver.respond(lambda req: 400 if json.loads(req.body)["key"] == "key-1" else 200)
+    dlq = tmp_path / "dlq.jsonl"
+    port = free_port()
+    hook = http_receiver.url + "/" + "x" * 150 + "/"
+    cfg = tmp_config(with_relay(relay_config(fault_proxy.endpoint, table, http_sink("hook", hook) + dlq_sink(dlq),
+                                             extra=ROUTED, metrics_port=port, default_sink="hook"),
+                                max_attempts=1, dead_letter_sink="dlq"))
+    d = spawn_outboxd("run", "-c", cfg)
+    produce(ddb.endpoint, table, 20, 2)
+    assert http_receiver.wait_for(10, timeout=60), d.output()
+    assert wait_until(lambda: sum("deadLetteredAt" in i for i in scan_items(ddb, table)) == 10, 30), \
+        d.output()[-3000:]
+    assert stays(lambda: len(lines_of(dlq)) == 10, 3), f"{len(lines_of(dlq))} dead letters sent for 10 messages"
+    for item in scan_items(ddb, table):
+        if item["pk"]["S"] == "key-1":
+            assert item["lastError"]["S"].startswith("HTTP 400 from POST"), item
+            assert "ttl" in item and int(item["retryCount"]["N"]) == 1
+    assert metric(metric_samples(port), "outboxd_item_write_failures_total", write="dead_letter",
+                  error="permanent") == 10
+    assert d.stop() == 0
+
+
+@pytest.mark.parametrize("error_type,match", [("ValidationException", "SET isPublished"),
+                                              ("AccessDeniedException", '"pk"')])
+def test_a_mark_dynamodb_refuses_for_good_is_not_retried_and_does_not_pin_the_checkpoint(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, run_outboxd, http_receiver, error_type, match):
+    # ValidationException on the mark (an item near 400 KB): the item is recorded as handled
+    # (deadLetteredAt, so no sweep delivers it again). AccessDenied on every write to the
+    # outbox table: nothing can be recorded; the entry is given up.
+    fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body=match, action="error",
+                                error_type=error_type, message="refused by the test")])
+    port = free_port()
+    cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
+                                  metrics_port=port))
+    d = spawn_outboxd("run", "-c", cfg)
+    produce(ddb.endpoint, table, 20, 2)
+    assert http_receiver.wait_for(20, timeout=60), d.output()
+    assert wait_until(lambda: len(item_writes(fault_proxy, "SET isPublished")) >= 20, 20)
+    assert stays(lambda: len(item_writes(fault_proxy, "SET isPublished")) == 20, 4), \
+        f"{len(item_writes(fault_proxy, 'SET isPublished'))} marks tried for 20 messages"
+    assert len(http_receiver.requests) == 20
+    items = scan_items(ddb, table)
+    assert not any(i.get("isPublished", {}).get("BOOL") for i in items)
+    if error_type == "ValidationException":
+        assert wait_until(lambda: sum("deadLetteredAt" in i for i in scan_items(ddb, table)) == 20, 10)
+        assert all("refused by the test" in i["lastError"]["S"] and "ttl" not in i for i in scan_items(ddb, table))
+        given_up = 0
+    else:
+        assert not any("deadLetteredAt" in i for i in items)
+        given_up = 20
+    assert metric(metric_samples(port), "outboxd_item_writes_given_up_total", write="published") == given_up
+    assert d.stop() == 0
+    assert [c.isdigit() for c in checkpoint_after_stop(run_outboxd, cfg)] == [True]
+
+
+@pytest.mark.parametrize("max_attempts", [1, 2])
+@pytest.mark.parametrize("outage", ["refused", "503"])
+def test_an_outage_dead_letters_nothing_even_with_one_or_two_attempts(
+        ddb, table, tmp_config, spawn_outboxd, tmp_path, outage, max_attempts):
+    port = free_port()
+    up_at = time.monotonic() + 8
+    sink = None
+    if outage == "503":
+        sink = HttpReceiver(port=port)
+        sink.respond(lambda req: 200 if time.monotonic() >= up_at else 503)
+        sink.start()
+    dlq = tmp_path / "dlq.jsonl"
+    cfg = tmp_config(with_relay(relay_config(ddb.endpoint, table, http_sink("hook", f"http://127.0.0.1:{port}")
+                                             + dlq_sink(dlq), default_sink="hook"),
+                                max_attempts=max_attempts, dead_letter_sink="dlq"))
+    d = spawn_outboxd("run", "-c", cfg)
+    try:
+        produce(ddb.endpoint, table, 50, 5)
+        time.sleep(max(0.0, up_at - time.monotonic()))
+        if outage == "refused":
+            sink = HttpReceiver(port=port).start()  # it listens from here on
+        assert sink.wait_for(50, timeout=60), d.output()[-3000:]
+        time.sleep(1)
+        msgs = http_messages(sink)
+        assert len(msgs) == 50 and check_strict_order(msgs) == {}
+        assert lines_of(dlq) == []
+        assert wait_until(lambda: all(i["isPublished"]["BOOL"] for i in scan_items(ddb, table)), 20)
+        assert not any("deadLetteredAt" in i for i in scan_items(ddb, table))
+        assert d.stop() == 0
+    finally:
+        if sink:
+            sink.stop()
