@@ -813,7 +813,8 @@ by cause {d['by_cause']}
 def main():
     def interrupted(signum, frame):
         raise KeyboardInterrupt(signal.Signals(signum).name)
-    signal.signal(signal.SIGTERM, interrupted)
+    for sig in (signal.SIGINT, signal.SIGTERM):    # SIGINT too: a background job inherits it ignored
+        signal.signal(sig, interrupted)
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     REPORT.unlink(missing_ok=True)
