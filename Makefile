@@ -112,6 +112,17 @@ bench: deps
 
 .PHONY: bench
 
+# make soak [SOAK_MINUTES=30]: three relays against DynamoDB Local under kill -9, sink
+# outages, throttling and shard splits, then the consumer's record is judged
+# (tests/soak/README.md). Not part of `make test`; needs what scripts/deps.sh installs.
+SOAK_MINUTES ?= 30
+
+soak:
+	$(Q)$(MAKE) --no-print-directory tests-build
+	$(Q)BUILD=$(BUILD) SOAK_MINUTES=$(SOAK_MINUTES) $(PYTHON) tests/soak/soak.py
+
+.PHONY: soak
+
 # Instrumented builds are slower: the integration run gets an hour.
 check-asan:
 	$(Q)PYTEST_TIMEOUT=3600 $(MAKE) --no-print-directory test BUILD=build-asan SANITIZE=address,undefined CC=clang

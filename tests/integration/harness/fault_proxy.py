@@ -241,6 +241,13 @@ class FaultProxy:
         with self._lock:
             self._records = []
 
+    def take_log(self):
+        """The records so far, removed from the log at once (a long run tallies and
+        forgets them, so none is missed and its memory stays flat)."""
+        with self._lock:
+            records, self._records = self._records, []
+            return records
+
     def select(self, target=None, action=None, status=None, forwarded=None):
         """Records filtered by target op (str or list), action, status (int or "reset"), forwarded."""
         out = []

@@ -91,8 +91,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class HttpReceiver:
-    def __init__(self, certfile=None, keyfile=None, port=0):
+    def __init__(self, certfile=None, keyfile=None, port=0, keep=True):
         self._lock = threading.Condition()
+        # keep=False: requests are answered (the responder still sees each) but not kept,
+        # so a long run's memory stays flat; requests/accepted/wait_for then see none.
+        self._keep = keep
         self._connections = set()
         self._requests = []
         self._responder = lambda req: 200
@@ -154,8 +157,9 @@ class HttpReceiver:
             return True
 
     def _serve(self, handler, req):
-        with self._lock:
-            self._requests.append(req)
+        if self._keep:
+            with self._lock:
+                self._requests.append(req)
         status = int(self._responder(req))
         with self._lock:
             req.status = status
