@@ -19,7 +19,7 @@ static const char usage_text[] =
     "        [--partition-key K] [--aggregate-id ID] [--aggregate-type T]\n"
     "        [--correlation-id ID] [--causation-id ID] [--header K=V]... [--id ID]\n"
     "                    write one outbox item; prints its id\n"
-    "  sweep -c FILE [--older-than DURATION] [--dry-run]\n"
+    "  sweep -c FILE [--older-than DURATION] [--include-undated] [--dry-run]\n"
     "                    deliver unpublished items the stream no longer has\n"
     "  status -c FILE [--json]\n"
     "                    shards, lease owners, checkpoints and lag\n"

@@ -2,16 +2,18 @@
 #include <stdio.h>
 
 #include "cmd/cmd.h"
+#include "core/codec.h"
 #include "relay/relay.h"
 
-static const char usage[] = "outboxd sweep -c FILE [--older-than DURATION] [--dry-run]";
+static const char usage[] = "outboxd sweep -c FILE [--older-than DURATION] [--include-undated] [--dry-run]";
 
 int cmd_sweep(int argc, char **argv)
 {
     const char *older = NULL;
-    bool dry_run = false;
+    bool dry_run = false, include_undated = false;
     const struct cmd_option options[] = {
         { .name = "older-than", .value = &older },
+        { .name = "include-undated", .flag = &include_undated },
         { .name = "dry-run", .flag = &dry_run },
         { 0 },
     };
@@ -19,8 +21,8 @@ int cmd_sweep(int argc, char **argv)
     int rc = cmd_parse_args(argc, argv, "sweep", usage, options, &cfg);
     if (rc)
         return rc;
-    struct ob_sweep_request req = { .older_than_ms = cfg->sweep.older_than_ms, .dry_run = dry_run,
-                                    .list = dry_run ? stdout : NULL };
+    struct ob_sweep_request req = { .older_than_ms = cfg->sweep.older_than_ms, .include_undated = include_undated,
+                                    .dry_run = dry_run, .list = dry_run ? stdout : NULL };
     if (older) {
         bool ok;
         req.older_than_ms = ob_parse_duration_ms(older, &ok);
@@ -33,6 +35,20 @@ int cmd_sweep(int argc, char **argv)
     struct ob_sweep_result res = { 0 };
     struct ob_error err = { 0 };
     enum ob_err e = ob_relay_sweep(cfg, &req, &res, &err);
+    if (!e && res.behind[0]) {
+        char at[OB_ISO8601_LEN];
+        ob_iso8601_ms(res.cutoff_ms, at);
+        if (res.cutoff_ms)
+            printf("only items created before %s: the reader of shard %s has not handled later records yet\n", at,
+                   res.behind);
+        else
+            printf("nothing swept: the reader of shard %s has not said how far it has read (is outboxd running?)\n",
+                   res.behind);
+    }
+    if (!e && res.rechecked)
+        printf("%zu items were published or dead-lettered by the stream meanwhile and were not sent\n", res.rechecked);
+    if (!e && res.blocked)
+        printf("%zu items of keys blocked by relay.on_failure: block were left for the next sweep\n", res.blocked);
     if (e) {
         fprintf(stderr, "outboxd sweep: %s\n", err.msg);
         rc = cmd_exit_code(e);

@@ -62,6 +62,8 @@ static void append_lease(struct ob_lease_list *out, const json_t *item)
     l->counter = n ? strtoll(n, NULL, 10) : 0;
     l->checkpoint = ob_xstrdup_or_null(ob_ddb_attr_s(item, "checkpoint"));
     l->pending_owner = ob_xstrdup_or_null(ob_ddb_attr_s(item, "pendingOwner"));
+    const char *rt = json_string_value(json_object_get(json_object_get(item, "readThrough"), "N"));
+    l->read_through = rt ? strtoll(rt, NULL, 10) : 0;
     const json_t *parents = json_object_get(json_object_get(item, "parentShardIds"), "SS");
     l->parent = ob_xstrdup_or_null(json_string_value(json_array_get(parents, 0)));
 }
@@ -184,7 +186,8 @@ enum ob_err ob_lease_delete_ended(struct ob_aws_session *s, struct ob_ddb *d, co
 }
 
 void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *me,
-                     const char *const *keys, int64_t *counters, size_t n, enum ob_err *results, bool *pending)
+                     const char *const *keys, int64_t *counters, const int64_t *read_through, size_t n,
+                     enum ob_err *results, bool *pending)
 {
     if (n == 0)
         return;
@@ -193,10 +196,14 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
     char **bodies = ob_xcalloc(n, sizeof *bodies);
     for (size_t i = 0; i < n; i++) {
         json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:s,s:{s:{s:s},s:o,s:o},s:s}", "TableName", table, "Key",
-                                "leaseKey", "S", keys[i], "UpdateExpression", "SET leaseCounter = :n",
+                                "leaseKey", "S", keys[i], "UpdateExpression",
+                                read_through[i] ? "SET leaseCounter = :n, readThrough = :rt" : "SET leaseCounter = :n",
                                 "ConditionExpression", "leaseOwner = :me AND leaseCounter = :c",
                                 "ExpressionAttributeValues", ":me", "S", me, ":c", ob_ddb_number(counters[i]), ":n",
                                 ob_ddb_number(counters[i] + 1), "ReturnValues", "ALL_NEW");
+        if (read_through[i])
+            json_object_set_new(json_object_get(req, "ExpressionAttributeValues"), ":rt",
+                                ob_ddb_number(read_through[i]));
         ob_ddb_prepare_call(d, &calls[i], "UpdateItem", req, &bodies[i]);
         json_decref(req);
         ptrs[i] = &calls[i];
@@ -218,6 +225,32 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
     free(bodies);
 }
 
+enum ob_err ob_leases_read_through(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+                                   const char *stream_arn, int64_t *read_through, char **behind,
+                                   struct ob_error *err)
+{
+    struct ob_lease_list l = { 0 };
+    *read_through = INT64_MAX;
+    *behind = NULL;
+    enum ob_err rc = ob_leases_list(s, d, table, stream_arn, &l, err);
+    if (rc)
+        return rc;
+    const struct ob_lease *least = NULL;
+    for (size_t i = 0; i < l.n; i++) {
+        const struct ob_lease *x = &l.v[i];
+        if (x->checkpoint && strcmp(x->checkpoint, OB_CHECKPOINT_SHARD_END) == 0)
+            continue;
+        if (!least || x->read_through < least->read_through)
+            least = x;
+    }
+    if (least) {
+        *read_through = least->read_through;
+        *behind = ob_xstrdup(least->key);
+    }
+    ob_lease_list_free(&l);
+    return OB_OK;
+}
+
 void ob_sweep_lease_init(struct ob_sweep_lease *l, const char *lease_table, const char *outbox_table,
                          const char *me)
 {
@@ -237,6 +270,14 @@ enum ob_err ob_sweep_lease_take(struct ob_aws_session *s, struct ob_ddb *d, cons
              on_schedule ? " AND (attribute_not_exists(nextSweepAt) OR nextSweepAt <= :now)" : "");
     return lease_update(s, d, l->table, l->key, "SET leaseOwner = :me, leaseUntil = :until", condition, values,
                         NULL, err);
+}
+
+enum ob_err ob_sweep_lease_renew(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+                                 int64_t now_ms, int64_t hold_ms, struct ob_error *err)
+{
+    json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", l->me, ":until", ob_ddb_number(now_ms + hold_ms));
+    return lease_update(s, d, l->table, l->key, "SET leaseUntil = :until",
+                        "leaseOwner = :me AND attribute_exists(leaseUntil)", values, NULL, err);
 }
 
 enum ob_err ob_sweep_lease_finish(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,

@@ -39,6 +39,7 @@ struct ob_lease {
     char *checkpoint;     /* sequence number, TRIM_HORIZON, LATEST or SHARD_END */
     char *pending_owner;  /* an instance waiting for a hand-over, or NULL */
     char *parent;         /* the parent shard id, or NULL */
+    int64_t read_through; /* epoch ms: its reader has handled every record written before; 0: unknown */
 };
 
 struct ob_lease_list {
@@ -81,12 +82,24 @@ enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const c
 enum ob_err ob_lease_delete_ended(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
                                   struct ob_error *err);
 
-/* Renewals of every lease in keys/counters, concurrently. results[i] is
- * OB_OK (counters[i] incremented; pending[i] true when someone asked for a
+/* Renewals of every lease in keys/counters, concurrently, each storing
+ * read_through[i] (readThrough) unless it is 0. results[i] is OB_OK
+ * (counters[i] incremented; pending[i] true when someone asked for a
  * hand-over), OB_ERR_CONDITION_FAILED (lost) or another error (unknown:
  * retry next time). */
 void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *me,
-                     const char *const *keys, int64_t *counters, size_t n, enum ob_err *results, bool *pending);
+                     const char *const *keys, int64_t *counters, const int64_t *read_through, size_t n,
+                     enum ob_err *results, bool *pending);
+
+/* The time up to which the readers of every open shard of the stream
+ * have handled what was written (the least readThrough of the leases not
+ * at SHARD_END): the sweeper takes nothing newer, so it never races the
+ * stream. INT64_MAX when the stream has no lease (nobody reads it); 0
+ * when an open shard's reader has not said yet. *behind: the lease
+ * holding it back, or NULL (owned). */
+enum ob_err ob_leases_read_through(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+                                   const char *stream_arn, int64_t *read_through, char **behind,
+                                   struct ob_error *err);
 
 /* The sweep lease: one item (leaseKey "sweep:<table>") that lets one
  * instance at a time sweep, and schedules the next sweep. */
@@ -106,6 +119,10 @@ void ob_sweep_lease_init(struct ob_sweep_lease *l, const char *lease_table, cons
  * OB_ERR_CONDITION_FAILED: not now. */
 enum ob_err ob_sweep_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
                                 int64_t now_ms, int64_t hold_ms, bool on_schedule, struct ob_error *err);
+/* Keeps our sweep lease until now + hold_ms. OB_ERR_CONDITION_FAILED:
+ * another instance took it (it had expired). */
+enum ob_err ob_sweep_lease_renew(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+                                 int64_t now_ms, int64_t hold_ms, struct ob_error *err);
 /* Ends our sweep and schedules the next one at next_ms (epoch ms). */
 enum ob_err ob_sweep_lease_finish(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
                                   int64_t next_ms, struct ob_error *err);

@@ -394,7 +394,7 @@ static void lost(struct slot *s, const char *why)
 static bool renew_batch(struct coordinator *c, size_t *from)
 {
     char *keys[RENEW_BATCH];
-    int64_t counters[RENEW_BATCH], sent[RENEW_BATCH];
+    int64_t counters[RENEW_BATCH], sent[RENEW_BATCH], read_through[RENEW_BATCH];
     size_t n = 0, next;
     pthread_mutex_lock(&c->lock);
     for (next = *from; next < c->n && n < RENEW_BATCH; next++) {
@@ -402,6 +402,7 @@ static bool renew_batch(struct coordinator *c, size_t *from)
         if (atomic_load(&s->held)) {
             keys[n] = ob_xstrdup(s->shard.id);
             sent[n] = counters[n] = atomic_load(&s->held_counter);
+            read_through[n] = s->worker ? ob_shard_worker_read_through(s->worker) : 0;
             n++;
         }
     }
@@ -415,8 +416,8 @@ static bool renew_batch(struct coordinator *c, size_t *from)
     /* Valid for the lease duration from when the renewal was sent, less a
      * margin, so we stop before anyone may take it. */
     int64_t valid_until = ob_mono_ms() + c->duration * 2 / 3;
-    ob_leases_renew(c->renew_session, r->ddb, r->cfg->leases.table, c->me, (const char *const *)keys, counters, n,
-                    results, pending);
+    ob_leases_renew(c->renew_session, r->ddb, r->cfg->leases.table, c->me, (const char *const *)keys, counters,
+                    read_through, n, results, pending);
     int64_t now = ob_mono_ms();
     bool news = false;
     pthread_mutex_lock(&c->lock);

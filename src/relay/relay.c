@@ -488,9 +488,15 @@ enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_sweep_re
         ob_error_prefix(err, "lease table %s", cfg->leases.table);
         goto out;
     }
+    /* How far the stream's readers are bounds what may be swept. */
+    rc = ob_stream_arn(s, r.ddb, cfg->table.name, false, &r.stream_arn, err);
+    if (rc == OB_ERR_MISMATCH) /* no stream: nobody reads one */
+        rc = OB_OK;
+    if (rc)
+        goto out;
     struct ob_sweep_lease lease;
     ob_sweep_lease_init(&lease, cfg->leases.table, cfg->table.name, r.instance_id);
-    rc = ob_sweep_lease_take(s, r.ddb, &lease, ob_wall_ms(), 600000, false, err);
+    rc = ob_sweep_lease_take(s, r.ddb, &lease, ob_wall_ms(), OB_SWEEP_HOLD_MS, false, err);
     if (rc == OB_ERR_CONDITION_FAILED) {
         rc = ob_error_set(err, OB_ERR_RESOURCE_IN_USE, "another instance is sweeping %s now; try again later",
                           cfg->table.name);
@@ -501,14 +507,20 @@ enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_sweep_re
     interrupted_sweep = &r;
     signal(SIGINT, stop_sweep);
     signal(SIGTERM, stop_sweep);
-    struct ob_sweep_options o = { .older_than_ms = req->older_than_ms, .dry_run = req->dry_run, .list = req->list };
+    struct ob_sweep_options o = { .older_than_ms = req->older_than_ms, .include_undated = req->include_undated,
+                                  .dry_run = req->dry_run, .list = req->list, .lease = &lease };
     struct ob_sweep_stats st;
     rc = ob_sweep_pass(&r, s, &o, &st, err);
     interrupted_sweep = NULL;
     res->found = st.candidates;
     res->poison = st.poison;
     res->undelivered = st.undelivered;
+    res->blocked = st.blocked;
+    res->rechecked = st.rechecked;
     res->read_units = st.read_units;
+    res->cutoff_ms = st.cutoff_ms;
+    snprintf(res->behind, sizeof res->behind, "%s", st.behind ? st.behind : "");
+    free(st.behind);
     struct ob_error ferr;
     /* A sweep run by hand keeps the daemons' schedule. */
     if (ob_sweep_lease_finish(s, r.ddb, &lease, ob_wall_ms() + cfg->sweep.interval_ms, &ferr))

@@ -19,13 +19,16 @@ enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err);
 
 struct ob_sweep_request {
     int64_t older_than_ms;
+    bool include_undated; /* items without createdAt too */
     bool dry_run;        /* list what would be delivered, deliver nothing */
     FILE *list;          /* one line per item found (id, key, type, createdAt), or NULL */
 };
 
 struct ob_sweep_result {
-    size_t found, poison, undelivered;
+    size_t found, poison, undelivered, blocked, rechecked;
     double read_units;
+    int64_t cutoff_ms;   /* epoch ms: items created before it were swept; 0: none, the stream's readers held it */
+    char behind[256];    /* the shard whose reader held the cutoff back, or "" */
 };
 
 /* `outboxd sweep`: one sweep of the table under the sweep lease, through

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/token_bucket.h"
 #include "dynamo/ddb.h"
+#include "dynamo/leases.h"
 #include "dynamo/streams.h"
 #include "sinks/sink.h"
 
@@ -100,6 +101,9 @@ void ob_shard_worker_renewed(struct ob_shard_worker *w, int64_t valid_until_ms);
 void ob_shard_worker_stop(struct ob_shard_worker *w, int64_t deadline_ms);
 /* The lease is gone: stop now, deliver and checkpoint nothing more. */
 void ob_shard_worker_abandon(struct ob_shard_worker *w);
+/* Wall-clock ms up to which the worker handled every record of its shard
+ * (0: not known yet); any thread may ask. */
+int64_t ob_shard_worker_read_through(struct ob_shard_worker *w);
 bool ob_shard_worker_finished(struct ob_shard_worker *w);
 /* Whether its checkpoint write found another owner of the lease. */
 bool ob_shard_worker_taken_over(struct ob_shard_worker *w);
@@ -108,19 +112,30 @@ bool ob_shard_worker_join(struct ob_shard_worker *w);
 
 struct ob_sweep_options {
     int64_t older_than_ms;
+    bool include_undated;            /* items without createdAt too (outboxd sweep --include-undated) */
     bool dry_run;                    /* find and list, deliver nothing */
     FILE *list;                      /* one line per item found, or NULL */
+    const struct ob_sweep_lease *lease;  /* held by the caller; renewed while the sweep runs */
 };
 
 struct ob_sweep_stats {
     size_t candidates;               /* unpublished, not dead-lettered, old enough */
     size_t poison;
     size_t undelivered;              /* left when the sweep stopped early */
+    size_t blocked;                  /* on_failure: block; left for the next sweep with their keys */
+    size_t rechecked;                /* found published or dead-lettered right before sending */
+    int64_t cutoff_ms;               /* createdAt before it was swept (0: the stream held everything back) */
+    char *behind;                    /* owned: the shard whose reader held the cutoff back, or NULL */
     bool stopped_early;              /* a stop came before every item was read and delivered */
     double read_units;
 };
 
-/* One sweep of the outbox table (the caller holds the sweep lease). */
+/* How long a sweep lease is held without renewal: an instance that dies
+ * while sweeping frees it then. */
+#define OB_SWEEP_HOLD_MS 60000
+
+/* One sweep of the outbox table (the caller holds the sweep lease, o->lease).
+ * st->behind is the caller's to free. */
 enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_aws_session *s, const struct ob_sweep_options *o,
                           struct ob_sweep_stats *st, struct ob_error *err);
 /* The daemon's sweeper thread: every sweep.interval, and at once when a

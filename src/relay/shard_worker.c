@@ -55,6 +55,7 @@ enum read_phase { READ_IDLE, READ_RECORDS, READ_CHECK };
 
 struct page_read {
     enum read_phase phase;
+    int64_t sent_wall_ms;            /* when the GetRecords went out */
     struct ob_aws_call call;         /* READ_RECORDS: the GetRecords */
     struct ob_buf body;              /* its request text */
     struct ob_buf answer;            /* storage for its answer, kept while pages come full */
@@ -107,6 +108,9 @@ struct ob_shard_worker {
     int64_t fetch_backoff_ms;
     int64_t next_fetch_ms;           /* the next GetRecords may start then */
     bool page_full;                  /* the last GetRecords page was full */
+    int64_t caught_up_at_ms;         /* wall: when the read that found nothing more went out; 0: not caught up */
+    int64_t newest_read_ms;          /* approximate creation time of the newest record read */
+    atomic_llong read_through_ms;    /* wall: every record written before was handled; 0: unknown */
     struct page_read read;
     struct ob_metric_series *lag, *records_read;
     char lag_labels[160];
@@ -289,6 +293,9 @@ static void page_push(struct ob_shard_worker *w, int64_t now)
         ob_record_free(&recs[i]);
     page->n = 0;
     ob_metric_add(w->records_read, (double)m);
+    if (newest)
+        w->newest_read_ms = newest;
+    w->caught_up_at_ms = w->page_full || w->halted ? 0 : w->read.sent_wall_ms;
     double lag = newest ? (double)(ob_wall_ms() - newest) / 1000.0 : 0.0;
     ob_metric_set(w->lag, lag < 0 ? 0 : lag);
 
@@ -404,6 +411,7 @@ static void read_start(struct ob_shard_worker *w)
     ob_aws_call_lend_rx(&w->read.call, &w->read.answer);
     w->read.call.owner = w;
     w->read.phase = READ_RECORDS;
+    w->read.sent_wall_ms = ob_wall_ms();
     ob_aws_start(w->session, &w->read.call);
     ob_aws_send(w->session); /* it goes out now */
 }
@@ -577,6 +585,25 @@ static void checkpoint_write_now(struct ob_shard_worker *w, const char *cp)
     checkpoint_settle(w);
 }
 
+/* Records reach GetRecords within moments of their write; a read counts
+ * for what was written this long before it went out. */
+#define STREAM_DELAY_MS 1000
+
+/* Up to when every record of the shard was handled (marked, skipped or
+ * dead-lettered): the oldest record not done yet, or with nothing left,
+ * the last read that found nothing more. The lease carries it to the
+ * sweeper, which sweeps nothing newer (SPEC §3). Approximate creation
+ * times are rounded down, which errs on the safe side. */
+static void note_read_through(struct ob_shard_worker *w)
+{
+    const struct ob_window *win = &w->pipe.window;
+    int64_t through = ob_window_count(win) ? win->v[win->head].rec.msg.approximate_creation_ms
+                      : w->caught_up_at_ms ? w->caught_up_at_ms - STREAM_DELAY_MS
+                                           : w->newest_read_ms;
+    if (through > 0)
+        atomic_store(&w->read_through_ms, through);
+}
+
 static void advance(struct ob_shard_worker *w, int64_t now)
 {
     checkpoint_step(w);
@@ -678,6 +705,7 @@ static void run(struct ob_shard_worker *w)
         }
         bool sent = ob_pipeline_wave(&w->pipe, now);
         advance(w, ob_mono_ms());
+        note_read_through(w);
         if (!w->iterator && w->read.phase == READ_IDLE && ob_window_count(&w->pipe.window) == 0) {
             checkpoint_write_now(w, OB_CHECKPOINT_SHARD_END);
             if (strcmp(w->written, OB_CHECKPOINT_SHARD_END) == 0) {
@@ -797,6 +825,11 @@ void ob_shard_worker_abandon(struct ob_shard_worker *w)
 {
     atomic_store(&w->abandoned, true);
     ob_relay_wake(w->relay);
+}
+
+int64_t ob_shard_worker_read_through(struct ob_shard_worker *w)
+{
+    return atomic_load(&w->read_through_ms);
 }
 
 bool ob_shard_worker_finished(struct ob_shard_worker *w)

@@ -4,7 +4,10 @@
  * and delivers them through the same pipeline as the shard workers:
  * routes, per-key order, marks, failures. Items of one partition key lie
  * in one Scan segment, in sort-key (message id, time-ordered) order, so
- * pushing pages in order keeps each key's order. */
+ * pushing pages in order keeps each key's order. It never races the
+ * stream (SPEC §3): it takes only items created older_than before what
+ * the readers of every open shard have handled (their leases' readThrough),
+ * and looks each item up again right before it goes out. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +17,15 @@
 #include "core/codec.h"
 #include "core/record.h"
 #include "dynamo/leases.h"
+#include "dynamo/mark.h"
 #include "ops/clock.h"
 #include "ops/log.h"
 #include "relay/pipeline.h"
 
 #define SEGMENTS 4
 #define PAGE_ITEMS 100
+/* The sweep lease is renewed this often (a third of its hold). */
+#define SWEEP_RENEW_MS (OB_SWEEP_HOLD_MS / 3)
 
 struct segment {
     json_t *start;   /* ExclusiveStartKey of the next page, NULL at the start */
@@ -37,17 +43,50 @@ struct sweep {
     double units_per_item;  /* read units a scanned item costs, as last seen */
     int page_items;
     char cutoff[OB_ISO8601_LEN];
+    int64_t lease_renew_at;  /* monotonic */
+    int64_t marks_until;    /* monotonic: stopping, what was delivered is marked until then */
+    bool lease_lost;        /* another instance sweeps now: send nothing new */
+    uint64_t *blocked;      /* key hashes given up for this sweep (on_failure: block) */
+    size_t n_blocked;
+    struct ob_record *found; /* a round's candidates, looked up before they go into the window */
+    size_t n_found, cap_found;
 };
+
+/* Nothing new goes out: the process stops, or the sweep lease was lost. */
+static bool sweep_stopping(const struct sweep *sw)
+{
+    return atomic_load(&sw->r->stopping) || sw->lease_lost;
+}
+
+/* Keeps the sweep lease for as long as the sweep runs (SPEC §3): it
+ * passes to another instance only by expiry. */
+static void keep_lease(struct sweep *sw)
+{
+    if (!sw->o->lease || sw->lease_lost || ob_mono_ms() < sw->lease_renew_at)
+        return;
+    struct ob_error err;
+    enum ob_err rc = ob_sweep_lease_renew(sw->pipe.session, sw->r->ddb, sw->o->lease, ob_wall_ms(), OB_SWEEP_HOLD_MS,
+                                          &err);
+    if (rc == OB_ERR_CONDITION_FAILED) {
+        sw->lease_lost = true;
+        ob_log_warn("the sweep lease was taken by another instance (it had expired); this sweep stops");
+    } else if (rc) {
+        ob_log_warn("renewing the sweep lease failed (trying again in 5 s): %s", err.msg);
+        sw->lease_renew_at = ob_mono_ms() + 5000;
+        return;
+    }
+    sw->lease_renew_at = ob_mono_ms() + SWEEP_RENEW_MS;
+}
 
 static void sweep_wait(void *ctx, int64_t until_ms)
 {
     struct sweep *sw = ctx;
     /* A stop ends the waits, except those of marks_only, its own, which
      * end at the stop deadline at the latest. */
-    int64_t deadline = atomic_load(&sw->r->stop_deadline_ms);
-    if (sw->pipe.marks_only && deadline < until_ms)
-        until_ms = deadline;
-    while ((sw->pipe.marks_only || !atomic_load(&sw->r->stopping)) && ob_mono_ms() < until_ms) {
+    if (sw->pipe.marks_only && sw->marks_until < until_ms)
+        until_ms = sw->marks_until;
+    while ((sw->pipe.marks_only || !sweep_stopping(sw)) && ob_mono_ms() < until_ms) {
+        keep_lease(sw);
         int64_t left = until_ms - ob_mono_ms();
         struct timespec ts = { .tv_sec = 0, .tv_nsec = (left < 100 ? left : 100) * 1000000 };
         nanosleep(&ts, NULL);
@@ -56,19 +95,33 @@ static void sweep_wait(void *ctx, int64_t until_ms)
 
 static json_t *scan_request(struct sweep *sw, int segment)
 {
+    /* Without createdAt nothing tells whether the stream still has it. */
+    const char *filter = sw->o->include_undated
+                             ? "(attribute_not_exists(isPublished) OR isPublished <> :t) AND "
+                               "attribute_not_exists(deadLetteredAt) AND (attribute_not_exists(createdAt) OR "
+                               "createdAt < :cutoff)"
+                             : "(attribute_not_exists(isPublished) OR isPublished <> :t) AND "
+                               "attribute_not_exists(deadLetteredAt) AND createdAt < :cutoff";
     json_t *req = json_pack(
         "{s:s,s:i,s:i,s:i,s:s,s:{s:{s:b},s:{s:s}},s:s}", "TableName", sw->r->cfg->table.name, "Segment", segment,
-        "TotalSegments", SEGMENTS, "Limit", sw->page_items, "FilterExpression",
-        "(attribute_not_exists(isPublished) OR isPublished <> :t) AND attribute_not_exists(deadLetteredAt) "
-        "AND (attribute_not_exists(createdAt) OR createdAt < :cutoff)",
+        "TotalSegments", SEGMENTS, "Limit", sw->page_items, "FilterExpression", filter,
         "ExpressionAttributeValues", ":t", "BOOL", 1, ":cutoff", "S", sw->cutoff, "ReturnConsumedCapacity", "TOTAL");
     if (sw->seg[segment].start)
         json_object_set(req, "ExclusiveStartKey", sw->seg[segment].start);
     return req;
 }
 
-/* An item as the INSERT stream record the decoder knows. */
-static void take_item(struct sweep *sw, const json_t *item, int64_t now)
+static bool key_blocked(const struct sweep *sw, uint64_t key_hash)
+{
+    for (size_t i = 0; i < sw->n_blocked; i++)
+        if (sw->blocked[i] == key_hash)
+            return true;
+    return false;
+}
+
+/* An item as the INSERT stream record the decoder knows, kept for the
+ * round's look-up. */
+static void take_item(struct sweep *sw, const json_t *item)
 {
     char seq[32];
     snprintf(seq, sizeof seq, "%020" PRIu64, ++sw->seq);
@@ -94,7 +147,91 @@ static void take_item(struct sweep *sw, const json_t *item, int64_t now)
         ob_record_free(&r);
         return;
     }
-    ob_window_push(&sw->pipe.window, &r, now);
+    if (sw->n_found == sw->cap_found) {
+        sw->cap_found = sw->cap_found ? 2 * sw->cap_found : 64;
+        sw->found = ob_xrealloc(sw->found, sw->cap_found * sizeof *sw->found);
+    }
+    sw->found[sw->n_found++] = r;
+}
+
+/* Right before they go out, the round's items are looked up again
+ * (strongly consistent): one published or dead-lettered since the Scan
+ * saw it is skipped. The rest go into the window, in order, except the
+ * items of a key given up for this sweep. */
+static void recheck_and_push(struct sweep *sw)
+{
+    size_t n = sw->n_found;
+    if (n == 0)
+        return;
+    struct ob_item_key *keys = ob_xcalloc(n, sizeof *keys);
+    enum ob_item_state *states = ob_xcalloc(n, sizeof *states);
+    size_t *idx = ob_xcalloc(n, sizeof *idx);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (sw->found[i].msg.pk && sw->found[i].msg.sk) { /* a poison item without keys is not looked up */
+            keys[k].pk = sw->found[i].msg.pk;
+            keys[k].sk = sw->found[i].msg.sk;
+            idx[k++] = i;
+        }
+    enum ob_err rc = OB_OK;
+    struct ob_error err;
+    if (k) {
+        struct ob_items_lookup *l = ob_items_lookup_start(sw->pipe.session, sw->r->ddb, sw->r->cfg->table.name, keys,
+                                                          k, states);
+        while (!ob_items_lookup_poll(l))
+            ob_aws_poll(sw->pipe.session, 50);
+        rc = ob_items_lookup_finish(l, &err);
+        if (rc) /* delivering again is safe (at-least-once); the mark's condition tells */
+            ob_log_warn("sweep: looking items up again before sending failed, sending without it: %s", err.msg);
+    }
+    for (size_t j = 0; rc == OB_OK && j < k; j++) {
+        struct ob_record *rec = &sw->found[idx[j]];
+        if (states[j] == OB_ITEM_PUBLISHED || states[j] == OB_ITEM_DEAD_LETTERED) {
+            rec->kind = OB_RECORD_SKIP;
+            rec->skip_reason = states[j] == OB_ITEM_PUBLISHED ? "published" : "dead-lettered";
+            sw->st->rechecked++;
+        }
+    }
+    int64_t now = ob_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        struct ob_entry *e = ob_window_push(&sw->pipe.window, &sw->found[i], now);
+        if (e->state != OB_ENTRY_DONE && key_blocked(sw, e->key_hash)) {
+            ob_window_set_state(&sw->pipe.window, e, OB_ENTRY_DONE);
+            sw->st->blocked++;
+        }
+    }
+    sw->n_found = 0;
+    free(keys);
+    free(states);
+    free(idx);
+}
+
+/* With on_failure: block, a message that used up its attempts would hold
+ * the sweep for good: its key is given up for this sweep (what the sinks
+ * took of it is still marked), all its items wait for the next one, in
+ * order. */
+static void give_up_blocked(struct sweep *sw)
+{
+    const struct ob_config *cfg = sw->r->cfg;
+    struct ob_window *win = &sw->pipe.window;
+    if (cfg->relay.on_failure != OB_ON_FAILURE_BLOCK)
+        return;
+    for (size_t i = win->head; i < win->len; i++) {
+        struct ob_entry *e = &win->v[i];
+        if (e->state != OB_ENTRY_PENDING || e->attempts < cfg->relay.max_attempts || key_blocked(sw, e->key_hash))
+            continue;
+        ob_log_warn("sweep: key %s blocked after %d attempts (%s); its items wait for the next sweep", e->rec.msg.pk,
+                    e->attempts, e->last_error ? e->last_error : "failed");
+        sw->blocked = ob_xrealloc(sw->blocked, (sw->n_blocked + 1) * sizeof *sw->blocked);
+        sw->blocked[sw->n_blocked++] = e->key_hash;
+    }
+    for (size_t i = win->head; sw->n_blocked && i < win->len; i++) {
+        struct ob_entry *e = &win->v[i];
+        if ((e->state == OB_ENTRY_PENDING || e->state == OB_ENTRY_DEAD) && key_blocked(sw, e->key_hash)) {
+            ob_window_set_state(win, e, OB_ENTRY_DONE);
+            sw->st->blocked++;
+        }
+    }
 }
 
 /* Pages of about a second of the budget across the segments, so no
@@ -131,7 +268,6 @@ static enum ob_err scan_round(struct sweep *sw, struct ob_error *err)
         sweep_wait(sw, ob_mono_ms() + wait);
     ob_aws_run(sw->pipe.session, ptrs, (size_t)n);
     enum ob_err rc = OB_OK;
-    int64_t now = ob_mono_ms();
     double units = 0, scanned = 0;
     for (int k = 0; k < n; k++) {
         struct segment *seg = &sw->seg[which[k]];
@@ -149,7 +285,7 @@ static enum ob_err scan_round(struct sweep *sw, struct ob_error *err)
             size_t i;
             const json_t *item;
             json_array_foreach(json_object_get(resp, "Items"), i, item)
-                take_item(sw, item, now);
+                take_item(sw, item);
             json_decref(seg->start);
             seg->start = json_incref(json_object_get(resp, "LastEvaluatedKey"));
             seg->done = seg->start == NULL;
@@ -161,6 +297,7 @@ static enum ob_err scan_round(struct sweep *sw, struct ob_error *err)
     ob_bucket_settle(&sw->budget, units - estimate);
     if (scanned > 0 && units > 0)
         size_pages(sw, units / scanned);
+    recheck_and_push(sw);
     return rc;
 }
 
@@ -176,12 +313,14 @@ static bool all_read(const struct sweep *sw)
 static void deliver(struct sweep *sw, size_t room)
 {
     char seq[32];
-    while (!atomic_load(&sw->r->stopping) && sw->pipe.window.undone > room) {
+    while (!sweep_stopping(sw) && sw->pipe.window.undone > room) {
         int64_t now = ob_mono_ms();
+        keep_lease(sw);
         if (!ob_pipeline_wave(&sw->pipe, now)) {
             int64_t due = ob_window_next_due(&sw->pipe.window, now);
             ob_pipeline_wait(&sw->pipe, due == INT64_MAX ? now + 100 : due, false);
         }
+        give_up_blocked(sw);
         ob_window_advance(&sw->pipe.window, seq, sizeof seq);
     }
     ob_window_advance(&sw->pipe.window, seq, sizeof seq);
@@ -191,14 +330,44 @@ static void deliver(struct sweep *sw, size_t room)
  * marked (until the stop deadline), so a graceful stop repeats nothing. */
 static void finish_marks(struct sweep *sw)
 {
-    int64_t deadline = atomic_load(&sw->r->stop_deadline_ms);
+    /* A lost lease is no stop of the process: a few seconds for the marks. */
+    int64_t deadline = atomic_load(&sw->r->stopping) ? atomic_load(&sw->r->stop_deadline_ms) : ob_mono_ms() + 5000;
+    sw->marks_until = deadline;
     sw->pipe.marks_only = true;
     while ((sw->pipe.window.acked || sw->pipe.n_flying) && ob_mono_ms() < deadline) {
         int64_t now = ob_mono_ms();
+        keep_lease(sw);
         /* A failed mark waits out its retry here: short steps, no due time to compute. */
         if (!ob_pipeline_wave(&sw->pipe, now))
             ob_pipeline_wait(&sw->pipe, now + 50 < deadline ? now + 50 : deadline, false);
     }
+}
+
+/* The newest createdAt this sweep takes: older_than before now and before
+ * what the reader of every open shard has handled; 0 when a reader has
+ * not said yet (then nothing is swept now). */
+static enum ob_err sweep_cutoff(struct sweep *sw, struct ob_error *err)
+{
+    struct ob_relay *r = sw->r;
+    int64_t cutoff = ob_wall_ms() - sw->o->older_than_ms;
+    if (r->stream_arn) {
+        int64_t through;
+        char *behind;
+        enum ob_err rc = ob_leases_read_through(sw->pipe.session, r->ddb, r->cfg->leases.table, r->stream_arn,
+                                                &through, &behind, err);
+        if (rc) {
+            ob_error_prefix(err, "reading how far the shards' readers are");
+            return rc;
+        }
+        if (through != INT64_MAX && (through == 0 || through - sw->o->older_than_ms < cutoff)) {
+            cutoff = through ? through - sw->o->older_than_ms : 0;
+            sw->st->behind = behind;
+        } else {
+            free(behind);
+        }
+    }
+    sw->st->cutoff_ms = cutoff > 0 ? cutoff : 0;
+    return OB_OK;
 }
 
 enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_aws_session *s, const struct ob_sweep_options *o,
@@ -213,22 +382,30 @@ enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_aws_session *s, const st
     ob_bucket_init(&sw.budget, rate, rate, ob_mono_ms());
     /* Until the first pages tell: a 2 KB item, read eventually consistent. */
     size_pages(&sw, 0.5);
-    ob_iso8601_ms(ob_wall_ms() - o->older_than_ms, sw.cutoff);
+    sw.lease_renew_at = ob_mono_ms() + SWEEP_RENEW_MS;
     size_t room = (size_t)r->cfg->stream.batch_size;
-    enum ob_err rc = OB_OK;
-    while (!all_read(&sw) && !atomic_load(&r->stopping)) {
+    enum ob_err rc = sweep_cutoff(&sw, err);
+    if (rc || st->cutoff_ms == 0)
+        goto out;
+    ob_iso8601_ms(st->cutoff_ms, sw.cutoff);
+    while (!all_read(&sw) && !sweep_stopping(&sw)) {
         rc = scan_round(&sw, err);
         if (rc)
             break;
         deliver(&sw, room);
     }
     deliver(&sw, 0);
-    if (atomic_load(&r->stopping))
+    if (sweep_stopping(&sw))
         finish_marks(&sw);
     st->undelivered = sw.pipe.window.undone;
     st->stopped_early = rc == OB_OK && (st->undelivered || !all_read(&sw));
+out:
     for (int i = 0; i < SEGMENTS; i++)
         json_decref(sw.seg[i].start);
+    for (size_t i = 0; i < sw.n_found; i++)
+        ob_record_free(&sw.found[i]);
+    free(sw.found);
+    free(sw.blocked);
     ob_pipeline_free(&sw.pipe);
     return rc;
 }
@@ -256,7 +433,7 @@ void *ob_sweeper_main(void *arg)
     struct ob_aws_session *s = ob_ddb_session(r->ddb);
     struct ob_sweep_lease lease;
     ob_sweep_lease_init(&lease, cfg->leases.table, cfg->table.name, r->instance_id);
-    struct ob_sweep_options o = { .older_than_ms = cfg->sweep.older_than_ms };
+    struct ob_sweep_options o = { .older_than_ms = cfg->sweep.older_than_ms, .lease = &lease };
     /* Other instances' schedules are looked at this often. */
     int64_t check_every = cfg->sweep.interval_ms && cfg->sweep.interval_ms < 30000 ? cfg->sweep.interval_ms : 30000;
     /* What the stream delivers in the first older_than after a start is
@@ -270,15 +447,20 @@ void *ob_sweeper_main(void *arg)
             continue;
         }
         struct ob_error err;
-        /* Held for the sweep's duration; an instance that dies mid-sweep
-         * frees it after 10 minutes. */
-        enum ob_err rc = ob_sweep_lease_take(s, r->ddb, &lease, ob_wall_ms(), 600000, !needed, &err);
+        bool held_back = false;
+        /* Renewed while the sweep runs; an instance that dies mid-sweep
+         * frees it after OB_SWEEP_HOLD_MS. */
+        enum ob_err rc = ob_sweep_lease_take(s, r->ddb, &lease, ob_wall_ms(), OB_SWEEP_HOLD_MS, !needed, &err);
         if (rc == OB_OK) {
             struct ob_sweep_stats st;
             int64_t t0 = ob_mono_ms();
             rc = ob_sweep_pass(r, s, &o, &st, &err);
+            held_back = rc == OB_OK && st.cutoff_ms == 0;
             if (rc)
                 ob_log_warn("sweep failed: %s", err.msg);
+            else if (held_back)
+                ob_log_debug("sweep: the reader of %s has not said how far it has read; sweeping later",
+                             st.behind ? st.behind : "a shard");
             else if (st.stopped_early)
                 ob_log_info("sweep stopped early: %zu of the %zu unpublished items found so far left for the next "
                             "sweep", st.undelivered, st.candidates);
@@ -287,11 +469,15 @@ void *ob_sweeper_main(void *arg)
                           "swept %s: %zu unpublished items older than %" PRId64 " s (%zu poison), %.1f read "
                           "units in %.1f s", cfg->table.name, st.candidates, o.older_than_ms / 1000, st.poison,
                           st.read_units, (double)(ob_mono_ms() - t0) / 1000.0);
-            /* One stopped early is due again at once, here or elsewhere. */
-            int64_t next = ob_wall_ms() + (st.stopped_early ? 0 : cfg->sweep.interval_ms);
+            if (st.blocked)
+                ob_log_warn("sweep: %zu items of keys blocked by on_failure: block wait for the next sweep",
+                            st.blocked);
+            free(st.behind);
+            /* One stopped early or held back is due again at once, here or elsewhere. */
+            int64_t next = ob_wall_ms() + (st.stopped_early || held_back ? 0 : cfg->sweep.interval_ms);
             if (ob_sweep_lease_finish(s, r->ddb, &lease, next, &err))
                 ob_log_warn("ending the sweep lease failed: %s", err.msg);
-            retry_later = needed && (rc || st.stopped_early);
+            retry_later = needed && (rc || st.stopped_early || held_back);
         } else if (rc != OB_ERR_CONDITION_FAILED) {
             ob_log_warn("taking the sweep lease failed: %s", err.msg);
             retry_later = needed;
@@ -299,7 +485,8 @@ void *ob_sweeper_main(void *arg)
         /* A sweep asked for and not done is still wanted, after a pause. */
         if (retry_later)
             atomic_store(&r->sweep_needed, true);
-        sweeper_wait(r, check_every, !retry_later);
+        /* Held back, the readers say how far they are at each lease renewal. */
+        sweeper_wait(r, held_back ? cfg->leases.duration_ms / 3 : check_every, !retry_later);
     }
     ob_aws_session_destroy(s);
     return NULL;
