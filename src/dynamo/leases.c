@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/codec.h"
+#include "ops/clock.h"
 
 void ob_lease_free(struct ob_lease *l)
 {
@@ -170,6 +172,34 @@ enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const c
     json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":one", ob_ddb_number(1));
     return lease_update(s, d, table, key, "SET leaseCounter = leaseCounter + :one REMOVE leaseOwner",
                         "leaseOwner = :me", values, NULL, err);
+}
+
+enum ob_err ob_lease_pin_latest(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                                const char *me, const char *pinned, char **current, struct ob_error *err)
+{
+    *current = NULL;
+    char now[OB_ISO8601_LEN];
+    ob_iso8601_ms(ob_wall_ms(), now);
+    json_t *values = json_pack("{s:{s:s},s:{s:s},s:{s:s},s:{s:s}}", ":me", "S", me, ":p", "S", pinned, ":t", "S", now,
+                               ":latest", "S", OB_CHECKPOINT_LATEST);
+    enum ob_err rc = lease_update(s, d, table, key, "SET checkpoint = :p, checkpointAt = :t",
+                                  "leaseOwner = :me AND checkpoint = :latest", values, NULL, err);
+    if (rc != OB_ERR_CONDITION_FAILED)
+        return rc;
+    /* Who holds it now, and where it is. */
+    json_t *req = json_pack("{s:s,s:{s:{s:s}},s:b}", "TableName", table, "Key", "leaseKey", "S", key,
+                            "ConsistentRead", 1);
+    json_t *resp = NULL;
+    rc = ob_ddb_call(s, d, "GetItem", req, &resp, err);
+    json_decref(req);
+    if (rc)
+        return rc;
+    const json_t *item = json_object_get(resp, "Item");
+    const char *owner = ob_ddb_attr_s(item, "leaseOwner");
+    if (owner && strcmp(owner, me) == 0)
+        *current = ob_xstrdup_or_null(ob_ddb_attr_s(item, "checkpoint"));
+    json_decref(resp);
+    return OB_ERR_CONDITION_FAILED;
 }
 
 enum ob_err ob_lease_delete_ended(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,

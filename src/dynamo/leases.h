@@ -77,6 +77,14 @@ enum ob_err ob_lease_hand_over(struct ob_aws_session *s, struct ob_ddb *d, const
 enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
                              const char *me, struct ob_error *err);
 
+/* Stores `pinned` (a LATEST@ checkpoint) in a lease `me` holds that is
+ * still at LATEST. OB_ERR_CONDITION_FAILED: the lease is not ours any
+ * more (*current NULL), or its checkpoint moved on (*current: that
+ * checkpoint, owned by the caller), e.g. pinned by an earlier start whose
+ * news had not reached our view. */
+enum ob_err ob_lease_pin_latest(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+                                const char *me, const char *pinned, char **current, struct ob_error *err);
+
 /* Deletes the lease of a shard that was read to its end (its checkpoint
  * is SHARD_END): OB_OK also when it is gone already. */
 enum ob_err ob_lease_delete_ended(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,

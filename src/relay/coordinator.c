@@ -136,6 +136,7 @@ static const char *initial_checkpoint(struct coordinator *c, const struct ob_sha
 static bool list_shards(struct coordinator *c, bool *created)
 {
     *created = false;
+    bool failed = false;
     struct ob_shard_list l = { 0 };
     struct ob_error err;
     struct ob_relay *r = c->r;
@@ -160,16 +161,20 @@ static bool list_shards(struct coordinator *c, bool *created)
             s->shard.end_seq = ob_xstrdup(sh->end_seq);
         if (!s->lease.key) {
             if (ob_lease_create(c->session, r->ddb, r->cfg->leases.table, r->stream_arn, sh,
-                                initial_checkpoint(c, sh), &err))
+                                initial_checkpoint(c, sh), &err)) {
                 ob_log_warn("%s", err.msg);
-            else
+                failed = true;
+            } else {
                 *created = true;
+            }
         }
     }
     ob_shard_list_free(&l);
     atomic_store(&r->discovered, true);
-    /* Shards that appear later are children: read from their start. */
-    c->cold = false;
+    /* Shards that appear later are children: read from their start. A
+     * lease the first start could not create is still a first start's. */
+    if (!failed)
+        c->cold = false;
     return true;
 }
 
@@ -390,8 +395,8 @@ static void lost(struct slot *s, const char *why)
 /* Renews up to RENEW_BATCH held leases of the slots from *from on, and
  * moves *from past them; false when there were none. The calls run
  * without the lock; their outcomes go to the slots still held with the
- * counter renewed. */
-static bool renew_batch(struct coordinator *c, size_t *from)
+ * counter renewed. *failed: a renewal failed without losing its lease. */
+static bool renew_batch(struct coordinator *c, size_t *from, bool *failed)
 {
     char *keys[RENEW_BATCH];
     int64_t counters[RENEW_BATCH], sent[RENEW_BATCH], read_through[RENEW_BATCH];
@@ -435,6 +440,8 @@ static bool renew_batch(struct coordinator *c, size_t *from)
             if (now > atomic_load(&s->valid_until)) {
                 lost(s, "not renewed in time");
                 news = true;
+            } else {
+                *failed = true;
             }
             continue;
         }
@@ -460,12 +467,19 @@ static void *renewer_main(void *arg)
     pthread_mutex_lock(&c->lock);
     while (!c->renewer_stop) {
         pthread_mutex_unlock(&c->lock);
+        /* Every duration/3 from when the last round began, however long
+         * its calls took: a renewal is valid for 2/3 of the duration from
+         * its sending, so calls may take up to a third. A failed one is
+         * tried again within a second. */
+        int64_t began = ob_mono_ms();
         size_t from = 0;
-        while (renew_batch(c, &from))
+        bool failed = false;
+        while (renew_batch(c, &from, &failed))
             ;
+        int64_t next = began + (failed && c->duration / 3 > 1000 ? 1000 : c->duration / 3);
         pthread_mutex_lock(&c->lock);
-        struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, c->duration / 3);
-        if (!c->renewer_stop)
+        struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, next - ob_mono_ms());
+        if (!c->renewer_stop && next > ob_mono_ms())
             pthread_cond_timedwait(&c->renew_wake, &c->lock, &ts);
     }
     pthread_mutex_unlock(&c->lock);

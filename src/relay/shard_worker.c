@@ -299,9 +299,12 @@ static void page_push(struct ob_shard_worker *w, int64_t now)
     double lag = newest ? (double)(ob_wall_ms() - newest) / 1000.0 : 0.0;
     ob_metric_set(w->lag, lag < 0 ? 0 : lag);
 
-    free(w->iterator);
-    w->iterator = page->next_iterator;
-    page->next_iterator = NULL;
+    /* Halted, the shard is not read on, nor taken for read to its end. */
+    if (!w->halted) {
+        free(w->iterator);
+        w->iterator = page->next_iterator;
+        page->next_iterator = NULL;
+    }
     read_free(&w->read);
     w->read.phase = READ_IDLE;
     schedule_read(w, m, now);
@@ -350,7 +353,9 @@ static bool cold_check_start(struct ob_shard_worker *w)
         rd->idx[k++] = i;
     }
     free(seen.slot);
-    if (!older) {
+    /* An empty page says nothing: GetRecords may answer empty pages
+     * before the records that follow. */
+    if (n > 0 && !older) {
         w->check_old = false;
         ob_replay_free(&w->replay);
     }
@@ -615,23 +620,43 @@ static void advance(struct ob_shard_worker *w, int64_t now)
 
 /* ---- the thread --------------------------------------------------------- */
 
+enum pin { PIN_OPEN_LATEST, PIN_RESUME, PIN_STOP };
+
 /* A first start from LATEST stores when it began before it reads, so that
- * any later start reads every record written since (LATEST@). False when
- * the worker stops or loses its lease first. */
-static bool pin_latest(struct ob_shard_worker *w)
+ * any later start reads every record written since (LATEST@). Only over
+ * LATEST itself: a view of the lease from before an earlier start pinned
+ * it must not pin again (what came between would be skipped); then the
+ * worker resumes from the lease's checkpoint (start_checkpoint). */
+static enum pin pin_latest(struct ob_shard_worker *w)
 {
+    struct ob_relay *r = w->relay;
     char cp[SEQ_MAX];
     ob_checkpoint_latest_since(cp, sizeof cp, ob_wall_ms());
     while (!atomic_load(&w->stop) && !lease_gone(w)) {
-        checkpoint_write_now(w, cp);
-        if (strcmp(w->written, cp) == 0) {
-            free(w->start_checkpoint);
-            w->start_checkpoint = ob_xstrdup(cp);
-            return true;
+        char *current = NULL;
+        struct ob_error err;
+        enum ob_err rc = ob_lease_pin_latest(w->session, r->ddb, r->cfg->leases.table, w->shard.id, w->owner, cp,
+                                             &current, &err);
+        if (rc == OB_ERR_CONDITION_FAILED && !current) {
+            atomic_store(&w->taken_over, true);
+            atomic_store(&w->abandoned, true);
+            ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "the lease was taken over; stopping at once");
+            return PIN_STOP;
         }
+        if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
+            free(w->start_checkpoint);
+            w->start_checkpoint = current ? current : ob_xstrdup(cp);
+            snprintf(w->written, sizeof w->written, "%s", w->start_checkpoint);
+            if (strcmp(w->start_checkpoint, OB_CHECKPOINT_SHARD_END) == 0) {
+                w->reached_end = true;
+                return PIN_STOP;
+            }
+            return rc == OB_OK ? PIN_OPEN_LATEST : PIN_RESUME;
+        }
+        ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "cannot store the start position, retrying: %s", err.msg);
         wait_until(w, ob_mono_ms() + 2000);
     }
-    return false;
+    return PIN_STOP;
 }
 
 static void run(struct ob_shard_worker *w)
@@ -647,12 +672,14 @@ static void run(struct ob_shard_worker *w)
 
     /* Pinned, the first start still opens at LATEST (it skips the stream's
      * history without reading it); only later starts read from the oldest. */
-    const char *first_open = w->start_checkpoint;
+    bool first_from_latest = false;
     if (strcmp(w->start_checkpoint, OB_CHECKPOINT_LATEST) == 0) {
-        if (!pin_latest(w))
+        enum pin pin = pin_latest(w);
+        if (pin == PIN_STOP)
             return;
-        first_open = OB_CHECKPOINT_LATEST;
+        first_from_latest = pin == PIN_OPEN_LATEST;
     }
+    const char *first_open = first_from_latest ? OB_CHECKPOINT_LATEST : w->start_checkpoint;
     bool opened = false;
     while (!opened && !atomic_load(&w->stop) && !lease_gone(w)) {
         if (open_at_checkpoint(w, first_open, &err) == OB_OK) {

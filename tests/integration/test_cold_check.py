@@ -111,3 +111,26 @@ def test_a_take_over_checks_what_the_dead_owner_marked_after_its_last_checkpoint
     assert again == [], (again, b.output())
     assert sorted(got) == sorted(["before", "after"] + ids)
     assert b.stop() == 0
+
+
+def test_an_empty_first_page_does_not_end_the_check_of_older_records(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    # GetRecords may answer empty pages before the records that follow (AWS says so;
+    # DynamoDB Local never does): the proxy answers the first read that way.
+    c = ddb.client()
+    for sk in ("m1", "m2", "m3"):
+        put(c, table, "k", sk)
+    for sk in ("m1", "m2"):
+        c.update_item(TableName=table, Key={"pk": {"S": "k"}, "sk": {"S": sk}},
+                      UpdateExpression="SET isPublished = :t", ExpressionAttributeValues={":t": {"BOOL": True}})
+
+    def empty(answer, request):
+        return {"Records": [], "NextShardIterator": request["ShardIterator"]}
+    fault_proxy.set_rules([Rule(match_target="GetRecords", action="rewrite", rewrite=empty, times=1)])
+    d = spawn_outboxd("run", "-c", tmp_config(relay_config(fault_proxy.endpoint, table,
+                                                           http_sink("hook", http_receiver.url))))
+    assert wait_until(lambda: "m3" in delivered(http_receiver), 20), d.output()
+    time.sleep(1)
+    assert fault_proxy.count(target="GetRecords", action="rewrite") == 1
+    assert delivered(http_receiver) == ["m3"], d.output()
+    assert d.stop() == 0

@@ -95,3 +95,23 @@ def test_the_lease_of_an_ended_shard_is_deleted_once_it_left_the_stream_and_its_
     produce(ddb.endpoint, table, 4, 2)
     assert http_receiver.wait_for(24, timeout=30), d.output()
     assert d.stop() == 0
+
+
+def test_renewals_that_take_a_fifth_of_leases_duration_keep_the_leases(
+        ddb, tmp_config, spawn_outboxd, http_receiver):
+    table = create_outbox_table(ddb, "outbox_slowrenew")
+    proxy = FaultProxy(ddb.endpoint).start()
+    try:
+        d = spawn_outboxd("run", "-c", tmp_config(instance_config(proxy.endpoint, table, http_receiver, "a")))
+        d.wait_for_output("started reading")
+        proxy.set_rules([Rule(match_target="UpdateItem", match_body="SET leaseCounter = :n", action="delay",
+                              delay_ms=int(DURATION * 1000 / 5) + 100)])
+        rows = produce(ddb.endpoint, table, 60, 6, rate=5, ids=True)
+        assert http_receiver.wait_for(60, timeout=30), d.output()
+        assert proxy.count(target="UpdateItem", action="delay") >= 5
+        trouble = [ln for ln in d.output().splitlines() if LEASE_TROUBLE.search(ln) or "stopped reading" in ln]
+        assert trouble == [], "\n".join(trouble)
+        assert len({r.headers["ce-id"] for r in http_receiver.accepted()}) == len(rows)
+        assert d.stop() == 0
+    finally:
+        proxy.stop()

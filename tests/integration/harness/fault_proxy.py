@@ -57,7 +57,8 @@ class Rule:
     message:      error message.
     delay_ms:     sleep before acting (for `delay` the added latency; also honoured by
                   the error actions, and for `hang` how long to hold the connection).
-    rewrite:      for `rewrite`, a function from the decoded answer to the one to send.
+    rewrite:      for `rewrite`, a function from the decoded answer (and, when it takes two
+                  arguments, the decoded request) to the answer to send.
     """
     match_target: object = None
     action: str = "pass"
@@ -495,7 +496,12 @@ class FaultProxy:
             self._rst(c, req["rfile"])
             return False, upstream
         if action == "rewrite" and status == 200:
-            payload = json.dumps(rule.rewrite(json.loads(payload))).encode()
+            answer = json.loads(payload)
+            if rule.rewrite.__code__.co_argcount >= 2:   # rewrite(answer, request)
+                answer = rule.rewrite(answer, json.loads(req["body"] or b"{}"))
+            else:
+                answer = rule.rewrite(answer)
+            payload = json.dumps(answer).encode()
         self._record(end=time.monotonic(), status=status, forwarded=True, error_type=etype, **base)
         self._send(c, status, reason, headers, payload, req["keep"])
         return req["keep"], upstream
