@@ -95,3 +95,31 @@ def test_an_insert_without_new_image_stops_its_shard_and_is_read_again_after_a_r
     assert d.stop() == 0
     assert [r.headers["ce-id"] for r in http_receiver.accepted()] == ["m1", "m2", "m3"]
 
+
+
+def test_a_record_without_new_image_on_a_closed_shards_last_page_does_not_end_the_shard(
+        ddb, table, topology_proxy, tmp_config, spawn_outboxd, http_receiver, tmp_path):
+    from harness import FaultProxy
+    c = ddb.client()
+    topo = topology_proxy(shards=1, split_every=0, table=table)
+    topo.attach(c.describe_table(TableName=table)["Table"]["LatestStreamArn"])
+    for sk in ("m1", "m2"):
+        put(c, table, "k", sk)
+    topo.wait_records(2)
+    parent, _ = topo.split_now()
+    put(c, table, "k", "m3")  # in the child
+    proxy = FaultProxy(topo.endpoint).start()
+    try:
+        proxy.set_rules([Rule(match_target="GetRecords", action="rewrite", rewrite=without_new_image("m2"))])
+        d = spawn_outboxd("run", "-c", tmp_config(dead_lettering_config(proxy.endpoint, table, http_receiver,
+                                                                         tmp_path / "dlq.jsonl")))
+        assert d.wait_for_output("has no NewImage", timeout=20), d.output()
+        assert http_receiver.wait_for(1, timeout=20), d.output()
+        # m3 must not overtake m2: the parent is not read to its end, its child does not start.
+        assert not wait_until(lambda: len(http_receiver.accepted()) > 1, 5), d.output()
+        lease = c.get_item(TableName=f"{table}-leases", Key={"leaseKey": {"S": parent}},
+                           ConsistentRead=True)["Item"]
+        assert lease["checkpoint"]["S"] != "SHARD_END"
+        assert d.stop() == 0
+    finally:
+        proxy.stop()
