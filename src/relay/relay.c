@@ -80,15 +80,17 @@ static void sink_labels(struct ob_buf *b, const char *name)
     ob_buf_putc(b, '"');
 }
 
-/* Creates every sink of cfg (taken over). The caller owns *out. */
-static enum ob_err routing_create(struct ob_config *cfg, struct ob_routing **out, struct ob_error *err)
+/* Creates every sink of cfg (taken over) for the table the relay runs on
+ * (a reload does not move it). The caller owns *out. */
+static enum ob_err routing_create(struct ob_config *cfg, const char *table, struct ob_routing **out,
+                                  struct ob_error *err)
 {
     struct ob_routing *rt = ob_xcalloc(1, sizeof *rt);
     atomic_init(&rt->refs, 1);
     rt->cfg = cfg;
     rt->sinks = ob_xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *rt->sinks);
     rt->health = ob_xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *rt->health);
-    struct ob_sink_context ctx = { .table = cfg->table.name };
+    struct ob_sink_context ctx = { .table = table };
     struct ob_buf l = { 0 };
     enum ob_err rc = OB_OK;
     for (size_t i = 0; i < cfg->n_sinks; i++) {
@@ -181,7 +183,7 @@ static void reload(struct ob_relay *r)
     struct ob_error err;
     enum ob_log_level level = cfg->log.level;
     enum ob_log_format format = cfg->log.format;
-    if (routing_create(cfg, &rt, &err)) {
+    if (routing_create(cfg, r->cfg->table.name, &rt, &err)) {
         ob_log_error("reload: %s; keeping the running configuration", err.msg);
         goto out;
     }
@@ -386,7 +388,7 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
         ob_config_diag_free(&diag);
         return rc;
     }
-    return routing_create(routing_cfg, &r->routing, err);
+    return routing_create(routing_cfg, cfg->table.name, &r->routing, err);
 }
 
 static void relay_close(struct ob_relay *r)
