@@ -97,6 +97,7 @@ struct ob_config {
         enum ob_on_failure on_failure;
         char *dead_letter_sink;      /* NULL = record on the item only */
         int64_t shutdown_timeout_ms;
+        int64_t stuck_after_ms;      /* no progress for this long while work waits: stuck (SPEC §7) */
     } relay;
     struct {
         double max_write_units_per_second;   /* 0 = unlimited */

@@ -117,6 +117,10 @@ const struct ob_config_key ob_config_keys[] = {
      .doc = "Sink that receives dead-lettered messages with their error."},
     {.path = "relay.shutdown_timeout", .type = OB_CT_DURATION, .def = "30s", .min = 0, .max = NO_MAX,
      CFG(relay.shutdown_timeout_ms), .doc = "Time to finish in-flight work on SIGTERM."},
+    {.path = "relay.stuck_after", .type = OB_CT_DURATION, .def = "2m", .min = 3000, .max = NO_MAX,
+     CFG(relay.stuck_after_ms), .doc = "A shard worker (or the lease coordinator) with work waiting that makes no "
+     "progress for this long is stuck: `/healthz` answers 503 and `WATCHDOG=1` stops. Waiting for a sink that is "
+     "slow or down does not count."},
 
     {.path = "capacity", .type = OB_CT_SECTION, .doc = "Budgets of DynamoDB capacity outboxd may consume."},
     {.path = "capacity.max_write_units_per_second", .type = OB_CT_NUMBER, .def = "0", .min = 0, .max = NO_MAX,

@@ -52,6 +52,8 @@ static const struct metric_family families[] = {
     { "outboxd_item_writes_given_up_total", KIND_COUNTER, "write",
       "Items whose record DynamoDB refused for good, smaller write included: released unrecorded.", NULL, 0 },
     { "outboxd_shards_owned", KIND_GAUGE, "", "Shards this instance reads.", NULL, 0 },
+    { "outboxd_shards_stuck", KIND_GAUGE, "",
+      "Shards with work waiting and no progress for relay.stuck_after (waiting for sinks does not count).", NULL, 0 },
     { "outboxd_sink_up", KIND_GAUGE, "sink", "1 when the sink is accepting messages.", NULL, 0 },
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])

@@ -693,6 +693,7 @@ void *ob_coordinator_main(void *arg)
         start_ready(&c);
         publish_counts(&c);
         int64_t wait = next_scan - ob_mono_ms();
+        atomic_store(&r->health.coordinator_turn_ms, ob_mono_ms() + wait); /* its heartbeat (SPEC §7) */
         wait_for(&c, wait < 20 ? 20 : wait, false);
     }
     shut_down(&c);

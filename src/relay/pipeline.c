@@ -547,8 +547,8 @@ static void release_items(struct wave_item *items, size_t n)
 }
 
 /* Publishes items[0..n) to sink (all of them go to it). */
-static void publish_to(struct ob_sink *sink, struct wave_item *items, size_t n, struct ob_delivery *d,
-                       const char *error_info)
+static void publish_to(struct ob_pipeline *p, struct ob_sink *sink, struct wave_item *items, size_t n,
+                       struct ob_delivery *d, const char *error_info)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&d[i], 0, sizeof d[i]);
@@ -557,7 +557,11 @@ static void publish_to(struct ob_sink *sink, struct wave_item *items, size_t n, 
         d[i].destination = items[i].destination.len ? items[i].destination.data : NULL;
         d[i].error_info = error_info ? items[i].e->last_error : NULL;
     }
+    if (p->sink_call)
+        p->sink_call(p->ctx, true);
     ob_sink_publish(sink, d, n);
+    if (p->sink_call)
+        p->sink_call(p->ctx, false);
 }
 
 /* Sends the deliverable entries to their sinks; ACKs become marks. */
@@ -586,7 +590,7 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
         if (k == 0)
             continue;
         int64_t sent_at = ob_mono_ms();
-        publish_to(rt->sinks[s], group, k, d, NULL);
+        publish_to(p, rt->sinks[s], group, k, d, NULL);
         if (probe)
             ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
         /* The answers first: they say whether the batch's retriable
@@ -640,7 +644,7 @@ static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_
         for (size_t i = k; i < n; i++)
             picks[i]->next_at_ms = retry_at;
         sent_at = ob_mono_ms();
-        publish_to(rt->dead_letter, items, k, d, "error");
+        publish_to(p, rt->dead_letter, items, k, d, "error");
         if (probe)
             ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
         for (size_t i = 0; i < k; i++)

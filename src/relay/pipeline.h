@@ -23,6 +23,9 @@ struct ob_pipeline {
     bool marks_only;
     /* Sleeps until a monotonic time (or less, when woken). */
     void (*wait_until)(void *ctx, int64_t until_ms);
+    /* A sink call starts (true) or ends: time waiting for a sink does not
+     * make a worker stuck (SPEC §7). NULL: not told. */
+    void (*sink_call)(void *ctx, bool started);
     void *ctx;
     struct pipeline_write *flying;            /* marks running in the session */
     size_t n_flying;

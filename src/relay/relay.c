@@ -199,8 +199,11 @@ out:
     ob_notify_ready(NULL);
 }
 
-/* ---- readiness ------------------------------------------------------------- */
+/* ---- readiness and liveness ----------------------------------------------- */
 
+/* Ready once the stream is read. A sink that is down does not make the
+ * relay unready: a sidecar's readiness gates its whole pod, and the
+ * sink's state is in outboxd_sink_up and STATUS= (SPEC §7). */
 static bool ready(void *ctx, struct ob_buf *why)
 {
     struct ob_relay *r = ctx;
@@ -212,15 +215,31 @@ static bool ready(void *ctx, struct ob_buf *why)
         ob_buf_puts(why, "the stream's shards are not listed yet\n");
         return false;
     }
-    struct ob_routing *rt = ob_routing_get(r);
-    bool ok = true;
-    for (size_t i = 0; i < rt->cfg->n_sinks; i++)
-        if (!atomic_load(&rt->health[i].up)) {
-            ob_buf_printf(why, "sink %s is down\n", rt->cfg->sinks[i].name);
-            ok = false;
-        }
-    ob_routing_put(rt);
-    return ok;
+    return true;
+}
+
+/* Live unless a worker or the coordinator is stuck. Runs on the operations
+ * server's thread: it reads atomics only (ob_health_check). A stop has its
+ * own deadline, shutdown_timeout. */
+static bool healthy(void *ctx, struct ob_buf *why)
+{
+    struct ob_relay *r = ctx;
+    if (atomic_load(&r->stopping))
+        return true;
+    bool coordinator;
+    size_t shards = ob_health_check(&r->health, ob_mono_ms(), why, false, &coordinator);
+    return shards == 0 && !coordinator;
+}
+
+/* The main thread's turn of the health check: logs what became stuck or
+ * no longer is and sets outboxd_shards_stuck. Returns how many parts
+ * (shards, the coordinator) are stuck. */
+static size_t watch_health(struct ob_relay *r)
+{
+    bool coordinator;
+    size_t shards = ob_health_check(&r->health, ob_mono_ms(), NULL, true, &coordinator);
+    ob_metric_set(ob_metric_series("outboxd_shards_stuck", ""), (double)shards);
+    return shards + coordinator;
 }
 
 /* ---- startup and the signal loop ------------------------------------------ */
@@ -263,20 +282,35 @@ out:
     return rc;
 }
 
-static void status_line(struct ob_relay *r, const char *state)
+/* STATUS=: counts, what is stuck, and the sinks that are down (they do
+ * not make the relay unready, so `systemctl status` says so here). */
+static void status_line(struct ob_relay *r, const char *state, size_t stuck)
 {
     pthread_mutex_lock(&r->lock);
     int shards = r->workers_running;
     pthread_mutex_unlock(&r->lock);
-    ob_notify_status("%s: %d shards read, %.0f records read", state, shards,
-                     ob_metric_get(ob_metric_series("outboxd_stream_records_read_total", "")));
+    struct ob_buf down = { 0 };
+    struct ob_routing *rt = ob_routing_get(r);
+    for (size_t i = 0; i < rt->cfg->n_sinks; i++)
+        if (!atomic_load(&rt->health[i].up))
+            ob_buf_printf(&down, "%s%s", down.len ? ", " : "; sinks down: ", rt->cfg->sinks[i].name);
+    ob_routing_put(rt);
+    char stuck_text[32] = "";
+    if (stuck)
+        snprintf(stuck_text, sizeof stuck_text, ", %zu stuck", stuck);
+    ob_notify_status("%s: %d shards read, %.0f records read%s%s", state, shards,
+                     ob_metric_get(ob_metric_series("outboxd_stream_records_read_total", "")), stuck_text,
+                     ob_buf_cstr(&down));
+    ob_buf_free(&down);
 }
 
-/* Waits for SIGTERM/SIGINT, reloading on SIGHUP. */
+/* Waits for SIGTERM/SIGINT, reloading on SIGHUP. Every tick (a second at
+ * most) it checks the relay's health; WATCHDOG=1 goes only while nothing
+ * is stuck, so systemd restarts a relay that stopped moving. */
 static void signal_loop(struct ob_relay *r, const sigset_t *set)
 {
     int64_t watchdog_us = ob_notify_watchdog_interval_us();
-    int64_t tick_ms = watchdog_us > 0 && watchdog_us / 1000 < 5000 ? watchdog_us / 1000 : 5000;
+    int64_t tick_ms = watchdog_us > 0 && watchdog_us / 1000 < 1000 ? watchdog_us / 1000 : 1000;
     if (tick_ms < 10)
         tick_ms = 10;
     bool announced = false;
@@ -291,7 +325,8 @@ static void signal_loop(struct ob_relay *r, const sigset_t *set)
             ts.tv_nsec = 50000000;
         }
         int sig = sigtimedwait(set, NULL, &ts);
-        if (watchdog_us > 0)
+        size_t stuck = watch_health(r);
+        if (stuck == 0 && watchdog_us > 0)
             ob_notify_watchdog();
         if (sig == SIGHUP) {
             ob_log_info("SIGHUP: reloading %s", r->cfg->path);
@@ -304,7 +339,7 @@ static void signal_loop(struct ob_relay *r, const sigset_t *set)
             return;
         }
         if (announced)
-            status_line(r, "running");
+            status_line(r, "running", stuck);
     }
 }
 
@@ -353,6 +388,7 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
 {
     memset(r, 0, sizeof *r);
     r->cfg = cfg;
+    ob_health_init(&r->health, cfg->relay.stuck_after_ms);
     pthread_mutex_init(&r->lock, NULL);
     pthread_condattr_t monotonic;
     pthread_condattr_init(&monotonic);
@@ -397,6 +433,7 @@ static void relay_close(struct ob_relay *r)
         ob_routing_put(r->routing);
     free(r->stream_arn);
     ob_ddb_close(r->ddb);
+    ob_health_free(&r->health);
     pthread_mutex_destroy(&r->routing_lock);
     pthread_mutex_destroy(&r->budget_lock);
     pthread_cond_destroy(&r->wake);
@@ -426,13 +463,14 @@ enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
         goto out;
 
     if (cfg->metrics.listen) {
-        struct ob_http_routes routes = { .ready = ready, .ready_ctx = &r };
+        struct ob_http_routes routes = { .ready = ready, .ready_ctx = &r, .healthy = healthy, .healthy_ctx = &r };
         rc = ob_http_server_start(cfg->metrics.listen, &routes, &http, err);
         if (rc)
             goto out;
         ob_log_info("metrics on http://%s/metrics", cfg->metrics.listen);
     }
 
+    atomic_store(&r.health.coordinator_turn_ms, ob_mono_ms());
     int e = pthread_create(&coordinator, NULL, ob_coordinator_main, &r);
     if (e) {
         rc = ob_error_set(err, OB_ERR_INTERNAL, "starting the coordinator: %s", strerror(e));

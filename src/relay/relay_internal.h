@@ -13,6 +13,7 @@
 #include "dynamo/ddb.h"
 #include "dynamo/leases.h"
 #include "dynamo/streams.h"
+#include "relay/health.h"
 #include "sinks/sink.h"
 
 struct ob_metric_series;
@@ -61,6 +62,9 @@ struct ob_relay {
     /* capacity.max_write_units_per_second over every worker's writes. */
     pthread_mutex_t budget_lock;
     struct ob_token_bucket write_budget;
+
+    /* Whether the workers and the coordinator make progress (SPEC §7). */
+    struct ob_health health;
 
     /* Wakes the coordinator (a worker finished, stop requested). */
     pthread_mutex_t lock;

@@ -112,6 +112,7 @@ struct ob_shard_worker {
     int64_t newest_read_ms;          /* approximate creation time of the newest record read */
     atomic_llong read_through_ms;    /* wall: every record written before was handled; 0: unknown */
     struct page_read read;
+    struct ob_shard_health *health;  /* claimed while the thread runs */
     struct ob_metric_series *lag, *records_read;
     char lag_labels[160];
 };
@@ -196,6 +197,12 @@ static bool lease_held(void *ctx)
 static void pipeline_wait(void *ctx, int64_t until_ms)
 {
     wait_until(ctx, until_ms);
+}
+
+static void pipeline_sink_call(void *ctx, bool started)
+{
+    struct ob_shard_worker *w = ctx;
+    ob_shard_health_sink_call(w->health, started, ob_mono_ms());
 }
 
 /* The distinct keys of a page (an item written twice has two records):
@@ -618,6 +625,34 @@ static void advance(struct ob_shard_worker *w, int64_t now)
         checkpoint_start(w, w->checkpoint);
 }
 
+/* ---- health ------------------------------------------------------------- */
+
+/* Where the worker stands, for the health check (SPEC §7): a read due or
+ * running must be answered, and messages waiting must move, within
+ * relay.stuck_after. A page read counts for reading only: answers while
+ * messages stand still are no progress for them. read: a read ended;
+ * moved: an entry was delivered or left the window. */
+static void watch(struct ob_shard_worker *w, bool read, bool moved, size_t fetch_room)
+{
+    struct ob_shard_health *h = w->health;
+    int64_t now = ob_mono_ms(), stuck_after = w->relay->health.stuck_after_ms;
+    bool stopping = atomic_load(&w->stop); /* a drain has its own deadline */
+    bool reading = !stopping && !w->halted && w->iterator &&
+                   (w->read.phase != READ_IDLE || w->pipe.window.undone < fetch_room);
+    bool answered = read && w->read.phase == READ_IDLE && w->fetch_backoff_ms == 0;
+    ob_lane_set(&h->reading, reading, answered, w->next_fetch_ms > now ? w->next_fetch_ms : now, stuck_after);
+    ob_lane_set(&h->delivering, !stopping && w->pipe.window.undone, moved, now, stuck_after);
+    atomic_store(&h->undone, (long long)w->pipe.window.undone);
+}
+
+/* Whatever waits waits for sinks (down, or a message's backoff after it
+ * failed): nothing delivered is unmarked and no write of the table runs
+ * or waits to run again. */
+static bool waits_for_sinks(const struct ob_shard_worker *w)
+{
+    return w->pipe.window.undone && !w->pipe.window.acked && !w->pipe.n_flying && !w->pipe.waiting;
+}
+
 /* ---- the thread --------------------------------------------------------- */
 
 enum pin { PIN_OPEN_LATEST, PIN_RESUME, PIN_STOP };
@@ -730,9 +765,11 @@ static void run(struct ob_shard_worker *w)
             read_start(w);
             may_read = false;
         }
+        size_t undone = w->pipe.window.undone, acked = w->pipe.window.acked;
         bool sent = ob_pipeline_wave(&w->pipe, now);
         advance(w, ob_mono_ms());
         note_read_through(w);
+        watch(w, read, w->pipe.window.undone < undone || w->pipe.window.acked > acked, fetch_room);
         if (!w->iterator && w->read.phase == READ_IDLE && ob_window_count(&w->pipe.window) == 0) {
             checkpoint_write_now(w, OB_CHECKPOINT_SHARD_END);
             if (strcmp(w->written, OB_CHECKPOINT_SHARD_END) == 0) {
@@ -750,8 +787,14 @@ static void run(struct ob_shard_worker *w)
             until = w->next_fetch_ms;
         if (until == INT64_MAX)
             until = now + 1000;
-        if (until > now)
+        if (until > now) {
+            bool for_sinks = waits_for_sinks(w);
+            if (for_sinks)
+                ob_lane_pause(&w->health->delivering, now);
             ob_pipeline_wait(&w->pipe, until, w->read.phase != READ_IDLE || w->cp_write.running);
+            if (for_sinks)
+                ob_lane_restart(&w->health->delivering, ob_mono_ms(), r->health.stuck_after_ms);
+        }
     }
     if (w->pipe.window.undone)
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "stopping with %zu messages not delivered; they are read again on restart",
@@ -768,7 +811,9 @@ static void *worker_main(void *arg)
 
     w->session = ob_ddb_session(w->relay->ddb);
     w->pipe.session = w->session;
+    w->health = ob_health_claim(&w->relay->health, w->shard.id);
     run(w);
+    ob_health_release(w->health); /* what is left is bounded by the lease */
     /* Only the checkpoint's call stays in the session: a finished call
      * nobody takes would end every wait of checkpoint_settle at once. */
     read_abandon(w);
@@ -813,6 +858,7 @@ enum ob_err ob_shard_worker_start(struct ob_relay *r, const struct ob_shard *sha
     ob_pipeline_init(&w->pipe, r, NULL, w->shard.id);
     w->pipe.may_send = lease_held;
     w->pipe.wait_until = pipeline_wait;
+    w->pipe.sink_call = pipeline_sink_call;
     w->pipe.ctx = w;
     struct ob_buf l = { 0 };
     ob_buf_puts(&l, "shard=\"");

@@ -88,6 +88,7 @@ TEST(config_full_file_sets_every_key)
     CHECK_INT(cfg->relay.on_failure, OB_ON_FAILURE_BLOCK);
     CHECK_STR(cfg->relay.dead_letter_sink, "dlq");
     CHECK_INT(cfg->relay.shutdown_timeout_ms, 45000);
+    CHECK_INT(cfg->relay.stuck_after_ms, 90000);
     CHECK(cfg->capacity.max_write_units_per_second == 100.5);
     CHECK(cfg->capacity.sweep_read_units_per_second == 25.0);
     CHECK_INT(cfg->sweep.interval_ms, 3600000);
@@ -147,7 +148,7 @@ TEST(config_full_file_sets_every_key)
     CHECK_STR(cfg->routes[1].match_aggregate_type, "Payment");
     CHECK(!cfg->routes[1].destination);
     CHECK_STR(cfg->routes[2].destination, "audit");
-    CHECK_INT(cfg->routes[2].line, 147);
+    CHECK_INT(cfg->routes[2].line, 148);
     ob_config_free(cfg);
 }
 
@@ -187,6 +188,7 @@ TEST(config_minimal_file_gets_defaults)
     CHECK_INT(cfg->relay.on_failure, OB_ON_FAILURE_DEAD_LETTER);
     CHECK(!cfg->relay.dead_letter_sink);
     CHECK_INT(cfg->relay.shutdown_timeout_ms, 30000);
+    CHECK_INT(cfg->relay.stuck_after_ms, 120000);
     CHECK(cfg->capacity.max_write_units_per_second == 0.0);
     CHECK(cfg->capacity.sweep_read_units_per_second == 50.0);
     CHECK_INT(cfg->sweep.interval_ms, 600000);
