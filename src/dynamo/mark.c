@@ -99,9 +99,10 @@ json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const cha
 
 bool ob_mark_error_permanent(const struct ob_error *err)
 {
-    if (strcmp(err->aws_type, "ExpiredTokenException") == 0)
-        return false;
-    return err->code == OB_ERR_VALIDATION || err->code == OB_ERR_ACCESS_DENIED;
+    /* OB_ERR_ACCESS_DENIED also names refusals of the credentials or the
+     * signature (InvalidSignatureException from a skewed clock, an expired
+     * or rotated token): those pass once the clock or the credentials do. */
+    return err->code == OB_ERR_VALIDATION || strcmp(err->aws_type, "AccessDeniedException") == 0;
 }
 
 /* Lookups run in chunks of at most 100 keys (BatchGetItem's limit). The

@@ -27,8 +27,11 @@ json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const cha
                                     int64_t retry_count, const char *error, int64_t ttl_seconds);
 
 /* Whether a failed write of an item will fail again however often it is
- * tried (ValidationException such as the 400 KB item size, AccessDenied);
- * an expired token is not: it is refreshed. */
+ * tried: ValidationException (such as the 400 KB item size) and
+ * AccessDeniedException (a policy denies it). A refused signature or token
+ * (InvalidSignatureException, ExpiredTokenException,
+ * UnrecognizedClientException, MissingAuthenticationToken) is not: a
+ * clock or credentials that were off for a while (SPEC §6). */
 bool ob_mark_error_permanent(const struct ob_error *err);
 
 /* A dead-lettered item (deadLetteredAt set) is handled, though not
