@@ -102,6 +102,7 @@ enum write_kind {
 struct pipeline_write {
     enum write_kind kind;
     int tries;                       /* failed tries of this write */
+    bool with_ttl;                   /* a dead-letter record: the dead-letter sink took the message */
     uint64_t entry;                  /* the entry's id: entries move while a mark runs */
     /* WRITE_MARK: the sink's latency histogram. The series, not the sink's
      * health: a mark may outlive the routing (SIGHUP) it was sent under,
@@ -190,6 +191,7 @@ static struct pipeline_write *add_write(struct ob_pipeline *p, struct pipeline_w
     ob_buf_reset(&x->body);
     x->kind = kind;
     x->tries = 0;
+    x->with_ttl = false;
     x->entry = e->id;
     x->latency = h ? h->latency : NULL;
     x->next = x->prev = NULL;
@@ -237,17 +239,16 @@ static const char *short_error(const char *msg, char out[SHORT_ERROR_MAX + 1])
     return out;
 }
 
-/* The dead-letter record of e; its lastError cut when short. With a ttl
- * only when the dead-letter sink took the message: the ttl's presence in
- * the body says so when the record is written again. */
-static json_t *dead_letter_request(const struct ob_config *cfg, struct ob_entry *e, bool with_ttl, bool short_)
+/* The record x writes on e (WRITE_DEAD, or a smaller write with lastError
+ * cut): with a ttl only when x->with_ttl. */
+static json_t *dead_letter_request(const struct ob_config *cfg, struct ob_entry *e, const struct pipeline_write *x)
 {
     char cut[SHORT_ERROR_MAX + 1];
     const char *error = e->last_error ? e->last_error : "dead-lettered";
     return ob_mark_dead_letter_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
                                        e->rec.msg.retry_count + e->failures,
-                                       short_ ? short_error(error, cut) : error,
-                                       with_ttl ? cfg->table.ttl_seconds : 0);
+                                       x->kind == WRITE_DEAD ? error : short_error(error, cut),
+                                       x->with_ttl ? cfg->table.ttl_seconds : 0);
 }
 
 static void entry_done_dead(struct ob_pipeline *p, struct ob_entry *e)
@@ -328,14 +329,14 @@ static bool write_refused(struct ob_pipeline *p, struct pipeline_write *x, struc
         set_error(e, why);
         ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "%s; recording that on the item instead", why);
         x->kind = WRITE_NOT_MARKED;
-        set_json_body(x, dead_letter_request(cfg, e, false, true));
+        set_json_body(x, dead_letter_request(cfg, e, x));
         break;
     }
     case WRITE_DEAD:
         ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "recording the dead letter failed (%s); writing it again "
                         "with lastError cut to %d bytes", x->call.err.msg, SHORT_ERROR_MAX);
         x->kind = WRITE_DEAD_SHORT;
-        set_json_body(x, dead_letter_request(cfg, e, strstr(x->body.data, "#ttl") != NULL, true));
+        set_json_body(x, dead_letter_request(cfg, e, x));
         break;
     default:
         return false;
@@ -680,7 +681,9 @@ static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_
             continue;
         }
         e->next_at_ms = INT64_MAX; /* its record is written: not picked again until that fails */
-        add_json_write(p, ws, WRITE_DEAD, e, dead_letter_request(cfg, e, taken, false));
+        struct pipeline_write *x = add_write(p, ws, WRITE_DEAD, e, NULL);
+        x->with_ttl = taken;
+        set_json_body(x, dead_letter_request(cfg, e, x));
     }
     release_items(items, n);
 }

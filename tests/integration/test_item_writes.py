@@ -5,6 +5,7 @@ up, and nothing is delivered again in a loop."""
 import json
 
 from harness.fault_proxy import Rule
+from harness.http_receiver import HttpReceiver
 from relay_util import (dlq_sink, free_port, http_sink, metric, metric_samples, produce, relay_config,
                         scan_items, wait_until, with_relay)
 
@@ -35,3 +36,41 @@ def test_a_mark_refused_for_a_signature_or_token_is_written_again_until_it_passe
     assert metric(samples, "outboxd_item_write_failures_total", write="published", error="transient") == 12
     assert len(http_receiver.requests) == 20
     assert d.stop() == 0
+
+
+def with_message_type(type_key):
+    """A GetRecords rewrite: every new item's messageType becomes an attribute value of type
+    type_key (a poison item whose reason, in lastError, quotes type_key)."""
+    def rewrite(answer):
+        for r in answer.get("Records", []):
+            image = r.get("dynamodb", {}).get("NewImage")
+            if image and r.get("eventName") == "INSERT":
+                image["messageType"] = {type_key: "x"}
+        return answer
+    return rewrite
+
+
+def test_a_dead_letter_record_written_again_keeps_no_ttl_whatever_its_last_error_says(
+        ddb, table, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    # The dead-letter sink rejects the dead letter (so no ttl, SPEC §3); DynamoDB refuses the
+    # first record for good, so it is written again shorter. lastError quotes "#ttl".
+    fault_proxy.set_rules([Rule(match_target="GetRecords", action="rewrite", rewrite=with_message_type("#ttl")),
+                           Rule(match_target="UpdateItem", match_body="deadLetteredAt", action="error",
+                                error_type="ValidationException", message="refused by the test", times=1)])
+    dl = HttpReceiver().start()
+    try:
+        dl.respond(lambda req: 422)
+        cfg = tmp_config(with_relay(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url)
+                                                 + http_sink("dlq", dl.url), default_sink="hook"),
+                                    dead_letter_sink="dlq"))
+        d = spawn_outboxd("run", "-c", cfg)
+        produce(ddb.endpoint, table, 1, 1)
+        assert wait_until(lambda: any("deadLetteredAt" in i for i in scan_items(ddb, table)), 30), \
+            d.output()[-3000:]
+        [item] = scan_items(ddb, table)
+        assert "(#ttl)" in item["lastError"]["S"] and "HTTP 422" in item["lastError"]["S"], item
+        assert "ttl" not in item, item
+        assert len(dl.requests) == 1 and http_receiver.requests == []
+        assert d.stop() == 0
+    finally:
+        dl.stop()
