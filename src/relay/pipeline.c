@@ -93,10 +93,11 @@ static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const str
  * again for a record that could not be written (SPEC §3). */
 enum write_kind {
     WRITE_MARK,
+    WRITE_MARK_MINIMAL, /* isPublished alone: DynamoDB refused the whole mark (an item near 400 KB) */
     WRITE_FAILED,
     WRITE_DEAD,
     WRITE_DEAD_SHORT,   /* the dead-letter record again, lastError cut: DynamoDB refused the full one */
-    WRITE_NOT_MARKED,   /* DynamoDB refused the mark for good: the item is recorded as handled instead */
+    WRITE_NOT_MARKED,   /* DynamoDB refused both marks: the item is recorded as handled instead */
 };
 
 struct pipeline_write {
@@ -264,6 +265,7 @@ static const char *write_name(enum write_kind kind)
 {
     switch (kind) {
     case WRITE_MARK:
+    case WRITE_MARK_MINIMAL:
     case WRITE_NOT_MARKED:
         return "published";
     case WRITE_DEAD:
@@ -305,15 +307,19 @@ static void write_retry(struct ob_pipeline *p, struct pipeline_write *x, struct 
 }
 
 /* Nothing could be recorded on the item: the entry is let go, so its
- * shard goes on (a sweep may find the item again). */
+ * shard goes on, and remembered, so that no sweep of this process (which
+ * finds it unpublished) delivers it again. */
 static void write_given_up(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e)
 {
     char labels[48];
     snprintf(labels, sizeof labels, "write=\"%s\"", write_name(x->kind));
     ob_metric_count("outboxd_item_writes_given_up_total", labels, 1);
+    bool remembered = ob_given_up_add(&p->relay->given_up, e->rec.msg.pk, e->rec.msg.sk);
     ob_pipeline_log(p, OB_SEV_ERROR, e->rec.msg.sk,
-                    "DynamoDB refused the item's %s record for good; giving it up unrecorded: %s",
-                    write_name(x->kind), x->call.err.msg);
+                    "DynamoDB refused the item's %s record for good; giving it up unrecorded (%s): %s",
+                    write_name(x->kind), remembered ? "no sweep sends it again until a restart"
+                                                    : "too many given up: a sweep may send it again",
+                    x->call.err.msg);
 }
 
 /* DynamoDB refused x for good. Returns whether x goes again, as the
@@ -322,7 +328,13 @@ static bool write_refused(struct ob_pipeline *p, struct pipeline_write *x, struc
 {
     const struct ob_config *cfg = p->relay->cfg;
     switch (x->kind) {
-    case WRITE_MARK: {
+    case WRITE_MARK:
+        ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "DynamoDB refused the mark (%s); marking the item published "
+                        "without publishedAt and ttl instead (it is not deleted by its ttl)", x->call.err.msg);
+        x->kind = WRITE_MARK_MINIMAL;
+        set_json_body(x, ob_mark_published_minimal_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk));
+        break;
+    case WRITE_MARK_MINIMAL: {
         /* deadLetteredAt: the sweeper does not deliver it again. */
         char why[OB_ERROR_MSG_MAX + 64];
         snprintf(why, sizeof why, "delivered, but marking it published failed: %s", x->call.err.msg);
@@ -356,7 +368,8 @@ static bool write_done(struct ob_pipeline *p, struct pipeline_write *x, int64_t 
         return false; /* cannot happen: an entry with a write running is not done */
     if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
         switch (x->kind) {
-        case WRITE_MARK: {
+        case WRITE_MARK:
+        case WRITE_MARK_MINIMAL: {
             if (rc == OB_ERR_CONDITION_FAILED)
                 ob_metric_count("outboxd_messages_duplicate_total", "", 1);
             int64_t created = e->rec.msg.created_at_ms ? e->rec.msg.created_at_ms : e->rec.msg.approximate_creation_ms;
