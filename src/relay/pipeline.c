@@ -560,6 +560,35 @@ static void release_items(struct wave_item *items, size_t n)
     }
 }
 
+/* Which message a probe was: ob_item_key_hash (a poison item may have no
+ * keys: its key's hash then). */
+static uint64_t probe_message(const struct ob_entry *e)
+{
+    const struct ob_message *m = &e->rec.msg;
+    return m->pk && m->sk ? ob_item_key_hash(m->pk, strlen(m->pk), m->sk, strlen(m->sk)) : e->key_hash;
+}
+
+/* How many of items[0..k), bound for the sink of h, go now (moved to the
+ * front); the others wait. A probe is a message other than the last probe
+ * that failed when there is one: a message the sink fails alone would
+ * else probe it for good, and keep it down for every other. */
+static size_t admit(const struct ob_config *cfg, struct ob_sink_health *h, struct wave_item *items, size_t k,
+                    int64_t now, bool *probe)
+{
+    int64_t retry_at = now;
+    size_t admitted = ob_sink_admit(cfg, h, k, now, &retry_at, probe);
+    for (size_t i = 0; *probe && i < k; i++)
+        if (!ob_sink_probe_failed_last(h, probe_message(items[i].e))) {
+            struct wave_item first = items[0];
+            items[0] = items[i];
+            items[i] = first;
+            break;
+        }
+    for (size_t i = admitted; i < k; i++)
+        items[i].e->next_at_ms = retry_at;
+    return admitted;
+}
+
 /* Publishes items[0..n) to sink (all of them go to it). */
 static void publish_to(struct ob_sink *sink, struct wave_item *items, size_t n, struct ob_delivery *d,
                        const char *error_info)
@@ -592,17 +621,13 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
             continue;
         struct ob_sink_health *h = &rt->health[s];
         bool probe;
-        int64_t retry_at;
-        size_t admitted = ob_sink_admit(cfg, h, k, now, &retry_at, &probe);
-        for (size_t i = admitted; i < k; i++)
-            group[i].e->next_at_ms = retry_at;
-        k = admitted;
+        k = admit(cfg, h, group, k, now, &probe);
         if (k == 0)
             continue;
         int64_t sent_at = ob_mono_ms();
         publish_to(rt->sinks[s], group, k, d, NULL);
         if (probe)
-            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
+            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, probe_message(group[0].e), now);
         /* The answers first: they say whether the batch's retriable
          * failures count. */
         for (size_t i = 0; i < k; i++)
@@ -649,20 +674,17 @@ static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_
     int64_t sent_at = 0;
     if (rt->dead_letter) {
         bool probe;
-        int64_t retry_at;
-        k = ob_sink_admit(cfg, h, n, now, &retry_at, &probe);
-        for (size_t i = k; i < n; i++)
-            picks[i]->next_at_ms = retry_at;
+        k = admit(cfg, h, items, n, now, &probe);
         sent_at = ob_mono_ms();
         publish_to(rt->dead_letter, items, k, d, "error");
         if (probe)
-            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
+            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, probe_message(items[0].e), now);
         for (size_t i = 0; i < k; i++)
             if (d[i].result != OB_DELIVERY_RETRY)
                 ob_sink_answered(h);
     }
     for (size_t i = 0; i < k; i++) {
-        struct ob_entry *e = picks[i];
+        struct ob_entry *e = items[i].e; /* admitted ones first: in items' order */
         bool taken = false;
         if (rt->dead_letter) {
             ob_metric_add(d[i].result == OB_DELIVERY_ACK ? h->delivered : h->failed, 1);

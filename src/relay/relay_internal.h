@@ -29,6 +29,7 @@ struct ob_sink_health {
     atomic_bool probing;             /* while down: one message, process-wide, tests it */
     atomic_llong next_probe_at_ms;   /* monotonic */
     atomic_int probe_failures;
+    atomic_ullong failed_probe;      /* the message (ob_item_key_hash) of the last probe that failed */
     struct ob_metric_series *up_gauge, *delivered, *failed, *latency;
 };
 
