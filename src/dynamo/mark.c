@@ -68,6 +68,13 @@ void ob_mark_published_body(struct ob_buf *out, const char *table, const char *p
     ob_buf_puts(out, "\"}},\"ReturnConsumedCapacity\":\"TOTAL\"}");
 }
 
+json_t *ob_mark_published_minimal_request(const char *table, const char *pk, const char *sk)
+{
+    json_t *req = update_request(table, pk, sk, "SET isPublished = :t REMOVE lastError", UNPUBLISHED, false);
+    set_value(req, ":t", json_pack("{s:b}", "BOOL", 1));
+    return req;
+}
+
 json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk, int64_t retry_count,
                                const char *error)
 {
@@ -99,9 +106,10 @@ json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const cha
 
 bool ob_mark_error_permanent(const struct ob_error *err)
 {
-    if (strcmp(err->aws_type, "ExpiredTokenException") == 0)
-        return false;
-    return err->code == OB_ERR_VALIDATION || err->code == OB_ERR_ACCESS_DENIED;
+    /* OB_ERR_ACCESS_DENIED also names refusals of the credentials or the
+     * signature (InvalidSignatureException from a skewed clock, an expired
+     * or rotated token): those pass once the clock or the credentials do. */
+    return err->code == OB_ERR_VALIDATION || strcmp(err->aws_type, "AccessDeniedException") == 0;
 }
 
 /* Lookups run in chunks of at most 100 keys (BatchGetItem's limit). The
@@ -109,8 +117,7 @@ bool ob_mark_error_permanent(const struct ob_error *err)
  * cold start checks every record of a backlog. */
 #define KEYS_PER_CALL 100
 
-/* FNV-1a over pk, a separator, sk. */
-static uint64_t key_hash(const char *pk, size_t pk_len, const char *sk, size_t sk_len)
+uint64_t ob_item_key_hash(const char *pk, size_t pk_len, const char *sk, size_t sk_len)
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < pk_len; i++)
@@ -211,7 +218,7 @@ static long scan_item(struct ob_jscan *s, const struct lookup_chunk *ch, const s
         }
     }
     if (has_pk && has_sk) {
-        uint64_t h = key_hash(pk.v.s, pk.v.len, sk.v.s, sk.v.len);
+        uint64_t h = ob_item_key_hash(pk.v.s, pk.v.len, sk.v.s, sk.v.len);
         for (size_t i = 0; i < ch->n && which < 0; i++)
             if (ch->hash[i] == h && key_text_is(&pk, keys[ch->idx[i]].pk) && key_text_is(&sk, keys[ch->idx[i]].sk))
                 which = (long)i;
@@ -350,7 +357,7 @@ static void round_prepare(struct ob_items_lookup *l)
         for (ch->n = 0; ch->n < KEYS_PER_CALL && at < l->n_todo; ch->n++, at++) {
             ch->idx[ch->n] = l->todo[at];
             const struct ob_item_key *k = &l->keys[l->todo[at]];
-            ch->hash[ch->n] = key_hash(k->pk, strlen(k->pk), k->sk, strlen(k->sk));
+            ch->hash[ch->n] = ob_item_key_hash(k->pk, strlen(k->pk), k->sk, strlen(k->sk));
         }
         chunk_body(ch, l->table, l->keys);
         ob_ddb_prepare_raw_call(l->d, &ch->call, "BatchGetItem", ch->body.data, ch->body.len);

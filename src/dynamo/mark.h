@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/buf.h"
@@ -20,6 +21,9 @@ void ob_mark_published_body(struct ob_buf *out, const char *table, const char *p
                             int64_t ttl_seconds);
 
 /* Request bodies for UpdateItem (caller owns: json_decref). */
+/* The smallest mark: isPublished = true without publishedAt and ttl, for
+ * an item the whole mark would take past DynamoDB's 400 KB. */
+json_t *ob_mark_published_minimal_request(const char *table, const char *pk, const char *sk);
 json_t *ob_mark_failed_request(const char *table, const char *pk, const char *sk, int64_t retry_count,
                                const char *error);
 /* ttl_seconds 0: no ttl (the item stays until an operator acts). */
@@ -27,14 +31,21 @@ json_t *ob_mark_dead_letter_request(const char *table, const char *pk, const cha
                                     int64_t retry_count, const char *error, int64_t ttl_seconds);
 
 /* Whether a failed write of an item will fail again however often it is
- * tried (ValidationException such as the 400 KB item size, AccessDenied);
- * an expired token is not: it is refreshed. */
+ * tried: ValidationException (such as the 400 KB item size) and
+ * AccessDeniedException (a policy denies it). A refused signature or token
+ * (InvalidSignatureException, ExpiredTokenException,
+ * UnrecognizedClientException, MissingAuthenticationToken) is not: a
+ * clock or credentials that were off for a while (SPEC §6). */
 bool ob_mark_error_permanent(const struct ob_error *err);
 
 /* A dead-lettered item (deadLetteredAt set) is handled, though not
  * published (SPEC §3). OB_ITEM_UNKNOWN: the answer does not name the
  * item, which may be deleted or merely left out of it. */
 enum ob_item_state { OB_ITEM_UNKNOWN, OB_ITEM_UNPUBLISHED, OB_ITEM_PUBLISHED, OB_ITEM_DEAD_LETTERED };
+
+/* FNV-1a over pk, a separator, sk: where an item is kept in a hash table
+ * (equal hashes are told apart by the keys). */
+uint64_t ob_item_key_hash(const char *pk, size_t pk_len, const char *sk, size_t sk_len);
 
 struct ob_item_key {
     const char *pk;

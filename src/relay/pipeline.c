@@ -93,15 +93,17 @@ static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const str
  * again for a record that could not be written (SPEC §3). */
 enum write_kind {
     WRITE_MARK,
+    WRITE_MARK_MINIMAL, /* isPublished alone: DynamoDB refused the whole mark (an item near 400 KB) */
     WRITE_FAILED,
     WRITE_DEAD,
     WRITE_DEAD_SHORT,   /* the dead-letter record again, lastError cut: DynamoDB refused the full one */
-    WRITE_NOT_MARKED,   /* DynamoDB refused the mark for good: the item is recorded as handled instead */
+    WRITE_NOT_MARKED,   /* DynamoDB refused both marks: the item is recorded as handled instead */
 };
 
 struct pipeline_write {
     enum write_kind kind;
     int tries;                       /* failed tries of this write */
+    bool with_ttl;                   /* a dead-letter record: the dead-letter sink took the message */
     uint64_t entry;                  /* the entry's id: entries move while a mark runs */
     /* WRITE_MARK: the sink's latency histogram. The series, not the sink's
      * health: a mark may outlive the routing (SIGHUP) it was sent under,
@@ -190,6 +192,7 @@ static struct pipeline_write *add_write(struct ob_pipeline *p, struct pipeline_w
     ob_buf_reset(&x->body);
     x->kind = kind;
     x->tries = 0;
+    x->with_ttl = false;
     x->entry = e->id;
     x->latency = h ? h->latency : NULL;
     x->next = x->prev = NULL;
@@ -237,17 +240,16 @@ static const char *short_error(const char *msg, char out[SHORT_ERROR_MAX + 1])
     return out;
 }
 
-/* The dead-letter record of e; its lastError cut when short. With a ttl
- * only when the dead-letter sink took the message: the ttl's presence in
- * the body says so when the record is written again. */
-static json_t *dead_letter_request(const struct ob_config *cfg, struct ob_entry *e, bool with_ttl, bool short_)
+/* The record x writes on e (WRITE_DEAD, or a smaller write with lastError
+ * cut): with a ttl only when x->with_ttl. */
+static json_t *dead_letter_request(const struct ob_config *cfg, struct ob_entry *e, const struct pipeline_write *x)
 {
     char cut[SHORT_ERROR_MAX + 1];
     const char *error = e->last_error ? e->last_error : "dead-lettered";
     return ob_mark_dead_letter_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
                                        e->rec.msg.retry_count + e->failures,
-                                       short_ ? short_error(error, cut) : error,
-                                       with_ttl ? cfg->table.ttl_seconds : 0);
+                                       x->kind == WRITE_DEAD ? error : short_error(error, cut),
+                                       x->with_ttl ? cfg->table.ttl_seconds : 0);
 }
 
 static void entry_done_dead(struct ob_pipeline *p, struct ob_entry *e)
@@ -263,6 +265,7 @@ static const char *write_name(enum write_kind kind)
 {
     switch (kind) {
     case WRITE_MARK:
+    case WRITE_MARK_MINIMAL:
     case WRITE_NOT_MARKED:
         return "published";
     case WRITE_DEAD:
@@ -304,15 +307,19 @@ static void write_retry(struct ob_pipeline *p, struct pipeline_write *x, struct 
 }
 
 /* Nothing could be recorded on the item: the entry is let go, so its
- * shard goes on (a sweep may find the item again). */
+ * shard goes on, and remembered, so that no sweep of this process (which
+ * finds it unpublished) delivers it again. */
 static void write_given_up(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e)
 {
     char labels[48];
     snprintf(labels, sizeof labels, "write=\"%s\"", write_name(x->kind));
     ob_metric_count("outboxd_item_writes_given_up_total", labels, 1);
+    bool remembered = ob_given_up_add(&p->relay->given_up, e->rec.msg.pk, e->rec.msg.sk);
     ob_pipeline_log(p, OB_SEV_ERROR, e->rec.msg.sk,
-                    "DynamoDB refused the item's %s record for good; giving it up unrecorded: %s",
-                    write_name(x->kind), x->call.err.msg);
+                    "DynamoDB refused the item's %s record for good; giving it up unrecorded (%s): %s",
+                    write_name(x->kind), remembered ? "no sweep sends it again until a restart"
+                                                    : "too many given up: a sweep may send it again",
+                    x->call.err.msg);
 }
 
 /* DynamoDB refused x for good. Returns whether x goes again, as the
@@ -321,21 +328,27 @@ static bool write_refused(struct ob_pipeline *p, struct pipeline_write *x, struc
 {
     const struct ob_config *cfg = p->relay->cfg;
     switch (x->kind) {
-    case WRITE_MARK: {
+    case WRITE_MARK:
+        ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "DynamoDB refused the mark (%s); marking the item published "
+                        "without publishedAt and ttl instead (it is not deleted by its ttl)", x->call.err.msg);
+        x->kind = WRITE_MARK_MINIMAL;
+        set_json_body(x, ob_mark_published_minimal_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk));
+        break;
+    case WRITE_MARK_MINIMAL: {
         /* deadLetteredAt: the sweeper does not deliver it again. */
         char why[OB_ERROR_MSG_MAX + 64];
         snprintf(why, sizeof why, "delivered, but marking it published failed: %s", x->call.err.msg);
         set_error(e, why);
         ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "%s; recording that on the item instead", why);
         x->kind = WRITE_NOT_MARKED;
-        set_json_body(x, dead_letter_request(cfg, e, false, true));
+        set_json_body(x, dead_letter_request(cfg, e, x));
         break;
     }
     case WRITE_DEAD:
         ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "recording the dead letter failed (%s); writing it again "
                         "with lastError cut to %d bytes", x->call.err.msg, SHORT_ERROR_MAX);
         x->kind = WRITE_DEAD_SHORT;
-        set_json_body(x, dead_letter_request(cfg, e, strstr(x->body.data, "#ttl") != NULL, true));
+        set_json_body(x, dead_letter_request(cfg, e, x));
         break;
     default:
         return false;
@@ -355,7 +368,8 @@ static bool write_done(struct ob_pipeline *p, struct pipeline_write *x, int64_t 
         return false; /* cannot happen: an entry with a write running is not done */
     if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
         switch (x->kind) {
-        case WRITE_MARK: {
+        case WRITE_MARK:
+        case WRITE_MARK_MINIMAL: {
             if (rc == OB_ERR_CONDITION_FAILED)
                 ob_metric_count("outboxd_messages_duplicate_total", "", 1);
             int64_t created = e->rec.msg.created_at_ms ? e->rec.msg.created_at_ms : e->rec.msg.approximate_creation_ms;
@@ -546,6 +560,35 @@ static void release_items(struct wave_item *items, size_t n)
     }
 }
 
+/* Which message a probe was: ob_item_key_hash (a poison item may have no
+ * keys: its key's hash then). */
+static uint64_t probe_message(const struct ob_entry *e)
+{
+    const struct ob_message *m = &e->rec.msg;
+    return m->pk && m->sk ? ob_item_key_hash(m->pk, strlen(m->pk), m->sk, strlen(m->sk)) : e->key_hash;
+}
+
+/* How many of items[0..k), bound for the sink of h, go now (moved to the
+ * front); the others wait. A probe is a message other than the last probe
+ * that failed when there is one: a message the sink fails alone would
+ * else probe it for good, and keep it down for every other. */
+static size_t admit(const struct ob_config *cfg, struct ob_sink_health *h, struct wave_item *items, size_t k,
+                    int64_t now, bool *probe)
+{
+    int64_t retry_at = now;
+    size_t admitted = ob_sink_admit(cfg, h, k, now, &retry_at, probe);
+    for (size_t i = 0; *probe && i < k; i++)
+        if (!ob_sink_probe_failed_last(h, probe_message(items[i].e))) {
+            struct wave_item first = items[0];
+            items[0] = items[i];
+            items[i] = first;
+            break;
+        }
+    for (size_t i = admitted; i < k; i++)
+        items[i].e->next_at_ms = retry_at;
+    return admitted;
+}
+
 /* Publishes items[0..n) to sink (all of them go to it). */
 static void publish_to(struct ob_pipeline *p, struct ob_sink *sink, struct wave_item *items, size_t n,
                        struct ob_delivery *d, const char *error_info)
@@ -582,17 +625,13 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
             continue;
         struct ob_sink_health *h = &rt->health[s];
         bool probe;
-        int64_t retry_at;
-        size_t admitted = ob_sink_admit(cfg, h, k, now, &retry_at, &probe);
-        for (size_t i = admitted; i < k; i++)
-            group[i].e->next_at_ms = retry_at;
-        k = admitted;
+        k = admit(cfg, h, group, k, now, &probe);
         if (k == 0)
             continue;
         int64_t sent_at = ob_mono_ms();
         publish_to(p, rt->sinks[s], group, k, d, NULL);
         if (probe)
-            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
+            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, probe_message(group[0].e), now);
         /* The answers first: they say whether the batch's retriable
          * failures count. */
         for (size_t i = 0; i < k; i++)
@@ -639,20 +678,17 @@ static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_
     int64_t sent_at = 0;
     if (rt->dead_letter) {
         bool probe;
-        int64_t retry_at;
-        k = ob_sink_admit(cfg, h, n, now, &retry_at, &probe);
-        for (size_t i = k; i < n; i++)
-            picks[i]->next_at_ms = retry_at;
+        k = admit(cfg, h, items, n, now, &probe);
         sent_at = ob_mono_ms();
         publish_to(p, rt->dead_letter, items, k, d, "error");
         if (probe)
-            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, now);
+            ob_sink_probed(cfg, h, d[0].result != OB_DELIVERY_RETRY, probe_message(items[0].e), now);
         for (size_t i = 0; i < k; i++)
             if (d[i].result != OB_DELIVERY_RETRY)
                 ob_sink_answered(h);
     }
     for (size_t i = 0; i < k; i++) {
-        struct ob_entry *e = picks[i];
+        struct ob_entry *e = items[i].e; /* admitted ones first: in items' order */
         bool taken = false;
         if (rt->dead_letter) {
             ob_metric_add(d[i].result == OB_DELIVERY_ACK ? h->delivered : h->failed, 1);
@@ -684,7 +720,9 @@ static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_
             continue;
         }
         e->next_at_ms = INT64_MAX; /* its record is written: not picked again until that fails */
-        add_json_write(p, ws, WRITE_DEAD, e, dead_letter_request(cfg, e, taken, false));
+        struct pipeline_write *x = add_write(p, ws, WRITE_DEAD, e, NULL);
+        x->with_ttl = taken;
+        set_json_body(x, dead_letter_request(cfg, e, x));
     }
     release_items(items, n);
 }

@@ -397,6 +397,7 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     pthread_condattr_destroy(&monotonic);
     pthread_mutex_init(&r->routing_lock, NULL);
     pthread_mutex_init(&r->budget_lock, NULL);
+    ob_given_up_init(&r->given_up, OB_GIVEN_UP_MAX);
     /* A second of budget may be saved up, no more. */
     ob_bucket_init(&r->write_budget, cfg->capacity.max_write_units_per_second,
                    cfg->capacity.max_write_units_per_second, ob_mono_ms());
@@ -436,6 +437,7 @@ static void relay_close(struct ob_relay *r)
     ob_health_free(&r->health);
     pthread_mutex_destroy(&r->routing_lock);
     pthread_mutex_destroy(&r->budget_lock);
+    ob_given_up_free(&r->given_up);
     pthread_cond_destroy(&r->wake);
     pthread_mutex_destroy(&r->lock);
 }

@@ -13,6 +13,7 @@
 #include "dynamo/ddb.h"
 #include "dynamo/leases.h"
 #include "dynamo/streams.h"
+#include "relay/given_up.h"
 #include "relay/health.h"
 #include "sinks/sink.h"
 
@@ -29,6 +30,7 @@ struct ob_sink_health {
     atomic_bool probing;             /* while down: one message, process-wide, tests it */
     atomic_llong next_probe_at_ms;   /* monotonic */
     atomic_int probe_failures;
+    atomic_ullong failed_probe;      /* the message (ob_item_key_hash) of the last probe that failed */
     struct ob_metric_series *up_gauge, *delivered, *failed, *latency;
 };
 
@@ -58,6 +60,9 @@ struct ob_relay {
     atomic_llong stop_deadline_ms;   /* monotonic; workers give up draining after it */
     atomic_bool sweep_needed;        /* stream data was trimmed before it was read */
     atomic_bool discovered;          /* the first DescribeStream succeeded */
+
+    /* Items given up unrecorded: no sweep of this process delivers them again. */
+    struct ob_given_up given_up;
 
     /* capacity.max_write_units_per_second over every worker's writes. */
     pthread_mutex_t budget_lock;
@@ -128,6 +133,7 @@ struct ob_sweep_stats {
     size_t undelivered;              /* left when the sweep stopped early */
     size_t blocked;                  /* on_failure: block; left for the next sweep with their keys */
     size_t rechecked;                /* found published or dead-lettered right before sending */
+    size_t given_up;                 /* given up unrecorded by this process before: not sent again */
     int64_t cutoff_ms;               /* createdAt before it was swept (0: the stream held everything back) */
     char *behind;                    /* owned: the shard whose reader held the cutoff back, or NULL */
     bool stopped_early;              /* a stop came before every item was read and delivered */

@@ -21,6 +21,8 @@ void ob_sink_answered(struct ob_sink_health *h)
 
 bool ob_sink_failed_retriably(struct ob_sink_health *h, const struct ob_delivery *d, int64_t sent_at)
 {
+    if (d->destination_unreachable)
+        return atomic_load(&h->up);
     int in_a_row = atomic_fetch_add(&h->consecutive_retry, 1) + 1;
     if ((d->unreachable || in_a_row >= SINK_DOWN_AFTER) && atomic_exchange(&h->up, false)) {
         ob_metric_set(h->up_gauge, 0);
@@ -47,11 +49,18 @@ size_t ob_sink_admit(const struct ob_config *cfg, struct ob_sink_health *h, size
     return *probe ? 1 : 0;
 }
 
-void ob_sink_probed(const struct ob_config *cfg, struct ob_sink_health *h, bool answered, int64_t now)
+void ob_sink_probed(const struct ob_config *cfg, struct ob_sink_health *h, bool answered, uint64_t message,
+                    int64_t now)
 {
+    atomic_store(&h->failed_probe, answered ? 0 : message);
     if (!answered) {
         int n = atomic_fetch_add(&h->probe_failures, 1) + 1;
         atomic_store(&h->next_probe_at_ms, now + ob_relay_backoff_ms(cfg, n));
     }
     atomic_store(&h->probing, false);
+}
+
+bool ob_sink_probe_failed_last(struct ob_sink_health *h, uint64_t message)
+{
+    return atomic_load(&h->failed_probe) == message;
 }

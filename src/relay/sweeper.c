@@ -195,6 +195,10 @@ static void recheck_and_push(struct sweep *sw)
     int64_t now = ob_mono_ms();
     for (size_t i = 0; i < n; i++) {
         struct ob_entry *e = ob_window_push(&sw->pipe.window, &sw->found[i], now);
+        if (e->state != OB_ENTRY_DONE && ob_given_up_has(&sw->r->given_up, e->rec.msg.pk, e->rec.msg.sk)) {
+            ob_window_set_state(&sw->pipe.window, e, OB_ENTRY_DONE);
+            sw->st->given_up++;
+        }
         if (e->state != OB_ENTRY_DONE && key_blocked(sw, e->key_hash)) {
             ob_window_set_state(&sw->pipe.window, e, OB_ENTRY_DONE);
             sw->st->blocked++;

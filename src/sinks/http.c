@@ -519,7 +519,12 @@ static void req_finish(const struct http_sink *s, struct http_req *r)
         return;
     default:
         ob_delivery_set(r->d, OB_DELIVERY_RETRY, "%s (%s)", ex->error, shown);
-        r->d->unreachable = ex->failure == OB_HTTP_CONNECT;
+        /* The sink is its url's origin: a message's own destination
+         * elsewhere that cannot be reached fails that message alone. */
+        if (ex->failure == OB_HTTP_CONNECT && strcmp(ex->origin->key, s->target.origin.key) != 0)
+            r->d->destination_unreachable = true;
+        else
+            r->d->unreachable = ex->failure == OB_HTTP_CONNECT;
         return;
     }
 }

@@ -53,6 +53,7 @@ void ob_sink_publish(struct ob_sink *s, struct ob_delivery *batch, size_t n)
     for (size_t i = 0; i < n; i++) {
         batch[i].result = OB_DELIVERY_ACK;
         batch[i].unreachable = false;
+        batch[i].destination_unreachable = false;
         batch[i].error[0] = '\0';
     }
     if (n > 0)

@@ -291,9 +291,9 @@ def test_a_dead_letter_record_too_big_for_dynamodb_is_written_again_with_a_short
                                               ("AccessDeniedException", '"pk"')])
 def test_a_mark_dynamodb_refuses_for_good_is_not_retried_and_does_not_pin_the_checkpoint(
         ddb, table, fault_proxy, tmp_config, spawn_outboxd, run_outboxd, http_receiver, error_type, match):
-    # ValidationException on the mark (an item near 400 KB): the item is recorded as handled
-    # (deadLetteredAt, so no sweep delivers it again). AccessDenied on every write to the
-    # outbox table: nothing can be recorded; the entry is given up.
+    # ValidationException on both marks (the whole one and the one of isPublished alone): the
+    # item is recorded as handled (deadLetteredAt, so no sweep delivers it again). AccessDenied
+    # on every write to the outbox table: nothing can be recorded; the entry is given up.
     fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body=match, action="error",
                                 error_type=error_type, message="refused by the test")])
     port = free_port()
@@ -302,9 +302,10 @@ def test_a_mark_dynamodb_refuses_for_good_is_not_retried_and_does_not_pin_the_ch
     d = spawn_outboxd("run", "-c", cfg)
     produce(ddb.endpoint, table, 20, 2)
     assert http_receiver.wait_for(20, timeout=60), d.output()
-    assert wait_until(lambda: len(item_writes(fault_proxy, "SET isPublished")) >= 20, 20)
-    assert stays(lambda: len(item_writes(fault_proxy, "SET isPublished")) == 20, 4), \
-        f"{len(item_writes(fault_proxy, 'SET isPublished'))} marks tried for 20 messages"
+    assert wait_until(lambda: len(item_writes(fault_proxy, "SET isPublished")) >= 40, 20)
+    assert stays(lambda: len(item_writes(fault_proxy, "SET isPublished")) == 40, 4), \
+        f"{len(item_writes(fault_proxy, 'SET isPublished'))} marks tried for 20 messages (a whole and a minimal each)"
+    assert len(item_writes(fault_proxy, "publishedAt")) == 20
     assert len(http_receiver.requests) == 20
     items = scan_items(ddb, table)
     assert not any(i.get("isPublished", {}).get("BOOL") for i in items)

@@ -2,6 +2,7 @@
 #include "test.h"
 
 #include "aws/client.h"
+#include "dynamo/mark.h"
 
 static struct ob_error classify(long status, const char *body)
 {
@@ -59,6 +60,34 @@ TEST(server_errors_are_retriable_and_unknown_4xx_are_not)
     CHECK(!e.retriable);
     e = classify(400, "{\"__type\":\"x#UnrecognizedClientException\",\"message\":\"bad key\"}");
     CHECK_INT(e.code, OB_ERR_ACCESS_DENIED);
+}
+
+/* SPEC §3 and §6: a policy that denies the write, or a write DynamoDB finds
+ * invalid, fails however often it goes; a refusal of the credentials or
+ * the signature (a skewed clock, a token expired or rotated) passes once
+ * the clock or the credentials do, so an item write tries it again. */
+TEST(only_access_denied_and_validation_errors_refuse_an_item_write_for_good)
+{
+    static const char *const for_good[] = { "AccessDeniedException", "ValidationException",
+                                            "SerializationException" };
+    static const char *const passing[] = { "InvalidSignatureException", "UnrecognizedClientException",
+                                           "MissingAuthenticationToken", "ExpiredTokenException",
+                                           "IncompleteSignature", "ThrottlingException", "InternalServerError" };
+    char body[256];
+    for (size_t i = 0; i < sizeof for_good / sizeof for_good[0]; i++) {
+        snprintf(body, sizeof body, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#%s\",\"message\":\"x\"}",
+                 for_good[i]);
+        struct ob_error e = classify(400, body);
+        if (!ob_mark_error_permanent(&e))
+            ob_test_fail(__FILE__, __LINE__, "%s is not permanent", for_good[i]);
+    }
+    for (size_t i = 0; i < sizeof passing / sizeof passing[0]; i++) {
+        snprintf(body, sizeof body, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#%s\",\"message\":"
+                 "\"Signature expired: 20260101T000000Z is now earlier than 20260101T000500Z\"}", passing[i]);
+        struct ob_error e = classify(400, body);
+        if (ob_mark_error_permanent(&e))
+            ob_test_fail(__FILE__, __LINE__, "%s is permanent: an item write would give up on it", passing[i]);
+    }
 }
 
 TEST(endpoint_host_keeps_non_default_ports_only)

@@ -46,7 +46,7 @@ static void *worker(void *arg)
             continue;
         bool answered = i % 2;
         if (probe)
-            ob_sink_probed(&b->cfg, &b->h, answered, now);
+            ob_sink_probed(&b->cfg, &b->h, answered, 1, now);
         if (answered)
             ob_sink_answered(&b->h);
         else
@@ -93,7 +93,7 @@ TEST(a_sink_that_flaps_while_threads_send_to_it_can_always_be_probed_once_it_is_
                          "a probe is held that nobody sends", round, admitted, probe);
         if (admitted != 1 || !probe)
             return;
-        ob_sink_probed(&b.cfg, &b.h, true, INT64_MAX / 2);
+        ob_sink_probed(&b.cfg, &b.h, true, 1, INT64_MAX / 2);
     }
 }
 
@@ -113,7 +113,7 @@ TEST(while_a_sink_is_down_one_message_probes_it_and_the_others_wait_for_the_next
     CHECK(probe);
     CHECK_INT(ob_sink_admit(&cfg, &h, 5, 1000, &retry_at, &probe), 0);
     CHECK_INT(retry_at, 1100);
-    ob_sink_probed(&cfg, &h, false, 1000);
+    ob_sink_probed(&cfg, &h, false, 1, 1000);
     CHECK_INT(ob_sink_admit(&cfg, &h, 5, 1005, &retry_at, &probe), 0);
     CHECK(retry_at > 1005 && retry_at <= 1100);
     CHECK_INT(ob_sink_admit(&cfg, &h, 5, 1100, &retry_at, &probe), 1);
@@ -145,4 +145,36 @@ TEST(a_sink_is_down_after_three_retriable_failures_in_a_row_and_at_once_when_it_
     struct ob_delivery refused = { .result = OB_DELIVERY_RETRY, .unreachable = true };
     CHECK(!ob_sink_failed_retriably(&h, &refused, 0));
     CHECK(!atomic_load(&h.up));
+}
+
+TEST(a_message_whose_own_destination_cannot_be_reached_fails_alone_and_counts_while_the_sink_is_up)
+{
+    struct ob_sink_health h;
+    health_init(&h);
+    struct ob_delivery elsewhere = { .result = OB_DELIVERY_RETRY, .destination_unreachable = true };
+    for (int i = 0; i < 5; i++)
+        CHECK(ob_sink_failed_retriably(&h, &elsewhere, ob_mono_ms())); /* no other answer needed */
+    CHECK(atomic_load(&h.up));
+    CHECK_INT(atomic_load(&h.consecutive_retry), 0);
+    fail_until_down(&h);
+    CHECK(!ob_sink_failed_retriably(&h, &elsewhere, 0)); /* down: attempts do not count */
+}
+
+TEST(the_message_of_a_failed_probe_is_known_so_that_another_one_probes_next)
+{
+    struct ob_config cfg = { 0 };
+    cfg.relay.backoff_initial_ms = 100;
+    cfg.relay.backoff_max_ms = 100;
+    struct ob_sink_health h;
+    health_init(&h);
+    fail_until_down(&h);
+    int64_t retry_at;
+    bool probe;
+    CHECK_INT(ob_sink_admit(&cfg, &h, 2, 1000, &retry_at, &probe), 1);
+    ob_sink_probed(&cfg, &h, false, 42, 1000);
+    CHECK(ob_sink_probe_failed_last(&h, 42));
+    CHECK(!ob_sink_probe_failed_last(&h, 43));
+    CHECK_INT(ob_sink_admit(&cfg, &h, 2, 1100, &retry_at, &probe), 1);
+    ob_sink_probed(&cfg, &h, true, 43, 1100);
+    CHECK(!ob_sink_probe_failed_last(&h, 42));
 }

@@ -1,0 +1,79 @@
+"""One message cannot hold its sink down for every other (SPEC §3): a message whose own
+destination cannot be reached fails alone and is dead-lettered after relay.max_attempts, and a
+message a sink fails alone does not stay its probe while others wait."""
+
+import base64
+import json
+import time
+
+from relay_util import (dlq_sink, free_port, http_sink, lines_of, metric, metric_samples, produce, relay_config,
+                        scan_items, wait_until, with_relay)
+
+
+def put_message(ddb, table, key, aggregate_type="Test"):
+    """One unpublished outbox item whose payload is {"key": key, "n": 0}."""
+    payload = base64.b64encode(json.dumps({"key": key, "n": 0}).encode()).decode()
+    ddb.client().put_item(TableName=table, Item={
+        "pk": {"S": key}, "sk": {"S": f"{key}-0"}, "messageType": {"S": "Test.Event"},
+        "aggregateType": {"S": aggregate_type}, "payload": {"S": payload},
+        "createdAt": {"S": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}})
+
+
+def test_a_message_whose_own_destination_refuses_connections_is_dead_lettered_while_the_others_flow(
+        ddb, table, tmp_config, spawn_outboxd, http_receiver, tmp_path):
+    # The route sends aggregateType "bad" to an absolute URL of its own (the http sink takes it:
+    # test_sink_http's test_absolute_destination_replaces_url), where nobody listens.
+    nobody = free_port()
+    routes = f"""\
+routes:
+  - match: {{ aggregateType: "bad" }}
+    sink: hook
+    topic: "http://127.0.0.1:{nobody}/{{aggregateType}}"
+"""
+    dlq = tmp_path / "dlq.jsonl"
+    port = free_port()
+    cfg = tmp_config(with_relay(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)
+                                             + dlq_sink(dlq), extra=routes, metrics_port=port,
+                                             default_sink="hook"),
+                                max_attempts=3, dead_letter_sink="dlq"))
+    d = spawn_outboxd("run", "-c", cfg)
+    put_message(ddb, table, "bad", aggregate_type="bad")
+    produce(ddb.endpoint, table, 50, 10)
+    t0 = time.monotonic()
+    assert http_receiver.wait_for(50, timeout=30), \
+        f"{len(http_receiver.accepted())} of 50 arrived; {d.output()[-2000:]}"
+    print(f"\nthe 50 good messages arrived within {time.monotonic() - t0:.1f} s")
+    assert time.monotonic() - t0 < 15
+    assert wait_until(lambda: len(lines_of(dlq)) == 1, 30), d.output()[-3000:]
+    [dead] = lines_of(dlq)
+    assert dead["data"]["key"] == "bad" and "Connection refused" in dead["deadletterreason"]
+    assert wait_until(lambda: any("deadLetteredAt" in i for i in scan_items(ddb, table)), 10)
+    [bad] = [i for i in scan_items(ddb, table) if i["pk"]["S"] == "bad"]
+    assert int(bad["retryCount"]["N"]) == 3
+    assert metric(metric_samples(port), "outboxd_sink_up", sink="hook") == 1
+    assert "a sink is down" not in d.output()
+    assert d.stop() == 0
+
+
+def test_a_message_the_sink_fails_alone_is_not_its_only_probe_while_others_wait(
+        ddb, table, tmp_config, spawn_outboxd, http_receiver, tmp_path):
+    # The sink answers 503 to "bad" alone. Sent with nothing else, bad takes the sink down (an
+    # outage looks the same); then other messages come, and one of them must probe it.
+    http_receiver.respond(lambda req: 503 if json.loads(req.body)["key"] == "bad" else 200)
+    dlq = tmp_path / "dlq.jsonl"
+    port = free_port()
+    cfg = tmp_config(with_relay(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)
+                                             + dlq_sink(dlq), metrics_port=port, default_sink="hook"),
+                                max_attempts=3, dead_letter_sink="dlq"))
+    d = spawn_outboxd("run", "-c", cfg)
+    put_message(ddb, table, "bad")
+    assert wait_until(lambda: metric(metric_samples(port), "outboxd_sink_up", sink="hook") == 0, 30), \
+        d.output()[-3000:]
+    produce(ddb.endpoint, table, 20, 5)
+    t0 = time.monotonic()
+    assert http_receiver.wait_for(20, timeout=30), \
+        f"{len(http_receiver.accepted())} of 20 arrived; {d.output()[-2000:]}"
+    print(f"\nthe 20 good messages arrived within {time.monotonic() - t0:.1f} s")
+    assert time.monotonic() - t0 < 15
+    assert all(x["data"]["key"] == "bad" for x in lines_of(dlq))
+    assert d.stop() == 0
