@@ -473,6 +473,9 @@ void *ob_sweeper_main(void *arg)
                           "swept %s: %zu unpublished items older than %" PRId64 " s (%zu poison), %.1f read "
                           "units in %.1f s", cfg->table.name, st.candidates, o.older_than_ms / 1000, st.poison,
                           st.read_units, (double)(ob_mono_ms() - t0) / 1000.0);
+            if (st.given_up)
+                ob_log_info("sweep: %zu items this process delivered but could not record on the table were not "
+                            "sent again", st.given_up);
             if (st.blocked)
                 ob_log_warn("sweep: %zu items of keys blocked by on_failure: block wait for the next sweep",
                             st.blocked);
