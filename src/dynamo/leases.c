@@ -276,6 +276,10 @@ enum ob_err ob_leases_read_through(struct ob_aws_session *s, struct ob_ddb *d, c
     if (least) {
         *read_through = least->read_through;
         *behind = ob_xstrdup(least->key);
+    } else if (l.n) {
+        /* Every lease ended: the open shards' leases are not there yet. */
+        *read_through = 0;
+        *behind = ob_xstrdup("(a shard without a lease yet)");
     }
     ob_lease_list_free(&l);
     return OB_OK;

@@ -55,6 +55,8 @@ static const struct metric_family families[] = {
     { "outboxd_shards_stuck", KIND_GAUGE, "",
       "Shards with work waiting and no progress for relay.stuck_after (waiting for sinks does not count).", NULL, 0 },
     { "outboxd_sink_up", KIND_GAUGE, "sink", "1 when the sink is accepting messages.", NULL, 0 },
+    { "outboxd_sweep_held_back_seconds", KIND_GAUGE, "",
+      "How long the sweeper has waited for a shard's reader to say how far it has read (0: not waiting).", NULL, 0 },
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 

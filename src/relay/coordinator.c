@@ -40,6 +40,7 @@ struct slot {
     bool listed;                 /* seen in DescribeStream */
     bool listed_now;             /* in the last complete listing */
     bool seen;                   /* in the last scan of the lease table */
+    bool first_listing;          /* in the first complete listing: a first start's shard */
     struct ob_lease lease;       /* the last scan's view (owned); key NULL: no lease item seen */
     int64_t counter_changed_at;  /* monotonic: when a change of lease.counter was first seen */
     atomic_bool held;            /* we own the lease */
@@ -60,6 +61,7 @@ struct coordinator {
     size_t n;
     bool scanned;                /* the lease table was read at least once */
     bool cold;                   /* the first scan found no lease of this stream */
+    bool listed_once;            /* a listing was complete */
     int64_t duration;
     struct ob_metric_series *owned;
 
@@ -121,11 +123,15 @@ static void llog(enum ob_log_severity sev, const struct slot *s, const char *wha
 
 /* ---- the lease table ---------------------------------------------------- */
 
-static const char *initial_checkpoint(struct coordinator *c, const struct ob_shard *sh)
+/* A first start's shards (those of its first listing, also when their
+ * lease is created later) start where stream.start_position says; shards
+ * that appear later are children, read from their start. */
+static const char *initial_checkpoint(struct coordinator *c, const struct slot *s, const struct ob_shard *sh)
 {
-    if (c->cold && c->r->cfg->stream.start_position == OB_START_LATEST)
+    bool first_start = c->cold && s->first_listing;
+    if (first_start && c->r->cfg->stream.start_position == OB_START_LATEST)
         return sh->end_seq ? OB_CHECKPOINT_SHARD_END : OB_CHECKPOINT_LATEST;
-    if (c->cold)
+    if (first_start)
         return OB_CHECKPOINT_COLD;
     return OB_CHECKPOINT_TRIM_HORIZON;
 }
@@ -136,7 +142,6 @@ static const char *initial_checkpoint(struct coordinator *c, const struct ob_sha
 static bool list_shards(struct coordinator *c, bool *created)
 {
     *created = false;
-    bool failed = false;
     struct ob_shard_list l = { 0 };
     struct ob_error err;
     struct ob_relay *r = c->r;
@@ -152,6 +157,8 @@ static bool list_shards(struct coordinator *c, bool *created)
         if (!s)
             s = add_slot(c, sh->id);
         s->listed_now = true;
+        if (!c->listed_once)
+            s->first_listing = true;
         if (!s->listed) {
             s->listed = true;
             s->shard.parent_id = ob_xstrdup_or_null(sh->parent_id);
@@ -161,9 +168,8 @@ static bool list_shards(struct coordinator *c, bool *created)
             s->shard.end_seq = ob_xstrdup(sh->end_seq);
         if (!s->lease.key) {
             if (ob_lease_create(c->session, r->ddb, r->cfg->leases.table, r->stream_arn, sh,
-                                initial_checkpoint(c, sh), &err)) {
+                                initial_checkpoint(c, s, sh), &err)) {
                 ob_log_warn("%s", err.msg);
-                failed = true;
             } else {
                 *created = true;
             }
@@ -171,10 +177,7 @@ static bool list_shards(struct coordinator *c, bool *created)
     }
     ob_shard_list_free(&l);
     atomic_store(&r->discovered, true);
-    /* Shards that appear later are children: read from their start. A
-     * lease the first start could not create is still a first start's. */
-    if (!failed)
-        c->cold = false;
+    c->listed_once = true;
     return true;
 }
 

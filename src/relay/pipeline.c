@@ -78,9 +78,13 @@ static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const str
         e->next_at_ms = now;
         return;
     }
-    int64_t delay = ob_relay_backoff_ms(cfg, e->attempts > 0 ? e->attempts : 1);
+    /* Waiting on its own destination's host, a message backs off by its
+     * failures: nothing else paces it. */
+    int64_t n = d->destination_unreachable ? e->failures : e->attempts;
+    int64_t delay = ob_relay_backoff_ms(cfg, n > 0 ? (n < 64 ? (int)n : 64) : 1);
     e->next_at_ms = now + delay;
-    ob_pipeline_log(p, e->failures == 1 ? OB_SEV_INFO : OB_SEV_DEBUG, e->rec.msg.sk,
+    bool loud = e->failures == 1 || (d->destination_unreachable && e->failures % 10 == 0);
+    ob_pipeline_log(p, loud ? (d->destination_unreachable ? OB_SEV_WARN : OB_SEV_INFO) : OB_SEV_DEBUG, e->rec.msg.sk,
          "delivery failed (attempt %" PRId64 ", next in %" PRId64 " ms): %s", e->failures, delay, d->error);
 }
 

@@ -141,8 +141,9 @@ struct ob_sweep_stats {
 };
 
 /* How long a sweep lease is held without renewal: an instance that dies
- * while sweeping frees it then. */
-#define OB_SWEEP_HOLD_MS 60000
+ * while sweeping frees it then. Renewed every 20 s, it outlasts a call
+ * that takes all its retries (aws.request_timeout x aws.max_attempts). */
+#define OB_SWEEP_HOLD_MS 300000
 
 /* One sweep of the outbox table (the caller holds the sweep lease, o->lease).
  * st->behind is the caller's to free. */

@@ -40,6 +40,8 @@
  * after the restart. */
 #define DRAIN_MARKS_MS 1000
 #define SEQ_MAX 128
+/* Empty pages in a row that tell a reader without other news it is caught up. */
+#define CAUGHT_UP_EMPTY_READS 5
 /* A shard reads on when fewer than FETCH_ROOM_WAVES waves of work are
  * left, at most PAGE_WAVES waves of records (or PAGE_MIN_RECORDS) at a
  * time. */
@@ -109,6 +111,7 @@ struct ob_shard_worker {
     int64_t next_fetch_ms;           /* the next GetRecords may start then */
     bool page_full;                  /* the last GetRecords page was full */
     int64_t caught_up_at_ms;         /* wall: when the read that found nothing more went out; 0: not caught up */
+    int empty_reads;                 /* empty pages in a row */
     int64_t newest_read_ms;          /* approximate creation time of the newest record read */
     atomic_llong read_through_ms;    /* wall: every record written before was handled; 0: unknown */
     struct page_read read;
@@ -302,7 +305,14 @@ static void page_push(struct ob_shard_worker *w, int64_t now)
     ob_metric_add(w->records_read, (double)m);
     if (newest)
         w->newest_read_ms = newest;
-    w->caught_up_at_ms = w->page_full || w->halted ? 0 : w->read.sent_wall_ms;
+    /* A short page means caught up; an empty one only after a few in a
+     * row, or once caught up before: GetRecords may answer empty pages
+     * before the records that follow (a worker starting on a backlog). */
+    w->empty_reads = m ? 0 : w->empty_reads + 1;
+    if (w->page_full || w->halted)
+        w->caught_up_at_ms = 0;
+    else if (m || w->empty_reads >= CAUGHT_UP_EMPTY_READS || w->caught_up_at_ms)
+        w->caught_up_at_ms = w->read.sent_wall_ms;
     double lag = newest ? (double)(ob_wall_ms() - newest) / 1000.0 : 0.0;
     ob_metric_set(w->lag, lag < 0 ? 0 : lag);
 

@@ -21,8 +21,10 @@ void ob_sink_answered(struct ob_sink_health *h)
 
 bool ob_sink_failed_retriably(struct ob_sink_health *h, const struct ob_delivery *d, int64_t sent_at)
 {
+    /* Another host is down, not the sink: its messages wait for it, as
+     * during any outage, without counting (SPEC §3) or stopping the rest. */
     if (d->destination_unreachable)
-        return atomic_load(&h->up);
+        return false;
     int in_a_row = atomic_fetch_add(&h->consecutive_retry, 1) + 1;
     if ((d->unreachable || in_a_row >= SINK_DOWN_AFTER) && atomic_exchange(&h->up, false)) {
         ob_metric_set(h->up_gauge, 0);

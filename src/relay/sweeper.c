@@ -20,12 +20,17 @@
 #include "dynamo/mark.h"
 #include "ops/clock.h"
 #include "ops/log.h"
+#include "ops/metrics.h"
 #include "relay/pipeline.h"
 
 #define SEGMENTS 4
 #define PAGE_ITEMS 100
-/* The sweep lease is renewed this often (a third of its hold). */
-#define SWEEP_RENEW_MS (OB_SWEEP_HOLD_MS / 3)
+/* The sweep lease is renewed this often. */
+#define SWEEP_RENEW_MS 20000
+/* createdAt is compared as text in the Scan: an offset (-05:00) moves an
+ * instant by up to 14 h in text, so the Scan's bound is that much later
+ * and each item's parsed time decides. */
+#define OFFSET_SLACK_MS (14 * 3600 * 1000LL)
 
 struct segment {
     json_t *start;   /* ExclusiveStartKey of the next page, NULL at the start */
@@ -119,6 +124,15 @@ static bool key_blocked(const struct sweep *sw, uint64_t key_hash)
     return false;
 }
 
+/* Whether an item is old enough: its createdAt, parsed, before the cutoff;
+ * one that does not parse counts as undated. */
+static bool before_cutoff(const struct sweep *sw, const struct ob_record *r)
+{
+    if (r->msg.created_at_ms)
+        return r->msg.created_at_ms < sw->st->cutoff_ms;
+    return sw->o->include_undated;
+}
+
 /* An item as the INSERT stream record the decoder knows, kept for the
  * round's look-up. */
 static void take_item(struct sweep *sw, const json_t *item)
@@ -130,7 +144,7 @@ static void take_item(struct sweep *sw, const json_t *item)
                             json_object_get(item, "sk"));
     struct ob_record r = { 0 };
     struct ob_error err;
-    if (!rec || ob_record_decode(rec, &r, &err) || r.kind == OB_RECORD_SKIP) {
+    if (!rec || ob_record_decode(rec, &r, &err) || r.kind == OB_RECORD_SKIP || !before_cutoff(sw, &r)) {
         ob_record_free(&r);
         json_decref(rec);
         return;
@@ -199,7 +213,7 @@ static void recheck_and_push(struct sweep *sw)
             ob_window_set_state(&sw->pipe.window, e, OB_ENTRY_DONE);
             sw->st->given_up++;
         }
-        if (e->state != OB_ENTRY_DONE && key_blocked(sw, e->key_hash)) {
+        if (e->state == OB_ENTRY_PENDING && key_blocked(sw, e->key_hash)) {
             ob_window_set_state(&sw->pipe.window, e, OB_ENTRY_DONE);
             sw->st->blocked++;
         }
@@ -231,7 +245,9 @@ static void give_up_blocked(struct sweep *sw)
     }
     for (size_t i = win->head; sw->n_blocked && i < win->len; i++) {
         struct ob_entry *e = &win->v[i];
-        if ((e->state == OB_ENTRY_PENDING || e->state == OB_ENTRY_DEAD) && key_blocked(sw, e->key_hash)) {
+        /* A dead letter goes on: it is sent once, and its record may be
+         * waiting to be written. */
+        if (e->state == OB_ENTRY_PENDING && key_blocked(sw, e->key_hash)) {
             ob_window_set_state(win, e, OB_ENTRY_DONE);
             sw->st->blocked++;
         }
@@ -391,7 +407,7 @@ enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_aws_session *s, const st
     enum ob_err rc = sweep_cutoff(&sw, err);
     if (rc || st->cutoff_ms == 0)
         goto out;
-    ob_iso8601_ms(st->cutoff_ms, sw.cutoff);
+    ob_iso8601_ms(st->cutoff_ms + OFFSET_SLACK_MS, sw.cutoff);
     while (!all_read(&sw) && !sweep_stopping(&sw)) {
         rc = scan_round(&sw, err);
         if (rc)
@@ -429,6 +445,36 @@ static void sweeper_wait(struct ob_relay *r, int64_t ms, bool or_needed)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Sweeps wait while a shard's reader has not said how far it has read:
+ * a metric says for how long, and past HELD_BACK_WARN_MS a warning every
+ * so often names the shard (a halted shard, one nobody can read, an
+ * instance of an older version). behind NULL: not held back (any more). */
+#define HELD_BACK_WARN_MS 600000
+struct held_back {
+    int64_t since, warned_at;    /* monotonic; since 0: not held back */
+};
+
+static void held_back_for(struct held_back *hb, const char *behind)
+{
+    struct ob_metric_series *gauge = ob_metric_series("outboxd_sweep_held_back_seconds", "");
+    int64_t now = ob_mono_ms();
+    if (!behind) {
+        hb->since = 0;
+        ob_metric_set(gauge, 0);
+        return;
+    }
+    if (!hb->since)
+        hb->since = now;
+    ob_metric_set(gauge, (double)(now - hb->since) / 1000.0);
+    if (now - hb->since >= HELD_BACK_WARN_MS && now - hb->warned_at >= HELD_BACK_WARN_MS) {
+        hb->warned_at = now;
+        ob_log_warn("sweeps have waited %" PRId64 " s for the reader of shard %s to say how far it has read; nothing "
+                    "is swept meanwhile", (now - hb->since) / 1000, behind);
+    } else {
+        ob_log_debug("sweep: the reader of %s has not said how far it has read; sweeping later", behind);
+    }
+}
+
 void *ob_sweeper_main(void *arg)
 {
     struct ob_relay *r = arg;
@@ -444,6 +490,7 @@ void *ob_sweeper_main(void *arg)
      * not the sweeper's: sweeping it too would deliver it twice, so not
      * even a shard asking (a start from a trimmed position) ends this wait. */
     sweeper_wait(r, cfg->sweep.older_than_ms, false);
+    struct held_back held = { 0 };
     while (!atomic_load(&r->stopping)) {
         bool needed = atomic_exchange(&r->sweep_needed, false), retry_later = false;
         if (!needed && cfg->sweep.interval_ms == 0) {
@@ -463,8 +510,7 @@ void *ob_sweeper_main(void *arg)
             if (rc)
                 ob_log_warn("sweep failed: %s", err.msg);
             else if (held_back)
-                ob_log_debug("sweep: the reader of %s has not said how far it has read; sweeping later",
-                             st.behind ? st.behind : "a shard");
+                held_back_for(&held, st.behind ? st.behind : "(unknown)");
             else if (st.stopped_early)
                 ob_log_info("sweep stopped early: %zu of the %zu unpublished items found so far left for the next "
                             "sweep", st.undelivered, st.candidates);
@@ -485,6 +531,8 @@ void *ob_sweeper_main(void *arg)
             if (ob_sweep_lease_finish(s, r->ddb, &lease, next, &err))
                 ob_log_warn("ending the sweep lease failed: %s", err.msg);
             retry_later = needed && (rc || st.stopped_early || held_back);
+            if (!held_back && rc == OB_OK)
+                held_back_for(&held, NULL);
         } else if (rc != OB_ERR_CONDITION_FAILED) {
             ob_log_warn("taking the sweep lease failed: %s", err.msg);
             retry_later = needed;

@@ -104,3 +104,26 @@ def test_a_key_blocked_by_on_failure_block_does_not_hold_the_sweep_for_good(ddb,
     assert "3 items of keys blocked by relay.on_failure: block were left for the next sweep" in r.stdout
     items = {i["sk"]["S"]: i for i in scan_items(ddb, table)}
     assert not any(items[f"a{i}"].get("isPublished", {}).get("BOOL") for i in range(3))
+
+
+def test_items_whose_created_at_has_an_offset_are_not_swept_while_the_stream_holds_them(
+        ddb, table, tmp_config, spawn_outboxd, http_receiver):
+    # createdAt "07:00-05:00" is 12:00Z but sorts before "11:00Z": compared as text, the sweep
+    # took it while the stream's reader waited for the sink.
+    http_receiver.respond(lambda req: 503)
+    text = relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url),
+                        extra="sweep:\n  interval: 1s\n  older_than: 1s\nleases:\n  duration: 3s\n")
+    d = spawn_outboxd("run", "-c", tmp_config(text))
+    d.wait_for_output("started reading")
+    time.sleep(3)  # the reader has said how far it is: sweeps run
+    sks = []
+    for i in range(10):
+        at = time.gmtime(time.time() - 5 * 3600)
+        put(ddb, table, "k", f"m{i:02d}", created=time.strftime("%Y-%m-%dT%H:%M:%S.000-05:00", at))
+        sks.append(f"m{i:02d}")
+    time.sleep(6)  # several sweeps come due while the stream's reader waits for the sink
+    http_receiver.respond(lambda req: 200)
+    assert http_receiver.wait_for(10, timeout=60), d.output()
+    time.sleep(3)
+    assert [r.headers["ce-id"] for r in http_receiver.accepted()] == sks
+    assert d.stop() == 0
