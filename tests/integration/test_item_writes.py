@@ -121,7 +121,7 @@ def test_an_item_too_big_for_the_whole_mark_is_marked_published_with_the_minimal
     assert d.stop() == 0
 
 
-SWEEP_EVERY_3S = "sweep:\n  interval: 3s\n  older_than: 2s\n"
+SWEEP_EVERY_1S = "sweep:\n  interval: 1s\n  older_than: 1s\nleases:\n  duration: 3s\n"
 # Every write to an outbox item (only they have "pk") is refused, as by a policy denying UpdateItem.
 DENY_ITEM_WRITES = Rule(match_target="UpdateItem", match_body='"pk"', action="error",
                         error_type="AccessDeniedException", message="not authorized to perform: dynamodb:UpdateItem")
@@ -132,11 +132,11 @@ def test_a_delivered_item_whose_every_write_is_refused_is_not_delivered_again_by
     fault_proxy.set_rules([DENY_ITEM_WRITES])
     port = free_port()
     cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url),
-                                  metrics_port=port, extra=SWEEP_EVERY_3S))
+                                  metrics_port=port, extra=SWEEP_EVERY_1S))
     d = spawn_outboxd("run", "-c", cfg)
     produce(ddb.endpoint, table, 1, 1)
     assert http_receiver.wait_for(1, timeout=30), d.output()
-    time.sleep(25)                                      # 7 sweeps or so
+    time.sleep(10)                                      # 5 sweeps or so
     assert len(http_receiver.requests) == 1, f"{len(http_receiver.requests)} deliveries of one message"
     assert "no sweep sends it again until a restart" in d.output()
     samples = metric_samples(port)
@@ -152,12 +152,12 @@ def test_a_dead_letter_whose_every_record_is_refused_is_not_dead_lettered_again_
     port = free_port()
     cfg = tmp_config(with_relay(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url)
                                              + dlq_sink(dlq), metrics_port=port, default_sink="hook",
-                                             extra=SWEEP_EVERY_3S),
+                                             extra=SWEEP_EVERY_1S),
                                 max_attempts=1, dead_letter_sink="dlq"))
     d = spawn_outboxd("run", "-c", cfg)
     produce(ddb.endpoint, table, 1, 1)
     assert wait_until(lambda: len(lines_of(dlq)) == 1, 30), d.output()
-    time.sleep(25)
+    time.sleep(10)
     assert len(lines_of(dlq)) == 1, f"{len(lines_of(dlq))} dead letters of one message"
     assert len(http_receiver.requests) == 1
     assert metric(metric_samples(port), "outboxd_item_writes_given_up_total", write="dead_letter") == 1
