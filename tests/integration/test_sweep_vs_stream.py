@@ -11,13 +11,19 @@ from relay_util import (check_strict_order, duplicates, http_messages, http_sink
 from test_sweep import OLD, put, sweeping_relay
 
 
-def test_a_sink_outage_longer_than_older_than_is_not_swept_while_the_stream_holds_its_messages(
-        ddb, table, tmp_config, spawn_outboxd, http_receiver):
-    http_receiver.respond(lambda req: 503)
-    text = relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url),
+def relay_with_sink_down(ddb, table, tmp_config, spawn_outboxd, receiver):
+    """A relay reading the stream, sweeping every second what is a second old, its sink down (503)."""
+    receiver.respond(lambda req: 503)
+    text = relay_config(ddb.endpoint, table, http_sink("hook", receiver.url),
                         extra="sweep:\n  interval: 1s\n  older_than: 1s\nleases:\n  duration: 3s\n")
     d = spawn_outboxd("run", "-c", tmp_config(text))
     d.wait_for_output("started reading")
+    return d
+
+
+def test_a_sink_outage_longer_than_older_than_is_not_swept_while_the_stream_holds_its_messages(
+        ddb, table, tmp_config, spawn_outboxd, http_receiver):
+    d = relay_with_sink_down(ddb, table, tmp_config, spawn_outboxd, http_receiver)
     rows = produce(ddb.endpoint, table, 20, 2, ids=True)
     time.sleep(8)  # several sweeps come due while the stream's reader waits for the sink
     http_receiver.respond(lambda req: 200)
@@ -110,11 +116,7 @@ def test_items_whose_created_at_has_an_offset_are_not_swept_while_the_stream_hol
         ddb, table, tmp_config, spawn_outboxd, http_receiver):
     # createdAt "07:00-05:00" is 12:00Z but sorts before "11:00Z": compared as text, the sweep
     # took it while the stream's reader waited for the sink.
-    http_receiver.respond(lambda req: 503)
-    text = relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url),
-                        extra="sweep:\n  interval: 1s\n  older_than: 1s\nleases:\n  duration: 3s\n")
-    d = spawn_outboxd("run", "-c", tmp_config(text))
-    d.wait_for_output("started reading")
+    d = relay_with_sink_down(ddb, table, tmp_config, spawn_outboxd, http_receiver)
     time.sleep(3)  # the reader has said how far it is: sweeps run
     sks = []
     for i in range(10):
