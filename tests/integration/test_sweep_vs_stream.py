@@ -129,3 +129,21 @@ def test_items_whose_created_at_has_an_offset_are_not_swept_while_the_stream_hol
     time.sleep(3)
     assert [r.headers["ce-id"] for r in http_receiver.accepted()] == sks
     assert d.stop() == 0
+
+
+def test_a_stream_whose_every_lease_ended_holds_the_sweep_until_its_open_shards_have_leases(
+        ddb, table, tmp_config, run_outboxd, http_receiver):
+    # Every lease at SHARD_END means the children's leases are not there yet: their readers
+    # have not read what the sweep would find.
+    put(ddb, table, "k", "m0")
+    arn = ddb.client().describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    c = ddb.client()
+    c.create_table(TableName=f"{table}-leases", BillingMode="PAY_PER_REQUEST",
+                   AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+                   KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}])
+    c.put_item(TableName=f"{table}-leases", Item={"leaseKey": {"S": "shardId-parent"}, "streamArn": {"S": arn},
+                                                  "checkpoint": {"S": "SHARD_END"}, "leaseCounter": {"N": "3"}})
+    cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)))
+    r = run_outboxd("sweep", "-c", cfg, "--older-than", "1s")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "nothing swept" in r.stdout and http_receiver.requests == []
