@@ -4,13 +4,13 @@
 #include "cmd/cmd.h"
 #include "dynamo/table.h"
 
-static int ensure_one(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_table_spec *spec,
+static int ensure_one(struct ob_ddb_session *s, const struct ob_table_spec *spec,
                       const char *what, bool outbox)
 {
     struct ob_error err = { 0 };
     enum ob_table_outcome outcome;
-    enum ob_err rc = outbox ? ob_table_ensure_outbox(s, d, spec, &outcome, &err)
-                            : ob_table_ensure_leases(s, d, spec, &outcome, &err);
+    enum ob_err rc = outbox ? ob_table_ensure_outbox(s, spec, &outcome, &err)
+                            : ob_table_ensure_leases(s, spec, &outcome, &err);
     if (rc) {
         fprintf(stderr, "outboxd init: %s table %s: %s\n", what, spec->name, err.msg);
         return cmd_exit_code(rc);
@@ -29,7 +29,7 @@ int cmd_init(int argc, char **argv)
 
     struct ob_ddb_options opt;
     struct ob_ddb *ddb = NULL;
-    struct ob_aws_session *s = NULL;
+    struct ob_ddb_session *s = NULL;
     struct ob_error err = { 0 };
     ob_ddb_options_from_config(cfg, &opt);
     if (ob_ddb_open(&opt, &ddb, &err)) {
@@ -37,22 +37,22 @@ int cmd_init(int argc, char **argv)
         rc = cmd_exit_code(err.code);
         goto out;
     }
-    s = ob_ddb_session(ddb);
+    s = ob_ddb_session_create(ddb);
     struct ob_table_spec outbox = {
         .name = cfg->table.name,
         .provisioned = cfg->table.billing_mode == OB_BILLING_PROVISIONED,
         .read_capacity = cfg->table.read_capacity,
         .write_capacity = cfg->table.write_capacity,
     };
-    rc = ensure_one(s, ddb, &outbox, "outbox", true);
+    rc = ensure_one(s, &outbox, "outbox", true);
     if (rc)
         goto out;
     /* A few small items read every few seconds: on-demand fits whatever
      * the outbox table uses. */
     struct ob_table_spec leases = { .name = cfg->leases.table };
-    rc = ensure_one(s, ddb, &leases, "lease", false);
+    rc = ensure_one(s, &leases, "lease", false);
 out:
-    ob_aws_session_destroy(s);
+    ob_ddb_session_destroy(s);
     ob_ddb_close(ddb);
     ob_config_free(cfg);
     return rc;

@@ -22,7 +22,7 @@ static const struct ob_lease *lease_of(const struct ob_lease_list *l, const char
 
 /* Seconds since the oldest record after the checkpoint was written; 0
  * when everything is read, -1 when unknown. */
-static double shard_lag(struct ob_aws_session *s, struct ob_ddb *d, const char *arn, const char *shard,
+static double shard_lag(struct ob_ddb_session *s, const char *arn, const char *shard,
                         const char *checkpoint)
 {
     const char *type = "AFTER_SEQUENCE_NUMBER", *seq = checkpoint;
@@ -39,9 +39,9 @@ static double shard_lag(struct ob_aws_session *s, struct ob_ddb *d, const char *
     struct ob_records_page page = { 0 };
     struct ob_error err;
     double lag = -1;
-    if (ob_stream_iterator(s, d, arn, shard, type, seq, &it, &err) || !it)
+    if (ob_stream_iterator(s, arn, shard, type, seq, &it, &err) || !it)
         goto out;
-    if (ob_stream_get_records(s, d, it, 1, &page, &err))
+    if (ob_stream_get_records(s, it, 1, &page, &err))
         goto out;
     lag = page.n ? (double)(ob_wall_ms() - page.records[0].msg.approximate_creation_ms) / 1000.0 : 0;
     if (lag < 0)
@@ -73,7 +73,7 @@ int cmd_status(int argc, char **argv)
 
     struct ob_ddb_options opt;
     struct ob_ddb *ddb = NULL;
-    struct ob_aws_session *s = NULL;
+    struct ob_ddb_session *s = NULL;
     struct ob_error err = { 0 };
     char *arn = NULL;
     struct ob_shard_list shards = { 0 };
@@ -82,13 +82,13 @@ int cmd_status(int argc, char **argv)
     ob_ddb_options_from_config(cfg, &opt);
     enum ob_err e = ob_ddb_open(&opt, &ddb, &err);
     if (!e) {
-        s = ob_ddb_session(ddb);
-        e = ob_stream_arn(s, ddb, cfg->table.name, false, &arn, &err);
+        s = ob_ddb_session_create(ddb);
+        e = ob_stream_arn(s, cfg->table.name, false, &arn, &err);
     }
     if (!e)
-        e = ob_stream_describe(s, ddb, arn, &shards, &err);
+        e = ob_stream_describe(s, arn, &shards, &err);
     if (!e) {
-        e = ob_leases_list(s, ddb, cfg->leases.table, arn, &leases, &err);
+        e = ob_leases_list(s, cfg->leases.table, arn, &leases, &err);
         if (e == OB_ERR_NOT_FOUND)
             e = OB_OK; /* no lease table yet: nothing was read */
     }
@@ -102,7 +102,7 @@ int cmd_status(int argc, char **argv)
         const struct ob_shard *sh = &shards.v[i];
         const struct ob_lease *l = lease_of(&leases, sh->id);
         const char *state = state_of(sh, l);
-        double lag = strcmp(state, "ended") == 0 ? 0 : shard_lag(s, ddb, arn, sh->id, l ? l->checkpoint : NULL);
+        double lag = strcmp(state, "ended") == 0 ? 0 : shard_lag(s, arn, sh->id, l ? l->checkpoint : NULL);
         json_t *row = json_pack("{s:s,s:s?,s:s,s:s?,s:s?}", "shard", sh->id, "parent", sh->parent_id, "state",
                                 state, "owner", l ? l->owner : NULL, "checkpoint", l ? l->checkpoint : NULL);
         json_object_set_new(row, "lag_seconds", lag < 0 ? json_null() : json_real(lag));
@@ -135,7 +135,7 @@ done:
     ob_lease_list_free(&leases);
     ob_shard_list_free(&shards);
     free(arn);
-    ob_aws_session_destroy(s);
+    ob_ddb_session_destroy(s);
     ob_ddb_close(ddb);
     ob_config_free(cfg);
     return rc;

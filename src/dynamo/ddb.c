@@ -113,9 +113,25 @@ void ob_ddb_close(struct ob_ddb *d)
     free(d);
 }
 
-struct ob_aws_session *ob_ddb_session(struct ob_ddb *d)
+struct ob_ddb_session *ob_ddb_session_create(struct ob_ddb *d)
 {
-    return ob_aws_session_create(d->aws);
+    struct ob_ddb_session *s = ob_xcalloc(1, sizeof *s);
+    s->ddb = d;
+    s->aws = ob_aws_session_create(d->aws);
+    return s;
+}
+
+void ob_ddb_session_destroy(struct ob_ddb_session *s)
+{
+    if (!s)
+        return;
+    ob_aws_session_destroy(s->aws);
+    free(s);
+}
+
+void ob_ddb_session_cancel(struct ob_ddb_session *s)
+{
+    ob_aws_session_cancel(s->aws);
 }
 
 static void capacity_labels(struct ob_buf *b, const char *table, const char *operation, const char *kind)
@@ -253,14 +269,14 @@ double ob_ddb_raw_units(const struct ob_aws_call *call)
     return -1;
 }
 
-enum ob_err ob_ddb_call(struct ob_aws_session *s, struct ob_ddb *d, const char *operation, json_t *request,
+enum ob_err ob_ddb_call(struct ob_ddb_session *s, const char *operation, json_t *request,
                         json_t **response, struct ob_error *err)
 {
     struct ob_aws_call call;
     char *body;
-    ob_ddb_prepare_call(d, &call, operation, request, &body);
+    ob_ddb_prepare_call(s->ddb, &call, operation, request, &body);
     struct ob_aws_call *one = &call;
-    ob_aws_run(s, &one, 1);
+    ob_aws_run(s->aws, &one, 1);
     enum ob_err rc = ob_ddb_call_finish(&call, response, err);
     free(body);
     return rc;
@@ -281,10 +297,10 @@ enum ob_err ob_ddb_call_finish(struct ob_aws_call *call, json_t **response, stru
     return rc;
 }
 
-enum ob_err ob_streams_call(struct ob_aws_session *s, struct ob_ddb *d, const char *operation,
+enum ob_err ob_streams_call(struct ob_ddb_session *s, const char *operation,
                             const json_t *request, json_t **response, struct ob_error *err)
 {
-    return ob_aws_call_json(s, &ob_service_streams, &d->streams, operation, request, response, err);
+    return ob_aws_call_json(s->aws, &ob_service_streams, &s->ddb->streams, operation, request, response, err);
 }
 
 void ob_ddb_options_from_config(const struct ob_config *cfg, struct ob_ddb_options *opt)

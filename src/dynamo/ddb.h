@@ -4,7 +4,7 @@
  * outboxd_consumed_capacity_units_total{table,operation,kind}.
  *
  * struct ob_ddb is shared and thread-safe; each thread brings its own
- * struct ob_aws_session (ob_ddb_session). */
+ * struct ob_ddb_session (ob_ddb_session_create). */
 #ifndef OB_DYNAMO_DDB_H
 #define OB_DYNAMO_DDB_H
 
@@ -47,18 +47,30 @@ extern const struct ob_aws_service ob_service_streams;
 enum ob_err ob_ddb_open(const struct ob_ddb_options *opt, struct ob_ddb **out, struct ob_error *err);
 void ob_ddb_close(struct ob_ddb *d);
 
-/* A new session for the calling thread (caller owns; ob_aws_session_destroy). */
-struct ob_aws_session *ob_ddb_session(struct ob_ddb *d);
+/* One thread's connection pool for the calls of one ob_ddb. Callers
+ * above dynamo/ only create, cancel and destroy it and hand it to dynamo's
+ * operations; its fields are dynamo's. Not thread-safe, except
+ * ob_ddb_session_cancel. */
+struct ob_ddb_session {
+    struct ob_ddb *ddb;         /* borrowed */
+    struct ob_aws_session *aws; /* owned */
+};
+
+/* A new session for the calling thread (caller owns; ob_ddb_session_destroy). */
+struct ob_ddb_session *ob_ddb_session_create(struct ob_ddb *d);
+void ob_ddb_session_destroy(struct ob_ddb_session *s);
+/* Safe from any thread: the session's running calls fail now (see ob_aws_session_cancel). */
+void ob_ddb_session_cancel(struct ob_ddb_session *s);
 
 /* One DynamoDB call. `request` is borrowed; for data operations the call
  * adds ReturnConsumedCapacity=TOTAL when the request lacks it. On OB_OK,
  * *response (when not NULL) is the caller's. On failure err is filled; for
  * TransactionCanceledException *response (when not NULL) still receives the
  * error body so callers can read CancellationReasons. */
-enum ob_err ob_ddb_call(struct ob_aws_session *s, struct ob_ddb *d, const char *operation, json_t *request,
+enum ob_err ob_ddb_call(struct ob_ddb_session *s, const char *operation, json_t *request,
                         json_t **response, struct ob_error *err);
 /* One DynamoDB Streams call (DescribeStream, GetShardIterator, GetRecords, ListStreams). */
-enum ob_err ob_streams_call(struct ob_aws_session *s, struct ob_ddb *d, const char *operation,
+enum ob_err ob_streams_call(struct ob_ddb_session *s, const char *operation,
                             const json_t *request, json_t **response, struct ob_error *err);
 
 /* Prepares a call for ob_aws_run (concurrent calls): serializes `request`

@@ -70,7 +70,7 @@ static void append_lease(struct ob_lease_list *out, const json_t *item)
     l->parent = ob_xstrdup_or_null(json_string_value(json_array_get(parents, 0)));
 }
 
-enum ob_err ob_leases_list(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *stream_arn,
+enum ob_err ob_leases_list(struct ob_ddb_session *s, const char *table, const char *stream_arn,
                            struct ob_lease_list *out, struct ob_error *err)
 {
     enum ob_err rc = OB_OK;
@@ -82,7 +82,7 @@ enum ob_err ob_leases_list(struct ob_aws_session *s, struct ob_ddb *d, const cha
         if (start)
             json_object_set(req, "ExclusiveStartKey", start);
         json_t *resp = NULL;
-        rc = ob_ddb_call(s, d, "Scan", req, &resp, err);
+        rc = ob_ddb_call(s, "Scan", req, &resp, err);
         json_decref(req);
         if (rc) {
             ob_error_prefix(err, "Scan %s", table);
@@ -105,7 +105,7 @@ enum ob_err ob_leases_list(struct ob_aws_session *s, struct ob_ddb *d, const cha
 }
 
 /* An UpdateItem of one lease: expression, condition and values. */
-static enum ob_err lease_update(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+static enum ob_err lease_update(struct ob_ddb_session *s, const char *table, const char *key,
                                 const char *update, const char *condition, json_t *values, json_t **response,
                                 struct ob_error *err)
 {
@@ -114,12 +114,12 @@ static enum ob_err lease_update(struct ob_aws_session *s, struct ob_ddb *d, cons
                             "ExpressionAttributeValues", values);
     if (response)
         json_object_set_new(req, "ReturnValues", json_string("ALL_NEW"));
-    enum ob_err rc = ob_ddb_call(s, d, "UpdateItem", req, response, err);
+    enum ob_err rc = ob_ddb_call(s, "UpdateItem", req, response, err);
     json_decref(req);
     return rc;
 }
 
-enum ob_err ob_lease_create(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *stream_arn,
+enum ob_err ob_lease_create(struct ob_ddb_session *s, const char *table, const char *stream_arn,
                             const struct ob_shard *shard, const char *checkpoint, struct ob_error *err)
 {
     json_t *item = json_pack("{s:{s:s},s:{s:s},s:{s:s},s:o}", "leaseKey", "S", shard->id, "checkpoint", "S",
@@ -128,7 +128,7 @@ enum ob_err ob_lease_create(struct ob_aws_session *s, struct ob_ddb *d, const ch
         json_object_set_new(item, "parentShardIds", json_pack("{s:[s]}", "SS", shard->parent_id));
     json_t *req = json_pack("{s:s,s:o,s:s}", "TableName", table, "Item", item, "ConditionExpression",
                             "attribute_not_exists(leaseKey)");
-    enum ob_err rc = ob_ddb_call(s, d, "PutItem", req, NULL, err);
+    enum ob_err rc = ob_ddb_call(s, "PutItem", req, NULL, err);
     json_decref(req);
     if (rc == OB_ERR_CONDITION_FAILED)
         return OB_OK;
@@ -137,44 +137,44 @@ enum ob_err ob_lease_create(struct ob_aws_session *s, struct ob_ddb *d, const ch
     return rc;
 }
 
-enum ob_err ob_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_take(struct ob_ddb_session *s, const char *table, const char *key,
                           const char *me, int64_t counter, int64_t *new_counter, struct ob_error *err)
 {
     json_t *values = json_pack("{s:{s:s},s:o,s:o}", ":me", "S", me, ":c", ob_ddb_number(counter), ":n",
                                ob_ddb_number(counter + 1));
-    enum ob_err rc = lease_update(s, d, table, key, "SET leaseOwner = :me, leaseCounter = :n REMOVE pendingOwner",
+    enum ob_err rc = lease_update(s, table, key, "SET leaseOwner = :me, leaseCounter = :n REMOVE pendingOwner",
                                   "leaseCounter = :c", values, NULL, err);
     if (rc == OB_OK)
         *new_counter = counter + 1;
     return rc;
 }
 
-enum ob_err ob_lease_request(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_request(struct ob_ddb_session *s, const char *table, const char *key,
                              const char *me, int64_t counter, struct ob_error *err)
 {
     json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":c", ob_ddb_number(counter));
-    return lease_update(s, d, table, key, "SET pendingOwner = :me",
+    return lease_update(s, table, key, "SET pendingOwner = :me",
                         "leaseCounter = :c AND attribute_not_exists(pendingOwner)", values, NULL, err);
 }
 
-enum ob_err ob_lease_hand_over(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_hand_over(struct ob_ddb_session *s, const char *table, const char *key,
                                const char *me, struct ob_error *err)
 {
     json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":one", ob_ddb_number(1));
-    return lease_update(s, d, table, key,
+    return lease_update(s, table, key,
                         "SET leaseOwner = pendingOwner, leaseCounter = leaseCounter + :one REMOVE pendingOwner",
                         "leaseOwner = :me AND attribute_exists(pendingOwner)", values, NULL, err);
 }
 
-enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_release(struct ob_ddb_session *s, const char *table, const char *key,
                              const char *me, struct ob_error *err)
 {
     json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", me, ":one", ob_ddb_number(1));
-    return lease_update(s, d, table, key, "SET leaseCounter = leaseCounter + :one REMOVE leaseOwner",
+    return lease_update(s, table, key, "SET leaseCounter = leaseCounter + :one REMOVE leaseOwner",
                         "leaseOwner = :me", values, NULL, err);
 }
 
-enum ob_err ob_lease_pin_latest(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_pin_latest(struct ob_ddb_session *s, const char *table, const char *key,
                                 const char *me, const char *pinned, char **current, struct ob_error *err)
 {
     *current = NULL;
@@ -182,7 +182,7 @@ enum ob_err ob_lease_pin_latest(struct ob_aws_session *s, struct ob_ddb *d, cons
     ob_iso8601_ms(ob_wall_ms(), now);
     json_t *values = json_pack("{s:{s:s},s:{s:s},s:{s:s},s:{s:s}}", ":me", "S", me, ":p", "S", pinned, ":t", "S", now,
                                ":latest", "S", OB_CHECKPOINT_LATEST);
-    enum ob_err rc = lease_update(s, d, table, key, "SET checkpoint = :p, checkpointAt = :t",
+    enum ob_err rc = lease_update(s, table, key, "SET checkpoint = :p, checkpointAt = :t",
                                   "leaseOwner = :me AND checkpoint = :latest", values, NULL, err);
     if (rc != OB_ERR_CONDITION_FAILED)
         return rc;
@@ -190,7 +190,7 @@ enum ob_err ob_lease_pin_latest(struct ob_aws_session *s, struct ob_ddb *d, cons
     json_t *req = json_pack("{s:s,s:{s:{s:s}},s:b}", "TableName", table, "Key", "leaseKey", "S", key,
                             "ConsistentRead", 1);
     json_t *resp = NULL;
-    rc = ob_ddb_call(s, d, "GetItem", req, &resp, err);
+    rc = ob_ddb_call(s, "GetItem", req, &resp, err);
     json_decref(req);
     if (rc)
         return rc;
@@ -202,20 +202,20 @@ enum ob_err ob_lease_pin_latest(struct ob_aws_session *s, struct ob_ddb *d, cons
     return OB_ERR_CONDITION_FAILED;
 }
 
-enum ob_err ob_lease_delete_ended(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_delete_ended(struct ob_ddb_session *s, const char *table, const char *key,
                                   struct ob_error *err)
 {
     json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:{s:{s:s}}}", "TableName", table, "Key", "leaseKey", "S", key,
                             "ConditionExpression", "attribute_not_exists(leaseKey) OR checkpoint = :end",
                             "ExpressionAttributeValues", ":end", "S", OB_CHECKPOINT_SHARD_END);
-    enum ob_err rc = ob_ddb_call(s, d, "DeleteItem", req, NULL, err);
+    enum ob_err rc = ob_ddb_call(s, "DeleteItem", req, NULL, err);
     json_decref(req);
     if (rc)
         ob_error_prefix(err, "deleting the lease of %s", key);
     return rc;
 }
 
-void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *me,
+void ob_leases_renew(struct ob_ddb_session *s, const char *table, const char *me,
                      const char *const *keys, int64_t *counters, const int64_t *read_through, size_t n,
                      enum ob_err *results, bool *pending)
 {
@@ -234,11 +234,11 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
         if (read_through[i])
             json_object_set_new(json_object_get(req, "ExpressionAttributeValues"), ":rt",
                                 ob_ddb_number(read_through[i]));
-        ob_ddb_prepare_call(d, &calls[i], "UpdateItem", req, &bodies[i]);
+        ob_ddb_prepare_call(s->ddb, &calls[i], "UpdateItem", req, &bodies[i]);
         json_decref(req);
         ptrs[i] = &calls[i];
     }
-    ob_aws_run(s, ptrs, n);
+    ob_aws_run(s->aws, ptrs, n);
     for (size_t i = 0; i < n; i++) {
         json_t *resp = NULL;
         results[i] = ob_ddb_call_finish(&calls[i], &resp, NULL);
@@ -255,14 +255,14 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
     free(bodies);
 }
 
-enum ob_err ob_leases_read_through(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+enum ob_err ob_leases_read_through(struct ob_ddb_session *s, const char *table,
                                    const char *stream_arn, int64_t *read_through, char **behind,
                                    struct ob_error *err)
 {
     struct ob_lease_list l = { 0 };
     *read_through = INT64_MAX;
     *behind = NULL;
-    enum ob_err rc = ob_leases_list(s, d, table, stream_arn, &l, err);
+    enum ob_err rc = ob_leases_list(s, table, stream_arn, &l, err);
     if (rc)
         return rc;
     const struct ob_lease *least = NULL;
@@ -293,7 +293,7 @@ void ob_sweep_lease_init(struct ob_sweep_lease *l, const char *lease_table, cons
     l->me = me;
 }
 
-enum ob_err ob_sweep_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+enum ob_err ob_sweep_lease_take(struct ob_ddb_session *s, const struct ob_sweep_lease *l,
                                 int64_t now_ms, int64_t hold_ms, bool on_schedule, struct ob_error *err)
 {
     json_t *values = json_pack("{s:{s:s},s:o,s:o}", ":me", "S", l->me, ":now", ob_ddb_number(now_ms), ":until",
@@ -302,22 +302,22 @@ enum ob_err ob_sweep_lease_take(struct ob_aws_session *s, struct ob_ddb *d, cons
     char condition[256];
     snprintf(condition, sizeof condition, "%s%s", free_now,
              on_schedule ? " AND (attribute_not_exists(nextSweepAt) OR nextSweepAt <= :now)" : "");
-    return lease_update(s, d, l->table, l->key, "SET leaseOwner = :me, leaseUntil = :until", condition, values,
+    return lease_update(s, l->table, l->key, "SET leaseOwner = :me, leaseUntil = :until", condition, values,
                         NULL, err);
 }
 
-enum ob_err ob_sweep_lease_renew(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+enum ob_err ob_sweep_lease_renew(struct ob_ddb_session *s, const struct ob_sweep_lease *l,
                                  int64_t now_ms, int64_t hold_ms, struct ob_error *err)
 {
     json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", l->me, ":until", ob_ddb_number(now_ms + hold_ms));
-    return lease_update(s, d, l->table, l->key, "SET leaseUntil = :until",
+    return lease_update(s, l->table, l->key, "SET leaseUntil = :until",
                         "leaseOwner = :me AND attribute_exists(leaseUntil)", values, NULL, err);
 }
 
-enum ob_err ob_sweep_lease_finish(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+enum ob_err ob_sweep_lease_finish(struct ob_ddb_session *s, const struct ob_sweep_lease *l,
                                   int64_t next_ms, struct ob_error *err)
 {
     json_t *values = json_pack("{s:{s:s},s:o}", ":me", "S", l->me, ":next", ob_ddb_number(next_ms));
-    return lease_update(s, d, l->table, l->key, "SET nextSweepAt = :next REMOVE leaseUntil", "leaseOwner = :me",
+    return lease_update(s, l->table, l->key, "SET nextSweepAt = :next REMOVE leaseUntil", "leaseOwner = :me",
                         values, NULL, err);
 }

@@ -51,30 +51,30 @@ void ob_lease_list_free(struct ob_lease_list *l);
 void ob_lease_free(struct ob_lease *l);
 
 /* Every lease of stream_arn (Scan, all pages). *out must be zeroed. */
-enum ob_err ob_leases_list(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *stream_arn,
+enum ob_err ob_leases_list(struct ob_ddb_session *s, const char *table, const char *stream_arn,
                            struct ob_lease_list *out, struct ob_error *err);
 
 /* Creates the lease of a new shard (no owner) unless it exists: OB_OK
  * either way. */
-enum ob_err ob_lease_create(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *stream_arn,
+enum ob_err ob_lease_create(struct ob_ddb_session *s, const char *table, const char *stream_arn,
                             const struct ob_shard *shard, const char *checkpoint, struct ob_error *err);
 
 /* Takes a lease last seen with `counter` (expired, free, or our own after
  * a restart). On OB_OK *new_counter is the counter now held;
  * OB_ERR_CONDITION_FAILED: someone else changed it first. */
-enum ob_err ob_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_take(struct ob_ddb_session *s, const char *table, const char *key,
                           const char *me, int64_t counter, int64_t *new_counter, struct ob_error *err);
 
 /* Asks the owner of a lease last seen with `counter` to hand it over. */
-enum ob_err ob_lease_request(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_request(struct ob_ddb_session *s, const char *table, const char *key,
                              const char *me, int64_t counter, struct ob_error *err);
 
 /* Hands a lease we hold to its pendingOwner (after our worker stopped). */
-enum ob_err ob_lease_hand_over(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_hand_over(struct ob_ddb_session *s, const char *table, const char *key,
                                const char *me, struct ob_error *err);
 
 /* Gives a lease up (graceful shutdown): no owner, counter moved on. */
-enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_release(struct ob_ddb_session *s, const char *table, const char *key,
                              const char *me, struct ob_error *err);
 
 /* Stores `pinned` (a LATEST@ checkpoint) in a lease `me` holds that is
@@ -82,12 +82,12 @@ enum ob_err ob_lease_release(struct ob_aws_session *s, struct ob_ddb *d, const c
  * more (*current NULL), or its checkpoint moved on (*current: that
  * checkpoint, owned by the caller), e.g. pinned by an earlier start whose
  * news had not reached our view. */
-enum ob_err ob_lease_pin_latest(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_pin_latest(struct ob_ddb_session *s, const char *table, const char *key,
                                 const char *me, const char *pinned, char **current, struct ob_error *err);
 
 /* Deletes the lease of a shard that was read to its end (its checkpoint
  * is SHARD_END): OB_OK also when it is gone already. */
-enum ob_err ob_lease_delete_ended(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *key,
+enum ob_err ob_lease_delete_ended(struct ob_ddb_session *s, const char *table, const char *key,
                                   struct ob_error *err);
 
 /* Renewals of every lease in keys/counters, concurrently, each storing
@@ -95,7 +95,7 @@ enum ob_err ob_lease_delete_ended(struct ob_aws_session *s, struct ob_ddb *d, co
  * (counters[i] incremented; pending[i] true when someone asked for a
  * hand-over), OB_ERR_CONDITION_FAILED (lost) or another error (unknown:
  * retry next time). */
-void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *table, const char *me,
+void ob_leases_renew(struct ob_ddb_session *s, const char *table, const char *me,
                      const char *const *keys, int64_t *counters, const int64_t *read_through, size_t n,
                      enum ob_err *results, bool *pending);
 
@@ -105,7 +105,7 @@ void ob_leases_renew(struct ob_aws_session *s, struct ob_ddb *d, const char *tab
  * stream. INT64_MAX when the stream has no lease (nobody reads it); 0
  * when an open shard's reader has not said yet. *behind: the lease
  * holding it back, or NULL (owned). */
-enum ob_err ob_leases_read_through(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+enum ob_err ob_leases_read_through(struct ob_ddb_session *s, const char *table,
                                    const char *stream_arn, int64_t *read_through, char **behind,
                                    struct ob_error *err);
 
@@ -125,14 +125,14 @@ void ob_sweep_lease_init(struct ob_sweep_lease *l, const char *lease_table, cons
 /* Takes the sweep lease until now + hold_ms, when no sweep runs (or the
  * one running has expired) and, with on_schedule, the next sweep is due.
  * OB_ERR_CONDITION_FAILED: not now. */
-enum ob_err ob_sweep_lease_take(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+enum ob_err ob_sweep_lease_take(struct ob_ddb_session *s, const struct ob_sweep_lease *l,
                                 int64_t now_ms, int64_t hold_ms, bool on_schedule, struct ob_error *err);
 /* Keeps our sweep lease until now + hold_ms. OB_ERR_CONDITION_FAILED:
  * another instance took it (it had expired). */
-enum ob_err ob_sweep_lease_renew(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+enum ob_err ob_sweep_lease_renew(struct ob_ddb_session *s, const struct ob_sweep_lease *l,
                                  int64_t now_ms, int64_t hold_ms, struct ob_error *err);
 /* Ends our sweep and schedules the next one at next_ms (epoch ms). */
-enum ob_err ob_sweep_lease_finish(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_sweep_lease *l,
+enum ob_err ob_sweep_lease_finish(struct ob_ddb_session *s, const struct ob_sweep_lease *l,
                                   int64_t next_ms, struct ob_error *err);
 
 #endif

@@ -292,9 +292,8 @@ static bool read_answer(struct lookup_chunk *ch, const char *table, const struct
 /* BatchGetItem per 100 keys, the chunks of a round concurrently; each
  * round asks again for what the last one left unprocessed. */
 struct ob_items_lookup {
-    struct ob_aws_session *s;
-    struct ob_ddb *d;
-    const char *table;               /* borrowed, as are keys and states */
+    struct ob_ddb_session *s;        /* borrowed, as are table, keys and states */
+    const char *table;
     const struct ob_item_key *keys;
     enum ob_item_state *states;
     struct lookup_chunk *chunks;
@@ -308,12 +307,11 @@ struct ob_items_lookup {
     struct ob_error err;
 };
 
-static struct ob_items_lookup *lookup_new(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+static struct ob_items_lookup *lookup_new(struct ob_ddb_session *s, const char *table,
                                           const struct ob_item_key *keys, size_t n, enum ob_item_state *states)
 {
     struct ob_items_lookup *l = ob_xcalloc(1, sizeof *l);
     l->s = s;
-    l->d = d;
     l->table = table;
     l->keys = keys;
     l->states = states;
@@ -360,7 +358,7 @@ static void round_prepare(struct ob_items_lookup *l)
             ch->hash[ch->n] = ob_item_key_hash(k->pk, strlen(k->pk), k->sk, strlen(k->sk));
         }
         chunk_body(ch, l->table, l->keys);
-        ob_ddb_prepare_raw_call(l->d, &ch->call, "BatchGetItem", ch->body.data, ch->body.len);
+        ob_ddb_prepare_raw_call(l->s->ddb, &ch->call, "BatchGetItem", ch->body.data, ch->body.len);
         ch->call.owner = l;
     }
 }
@@ -396,23 +394,23 @@ static void round_start(struct ob_items_lookup *l)
 {
     round_prepare(l);
     for (size_t i = 0; i < l->k; i++)
-        ob_aws_start(l->s, &l->chunks[i].call);
+        ob_aws_start(l->s->aws, &l->chunks[i].call);
     l->pending = l->k;
-    ob_aws_send(l->s); /* they go out now */
+    ob_aws_send(l->s->aws); /* they go out now */
 }
 
-struct ob_items_lookup *ob_items_lookup_start(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+struct ob_items_lookup *ob_items_lookup_start(struct ob_ddb_session *s, const char *table,
                                               const struct ob_item_key *keys, size_t n,
                                               enum ob_item_state *states)
 {
-    struct ob_items_lookup *l = lookup_new(s, d, table, keys, n, states);
+    struct ob_items_lookup *l = lookup_new(s, table, keys, n, states);
     round_start(l);
     return l;
 }
 
 bool ob_items_lookup_poll(struct ob_items_lookup *l)
 {
-    while (l->pending && ob_aws_next_done(l->s, l))
+    while (l->pending && ob_aws_next_done(l->s->aws, l))
         l->pending--;
     if (l->pending)
         return false;
@@ -442,6 +440,6 @@ enum ob_err ob_items_lookup_finish(struct ob_items_lookup *l, struct ob_error *e
 void ob_items_lookup_abandon(struct ob_items_lookup *l)
 {
     for (size_t i = 0; i < l->k; i++)
-        ob_aws_abandon(l->s, &l->chunks[i].call);
+        ob_aws_abandon(l->s->aws, &l->chunks[i].call);
     lookup_free(l);
 }

@@ -62,7 +62,7 @@ struct ob_item_key {
  * distinct; table, keys and states are borrowed until then.
  * ob_items_lookup_abandon takes running calls back and frees the lookup. */
 struct ob_items_lookup;
-struct ob_items_lookup *ob_items_lookup_start(struct ob_aws_session *s, struct ob_ddb *d, const char *table,
+struct ob_items_lookup *ob_items_lookup_start(struct ob_ddb_session *s, const char *table,
                                               const struct ob_item_key *keys, size_t n,
                                               enum ob_item_state *states);
 bool ob_items_lookup_poll(struct ob_items_lookup *l);

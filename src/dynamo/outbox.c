@@ -17,7 +17,7 @@ struct ob_outbox {
     char *table;
     struct ob_ddb *ddb;
     pthread_mutex_t lock;        /* guards the idle sessions */
-    struct ob_aws_session **idle;
+    struct ob_ddb_session **idle;
     size_t n_idle, cap_idle;
 };
 
@@ -53,7 +53,7 @@ void ob_outbox_close(struct ob_outbox *ob)
     if (!ob)
         return;
     for (size_t i = 0; i < ob->n_idle; i++)
-        ob_aws_session_destroy(ob->idle[i]);
+        ob_ddb_session_destroy(ob->idle[i]);
     free(ob->idle);
     pthread_mutex_destroy(&ob->lock);
     ob_ddb_close(ob->ddb);
@@ -61,17 +61,17 @@ void ob_outbox_close(struct ob_outbox *ob)
     free(ob);
 }
 
-static struct ob_aws_session *session_take(struct ob_outbox *ob)
+static struct ob_ddb_session *session_take(struct ob_outbox *ob)
 {
-    struct ob_aws_session *s = NULL;
+    struct ob_ddb_session *s = NULL;
     pthread_mutex_lock(&ob->lock);
     if (ob->n_idle)
         s = ob->idle[--ob->n_idle];
     pthread_mutex_unlock(&ob->lock);
-    return s ? s : ob_ddb_session(ob->ddb);
+    return s ? s : ob_ddb_session_create(ob->ddb);
 }
 
-static void session_give_back(struct ob_outbox *ob, struct ob_aws_session *s)
+static void session_give_back(struct ob_outbox *ob, struct ob_ddb_session *s)
 {
     pthread_mutex_lock(&ob->lock);
     if (ob->n_idle == ob->cap_idle) {
@@ -184,8 +184,8 @@ enum ob_err ob_outbox_add(struct ob_outbox *ob, const struct ob_outbox_message *
     if (rc)
         return rc;
     json_t *req = outbox_put(ob, item);
-    struct ob_aws_session *s = session_take(ob);
-    rc = ob_ddb_call(s, ob->ddb, "PutItem", req, NULL, err);
+    struct ob_ddb_session *s = session_take(ob);
+    rc = ob_ddb_call(s, "PutItem", req, NULL, err);
     session_give_back(ob, s);
     json_decref(req);
     if (rc == OB_ERR_CONDITION_FAILED)
@@ -261,8 +261,8 @@ enum ob_err ob_outbox_add_transact(struct ob_outbox *ob, const struct ob_outbox_
     json_array_append_new(list, json_pack("{s:o}", "Put", put));
     req = json_pack("{s:O}", "TransactItems", list);
 
-    struct ob_aws_session *s = session_take(ob);
-    rc = ob_ddb_call(s, ob->ddb, "TransactWriteItems", req, &resp, err);
+    struct ob_ddb_session *s = session_take(ob);
+    rc = ob_ddb_call(s, "TransactWriteItems", req, &resp, err);
     session_give_back(ob, s);
     if (rc == OB_ERR_TRANSACTION_CANCELED)
         read_cancellation(resp, n_items, reasons, err);

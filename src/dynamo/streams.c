@@ -22,12 +22,12 @@ void ob_shard_list_free(struct ob_shard_list *l)
     l->n = 0;
 }
 
-enum ob_err ob_stream_arn(struct ob_aws_session *s, struct ob_ddb *d, const char *table, bool images, char **arn,
+enum ob_err ob_stream_arn(struct ob_ddb_session *s, const char *table, bool images, char **arn,
                           struct ob_error *err)
 {
     json_t *req = json_pack("{s:s}", "TableName", table);
     json_t *resp = NULL;
-    enum ob_err rc = ob_ddb_call(s, d, "DescribeTable", req, &resp, err);
+    enum ob_err rc = ob_ddb_call(s, "DescribeTable", req, &resp, err);
     if (rc) {
         ob_error_prefix(err, "DescribeTable %s", table);
         goto out;
@@ -66,7 +66,7 @@ static void append_shard(struct ob_shard_list *l, const json_t *sh)
     x->end_seq = ob_xstrdup_or_null(json_string_value(json_object_get(range, "EndingSequenceNumber")));
 }
 
-enum ob_err ob_stream_describe(struct ob_aws_session *s, struct ob_ddb *d, const char *arn,
+enum ob_err ob_stream_describe(struct ob_ddb_session *s, const char *arn,
                                struct ob_shard_list *out, struct ob_error *err)
 {
     enum ob_err rc = OB_OK;
@@ -76,7 +76,7 @@ enum ob_err ob_stream_describe(struct ob_aws_session *s, struct ob_ddb *d, const
         if (start)
             json_object_set_new(req, "ExclusiveStartShardId", json_string(start));
         json_t *resp = NULL;
-        rc = ob_streams_call(s, d, "DescribeStream", req, &resp, err);
+        rc = ob_streams_call(s, "DescribeStream", req, &resp, err);
         json_decref(req);
         if (rc) {
             ob_error_prefix(err, "DescribeStream");
@@ -100,14 +100,14 @@ enum ob_err ob_stream_describe(struct ob_aws_session *s, struct ob_ddb *d, const
     return rc;
 }
 
-enum ob_err ob_stream_iterator(struct ob_aws_session *s, struct ob_ddb *d, const char *arn, const char *shard_id,
+enum ob_err ob_stream_iterator(struct ob_ddb_session *s, const char *arn, const char *shard_id,
                                const char *type, const char *seq, char **iterator, struct ob_error *err)
 {
     json_t *req = json_pack("{s:s,s:s,s:s}", "StreamArn", arn, "ShardId", shard_id, "ShardIteratorType", type);
     if (seq)
         json_object_set_new(req, "SequenceNumber", json_string(seq));
     json_t *resp = NULL;
-    enum ob_err rc = ob_streams_call(s, d, "GetShardIterator", req, &resp, err);
+    enum ob_err rc = ob_streams_call(s, "GetShardIterator", req, &resp, err);
     if (rc) {
         ob_error_prefix(err, "GetShardIterator %s %s", shard_id, type);
         goto out;
@@ -154,14 +154,14 @@ enum ob_err ob_stream_get_records_result(struct ob_aws_call *call, struct ob_rec
     return rc;
 }
 
-enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, const char *iterator, int limit,
+enum ob_err ob_stream_get_records(struct ob_ddb_session *s, const char *iterator, int limit,
                                   struct ob_records_page *page, struct ob_error *err)
 {
     struct ob_aws_call call;
     struct ob_buf body = { 0 };
-    ob_stream_get_records_prepare(d, iterator, limit, &call, &body);
+    ob_stream_get_records_prepare(s->ddb, iterator, limit, &call, &body);
     struct ob_aws_call *one = &call;
-    ob_aws_run(s, &one, 1);
+    ob_aws_run(s->aws, &one, 1);
     enum ob_err rc = ob_stream_get_records_result(&call, page, NULL, err);
     ob_buf_free(&body);
     return rc;

@@ -30,23 +30,23 @@ void ob_shard_list_free(struct ob_shard_list *l);
  * whose stream is disabled gives OB_ERR_MISMATCH saying so; with images
  * (the relay, which reads every item from its stream record) so does a
  * stream whose view type is not NEW_AND_OLD_IMAGES. Caller frees *arn. */
-enum ob_err ob_stream_arn(struct ob_aws_session *s, struct ob_ddb *d, const char *table, bool images, char **arn,
+enum ob_err ob_stream_arn(struct ob_ddb_session *s, const char *table, bool images, char **arn,
                           struct ob_error *err);
 
 /* Every shard of the stream, following LastEvaluatedShardId. *out must be
  * zeroed; the caller frees it (ob_shard_list_free) on success. */
-enum ob_err ob_stream_describe(struct ob_aws_session *s, struct ob_ddb *d, const char *arn,
+enum ob_err ob_stream_describe(struct ob_ddb_session *s, const char *arn,
                                struct ob_shard_list *out, struct ob_error *err);
 
 /* GetShardIterator; type "TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER",
  * "AFTER_SEQUENCE_NUMBER" (seq required for the last two). Caller frees
  * *iterator. */
-enum ob_err ob_stream_iterator(struct ob_aws_session *s, struct ob_ddb *d, const char *arn, const char *shard_id,
+enum ob_err ob_stream_iterator(struct ob_ddb_session *s, const char *arn, const char *shard_id,
                                const char *type, const char *seq, char **iterator, struct ob_error *err);
 
 /* GetRecords, decoded; *page is the caller's (ob_records_page_free) on
  * success. */
-enum ob_err ob_stream_get_records(struct ob_aws_session *s, struct ob_ddb *d, const char *iterator, int limit,
+enum ob_err ob_stream_get_records(struct ob_ddb_session *s, const char *iterator, int limit,
                                   struct ob_records_page *page, struct ob_error *err);
 /* The same in two steps, for a call that runs while its caller works on
  * (ob_aws_start): the prepared call's request text is in *body (the

@@ -53,12 +53,12 @@ static json_t *create_request(const struct ob_table_spec *spec, const struct tab
     return req;
 }
 
-static enum ob_err describe(struct ob_aws_session *s, struct ob_ddb *d, const char *name, json_t **table,
+static enum ob_err describe(struct ob_ddb_session *s, const char *name, json_t **table,
                             struct ob_error *err)
 {
     json_t *req = json_pack("{s:s}", "TableName", name);
     json_t *resp = NULL;
-    enum ob_err rc = ob_ddb_call(s, d, "DescribeTable", req, &resp, err);
+    enum ob_err rc = ob_ddb_call(s, "DescribeTable", req, &resp, err);
     json_decref(req);
     if (rc == OB_OK) {
         *table = json_incref(json_object_get(resp, "Table"));
@@ -69,12 +69,12 @@ static enum ob_err describe(struct ob_aws_session *s, struct ob_ddb *d, const ch
     return rc;
 }
 
-static enum ob_err wait_active(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_table_spec *spec,
+static enum ob_err wait_active(struct ob_ddb_session *s, const struct ob_table_spec *spec,
                                json_t **table, struct ob_error *err)
 {
     int64_t limit = spec->wait_timeout_ms > 0 ? spec->wait_timeout_ms : 300000;
     for (int64_t waited = 0;; waited += 200) {
-        enum ob_err rc = describe(s, d, spec->name, table, err);
+        enum ob_err rc = describe(s, spec->name, table, err);
         if (rc)
             return rc;
         const char *status = json_string_value(json_object_get(*table, "TableStatus"));
@@ -145,11 +145,11 @@ static void compare_shape(const json_t *table, const struct table_shape *shape, 
         ob_buf_printf(diffs, "  %s\n", stream);
 }
 
-static enum ob_err ttl_state(struct ob_aws_session *s, struct ob_ddb *d, const char *name, char *status,
+static enum ob_err ttl_state(struct ob_ddb_session *s, const char *name, char *status,
                              size_t status_len, char *attr, size_t attr_len, struct ob_error *err)
 {
     json_t *req = json_pack("{s:s}", "TableName", name), *resp = NULL;
-    enum ob_err rc = ob_ddb_call(s, d, "DescribeTimeToLive", req, &resp, err);
+    enum ob_err rc = ob_ddb_call(s, "DescribeTimeToLive", req, &resp, err);
     json_decref(req);
     if (rc)
         return rc;
@@ -160,28 +160,28 @@ static enum ob_err ttl_state(struct ob_aws_session *s, struct ob_ddb *d, const c
     return OB_OK;
 }
 
-static enum ob_err enable_ttl(struct ob_aws_session *s, struct ob_ddb *d, const char *name, const char *attr,
+static enum ob_err enable_ttl(struct ob_ddb_session *s, const char *name, const char *attr,
                               struct ob_error *err)
 {
     json_t *req = json_pack("{s:s,s:{s:b,s:s}}", "TableName", name, "TimeToLiveSpecification", "Enabled", 1,
                             "AttributeName", attr);
     json_t *resp = NULL;
-    enum ob_err rc = ob_ddb_call(s, d, "UpdateTimeToLive", req, &resp, err);
+    enum ob_err rc = ob_ddb_call(s, "UpdateTimeToLive", req, &resp, err);
     json_decref(req);
     json_decref(resp);
     return rc;
 }
 
-static enum ob_err ensure(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_table_spec *spec,
+static enum ob_err ensure(struct ob_ddb_session *s, const struct ob_table_spec *spec,
                           const struct table_shape *shape, enum ob_table_outcome *outcome, struct ob_error *err)
 {
     json_t *table = NULL, *req = NULL, *resp = NULL;
     struct ob_buf diffs = { 0 };
-    enum ob_err rc = describe(s, d, spec->name, &table, err);
+    enum ob_err rc = describe(s, spec->name, &table, err);
     *outcome = OB_TABLE_EXISTED;
     if (rc == OB_ERR_NOT_FOUND) {
         req = create_request(spec, shape);
-        rc = ob_ddb_call(s, d, "CreateTable", req, &resp, err);
+        rc = ob_ddb_call(s, "CreateTable", req, &resp, err);
         if (rc == OB_ERR_RESOURCE_IN_USE) /* another instance created it meanwhile */
             rc = OB_OK;
         else if (rc == OB_OK)
@@ -193,18 +193,18 @@ static enum ob_err ensure(struct ob_aws_session *s, struct ob_ddb *d, const stru
     }
     json_decref(table);
     table = NULL;
-    rc = wait_active(s, d, spec, &table, err);
+    rc = wait_active(s, spec, &table, err);
     if (rc)
         goto out;
     compare_shape(table, shape, &diffs);
     if (shape->ttl) {
         char status[32], attr[256];
-        rc = ttl_state(s, d, spec->name, status, sizeof status, attr, sizeof attr, err);
+        rc = ttl_state(s, spec->name, status, sizeof status, attr, sizeof attr, err);
         if (rc)
             goto out;
         bool on = strcmp(status, "ENABLED") == 0 || strcmp(status, "ENABLING") == 0;
         if (*outcome == OB_TABLE_CREATED && !on) {
-            rc = enable_ttl(s, d, spec->name, shape->ttl, err);
+            rc = enable_ttl(s, spec->name, shape->ttl, err);
             if (rc)
                 goto out;
         } else if (!on) {
@@ -225,14 +225,14 @@ out:
     return rc;
 }
 
-enum ob_err ob_table_ensure_outbox(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_table_spec *spec,
+enum ob_err ob_table_ensure_outbox(struct ob_ddb_session *s, const struct ob_table_spec *spec,
                                    enum ob_table_outcome *outcome, struct ob_error *err)
 {
-    return ensure(s, d, spec, &outbox_shape, outcome, err);
+    return ensure(s, spec, &outbox_shape, outcome, err);
 }
 
-enum ob_err ob_table_ensure_leases(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_table_spec *spec,
+enum ob_err ob_table_ensure_leases(struct ob_ddb_session *s, const struct ob_table_spec *spec,
                                    enum ob_table_outcome *outcome, struct ob_error *err)
 {
-    return ensure(s, d, spec, &lease_shape, outcome, err);
+    return ensure(s, spec, &lease_shape, outcome, err);
 }

@@ -22,7 +22,7 @@ enum ob_table_outcome { OB_TABLE_EXISTED, OB_TABLE_CREATED };
 /* Ensures the outbox table: keys pk (S, HASH) / sk (S, RANGE), stream
  * NEW_AND_OLD_IMAGES, TTL on `ttl`. A table that exists but differs gives
  * OB_ERR_MISMATCH with every difference in err->msg, one per line. */
-enum ob_err ob_table_ensure_outbox(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_table_spec *spec,
+enum ob_err ob_table_ensure_outbox(struct ob_ddb_session *s, const struct ob_table_spec *spec,
                                    enum ob_table_outcome *outcome, struct ob_error *err);
 
 /* How a table's stream (a DescribeTable Table) differs from the one the
@@ -31,7 +31,7 @@ enum ob_err ob_table_ensure_outbox(struct ob_aws_session *s, struct ob_ddb *d, c
 const char *ob_table_stream_differs(const json_t *table, char *buf, size_t len);
 
 /* Ensures the lease table: key leaseKey (S, HASH), no stream needed. */
-enum ob_err ob_table_ensure_leases(struct ob_aws_session *s, struct ob_ddb *d, const struct ob_table_spec *spec,
+enum ob_err ob_table_ensure_leases(struct ob_ddb_session *s, const struct ob_table_spec *spec,
                                    enum ob_table_outcome *outcome, struct ob_error *err);
 
 #endif

@@ -55,7 +55,7 @@ struct slot {
 struct coordinator {
     struct ob_relay *r;
     const char *me;
-    struct ob_aws_session *session;
+    struct ob_ddb_session *session;
     pthread_mutex_t lock;        /* slots, n and each slot's worker, against the renewer */
     struct slot *slots;
     size_t n;
@@ -66,7 +66,7 @@ struct coordinator {
     struct ob_metric_series *owned;
 
     pthread_t renewer;
-    struct ob_aws_session *renew_session;
+    struct ob_ddb_session *renew_session;
     pthread_cond_t renew_wake;   /* under lock */
     bool renewer_stop;           /* under lock */
 };
@@ -145,7 +145,7 @@ static bool list_shards(struct coordinator *c, bool *created)
     struct ob_shard_list l = { 0 };
     struct ob_error err;
     struct ob_relay *r = c->r;
-    if (ob_stream_describe(c->session, r->ddb, r->stream_arn, &l, &err)) {
+    if (ob_stream_describe(c->session, r->stream_arn, &l, &err)) {
         ob_log_warn("listing the stream's shards failed: %s", err.msg);
         return false;
     }
@@ -167,7 +167,7 @@ static bool list_shards(struct coordinator *c, bool *created)
         if (!s->shard.end_seq && sh->end_seq)
             s->shard.end_seq = ob_xstrdup(sh->end_seq);
         if (!s->lease.key) {
-            if (ob_lease_create(c->session, r->ddb, r->cfg->leases.table, r->stream_arn, sh,
+            if (ob_lease_create(c->session, r->cfg->leases.table, r->stream_arn, sh,
                                 initial_checkpoint(c, s, sh), &err)) {
                 ob_log_warn("%s", err.msg);
             } else {
@@ -187,7 +187,7 @@ static bool scan_leases(struct coordinator *c)
     struct ob_lease_list l = { 0 };
     struct ob_error err;
     struct ob_relay *r = c->r;
-    if (ob_leases_list(c->session, r->ddb, r->cfg->leases.table, r->stream_arn, &l, &err)) {
+    if (ob_leases_list(c->session, r->cfg->leases.table, r->stream_arn, &l, &err)) {
         ob_log_warn("reading the leases failed: %s", err.msg);
         return false;
     }
@@ -257,7 +257,7 @@ static void delete_ended(struct coordinator *c)
             strcmp(s->lease.checkpoint, OB_CHECKPOINT_SHARD_END) != 0 || !children_leased(c, s))
             continue;
         struct ob_error err;
-        if (ob_lease_delete_ended(c->session, r->ddb, r->cfg->leases.table, s->shard.id, &err)) {
+        if (ob_lease_delete_ended(c->session, r->cfg->leases.table, s->shard.id, &err)) {
             ob_log_warn("%s", err.msg);
             continue;
         }
@@ -291,7 +291,7 @@ static void take(struct coordinator *c, struct slot *s, int64_t now, const char 
     struct ob_error err;
     int64_t counter;
     struct ob_relay *r = c->r;
-    enum ob_err rc = ob_lease_take(c->session, r->ddb, r->cfg->leases.table, s->shard.id, c->me, s->lease.counter,
+    enum ob_err rc = ob_lease_take(c->session, r->cfg->leases.table, s->shard.id, c->me, s->lease.counter,
                                    &counter, &err);
     if (rc == OB_ERR_CONDITION_FAILED)
         return; /* someone was faster; the next scan shows who */
@@ -375,7 +375,7 @@ static void balance(struct coordinator *c, int64_t now)
             !s->lease.pending_owner) {
             struct ob_error err;
             struct ob_relay *r = c->r;
-            if (ob_lease_request(c->session, r->ddb, r->cfg->leases.table, s->shard.id, c->me, s->lease.counter,
+            if (ob_lease_request(c->session, r->cfg->leases.table, s->shard.id, c->me, s->lease.counter,
                                  &err) == OB_OK)
                 ob_log_info("asked %s to hand over %s (%zu leases there, %zu here, even share %zu)", owners[most],
                             s->shard.id, counts[most], mine, target);
@@ -424,7 +424,7 @@ static bool renew_batch(struct coordinator *c, size_t *from, bool *failed)
     /* Valid for the lease duration from when the renewal was sent, less a
      * margin, so we stop before anyone may take it. */
     int64_t valid_until = ob_mono_ms() + c->duration * 2 / 3;
-    ob_leases_renew(c->renew_session, r->ddb, r->cfg->leases.table, c->me, (const char *const *)keys, counters,
+    ob_leases_renew(c->renew_session, r->cfg->leases.table, c->me, (const char *const *)keys, counters,
                     read_through, n, results, pending);
     int64_t now = ob_mono_ms();
     bool news = false;
@@ -576,10 +576,10 @@ static bool reap(struct coordinator *c)
             continue;
         }
         if (s->state == SLOT_HANDING) {
-            if (ob_lease_hand_over(c->session, r->ddb, r->cfg->leases.table, s->shard.id, c->me, &err) == OB_OK)
+            if (ob_lease_hand_over(c->session, r->cfg->leases.table, s->shard.id, c->me, &err) == OB_OK)
                 llog(OB_SEV_INFO, s, "handed over", s->lease.pending_owner ? s->lease.pending_owner : "to its requester");
         } else if (end || s->state == SLOT_RELEASING) {
-            if (ob_lease_release(c->session, r->ddb, r->cfg->leases.table, s->shard.id, c->me, &err) == OB_OK)
+            if (ob_lease_release(c->session, r->cfg->leases.table, s->shard.id, c->me, &err) == OB_OK)
                 llog(OB_SEV_INFO, s, "released", end ? "shard read to its end" : NULL);
         }
         s->state = SLOT_IDLE;
@@ -653,8 +653,8 @@ void *ob_coordinator_main(void *arg)
     pthread_setname_np(pthread_self(), "ob-coordinator");
     c.me = r->instance_id;
     c.duration = r->cfg->leases.duration_ms;
-    c.session = ob_ddb_session(r->ddb);
-    c.renew_session = ob_ddb_session(r->ddb);
+    c.session = ob_ddb_session_create(r->ddb);
+    c.renew_session = ob_ddb_session_create(r->ddb);
     c.owned = ob_metric_series("outboxd_shards_owned", "");
     pthread_mutex_init(&c.lock, NULL);
     pthread_condattr_t monotonic;
@@ -707,7 +707,7 @@ void *ob_coordinator_main(void *arg)
     free(c.slots);
     pthread_cond_destroy(&c.renew_wake);
     pthread_mutex_destroy(&c.lock);
-    ob_aws_session_destroy(c.renew_session);
-    ob_aws_session_destroy(c.session);
+    ob_ddb_session_destroy(c.renew_session);
+    ob_ddb_session_destroy(c.session);
     return NULL;
 }

@@ -456,14 +456,14 @@ static void write_recycle(struct ob_pipeline *p, struct pipeline_write *x)
 /* Takes the marks that finished; true if there were any. */
 static bool collect_marks(struct ob_pipeline *p, int64_t now)
 {
-    ob_aws_poll(p->session, 0);
+    ob_aws_poll(p->session->aws, 0);
     struct pipeline_write *done[64];
     size_t n = 0;
     bool any = false;
     struct ob_aws_call *call;
     int64_t wall = ob_wall_ms();
     do {
-        call = ob_aws_next_done(p->session, p);
+        call = ob_aws_next_done(p->session->aws, p);
         if (call) {
             struct pipeline_write *x = (struct pipeline_write *)((char *)call - offsetof(struct pipeline_write, call));
             if (x->prev)
@@ -514,7 +514,7 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
                 p->flying->prev = m;
             p->flying = m;
             p->n_flying++;
-            ob_aws_start(p->session, &m->call);
+            ob_aws_start(p->session->aws, &m->call);
             started = true;
             continue;
         }
@@ -523,9 +523,9 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
         calls[k++] = &x->call;
     }
     if (started)
-        ob_aws_send(p->session); /* the marks go out now */
+        ob_aws_send(p->session->aws); /* the marks go out now */
     if (k) {
-        ob_aws_run(p->session, calls, k);
+        ob_aws_run(p->session->aws, calls, k);
         settle_units(p, sync, k);
         int64_t wall = ob_wall_ms();
         for (size_t i = 0; i < k; i++)
@@ -785,7 +785,7 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
 }
 
 
-void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_aws_session *s, const char *log_name)
+void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_ddb_session *s, const char *log_name)
 {
     memset(p, 0, sizeof *p);
     p->relay = r;
@@ -799,7 +799,7 @@ void ob_pipeline_abandon_writes(struct ob_pipeline *p)
     while (p->flying) {
         struct pipeline_write *x = p->flying;
         p->flying = x->next;
-        ob_aws_abandon(p->session, &x->call);
+        ob_aws_abandon(p->session->aws, &x->call);
         write_free(x);
     }
     p->n_flying = 0;
@@ -834,5 +834,5 @@ void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms, bool others_runni
      * within a short slice. */
     int64_t left = until_ms - ob_mono_ms();
     if (left > 0)
-        ob_aws_poll(p->session, left < 50 ? (int)left : 50);
+        ob_aws_poll(p->session->aws, left < 50 ? (int)left : 50);
 }

@@ -13,7 +13,7 @@
 
 struct ob_pipeline {
     struct ob_relay *relay;
-    struct ob_aws_session *session;  /* borrowed: the owning thread's */
+    struct ob_ddb_session *session;  /* borrowed: the owning thread's */
     struct ob_window window;
     const char *log_name;            /* the `shard` of its log lines: a shard id, or "sweep" */
     /* Whether sending may go on (the shard's lease still holds); NULL: always. */
@@ -38,7 +38,7 @@ struct ob_pipeline {
 struct pipeline_write;
 struct pipeline_scratch;
 
-void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_aws_session *s, const char *log_name);
+void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_ddb_session *s, const char *log_name);
 /* Takes back the writes (marks, failure records) still running in the
  * session; before the session goes, whose calls they are. */
 void ob_pipeline_abandon_writes(struct ob_pipeline *p);

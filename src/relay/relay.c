@@ -247,7 +247,7 @@ static size_t watch_health(struct ob_relay *r)
 static enum ob_err prepare_tables(struct ob_relay *r, struct ob_error *err)
 {
     const struct ob_config *cfg = r->cfg;
-    struct ob_aws_session *s = ob_ddb_session(r->ddb);
+    struct ob_ddb_session *s = ob_ddb_session_create(r->ddb);
     enum ob_table_outcome outcome;
     enum ob_err rc = OB_OK;
     if (cfg->table.create_if_not_exists) {
@@ -255,13 +255,13 @@ static enum ob_err prepare_tables(struct ob_relay *r, struct ob_error *err)
                                       .provisioned = cfg->table.billing_mode == OB_BILLING_PROVISIONED,
                                       .read_capacity = cfg->table.read_capacity,
                                       .write_capacity = cfg->table.write_capacity };
-        rc = ob_table_ensure_outbox(s, r->ddb, &spec, &outcome, err);
+        rc = ob_table_ensure_outbox(s, &spec, &outcome, err);
         if (rc) {
             ob_error_prefix(err, "outbox table %s", cfg->table.name);
             goto out;
         }
     }
-    rc = ob_stream_arn(s, r->ddb, cfg->table.name, true, &r->stream_arn, err);
+    rc = ob_stream_arn(s, cfg->table.name, true, &r->stream_arn, err);
     if (rc) {
         if (rc == OB_ERR_NOT_FOUND)
             ob_error_set(err, rc, "table %s does not exist; create it with `outboxd init` or set "
@@ -270,7 +270,7 @@ static enum ob_err prepare_tables(struct ob_relay *r, struct ob_error *err)
     }
     /* The lease table is outboxd's own: create it when missing. */
     struct ob_table_spec leases = { .name = cfg->leases.table };
-    rc = ob_table_ensure_leases(s, r->ddb, &leases, &outcome, err);
+    rc = ob_table_ensure_leases(s, &leases, &outcome, err);
     if (rc) {
         ob_error_prefix(err, "lease table %s", cfg->leases.table);
         goto out;
@@ -278,7 +278,7 @@ static enum ob_err prepare_tables(struct ob_relay *r, struct ob_error *err)
     if (outcome == OB_TABLE_CREATED)
         ob_log_info("created the lease table %s", cfg->leases.table);
 out:
-    ob_aws_session_destroy(s);
+    ob_ddb_session_destroy(s);
     return rc;
 }
 
@@ -518,27 +518,27 @@ enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_sweep_re
                            struct ob_sweep_result *res, struct ob_error *err)
 {
     struct ob_relay r;
-    struct ob_aws_session *s = NULL;
+    struct ob_ddb_session *s = NULL;
     enum ob_err rc = relay_open(&r, cfg, err);
     if (rc)
         goto out;
-    s = ob_ddb_session(r.ddb);
+    s = ob_ddb_session_create(r.ddb);
     struct ob_table_spec leases = { .name = cfg->leases.table };
     enum ob_table_outcome outcome;
-    rc = ob_table_ensure_leases(s, r.ddb, &leases, &outcome, err);
+    rc = ob_table_ensure_leases(s, &leases, &outcome, err);
     if (rc) {
         ob_error_prefix(err, "lease table %s", cfg->leases.table);
         goto out;
     }
     /* How far the stream's readers are bounds what may be swept. */
-    rc = ob_stream_arn(s, r.ddb, cfg->table.name, false, &r.stream_arn, err);
+    rc = ob_stream_arn(s, cfg->table.name, false, &r.stream_arn, err);
     if (rc == OB_ERR_MISMATCH) /* no stream: nobody reads one */
         rc = OB_OK;
     if (rc)
         goto out;
     struct ob_sweep_lease lease;
     ob_sweep_lease_init(&lease, cfg->leases.table, cfg->table.name, r.instance_id);
-    rc = ob_sweep_lease_take(s, r.ddb, &lease, ob_wall_ms(), OB_SWEEP_HOLD_MS, false, err);
+    rc = ob_sweep_lease_take(s, &lease, ob_wall_ms(), OB_SWEEP_HOLD_MS, false, err);
     if (rc == OB_ERR_CONDITION_FAILED) {
         rc = ob_error_set(err, OB_ERR_RESOURCE_IN_USE, "another instance is sweeping %s now; try again later",
                           cfg->table.name);
@@ -565,10 +565,10 @@ enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_sweep_re
     free(st.behind);
     struct ob_error ferr;
     /* A sweep run by hand keeps the daemons' schedule. */
-    if (ob_sweep_lease_finish(s, r.ddb, &lease, ob_wall_ms() + cfg->sweep.interval_ms, &ferr))
+    if (ob_sweep_lease_finish(s, &lease, ob_wall_ms() + cfg->sweep.interval_ms, &ferr))
         ob_log_warn("ending the sweep lease failed: %s", ferr.msg);
 out:
-    ob_aws_session_destroy(s);
+    ob_ddb_session_destroy(s);
     relay_close(&r);
     return rc;
 }

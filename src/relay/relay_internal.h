@@ -147,7 +147,7 @@ struct ob_sweep_stats {
 
 /* One sweep of the outbox table (the caller holds the sweep lease, o->lease).
  * st->behind is the caller's to free. */
-enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_aws_session *s, const struct ob_sweep_options *o,
+enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_ddb_session *s, const struct ob_sweep_options *o,
                           struct ob_sweep_stats *st, struct ob_error *err);
 /* The daemon's sweeper thread: every sweep.interval, and at once when a
  * shard's records were trimmed before they were read. */

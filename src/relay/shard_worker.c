@@ -98,7 +98,7 @@ struct ob_shard_worker {
     atomic_bool finished;
     bool reached_end;
 
-    struct ob_aws_session *session;
+    struct ob_ddb_session *session;
     struct ob_pipeline pipe;         /* its window, waves and marks */
     char *iterator;                  /* NULL: the shard is read to its end */
     bool halted;                     /* a record without NewImage came: nothing more is read */
@@ -146,13 +146,13 @@ static enum ob_err open_iterator(struct ob_shard_worker *w, const char *type, co
     free(w->iterator);
     w->iterator = NULL;
     struct ob_relay *r = w->relay;
-    enum ob_err rc = ob_stream_iterator(w->session, r->ddb, r->stream_arn, w->shard.id, type, seq, &w->iterator, err);
+    enum ob_err rc = ob_stream_iterator(w->session, r->stream_arn, w->shard.id, type, seq, &w->iterator, err);
     if (rc == OB_ERR_TRIMMED) {
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL,
              "records after %s are no longer in the stream (older than 24 h); reading from the oldest record, "
              "the sweeper delivers what was missed", seq ? seq : "the start");
         ob_relay_want_sweep(r);
-        rc = ob_stream_iterator(w->session, r->ddb, r->stream_arn, w->shard.id, "TRIM_HORIZON", NULL, &w->iterator,
+        rc = ob_stream_iterator(w->session, r->stream_arn, w->shard.id, "TRIM_HORIZON", NULL, &w->iterator,
                                 err);
     }
     return rc;
@@ -379,7 +379,7 @@ static bool cold_check_start(struct ob_shard_worker *w)
     rd->n_keys = k;
     if (k == 0)
         return false;
-    rd->lookup = ob_items_lookup_start(w->session, r->ddb, r->cfg->table.name, rd->keys, k, rd->states);
+    rd->lookup = ob_items_lookup_start(w->session, r->cfg->table.name, rd->keys, k, rd->states);
     return true;
 }
 
@@ -434,8 +434,8 @@ static void read_start(struct ob_shard_worker *w)
     w->read.call.owner = w;
     w->read.phase = READ_RECORDS;
     w->read.sent_wall_ms = ob_wall_ms();
-    ob_aws_start(w->session, &w->read.call);
-    ob_aws_send(w->session); /* it goes out now */
+    ob_aws_start(w->session->aws, &w->read.call);
+    ob_aws_send(w->session->aws); /* it goes out now */
 }
 
 /* The GetRecords answered. */
@@ -497,7 +497,7 @@ static bool read_step(struct ob_shard_worker *w, int64_t now)
     if (rd->phase == READ_IDLE)
         return false;
     if (rd->phase == READ_RECORDS) {
-        if (!ob_aws_next_done(w->session, w))
+        if (!ob_aws_next_done(w->session->aws, w))
             return false;
         records_read(w, now);
         return true;
@@ -514,7 +514,7 @@ static void read_abandon(struct ob_shard_worker *w)
 {
     struct page_read *rd = &w->read;
     if (rd->phase == READ_RECORDS) {
-        ob_aws_abandon(w->session, &rd->call);
+        ob_aws_abandon(w->session->aws, &rd->call);
         ob_aws_call_release(&rd->call);
     } else if (rd->phase == READ_CHECK) {
         ob_items_lookup_abandon(rd->lookup);
@@ -570,14 +570,14 @@ static void checkpoint_start(struct ob_shard_worker *w, const char *cp)
     ob_checkpoint_write_prepare(r->ddb, r->cfg->leases.table, w->shard.id, w->owner, cp, &cw->call, &cw->body);
     cw->call.owner = cw;
     cw->running = true;
-    ob_aws_start(w->session, &cw->call);
-    ob_aws_send(w->session); /* it goes out now */
+    ob_aws_start(w->session->aws, &cw->call);
+    ob_aws_send(w->session->aws); /* it goes out now */
 }
 
 /* True when the running checkpoint write finished (its outcome taken). */
 static bool checkpoint_step(struct ob_shard_worker *w)
 {
-    if (!w->cp_write.running || !ob_aws_next_done(w->session, &w->cp_write))
+    if (!w->cp_write.running || !ob_aws_next_done(w->session->aws, &w->cp_write))
         return false;
     checkpoint_finish(w);
     return true;
@@ -590,12 +590,12 @@ static void checkpoint_settle(struct ob_shard_worker *w)
     struct checkpoint_write *cw = &w->cp_write;
     while (cw->running && !checkpoint_step(w)) {
         if (lease_gone(w)) {
-            ob_aws_abandon(w->session, &cw->call);
+            ob_aws_abandon(w->session->aws, &cw->call);
             ob_aws_call_release(&cw->call);
             checkpoint_forget(cw);
             return;
         }
-        ob_aws_poll(w->session, 50);
+        ob_aws_poll(w->session->aws, 50);
     }
 }
 
@@ -680,7 +680,7 @@ static enum pin pin_latest(struct ob_shard_worker *w)
     while (!atomic_load(&w->stop) && !lease_gone(w)) {
         char *current = NULL;
         struct ob_error err;
-        enum ob_err rc = ob_lease_pin_latest(w->session, r->ddb, r->cfg->leases.table, w->shard.id, w->owner, cp,
+        enum ob_err rc = ob_lease_pin_latest(w->session, r->cfg->leases.table, w->shard.id, w->owner, cp,
                                              &current, &err);
         if (rc == OB_ERR_CONDITION_FAILED && !current) {
             atomic_store(&w->taken_over, true);
@@ -819,7 +819,7 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof name, "sh:%s", len > 12 ? w->shard.id + len - 12 : w->shard.id);
     pthread_setname_np(pthread_self(), name);
 
-    w->session = ob_ddb_session(w->relay->ddb);
+    w->session = ob_ddb_session_create(w->relay->ddb);
     w->pipe.session = w->session;
     w->health = ob_health_claim(&w->relay->health, w->shard.id);
     run(w);
@@ -835,7 +835,7 @@ static void *worker_main(void *arg)
     ob_pipeline_log(&w->pipe, OB_SEV_INFO, NULL, "stopped reading%s (checkpoint %s)",
          w->reached_end ? ": shard ended" : atomic_load(&w->abandoned) ? ": lease lost" : "",
          w->written[0] ? w->written : w->start_checkpoint);
-    ob_aws_session_destroy(w->session);
+    ob_ddb_session_destroy(w->session);
     w->session = NULL;
     w->pipe.session = NULL;
     atomic_store(&w->finished, true);

@@ -70,7 +70,7 @@ static void keep_lease(struct sweep *sw)
     if (!sw->o->lease || sw->lease_lost || ob_mono_ms() < sw->lease_renew_at)
         return;
     struct ob_error err;
-    enum ob_err rc = ob_sweep_lease_renew(sw->pipe.session, sw->r->ddb, sw->o->lease, ob_wall_ms(), OB_SWEEP_HOLD_MS,
+    enum ob_err rc = ob_sweep_lease_renew(sw->pipe.session, sw->o->lease, ob_wall_ms(), OB_SWEEP_HOLD_MS,
                                           &err);
     if (rc == OB_ERR_CONDITION_FAILED) {
         sw->lease_lost = true;
@@ -190,10 +190,10 @@ static void recheck_and_push(struct sweep *sw)
     enum ob_err rc = OB_OK;
     struct ob_error err;
     if (k) {
-        struct ob_items_lookup *l = ob_items_lookup_start(sw->pipe.session, sw->r->ddb, sw->r->cfg->table.name, keys,
+        struct ob_items_lookup *l = ob_items_lookup_start(sw->pipe.session, sw->r->cfg->table.name, keys,
                                                           k, states);
         while (!ob_items_lookup_poll(l))
-            ob_aws_poll(sw->pipe.session, 50);
+            ob_aws_poll(sw->pipe.session->aws, 50);
         rc = ob_items_lookup_finish(l, &err);
         if (rc) /* delivering again is safe (at-least-once); the mark's condition tells */
             ob_log_warn("sweep: looking items up again before sending failed, sending without it: %s", err.msg);
@@ -286,7 +286,7 @@ static enum ob_err scan_round(struct sweep *sw, struct ob_error *err)
     int64_t wait = ob_bucket_take(&sw->budget, estimate, ob_mono_ms());
     if (wait > 0)
         sweep_wait(sw, ob_mono_ms() + wait);
-    ob_aws_run(sw->pipe.session, ptrs, (size_t)n);
+    ob_aws_run(sw->pipe.session->aws, ptrs, (size_t)n);
     enum ob_err rc = OB_OK;
     double units = 0, scanned = 0;
     for (int k = 0; k < n; k++) {
@@ -373,7 +373,7 @@ static enum ob_err sweep_cutoff(struct sweep *sw, struct ob_error *err)
     if (r->stream_arn) {
         int64_t through;
         char *behind;
-        enum ob_err rc = ob_leases_read_through(sw->pipe.session, r->ddb, r->cfg->leases.table, r->stream_arn,
+        enum ob_err rc = ob_leases_read_through(sw->pipe.session, r->cfg->leases.table, r->stream_arn,
                                                 &through, &behind, err);
         if (rc) {
             ob_error_prefix(err, "reading how far the shards' readers are");
@@ -390,7 +390,7 @@ static enum ob_err sweep_cutoff(struct sweep *sw, struct ob_error *err)
     return OB_OK;
 }
 
-enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_aws_session *s, const struct ob_sweep_options *o,
+enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_ddb_session *s, const struct ob_sweep_options *o,
                           struct ob_sweep_stats *st, struct ob_error *err)
 {
     struct sweep sw = { .r = r, .o = o, .st = st };
@@ -480,7 +480,7 @@ void *ob_sweeper_main(void *arg)
     struct ob_relay *r = arg;
     const struct ob_config *cfg = r->cfg;
     pthread_setname_np(pthread_self(), "ob-sweeper");
-    struct ob_aws_session *s = ob_ddb_session(r->ddb);
+    struct ob_ddb_session *s = ob_ddb_session_create(r->ddb);
     struct ob_sweep_lease lease;
     ob_sweep_lease_init(&lease, cfg->leases.table, cfg->table.name, r->instance_id);
     struct ob_sweep_options o = { .older_than_ms = cfg->sweep.older_than_ms, .lease = &lease };
@@ -501,7 +501,7 @@ void *ob_sweeper_main(void *arg)
         bool held_back = false;
         /* Renewed while the sweep runs; an instance that dies mid-sweep
          * frees it after OB_SWEEP_HOLD_MS. */
-        enum ob_err rc = ob_sweep_lease_take(s, r->ddb, &lease, ob_wall_ms(), OB_SWEEP_HOLD_MS, !needed, &err);
+        enum ob_err rc = ob_sweep_lease_take(s, &lease, ob_wall_ms(), OB_SWEEP_HOLD_MS, !needed, &err);
         if (rc == OB_OK) {
             struct ob_sweep_stats st;
             int64_t t0 = ob_mono_ms();
@@ -528,7 +528,7 @@ void *ob_sweeper_main(void *arg)
             free(st.behind);
             /* One stopped early or held back is due again at once, here or elsewhere. */
             int64_t next = ob_wall_ms() + (st.stopped_early || held_back ? 0 : cfg->sweep.interval_ms);
-            if (ob_sweep_lease_finish(s, r->ddb, &lease, next, &err))
+            if (ob_sweep_lease_finish(s, &lease, next, &err))
                 ob_log_warn("ending the sweep lease failed: %s", err.msg);
             retry_later = needed && (rc || st.stopped_early || held_back);
             if (!held_back && rc == OB_OK)
@@ -543,6 +543,6 @@ void *ob_sweeper_main(void *arg)
         /* Held back, the readers say how far they are at each lease renewal. */
         sweeper_wait(r, held_back ? cfg->leases.duration_ms / 3 : check_every, !retry_later);
     }
-    ob_aws_session_destroy(s);
+    ob_ddb_session_destroy(s);
     return NULL;
 }

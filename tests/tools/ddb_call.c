@@ -38,14 +38,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "ddb_call: bad request JSON: %s\n", jerr.text);
         return 65;
     }
-    struct ob_aws_session *s = ob_ddb_session(d);
+    struct ob_ddb_session *s = ob_ddb_session_create(d);
     int failures = 0;
     for (int i = 0; i < repeat; i++) {
         struct ob_aws_call call;
         char *body;
         ob_ddb_prepare_call(d, &call, argv[2], req, &body);
         struct ob_aws_call *one = &call;
-        ob_aws_run(s, &one, 1);
+        ob_aws_run(s->aws, &one, 1);
         if (call.response)
             ob_ddb_account_capacity(argv[2], call.response);
         json_t *line = json_pack("{s:s,s:i,s:i,s:s,s:b}", "result", ob_err_name(call.result), "attempts",
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
     free(text);
     json_decref(summary);
     json_decref(req);
-    ob_aws_session_destroy(s);
+    ob_ddb_session_destroy(s);
     ob_ddb_close(d);
     return failures ? 1 : 0;
 }
