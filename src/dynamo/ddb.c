@@ -134,6 +134,16 @@ void ob_ddb_session_cancel(struct ob_ddb_session *s)
     ob_aws_session_cancel(s->aws);
 }
 
+void ob_ddb_session_poll(struct ob_ddb_session *s, int timeout_ms)
+{
+    ob_aws_poll(s->aws, timeout_ms);
+}
+
+void ob_ddb_session_send(struct ob_ddb_session *s)
+{
+    ob_aws_send(s->aws);
+}
+
 static void capacity_labels(struct ob_buf *b, const char *table, const char *operation, const char *kind)
 {
     ob_buf_puts(b, "kind=\"");

@@ -61,6 +61,12 @@ struct ob_ddb_session *ob_ddb_session_create(struct ob_ddb *d);
 void ob_ddb_session_destroy(struct ob_ddb_session *s);
 /* Safe from any thread: the session's running calls fail now (see ob_aws_session_cancel). */
 void ob_ddb_session_cancel(struct ob_ddb_session *s);
+/* Drives every operation running in the session (reads, marks, lookups,
+ * checkpoints of one thread): sends and receives, waiting up to timeout_ms
+ * for one to finish, not at all when a finished one waits to be taken. */
+void ob_ddb_session_poll(struct ob_ddb_session *s, int timeout_ms);
+/* Sends what was just started, without waiting for answers. */
+void ob_ddb_session_send(struct ob_ddb_session *s);
 
 /* One DynamoDB call. `request` is borrowed; for data operations the call
  * adds ReturnConsumedCapacity=TOTAL when the request lacks it. On OB_OK,

@@ -456,7 +456,7 @@ static void write_recycle(struct ob_pipeline *p, struct pipeline_write *x)
 /* Takes the marks that finished; true if there were any. */
 static bool collect_marks(struct ob_pipeline *p, int64_t now)
 {
-    ob_aws_poll(p->session->aws, 0);
+    ob_ddb_session_poll(p->session, 0);
     struct pipeline_write *done[64];
     size_t n = 0;
     bool any = false;
@@ -834,5 +834,5 @@ void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms, bool others_runni
      * within a short slice. */
     int64_t left = until_ms - ob_mono_ms();
     if (left > 0)
-        ob_aws_poll(p->session->aws, left < 50 ? (int)left : 50);
+        ob_ddb_session_poll(p->session, left < 50 ? (int)left : 50);
 }

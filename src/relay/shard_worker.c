@@ -595,7 +595,7 @@ static void checkpoint_settle(struct ob_shard_worker *w)
             checkpoint_forget(cw);
             return;
         }
-        ob_aws_poll(w->session->aws, 50);
+        ob_ddb_session_poll(w->session, 50);
     }
 }
 

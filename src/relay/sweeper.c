@@ -193,7 +193,7 @@ static void recheck_and_push(struct sweep *sw)
         struct ob_items_lookup *l = ob_items_lookup_start(sw->pipe.session, sw->r->cfg->table.name, keys,
                                                           k, states);
         while (!ob_items_lookup_poll(l))
-            ob_aws_poll(sw->pipe.session->aws, 50);
+            ob_ddb_session_poll(sw->pipe.session, 50);
         rc = ob_items_lookup_finish(l, &err);
         if (rc) /* delivering again is safe (at-least-once); the mark's condition tells */
             ob_log_warn("sweep: looking items up again before sending failed, sending without it: %s", err.msg);
