@@ -34,10 +34,7 @@ class _Listener(socketserver.ThreadingTCPServer):
     request_queue_size = 256
 
     def finish_request(self, request, client_address):
-        self.owner._serve(request, client_address)
-
-    def handle_error(self, request, client_address):
-        pass                        # _serve lets through only what a server's own bug raises
+        self.owner._serve_accepted(request, client_address)   # a bug of the server: handle_error prints it
 
 
 class LoopbackServer:
@@ -138,7 +135,7 @@ class LoopbackServer:
         """Serves one connection until it ends (number: 1 for the first accepted)."""
         self.handler(sock, client_address, self)
 
-    def _serve(self, sock, client_address):
+    def _serve_accepted(self, sock, client_address):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             if self._tls is not None:
