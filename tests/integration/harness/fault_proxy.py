@@ -21,18 +21,13 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-from .util import register_child, unregister_child
+from .server_base import LoopbackServer, RequestLog, Upstream, read_body
 
 ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
 ACTIONS = ("pass", "delay", "throttle", "throttling", "status", "error",
            "reset", "reset_after", "hang", "unprocessed", "rewrite")
-
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-               "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding",
-               "upgrade", "expect", "content-length"}
 
 _STATUS_DEFAULT_TYPE = {500: "InternalServerError", 502: "BadGateway",
                         503: "ServiceUnavailable", 504: "GatewayTimeout"}
@@ -127,84 +122,24 @@ class RequestRecord:
         return self.end - self.start
 
 
-class _ClientGone(Exception):
-    pass
+def _record_filter(target=None, action=None, status=None, forwarded=None):
+    targets = None if target is None else ([target] if isinstance(target, str) else list(target))
+    return lambda r: ((targets is None or r.target in targets or r.full_target in targets) and
+                      (action is None or r.action == action) and
+                      (status is None or r.status == status) and
+                      (forwarded is None or r.forwarded == forwarded))
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
+    thread_name = "faultproxy"
+    stop_waits_for_connections = True     # no request reaches upstream after stop()
+
     def __init__(self, upstream, port=None, rules=None, upstream_timeout=60.0):
-        if isinstance(upstream, int):
-            upstream = f"http://127.0.0.1:{upstream}"
-        u = urlsplit(upstream)
-        if u.scheme != "http" or u.hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError(f"upstream must be http on loopback, got {upstream}")
-        self.upstream_host = u.hostname
-        self.upstream_port = u.port or 80
-        self.port = port
-        self.upstream_timeout = upstream_timeout
+        super().__init__(port)
+        self._upstream = Upstream(upstream, upstream_timeout)
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
         self._rules = list(rules or [])
-        self._records = []
-        self._seq = 0
-        self._conn_seq = 0
-        self._conns = set()
-        self._threads = []
-        self._sock = None
-        self._stopping = threading.Event()
-        self._accept_thread = None
-
-    # -- lifecycle -------------------------------------------------------------
-
-    @property
-    def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        if self._sock is not None:
-            return self
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port or 0))
-        s.listen(64)
-        s.settimeout(0.2)
-        self.port = s.getsockname()[1]
-        self._sock = s
-        self._stopping.clear()
-        self._accept_thread = threading.Thread(target=self._accept_loop, name=f"faultproxy-{self.port}",
-                                               daemon=True)
-        self._accept_thread.start()
-        register_child(self)
-        return self
-
-    def stop(self, timeout=5.0):
-        if self._sock is None:
-            return
-        self._stopping.set()
-        self._accept_thread.join(timeout)
-        try:
-            self._sock.close()
-        except OSError:
-            pass
-        with self._lock:
-            conns = list(self._conns)
-            threads = list(self._threads)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        deadline = time.monotonic() + timeout
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        self._sock = None
-        unregister_child(self)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        self._log = RequestLog()
 
     # -- rules -----------------------------------------------------------------
 
@@ -235,35 +170,20 @@ class FaultProxy:
     @property
     def requests(self):
         """A snapshot (list of RequestRecord, in arrival order)."""
-        with self._lock:
-            return list(self._records)
+        return self._log.snapshot()
 
     def clear_log(self):
-        with self._lock:
-            self._records = []
+        self._log.clear()
 
     def take_log(self):
         """The records so far, removed from the log at once (a long run tallies and
         forgets them, so none is missed and its memory stays flat)."""
-        with self._lock:
-            records, self._records = self._records, []
-            return records
+        return self._log.take()
 
     def select(self, target=None, action=None, status=None, forwarded=None):
         """Records filtered by target op (str or list), action, status (int or "reset"), forwarded."""
-        out = []
-        targets = None if target is None else ([target] if isinstance(target, str) else list(target))
-        for r in self.requests:
-            if targets is not None and r.target not in targets and r.full_target not in targets:
-                continue
-            if action is not None and r.action != action:
-                continue
-            if status is not None and r.status != status:
-                continue
-            if forwarded is not None and r.forwarded != forwarded:
-                continue
-            out.append(r)
-        return out
+        where = _record_filter(target, action, status, forwarded)
+        return [r for r in self.requests if where(r)]
 
     def count(self, target=None, action=None, status=None, forwarded=None):
         return len(self.select(target, action, status, forwarded))
@@ -279,95 +199,24 @@ class FaultProxy:
 
     def wait_for(self, n, timeout=30.0, **filters):
         """Block until count(**filters) >= n; returns the count (may be < n on timeout)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                c = sum(1 for _ in self._filter_locked(**filters))
-                if c >= n:
-                    return c
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return c
-                self._cond.wait(min(left, 0.5))
-
-    def _filter_locked(self, target=None, action=None, status=None, forwarded=None):
-        targets = None if target is None else ([target] if isinstance(target, str) else list(target))
-        for r in self._records:
-            if targets is not None and r.target not in targets and r.full_target not in targets:
-                continue
-            if action is not None and r.action != action:
-                continue
-            if status is not None and r.status != status:
-                continue
-            if forwarded is not None and r.forwarded != forwarded:
-                continue
-            yield r
-
-    @property
-    def connections(self):
-        """Client connections accepted so far."""
-        with self._lock:
-            return self._conn_seq
+        return self._log.wait(n, timeout, where=_record_filter(**filters))
 
     def _record(self, **kw):
-        with self._cond:
-            self._seq += 1
-            rec = RequestRecord(seq=self._seq, **kw)
-            self._records.append(rec)
-            self._cond.notify_all()
-            return rec
+        return self._log.add(lambda seq: RequestRecord(seq=seq, **kw))
 
     # -- serving ----------------------------------------------------------------
 
-    def _accept_loop(self):
-        while not self._stopping.is_set():
-            try:
-                c, _ = self._sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            c.settimeout(None)
-            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._conn_seq += 1
-                cid = self._conn_seq
-                self._conns.add(c)
-                t = threading.Thread(target=self._serve_conn, args=(c, cid), daemon=True,
-                                     name=f"faultproxy-{self.port}-c{cid}")
-                self._threads = [x for x in self._threads if x.is_alive()]
-                self._threads.append(t)
-            t.start()
-
-    def _serve_conn(self, c, cid):
+    def serve_connection(self, c, client_address, cid):
         rfile = c.makefile("rb")
-        upstream = None
+        upstream = self._upstream.connect()
         try:
             while not self._stopping.is_set():
-                try:
-                    req = self._read_request(c, rfile)
-                except _ClientGone:
+                req = self._read_request(c, rfile)
+                if req is None or not self._handle(c, cid, req, upstream):
                     break
-                if req is None:
-                    break
-                keep, upstream = self._handle(c, cid, req, upstream)
-                if not keep:
-                    break
-        except OSError:
-            pass
         finally:
-            if upstream is not None:
-                upstream.close()
-            try:
-                rfile.close()
-            except OSError:
-                pass
-            try:
-                c.close()
-            except OSError:
-                pass
-            with self._lock:
-                self._conns.discard(c)
+            upstream.close()
+            rfile.close()
 
     def _read_request(self, c, rfile):
         line = rfile.readline(65537)
@@ -378,12 +227,12 @@ class FaultProxy:
         try:
             method, path, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
         except ValueError:
-            raise _ClientGone()
+            raise ConnectionError("not a request line")
         headers = []
         while True:
             h = rfile.readline(65537)
             if not h:
-                raise _ClientGone()
+                raise ConnectionError("the client went in the middle of a request")
             if h in (b"\r\n", b"\n"):
                 break
             name, _, value = h.decode("latin-1").partition(":")
@@ -391,36 +240,11 @@ class FaultProxy:
         hmap = {k.lower(): v for k, v in headers}
         if hmap.get("expect", "").lower() == "100-continue":
             c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if "chunked" in hmap.get("transfer-encoding", "").lower():
-            body = self._read_chunked(rfile)
-        else:
-            n = int(hmap.get("content-length", "0") or 0)
-            body = rfile.read(n) if n else b""
-            if len(body) != n:
-                raise _ClientGone()
+        body = read_body(rfile, hmap)
         conn_hdr = hmap.get("connection", "").lower()
         keep = (version == "HTTP/1.1" and "close" not in conn_hdr) or "keep-alive" in conn_hdr
         return dict(method=method, path=path, version=version, headers=headers, hmap=hmap,
                     body=body, keep=keep, start=time.monotonic(), wall=time.time(), rfile=rfile)
-
-    @staticmethod
-    def _read_chunked(rfile):
-        out = bytearray()
-        while True:
-            size_line = rfile.readline(65537)
-            if not size_line:
-                raise _ClientGone()
-            size = int(size_line.split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while True:                 # trailers
-                    t = rfile.readline(65537)
-                    if not t or t in (b"\r\n", b"\n"):
-                        return bytes(out)
-            chunk = rfile.read(size)
-            if len(chunk) != size:
-                raise _ClientGone()
-            out += chunk
-            rfile.readline(65537)
 
     def _choose(self, op, full_target, body):
         with self._lock:
@@ -445,20 +269,20 @@ class FaultProxy:
         if action == "reset":
             self._record(end=time.monotonic(), status="reset", forwarded=False, **base)
             self._rst(c, req["rfile"])
-            return False, upstream
+            return False
         if action == "hang":
             end = time.monotonic() + (rule.delay_ms or 0) / 1000.0
             while time.monotonic() < end and not self._stopping.is_set():
                 time.sleep(min(0.05, max(0.0, end - time.monotonic())))
             self._record(end=time.monotonic(), status="reset", forwarded=False, **base)
             self._rst(c, req["rfile"])
-            return False, upstream
+            return False
         if action == "unprocessed":
             asked = json.loads(req["body"])["RequestItems"]
             payload = json.dumps({"Responses": {t: [] for t in asked}, "UnprocessedKeys": asked}).encode()
             self._record(end=time.monotonic(), status=200, forwarded=False, **base)
             self._send(c, 200, "OK", [("Content-Type", "application/x-amz-json-1.0")], payload, req["keep"])
-            return req["keep"], upstream
+            return req["keep"]
         if action in ("throttle", "throttling", "status", "error"):
             status, etype = self._error_for(rule, action)
             msg = rule.message or f"injected by FaultProxy ({action})"
@@ -469,22 +293,20 @@ class FaultProxy:
                         ("x-amzn-RequestId", uuid.uuid4().hex.upper()),
                         ("x-amz-crc32", str(zlib.crc32(payload) & 0xFFFFFFFF))],
                        payload, req["keep"])
-            return req["keep"], upstream
+            return req["keep"]
 
         # pass / delay / reset_after / rewrite: forward
         try:
-            status, reason, headers, payload, upstream = self._forward(req, upstream)
+            status, reason, headers, payload = self._upstream.exchange(
+                upstream, req["method"], req["path"], req["headers"], req["body"])
         except OSError as e:
-            if upstream is not None:
-                upstream.close()
-                upstream = None
             payload = json.dumps({"__type": ERROR_PREFIX + "InternalServerError",
                                   "message": f"FaultProxy: upstream unreachable: {e}"}).encode()
             self._record(end=time.monotonic(), status=502, forwarded=False,
                          error_type="InternalServerError", **{**base, "action": "upstream_error"})
             self._send(c, 502, "Bad Gateway", [("Content-Type", "application/x-amz-json-1.0")],
                        payload, False)
-            return False, upstream
+            return False
         etype = None
         if status >= 400:
             try:
@@ -494,7 +316,7 @@ class FaultProxy:
         if action == "reset_after":
             self._record(end=time.monotonic(), status="reset", forwarded=True, error_type=etype, **base)
             self._rst(c, req["rfile"])
-            return False, upstream
+            return False
         if action == "rewrite" and status == 200:
             answer = json.loads(payload)
             if rule.rewrite.__code__.co_argcount >= 2:   # rewrite(answer, request)
@@ -504,7 +326,7 @@ class FaultProxy:
             payload = json.dumps(answer).encode()
         self._record(end=time.monotonic(), status=status, forwarded=True, error_type=etype, **base)
         self._send(c, status, reason, headers, payload, req["keep"])
-        return req["keep"], upstream
+        return req["keep"]
 
     @staticmethod
     def _error_for(rule, action):
@@ -516,34 +338,6 @@ class FaultProxy:
             return rule.status or 400, rule.error_type or "ValidationException"
         status = rule.status or 500
         return status, rule.error_type or _STATUS_DEFAULT_TYPE.get(status, "InternalServerError")
-
-    def _forward(self, req, upstream):
-        for attempt in (0, 1):
-            fresh = upstream is None
-            if fresh:
-                upstream = http.client.HTTPConnection(self.upstream_host, self.upstream_port,
-                                                      timeout=self.upstream_timeout)
-            try:
-                upstream.putrequest(req["method"], req["path"], skip_host=True, skip_accept_encoding=True)
-                for k, v in req["headers"]:
-                    if k.lower() not in _HOP_BY_HOP:
-                        upstream.putheader(k, v)
-                upstream.putheader("Content-Length", str(len(req["body"])))
-                upstream.endheaders(req["body"])
-                resp = upstream.getresponse()
-                payload = resp.read()
-                headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP]
-                if resp.will_close:
-                    upstream.close()
-                    upstream = None
-                return resp.status, resp.reason, headers, payload, upstream
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-                    http.client.BadStatusLine):
-                upstream.close()
-                upstream = None
-                if fresh or attempt:         # only a stale keep-alive connection is retried
-                    raise
-        raise OSError("unreachable")
 
     @staticmethod
     def _send(c, status, reason, headers, payload, keep):
@@ -567,4 +361,4 @@ class FaultProxy:
             pass
 
     def __repr__(self):
-        return f"<FaultProxy {self.endpoint} -> {self.upstream_host}:{self.upstream_port}>"
+        return f"<FaultProxy {self.endpoint} -> {self._upstream.host}:{self._upstream.port}>"

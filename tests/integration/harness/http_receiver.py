@@ -13,13 +13,12 @@ test-chosen function returns (default 200), with an empty body.
     rx.stop()
 """
 
-import socket
-import ssl
-import threading
 import time
 from dataclasses import dataclass
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from .server_base import LoopbackServer, RequestLog, read_body
 
 
 @dataclass
@@ -33,16 +32,8 @@ class Request:
     status: int = 0           # what it was answered (0 while the responder runs)
 
 
-def _read_chunked(rfile):
-    body = bytearray()
-    while True:
-        size = int(rfile.readline().split(b";")[0].strip(), 16)
-        if size == 0:
-            while rfile.readline() not in (b"\r\n", b"\n", b""):
-                pass
-            return bytes(body)
-        body += rfile.read(size)
-        rfile.readline()
+def _answered_2xx(req):
+    return 200 <= req.status < 300
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -50,12 +41,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "HttpReceiver"
 
     def _handle(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = _read_chunked(self.rfile)
-        else:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.receiver._serve(self, Request(self.command, self.path, self.headers, body,
-                                                  time.monotonic(), self.client_address[1]))
+        body = read_body(self.rfile, self.headers)
+        self.server._answer(self, Request(self.command, self.path, self.headers, body,
+                                         time.monotonic(), self.client_address[1]))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
@@ -63,73 +51,18 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True              # a responder that sleeps must not block stop()
-    request_queue_size = 256
+class HttpReceiver(LoopbackServer):
+    thread_name = "http-receiver"
+    handler = _Handler
 
-    def finish_request(self, request, client_address):
-        # TLS handshakes run here, in the connection's thread, so a client
-        # that never finishes one cannot stall accept().
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.receiver._lock:
-            self.receiver._connections.add(request)
-        if self.receiver._tls is not None:
-            try:
-                request = self.receiver._tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError):
-                return
-        try:
-            super().finish_request(request, client_address)
-        except (ConnectionError, ssl.SSLError, TimeoutError, OSError):
-            pass               # the client gave up (e.g. its timeout), or stop() closed it
-        finally:
-            with self.receiver._lock:
-                self.receiver._connections.discard(request)
-
-    def handle_error(self, request, client_address):
-        pass
-
-
-class HttpReceiver:
     def __init__(self, certfile=None, keyfile=None, port=0, keep=True):
-        self._lock = threading.Condition()
+        super().__init__(port, certfile, keyfile)
         # keep=False: requests are answered (the responder still sees each) but not kept,
         # so a long run's memory stays flat; requests/accepted/wait_for then see none.
         self._keep = keep
-        self._connections = set()
-        self._requests = []
+        self._log = RequestLog()
         self._responder = lambda req: 200
-        self._tls = None
-        if certfile:
-            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self._tls.load_cert_chain(certfile, keyfile)
-        self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.receiver = self
-        self._thread = None
-        scheme = "https" if certfile else "http"
-        self.port = self._server.server_address[1]
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-
-    def start(self):
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"http-receiver-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        """Stops listening and closes every connection, kept-alive ones too (a stopped
-        receiver is gone, as a crashed server would be)."""
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            conns = list(self._connections)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread:
-            self._thread.join(timeout=5)
+        self.bind()
 
     def respond(self, fn):
         """fn(Request) -> HTTP status for every later request (it may sleep)."""
@@ -137,34 +70,21 @@ class HttpReceiver:
 
     @property
     def requests(self):
-        with self._lock:
-            return list(self._requests)
+        return self._log.snapshot()
 
     def accepted(self):
         """The requests answered 2xx, in arrival order."""
-        with self._lock:
-            return [r for r in self._requests if 200 <= r.status < 300]
+        return [r for r in self._log.snapshot() if _answered_2xx(r)]
 
     def wait_for(self, n, timeout=10.0):
         """True once at least n requests were answered 2xx; False after timeout seconds."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while sum(1 for r in self._requests if 200 <= r.status < 300) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._lock.wait(left)
-            return True
+        return self._log.wait(n, timeout, where=_answered_2xx) >= n
 
-    def _serve(self, handler, req):
+    def _answer(self, handler, req):
         if self._keep:
-            with self._lock:
-                self._requests.append(req)
-        status = int(self._responder(req))
-        with self._lock:
-            req.status = status
-            self._lock.notify_all()
-        handler.send_response(status)
+            self._log.add(lambda _: req)
+        self._log.update(req, status=int(self._responder(req)))
+        handler.send_response(req.status)
         handler.send_header("Content-Length", "0")
         handler.end_headers()
         handler.wfile.flush()

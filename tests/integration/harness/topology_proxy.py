@@ -34,17 +34,13 @@ import email.utils
 import http.client
 import json
 import os
-import socket
-import socketserver
-import sys
 import threading
 import time
 import uuid
 import zlib
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import urlsplit
 
-from .util import register_child, unregister_child
+from .server_base import LoopbackServer, RequestLog, Upstream, read_body
 
 ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 VALIDATION_TYPE = "com.amazon.coral.validate#ValidationException"
@@ -54,10 +50,6 @@ HASH_SPACE = 1 << 32
 GET_RECORDS_MAX = 1000
 GET_RECORDS_MAX_BYTES = 1 << 20
 ITERATOR_TYPES = ("TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER")
-
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-               "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding",
-               "upgrade", "expect", "content-length"}
 
 _DEFAULT_AUTH = ("AWS4-HMAC-SHA256 Credential=AKIDTEST/20200101/us-east-1/dynamodb/aws4_request, "
                  "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + "0" * 64)
@@ -111,42 +103,20 @@ class _Shard:
         return self.end is not None
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def handle_error(self, request, client_address):
-        # A client that went away mid-answer (a killed outboxd) is expected here.
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "Jetty"          # only used if a header is built by the base class
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.proxy._track(self.connection, True)
-
-    def finish(self):
-        try:
-            super().finish()
-        finally:
-            self.server.proxy._track(self.connection, False)
 
     def log_message(self, format, *args):     # quiet
         pass
 
     def _any(self):
-        self.server.proxy._handle(self)
+        self.server._handle(self)
 
     do_POST = do_GET = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _any
 
 
-class TopologyProxy:
+class TopologyProxy(LoopbackServer):
     """See the module docstring.
 
     upstream:      DynamoDB Local endpoint ("http://127.0.0.1:PORT" or a port number).
@@ -161,39 +131,29 @@ class TopologyProxy:
                    then gives ResourceNotFoundException.
     poll_interval: seconds between upstream GetRecords calls while the stream is idle.
     """
+    thread_name = "topologyproxy"
+    handler = _Handler
 
     def __init__(self, upstream_endpoint, shards=8, split_every=1000, max_open=None,
                  page_size=100, iterator_ttl=900.0, port=None, table=None,
                  hide_trimmed_shards=True, poll_interval=0.02, upstream_timeout=30.0):
-        if isinstance(upstream_endpoint, int):
-            upstream_endpoint = f"http://127.0.0.1:{upstream_endpoint}"
-        u = urlsplit(upstream_endpoint)
-        if u.scheme != "http" or u.hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError(f"upstream must be http on loopback, got {upstream_endpoint}")
+        super().__init__(port)
+        self._upstream = Upstream(upstream_endpoint, upstream_timeout)
         if shards < 1:
             raise ValueError("shards must be >= 1")
-        self.upstream_host = u.hostname
-        self.upstream_port = u.port or 80
         self.n_shards = int(shards)
         self.split_every = int(split_every or 0)
         self.max_open = int(max_open) if max_open is not None else 2 * self.n_shards
         self.page_size = max(1, min(int(page_size), 100))
         self.iterator_ttl = float(iterator_ttl)
-        self.port = port
         self.table = table
         self.hide_trimmed_shards = hide_trimmed_shards
         self.poll_interval = poll_interval
-        self.upstream_timeout = upstream_timeout
 
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._token = uuid.uuid4().hex[:12]      # marks iterators issued by this instance
-        self._server = None
-        self._serve_thread = None
-        self._conns = set()
-        self._conn_count = 0
         self._pool = []
-        self._stopping = threading.Event()
         self._ingest_thread = None
         self._attach_lock = threading.Lock()
 
@@ -213,74 +173,20 @@ class TopologyProxy:
         self._trimmed_count = 0
         self._iter_serial = 0
         self._expired_upto = 0        # iterators with serial <= this are expired
-        self._read_log = []
+        self._read_log = RequestLog()
         self.errors = []              # ingest errors (strings), for debugging
 
     # -- lifecycle ------------------------------------------------------------
 
-    @property
-    def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        srv = _Server(("127.0.0.1", self.port or 0), _Handler, bind_and_activate=True)
-        srv.proxy = self
-        self.port = srv.server_address[1]
-        self._server = srv
-        self._serve_thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
-                                              name=f"topologyproxy-{self.port}", daemon=True)
-        self._serve_thread.start()
-        register_child(self)
-        return self
-
-    def stop(self, timeout=5.0):
-        if self._server is None:
-            return
-        self._stopping.set()
-        srv, self._server = self._server, None
-        try:
-            srv.shutdown()
-            srv.server_close()
-        except OSError:
-            pass
+    def _on_stop(self, deadline):
         with self._lock:
-            conns = list(self._conns)
             pool, self._pool = self._pool, []
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         for c in pool:
             c.close()
         if self._ingest_thread is not None:
-            self._ingest_thread.join(timeout)
+            self._ingest_thread.join(max(0.0, deadline - time.monotonic()))
         with self._cond:
             self._cond.notify_all()
-        unregister_child(self)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def _track(self, conn, add):
-        with self._lock:
-            if add:
-                self._conns.add(conn)
-                self._conn_count += 1
-            else:
-                self._conns.discard(conn)
-
-    @property
-    def connections(self):
-        """Client connections accepted so far (keep-alive checks)."""
-        with self._lock:
-            return self._conn_count
 
     # -- test controls --------------------------------------------------------------
 
@@ -348,8 +254,7 @@ class TopologyProxy:
 
     def read_log(self):
         """[(monotonic time, shard id, n records returned, closed_end_reached)] per GetRecords."""
-        with self._lock:
-            return list(self._read_log)
+        return self._read_log.snapshot()
 
     def wait_records(self, n, timeout=10.0):
         """Block until at least n records are ingested. Returns the count (< n on timeout)."""
@@ -444,15 +349,11 @@ class TopologyProxy:
 
     # -- upstream I/O -------------------------------------------------------------------
 
-    def _new_conn(self):
-        return http.client.HTTPConnection(self.upstream_host, self.upstream_port,
-                                          timeout=self.upstream_timeout)
-
-    def _get_pooled(self):
+    def _pooled(self):
         with self._lock:
             if self._pool:
-                return self._pool.pop(), False
-        return self._new_conn(), True
+                return self._pool.pop()
+        return self._upstream.connect()
 
     def _put_pooled(self, conn):
         with self._lock:
@@ -462,39 +363,12 @@ class TopologyProxy:
         conn.close()
 
     def _exchange(self, method, path, headers, body):
-        """Send one request upstream on a pooled keep-alive connection.
+        """Sends one request upstream on a pooled kept-alive connection.
         Returns (status, reason, headers, payload)."""
-        for attempt in (0, 1):
-            conn, fresh = self._get_pooled() if attempt == 0 else (self._new_conn(), True)
-            try:
-                conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-                have_host = False
-                for k, v in headers:
-                    if k.lower() in _HOP_BY_HOP:
-                        continue
-                    have_host = have_host or k.lower() == "host"
-                    conn.putheader(k, v)
-                if not have_host:
-                    conn.putheader("Host", f"{self.upstream_host}:{self.upstream_port}")
-                conn.putheader("Content-Length", str(len(body)))
-                conn.endheaders(body)
-                resp = conn.getresponse()
-                payload = resp.read()
-                hdrs = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP]
-                if resp.will_close:
-                    conn.close()
-                else:
-                    self._put_pooled(conn)
-                return resp.status, resp.reason, hdrs, payload
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-                    http.client.BadStatusLine):
-                conn.close()
-                if fresh or attempt:
-                    raise
-            except BaseException:
-                conn.close()
-                raise
-        raise OSError("unreachable")
+        conn = self._pooled()
+        answer = self._upstream.exchange(conn, method, path, headers, body)
+        self._put_pooled(conn)
+        return answer
 
     def _auth_headers(self):
         auth, date = self._auth or (_DEFAULT_AUTH, "20200101T000000Z")
@@ -504,21 +378,12 @@ class TopologyProxy:
         """JSON call upstream with copied/dummy auth. Returns the parsed body or raises
         _UpstreamError. With conn, uses that dedicated connection (the ingest thread)."""
         data = json.dumps(body).encode()
-        headers = [("Host", f"{self.upstream_host}:{self.upstream_port}"),
-                   ("Content-Type", "application/x-amz-json-1.0"),
+        headers = [("Content-Type", "application/x-amz-json-1.0"),
                    ("X-Amz-Target", target)] + self._auth_headers()
         if conn is None:
             status, _, _, payload = self._exchange("POST", "/", headers, data)
         else:
-            conn.putrequest("POST", "/", skip_host=True, skip_accept_encoding=True)
-            for k, v in headers:
-                conn.putheader(k, v)
-            conn.putheader("Content-Length", str(len(data)))
-            conn.endheaders(data)
-            resp = conn.getresponse()
-            status, payload = resp.status, resp.read()
-            if resp.will_close:
-                conn.close()
+            status, _, _, payload = self._upstream.exchange(conn, "POST", "/", headers, data)
         if status != 200:
             raise _UpstreamError(status, payload)
         return json.loads(payload or b"{}")
@@ -594,7 +459,7 @@ class TopologyProxy:
         while not self._stopping.is_set():
             try:
                 if conn is None:
-                    conn = self._new_conn()
+                    conn = self._upstream.connect()
                 if it is None:
                     if up_shard is None:
                         _, shards = self._describe_upstream(arn, conn)
@@ -680,21 +545,6 @@ class TopologyProxy:
 
     # -- serving ---------------------------------------------------------------------------------
 
-    def _read_body(self, h):
-        if "chunked" in (h.headers.get("Transfer-Encoding") or "").lower():
-            out = bytearray()
-            while True:
-                line = h.rfile.readline(65537)
-                size = int(line.split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while h.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return bytes(out)
-                out += h.rfile.read(size)
-                h.rfile.readline(65537)
-        n = int(h.headers.get("Content-Length") or 0)
-        return h.rfile.read(n) if n else b""
-
     def _send(self, h, status, reason, headers, payload):
         h.send_response_only(status, reason)
         for k, v in headers:
@@ -719,7 +569,7 @@ class TopologyProxy:
 
     def _handle(self, h):
         try:
-            body = self._read_body(h)
+            body = read_body(h.rfile, h.headers)
         except (OSError, ValueError):
             h.close_connection = True
             return
@@ -903,12 +753,12 @@ class TopologyProxy:
                 size += rsize
                 j += 1
             end_reached = s.closed and j >= len(s.records)
-            self._read_log.append((now, sid, len(out), end_reached))
+            self._read_log.add(lambda _: (now, sid, len(out), end_reached))
             resp = {"Records": out}
             if not end_reached:
                 resp["NextShardIterator"] = self._make_iterator_locked(s, j)
             return resp
 
     def __repr__(self):
-        return (f"<TopologyProxy {self.endpoint} -> {self.upstream_host}:{self.upstream_port} "
+        return (f"<TopologyProxy {self.endpoint} -> {self._upstream.host}:{self._upstream.port} "
                 f"stream={self.stream_arn}>")
