@@ -7,17 +7,15 @@ misbehaving stand-in.
 """
 
 import json
-import os
 import subprocess
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from harness import REPO_ROOT, aws_client
+from harness import aws_client
 from harness.bench_server import BenchServer, bench_path as _bench_path
 
 SHARDS = 3

@@ -6,30 +6,17 @@ pod); its state is in outboxd_sink_up. Calls are frozen with the fault proxy's `
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 from harness.fault_proxy import Rule
 from harness.http_receiver import HttpReceiver
-from relay_util import free_port, http_sink, metric, metric_samples, relay_config, scan_items, wait_until, \
+from relay_util import free_port, http_sink, metric, metric_samples, probe, relay_config, scan_items, wait_until, \
     with_relay
 
 STUCK_AFTER = 3
 # The health check sees a stuck worker within a second of stuck_after; probes come every 0.2 s.
 NOTICE = STUCK_AFTER + 6
 HANG = 60000   # longer than any test: a hung call is answered only by the relay's own timeout
-
-
-def probe(port, path):
-    """(status, body) of GET path; (None, "") while nothing listens."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return None, ""
 
 
 def not_ok_during(port, seconds, paths=("/healthz", "/readyz")):

@@ -6,7 +6,7 @@ import signal
 import time
 
 from relay_util import (check_strict_order, duplicates, free_port, http_messages,
-                        http_sink, metric, metric_samples, produce, relay_config, scan_items, stop_measured,
+                        http_sink, metric, metric_samples, probe, produce, relay_config, scan_items, stop_measured,
                         wait_until)
 
 def put(ddb, table, pk, sk, published=False, payload=b'{"x":1}', **attrs):
@@ -264,25 +264,14 @@ def test_metrics_parse_as_prometheus_text_and_count_what_happened(ddb, table, tm
 
 
 def test_healthz_and_readyz(ddb, table, tmp_config, spawn_outboxd, http_receiver):
-    import urllib.error
-    import urllib.request
     port = free_port()
     cfg = tmp_config(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url), metrics_port=port))
     d = spawn_outboxd("run", "-c", cfg)
-
-    def status(path):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-        except OSError:
-            return None, ""
-    assert wait_until(lambda: status("/readyz")[0] == 200, 20), d.output()
-    assert status("/healthz") == (200, "ok\n")
+    assert wait_until(lambda: probe(port, "/readyz")[0] == 200, 20), d.output()
+    assert probe(port, "/healthz") == (200, "ok\n")
     put(ddb, table, "k", "m1")
     assert http_receiver.wait_for(1, timeout=20), d.output()
-    assert status("/readyz") == (200, "ready\n")   # a sink outage does not change it: test_health.py
+    assert probe(port, "/readyz") == (200, "ready\n")   # a sink outage does not change it: test_health.py
     assert d.stop() == 0
 
 

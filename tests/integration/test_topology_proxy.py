@@ -2,13 +2,14 @@
 
 import json
 import re
-import socket
 import time
 import uuid
 from itertools import count
 
 import pytest
 from botocore.exceptions import ClientError
+
+from harness import raw_post
 
 SHARD_ID_RE = re.compile(r"^shardId-\d{20}-[0-9a-f]{8}$")
 _names = count()
@@ -249,7 +250,7 @@ def test_unknown_shard_is_resource_not_found(ddb, setup):
     # raw body in the AWS error JSON shape
     body = json.dumps({"StreamArn": arn, "ShardId": "shardId-00000000000000000000-00000000",
                        "ShardIteratorType": "TRIM_HORIZON"}).encode()
-    status, payload = _raw_post(proxy.port, "DynamoDBStreams_20120810.GetShardIterator", body)
+    status, _, payload = raw_post(proxy.port, "DynamoDBStreams_20120810.GetShardIterator", body)
     assert status == 400
     assert json.loads(payload)["__type"] == "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException"
 
@@ -368,23 +369,3 @@ def test_union_of_shards_equals_upstream_stream(ddb, setup):
             assert seqn(r) >= int(rng["StartingSequenceNumber"])
             if "EndingSequenceNumber" in rng:
                 assert seqn(r) <= int(rng["EndingSequenceNumber"])
-
-
-def _raw_post(port, target, body, timeout=5):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        s.sendall((f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                   f"Content-Type: application/x-amz-json-1.0\r\nX-Amz-Target: {target}\r\n"
-                   f"Authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST/20200101/us-east-1/dynamodb/"
-                   f"aws4_request, SignedHeaders=host, Signature=00\r\n"
-                   f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    head, _, payload = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), payload

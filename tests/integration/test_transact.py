@@ -6,17 +6,13 @@ import subprocess
 import pytest
 
 from outboxd_config import tool, tool_env
+from relay_util import create_outbox_table
 
 
 @pytest.fixture(scope="module")
 def tables(ddb):
     c = ddb.client()
-    c.create_table(TableName="outbox", BillingMode="PAY_PER_REQUEST",
-                   AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                         {"AttributeName": "sk", "AttributeType": "S"}],
-                   KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                              {"AttributeName": "sk", "KeyType": "RANGE"}],
-                   StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    create_outbox_table(ddb, "outbox")
     c.create_table(TableName="orders", BillingMode="PAY_PER_REQUEST",
                    AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                    KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])

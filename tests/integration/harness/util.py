@@ -133,3 +133,24 @@ def _stop_children():
             obj.stop()
         except Exception:
             pass
+
+
+def raw_post(port, target, body=b"{}", timeout=5):
+    """One HTTP/1.1 request on a fresh socket; returns (status, headers-bytes, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall((f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                   f"Content-Type: application/x-amz-json-1.0\r\nX-Amz-Target: {target}\r\n"
+                   f"Authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST/20200101/us-east-1/dynamodb/"
+                   f"aws4_request, SignedHeaders=host, Signature=00\r\n"
+                   f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, payload = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head, payload
