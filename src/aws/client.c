@@ -10,6 +10,7 @@
 #include "aws/retry.h"
 #include "aws/sigv4.h"
 #include "core/url.h"
+#include "ops/clock.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 
@@ -49,13 +50,6 @@ struct ob_aws_session {
         struct ob_metric_series *requests;
     } counters[SESSION_COUNTERS];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 enum ob_err ob_aws_endpoint_parse(const char *url, struct ob_aws_endpoint *ep, struct ob_error *err)
 {
@@ -110,7 +104,7 @@ enum ob_err ob_aws_client_create(const struct ob_aws_client_options *opt, struct
         c->creds.session_token = ob_xstrdup(opt->credentials->session_token);
     memcpy(c->creds.source, opt->credentials->source, sizeof c->creds.source);
     ob_sigv4_key_cache_init(&c->key_cache);
-    uint64_t seed = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+    uint64_t seed = (uint64_t)ob_mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
     ob_retry_policy_init(&c->retry, opt->max_attempts, opt->retry_base_delay_ms, opt->retry_max_delay_ms,
                          seed);
     c->connect_timeout_ms = opt->connect_timeout_ms;
@@ -428,7 +422,7 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
         labels_operation(&l, call->operation);
         ob_metric_count("outboxd_aws_retries_total", l.data, 1);
         ob_buf_free(&l);
-        call->next_at_ms = now_ms() + delay;
+        call->next_at_ms = ob_mono_ms() + delay;
         call->state = CALL_WAITING;
         return;
     }
@@ -497,7 +491,7 @@ static void session_step(struct ob_aws_session *s, int64_t wait, bool send_only)
         }
         return;
     }
-    int64_t now = now_ms();
+    int64_t now = ob_mono_ms();
     for (struct ob_aws_call *call = s->calls, *next; call; call = next) {
         next = call->next_in_session;
         if (call->state != CALL_WAITING)
@@ -557,9 +551,9 @@ void ob_aws_poll(struct ob_aws_session *s, int timeout_ms)
 {
     /* Bytes of an answer still coming (a GetRecords page) do not end the
      * wait: the caller would only look and wait again. */
-    int64_t until = now_ms() + timeout_ms;
+    int64_t until = ob_mono_ms() + timeout_ms;
     for (;;) {
-        int64_t left = until - now_ms();
+        int64_t left = until - ob_mono_ms();
         session_step(s, s->done || left < 0 ? 0 : left, false);
         if (s->done || left <= 0 || atomic_load(&s->canceled))
             return;

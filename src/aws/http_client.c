@@ -18,8 +18,9 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "ops/clock.h"
 
 #define EVENTS_PER_WAIT 64
 #define READ_MIN 1024               /* what a connection's read buffer starts with */
@@ -120,13 +121,6 @@ static void expiry_at(struct ob_http_client *c, int64_t deadline_ms)
 {
     if (deadline_ms && deadline_ms < c->next_expiry)
         c->next_expiry = deadline_ms;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void ob_http_origin_set(struct ob_http_origin *o, bool tls, const char *host, const char *port)
@@ -569,7 +563,7 @@ static bool conn_try_addresses(struct ob_http_client *c, struct http_conn *conn,
  * (why says why) when the name does not resolve. */
 static bool host_resolve(struct ob_http_client *c, struct http_host *h, char *why, size_t why_len)
 {
-    int64_t now = now_ms();
+    int64_t now = ob_mono_ms();
     if (h->resolved && now < h->resolved->until_ms)
         return true;
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
@@ -598,7 +592,7 @@ static bool conn_open(struct ob_http_client *c, struct http_host *h, struct ob_h
     h->conns = conn;
     h->n_conns++;
     if (c->opt.connect_timeout_ms > 0)
-        conn->connect_deadline_ms = now_ms() + c->opt.connect_timeout_ms;
+        conn->connect_deadline_ms = ob_mono_ms() + c->opt.connect_timeout_ms;
     expiry_at(c, conn->connect_deadline_ms);
     conn_begin(c, conn, ex);
 
@@ -1086,7 +1080,7 @@ void ob_http_client_start(struct ob_http_client *c, struct ob_http_exchange *ex)
     ex->os_errno = 0;
     ex->error[0] = '\0';
     ex->requeued = false;
-    ex->deadline_ms = c->opt.request_timeout_ms > 0 ? now_ms() + c->opt.request_timeout_ms : 0;
+    ex->deadline_ms = c->opt.request_timeout_ms > 0 ? ob_mono_ms() + c->opt.request_timeout_ms : 0;
     expiry_at(c, ex->deadline_ms);
     list_append(&c->queue, &c->queue_tail, ex);
 }
@@ -1136,12 +1130,12 @@ static int64_t send_queued(struct ob_http_client *c, int64_t now)
 
 void ob_http_client_send(struct ob_http_client *c)
 {
-    send_queued(c, now_ms());
+    send_queued(c, ob_mono_ms());
 }
 
 void ob_http_client_drive(struct ob_http_client *c, int timeout_ms)
 {
-    int64_t now = now_ms();
+    int64_t now = ob_mono_ms();
     int64_t next = send_queued(c, now);
     /* With answers waiting to be collected the caller comes back at once:
      * a look for more events now would mostly find none. */
@@ -1150,7 +1144,7 @@ void ob_http_client_drive(struct ob_http_client *c, int timeout_ms)
     if (next != INT64_MAX && next - now < timeout_ms)
         timeout_ms = next - now > 0 ? (int)(next - now) : 0;
     handle_events(c, timeout_ms);
-    expire(c, now_ms());
+    expire(c, ob_mono_ms());
 }
 
 struct ob_http_exchange *ob_http_client_next_done(struct ob_http_client *c)

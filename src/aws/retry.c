@@ -4,8 +4,7 @@ void ob_retry_policy_init(struct ob_retry_policy *p, int max_attempts, int64_t b
                           int64_t max_delay_ms, uint64_t seed)
 {
     p->max_attempts = max_attempts < 1 ? 1 : max_attempts;
-    p->base_delay_ms = base_delay_ms;
-    p->max_delay_ms = max_delay_ms;
+    p->delay = (struct ob_backoff){ .initial_ms = base_delay_ms, .max_ms = max_delay_ms };
     p->quota = OB_RETRY_QUOTA_MAX;
     p->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
     pthread_mutex_init(&p->lock, NULL);
@@ -16,16 +15,6 @@ void ob_retry_policy_destroy(struct ob_retry_policy *p)
     pthread_mutex_destroy(&p->lock);
 }
 
-int64_t ob_retry_backoff_ms(int64_t base_ms, int64_t max_ms, int attempt, double r)
-{
-    int64_t cap = base_ms;
-    for (int i = 1; i < attempt && cap < max_ms; i++)
-        cap *= 2;
-    if (cap > max_ms)
-        cap = max_ms;
-    return (int64_t)(r * (double)cap);
-}
-
 static double next_fraction(uint64_t *s)
 {
     uint64_t x = *s;
@@ -33,7 +22,7 @@ static double next_fraction(uint64_t *s)
     x ^= x >> 7;
     x ^= x << 17;
     *s = x;
-    return (double)(x >> 11) / 9007199254740992.0; /* 2^53 */
+    return ob_backoff_draw(x);
 }
 
 bool ob_retry_acquire(struct ob_retry_policy *p, int attempt, bool timeout, int *cost, int64_t *delay_ms)
@@ -45,7 +34,7 @@ bool ob_retry_acquire(struct ob_retry_policy *p, int attempt, bool timeout, int 
         goto out;
     p->quota -= want;
     *cost += want;
-    *delay_ms = ob_retry_backoff_ms(p->base_delay_ms, p->max_delay_ms, attempt, next_fraction(&p->rng));
+    *delay_ms = ob_backoff_full_jitter_ms(&p->delay, attempt, next_fraction(&p->rng));
     ok = true;
 out:
     pthread_mutex_unlock(&p->lock);

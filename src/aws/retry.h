@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/backoff.h"
+
 #define OB_RETRY_QUOTA_MAX 500
 #define OB_RETRY_COST 5
 #define OB_RETRY_TIMEOUT_COST 10
@@ -17,8 +19,7 @@
 
 struct ob_retry_policy {
     int max_attempts;        /* total attempts, >= 1 */
-    int64_t base_delay_ms;   /* first backoff cap */
-    int64_t max_delay_ms;    /* backoff cap */
+    struct ob_backoff delay; /* base and max delay, full jitter */
     pthread_mutex_t lock;
     int quota;               /* tokens left */
     uint64_t rng;            /* xorshift state for jitter */
@@ -38,9 +39,5 @@ bool ob_retry_acquire(struct ob_retry_policy *p, int attempt, bool timeout, int 
 void ob_retry_on_success(struct ob_retry_policy *p, int cost);
 
 int ob_retry_quota(struct ob_retry_policy *p);
-
-/* Full-jitter delay for a retry after attempt `attempt` given a random
- * fraction in [0,1): r * min(max, base * 2^(attempt-1)). Pure. */
-int64_t ob_retry_backoff_ms(int64_t base_ms, int64_t max_ms, int attempt, double r);
 
 #endif

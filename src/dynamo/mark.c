@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backoff.h"
 #include "core/codec.h"
 #include "core/json_scan.h"
 #include "ops/clock.h"
@@ -418,8 +419,10 @@ bool ob_items_lookup_poll(struct ob_items_lookup *l)
         round_settle(l);
         l->k = 0;
         /* Unprocessed keys mean throttling: back off before asking again. */
-        if (rounds_left(l))
-            l->next_round_ms = ob_mono_ms() + (l->round < 8 ? 25 << l->round : 5000);
+        if (rounds_left(l)) {
+            static const struct ob_backoff unprocessed = { .initial_ms = 50, .max_ms = 5000 };
+            l->next_round_ms = ob_mono_ms() + ob_backoff_exponential_ms(&unprocessed, l->round); /* rounds done */
+        }
     }
     if (!rounds_left(l))
         return true;

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "core/buf.h"
 #include "core/codec.h"
 #include "dynamo/ddb.h"
+#include "ops/clock.h"
 
 #define TX_MAX_ITEMS 100
 
@@ -82,13 +82,6 @@ static void session_give_back(struct ob_outbox *ob, struct ob_ddb_session *s)
     pthread_mutex_unlock(&ob->lock);
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void new_message_id(char id[OB_OUTBOX_ID_MAX])
 {
     uint8_t rnd[10];
@@ -99,7 +92,7 @@ static void new_message_id(char id[OB_OUTBOX_ID_MAX])
             got += (size_t)n;
     }
     char uuid[OB_UUID_STR_LEN];
-    ob_uuid7_format(wall_ms(), rnd, uuid);
+    ob_uuid7_format(ob_wall_ms(), rnd, uuid);
     snprintf(id, OB_OUTBOX_ID_MAX, "%s", uuid);
 }
 
@@ -144,7 +137,7 @@ static enum ob_err build_item(const struct ob_outbox_message *msg, char id[OB_OU
     struct ob_buf b64 = { 0 };
     ob_base64_encode(&b64, msg->payload, msg->payload_len);
     char created[OB_ISO8601_LEN];
-    ob_iso8601_ms(wall_ms(), created);
+    ob_iso8601_ms(ob_wall_ms(), created);
 
     json_t *item = json_object();
     put_s(item, "pk", pk);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ops/clock.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 
@@ -60,13 +61,6 @@ struct ob_http_server {
     size_t n_conns;
     struct conn *conns[OB_HTTP_MAX_CONNS]; /* owned */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Offset just past the blank line ending a request head, 0 when it has not
  * arrived yet. Bare LF line ends are accepted, as RFC 9112 allows. */
@@ -428,7 +422,7 @@ static void *server_main(void *arg)
     struct ob_http_server *srv = arg;
     struct pollfd pfd[2 + OB_HTTP_MAX_CONNS];
     for (;;) {
-        int64_t now = now_ms();
+        int64_t now = ob_mono_ms();
         bool accepting = now >= srv->accept_paused_until;
         pfd[0] = (struct pollfd){ .fd = srv->wake_fd, .events = POLLIN };
         pfd[1] = (struct pollfd){ .fd = accepting ? srv->listen_fd : -1, .events = POLLIN };
@@ -448,7 +442,7 @@ static void *server_main(void *arg)
         }
         if (pfd[0].revents)
             break;
-        now = now_ms();
+        now = ob_mono_ms();
         /* Backwards, so that moving the last connection into a freed slot
          * moves one already handled. */
         for (size_t i = srv->n_conns; i-- > 0;) {

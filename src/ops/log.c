@@ -5,12 +5,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include "core/buf.h"
 #include "core/codec.h"
 #include "core/json_scan.h"
+#include "ops/clock.h"
 
 static atomic_int log_level = OB_SEV_INFO;
 static atomic_int log_json;
@@ -120,10 +119,8 @@ void ob_log_at(enum ob_log_severity sev, const char *shard, const char *message_
 {
     if (!ob_log_enabled(sev))
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     char when[OB_ISO8601_LEN];
-    ob_iso8601_ms((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, when);
+    ob_iso8601_ms(ob_wall_ms(), when);
 
     struct ob_buf msg = { 0 }, line = { 0 };
     va_list ap;

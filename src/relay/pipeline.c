@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backoff.h"
 #include "core/buf.h"
 #include "core/cloudevents.h"
 #include "dynamo/mark.h"
@@ -32,14 +33,10 @@ struct wave_item {
 
 int64_t ob_relay_backoff_ms(const struct ob_config *cfg, int attempt)
 {
-    int64_t cap = cfg->relay.backoff_initial_ms;
-    for (int i = 1; i < attempt && cap < cfg->relay.backoff_max_ms; i++)
-        cap *= 2;
-    if (cap > cfg->relay.backoff_max_ms)
-        cap = cfg->relay.backoff_max_ms;
     /* Full jitter, but never a hot retry loop. */
-    int64_t d = cap > 0 ? (int64_t)(((uint64_t)random() << 16 ^ (uint64_t)random()) % (uint64_t)cap) : 0;
-    return d < 10 ? 10 : d;
+    const struct ob_backoff b = { .initial_ms = cfg->relay.backoff_initial_ms, .max_ms = cfg->relay.backoff_max_ms,
+                                  .floor_ms = 10 };
+    return ob_backoff_ms(&b, attempt);
 }
 
 void ob_pipeline_log(const struct ob_pipeline *p, enum ob_log_severity sev, const char *msg_id, const char *fmt, ...)
@@ -302,8 +299,10 @@ static void write_again(struct ob_pipeline *p, struct pipeline_write *x, struct 
 
 static void write_retry(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e, int64_t now)
 {
+    /* No jitter: the client's own retries of each call below jitter. */
+    static const struct ob_backoff again = { .initial_ms = 1000, .max_ms = 30000 };
     x->tries++;
-    int64_t delay = x->tries > 5 ? 30000 : 1000LL << (x->tries - 1);
+    int64_t delay = ob_backoff_exponential_ms(&again, x->tries);
     ob_pipeline_log(p, x->tries == 1 || x->tries % 10 == 0 ? OB_SEV_WARN : OB_SEV_DEBUG, e->rec.msg.sk,
                     "writing the item's %s record failed (try %d), will write it again in %" PRId64 " ms: %s",
                     write_name(x->kind), x->tries, delay, x->call.err.msg);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backoff.h"
 #include "core/buf.h"
 #include "core/codec.h"
 #include "core/record.h"
@@ -463,9 +464,8 @@ static void records_read(struct ob_shard_worker *w, int64_t now)
         reopened = rc == OB_OK;
     }
     if (rc) {
-        w->fetch_backoff_ms = w->fetch_backoff_ms ? w->fetch_backoff_ms * 2 : 500;
-        if (w->fetch_backoff_ms > 30000)
-            w->fetch_backoff_ms = 30000;
+        static const struct ob_backoff fetch = { .initial_ms = 500, .max_ms = 30000 };
+        w->fetch_backoff_ms = ob_backoff_next_ms(&fetch, w->fetch_backoff_ms);
         ob_pipeline_log(&w->pipe, OB_SEV_WARN, NULL, "reading the shard failed (next try in %" PRId64 " ms): %s", w->fetch_backoff_ms,
              err.msg);
     }

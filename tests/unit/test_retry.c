@@ -3,13 +3,24 @@
 
 #include "aws/retry.h"
 
-TEST(backoff_is_full_jitter_under_an_exponential_cap)
+TEST(retry_delays_are_full_jitter_under_a_cap_doubling_from_the_base)
 {
-    CHECK_INT(ob_retry_backoff_ms(25, 20000, 1, 0.999999), 24);
-    CHECK_INT(ob_retry_backoff_ms(25, 20000, 2, 0.999999), 49);
-    CHECK_INT(ob_retry_backoff_ms(25, 20000, 5, 0.5), 200);
-    CHECK_INT(ob_retry_backoff_ms(25, 20000, 40, 0.999999), 19999);
-    CHECK_INT(ob_retry_backoff_ms(25, 20000, 3, 0.0), 0);
+    struct ob_retry_policy p;
+    ob_retry_policy_init(&p, 100, 25, 20000, 1);
+    int64_t most_of_the_last = 0;
+    for (int attempt = 1; attempt <= 12; attempt++) {
+        int64_t cap = attempt <= 10 ? 25LL << (attempt - 1) : 20000;
+        for (int i = 0; i < 8; i++) {
+            int cost = 0;
+            int64_t delay = -1;
+            CHECK(ob_retry_acquire(&p, attempt, false, &cost, &delay));
+            CHECK(delay >= 0 && delay < cap);
+            if (attempt == 12 && delay > most_of_the_last)
+                most_of_the_last = delay;
+        }
+    }
+    CHECK(most_of_the_last > 12800); /* above attempt 10's cap: max bounds it, not the doubling */
+    ob_retry_policy_destroy(&p);
 }
 
 TEST(retry_stops_at_max_attempts)
