@@ -32,13 +32,7 @@ int cmd_load_config(const char *given, struct ob_config **out)
 
 void cmd_setup_log(const struct ob_config *cfg)
 {
-    static const enum ob_log_severity levels[] = {
-        [OB_LOG_ERROR] = OB_SEV_ERROR,
-        [OB_LOG_WARN] = OB_SEV_WARN,
-        [OB_LOG_INFO] = OB_SEV_INFO,
-        [OB_LOG_DEBUG] = OB_SEV_DEBUG,
-    };
-    ob_log_setup(levels[cfg->log.level], cfg->log.format == OB_LOG_JSON);
+    ob_log_setup(cfg->log.level, cfg->log.format == OB_LOG_JSON);
 }
 
 int cmd_exit_code(enum ob_err code)

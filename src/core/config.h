@@ -12,13 +12,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/log_level.h"
 #include "outboxd/error.h"
 
 enum ob_billing_mode { OB_BILLING_PAY_PER_REQUEST, OB_BILLING_PROVISIONED };
 enum ob_start_position { OB_START_TRIM_HORIZON, OB_START_LATEST };
 enum ob_ordering { OB_ORDER_KEY, OB_ORDER_SHARD, OB_ORDER_NONE };
 enum ob_on_failure { OB_ON_FAILURE_DEAD_LETTER, OB_ON_FAILURE_BLOCK };
-enum ob_log_level { OB_LOG_ERROR, OB_LOG_WARN, OB_LOG_INFO, OB_LOG_DEBUG };
 enum ob_log_format { OB_LOG_TEXT, OB_LOG_JSON };
 
 struct ob_config_pair {
@@ -118,7 +118,7 @@ struct ob_config {
         char *listen;                /* NULL = no metrics server */
     } metrics;
     struct {
-        enum ob_log_level level;
+        enum ob_log_severity level;
         enum ob_log_format format;
     } log;
 };

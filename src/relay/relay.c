@@ -181,7 +181,7 @@ static void reload(struct ob_relay *r)
     }
     struct ob_routing *rt;
     struct ob_error err;
-    enum ob_log_level level = cfg->log.level;
+    enum ob_log_severity level = cfg->log.level;
     enum ob_log_format format = cfg->log.format;
     if (routing_create(cfg, r->cfg->table.name, &rt, &err)) {
         ob_log_error("reload: %s; keeping the running configuration", err.msg);
@@ -192,7 +192,7 @@ static void reload(struct ob_relay *r)
     r->routing = rt;
     pthread_mutex_unlock(&r->routing_lock);
     ob_routing_put(old);
-    ob_log_setup((enum ob_log_severity)level, format == OB_LOG_JSON);
+    ob_log_setup(level, format == OB_LOG_JSON);
     warn_restart_needed(r->cfg, rt->cfg);
     ob_log_info("reloaded %s: %zu sinks, %zu routes", r->cfg->path, rt->cfg->n_sinks, rt->cfg->n_routes);
 out:

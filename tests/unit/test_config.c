@@ -96,7 +96,7 @@ TEST(config_full_file_sets_every_key)
     CHECK_STR(cfg->cloudevents.source, "/orders/{aggregateType}");
     CHECK_STR(cfg->default_sink, "events");
     CHECK_STR(cfg->metrics.listen, "127.0.0.1:9464");
-    CHECK_INT(cfg->log.level, OB_LOG_DEBUG);
+    CHECK_INT(cfg->log.level, OB_SEV_DEBUG);
     CHECK_INT(cfg->log.format, OB_LOG_JSON);
 
     CHECK_INT(cfg->n_sinks, 12);
@@ -197,7 +197,7 @@ TEST(config_minimal_file_gets_defaults)
     CHECK_STR(cfg->default_sink, "out");
     CHECK_INT(cfg->n_routes, 0);
     CHECK(!cfg->metrics.listen);
-    CHECK_INT(cfg->log.level, OB_LOG_INFO);
+    CHECK_INT(cfg->log.level, OB_SEV_INFO);
     CHECK_INT(cfg->log.format, OB_LOG_TEXT);
     CHECK_INT(cfg->n_sinks, 1);
     CHECK(ob_sink_opt_bool(&cfg->sinks[0], "tls_verify"));
