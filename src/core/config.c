@@ -119,60 +119,6 @@ static const char *kind(const yaml_node_t *n)
     }
 }
 
-/* "a, b or c" */
-static void put_alternatives(struct ob_buf *b, const char *const *values, const char *last_sep)
-{
-    for (size_t i = 0; values[i]; i++) {
-        if (i)
-            ob_buf_puts(b, values[i + 1] ? ", " : last_sep);
-        ob_buf_puts(b, values[i]);
-    }
-}
-
-static void put_type_noun(struct ob_buf *b, const struct ob_config_key *k)
-{
-    switch (k->type) {
-    case OB_CT_STRING:
-        ob_buf_puts(b, "a string");
-        break;
-    case OB_CT_URL:
-        ob_buf_puts(b, "a URL starting with ");
-        put_alternatives(b, k->values, " or ");
-        break;
-    case OB_CT_TEMPLATE:
-        ob_buf_puts(b, "a template string");
-        break;
-    case OB_CT_BOOL:
-        ob_buf_puts(b, "true or false");
-        break;
-    case OB_CT_INT:
-        ob_buf_puts(b, "an integer");
-        break;
-    case OB_CT_NUMBER:
-        ob_buf_puts(b, "a number");
-        break;
-    case OB_CT_DURATION:
-        ob_buf_puts(b, "a duration like 250ms, 5s, 10m or 7d");
-        break;
-    case OB_CT_ENUM:
-        ob_buf_puts(b, "one of ");
-        put_alternatives(b, k->values, " or ");
-        break;
-    case OB_CT_MAP:
-        ob_buf_puts(b, "a mapping of strings");
-        break;
-    case OB_CT_SECTION:
-        ob_buf_puts(b, "a mapping");
-        break;
-    case OB_CT_SINKS:
-        ob_buf_puts(b, "a list of sinks");
-        break;
-    case OB_CT_ROUTES:
-        ob_buf_puts(b, "a list of routes");
-        break;
-    }
-}
-
 void ob_config_format_duration(struct ob_buf *b, int64_t ms)
 {
     static const struct { const char *unit; int64_t ms; } units[] = {
@@ -320,7 +266,7 @@ static bool parse_value(struct loader *ld, const struct ob_config_key *k, const 
             ok = strncmp(text, k->values[i], strlen(k->values[i])) == 0 && text[strlen(k->values[i])];
         if (!ok) {
             ob_buf_printf(&msg, "%s must be ", name);
-            put_type_noun(&msg, k);
+            ob_config_put_type(&msg, k, false);
         }
         break;
     case OB_CT_TEMPLATE: {
@@ -382,7 +328,7 @@ static bool parse_value(struct loader *ld, const struct ob_config_key *k, const 
         }
         if (!ok) {
             ob_buf_printf(&msg, "%s must be ", name);
-            put_type_noun(&msg, k);
+            ob_config_put_type(&msg, k, false);
         }
         break;
     case OB_CT_MAP:
@@ -536,7 +482,7 @@ static void walk_leaf(struct loader *ld, struct walk *w, size_t i, yaml_node_t *
     }
     if (vn->type != YAML_SCALAR_NODE) {
         struct ob_buf noun = {0};
-        put_type_noun(&noun, k);
+        ob_config_put_type(&noun, k, false);
         report(ld, w->val_at[i], "%s must be %s, got %s", ob_buf_cstr(&name), ob_buf_cstr(&noun), kind(vn));
         ob_buf_free(&noun);
         goto out;

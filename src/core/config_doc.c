@@ -153,55 +153,17 @@ static void put_cell(struct ob_buf *b, const char *s)
     }
 }
 
+/* The type column: the type's name, its floor and ceiling, whether it is secret. */
 static void put_doc_type(struct ob_buf *b, const struct ob_config_key *k)
 {
-    switch (k->type) {
-    case OB_CT_STRING:
-        ob_buf_puts(b, "string");
-        break;
-    case OB_CT_URL:
-        ob_buf_puts(b, "URL:");
-        for (size_t i = 0; k->values[i]; i++)
-            ob_buf_printf(b, " `%s`", k->values[i]);
-        break;
-    case OB_CT_TEMPLATE:
-        ob_buf_puts(b, "template");
-        break;
-    case OB_CT_BOOL:
-        ob_buf_puts(b, "bool");
-        break;
-    case OB_CT_INT:
-        if (k->max == INT64_MAX)
-            ob_buf_printf(b, "integer ≥ %" PRId64, k->min);
-        else
-            ob_buf_printf(b, "integer %" PRId64 "–%" PRId64, k->min, k->max);
-        break;
-    case OB_CT_NUMBER:
-        ob_buf_printf(b, "number ≥ %" PRId64, k->min);
-        break;
-    case OB_CT_DURATION:
-        ob_buf_puts(b, "duration");
-        if (k->min) {
-            ob_buf_puts(b, " ≥ ");
-            ob_config_format_duration(b, k->min);
-        }
-        break;
-    case OB_CT_ENUM:
-        for (size_t i = 0; k->values[i]; i++)
-            ob_buf_printf(b, "%s`%s`", i ? ", " : "", k->values[i]);
-        break;
-    case OB_CT_MAP:
-        ob_buf_puts(b, "map of strings");
-        break;
-    case OB_CT_SECTION:
-        ob_buf_puts(b, "mapping");
-        break;
-    case OB_CT_SINKS:
-        ob_buf_puts(b, "list of sinks");
-        break;
-    case OB_CT_ROUTES:
-        ob_buf_puts(b, "list of routes");
-        break;
+    ob_config_put_type(b, k, true);
+    if (k->type == OB_CT_INT && k->max != INT64_MAX)
+        ob_buf_printf(b, " %" PRId64 "–%" PRId64, k->min, k->max);
+    else if (k->type == OB_CT_INT || k->type == OB_CT_NUMBER)
+        ob_buf_printf(b, " ≥ %" PRId64, k->min);
+    if (k->type == OB_CT_DURATION && k->min) {
+        ob_buf_puts(b, " ≥ ");
+        ob_config_format_duration(b, k->min);
     }
     if (k->flags & OB_CK_SECRET)
         ob_buf_puts(b, ", secret");

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/config.h"
 
 #define CFG(f) .offset = offsetof(struct ob_config, f), .size = sizeof(((struct ob_config *)0)->f)
@@ -366,3 +367,37 @@ const struct ob_config_key ob_route_keys[] = {
     DEST_KEY("routing_key", "Same as `destination`, for AMQP."),
 };
 const size_t ob_route_n_keys = sizeof ob_route_keys / sizeof ob_route_keys[0];
+
+/* Each type's name in an error ("must be a string") and in the reference's
+ * type column; a URL's schemes and an enum's values follow it. */
+static const struct {
+    const char *prose, *doc;
+} type_names[] = {
+    [OB_CT_STRING] = {"a string", "string"},
+    [OB_CT_URL] = {"a URL starting with ", "URL:"},
+    [OB_CT_TEMPLATE] = {"a template string", "template"},
+    [OB_CT_BOOL] = {"true or false", "bool"},
+    [OB_CT_INT] = {"an integer", "integer"},
+    [OB_CT_NUMBER] = {"a number", "number"},
+    [OB_CT_DURATION] = {"a duration like 250ms, 5s, 10m or 7d", "duration"},
+    [OB_CT_ENUM] = {"one of ", ""},
+    [OB_CT_MAP] = {"a mapping of strings", "map of strings"},
+    [OB_CT_SECTION] = {"a mapping", "mapping"},
+    [OB_CT_SINKS] = {"a list of sinks", "list of sinks"},
+    [OB_CT_ROUTES] = {"a list of routes", "list of routes"},
+};
+
+void ob_config_put_type(struct ob_buf *b, const struct ob_config_key *k, bool doc)
+{
+    ob_buf_puts(b, doc ? type_names[k->type].doc : type_names[k->type].prose);
+    if (k->type != OB_CT_URL && k->type != OB_CT_ENUM)
+        return;
+    for (size_t i = 0; k->values[i]; i++) {
+        if (doc && k->type == OB_CT_URL)
+            ob_buf_printf(b, " `%s`", k->values[i]);
+        else if (doc)
+            ob_buf_printf(b, "%s`%s`", i ? ", " : "", k->values[i]);
+        else
+            ob_buf_printf(b, "%s%s", !i ? "" : k->values[i + 1] ? ", " : " or ", k->values[i]);
+    }
+}

@@ -5,6 +5,7 @@
 #ifndef OB_CORE_CONFIG_SCHEMA_H
 #define OB_CORE_CONFIG_SCHEMA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,10 @@ extern const size_t ob_route_n_keys;
 const struct ob_sink_schema *ob_sink_schema_find(const char *type);
 
 struct ob_buf;
+/* A key's type in words: for an error ("a string", "one of key, shard or
+ * none") or, with doc, for the reference's type column ("string", "`key`,
+ * `shard`, `none`"). */
+void ob_config_put_type(struct ob_buf *b, const struct ob_config_key *k, bool doc);
 /* The largest unit that divides ms evenly: "10m", "1500ms", "0". */
 void ob_config_format_duration(struct ob_buf *b, int64_t ms);
 
