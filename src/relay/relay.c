@@ -172,7 +172,7 @@ static void reload(struct ob_relay *r)
     ob_notify_reloading();
     struct ob_config *cfg = NULL;
     struct ob_config_diag diag = { 0 };
-    if (ob_config_load(r->cfg->path, &cfg, &diag)) {
+    if (ob_config_load(r->cfg->path, r->cfg->sink_types, &cfg, &diag)) {
         for (size_t i = 0; i < diag.n; i++)
             ob_log_error("%s", diag.lines[i]);
         ob_log_error("reload: %s has errors; keeping the running configuration", r->cfg->path);
@@ -419,7 +419,7 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     /* The routing owns a config of its own so that SIGHUP can replace it. */
     struct ob_config *routing_cfg = NULL;
     struct ob_config_diag diag = { 0 };
-    rc = ob_config_load(cfg->path, &routing_cfg, &diag);
+    rc = ob_config_load(cfg->path, cfg->sink_types, &routing_cfg, &diag);
     if (rc) {
         ob_error_set(err, OB_ERR_CONFIG, "%s", diag.n ? diag.lines[0] : "cannot reload the configuration");
         ob_config_diag_free(&diag);
