@@ -6,6 +6,7 @@
 #include "cmd/cmd.h"
 #include "core/buf.h"
 #include "ops/log.h"
+#include "sinks/sink.h"
 
 const char *cmd_config_path(const char *given)
 {
@@ -20,7 +21,7 @@ const char *cmd_config_path(const char *given)
 int cmd_load_config(const char *given, struct ob_config **out)
 {
     struct ob_config_diag diag = { 0 };
-    if (ob_config_load(cmd_config_path(given), out, &diag) != OB_OK) {
+    if (ob_config_load(cmd_config_path(given), &ob_sinks, out, &diag) != OB_OK) {
         for (size_t i = 0; i < diag.n; i++)
             fprintf(stderr, "%s\n", diag.lines[i]);
         ob_config_diag_free(&diag);
@@ -32,13 +33,7 @@ int cmd_load_config(const char *given, struct ob_config **out)
 
 void cmd_setup_log(const struct ob_config *cfg)
 {
-    static const enum ob_log_severity levels[] = {
-        [OB_LOG_ERROR] = OB_SEV_ERROR,
-        [OB_LOG_WARN] = OB_SEV_WARN,
-        [OB_LOG_INFO] = OB_SEV_INFO,
-        [OB_LOG_DEBUG] = OB_SEV_DEBUG,
-    };
-    ob_log_setup(levels[cfg->log.level], cfg->log.format == OB_LOG_JSON);
+    ob_log_setup(cfg->log.level, cfg->log.format == OB_LOG_JSON);
 }
 
 int cmd_exit_code(enum ob_err code)

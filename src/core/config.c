@@ -16,44 +16,40 @@
 
 #include "core/buf.h"
 #include "core/cloudevents.h"
-#include "core/codec.h"
 #include "core/config_schema.h"
 #include "core/url.h"
 
 #define NO_INDEX SIZE_MAX
 
-/* 1-based; line 0 means "no position" (defaults, the file as a whole). */
-struct pos {
-    int line, column;
-};
-
 struct diag_item {
-    struct pos at;
+    struct ob_config_pos at;
     size_t seq;
     char *msg;
 };
 
 struct loader {
     const char *file;
+    const struct ob_sink_catalogue *sinks;
     yaml_document_t *doc;
-    struct pos root;
+    struct ob_config_pos root;
     struct diag_item *items;
     size_t n_items, cap_items;
     struct ob_config *cfg;
-    struct pos *sink_name_at;    /* per sink: where its name is written */
-    struct pos *route_sink_at;   /* per route: where its sink is named */
+    struct ob_config_pos *sink_name_at;   /* per sink: where its name is written */
+    struct ob_config_pos *route_sink_at;  /* per route: where its sink is named */
 };
 
 /* One mapping's keys being walked: the schema table and what was found. */
 struct walk {
     const struct ob_config_key *keys;
     size_t n;
-    struct pos *key_at;          /* where the file names each key; line 0 = absent */
-    struct pos *val_at;
+    struct ob_config_pos *key_at; /* where the file names each key; line 0 = absent */
+    struct ob_config_pos *val_at;
     bool *set;                   /* a value was stored (sections: it is a mapping) */
+    bool *bad;                   /* the file's value was reported as an error */
     void *base;                  /* values go to fields at the keys' offsets, or */
     struct ob_sink_opt *opts;    /* to one option per key (sinks) */
-    const char *owner;           /* "" at the top, "http sink 'events'", "route #2" */
+    const char *owner;           /* "" at the top, "TYPE sink 'events'", "route #2" */
     const struct ob_sink_schema *sink_schema;
     size_t dest;                 /* the destination key given (routes) */
 };
@@ -66,26 +62,33 @@ struct value {
     struct ob_config_map map;
 };
 
-static void report(struct loader *ld, struct pos at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void vreport(struct loader *ld, struct ob_config_pos at, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void report(struct loader *ld, struct ob_config_pos at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static void report(struct loader *ld, struct pos at, const char *fmt, ...)
+static void vreport(struct loader *ld, struct ob_config_pos at, const char *fmt, va_list ap)
 {
     if (ld->n_items == ld->cap_items) {
         ld->cap_items = ld->cap_items ? ld->cap_items * 2 : 16;
         ld->items = ob_xrealloc(ld->items, ld->cap_items * sizeof ld->items[0]);
     }
     struct ob_buf b = {0};
-    va_list ap;
-    va_start(ap, fmt);
     ob_buf_vprintf(&b, fmt, ap);
-    va_end(ap);
     ld->items[ld->n_items] = (struct diag_item){at, ld->n_items, ob_buf_steal(&b)};
     ld->n_items++;
 }
 
-static struct pos mark_pos(yaml_mark_t m)
+static void report(struct loader *ld, struct ob_config_pos at, const char *fmt, ...)
 {
-    return (struct pos){(int)m.line + 1, (int)m.column + 1};
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(ld, at, fmt, ap);
+    va_end(ap);
+}
+
+static struct ob_config_pos mark_pos(yaml_mark_t m)
+{
+    return (struct ob_config_pos){(int)m.line + 1, (int)m.column + 1};
 }
 
 static yaml_node_t *node(struct loader *ld, int index)
@@ -116,60 +119,6 @@ static const char *kind(const yaml_node_t *n)
         return "a mapping";
     default:
         return "a string";
-    }
-}
-
-/* "a, b or c" */
-static void put_alternatives(struct ob_buf *b, const char *const *values, const char *last_sep)
-{
-    for (size_t i = 0; values[i]; i++) {
-        if (i)
-            ob_buf_puts(b, values[i + 1] ? ", " : last_sep);
-        ob_buf_puts(b, values[i]);
-    }
-}
-
-static void put_type_noun(struct ob_buf *b, const struct ob_config_key *k)
-{
-    switch (k->type) {
-    case OB_CT_STRING:
-        ob_buf_puts(b, "a string");
-        break;
-    case OB_CT_URL:
-        ob_buf_puts(b, "a URL starting with ");
-        put_alternatives(b, k->values, " or ");
-        break;
-    case OB_CT_TEMPLATE:
-        ob_buf_puts(b, "a template string");
-        break;
-    case OB_CT_BOOL:
-        ob_buf_puts(b, "true or false");
-        break;
-    case OB_CT_INT:
-        ob_buf_puts(b, "an integer");
-        break;
-    case OB_CT_NUMBER:
-        ob_buf_puts(b, "a number");
-        break;
-    case OB_CT_DURATION:
-        ob_buf_puts(b, "a duration like 250ms, 5s, 10m or 7d");
-        break;
-    case OB_CT_ENUM:
-        ob_buf_puts(b, "one of ");
-        put_alternatives(b, k->values, " or ");
-        break;
-    case OB_CT_MAP:
-        ob_buf_puts(b, "a mapping of strings");
-        break;
-    case OB_CT_SECTION:
-        ob_buf_puts(b, "a mapping");
-        break;
-    case OB_CT_SINKS:
-        ob_buf_puts(b, "a list of sinks");
-        break;
-    case OB_CT_ROUTES:
-        ob_buf_puts(b, "a list of routes");
-        break;
     }
 }
 
@@ -217,7 +166,7 @@ int64_t ob_parse_duration_ms(const char *s, bool *ok)
     return 0;
 }
 
-/* "'stream.poll_interval'" or "'timeout' of http sink 'events'" */
+/* "'stream.poll_interval'" or "'timeout' of TYPE sink 'events'" */
 static void put_key_name(struct ob_buf *b, const struct walk *w, const char *path)
 {
     ob_buf_printf(b, "'%s'", path);
@@ -225,7 +174,7 @@ static void put_key_name(struct ob_buf *b, const struct walk *w, const char *pat
         ob_buf_printf(b, " of %s", w->owner);
 }
 
-/* " in 'stream'", " in 'match' of route #1", " in http sink 'x'", or "" at the top. */
+/* " in 'stream'", " in 'match' of route #1", " in TYPE sink 'x'", or "" at the top. */
 static void put_place(struct ob_buf *b, const struct walk *w, const char *prefix)
 {
     if (*prefix)
@@ -236,7 +185,7 @@ static void put_place(struct ob_buf *b, const struct walk *w, const char *prefix
 
 /* Expands ${VAR}, ${VAR:-default} and $$. Returns a new string, or NULL
  * after reporting (nothing is reported when ld is NULL). */
-static char *expand_env(struct loader *ld, const char *name, const char *s, struct pos at)
+static char *expand_env(struct loader *ld, const char *name, const char *s, struct ob_config_pos at)
 {
     struct ob_buf b = {0};
     char *result = NULL;
@@ -307,7 +256,7 @@ static bool parse_int(const char *s, int64_t *out)
 /* Types text as k says and fills v; reports and returns false when the
  * text does not fit. A secret's text is never put in a message. */
 static bool parse_value(struct loader *ld, const struct ob_config_key *k, const char *name, const char *text,
-                        struct pos at, struct value *v)
+                        struct ob_config_pos at, struct value *v)
 {
     struct ob_buf msg = {0};
     bool ok = false;
@@ -320,7 +269,7 @@ static bool parse_value(struct loader *ld, const struct ob_config_key *k, const 
             ok = strncmp(text, k->values[i], strlen(k->values[i])) == 0 && text[strlen(k->values[i])];
         if (!ok) {
             ob_buf_printf(&msg, "%s must be ", name);
-            put_type_noun(&msg, k);
+            ob_config_put_type(&msg, k, false);
         }
         break;
     case OB_CT_TEMPLATE: {
@@ -382,7 +331,7 @@ static bool parse_value(struct loader *ld, const struct ob_config_key *k, const 
         }
         if (!ok) {
             ob_buf_printf(&msg, "%s must be ", name);
-            put_type_noun(&msg, k);
+            ob_config_put_type(&msg, k, false);
         }
         break;
     case OB_CT_MAP:
@@ -426,7 +375,7 @@ static void value_free(struct value *v)
 }
 
 /* Hands v's allocations to the walk's target. */
-static void store(struct walk *w, size_t i, struct value *v, struct pos at)
+static void store(struct walk *w, size_t i, struct value *v, struct ob_config_pos at)
 {
     const struct ob_config_key *k = &w->keys[i];
     w->set[i] = true;
@@ -489,12 +438,12 @@ static void walk_string_map(struct loader *ld, struct walk *w, size_t i, yaml_no
     }
     struct value v = {0};
     size_t n = (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
-    struct pos *first = ob_xcalloc(n, sizeof *first);
+    struct ob_config_pos *first = ob_xcalloc(n, sizeof *first);
     v.map.pairs = ob_xcalloc(n, sizeof *v.map.pairs);
     bool ok = true;
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = node(ld, p->key), *vn = node(ld, p->value);
-        struct pos kat = mark_pos(kn->start_mark);
+        struct ob_config_pos kat = mark_pos(kn->start_mark);
         if (kn->type != YAML_SCALAR_NODE || vn->type != YAML_SCALAR_NODE) {
             report(ld, kn->type != YAML_SCALAR_NODE ? kat : mark_pos(vn->start_mark),
                    "%s must be a mapping of strings, got %s %s", name, kind(kn->type != YAML_SCALAR_NODE ? kn : vn),
@@ -536,7 +485,7 @@ static void walk_leaf(struct loader *ld, struct walk *w, size_t i, yaml_node_t *
     }
     if (vn->type != YAML_SCALAR_NODE) {
         struct ob_buf noun = {0};
-        put_type_noun(&noun, k);
+        ob_config_put_type(&noun, k, false);
         report(ld, w->val_at[i], "%s must be %s, got %s", ob_buf_cstr(&name), ob_buf_cstr(&noun), kind(vn));
         ob_buf_free(&noun);
         goto out;
@@ -584,7 +533,7 @@ static void put_children(struct ob_buf *b, const struct walk *w, const char *pre
 }
 
 static void report_unknown(struct loader *ld, const struct walk *w, const char *prefix, const char *key,
-                           struct pos at)
+                           struct ob_config_pos at)
 {
     struct ob_buf b = {0};
     ob_buf_printf(&b, "unknown %skey '%s'", *prefix || *w->owner ? "" : "top-level ", key);
@@ -592,9 +541,9 @@ static void report_unknown(struct loader *ld, const struct walk *w, const char *
     ob_buf_puts(&b, " (");
     if (w->sink_schema && !*prefix) {
         size_t n = 0;
-        for (size_t s = 0; s < ob_sink_n_schemas; s++)
-            if (key_index(ob_sink_schemas[s].keys, ob_sink_schemas[s].n_keys, key) != NO_INDEX)
-                ob_buf_printf(&b, "%s%s", n++ ? ", " : "it is a key of ", ob_sink_schemas[s].type);
+        for (size_t s = 0; s < ld->sinks->n; s++)
+            if (key_index(ld->sinks->types[s]->keys, ld->sinks->types[s]->n_keys, key) != NO_INDEX)
+                ob_buf_printf(&b, "%s%s", n++ ? ", " : "it is a key of ", ld->sinks->types[s]->type);
         if (n)
             ob_buf_puts(&b, " sinks; ");
     }
@@ -612,7 +561,7 @@ static void walk_map(struct loader *ld, struct walk *w, yaml_node_t *map, const 
 {
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = node(ld, p->key), *vn = node(ld, p->value);
-        struct pos kat = mark_pos(kn->start_mark);
+        struct ob_config_pos kat = mark_pos(kn->start_mark);
         if (kn->type != YAML_SCALAR_NODE) {
             struct ob_buf place = {0};
             put_place(&place, w, prefix);
@@ -644,6 +593,7 @@ static void walk_map(struct loader *ld, struct walk *w, yaml_node_t *map, const 
             report(ld, kat, "%s has both '%s' and '%s': give one destination", w->owner, w->keys[w->dest].path,
                    k->path);
         } else {
+            size_t reported = ld->n_items;
             w->key_at[i] = kat;
             w->val_at[i] = mark_pos(vn->start_mark);
             if (k->flags & OB_CK_DEST)
@@ -664,6 +614,7 @@ static void walk_map(struct loader *ld, struct walk *w, yaml_node_t *map, const 
             } else {
                 walk_leaf(ld, w, i, vn);
             }
+            w->bad[i] = ld->n_items > reported;
         }
         ob_buf_free(&name);
         free(path);
@@ -676,6 +627,7 @@ static void walk_init(struct walk *w, const struct ob_config_key *keys, size_t n
     w->key_at = ob_xcalloc(n, sizeof *w->key_at);
     w->val_at = ob_xcalloc(n, sizeof *w->val_at);
     w->set = ob_xcalloc(n, sizeof *w->set);
+    w->bad = ob_xcalloc(n, sizeof *w->bad);
 }
 
 static void walk_done(struct walk *w)
@@ -683,11 +635,12 @@ static void walk_done(struct walk *w)
     free(w->key_at);
     free(w->val_at);
     free(w->set);
+    free(w->bad);
 }
 
 /* Missing required keys, reported at the mapping that lacks them. A key
  * below a section that is present but malformed was already reported. */
-static void check_required(struct loader *ld, const struct walk *w, struct pos item)
+static void check_required(struct loader *ld, const struct walk *w, struct ob_config_pos item)
 {
     for (size_t i = 0; i < w->n; i++) {
         const struct ob_config_key *k = &w->keys[i];
@@ -725,9 +678,9 @@ static void apply_defaults(struct loader *ld, struct walk *w)
         struct value v = {0};
         if (!*k->def) {
             v.s = ob_xstrdup("");
-            store(w, i, &v, (struct pos){0, 0});
-        } else if (parse_value(ld, k, k->path, k->def, (struct pos){0, 0}, &v)) {
-            store(w, i, &v, (struct pos){0, 0});
+            store(w, i, &v, (struct ob_config_pos){0, 0});
+        } else if (parse_value(ld, k, k->path, k->def, (struct ob_config_pos){0, 0}, &v)) {
+            store(w, i, &v, (struct ob_config_pos){0, 0});
         }
     }
 }
@@ -760,50 +713,42 @@ static const struct ob_sink_opt *opt_find(const struct ob_config_sink *sink, con
     return NULL;
 }
 
-static struct pos key_pos(const struct walk *w, const char *path)
+struct ob_sink_check {
+    struct loader *ld;
+    const struct walk *w;
+    struct ob_config_pos item;
+};
+
+bool ob_sink_check_given(const struct ob_sink_check *c, const char *key)
 {
-    size_t i = key_index(w->keys, w->n, path);
-    return i == NO_INDEX ? (struct pos){0, 0} : w->key_at[i];
+    size_t i = key_index(c->w->keys, c->w->n, key);
+    return i != NO_INDEX && c->w->key_at[i].line && (c->w->set[i] || c->w->bad[i]);
 }
 
-/* Rules between the keys of one sink type. A key that is written but
- * invalid counts as present: its own error says enough. */
-static void check_sink(struct loader *ld, const struct walk *w, const struct ob_config_sink *s)
+struct ob_config_pos ob_sink_check_value_at(const struct ob_sink_check *c, const char *key)
 {
-    struct pos item = {s->line, s->column};
-    if (!strcmp(s->type, "http")) {
-        bool user = key_pos(w, "basic_username").line, pass = key_pos(w, "basic_password").line;
-        if (user != pass)
-            report(ld, item, "missing required key '%s' in %s (%s is set)", user ? "basic_password" : "basic_username",
-                   w->owner, user ? "basic_username" : "basic_password");
-        const struct ob_sink_opt *ws = opt_find(s, "webhook_secret");
-        if (ws->set && !strncmp(ws->str, "whsec_", 6)) {
-            struct ob_buf raw = {0};
-            if (!ob_base64_decode(&raw, ws->str + 6, strlen(ws->str + 6)) || !raw.len)
-                report(ld, (struct pos){ws->line, ws->column},
-                       "'webhook_secret' of %s must be 'whsec_' followed by base64 (the value is not shown: it is secret)",
-                       w->owner);
-            ob_buf_free(&raw);
-        }
-    } else if (!strcmp(s->type, "kafka")) {
-        const char *proto = ob_sink_opt_str(s, "security_protocol");
-        bool sasl = !strncmp(proto, "sasl_", 5);
-        static const char *const sasl_keys[] = {"sasl_mechanism", "sasl_username", "sasl_password"};
-        for (size_t i = 0; i < 3; i++) {
-            struct pos at = key_pos(w, sasl_keys[i]);
-            if (sasl && !at.line)
-                report(ld, item, "missing required key '%s' in %s (security_protocol is %s)", sasl_keys[i], w->owner,
-                       proto);
-            else if (!sasl && at.line)
-                report(ld, at, "'%s' of %s needs security_protocol sasl_plaintext or sasl_ssl", sasl_keys[i], w->owner);
-        }
-    }
+    size_t i = key_index(c->w->keys, c->w->n, key);
+    return i == NO_INDEX ? (struct ob_config_pos){0, 0} : c->w->val_at[i];
+}
+
+const char *ob_sink_check_owner(const struct ob_sink_check *c)
+{
+    return c->w->owner;
+}
+
+void ob_sink_check_error(struct ob_sink_check *c, struct ob_config_pos at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(c->ld, at.line ? at : c->item, fmt, ap);
+    va_end(ap);
 }
 
 static void walk_sink(struct loader *ld, size_t index, yaml_node_t *item)
 {
     struct ob_config_sink *s = &ld->cfg->sinks[index];
-    struct pos at = mark_pos(item->start_mark);
+    struct ob_config_key *keys = NULL;   /* the common ones and the type's own, in one table to walk */
+    struct ob_config_pos at = mark_pos(item->start_mark);
     s->line = at.line;
     s->column = at.column;
     if (item->type != YAML_MAPPING_NODE) {
@@ -837,8 +782,8 @@ static void walk_sink(struct loader *ld, size_t index, yaml_node_t *item)
     }
     const struct ob_sink_schema *schema = NULL;
     struct ob_buf types = {0};
-    for (size_t i = 0; i < ob_sink_n_schemas; i++)
-        ob_buf_printf(&types, "%s%s", i ? ", " : "", ob_sink_schemas[i].type);
+    for (size_t i = 0; i < ld->sinks->n; i++)
+        ob_buf_printf(&types, "%s%s", i ? ", " : "", ld->sinks->types[i]->type);
     char *type = NULL;
     if (!tn) {
         report(ld, at, "missing required key 'type' in %s (one of: %s)", ob_buf_cstr(&owner), ob_buf_cstr(&types));
@@ -846,8 +791,8 @@ static void walk_sink(struct loader *ld, size_t index, yaml_node_t *item)
         report(ld, mark_pos(tn->start_mark), "'type' of %s must be one of: %s, got %s", ob_buf_cstr(&owner),
                ob_buf_cstr(&types), is_null(tn) ? "nothing" : kind(tn));
     } else if ((type = expand_env(ld, "'type'", scalar(tn), mark_pos(tn->start_mark))) &&
-               !(schema = ob_sink_schema_find(type))) {
-        report(ld, mark_pos(tn->start_mark), "unknown sink type '%s' in %s (expected one of: %s)", type,
+               !(schema = ob_sink_catalogue_find(ld->sinks, type))) {
+        report(ld, mark_pos(tn->start_mark), "unknown sink type '%s' in %s (this build has: %s)", type,
                ob_buf_cstr(&owner), ob_buf_cstr(&types));
     }
     free(type);
@@ -859,25 +804,33 @@ static void walk_sink(struct loader *ld, size_t index, yaml_node_t *item)
     }
 
     s->type = ob_xstrdup(schema->type);
+    s->schema = schema;
     ob_buf_reset(&owner);
     if (s->name)
         ob_buf_printf(&owner, "%s sink '%s'", schema->type, s->name);
     else
         ob_buf_printf(&owner, "%s sink #%zu", schema->type, index + 1);
-    struct walk w;
-    walk_init(&w, schema->keys, schema->n_keys, ob_buf_cstr(&owner));
-    w.sink_schema = schema;
-    s->n_opts = schema->n_keys;
+    s->n_opts = ob_sink_n_keys(schema);
+    keys = ob_xcalloc(s->n_opts, sizeof *keys);
     s->opts = ob_xcalloc(s->n_opts, sizeof *s->opts);
-    for (size_t i = 0; i < s->n_opts; i++)
-        s->opts[i].key = schema->keys[i].path;
+    for (size_t i = 0; i < s->n_opts; i++) {
+        keys[i] = *ob_sink_key(schema, i);
+        s->opts[i].key = keys[i].path;
+    }
+    struct walk w;
+    walk_init(&w, keys, s->n_opts, ob_buf_cstr(&owner));
+    w.sink_schema = schema;
     w.opts = s->opts;
     walk_map(ld, &w, item, "");
     check_required(ld, &w, at);
     apply_defaults(ld, &w);
-    check_sink(ld, &w, s);
+    if (schema->check) {
+        struct ob_sink_check c = {.ld = ld, .w = &w, .item = at};
+        schema->check(s, &c);
+    }
     walk_done(&w);
 out:
+    free(keys);
     ob_buf_free(&owner);
 }
 
@@ -916,7 +869,7 @@ static void walk_routes(struct loader *ld, struct walk *w, size_t i, yaml_node_t
     for (size_t j = 0; j < n; j++) {
         yaml_node_t *item = node(ld, vn->data.sequence.items.start[j]);
         struct ob_config_route *r = &ld->cfg->routes[j];
-        struct pos at = mark_pos(item->start_mark);
+        struct ob_config_pos at = mark_pos(item->start_mark);
         r->line = at.line;
         r->column = at.column;
         if (item->type != YAML_MAPPING_NODE) {
@@ -950,7 +903,7 @@ static void put_sink_names(struct ob_buf *b, const struct ob_config *cfg)
         ob_buf_puts(b, "no sinks are defined");
 }
 
-static bool check_sink_ref(struct loader *ld, const char *what, const char *name, struct pos at, size_t *index)
+static bool check_sink_ref(struct loader *ld, const char *what, const char *name, struct ob_config_pos at, size_t *index)
 {
     for (size_t i = 0; i < ld->cfg->n_sinks; i++) {
         if (ld->cfg->sinks[i].name && !strcmp(ld->cfg->sinks[i].name, name)) {
@@ -1055,12 +1008,12 @@ out:;
 
 static void report_yaml_error(struct loader *ld, const yaml_parser_t *parser, const char *yaml, size_t len)
 {
-    struct pos at = mark_pos(parser->problem_mark);
+    struct ob_config_pos at = mark_pos(parser->problem_mark);
     if (parser->error == YAML_READER_ERROR) {
         /* The reader fails before marks exist: count lines up to the byte. */
-        at = (struct pos){1, 1};
+        at = (struct ob_config_pos){1, 1};
         for (size_t i = 0; i < parser->problem_offset && i < len; i++)
-            at = yaml[i] == '\n' ? (struct pos){at.line + 1, 1} : (struct pos){at.line, at.column + 1};
+            at = yaml[i] == '\n' ? (struct ob_config_pos){at.line + 1, 1} : (struct ob_config_pos){at.line, at.column + 1};
         report(ld, at, "not valid UTF-8 text: %s", parser->problem);
     } else if (parser->context) {
         report(ld, at, "YAML syntax error: %s (%s started at line %d)", parser->problem, parser->context,
@@ -1118,7 +1071,7 @@ static void load_document(struct loader *ld, const char *yaml, size_t len)
     ld->doc = &doc;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
-        report(ld, (struct pos){1, 1}, "the file is empty (expected a mapping with at least 'table' and 'sinks')");
+        report(ld, (struct ob_config_pos){1, 1}, "the file is empty (expected a mapping with at least 'table' and 'sinks')");
         goto out;
     }
     ld->root = mark_pos(root->start_mark);
@@ -1151,12 +1104,13 @@ out:
     yaml_parser_delete(&parser);
 }
 
-enum ob_err ob_config_load_string(const char *name, const char *yaml, size_t len, struct ob_config **out,
-                                  struct ob_config_diag *diag)
+enum ob_err ob_config_load_string(const char *name, const char *yaml, size_t len, const struct ob_sink_catalogue *sinks,
+                                  struct ob_config **out, struct ob_config_diag *diag)
 {
-    struct loader ld = {.file = name};
+    struct loader ld = {.file = name, .sinks = sinks};
     ld.cfg = ob_xcalloc(1, sizeof *ld.cfg);
     ld.cfg->path = ob_xstrdup(name);
+    ld.cfg->sink_types = sinks;
     load_document(&ld, yaml, len);
     free(ld.sink_name_at);
     free(ld.route_sink_at);
@@ -1170,7 +1124,8 @@ enum ob_err ob_config_load_string(const char *name, const char *yaml, size_t len
     return OB_OK;
 }
 
-enum ob_err ob_config_load(const char *path, struct ob_config **out, struct ob_config_diag *diag)
+enum ob_err ob_config_load(const char *path, const struct ob_sink_catalogue *sinks, struct ob_config **out,
+                           struct ob_config_diag *diag)
 {
     struct ob_buf text = {0};
     enum ob_err rc = OB_ERR_CONFIG;
@@ -1193,11 +1148,11 @@ enum ob_err ob_config_load(const char *path, struct ob_config **out, struct ob_c
     *out = NULL;
     if (err) {
         struct loader ld = {.file = path};
-        report(&ld, (struct pos){0, 0}, "cannot read: %s", strerror(err));
+        report(&ld, (struct ob_config_pos){0, 0}, "cannot read: %s", strerror(err));
         diag_fill(&ld, diag);
         goto out;
     }
-    rc = ob_config_load_string(path, ob_buf_cstr(&text), text.len, out, diag);
+    rc = ob_config_load_string(path, ob_buf_cstr(&text), text.len, sinks, out, diag);
 out:
     ob_buf_free(&text);
     return rc;

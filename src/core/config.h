@@ -1,9 +1,11 @@
 /* The configuration file (SPEC §6): loading, strict validation, defaults,
  * the `outboxd check` summary and the generated reference documents.
  *
- * Every key is described once, in the schema tables of config_schema.c;
- * the YAML walk, the error messages, the defaults, docs/CONFIGURATION.md
- * and config/outboxd.yaml.example all come from those tables. */
+ * Every key is described once, in the schema tables of config_schema.c
+ * and, for a sink type's keys, in its sink's (a catalogue of them is
+ * handed in); the YAML walk, the error messages, the defaults,
+ * docs/CONFIGURATION.md and config/outboxd.yaml.example all come from
+ * those tables. */
 #ifndef OB_CORE_CONFIG_H
 #define OB_CORE_CONFIG_H
 
@@ -12,13 +14,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/log_level.h"
 #include "outboxd/error.h"
 
 enum ob_billing_mode { OB_BILLING_PAY_PER_REQUEST, OB_BILLING_PROVISIONED };
 enum ob_start_position { OB_START_TRIM_HORIZON, OB_START_LATEST };
 enum ob_ordering { OB_ORDER_KEY, OB_ORDER_SHARD, OB_ORDER_NONE };
 enum ob_on_failure { OB_ON_FAILURE_DEAD_LETTER, OB_ON_FAILURE_BLOCK };
-enum ob_log_level { OB_LOG_ERROR, OB_LOG_WARN, OB_LOG_INFO, OB_LOG_DEBUG };
 enum ob_log_format { OB_LOG_TEXT, OB_LOG_JSON };
 
 struct ob_config_pair {
@@ -45,9 +47,13 @@ struct ob_sink_opt {
     int line, column;                /* 1-based position of the value, 0 for defaults */
 };
 
+struct ob_sink_schema;
+struct ob_sink_catalogue;
+
 struct ob_config_sink {
     char *name;
-    char *type;                      /* "http", "kafka", ... */
+    char *type;                      /* a type of the catalogue it was loaded with */
+    const struct ob_sink_schema *schema;   /* that type's keys: opts[i] is ob_sink_key(schema, i) */
     struct ob_sink_opt *opts;
     size_t n_opts;
     int line, column;                /* the list item */
@@ -64,6 +70,7 @@ struct ob_config_route {
 
 struct ob_config {
     char *path;
+    const struct ob_sink_catalogue *sink_types;   /* it was loaded with: a reload uses the same */
     struct {
         char *region, *endpoint, *streams_endpoint;
         char *access_key_id, *secret_access_key, *session_token, *profile;
@@ -118,7 +125,7 @@ struct ob_config {
         char *listen;                /* NULL = no metrics server */
     } metrics;
     struct {
-        enum ob_log_level level;
+        enum ob_log_severity level;
         enum ob_log_format format;
     } log;
 };
@@ -130,12 +137,14 @@ struct ob_config_diag {
     size_t n;
 };
 
-/* Returns OB_OK and *out (the caller owns it: ob_config_free), or
- * OB_ERR_CONFIG with every problem in diag (ob_config_diag_free), which
- * must be zeroed before the call. */
-enum ob_err ob_config_load(const char *path, struct ob_config **out, struct ob_config_diag *diag);
+/* Sinks may be of the types of sinks (it must outlive the config). Returns
+ * OB_OK and *out (the caller owns it: ob_config_free), or OB_ERR_CONFIG
+ * with every problem in diag (ob_config_diag_free), which must be zeroed
+ * before the call. */
+enum ob_err ob_config_load(const char *path, const struct ob_sink_catalogue *sinks, struct ob_config **out,
+                           struct ob_config_diag *diag);
 /* The same from memory; name is the file name used in messages. */
-enum ob_err ob_config_load_string(const char *name, const char *yaml, size_t len,
+enum ob_err ob_config_load_string(const char *name, const char *yaml, size_t len, const struct ob_sink_catalogue *sinks,
                                   struct ob_config **out, struct ob_config_diag *diag);
 void ob_config_free(struct ob_config *cfg);
 void ob_config_diag_free(struct ob_config_diag *diag);
@@ -149,9 +158,11 @@ size_t ob_config_restart_changes(const struct ob_config *running, const struct o
 
 /* What `outboxd check` prints: every setting, secrets as "(set)". */
 void ob_config_print_summary(const struct ob_config *cfg, FILE *f);
-/* docs/CONFIGURATION.md and config/outboxd.yaml.example, from the schema. */
-void ob_config_write_reference(FILE *f);
-void ob_config_write_example(FILE *f);
+/* docs/CONFIGURATION.md and config/outboxd.yaml.example, from the schema
+ * and the sink types of sinks; the example's one live sink is of the
+ * first type. */
+void ob_config_write_reference(FILE *f, const struct ob_sink_catalogue *sinks);
+void ob_config_write_example(FILE *f, const struct ob_sink_catalogue *sinks);
 
 /* "250ms", "5s", "10m", "2h", "7d" or "0" → milliseconds; *ok false
  * (and 0 returned) on anything else or on overflow. */

@@ -111,14 +111,13 @@ void ob_config_print_summary(const struct ob_config *cfg, FILE *f)
             ob_buf_printf(&b, "sinks: %zu\n", cfg->n_sinks);
             for (size_t s = 0; s < cfg->n_sinks; s++) {
                 const struct ob_config_sink *sink = &cfg->sinks[s];
-                const struct ob_sink_schema *schema = ob_sink_schema_find(sink->type);
                 ob_buf_printf(&b, "  %s (%s)\n", sink->name, sink->type);
                 for (size_t j = 0; j < sink->n_opts; j++) {
                     const struct ob_sink_opt *o = &sink->opts[j];
                     if (!o->set || !strcmp(o->key, "name") || !strcmp(o->key, "type"))
                         continue;
                     ob_buf_printf(&b, "    %s: ", o->key);
-                    put_opt(&b, &schema->keys[j], o);
+                    put_opt(&b, ob_sink_key(sink->schema, j), o);
                     ob_buf_putc(&b, '\n');
                 }
             }
@@ -153,55 +152,17 @@ static void put_cell(struct ob_buf *b, const char *s)
     }
 }
 
+/* The type column: the type's name, its floor and ceiling, whether it is secret. */
 static void put_doc_type(struct ob_buf *b, const struct ob_config_key *k)
 {
-    switch (k->type) {
-    case OB_CT_STRING:
-        ob_buf_puts(b, "string");
-        break;
-    case OB_CT_URL:
-        ob_buf_puts(b, "URL:");
-        for (size_t i = 0; k->values[i]; i++)
-            ob_buf_printf(b, " `%s`", k->values[i]);
-        break;
-    case OB_CT_TEMPLATE:
-        ob_buf_puts(b, "template");
-        break;
-    case OB_CT_BOOL:
-        ob_buf_puts(b, "bool");
-        break;
-    case OB_CT_INT:
-        if (k->max == INT64_MAX)
-            ob_buf_printf(b, "integer ≥ %" PRId64, k->min);
-        else
-            ob_buf_printf(b, "integer %" PRId64 "–%" PRId64, k->min, k->max);
-        break;
-    case OB_CT_NUMBER:
-        ob_buf_printf(b, "number ≥ %" PRId64, k->min);
-        break;
-    case OB_CT_DURATION:
-        ob_buf_puts(b, "duration");
-        if (k->min) {
-            ob_buf_puts(b, " ≥ ");
-            ob_config_format_duration(b, k->min);
-        }
-        break;
-    case OB_CT_ENUM:
-        for (size_t i = 0; k->values[i]; i++)
-            ob_buf_printf(b, "%s`%s`", i ? ", " : "", k->values[i]);
-        break;
-    case OB_CT_MAP:
-        ob_buf_puts(b, "map of strings");
-        break;
-    case OB_CT_SECTION:
-        ob_buf_puts(b, "mapping");
-        break;
-    case OB_CT_SINKS:
-        ob_buf_puts(b, "list of sinks");
-        break;
-    case OB_CT_ROUTES:
-        ob_buf_puts(b, "list of routes");
-        break;
+    ob_config_put_type(b, k, true);
+    if (k->type == OB_CT_INT && k->max != INT64_MAX)
+        ob_buf_printf(b, " %" PRId64 "–%" PRId64, k->min, k->max);
+    else if (k->type == OB_CT_INT || k->type == OB_CT_NUMBER)
+        ob_buf_printf(b, " ≥ %" PRId64, k->min);
+    if (k->type == OB_CT_DURATION && k->min) {
+        ob_buf_puts(b, " ≥ ");
+        ob_config_format_duration(b, k->min);
     }
     if (k->flags & OB_CK_SECRET)
         ob_buf_puts(b, ", secret");
@@ -269,13 +230,13 @@ static void put_doc_table(struct ob_buf *b, const struct ob_config_key *keys, si
     ob_buf_putc(b, '\n');
 }
 
-void ob_config_write_reference(FILE *f)
+void ob_config_write_reference(FILE *f, const struct ob_sink_catalogue *sinks)
 {
     struct ob_buf b = {0};
     ob_buf_puts(&b,
                 "# outboxd configuration reference\n\n"
-                "<!-- Generated from src/core/config_schema.c by `build/tools/config_reference markdown`;"
-                " do not edit. -->\n\n"
+                "<!-- Generated from src/core/config_schema.c and the sinks' key tables (src/sinks/)"
+                " by `build/tools/config_reference markdown`; do not edit. -->\n\n"
                 "outboxd reads one YAML file: `-c FILE`, else `$OUTBOXD_CONFIG`, else "
                 "`/etc/outboxd/outboxd.yaml`. `outboxd check -c FILE` validates it and prints every problem as "
                 "`FILE:LINE:COLUMN: error: MESSAGE`.\n\n"
@@ -306,13 +267,13 @@ void ob_config_write_reference(FILE *f)
         } else if (k->type == OB_CT_SINKS) {
             ob_buf_puts(&b, "Keys of every sink:\n\n");
             put_doc_table(&b, ob_sink_common_keys, 0, ob_sink_n_common, "");
-            for (size_t s = 0; s < ob_sink_n_schemas; s++) {
-                const struct ob_sink_schema *sc = &ob_sink_schemas[s];
+            for (size_t s = 0; s < sinks->n; s++) {
+                const struct ob_sink_schema *sc = sinks->types[s];
                 ob_buf_printf(&b, "### `type: %s`\n\n%s\n\n", sc->type, sc->doc);
-                if (sc->n_keys == ob_sink_n_common)
+                if (!sc->n_keys)
                     ob_buf_puts(&b, "No keys of its own.\n\n");
                 else
-                    put_doc_table(&b, sc->keys, ob_sink_n_common, sc->n_keys, "");
+                    put_doc_table(&b, sc->keys, 0, sc->n_keys, "");
             }
         } else if (k->type == OB_CT_ROUTES) {
             put_doc_table(&b, ob_route_keys, 0, ob_route_n_keys, "");
@@ -427,12 +388,13 @@ static void put_example_keys(struct example *ex, const struct ob_config_key *key
     }
 }
 
-void ob_config_write_example(FILE *f)
+void ob_config_write_example(FILE *f, const struct ob_sink_catalogue *sinks)
 {
     struct example ex = {0};
     ob_buf_puts(&ex.b,
                 "# outboxd configuration example.\n"
-                "# Generated from src/core/config_schema.c by `build/tools/config_reference example`;\n"
+                "# Generated from src/core/config_schema.c and the sinks' key tables (src/sinks/)\n"
+                "# by `build/tools/config_reference example`;\n"
                 "# docs/CONFIGURATION.md describes every key. Keys that are commented out show\n"
                 "# their default or an example value. ${VAR} and ${VAR:-default} come from the\n"
                 "# environment: keep secrets there. SIGHUP applies only these keys (and\n"
@@ -447,16 +409,15 @@ void ob_config_write_example(FILE *f)
         if (k->type == OB_CT_SINKS) {
             put_comment(&ex, 0, k);
             ob_buf_puts(&ex.b, "sinks:\n");
-            /* One live http sink first; the others show each type's keys. */
-            for (size_t s = 0; s <= ob_sink_n_schemas; s++) {
-                const struct ob_sink_schema *sc = s ? &ob_sink_schemas[s - 1] : ob_sink_schema_find("http");
+            /* A live sink of the first type; the others show each type's keys. */
+            for (size_t s = 0; s < sinks->n; s++) {
+                const struct ob_sink_schema *sc = sinks->types[s];
                 bool live = s == 0;
-                if (!live && sc == ob_sink_schema_find("http"))
-                    continue;
                 ex.commented = !live;
                 ob_buf_printf(&ex.b, "%s  # %s\n", live ? "" : "\n", sc->doc);
                 ex.dash = "- ";
                 const char *const overrides[] = {"name", live ? "events" : sc->type, "type", sc->type, NULL};
+                put_example_keys(&ex, ob_sink_common_keys, ob_sink_n_common, "", 2, overrides);
                 put_example_keys(&ex, sc->keys, sc->n_keys, "", 2, overrides);
                 ex.commented = false;
             }

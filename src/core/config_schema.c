@@ -1,12 +1,14 @@
-/* The schema of every configuration key (SPEC §6). The walk in config.c,
- * the summary and the generated docs read only these tables: a key is
- * added here and nowhere else. Defaults are written as they would be in
+/* The schema of every configuration key (SPEC §6) but those of each sink
+ * type, which its sink declares (sinks/). The walk in config.c, the
+ * summary and the generated docs read only these tables: a key is added
+ * here and nowhere else. Defaults are written as they would be in
  * the file, so they pass through the same parser as the user's values. */
 #include "core/config_schema.h"
 
 #include <stddef.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/config.h"
 
 #define CFG(f) .offset = offsetof(struct ob_config, f), .size = sizeof(((struct ob_config *)0)->f)
@@ -14,10 +16,6 @@
 #define NO_MAX INT64_MAX
 
 static const char *const http_schemes[] = {"http://", "https://", NULL};
-static const char *const redis_schemes[] = {"redis://", "rediss://", NULL};
-static const char *const amqp_schemes[] = {"amqp://", "amqps://", NULL};
-static const char *const mqtt_schemes[] = {"mqtt://", "mqtts://", NULL};
-static const char *const nats_schemes[] = {"nats://", "tls://", NULL};
 
 /* Same order as the C enums in config.h: the index is the value. */
 static const char *const billing_modes[] = {"pay_per_request", "provisioned", NULL};
@@ -26,14 +24,6 @@ static const char *const orderings[] = {"key", "shard", "none", NULL};
 static const char *const on_failures[] = {"dead_letter", "block", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
-
-static const char *const fsync_modes[] = {"always", "batch", "never", NULL};
-static const char *const http_modes[] = {"binary", "structured", NULL};
-static const char *const kafka_acks[] = {"all", "1", "0", NULL};
-static const char *const kafka_compressions[] = {"none", "gzip", "snappy", "lz4", "zstd", NULL};
-static const char *const kafka_protocols[] = {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl", NULL};
-static const char *const kafka_mechanisms[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", NULL};
-static const char *const redis_modes[] = {"stream", "pubsub", "list", NULL};
 
 const struct ob_config_key ob_config_keys[] = {
     {.path = "aws", .type = OB_CT_SECTION, .doc = "AWS endpoints, credentials and HTTP client limits."},
@@ -157,192 +147,33 @@ const struct ob_config_key ob_config_keys[] = {
 };
 const size_t ob_config_n_keys = sizeof ob_config_keys / sizeof ob_config_keys[0];
 
-#define SINK_COMMON_KEYS                                                                           \
-    {.path = "name", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED, .example = "events",           \
-     .doc = "Unique name of the sink, `[A-Za-z0-9_.-]+`."},                                        \
-    {.path = "type", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED, .example = "http",             \
-     .doc = "Kind of broker: one of the types below."},                                            \
-    {.path = "tls_verify", .type = OB_CT_BOOL, .def = "true",                                      \
-     .doc = "Verify the broker's TLS certificate; turning it off must be explicit."},              \
-    {.path = "timeout", .type = OB_CT_DURATION, .def = "10s", .min = 1, .max = NO_MAX,             \
-     .doc = "Time a publish may take before it counts as a retriable failure."},                   \
-    {.path = "max_in_flight", .type = OB_CT_INT, .min = 1, .max = 10000,                           \
-     .def_doc = "`relay.max_in_flight`", .example = "64", .doc = "Messages in flight to this sink per shard."}
-
-#define AWS_SINK_KEYS                                                                              \
-    {.path = "region", .type = OB_CT_STRING, .def_doc = "`aws.region`", .example = "us-east-1",    \
-     .doc = "Region of the service."},                                                             \
-    {.path = "endpoint", .type = OB_CT_URL, .values = http_schemes, .def_doc = "the regional endpoint", \
-     .example = "http://127.0.0.1:4566", .doc = "Endpoint override (LocalStack, a VPC endpoint)."}
-
-const struct ob_config_key ob_sink_common_keys[] = {SINK_COMMON_KEYS};
+const struct ob_config_key ob_sink_common_keys[] = {
+    {.path = "name", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED, .example = "events",
+     .doc = "Unique name of the sink, `[A-Za-z0-9_.-]+`."},
+    {.path = "type", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED,
+     .doc = "Kind of broker: one of the types below."},
+    {.path = "tls_verify", .type = OB_CT_BOOL, .def = "true",
+     .doc = "Verify the broker's TLS certificate; turning it off must be explicit."},
+    {.path = "timeout", .type = OB_CT_DURATION, .def = "10s", .min = 1, .max = NO_MAX,
+     .doc = "Time a publish may take before it counts as a retriable failure."},
+};
 const size_t ob_sink_n_common = sizeof ob_sink_common_keys / sizeof ob_sink_common_keys[0];
 
-static const struct ob_config_key stdout_keys[] = {SINK_COMMON_KEYS};
-
-static const struct ob_config_key file_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "path", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED, .example = "/var/lib/outboxd/events.jsonl",
-     .doc = "File the structured CloudEvents are appended to, one JSON object a line."},
-    {.path = "fsync", .type = OB_CT_ENUM, .def = "batch", .values = fsync_modes,
-     .doc = "fsync after every message, after every batch, or never (a message is acknowledged after it)."},
-};
-
-static const struct ob_config_key http_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "url", .type = OB_CT_URL, .flags = OB_CK_REQUIRED, .values = http_schemes,
-     .example = "https://example.org/hook", .doc = "URL each message is POSTed to."},
-    {.path = "mode", .type = OB_CT_ENUM, .def = "binary", .values = http_modes,
-     .doc = "CloudEvents HTTP binding: `ce-` headers and the payload as body, or one JSON document."},
-    {.path = "headers", .type = OB_CT_MAP, .example = "{ X-Source: outboxd }",
-     .doc = "Extra request headers."},
-    {.path = "bearer_token", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${HOOK_TOKEN}",
-     .doc = "Sent as `Authorization: Bearer`."},
-    {.path = "basic_username", .type = OB_CT_STRING, .example = "outboxd",
-     .doc = "HTTP basic authentication user; needs `basic_password`."},
-    {.path = "basic_password", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${HOOK_PASSWORD}",
-     .doc = "HTTP basic authentication password."},
-    {.path = "webhook_secret", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${HOOK_SECRET}",
-     .doc = "Signs requests the Standard Webhooks way; `whsec_` followed by base64, or raw bytes."},
-    {.path = "idempotency_key", .type = OB_CT_BOOL, .def = "true",
-     .doc = "Send the message id as `Idempotency-Key`."},
-    {.path = "connect_timeout", .type = OB_CT_DURATION, .def = "3s", .min = 1, .max = NO_MAX,
-     .doc = "TCP and TLS connect timeout."},
-    {.path = "ca_file", .type = OB_CT_STRING, .def_doc = "the system's CA certificates",
-     .example = "/etc/ssl/certs/internal-ca.pem", .doc = "PEM file of CA certificates to verify the server with."},
-};
-
-static const struct ob_config_key kafka_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "brokers", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED, .example = "kafka-1:9092,kafka-2:9092",
-     .doc = "Bootstrap brokers, `host:port` separated by commas."},
-    {.path = "topic", .type = OB_CT_TEMPLATE, .def = "{messageType}", .doc = "Topic template."},
-    {.path = "acks", .type = OB_CT_ENUM, .def = "all", .values = kafka_acks, .doc = "Acknowledgements awaited."},
-    {.path = "compression", .type = OB_CT_ENUM, .def = "none", .values = kafka_compressions,
-     .doc = "Compression codec of produced batches."},
-    {.path = "client_id", .type = OB_CT_STRING, .def = "outboxd", .doc = "Kafka client id."},
-    {.path = "security_protocol", .type = OB_CT_ENUM, .def = "plaintext", .values = kafka_protocols,
-     .doc = "Protocol to talk to brokers."},
-    {.path = "sasl_mechanism", .type = OB_CT_ENUM, .values = kafka_mechanisms, .example = "SCRAM-SHA-512",
-     .doc = "SASL mechanism; required with a `sasl_*` protocol."},
-    {.path = "sasl_username", .type = OB_CT_STRING, .example = "outboxd",
-     .doc = "SASL user; required with a `sasl_*` protocol."},
-    {.path = "sasl_password", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${KAFKA_PASSWORD}",
-     .doc = "SASL password; required with a `sasl_*` protocol."},
-    {.path = "properties", .type = OB_CT_MAP, .example = "{ linger.ms: \"5\" }",
-     .doc = "Raw librdkafka properties, applied last."},
-};
-
-static const struct ob_config_key sqs_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "queue_url", .type = OB_CT_URL, .flags = OB_CK_REQUIRED, .values = http_schemes,
-     .example = "https://sqs.us-east-1.amazonaws.com/123456789012/events.fifo", .doc = "Queue URL."},
-    AWS_SINK_KEYS,
-    {.path = "message_group_id", .type = OB_CT_TEMPLATE, .example = "{pk}",
-     .doc = "Message group id template, for FIFO queues."},
-};
-
-static const struct ob_config_key sns_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "topic_arn", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED,
-     .example = "arn:aws:sns:us-east-1:123456789012:events", .doc = "Topic ARN."},
-    AWS_SINK_KEYS,
-    {.path = "message_group_id", .type = OB_CT_TEMPLATE, .example = "{pk}",
-     .doc = "Message group id template, for FIFO topics."},
-};
-
-static const struct ob_config_key eventbridge_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "event_bus_name", .type = OB_CT_STRING, .def = "default", .doc = "Event bus name or ARN."},
-    AWS_SINK_KEYS,
-    {.path = "source", .type = OB_CT_TEMPLATE, .def_doc = "`cloudevents.source`", .example = "outboxd",
-     .doc = "Template of the entries' `Source`."},
-    {.path = "detail_type", .type = OB_CT_TEMPLATE, .def = "{messageType}",
-     .doc = "Template of the entries' `DetailType`."},
-};
-
-static const struct ob_config_key kinesis_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "stream_name", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED, .example = "events",
-     .doc = "Data stream name."},
-    AWS_SINK_KEYS,
-    {.path = "partition_key", .type = OB_CT_TEMPLATE, .def = "{pk}", .doc = "Partition key template."},
-};
-
-static const struct ob_config_key redis_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "url", .type = OB_CT_URL, .def = "redis://127.0.0.1:6379", .values = redis_schemes,
-     .doc = "Server URL; `rediss://` for TLS."},
-    {.path = "password", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${REDIS_PASSWORD}",
-     .doc = "AUTH password."},
-    {.path = "mode", .type = OB_CT_ENUM, .def = "stream", .values = redis_modes,
-     .doc = "XADD to a stream, PUBLISH to a channel, or RPUSH to a list."},
-    {.path = "key", .type = OB_CT_TEMPLATE, .def = "{messageType}", .doc = "Stream, channel or list name template."},
-    {.path = "maxlen", .type = OB_CT_INT, .def = "0", .min = 0, .max = NO_MAX,
-     .doc = "Approximate stream length cap (`MAXLEN ~`); 0 = unbounded."},
-};
-
-static const struct ob_config_key amqp_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "url", .type = OB_CT_URL, .flags = OB_CK_REQUIRED, .values = amqp_schemes,
-     .example = "amqp://guest:${AMQP_PASSWORD}@127.0.0.1:5672/", .doc = "Broker URL; `amqps://` for TLS."},
-    {.path = "exchange", .type = OB_CT_STRING, .def = "", .doc = "Exchange; empty is the default exchange."},
-    {.path = "routing_key", .type = OB_CT_TEMPLATE, .def = "{messageType}", .doc = "Routing key template."},
-    {.path = "persistent", .type = OB_CT_BOOL, .def = "true", .doc = "Publish with delivery mode 2."},
-    {.path = "confirm", .type = OB_CT_BOOL, .def = "true", .doc = "Wait for publisher confirms."},
-};
-
-static const struct ob_config_key mqtt_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "url", .type = OB_CT_URL, .flags = OB_CK_REQUIRED, .values = mqtt_schemes,
-     .example = "mqtt://127.0.0.1:1883", .doc = "Broker URL; `mqtts://` for TLS."},
-    {.path = "topic", .type = OB_CT_TEMPLATE, .def = "{messageType}", .doc = "Topic template."},
-    {.path = "qos", .type = OB_CT_INT, .def = "1", .min = 0, .max = 2, .doc = "Quality of service."},
-    {.path = "client_id", .type = OB_CT_STRING, .def_doc = "`outboxd-` followed by the instance id",
-     .example = "outboxd-1", .doc = "MQTT client id."},
-    {.path = "username", .type = OB_CT_STRING, .example = "outboxd", .doc = "User name."},
-    {.path = "password", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${MQTT_PASSWORD}",
-     .doc = "Password."},
-    {.path = "retain", .type = OB_CT_BOOL, .def = "false", .doc = "Publish retained messages."},
-};
-
-static const struct ob_config_key nats_keys[] = {
-    SINK_COMMON_KEYS,
-    {.path = "url", .type = OB_CT_URL, .flags = OB_CK_REQUIRED, .values = nats_schemes,
-     .example = "nats://127.0.0.1:4222", .doc = "Server URL; `tls://` for TLS."},
-    {.path = "subject", .type = OB_CT_TEMPLATE, .def = "{messageType}", .doc = "Subject template."},
-    {.path = "jetstream", .type = OB_CT_BOOL, .def = "false",
-     .doc = "Publish to JetStream and wait for its acknowledgement."},
-    {.path = "token", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${NATS_TOKEN}",
-     .doc = "Authentication token."},
-    {.path = "username", .type = OB_CT_STRING, .example = "outboxd", .doc = "User name."},
-    {.path = "password", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${NATS_PASSWORD}",
-     .doc = "Password."},
-};
-
-#define SINK(t, table, d) {.type = t, .doc = d, .keys = table, .n_keys = sizeof table / sizeof table[0]}
-
-const struct ob_sink_schema ob_sink_schemas[] = {
-    SINK("stdout", stdout_keys, "Structured CloudEvents on standard output, one JSON object a line."),
-    SINK("file", file_keys, "Structured CloudEvents appended to a file, one JSON object a line."),
-    SINK("http", http_keys, "HTTP POST (webhooks), CloudEvents HTTP binding."),
-    SINK("kafka", kafka_keys, "Apache Kafka through librdkafka; the message id is the record key."),
-    SINK("sqs", sqs_keys, "Amazon SQS, standard or FIFO queues."),
-    SINK("sns", sns_keys, "Amazon SNS, standard or FIFO topics."),
-    SINK("eventbridge", eventbridge_keys, "Amazon EventBridge PutEvents."),
-    SINK("kinesis", kinesis_keys, "Amazon Kinesis Data Streams."),
-    SINK("redis", redis_keys, "Redis streams, pub/sub channels or lists."),
-    SINK("amqp", amqp_keys, "AMQP 0-9-1 (RabbitMQ)."),
-    SINK("mqtt", mqtt_keys, "MQTT 5."),
-    SINK("nats", nats_keys, "NATS core or JetStream."),
-};
-const size_t ob_sink_n_schemas = sizeof ob_sink_schemas / sizeof ob_sink_schemas[0];
-
-const struct ob_sink_schema *ob_sink_schema_find(const char *type)
+const struct ob_config_key *ob_sink_key(const struct ob_sink_schema *schema, size_t i)
 {
-    for (size_t i = 0; i < ob_sink_n_schemas; i++)
-        if (strcmp(ob_sink_schemas[i].type, type) == 0)
-            return &ob_sink_schemas[i];
+    return i < ob_sink_n_common ? &ob_sink_common_keys[i] : &schema->keys[i - ob_sink_n_common];
+}
+
+size_t ob_sink_n_keys(const struct ob_sink_schema *schema)
+{
+    return ob_sink_n_common + schema->n_keys;
+}
+
+const struct ob_sink_schema *ob_sink_catalogue_find(const struct ob_sink_catalogue *catalogue, const char *type)
+{
+    for (size_t i = 0; i < catalogue->n; i++)
+        if (strcmp(catalogue->types[i]->type, type) == 0)
+            return catalogue->types[i];
     return NULL;
 }
 
@@ -357,12 +188,41 @@ const struct ob_config_key ob_route_keys[] = {
      .doc = "Glob on the aggregate type."},
     {.path = "sink", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED, ROUTE(sink), .example = "events",
      .doc = "Name of a defined sink."},
-    DEST_KEY("destination", "Destination template, instead of the sink's own (at most one of these keys)."),
-    DEST_KEY("topic", "Same as `destination`, for Kafka, SNS, MQTT."),
-    DEST_KEY("queue", "Same as `destination`, for SQS."),
-    DEST_KEY("subject", "Same as `destination`, for NATS."),
-    DEST_KEY("stream", "Same as `destination`, for Kinesis and Redis."),
-    DEST_KEY("key", "Same as `destination`, for Redis."),
-    DEST_KEY("routing_key", "Same as `destination`, for AMQP."),
+    DEST_KEY("destination", "Destination template, instead of the sink's own (give this or `topic`, not both)."),
+    DEST_KEY("topic", "Same as `destination`."),
 };
 const size_t ob_route_n_keys = sizeof ob_route_keys / sizeof ob_route_keys[0];
+
+/* Each type's name in an error ("must be a string") and in the reference's
+ * type column; a URL's schemes and an enum's values follow it. */
+static const struct {
+    const char *prose, *doc;
+} type_names[] = {
+    [OB_CT_STRING] = {"a string", "string"},
+    [OB_CT_URL] = {"a URL starting with ", "URL:"},
+    [OB_CT_TEMPLATE] = {"a template string", "template"},
+    [OB_CT_BOOL] = {"true or false", "bool"},
+    [OB_CT_INT] = {"an integer", "integer"},
+    [OB_CT_NUMBER] = {"a number", "number"},
+    [OB_CT_DURATION] = {"a duration like 250ms, 5s, 10m or 7d", "duration"},
+    [OB_CT_ENUM] = {"one of ", ""},
+    [OB_CT_MAP] = {"a mapping of strings", "map of strings"},
+    [OB_CT_SECTION] = {"a mapping", "mapping"},
+    [OB_CT_SINKS] = {"a list of sinks", "list of sinks"},
+    [OB_CT_ROUTES] = {"a list of routes", "list of routes"},
+};
+
+void ob_config_put_type(struct ob_buf *b, const struct ob_config_key *k, bool doc)
+{
+    ob_buf_puts(b, doc ? type_names[k->type].doc : type_names[k->type].prose);
+    if (k->type != OB_CT_URL && k->type != OB_CT_ENUM)
+        return;
+    for (size_t i = 0; k->values[i]; i++) {
+        if (doc && k->type == OB_CT_URL)
+            ob_buf_printf(b, " `%s`", k->values[i]);
+        else if (doc)
+            ob_buf_printf(b, "%s`%s`", i ? ", " : "", k->values[i]);
+        else
+            ob_buf_printf(b, "%s%s", !i ? "" : k->values[i + 1] ? ", " : " or ", k->values[i]);
+    }
+}

@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-enum ob_log_severity { OB_SEV_ERROR, OB_SEV_WARN, OB_SEV_INFO, OB_SEV_DEBUG };
+#include "core/log_level.h"
 
 void ob_log_setup(enum ob_log_severity level, int json);
 void ob_log_set_stream(FILE *f);

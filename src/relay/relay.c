@@ -172,7 +172,7 @@ static void reload(struct ob_relay *r)
     ob_notify_reloading();
     struct ob_config *cfg = NULL;
     struct ob_config_diag diag = { 0 };
-    if (ob_config_load(r->cfg->path, &cfg, &diag)) {
+    if (ob_config_load(r->cfg->path, r->cfg->sink_types, &cfg, &diag)) {
         for (size_t i = 0; i < diag.n; i++)
             ob_log_error("%s", diag.lines[i]);
         ob_log_error("reload: %s has errors; keeping the running configuration", r->cfg->path);
@@ -181,7 +181,7 @@ static void reload(struct ob_relay *r)
     }
     struct ob_routing *rt;
     struct ob_error err;
-    enum ob_log_level level = cfg->log.level;
+    enum ob_log_severity level = cfg->log.level;
     enum ob_log_format format = cfg->log.format;
     if (routing_create(cfg, r->cfg->table.name, &rt, &err)) {
         ob_log_error("reload: %s; keeping the running configuration", err.msg);
@@ -192,7 +192,7 @@ static void reload(struct ob_relay *r)
     r->routing = rt;
     pthread_mutex_unlock(&r->routing_lock);
     ob_routing_put(old);
-    ob_log_setup((enum ob_log_severity)level, format == OB_LOG_JSON);
+    ob_log_setup(level, format == OB_LOG_JSON);
     warn_restart_needed(r->cfg, rt->cfg);
     ob_log_info("reloaded %s: %zu sinks, %zu routes", r->cfg->path, rt->cfg->n_sinks, rt->cfg->n_routes);
 out:
@@ -419,7 +419,7 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     /* The routing owns a config of its own so that SIGHUP can replace it. */
     struct ob_config *routing_cfg = NULL;
     struct ob_config_diag diag = { 0 };
-    rc = ob_config_load(cfg->path, &routing_cfg, &diag);
+    rc = ob_config_load(cfg->path, cfg->sink_types, &routing_cfg, &diag);
     if (rc) {
         ob_error_set(err, OB_ERR_CONFIG, "%s", diag.n ? diag.lines[0] : "cannot reload the configuration");
         ob_config_diag_free(&diag);

@@ -138,8 +138,18 @@ static void file_destroy(void *state)
     free(s);
 }
 
+static const char *const fsync_modes[] = {"always", "batch", "never", NULL};
+
+static const struct ob_config_key file_keys[] = {
+    {.path = "path", .type = OB_CT_STRING, .flags = OB_CK_REQUIRED, .example = "/var/lib/outboxd/events.jsonl",
+     .doc = "File the structured CloudEvents are appended to, one JSON object a line."},
+    {.path = "fsync", .type = OB_CT_ENUM, .def = "batch", .values = fsync_modes,
+     .doc = "fsync after every message, after every batch, or never (a message is acknowledged after it)."},
+};
+
 const struct ob_sink_ops ob_file_sink_ops = {
-    .type = "file",
+    .schema = {.type = "file", .doc = "Structured CloudEvents appended to a file, one JSON object a line.",
+               .keys = file_keys, .n_keys = sizeof file_keys / sizeof file_keys[0]},
     .create = file_create,
     .publish = file_publish,
     .flush = file_flush,

@@ -267,6 +267,35 @@ static void sink_free(struct http_sink *s)
     free(s);
 }
 
+/* The HMAC key of a webhook_secret: the bytes of the base64 after
+ * "whsec_", else the text itself. False when "whsec_" is not followed by
+ * base64. */
+static bool webhook_secret_key(const char *secret, struct ob_buf *raw)
+{
+    if (strncmp(secret, "whsec_", 6) != 0) {
+        ob_buf_puts(raw, secret);
+        return true;
+    }
+    return ob_base64_decode(raw, secret + 6, strlen(secret + 6)) && raw->len > 0;
+}
+
+/* The rules between the keys, for `check` as for `run`. */
+static void http_check(const struct ob_config_sink *sink, struct ob_sink_check *c)
+{
+    bool user = ob_sink_check_given(c, "basic_username"), pass = ob_sink_check_given(c, "basic_password");
+    if (user != pass)
+        ob_sink_check_error(c, (struct ob_config_pos){0}, "missing required key '%s' in %s (%s is set)",
+                            user ? "basic_password" : "basic_username", ob_sink_check_owner(c),
+                            user ? "basic_username" : "basic_password");
+    const char *secret = ob_sink_opt_str(sink, "webhook_secret");
+    struct ob_buf raw = {0};
+    if (secret && !webhook_secret_key(secret, &raw))
+        ob_sink_check_error(c, ob_sink_check_value_at(c, "webhook_secret"),
+                            "'webhook_secret' of %s must be 'whsec_' followed by base64 (the value is not shown: it is "
+                            "secret)", ob_sink_check_owner(c));
+    ob_buf_free(&raw);
+}
+
 static enum ob_err http_create(const struct ob_config_sink *cfg, const struct ob_sink_context *ctx, void **state,
                                struct ob_error *err)
 {
@@ -305,10 +334,6 @@ static enum ob_err http_create(const struct ob_config_sink *cfg, const struct ob
         rc = ob_error_set(err, OB_ERR_CONFIG, "bearer_token and basic_username/basic_password exclude each other");
         goto out;
     }
-    if (!user != !password) {
-        rc = ob_error_set(err, OB_ERR_CONFIG, "basic_username and basic_password go together");
-        goto out;
-    }
     if (bearer) {
         if (!value_ok(bearer)) {
             rc = ob_error_set(err, OB_ERR_CONFIG, "bearer_token has control characters");
@@ -330,15 +355,7 @@ static enum ob_err http_create(const struct ob_config_sink *cfg, const struct ob
     const char *secret = ob_sink_opt_str(cfg, "webhook_secret");
     if (secret) {
         struct ob_buf raw = {0};
-        if (strncmp(secret, "whsec_", 6) == 0) {
-            if (!ob_base64_decode(&raw, secret + 6, strlen(secret + 6)) || raw.len == 0) {
-                ob_buf_free(&raw);
-                rc = ob_error_set(err, OB_ERR_CONFIG, "webhook_secret: 'whsec_' must be followed by base64");
-                goto out;
-            }
-        } else {
-            ob_buf_puts(&raw, secret);
-        }
+        webhook_secret_key(secret, &raw);   /* http_check let only a good one through */
         s->secret_len = raw.len;
         s->secret = (unsigned char *)ob_buf_steal(&raw);
     }
@@ -563,8 +580,35 @@ static void http_destroy(void *state)
     sink_free(state);
 }
 
+static const char *const http_schemes[] = {"http://", "https://", NULL};
+static const char *const http_modes[] = {"binary", "structured", NULL};
+
+static const struct ob_config_key http_keys[] = {
+    {.path = "url", .type = OB_CT_URL, .flags = OB_CK_REQUIRED, .values = http_schemes,
+     .example = "https://example.org/hook", .doc = "URL each message is POSTed to."},
+    {.path = "mode", .type = OB_CT_ENUM, .def = "binary", .values = http_modes,
+     .doc = "CloudEvents HTTP binding: `ce-` headers and the payload as body, or one JSON document."},
+    {.path = "headers", .type = OB_CT_MAP, .example = "{ X-Source: outboxd }",
+     .doc = "Extra request headers."},
+    {.path = "bearer_token", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${HOOK_TOKEN}",
+     .doc = "Sent as `Authorization: Bearer`."},
+    {.path = "basic_username", .type = OB_CT_STRING, .example = "outboxd",
+     .doc = "HTTP basic authentication user; needs `basic_password`."},
+    {.path = "basic_password", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${HOOK_PASSWORD}",
+     .doc = "HTTP basic authentication password."},
+    {.path = "webhook_secret", .type = OB_CT_STRING, .flags = OB_CK_SECRET, .example = "${HOOK_SECRET}",
+     .doc = "Signs requests the Standard Webhooks way; `whsec_` followed by base64, or raw bytes."},
+    {.path = "idempotency_key", .type = OB_CT_BOOL, .def = "true",
+     .doc = "Send the message id as `Idempotency-Key`."},
+    {.path = "connect_timeout", .type = OB_CT_DURATION, .def = "3s", .min = 1, .max = INT64_MAX,
+     .doc = "TCP and TLS connect timeout."},
+    {.path = "ca_file", .type = OB_CT_STRING, .def_doc = "the system's CA certificates",
+     .example = "/etc/ssl/certs/internal-ca.pem", .doc = "PEM file of CA certificates to verify the server with."},
+};
+
 const struct ob_sink_ops ob_http_sink_ops = {
-    .type = "http",
+    .schema = {.type = "http", .doc = "HTTP POST (webhooks), CloudEvents HTTP binding.", .keys = http_keys,
+               .n_keys = sizeof http_keys / sizeof http_keys[0], .check = http_check},
     .create = http_create,
     .publish = http_publish,
     .destroy = http_destroy,

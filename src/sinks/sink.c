@@ -1,4 +1,4 @@
-/* The table of sinks and the wrappers the relay calls. */
+/* The catalogue of sinks and the wrappers the relay calls. */
 #include "sinks/sink.h"
 
 #include <stdlib.h>
@@ -10,26 +10,30 @@ extern const struct ob_sink_ops ob_stdout_sink_ops;
 extern const struct ob_sink_ops ob_file_sink_ops;
 extern const struct ob_sink_ops ob_http_sink_ops;
 
-/* Every sink this build has: a new sink is one line here. */
-static const struct ob_sink_ops *const sink_table[] = {
-    &ob_stdout_sink_ops,
-    &ob_file_sink_ops,
-    &ob_http_sink_ops,
+/* Every sink this build has: a new sink is one line here. Messages and
+ * docs list them in this order, and the generated example config shows
+ * the first live. */
+static const struct ob_sink_schema *const sink_types[] = {
+    &ob_http_sink_ops.schema,
+    &ob_file_sink_ops.schema,
+    &ob_stdout_sink_ops.schema,
 };
 
-const struct ob_sink_ops *ob_sink_ops_find(const char *type)
+const struct ob_sink_catalogue ob_sinks = {.types = sink_types, .n = sizeof sink_types / sizeof sink_types[0]};
+
+/* The ops of a type of the catalogue, whose first member its schema is;
+ * NULL for a config loaded with another catalogue. */
+static const struct ob_sink_ops *ops_find(const char *type)
 {
-    for (size_t i = 0; i < sizeof sink_table / sizeof sink_table[0]; i++)
-        if (strcmp(sink_table[i]->type, type) == 0)
-            return sink_table[i];
-    return NULL;
+    const struct ob_sink_schema *schema = ob_sink_catalogue_find(&ob_sinks, type);
+    return schema ? (const struct ob_sink_ops *)(const void *)schema : NULL;
 }
 
 enum ob_err ob_sink_create(const struct ob_config_sink *cfg, const struct ob_sink_context *ctx, struct ob_sink **out,
                            struct ob_error *err)
 {
     *out = NULL;
-    const struct ob_sink_ops *ops = ob_sink_ops_find(cfg->type);
+    const struct ob_sink_ops *ops = ops_find(cfg->type);
     if (!ops)
         return ob_error_set(err, OB_ERR_CONFIG, "sink '%s': type '%s' is not available in this build", cfg->name,
                             cfg->type);

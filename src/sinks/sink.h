@@ -1,8 +1,9 @@
-/* The one sink interface. A sink is created from its config section,
- * shared by every shard worker (thread-safe), and publishes a batch of
- * deliveries with a result for each. Adding a sink: one file under
- * sinks/ defining a `const struct ob_sink_ops`, one line in the table of
- * sinks/sink.c. */
+/* The one sink interface. A sink declares its config keys and the rules
+ * between them, is created from its config section, shared by every
+ * shard worker (thread-safe), and publishes a batch of deliveries with a
+ * result for each. Adding a sink: one file under sinks/ defining a
+ * `const struct ob_sink_ops`, one line in the catalogue of sinks/sink.c
+ * (README.md, "Adding a sink"). */
 #ifndef OB_SINKS_SINK_H
 #define OB_SINKS_SINK_H
 
@@ -11,6 +12,7 @@
 
 #include "core/cloudevents.h"
 #include "core/config.h"
+#include "core/config_schema.h"
 #include "outboxd/error.h"
 #include "outboxd/message.h"
 
@@ -39,7 +41,11 @@ struct ob_sink_context {
 };
 
 struct ob_sink_ops {
-    const char *type;           /* the config `type` */
+    /* The config `type`, the type's own keys (every sink also has name,
+     * type, tls_verify and timeout) and the check of the rules between
+     * them, which `outboxd check` runs too. The first member: the
+     * catalogue lists these, and finds the ops from them. */
+    struct ob_sink_schema schema;
     /* Creates the sink's state from its section. Connection problems are
      * not errors here (the broker may come up later); bad settings are. */
     enum ob_err (*create)(const struct ob_config_sink *cfg, const struct ob_sink_context *ctx, void **state,
@@ -67,7 +73,7 @@ void ob_sink_publish(struct ob_sink *s, struct ob_delivery *batch, size_t n);
 enum ob_err ob_sink_flush(struct ob_sink *s, struct ob_error *err);
 void ob_sink_reopen(struct ob_sink *s);
 void ob_sink_destroy(struct ob_sink *s);
-/* The ops of a type, NULL for a type this build has no sink for yet. */
-const struct ob_sink_ops *ob_sink_ops_find(const char *type);
+/* Every sink type this build has: what cmd/ hands to the config loader. */
+extern const struct ob_sink_catalogue ob_sinks;
 
 #endif

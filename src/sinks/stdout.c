@@ -47,7 +47,7 @@ static void stdout_destroy(void *state)
 }
 
 const struct ob_sink_ops ob_stdout_sink_ops = {
-    .type = "stdout",
+    .schema = {.type = "stdout", .doc = "Structured CloudEvents on standard output, one JSON object a line."},
     .create = stdout_create,
     .publish = stdout_publish,
     .destroy = stdout_destroy,

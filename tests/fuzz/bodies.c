@@ -17,6 +17,7 @@
 #include "core/json_scan.h"
 #include "core/record.h"
 #include "record_diff.h"
+#include "sinks/sink.h"
 
 /* A broken promise is reported like a sanitizer finding: abort(), which
  * libFuzzer saves as a crash and the unit test sees as a signal. */
@@ -48,12 +49,10 @@ static void check_loaded_templates(const struct ob_config *cfg)
     }
     for (size_t i = 0; i < cfg->n_sinks; i++) {
         const struct ob_config_sink *sink = &cfg->sinks[i];
-        const struct ob_sink_schema *schema = ob_sink_schema_find(sink->type);
-        FUZZ_ASSERT(schema);
+        FUZZ_ASSERT(sink->schema && sink->n_opts == ob_sink_n_keys(sink->schema));
         for (size_t j = 0; j < sink->n_opts; j++)
-            for (size_t k = 0; k < schema->n_keys; k++)
-                if (schema->keys[k].path == sink->opts[j].key && schema->keys[k].type == OB_CT_TEMPLATE)
-                    check_template(sink->opts[j].str);
+            if (ob_sink_key(sink->schema, j)->type == OB_CT_TEMPLATE)
+                check_template(sink->opts[j].str);
     }
 }
 
@@ -67,7 +66,7 @@ int ob_fuzz_config(const uint8_t *data, size_t size)
 
     struct ob_config *cfg = NULL;
     struct ob_config_diag diag = {0};
-    enum ob_err rc = ob_config_load_string("fuzz.yaml", (const char *)data, size, &cfg, &diag);
+    enum ob_err rc = ob_config_load_string("fuzz.yaml", (const char *)data, size, &ob_sinks, &cfg, &diag);
     if (rc == OB_OK) {
         FUZZ_ASSERT(cfg && diag.n == 0);
         FUZZ_ASSERT(ob_config_find_sink(cfg, cfg->default_sink));

@@ -5,13 +5,14 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "sinks/sink.h"
 
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "markdown") == 0) {
-        ob_config_write_reference(stdout);
+        ob_config_write_reference(stdout, &ob_sinks);
     } else if (argc == 2 && strcmp(argv[1], "example") == 0) {
-        ob_config_write_example(stdout);
+        ob_config_write_example(stdout, &ob_sinks);
     } else {
         fprintf(stderr, "usage: config_reference markdown|example\n");
         return 64;

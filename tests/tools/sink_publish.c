@@ -158,7 +158,7 @@ int main(int argc, char **argv)
     struct pending p = {0};
     char *line = NULL;
     size_t line_cap = 0;
-    if (ob_config_load(argv[1], &cfg, &diag) != OB_OK) {
+    if (ob_config_load(argv[1], &ob_sinks, &cfg, &diag) != OB_OK) {
         for (size_t i = 0; i < diag.n; i++)
             fprintf(stderr, "%s\n", diag.lines[i]);
         rc = 78;

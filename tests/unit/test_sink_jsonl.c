@@ -25,7 +25,7 @@ static struct ob_config *load(const char *sinks_yaml)
     ob_buf_printf(&y, "aws:\n  region: us-east-1\ntable:\n  name: outbox\nsinks:\n%s", sinks_yaml);
     struct ob_config *cfg = NULL;
     struct ob_config_diag diag = {0};
-    if (ob_config_load_string("test.yaml", y.data, y.len, &cfg, &diag) != OB_OK)
+    if (ob_config_load_string("test.yaml", y.data, y.len, &ob_sinks, &cfg, &diag) != OB_OK)
         for (size_t i = 0; i < diag.n; i++)
             printf("  | %s\n", diag.lines[i]);
     ob_config_diag_free(&diag);
