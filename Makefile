@@ -88,6 +88,15 @@ $(BUILD)/tests/test_sigv4_evp: $(BUILD)/tests/unit/test_sigv4.o $(BUILD)/tests/u
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/unit/test_main.o $(SIGV4_EVP_OBJ) $(LIB) $(LDLIBS)
 
+# The pipeline against a fake DynamoDB: the fake's writer comes before the
+# library, so the real one (dynamo/item_writes.o) is never linked in.
+FAKE_WRITER_OBJ := $(BUILD)/tests/unit/fake_item_writer.o
+
+$(BUILD)/tests/test_pipeline: $(BUILD)/tests/unit/test_pipeline.o $(BUILD)/tests/unit/test_main.o $(FAKE_WRITER_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@ (fake DynamoDB)")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/unit/test_main.o $(FAKE_WRITER_OBJ) $(LIB) $(LDLIBS)
+
 tests-build: $(BIN) $(UNIT_BIN) $(TOOL_BIN) $(BUILD)/tests/test_sigv4_evp
 
 deps:
@@ -165,7 +174,7 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d) \
          $(BUILD)/tests/unit/test_main.d $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%.d) \
-         $(SIGV4_EVP_OBJ:.o=.d)
+         $(SIGV4_EVP_OBJ:.o=.d) $(FAKE_WRITER_OBJ:.o=.d)
 
 # Benchmark instruments (tests/bench/, see its README): an in-memory DynamoDB
 # and Streams server and the client that measures its ceiling.

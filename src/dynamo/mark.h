@@ -1,8 +1,9 @@
-/* The relay's writes to outbox items: mark published, record a failed
- * attempt, record a dead letter; and the cold-start check of which
- * candidates are already published. Every write is conditional on the
- * item existing and not being published, so a late or repeated write
- * never undoes a publication. */
+/* The bodies of the relay's writes to outbox items (run by
+ * dynamo/item_writes.h): mark published, record a failed attempt, record
+ * a dead letter; and the cold-start check of which candidates are already
+ * published. Every write is conditional on the item existing and not
+ * being published, so a late or repeated write never undoes a
+ * publication. */
 #ifndef OB_DYNAMO_MARK_H
 #define OB_DYNAMO_MARK_H
 

@@ -17,6 +17,7 @@
 #include "core/backoff.h"
 #include "core/buf.h"
 #include "core/cloudevents.h"
+#include "dynamo/item_writes.h"
 #include "dynamo/mark.h"
 #include "ops/clock.h"
 #include "ops/log.h"
@@ -85,10 +86,9 @@ static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const str
          "delivery failed (attempt %" PRId64 ", next in %" PRId64 " ms): %s", e->failures, delay, d->error);
 }
 
-/* The AWS writes of one wave, each in its own allocation, which is kept
- * for a later write when it is done (p->spare; 1.6 KiB, past malloc's
- * per-thread cache, and its body's storage with it). Marks go on running
- * after the wave (in p->flying: the session holds the call); the rare
+/* The item writes of one wave, each with its dynamo write, both kept for
+ * a later write when it is done (p->spare; the write's storage with it).
+ * Marks go on running after the wave (started in p->writer); the rare
  * writes run within it. A write that failed waits in p->waiting and goes
  * again, as itself, when its entry is due: a dead letter is never sent
  * again for a record that could not be written (SPEC §3). */
@@ -110,9 +110,8 @@ struct pipeline_write {
      * health: a mark may outlive the routing (SIGHUP) it was sent under,
      * and series live as long as the registry. */
     struct ob_metric_series *latency;
-    struct ob_buf body;              /* the UpdateItem's JSON text */
-    struct ob_aws_call call;
-    struct pipeline_write *next, *prev;       /* in p->flying (next: also in p->spare) */
+    struct ob_item_write *op;        /* owned; tagged with this */
+    struct pipeline_write *next;     /* in p->waiting or p->spare */
 };
 
 struct pipeline_writes {
@@ -129,7 +128,7 @@ struct pipeline_scratch {
     struct wave_item *items, *group;
     struct ob_delivery *d;
     struct pipeline_write **sync;
-    struct ob_aws_call **calls;
+    struct ob_item_write **ops;
     struct pipeline_writes writes;
 };
 
@@ -147,7 +146,7 @@ static struct pipeline_scratch *scratch_for(struct ob_pipeline *p, size_t max)
         sc->group = ob_xrealloc(sc->group, max * sizeof *sc->group);
         sc->d = ob_xrealloc(sc->d, max * sizeof *sc->d);
         sc->sync = ob_xrealloc(sc->sync, 2 * max * sizeof *sc->sync);
-        sc->calls = ob_xrealloc(sc->calls, 2 * max * sizeof *sc->calls);
+        sc->ops = ob_xrealloc(sc->ops, 2 * max * sizeof *sc->ops);
     }
     return sc;
 }
@@ -163,7 +162,7 @@ static void scratch_free(struct pipeline_scratch *sc)
     free(sc->group);
     free(sc->d);
     free(sc->sync);
-    free(sc->calls);
+    free(sc->ops);
     free(sc->writes.v);
     free(sc);
 }
@@ -177,8 +176,17 @@ static void writes_push(struct pipeline_writes *ws, struct pipeline_write *x)
     ws->v[ws->n++] = x;
 }
 
-/* A write for e, from the spare ones when there is one; its body empty
- * (the call is prepared when it runs). */
+/* The pipeline's writer, made at its first write: a shard worker makes
+ * its session on its own thread, after the pipeline. */
+static struct ob_item_writer *writer(struct ob_pipeline *p)
+{
+    if (!p->writer)
+        p->writer = ob_item_writer_create(p->session, p->relay->cfg->table.name);
+    return p->writer;
+}
+
+/* A write for e, from the spare ones when there is one; what it writes is
+ * set by the caller (it starts or runs with the wave's writes). */
 static struct pipeline_write *add_write(struct ob_pipeline *p, struct pipeline_writes *ws, enum write_kind kind,
                                         struct ob_entry *e, struct ob_sink_health *h)
 {
@@ -188,15 +196,15 @@ static struct pipeline_write *add_write(struct ob_pipeline *p, struct pipeline_w
         p->n_spare--;
     } else {
         x = ob_xcalloc(1, sizeof *x);
+        x->op = ob_item_write_new(x);
     }
     writes_push(ws, x);
-    ob_buf_reset(&x->body);
     x->kind = kind;
     x->tries = 0;
     x->with_ttl = false;
     x->entry = e->id;
     x->latency = h ? h->latency : NULL;
-    x->next = x->prev = NULL;
+    x->next = NULL;
     return x;
 }
 
@@ -204,24 +212,8 @@ static void add_mark(struct ob_pipeline *p, struct pipeline_writes *ws, struct o
 {
     const struct ob_config *cfg = p->relay->cfg;
     e->next_at_ms = INT64_MAX; /* its mark runs: not picked again until it fails */
-    ob_mark_published_body(&add_write(p, ws, WRITE_MARK, e, h)->body, cfg->table.name, e->rec.msg.pk,
-                           e->rec.msg.sk, ob_wall_ms(), cfg->table.ttl_seconds);
-}
-
-/* The rare writes (failures, dead letters) are built as JSON values. */
-static void set_json_body(struct pipeline_write *x, json_t *request)
-{
-    char *text = ob_ddb_request_text("UpdateItem", request);
-    ob_buf_reset(&x->body);
-    ob_buf_puts(&x->body, text);
-    free(text);
-    json_decref(request);
-}
-
-static void add_json_write(struct ob_pipeline *p, struct pipeline_writes *ws, enum write_kind kind,
-                           struct ob_entry *e, json_t *request)
-{
-    set_json_body(add_write(p, ws, kind, e, NULL), request);
+    ob_item_write_set_mark(writer(p), add_write(p, ws, WRITE_MARK, e, h)->op, e->rec.msg.pk, e->rec.msg.sk,
+                           ob_wall_ms(), cfg->table.ttl_seconds);
 }
 
 /* lastError of the smaller writes: at most this many bytes. */
@@ -241,16 +233,17 @@ static const char *short_error(const char *msg, char out[SHORT_ERROR_MAX + 1])
     return out;
 }
 
-/* The record x writes on e (WRITE_DEAD, or a smaller write with lastError
- * cut): with a ttl only when x->with_ttl. */
-static json_t *dead_letter_request(const struct ob_config *cfg, struct ob_entry *e, const struct pipeline_write *x)
+/* x writes the dead-letter record on e (WRITE_DEAD, or a smaller write
+ * with lastError cut): with a ttl only when x->with_ttl. */
+static void set_dead_letter(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e)
 {
+    const struct ob_config *cfg = p->relay->cfg;
     char cut[SHORT_ERROR_MAX + 1];
     const char *error = e->last_error ? e->last_error : "dead-lettered";
-    return ob_mark_dead_letter_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
-                                       e->rec.msg.retry_count + e->failures,
-                                       x->kind == WRITE_DEAD ? error : short_error(error, cut),
-                                       x->with_ttl ? cfg->table.ttl_seconds : 0);
+    ob_item_write_set_dead_letter(writer(p), x->op, e->rec.msg.pk, e->rec.msg.sk, ob_wall_ms(),
+                                  e->rec.msg.retry_count + e->failures,
+                                  x->kind == WRITE_DEAD ? error : short_error(error, cut),
+                                  x->with_ttl ? cfg->table.ttl_seconds : 0);
 }
 
 static void entry_done_dead(struct ob_pipeline *p, struct ob_entry *e)
@@ -290,11 +283,15 @@ static void count_write_failure(const struct pipeline_write *x, bool permanent)
  * place), or after a backoff of 1 s doubling to 30 s (a transient error). */
 static void write_again(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e, int64_t at)
 {
-    ob_aws_call_release(&x->call);
     e->next_at_ms = at;
     x->next = p->waiting;
-    x->prev = NULL;
     p->waiting = x;
+}
+
+/* Why x failed (it did). */
+static const char *write_error(const struct pipeline_write *x)
+{
+    return ob_item_write_error(x->op)->msg;
 }
 
 static void write_retry(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e, int64_t now)
@@ -305,7 +302,7 @@ static void write_retry(struct ob_pipeline *p, struct pipeline_write *x, struct 
     int64_t delay = ob_backoff_exponential_ms(&again, x->tries);
     ob_pipeline_log(p, x->tries == 1 || x->tries % 10 == 0 ? OB_SEV_WARN : OB_SEV_DEBUG, e->rec.msg.sk,
                     "writing the item's %s record failed (try %d), will write it again in %" PRId64 " ms: %s",
-                    write_name(x->kind), x->tries, delay, x->call.err.msg);
+                    write_name(x->kind), x->tries, delay, write_error(x));
     write_again(p, x, e, now + delay);
 }
 
@@ -322,36 +319,35 @@ static void write_given_up(struct ob_pipeline *p, struct pipeline_write *x, stru
                     "DynamoDB refused the item's %s record for good; giving it up unrecorded (%s): %s",
                     write_name(x->kind), remembered ? "no sweep sends it again until a restart"
                                                     : "too many given up: a sweep may send it again",
-                    x->call.err.msg);
+                    write_error(x));
 }
 
 /* DynamoDB refused x for good. Returns whether x goes again, as the
  * smaller write in its place. */
 static bool write_refused(struct ob_pipeline *p, struct pipeline_write *x, struct ob_entry *e, int64_t now)
 {
-    const struct ob_config *cfg = p->relay->cfg;
     switch (x->kind) {
     case WRITE_MARK:
         ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "DynamoDB refused the mark (%s); marking the item published "
-                        "without publishedAt and ttl instead (it is not deleted by its ttl)", x->call.err.msg);
+                        "without publishedAt and ttl instead (it is not deleted by its ttl)", write_error(x));
         x->kind = WRITE_MARK_MINIMAL;
-        set_json_body(x, ob_mark_published_minimal_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk));
+        ob_item_write_set_mark_minimal(writer(p), x->op, e->rec.msg.pk, e->rec.msg.sk);
         break;
     case WRITE_MARK_MINIMAL: {
         /* deadLetteredAt: the sweeper does not deliver it again. */
         char why[OB_ERROR_MSG_MAX + 64];
-        snprintf(why, sizeof why, "delivered, but marking it published failed: %s", x->call.err.msg);
+        snprintf(why, sizeof why, "delivered, but marking it published failed: %s", write_error(x));
         set_error(e, why);
         ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "%s; recording that on the item instead", why);
         x->kind = WRITE_NOT_MARKED;
-        set_json_body(x, dead_letter_request(cfg, e, x));
+        set_dead_letter(p, x, e);
         break;
     }
     case WRITE_DEAD:
         ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "recording the dead letter failed (%s); writing it again "
-                        "with lastError cut to %d bytes", x->call.err.msg, SHORT_ERROR_MAX);
+                        "with lastError cut to %d bytes", write_error(x), SHORT_ERROR_MAX);
         x->kind = WRITE_DEAD_SHORT;
-        set_json_body(x, dead_letter_request(cfg, e, x));
+        set_dead_letter(p, x, e);
         break;
     default:
         return false;
@@ -366,7 +362,7 @@ static bool write_refused(struct ob_pipeline *p, struct pipeline_write *x, struc
 static bool write_done(struct ob_pipeline *p, struct pipeline_write *x, int64_t now, int64_t wall)
 {
     struct ob_entry *e = ob_window_find(&p->window, x->entry);
-    enum ob_err rc = x->call.result;
+    enum ob_err rc = ob_item_write_result(x->op);
     if (!e)
         return false; /* cannot happen: an entry with a write running is not done */
     if (rc == OB_OK || rc == OB_ERR_CONDITION_FAILED) {
@@ -393,11 +389,11 @@ static bool write_done(struct ob_pipeline *p, struct pipeline_write *x, int64_t 
         }
         return false;
     }
-    bool permanent = ob_mark_error_permanent(&x->call.err);
+    bool permanent = ob_mark_error_permanent(ob_item_write_error(x->op));
     count_write_failure(x, permanent);
     if (x->kind == WRITE_FAILED) {
         /* The next attempt's record, or the dead letter's, says it again. */
-        ob_pipeline_log(p, OB_SEV_DEBUG, e->rec.msg.sk, "recording the failed attempt failed: %s", x->call.err.msg);
+        ob_pipeline_log(p, OB_SEV_DEBUG, e->rec.msg.sk, "recording the failed attempt failed: %s", write_error(x));
         return false;
     }
     if (!permanent) {
@@ -418,71 +414,63 @@ static bool write_done(struct ob_pipeline *p, struct pipeline_write *x, int64_t 
  * (each was taken as one unit). */
 static void settle_units(struct ob_pipeline *p, struct pipeline_write *const *xs, size_t n)
 {
-    struct ob_relay *r = p->relay;
-    double consumed = 0, reported = 0;
+    double consumed = 0;
     for (size_t i = 0; i < n; i++) {
-        double units = ob_ddb_raw_units(&xs[i]->call);
+        double units = ob_item_write_units(xs[i]->op);
         consumed += units >= 0 ? units : 1.0;
-        reported += units > 0 ? units : 0;
     }
-    ob_relay_budget_settle(r, consumed - (double)n);
-    ob_ddb_count_units(r->cfg->table.name, "UpdateItem", "write", reported);
+    ob_relay_budget_settle(p->relay, consumed - (double)n);
 }
 
 static void write_free(struct pipeline_write *x)
 {
-    ob_aws_call_release(&x->call);
-    ob_buf_free(&x->body);
+    ob_item_write_free(x->op);
     free(x);
 }
 
-/* A done write is kept for the next, as many as max_in_flight, with its
- * body's storage unless that grew big (a long lastError). */
+/* A done write is kept for the next, as many as max_in_flight. */
 static void write_recycle(struct ob_pipeline *p, struct pipeline_write *x)
 {
     if (p->n_spare >= (size_t)p->relay->cfg->relay.max_in_flight) {
         write_free(x);
         return;
     }
-    ob_aws_call_release(&x->call);
-    if (x->body.cap > 4096)
-        ob_buf_free(&x->body);
+    ob_item_write_recycle(x->op);
     x->next = p->spare;
     p->spare = x;
     p->n_spare++;
 }
 
+/* What n finished writes mean: the budget settled, their entries moved on. */
+static void writes_finished(struct ob_pipeline *p, struct pipeline_write *const *xs, size_t n, int64_t now)
+{
+    settle_units(p, xs, n);
+    int64_t wall = ob_wall_ms();
+    for (size_t i = 0; i < n; i++)
+        if (!write_done(p, xs[i], now, wall))
+            write_recycle(p, xs[i]);
+}
+
 /* Takes the marks that finished; true if there were any. */
 static bool collect_marks(struct ob_pipeline *p, int64_t now)
 {
-    ob_ddb_session_poll(p->session, 0);
+    ob_item_writer_poll(p->writer, 0);
     struct pipeline_write *done[64];
     size_t n = 0;
     bool any = false;
-    struct ob_aws_call *call;
-    int64_t wall = ob_wall_ms();
+    struct ob_item_write *op;
     do {
-        call = ob_aws_next_done(p->session->aws, p);
-        if (call) {
-            struct pipeline_write *x = (struct pipeline_write *)((char *)call - offsetof(struct pipeline_write, call));
-            if (x->prev)
-                x->prev->next = x->next;
-            else
-                p->flying = x->next;
-            if (x->next)
-                x->next->prev = x->prev;
+        op = ob_item_writer_next_done(p->writer);
+        if (op) {
             p->n_flying--;
-            done[n++] = x;
+            done[n++] = ob_item_write_tag(op);
         }
-        if (n == sizeof done / sizeof done[0] || (!call && n)) {
-            settle_units(p, done, n);
-            for (size_t i = 0; i < n; i++)
-                if (!write_done(p, done[i], now, wall))
-                    write_recycle(p, done[i]);
+        if (n == sizeof done / sizeof done[0] || (!op && n)) {
+            writes_finished(p, done, n, now);
             n = 0;
             any = true;
         }
-    } while (call);
+    } while (op);
     return any;
 }
 
@@ -491,45 +479,32 @@ static void run_writes(struct ob_pipeline *p, struct pipeline_writes *ws, int64_
     if (ws->n == 0)
         return;
     struct pipeline_scratch *sc = p->scratch;
-    struct ob_relay *r = p->relay;
+    struct ob_item_writer *wr = writer(p);
     /* Each write of a small item costs one unit; settled with what
      * DynamoDB reports. */
-    int64_t wait = ob_relay_budget_take(r, (double)ws->n);
+    int64_t wait = ob_relay_budget_take(p->relay, (double)ws->n);
     if (wait > 0)
         p->wait_until(p->ctx, ob_mono_ms() + wait);
     struct pipeline_write **sync = sc->sync;
-    struct ob_aws_call **calls = sc->calls;
+    struct ob_item_write **ops = sc->ops;
     size_t k = 0;
     bool started = false;
     for (size_t i = 0; i < ws->n; i++) {
         struct pipeline_write *x = ws->v[i];
         if (x->kind == WRITE_MARK) {
-            struct pipeline_write *m = x;
-            ob_ddb_prepare_raw_call(r->ddb, &m->call, "UpdateItem", m->body.data, m->body.len);
-            m->call.owner = p;
-            m->prev = NULL;
-            m->next = p->flying;
-            if (p->flying)
-                p->flying->prev = m;
-            p->flying = m;
+            ob_item_writer_start(wr, x->op);
             p->n_flying++;
-            ob_aws_start(p->session->aws, &m->call);
             started = true;
             continue;
         }
-        ob_ddb_prepare_raw_call(r->ddb, &x->call, "UpdateItem", x->body.data, x->body.len);
         sync[k] = x;
-        calls[k++] = &x->call;
+        ops[k++] = x->op;
     }
     if (started)
-        ob_aws_send(p->session->aws); /* the marks go out now */
+        ob_item_writer_send(wr); /* the marks go out now */
     if (k) {
-        ob_aws_run(p->session->aws, calls, k);
-        settle_units(p, sync, k);
-        int64_t wall = ob_wall_ms();
-        for (size_t i = 0; i < k; i++)
-            if (!write_done(p, sync[i], now, wall))
-                write_recycle(p, sync[i]);
+        ob_item_writer_run(wr, ops, k);
+        writes_finished(p, sync, k, now);
     }
     ws->n = 0;
 }
@@ -648,9 +623,8 @@ static void deliver(struct ob_pipeline *p, struct ob_routing *rt, struct ob_entr
                 add_mark(p, ws, e, h);
             } else {
                 delivery_failed(p, e, &d[i], h, sent_at, now);
-                add_json_write(p, ws, WRITE_FAILED, e,
-                               ob_mark_failed_request(cfg->table.name, e->rec.msg.pk, e->rec.msg.sk,
-                                                      e->rec.msg.retry_count + e->failures, e->last_error));
+                ob_item_write_set_failed(writer(p), add_write(p, ws, WRITE_FAILED, e, NULL)->op, e->rec.msg.pk,
+                                         e->rec.msg.sk, e->rec.msg.retry_count + e->failures, e->last_error);
             }
         }
     }
@@ -725,7 +699,7 @@ static void dead_letter(struct ob_pipeline *p, struct ob_routing *rt, struct ob_
         e->next_at_ms = INT64_MAX; /* its record is written: not picked again until that fails */
         struct pipeline_write *x = add_write(p, ws, WRITE_DEAD, e, NULL);
         x->with_ttl = taken;
-        set_json_body(x, dead_letter_request(cfg, e, x));
+        set_dead_letter(p, x, e);
     }
     release_items(items, n);
 }
@@ -795,13 +769,14 @@ void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_ddb_s
 
 void ob_pipeline_abandon_writes(struct ob_pipeline *p)
 {
-    while (p->flying) {
-        struct pipeline_write *x = p->flying;
-        p->flying = x->next;
-        ob_aws_abandon(p->session->aws, &x->call);
-        write_free(x);
-    }
+    if (!p->writer)
+        return;
+    struct ob_item_write *op;
+    while ((op = ob_item_writer_take_back(p->writer)))
+        write_free(ob_item_write_tag(op));
     p->n_flying = 0;
+    ob_item_writer_destroy(p->writer);
+    p->writer = NULL;
 }
 
 void ob_pipeline_free(struct ob_pipeline *p)
@@ -833,5 +808,5 @@ void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms, bool others_runni
      * within a short slice. */
     int64_t left = until_ms - ob_mono_ms();
     if (left > 0)
-        ob_ddb_session_poll(p->session, left < 50 ? (int)left : 50);
+        ob_item_writer_poll(writer(p), left < 50 ? (int)left : 50);
 }

@@ -27,8 +27,8 @@ struct ob_pipeline {
      * make a worker stuck (SPEC §7). NULL: not told. */
     void (*sink_call)(void *ctx, bool started);
     void *ctx;
-    struct pipeline_write *flying;            /* marks running in the session */
-    size_t n_flying;
+    struct ob_item_writer *writer;            /* owned, made at the first write; its marks run in the session */
+    size_t n_flying;                          /* marks started and not yet taken back */
     struct pipeline_write *waiting;           /* failed writes to try again when their entry is due */
     struct pipeline_write *spare;             /* finished writes' allocations, for the next */
     size_t n_spare;
@@ -37,6 +37,7 @@ struct ob_pipeline {
 
 struct pipeline_write;
 struct pipeline_scratch;
+struct ob_item_writer;
 
 void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_ddb_session *s, const char *log_name);
 /* Takes back the writes (marks, failure records) still running in the
