@@ -32,14 +32,6 @@ struct wave_item {
     size_t sink;
 };
 
-int64_t ob_relay_backoff_ms(const struct ob_config *cfg, int attempt)
-{
-    /* Full jitter, but never a hot retry loop. */
-    const struct ob_backoff b = { .initial_ms = cfg->relay.backoff_initial_ms, .max_ms = cfg->relay.backoff_max_ms,
-                                  .floor_ms = 10 };
-    return ob_backoff_ms(&b, attempt);
-}
-
 void ob_pipeline_log(const struct ob_pipeline *p, enum ob_log_severity sev, const char *msg_id, const char *fmt, ...)
 {
     if (!ob_log_enabled(sev))

@@ -54,9 +54,6 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now_ms);
  * when others_running, one of the caller's own calls in the session). */
 void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms, bool others_running);
 
-/* relay.backoff for an attempt (1-based): exponential, full jitter, at least 10 ms. */
-int64_t ob_relay_backoff_ms(const struct ob_config *cfg, int attempt);
-
 void ob_pipeline_log(const struct ob_pipeline *p, enum ob_log_severity sev, const char *msg_id, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
 

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/backoff.h"
 #include "core/buf.h"
 #include "core/config_schema.h"
 #include "dynamo/leases.h"
@@ -571,4 +572,12 @@ out:
     ob_ddb_session_destroy(s);
     relay_close(&r);
     return rc;
+}
+
+int64_t ob_relay_backoff_ms(const struct ob_config *cfg, int attempt)
+{
+    /* Full jitter, but never a hot retry loop. */
+    const struct ob_backoff b = { .initial_ms = cfg->relay.backoff_initial_ms, .max_ms = cfg->relay.backoff_max_ms,
+                                  .floor_ms = 10 };
+    return ob_backoff_ms(&b, attempt);
 }

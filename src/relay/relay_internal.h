@@ -153,6 +153,10 @@ enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_ddb_session *s, const st
  * shard's records were trimmed before they were read. */
 void *ob_sweeper_main(void *relay);
 
+/* relay.backoff for an attempt (1-based): exponential, full jitter, at
+ * least 10 ms; for deliveries and the probes of a sink that is down. */
+int64_t ob_relay_backoff_ms(const struct ob_config *cfg, int attempt);
+
 /* The coordinator thread's body. */
 void *ob_coordinator_main(void *relay);
 

@@ -3,7 +3,6 @@
 #include "ops/clock.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
-#include "relay/pipeline.h"
 
 /* A sink is down after this many retriable failures in a row. */
 #define SINK_DOWN_AFTER 3
