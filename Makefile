@@ -48,7 +48,7 @@ TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 LIB       := $(BUILD)/liboutboxd.a
 BIN       := $(BUILD)/outboxd
 
-.PHONY: all deps test test-unit tests-build demo check-asan check-tsan install clean
+.PHONY: all deps docs test test-unit tests-build demo check-asan check-tsan install clean
 
 all: $(BIN) $(LIB)
 
@@ -101,6 +101,13 @@ tests-build: $(BIN) $(UNIT_BIN) $(TOOL_BIN) $(BUILD)/tests/test_sigv4_evp
 
 deps:
 	@scripts/deps.sh
+
+# The documents generated from the config schema and the sink catalogue
+# (a unit test fails while they differ from what the code generates).
+docs: $(BUILD)/tools/config_reference
+	$(Q)$(BUILD)/tools/config_reference markdown > docs/CONFIGURATION.md
+	$(Q)$(BUILD)/tools/config_reference example > config/outboxd.yaml.example
+	$(Q)cp config/outboxd.yaml.example tests/fuzz/corpus/config/outboxd.yaml.example
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory tests-build
