@@ -1,32 +1,9 @@
-/* The CloudEvents 1.0 mapping of SPEC §4, destination templates and route
- * selection. Pure code. */
+/* The CloudEvents 1.0 mapping of SPEC §4. Pure code. */
 #ifndef OB_CORE_CLOUDEVENTS_H
 #define OB_CORE_CLOUDEVENTS_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
 #include "core/buf.h"
-#include "core/config.h"
 #include "outboxd/message.h"
-
-/* Template placeholders: {messageType} {aggregateType} {aggregateId}
- * {partitionKey} {messageId} {table}, and {pk} {sk} as the table spells
- * the last two. A missing attribute expands to "". */
-void ob_template_expand(struct ob_buf *out, const char *tmpl, const struct ob_message *m, const char *table);
-/* False (and the offending "{name}" copied to bad) when tmpl names an
- * unknown placeholder, has an unclosed '{', or a '}' that closes nothing. */
-bool ob_template_check(const char *tmpl, char *bad, size_t bad_len);
-/* The placeholder names without braces, NULL-terminated, for messages. */
-extern const char *const ob_template_names[];
-
-/* Shell-style glob: '*' any run, '?' one character; no classes. */
-bool ob_glob_match(const char *glob, const char *s);
-
-/* The first route matching m, else default_sink: the sink's index in
- * cfg->sinks and the route's destination template (NULL: the sink's own). */
-void ob_route_select(const struct ob_config *cfg, const struct ob_message *m, size_t *sink_index,
-                     const char **destination_template);
 
 /* A message's CloudEvents attributes. Strings point into the message
  * except `source`, which is owned (ob_ce_free). Optional attributes whose

@@ -15,8 +15,8 @@
 #include <yaml.h>
 
 #include "core/buf.h"
-#include "core/cloudevents.h"
 #include "core/config_schema.h"
+#include "core/template.h"
 #include "core/url.h"
 
 #define NO_INDEX SIZE_MAX

@@ -17,6 +17,8 @@
 #include "core/backoff.h"
 #include "core/buf.h"
 #include "core/cloudevents.h"
+#include "core/route.h"
+#include "core/template.h"
 #include "dynamo/item_writes.h"
 #include "dynamo/mark.h"
 #include "ops/clock.h"

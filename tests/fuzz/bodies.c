@@ -16,6 +16,8 @@
 #include "core/config_schema.h"
 #include "core/json_scan.h"
 #include "core/record.h"
+#include "core/route.h"
+#include "core/template.h"
 #include "record_diff.h"
 #include "sinks/sink.h"
 

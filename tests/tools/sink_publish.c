@@ -17,6 +17,7 @@
 
 #include "core/codec.h"
 #include "core/config.h"
+#include "core/template.h"
 #include "sinks/sink.h"
 
 struct pending {

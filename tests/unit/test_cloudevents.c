@@ -9,6 +9,8 @@
 #include "core/buf.h"
 #include "core/cloudevents.h"
 #include "core/config.h"
+#include "core/route.h"
+#include "core/template.h"
 
 static void set_payload(struct ob_message *m, const void *bytes, size_t len)
 {
