@@ -4,6 +4,8 @@
 #ifndef OB_TEST_H
 #define OB_TEST_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,58 @@ extern int ob_test_failed_now;
 void ob_test_register(const char *name, void (*fn)(void));
 void ob_test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- data files (tests/data/<area>/, read from the repository root) ---- */
+
+/* The whole file, NUL-terminated (the length in *len when len is not
+ * NULL), or NULL when it cannot be read. Owned by the caller (free). */
+char *ob_test_read_file(const char *path, size_t *len);
+
+/* The names in dir ending in suffix, without it, sorted; the count in *n.
+ * NULL (and *n 0) when dir cannot be read. Free with ob_test_names_free. */
+char **ob_test_list_files(const char *dir, const char *suffix, size_t *n);
+void ob_test_names_free(char **names, size_t n);
+
+/* A case table: cases separated by blank lines; in each, "# " lines say
+ * why (which behaviour the case specifies) and "key: value" lines give
+ * its data, a key possibly repeated (a block of only "# " lines is about
+ * the whole file). Values are the text after ": " to
+ * the end of the line, except that \x{HH} stands for the byte 0xHH (so a
+ * value can hold control characters and NUL). */
+struct ob_test_field {
+    char *key, *value;  /* value NUL-terminated after its len bytes */
+    size_t len;
+};
+
+struct ob_test_row {
+    const char *path;
+    int line;           /* of the case's first line */
+    char *why;          /* its "# " lines joined by spaces */
+    struct ob_test_field *fields;
+    size_t n_fields;
+};
+
+struct ob_test_table {
+    char *path;
+    struct ob_test_row *rows;
+    size_t n;
+};
+
+/* Loads path; false (and the reason printed) when it cannot be read or a
+ * line is neither "# why", "key: value" nor blank. */
+bool ob_test_table_load(struct ob_test_table *t, const char *path);
+void ob_test_table_free(struct ob_test_table *t);
+/* The first value of key in row, or NULL. */
+const struct ob_test_field *ob_test_row_field(const struct ob_test_row *row, const char *key);
+const char *ob_test_row_get(const struct ob_test_row *row, const char *key);
+/* Calls check on every case of the table at path, which must load and
+ * hold at least one, each using only the keys of the NULL-terminated
+ * list keys (so a misspelt expectation fails instead of going unchecked);
+ * check reports a failing case with ob_test_row_fail, so every failing
+ * case is listed. */
+void ob_test_each_row(const char *path, const char *const *keys, void (*check)(const struct ob_test_row *row));
+/* Fails the running test naming the row (file:line and why). */
+void ob_test_row_fail(const struct ob_test_row *row, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define CHECK(cond)                                                             \
     do {                                                                        \

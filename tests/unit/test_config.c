@@ -3,7 +3,6 @@
  * generated documents. Run from the repository root. */
 #include "test.h"
 
-#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -13,20 +12,6 @@
 #include "sinks/sink.h"
 
 #define DATA "tests/data/config/"
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    struct ob_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ob_buf_append(&b, chunk, n);
-    fclose(f);
-    return ob_buf_steal(&b);
-}
 
 static void print_diag(const struct ob_config_diag *diag)
 {
@@ -390,34 +375,17 @@ TEST(config_key_of_another_sink_type_is_unknown_and_names_that_type)
                           "expected one of: name, type, tls_verify, timeout, where)\n");
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Each bad/NAME.yaml is loaded and its diagnostics compared line for line
  * with bad/NAME.expect; every mismatching case is reported. */
 TEST(config_bad_files_give_exactly_the_expected_errors)
 {
-    DIR *dir = opendir(DATA "bad");
-    CHECK(dir);
-    char **names = NULL;
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        size_t len = strlen(e->d_name);
-        if (len > 5 && !strcmp(e->d_name + len - 5, ".yaml")) {
-            names = ob_xrealloc(names, (n + 1) * sizeof *names);
-            names[n++] = ob_xstrndup(e->d_name, len - 5);
-        }
-    }
-    closedir(dir);
-    qsort(names, n, sizeof *names, by_name);
+    size_t n;
+    char **names = ob_test_list_files(DATA "bad", ".yaml", &n);
     for (size_t i = 0; i < n; i++) {
         struct ob_buf yaml = {0}, expect_path = {0}, got = {0};
         ob_buf_printf(&yaml, DATA "bad/%s.yaml", names[i]);
         ob_buf_printf(&expect_path, DATA "bad/%s.expect", names[i]);
-        char *expect = read_all(ob_buf_cstr(&expect_path));
+        char *expect = ob_test_read_file(ob_buf_cstr(&expect_path), NULL);
         struct ob_config *cfg = NULL;
         struct ob_config_diag diag = {0};
         enum ob_err rc = ob_config_load(ob_buf_cstr(&yaml), &ob_sinks, &cfg, &diag);
@@ -434,9 +402,8 @@ TEST(config_bad_files_give_exactly_the_expected_errors)
         ob_buf_free(&yaml);
         ob_buf_free(&expect_path);
         ob_buf_free(&got);
-        free(names[i]);
     }
-    free(names);
+    ob_test_names_free(names, n);
     CHECK(n >= 30);
 }
 
@@ -602,7 +569,7 @@ static void check_generated(const char *path, void (*write)(FILE *, const struct
     CHECK(f);
     write(f, &ob_sinks);
     fclose(f);
-    char *committed = read_all(path);
+    char *committed = ob_test_read_file(path, NULL);
     bool same = committed && strcmp(committed, text) == 0;
     free(committed);
     free(text);
