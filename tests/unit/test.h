@@ -74,7 +74,8 @@ const struct ob_test_field *ob_test_row_field(const struct ob_test_row *row, con
 const char *ob_test_row_get(const struct ob_test_row *row, const char *key);
 /* Calls check on every case of the table at path, which must load and
  * hold at least one, each using only the keys of the NULL-terminated
- * list keys (so a misspelt expectation fails instead of going unchecked);
+ * list keys (so a misspelt expectation fails instead of going unchecked;
+ * NULL when check refuses unknown keys itself);
  * check reports a failing case with ob_test_row_fail, so every failing
  * case is listed. */
 void ob_test_each_row(const char *path, const char *const *keys, void (*check)(const struct ob_test_row *row));

@@ -54,96 +54,137 @@ static enum ob_record_kind decode(json_t *record, struct ob_record *r)
     return r->kind;
 }
 
-/* Decodes insert_record() with NewImage.name set to attr_json (NULL:
- * removed), as decode does. */
-static enum ob_record_kind decode_with(const char *name, const char *attr_json, struct ob_record *r)
+/* ---- decode cases (tests/data/record/decode.cases) ------------------------------ */
+
+/* Applies a row's attr: NAME JSON or set: a.b.c JSON to rec (JSON
+ * "removed": deletes the member); false when the path or JSON is bad. */
+static bool change(json_t *rec, const struct ob_test_field *f)
+{
+    size_t path_len = strcspn(f->value, " ");
+    char *path = ob_xstrndup(f->value, path_len);
+    const char *json = f->value + path_len + (f->value[path_len] == ' ');
+    json_t *parent = strcmp(f->key, "attr") ? rec : new_image(rec);
+    char *name = path, *dot;
+    while (parent && strcmp(f->key, "attr") && (dot = strchr(name, '.'))) {
+        *dot = 0;
+        parent = json_object_get(parent, name);
+        name = dot + 1;
+    }
+    json_t *value = strcmp(json, "removed") ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
+    bool ok = json_is_object(parent) && (value || !strcmp(json, "removed"));
+    if (ok && value)
+        json_object_set_new(parent, name, value);
+    else if (ok)
+        json_object_del(parent, name);
+    else
+        json_decref(value);
+    free(path);
+    return ok;
+}
+
+/* The element a row describes: insert_record() changed by its attr: and
+ * set: lines, or its element:; NULL (the row failed) when one is bad. */
+static json_t *record_of(const struct ob_test_row *row)
 {
     json_t *rec = insert_record();
-    if (attr_json)
-        set_attr(rec, name, attr_json);
-    else
-        json_object_del(new_image(rec), name);
-    return decode(rec, r);
-}
-
-/* ob_record_decode's result for record (released), the record dropped. */
-static enum ob_err decode_result(json_t *record)
-{
-    struct ob_error err = {0};
-    struct ob_record r = {0};
-    enum ob_err rc = ob_record_decode(record, &r, &err);
-    json_decref(record);
-    ob_record_free(&r);
-    return rc;
-}
-
-/* The poison reason when NewImage.name is set to attr_json (NULL: removed). */
-static void poison_with(const char *name, const char *attr_json, char reason[256])
-{
-    struct ob_record r = {0};
-    reason[0] = 0;
-    if (decode_with(name, attr_json, &r) == OB_RECORD_POISON)
-        snprintf(reason, 256, "%s", r.poison_reason);
-    ob_record_free(&r);
-}
-
-/* One row of a poison table: NewImage.name set to attr_json (NULL:
- * removed) makes the record poison for this reason. */
-struct poison_case {
-    const char *name, *attr_json, *reason;
-};
-
-/* Checks every row, naming each one that gives another reason. */
-static void check_poison_cases(const struct poison_case *cases, size_t n, int line)
-{
-    for (size_t i = 0; i < n; i++) {
-        char reason[256];
-        poison_with(cases[i].name, cases[i].attr_json, reason);
-        if (strcmp(reason, cases[i].reason) != 0)
-            ob_test_fail(__FILE__, line, "%s %s:\n  got      \"%s\"\n  expected \"%s\"", cases[i].name,
-                         cases[i].attr_json ? cases[i].attr_json : "removed", reason, cases[i].reason);
+    for (size_t i = 0; rec && i < row->n_fields; i++) {
+        const struct ob_test_field *f = &row->fields[i];
+        if (!strcmp(f->key, "element")) {
+            json_decref(rec);
+            rec = json_loads(f->value, JSON_DECODE_ANY, NULL);
+        } else if ((!strcmp(f->key, "attr") || !strcmp(f->key, "set")) && !change(rec, f)) {
+            json_decref(rec);
+            rec = NULL;
+        }
+        if (!rec)
+            ob_test_row_fail(row, "bad %s: %s", f->key, f->value);
     }
+    return rec;
 }
 
-#define CHECK_POISON_CASES(cases) check_poison_cases((cases), sizeof(cases) / sizeof(cases)[0], __LINE__)
-
-TEST(record_insert_decodes_every_attribute)
+static bool is_change(const char *key)
 {
+    return !strcmp(key, "attr") || !strcmp(key, "set") || !strcmp(key, "element");
+}
+
+/* Appends r's field name as decode.cases writes it; false when a record
+ * has no such field. */
+static bool put_field(struct ob_buf *out, const struct ob_record *r, const char *name)
+{
+    static const char *const kinds[] = {"message", "skip", "poison", "no-image"};
+    const struct ob_message *m = &r->msg;
+    const struct {
+        const char *name, *value;
+    } texts[] = {
+        {"kind", kinds[r->kind]},
+        {"skip_reason", r->skip_reason},
+        {"poison_reason", r->poison_reason},
+        {"pk", m->pk},
+        {"sk", m->sk},
+        {"message_type", m->message_type},
+        {"payload", (const char *)m->payload},
+        {"aggregate_id", m->aggregate_id},
+        {"aggregate_type", m->aggregate_type},
+        {"correlation_id", m->correlation_id},
+        {"causation_id", m->causation_id},
+        {"created_at", m->created_at},
+        {"sequence_number", m->sequence_number},
+    };
+    const struct {
+        const char *name;
+        long long value;
+    } numbers[] = {
+        {"payload_len", (long long)m->payload_len},
+        {"created_at_ms", m->created_at_ms},
+        {"retry_count", m->retry_count},
+        {"approximate_creation_ms", m->approximate_creation_ms},
+        {"size_bytes", r->size_bytes},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (!strcmp(texts[i].name, name)) {
+            ob_buf_puts(out, texts[i].value ? texts[i].value : "(null)");
+            return true;
+        }
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+        if (!strcmp(numbers[i].name, name)) {
+            ob_buf_printf(out, "%lld", numbers[i].value);
+            return true;
+        }
+    if (strcmp(name, "headers"))
+        return false;
+    for (size_t i = 0; i < m->n_headers; i++)
+        ob_buf_printf(out, "%s=%s;", m->headers[i].name, m->headers[i].value);
+    return true;
+}
+
+static void check_decode(const struct ob_test_row *row)
+{
+    json_t *rec = record_of(row);
+    if (!rec)
+        return;
     struct ob_record r = {0};
-    CHECK_INT(decode(insert_record(), &r), OB_RECORD_MESSAGE);
-    const struct ob_message *m = &r.msg;
-    CHECK_STR(m->pk, "order-1");
-    CHECK_STR(m->sk, "m-1");
-    CHECK_STR(m->message_type, "OrderPlaced");
-    CHECK_STR(m->aggregate_id, "42");
-    CHECK_STR(m->aggregate_type, "Order");
-    CHECK_STR(m->correlation_id, "c-1");
-    CHECK_STR(m->causation_id, "c-0");
-    CHECK_STR(m->created_at, "2025-11-25T22:05:12.123Z");
-    CHECK_INT(m->created_at_ms, 1764108312123LL);
-    CHECK_INT(m->retry_count, 3);
-    CHECK_STR(m->sequence_number, "000000000000000000123");
-    CHECK_INT(r.size_bytes, 321);
+    struct ob_error err = {0};
+    enum ob_err rc = ob_record_decode(rec, &r, &err);
+    json_decref(rec);
+    for (size_t i = 0; i < row->n_fields; i++) {
+        const struct ob_test_field *f = &row->fields[i];
+        if (is_change(f->key))
+            continue;
+        struct ob_buf got = {0};
+        if (rc != OB_OK)
+            ob_buf_printf(&got, "%s", rc == OB_ERR_INVALID && !strcmp(f->key, "kind") ? "error" : err.msg);
+        if (rc == OB_OK && !put_field(&got, &r, f->key))
+            ob_test_row_fail(row, "unknown key %s", f->key);
+        else if (strcmp(ob_buf_cstr(&got), f->value))
+            ob_test_row_fail(row, "%s:\n  got      \"%s\"\n  expected \"%s\"", f->key, ob_buf_cstr(&got), f->value);
+        ob_buf_free(&got);
+    }
     ob_record_free(&r);
 }
 
-TEST(record_payload_is_base64_decoded_and_nul_terminated)
+TEST(record_decodes_every_case_of_decode_cases_to_its_kind_and_fields)
 {
-    struct ob_record r = {0};
-    CHECK_INT(decode(insert_record(), &r), OB_RECORD_MESSAGE);
-    CHECK_INT(r.msg.payload_len, 7);
-    CHECK_STR((const char *)r.msg.payload, "{\"a\":1}");
-    ob_record_free(&r);
-}
-
-TEST(record_empty_payload_is_zero_bytes_not_poison)
-{
-    struct ob_record r = {0};
-    CHECK_INT(decode_with("payload", "{\"S\":\"\"}", &r), OB_RECORD_MESSAGE);
-    CHECK_INT(r.msg.payload_len, 0);
-    CHECK(r.msg.payload);
-    CHECK_INT(r.msg.payload[0], 0);
-    ob_record_free(&r);
+    ob_test_each_row("tests/data/record/decode.cases", NULL, check_decode);
 }
 
 TEST(record_headers_keep_their_order_and_are_found_case_insensitively)
@@ -192,82 +233,6 @@ TEST(record_headers_of_every_density_decode_whole)
     ob_record_free(&r);
 }
 
-TEST(record_a_repeated_header_name_takes_the_last_value_in_the_first_place)
-{
-    struct ob_record r = {0};
-    CHECK_INT(decode_with("headers", "{\"S\":\"{\\\"a\\\":\\\"1\\\",\\\"b\\\":\\\"2\\\",\\\"a\\\":\\\"3\\\"}\"}", &r),
-              OB_RECORD_MESSAGE);
-    CHECK_INT(r.msg.n_headers, 2);
-    CHECK_STR(r.msg.headers[0].name, "a");
-    CHECK_STR(r.msg.headers[0].value, "3");
-    CHECK_STR(r.msg.headers[1].value, "2");
-    ob_record_free(&r);
-}
-
-TEST(record_only_pk_sk_and_payload_are_required)
-{
-    json_t *rec = insert_record();
-    static const char *const optional[] = {"headers", "messageType", "aggregateId", "aggregateType",
-                                           "correlationId", "causationId", "isPublished", "retryCount",
-                                           "createdAt"};
-    for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++)
-        json_object_del(new_image(rec), optional[i]);
-    struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_MESSAGE);
-    CHECK_STR(r.msg.pk, "order-1");
-    CHECK(!r.msg.message_type && !r.msg.aggregate_id && !r.msg.aggregate_type);
-    CHECK(!r.msg.correlation_id && !r.msg.causation_id && !r.msg.created_at);
-    CHECK_INT(r.msg.n_headers, 0);
-    CHECK_INT(r.msg.created_at_ms, 0);
-    CHECK_INT(r.msg.retry_count, 0);
-    ob_record_free(&r);
-}
-
-TEST(record_null_typed_optional_attribute_reads_as_absent)
-{
-    json_t *rec = insert_record();
-    set_attr(rec, "correlationId", "{\"NULL\":true}");
-    set_attr(rec, "headers", "{\"NULL\":true}");
-    struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_MESSAGE);
-    CHECK(!r.msg.correlation_id);
-    CHECK_INT(r.msg.n_headers, 0);
-    ob_record_free(&r);
-}
-
-TEST(record_unknown_attributes_are_ignored)
-{
-    json_t *rec = insert_record();
-    set_attr(rec, "tenantId", "{\"N\":\"7\"}");
-    set_attr(rec, "extra", "{\"M\":{\"x\":{\"L\":[]}}}");
-    struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_MESSAGE);
-    ob_record_free(&r);
-}
-
-TEST(record_unparseable_created_at_is_kept_but_not_poison)
-{
-    struct ob_record r = {0};
-    CHECK_INT(decode_with("createdAt", "{\"S\":\"yesterday\"}", &r), OB_RECORD_MESSAGE);
-    CHECK_STR(r.msg.created_at, "yesterday");
-    CHECK_INT(r.msg.created_at_ms, 0);
-    ob_record_free(&r);
-}
-
-TEST(record_approximate_creation_time_is_fractional_seconds_to_ms)
-{
-    struct ob_record r = {0};
-    CHECK_INT(decode(insert_record(), &r), OB_RECORD_MESSAGE);
-    CHECK_INT(r.msg.approximate_creation_ms, 1764108312500LL);
-    ob_record_free(&r);
-
-    json_t *rec = insert_record();
-    json_object_set_new(json_object_get(rec, "dynamodb"), "ApproximateCreationDateTime", json_integer(1764108312));
-    CHECK_INT(decode(rec, &r), OB_RECORD_MESSAGE);
-    CHECK_INT(r.msg.approximate_creation_ms, 1764108312000LL);
-    ob_record_free(&r);
-}
-
 /* The decimal forms a stream writes, read to the millisecond. */
 TEST(record_approximate_creation_time_keeps_milliseconds_and_rounds_finer_fractions)
 {
@@ -294,275 +259,6 @@ TEST(record_approximate_creation_time_keeps_milliseconds_and_rounds_finer_fracti
     }
 }
 
-TEST(record_is_published_false_is_a_message)
-{
-    struct ob_record r = {0};
-    CHECK_INT(decode_with("isPublished", "{\"BOOL\":false}", &r), OB_RECORD_MESSAGE);
-    ob_record_free(&r);
-}
-
-/* The skip reason of insert_record() with eventName replaced. */
-static void skip_reason_of_event(json_t *event_name, const char **reason, struct ob_record *r)
-{
-    json_t *rec = insert_record();
-    if (event_name)
-        json_object_set_new(rec, "eventName", event_name);
-    else
-        json_object_del(rec, "eventName");
-    *reason = decode(rec, r) == OB_RECORD_SKIP ? r->skip_reason : NULL;
-}
-
-TEST(record_modify_is_skipped)
-{
-    struct ob_record r = {0};
-    const char *reason;
-    skip_reason_of_event(json_string("MODIFY"), &reason, &r);
-    CHECK_STR(reason, "MODIFY");
-    CHECK_STR(r.msg.sequence_number, "000000000000000000123");
-    CHECK_INT(r.msg.approximate_creation_ms, 1764108312500LL);
-    ob_record_free(&r);
-}
-
-TEST(record_remove_is_skipped)
-{
-    struct ob_record r = {0};
-    const char *reason;
-    skip_reason_of_event(json_string("REMOVE"), &reason, &r);
-    CHECK_STR(reason, "REMOVE");
-    ob_record_free(&r);
-}
-
-TEST(record_unknown_or_missing_event_name_is_skipped_as_unknown_event)
-{
-    json_t *const event_names[] = {json_string("insert"), json_integer(1), NULL /* absent */};
-    for (size_t i = 0; i < sizeof event_names / sizeof event_names[0]; i++) {
-        struct ob_record r = {0};
-        const char *reason;
-        skip_reason_of_event(event_names[i], &reason, &r);
-        CHECK_STR(reason, "unknown event");
-        ob_record_free(&r);
-    }
-}
-
-TEST(record_insert_of_a_published_item_is_skipped)
-{
-    struct ob_record r = {0};
-    CHECK_INT(decode_with("isPublished", "{\"BOOL\":true}", &r), OB_RECORD_SKIP);
-    CHECK_STR(r.skip_reason, "published");
-    CHECK_STR(r.msg.sequence_number, "000000000000000000123");
-    ob_record_free(&r);
-}
-
-TEST(record_published_item_is_skipped_even_with_a_bad_payload)
-{
-    json_t *rec = insert_record();
-    set_attr(rec, "isPublished", "{\"BOOL\":true}");
-    set_attr(rec, "payload", "{\"S\":\"not base64\"}");
-    struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_SKIP);
-    CHECK_STR(r.skip_reason, "published");
-    ob_record_free(&r);
-}
-
-TEST(record_insert_without_new_image_is_no_image_not_poison)
-{
-    json_t *rec = insert_record();
-    json_object_del(json_object_get(rec, "dynamodb"), "NewImage");
-    struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_NO_IMAGE);
-    CHECK(r.poison_reason == NULL);
-    CHECK_STR(r.msg.sequence_number, "000000000000000000123");
-    ob_record_free(&r);
-}
-
-TEST(record_insert_whose_new_image_is_not_an_item_is_poison_with_keys_from_keys)
-{
-    json_t *rec = insert_record();
-    json_object_set_new(json_object_get(rec, "dynamodb"), "NewImage", json_string("not an item"));
-    struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_POISON);
-    CHECK_STR(r.poison_reason, "NewImage is not an item");
-    CHECK_STR(r.msg.pk, "order-1");
-    CHECK_STR(r.msg.sk, "m-1");
-    CHECK_STR(r.msg.sequence_number, "000000000000000000123");
-    ob_record_free(&r);
-}
-
-TEST(record_pk_missing_or_not_a_string_is_poison)
-{
-    static const struct poison_case cases[] = {
-        {"pk", NULL, "pk is missing or not a string"},
-        {"pk", "{\"N\":\"1\"}", "pk is missing or not a string"},
-        {"pk", "{\"S\":17}", "pk is missing or not a string"},
-    };
-    CHECK_POISON_CASES(cases);
-}
-
-TEST(record_sk_missing_or_not_a_string_is_poison)
-{
-    static const struct poison_case cases[] = {
-        {"sk", NULL, "sk is missing or not a string"},
-        {"sk", "{\"B\":\"AAAA\"}", "sk is missing or not a string"},
-    };
-    CHECK_POISON_CASES(cases);
-}
-
-TEST(record_poison_keeps_pk_and_sk_when_they_are_strings)
-{
-    json_t *rec = insert_record();
-    set_attr(rec, "payload", "{\"S\":\"%%%\"}");
-    struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_POISON);
-    CHECK_STR(r.msg.pk, "order-1");
-    CHECK_STR(r.msg.sk, "m-1");
-    CHECK_STR(r.msg.sequence_number, "000000000000000000123");
-    ob_record_free(&r);
-}
-
-TEST(record_payload_missing_is_poison)
-{
-    static const struct poison_case cases[] = {
-        {"payload", NULL, "payload is missing"},
-        {"payload", "{\"NULL\":true}", "payload is missing"},
-    };
-    CHECK_POISON_CASES(cases);
-}
-
-TEST(record_payload_not_a_string_is_poison)
-{
-    static const struct poison_case cases[] = {
-        {"payload", "{\"B\":\"eyJhIjoxfQ==\"}", "attribute payload is not a string (B)"},
-    };
-    CHECK_POISON_CASES(cases);
-}
-
-TEST(record_payload_not_strict_base64_is_poison)
-{
-    static const char *const bad[] = {"{\"S\":\"eyJhIjoxfQ\"}", "{\"S\":\"eyJh IjoxfQ==\"}",
-                                      "{\"S\":\"eyJhIjoxfQ==\\n\"}", "{\"S\":\"!!!!\"}"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char reason[256];
-        poison_with("payload", bad[i], reason);
-        CHECK_STR(reason, "payload is not valid base64");
-    }
-}
-
-TEST(record_headers_not_a_json_object_of_strings_is_poison)
-{
-    static const char *const bad[] = {"{\"S\":\"[\\\"a\\\"]\"}", "{\"S\":\"{\\\"a\\\":1}\"}",
-                                      "{\"S\":\"{\\\"a\\\":null}\"}", "{\"S\":\"{\\\"a\\\":\"}",
-                                      "{\"S\":\"\"}", "{\"S\":\"\\\"text\\\"\"}"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char reason[256];
-        poison_with("headers", bad[i], reason);
-        CHECK_STR(reason, "headers is not a JSON object of strings");
-    }
-}
-
-TEST(record_headers_of_another_dynamodb_type_is_poison)
-{
-    static const struct poison_case cases[] = {
-        {"headers", "{\"M\":{\"a\":{\"S\":\"b\"}}}", "attribute headers is not a string (M)"},
-    };
-    CHECK_POISON_CASES(cases);
-}
-
-TEST(record_string_attributes_of_another_type_are_poison)
-{
-    static const char *const names[] = {"messageType", "aggregateId", "aggregateType", "correlationId",
-                                        "causationId", "createdAt", "publishedAt", "lastError"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        char reason[256], want[256];
-        poison_with(names[i], "{\"N\":\"1\"}", reason);
-        snprintf(want, sizeof want, "attribute %s is not a string (N)", names[i]);
-        CHECK_STR(reason, want);
-    }
-}
-
-TEST(record_is_published_of_another_type_is_poison)
-{
-    static const struct poison_case cases[] = {
-        {"isPublished", "{\"S\":\"true\"}", "attribute isPublished is not a boolean (S)"},
-        {"isPublished", "{\"BOOL\":\"true\"}", "attribute isPublished has a malformed BOOL value"},
-    };
-    CHECK_POISON_CASES(cases);
-}
-
-TEST(record_number_attributes_of_another_type_are_poison)
-{
-    static const struct poison_case cases[] = {
-        {"retryCount", "{\"S\":\"3\"}", "attribute retryCount is not a number (S)"},
-        {"ttl", "{\"BOOL\":true}", "attribute ttl is not a number (BOOL)"},
-        {"retryCount", "{\"N\":3}", "attribute retryCount has a malformed N value"},
-        {"retryCount", "{\"N\":\"-1\"}", "attribute retryCount is not a whole number of at least 0"},
-        {"retryCount", "{\"N\":\"1.5\"}", "attribute retryCount is not a whole number of at least 0"},
-    };
-    CHECK_POISON_CASES(cases);
-}
-
-TEST(record_retry_count_may_be_written_with_an_exponent)
-{
-    struct ob_record r = {0};
-    CHECK_INT(decode_with("retryCount", "{\"N\":\"2E1\"}", &r), OB_RECORD_MESSAGE);
-    CHECK_INT(r.msg.retry_count, 20);
-    ob_record_free(&r);
-}
-
-TEST(record_retry_count_is_read_whole_up_to_1e15_and_beyond_is_poison)
-{
-    struct ob_record r = {0};
-    CHECK_INT(decode_with("retryCount", "{\"N\":\"999999999999999\"}", &r), OB_RECORD_MESSAGE);
-    CHECK(r.msg.retry_count == 999999999999999);
-    ob_record_free(&r);
-    CHECK_INT(decode_with("retryCount", "{\"N\":\"0007\"}", &r), OB_RECORD_MESSAGE);
-    CHECK_INT(r.msg.retry_count, 7);
-    ob_record_free(&r);
-    static const struct poison_case cases[] = {
-        {"retryCount", "{\"N\":\"10000000000000001\"}", "attribute retryCount is not a whole number of at least 0"},
-        {"retryCount", "{\"N\":\"\"}", "attribute retryCount is not a whole number of at least 0"},
-        {"retryCount", "{\"N\":\"12a\"}", "attribute retryCount is not a whole number of at least 0"},
-    };
-    CHECK_POISON_CASES(cases);
-}
-
-TEST(record_attribute_that_is_not_an_attribute_value_is_poison)
-{
-    static const struct poison_case cases[] = {
-        {"messageType", "\"OrderPlaced\"", "attribute messageType is not a DynamoDB attribute value"},
-        {"aggregateId", "{\"S\":\"a\",\"N\":\"1\"}", "attribute aggregateId is not a DynamoDB attribute value"},
-        {"causationId", "{\"S\":null}", "attribute causationId has a malformed S value"},
-    };
-    CHECK_POISON_CASES(cases);
-}
-
-TEST(record_poison_reason_is_the_first_problem_found)
-{
-    json_t *rec = insert_record();
-    set_attr(rec, "payload", "{\"S\":\"%%%\"}");
-    set_attr(rec, "messageType", "{\"N\":\"1\"}");
-    struct ob_record r = {0};
-    CHECK_INT(decode(rec, &r), OB_RECORD_POISON);
-    CHECK_STR(r.poison_reason, "payload is not valid base64");
-    ob_record_free(&r);
-}
-
-TEST(record_without_sequence_number_or_dynamodb_is_an_error)
-{
-    json_t *rec = insert_record();
-    json_object_del(json_object_get(rec, "dynamodb"), "SequenceNumber");
-    CHECK_INT(decode_result(rec), OB_ERR_INVALID);
-
-    rec = insert_record();
-    json_object_set_new(json_object_get(rec, "dynamodb"), "SequenceNumber", json_integer(123));
-    CHECK_INT(decode_result(rec), OB_ERR_INVALID);
-
-    rec = insert_record();
-    json_object_set_new(rec, "dynamodb", json_string("x"));
-    CHECK_INT(decode_result(rec), OB_ERR_INVALID);
-
-    CHECK_INT(decode_result(json_array()), OB_ERR_INVALID);
-}
-
 TEST(seq_compare_orders_decimal_strings_as_numbers)
 {
     CHECK_INT(ob_seq_compare("000000000000000000123", "123"), 0);
@@ -584,6 +280,17 @@ static uint64_t next_random(uint64_t *state)
     return *state * 2685821657736338717ULL;
 }
 
+/* Copies insert_json to text with one to four of its bytes replaced by
+ * bytes of replacements, drawn from state. */
+static void mutate(char text[sizeof insert_json], const char *replacements, uint64_t *state)
+{
+    size_t len = strlen(insert_json);
+    memcpy(text, insert_json, sizeof insert_json);
+    int edits = 1 + (int)(next_random(state) % 4);
+    for (int e = 0; e < edits; e++)
+        text[next_random(state) % len] = replacements[next_random(state) % strlen(replacements)];
+}
+
 TEST(record_decoder_survives_mutated_and_truncated_records)
 {
     static const char replacements[] = "{}[]\":,0123456789aSNBOL \\tfn";
@@ -592,10 +299,7 @@ TEST(record_decoder_survives_mutated_and_truncated_records)
     int decoded = 0;
     for (int round = 0; round < 2000; round++) {
         char text[sizeof insert_json];
-        memcpy(text, insert_json, sizeof insert_json);
-        int edits = 1 + (int)(next_random(&state) % 4);
-        for (int e = 0; e < edits; e++)
-            text[next_random(&state) % len] = replacements[next_random(&state) % (sizeof replacements - 1)];
+        mutate(text, replacements, &state);
         if (next_random(&state) % 8 == 0)
             text[next_random(&state) % len] = 0;
         json_t *rec = json_loads(text, 0, NULL);
@@ -659,6 +363,16 @@ static char *page_text_with(json_t *records, const char *next, size_t flags)
     json_decref(top);
     return text;
 }
+
+/* Decodes text as a page into *page (the caller frees it), checking that
+ * it decodes to n_records records and n_malformed elements left out. */
+#define CHECK_PAGE(text, page, n_records, n_malformed)             \
+    do {                                                          \
+        struct ob_error _err = {0};                               \
+        CHECK_INT(decode_page((text), (page), &_err), OB_OK);     \
+        CHECK_INT((page)->n, (n_records));                        \
+        CHECK_INT((page)->malformed, (n_malformed));              \
+    } while (0)
 
 static char *page_text(json_t *records, const char *next)
 {
@@ -734,10 +448,7 @@ TEST(page_insert_modify_and_remove_decode_to_message_skip_skip)
     json_array_append_new(records, record_with("REMOVE", "102"));
     char *text = page_text(records, "it-1");
     struct ob_records_page page;
-    struct ob_error err = {0};
-    CHECK_INT(decode_page(text, &page, &err), OB_OK);
-    CHECK_INT(page.n, 3);
-    CHECK_INT(page.malformed, 0);
+    CHECK_PAGE(text, &page, 3, 0);
     CHECK_INT(page.records[0].kind, OB_RECORD_MESSAGE);
     CHECK_INT(page.records[1].kind, OB_RECORD_SKIP);
     CHECK_INT(page.records[2].kind, OB_RECORD_SKIP);
@@ -769,9 +480,7 @@ TEST(page_records_keep_stream_order)
     }
     char *text = page_text(records, NULL);
     struct ob_records_page page;
-    struct ob_error err = {0};
-    CHECK_INT(decode_page(text, &page, &err), OB_OK);
-    CHECK_INT(page.n, n);
+    CHECK_PAGE(text, &page, n, 0);
     for (size_t i = 0; i < n; i++) {
         snprintf(seq, sizeof seq, "4960000000000000000000%zu", i + 1);
         CHECK_STR(page.records[i].msg.sequence_number, seq);
@@ -796,8 +505,7 @@ TEST(page_next_shard_iterator_is_kept_and_absent_or_null_is_null)
 #undef ITERATOR
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct ob_records_page page;
-        struct ob_error err = {0};
-        CHECK_INT(decode_page(cases[i].text, &page, &err), OB_OK);
+        CHECK_PAGE(cases[i].text, &page, 0, 0);
         bool same = record_diff_same_str(page.next_iterator, cases[i].iterator);
         if (!same)
             ob_test_fail(__FILE__, __LINE__, "%s: next_iterator \"%s\"", cases[i].text,
@@ -812,10 +520,7 @@ TEST(page_empty_records_array_gives_no_records)
                                         "{}", "{\"NextShardIterator\":\"it\"}"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         struct ob_records_page page;
-        struct ob_error err = {0};
-        CHECK_INT(decode_page(texts[i], &page, &err), OB_OK);
-        CHECK_INT(page.n, 0);
-        CHECK_INT(page.malformed, 0);
+        CHECK_PAGE(texts[i], &page, 0, 0);
         ob_records_page_free(&page);
         CHECK(page_agrees_with_record_decode(texts[i], texts[i]));
     }
@@ -836,10 +541,7 @@ TEST(page_elements_that_are_not_stream_records_are_counted_and_the_rest_decoded)
     json_array_append_new(records, record_with("MODIFY", "2"));
     char *text = page_text(records, "it");
     struct ob_records_page page;
-    struct ob_error err = {0};
-    CHECK_INT(decode_page(text, &page, &err), OB_OK);
-    CHECK_INT(page.n, 2);
-    CHECK_INT(page.malformed, 8);
+    CHECK_PAGE(text, &page, 2, 8);
     CHECK_STR(page.first_malformed, "not a stream record: no dynamodb.SequenceNumber");
     CHECK_STR(page.records[0].msg.sequence_number, "1");
     CHECK_INT(page.records[0].kind, OB_RECORD_MESSAGE);
@@ -850,11 +552,7 @@ TEST(page_elements_that_are_not_stream_records_are_counted_and_the_rest_decoded)
     free(text);
 
     /* A first element that is not an object gives the first reason. */
-    CHECK_INT(decode_page("{\"Records\":[5,{\"eventName\":\"REMOVE\",\"dynamodb\":{\"SequenceNumber\":\"3\"}}]}",
-                          &page, &err),
-              OB_OK);
-    CHECK_INT(page.n, 1);
-    CHECK_INT(page.malformed, 1);
+    CHECK_PAGE("{\"Records\":[5,{\"eventName\":\"REMOVE\",\"dynamodb\":{\"SequenceNumber\":\"3\"}}]}", &page, 1, 1);
     CHECK(strncmp(page.first_malformed, "not a stream record", 19) == 0);
     ob_records_page_free(&page);
 }
@@ -868,9 +566,7 @@ TEST(page_escaped_sequence_number_iterator_and_event_are_decoded)
         "\"messageType\":{\"S\":\"a\\\"b\\\\c\\n\"}}}}],"
         "\"NextShardIterator\":\"it\\u002f\\\"x\\\"\\\\y\"}";
     struct ob_records_page page;
-    struct ob_error err = {0};
-    CHECK_INT(decode_page(text, &page, &err), OB_OK);
-    CHECK_INT(page.n, 2);
+    CHECK_PAGE(text, &page, 2, 0);
     CHECK_STR(page.records[0].msg.sequence_number, "1223");
     CHECK_STR(page.records[0].skip_reason, "MODIFY");
     CHECK_STR(page.records[1].msg.sequence_number, "456");
@@ -895,9 +591,7 @@ TEST(page_white_space_and_key_order_do_not_matter)
         "    \"eventName\" : \"INSERT\"\n   } ,\n"
         "   { \"dynamodb\" : { \"SequenceNumber\" : \"10\" } , \"eventName\" : \"REMOVE\" }\n  ]\n }\n ";
     struct ob_records_page page;
-    struct ob_error err = {0};
-    CHECK_INT(decode_page(pretty, &page, &err), OB_OK);
-    CHECK_INT(page.n, 2);
+    CHECK_PAGE(pretty, &page, 2, 0);
     CHECK_INT(page.records[0].kind, OB_RECORD_MESSAGE);
     CHECK_STR(page.records[0].msg.pk, "p");
     CHECK_STR(page.records[0].msg.sequence_number, "9");
@@ -916,10 +610,8 @@ TEST(page_white_space_and_key_order_do_not_matter)
     char *compact = page_text(json_deep_copy(records), "it");
     char *indented = page_text_with(records, "it", JSON_INDENT(3));
     struct ob_records_page a, b;
-    CHECK_INT(decode_page(compact, &a, &err), OB_OK);
-    CHECK_INT(decode_page(indented, &b, &err), OB_OK);
-    CHECK_INT(a.n, 2);
-    CHECK_INT(b.n, 2);
+    CHECK_PAGE(compact, &a, 2, 0);
+    CHECK_PAGE(indented, &b, 2, 0);
     for (size_t i = 0; i < 2; i++) {
         const char *field = record_difference(&a.records[i], &b.records[i]);
         CHECK_STR(field ? field : "", "");
@@ -1019,121 +711,43 @@ TEST(page_unknown_top_level_keys_are_ignored)
         "\"ChildShards\":[{\"ShardId\":\"s\",\"ParentShards\":[\"p\"]}],\"Other\":null,\"N\":-1.5e3,\"B\":true,"
         "\"records\":[1],\"NextShardIteratorX\":\"no\"}";
     struct ob_records_page page;
-    struct ob_error err = {0};
-    CHECK_INT(decode_page(text, &page, &err), OB_OK);
-    CHECK_INT(page.n, 1);
-    CHECK_INT(page.malformed, 0);
+    CHECK_PAGE(text, &page, 1, 0);
     CHECK_STR(page.records[0].msg.sequence_number, "5");
     CHECK(!page.next_iterator);
     ob_records_page_free(&page);
     CHECK(page_agrees_with_record_decode(text, "unknown keys"));
 }
 
-/* The i-th of the record variants the differential runs on (NULL past
- * the last): insert_json as the tests above change it, and elements that
- * are not stream records. */
-static json_t *record_variant(size_t i)
+/* Every variant so far, for one page of all of them at the end. */
+static json_t *every_variant;
+
+/* The row's variant alone in a page, compact and indented. */
+static void check_variant(const struct ob_test_row *row)
 {
-    json_t *rec = insert_record(), *ddb = json_object_get(rec, "dynamodb");
-    switch (i) {
-    case 0: break;
-    case 1: set_attr(rec, "isPublished", "{\"BOOL\":true}"); break;
-    case 2: set_attr(rec, "isPublished", "{\"BOOL\":true}"); set_attr(rec, "payload", "{\"S\":\"not base64\"}"); break;
-    case 3: json_object_del(ddb, "NewImage"); break;
-    case 4: json_object_del(ddb, "NewImage"); json_object_del(ddb, "Keys"); break;
-    case 5: json_object_del(new_image(rec), "payload"); break;
-    case 6: set_attr(rec, "payload", "{\"NULL\":true}"); break;
-    case 7: set_attr(rec, "payload", "{\"S\":\"%%%\"}"); break;
-    case 8: set_attr(rec, "payload", "{\"B\":\"eyJhIjoxfQ==\"}"); break;
-    case 9: set_attr(rec, "payload", "{\"S\":\"\"}"); break;
-    case 10: set_attr(rec, "headers", "{\"S\":\"[\\\"a\\\"]\"}"); break;
-    case 11: set_attr(rec, "headers", "{\"S\":\"{\\\"a\\\":1}\"}"); break;
-    case 12:
-        set_attr(rec, "headers", "{\"S\":\"{\\\"a\\\\u00e9\\\":\\\"\\\\\\\"q\\\\\\\"\\\", \\\"b\\\" : \\\"\\\"}\"}");
-        break;
-    case 13: set_attr(rec, "headers", "{\"M\":{\"a\":{\"S\":\"b\"}}}"); break;
-    case 14: set_attr(rec, "headers", "{\"NULL\":true}"); set_attr(rec, "correlationId", "{\"NULL\":true}"); break;
-    case 15: set_attr(rec, "pk", "{\"N\":\"1\"}"); break;
-    case 16: json_object_del(new_image(rec), "sk"); break;
-    case 17: set_attr(rec, "pk", "{\"S\":17}"); break;
-    case 18: set_attr(rec, "retryCount", "{\"N\":\"2E1\"}"); break;
-    case 19: set_attr(rec, "retryCount", "{\"N\":\"1.5\"}"); break;
-    case 20: set_attr(rec, "retryCount", "{\"N\":3}"); break;
-    case 21: set_attr(rec, "retryCount", "{\"S\":\"3\"}"); break;
-    case 22: set_attr(rec, "createdAt", "{\"S\":\"yesterday\"}"); break;
-    case 23: set_attr(rec, "messageType", "\"OrderPlaced\""); break;
-    case 24: set_attr(rec, "aggregateId", "{\"S\":\"a\",\"N\":\"1\"}"); break;
-    case 25: set_attr(rec, "causationId", "{\"S\":null}"); break;
-    case 26: set_attr(rec, "isPublished", "{\"S\":\"true\"}"); break;
-    case 27: set_attr(rec, "isPublished", "{\"BOOL\":\"true\"}"); break;
-    case 28: set_attr(rec, "ttl", "{\"BOOL\":true}"); break;
-    case 29: set_attr(rec, "messageType", "{\"S\":\"Bestellung \\u00fc \\\"x\\\"\\n\\t\\\\ \\u2713\"}"); break;
-    case 30: set_attr(rec, "extra", "{\"M\":{\"x\":{\"L\":[[],{},\"]\",{\"S\":\"}\"}]}}}"); break;
-    case 31:
-        set_attr(rec, "payload", "{\"S\":\"eyJh IjoxfQ==\"}");
-        set_attr(rec, "messageType", "{\"N\":\"1\"}");
-        break;
-    case 32: json_object_set_new(ddb, "ApproximateCreationDateTime", json_integer(1764108312)); break;
-    case 33: json_object_set_new(ddb, "ApproximateCreationDateTime", json_string("1764108312")); break;
-    case 34: json_object_del(ddb, "ApproximateCreationDateTime"); break;
-    case 35: json_object_set_new(ddb, "ApproximateCreationDateTime", json_real(-1.5)); break;
-    case 36: json_object_set_new(ddb, "ApproximateCreationDateTime", json_real(1e13)); break;
-    case 37: json_object_set_new(ddb, "ApproximateCreationDateTime", json_real(0.0005)); break;
-    case 38: json_object_set_new(ddb, "ApproximateCreationDateTime", json_real(1764108312.123456789)); break;
-    case 39: json_object_set_new(ddb, "SizeBytes", json_real(321.0)); break;
-    case 40: json_object_set_new(ddb, "SizeBytes", json_string("321")); break;
-    case 41: json_object_del(ddb, "SizeBytes"); break;
-    case 42: json_object_set_new(ddb, "SizeBytes", json_integer(-7)); break;
-    case 43: json_object_set_new(ddb, "SizeBytes", json_integer(INT64_MAX)); break;
-    case 44: json_object_set_new(rec, "eventName", json_string("MODIFY")); break;
-    case 45: json_object_set_new(rec, "eventName", json_string("REMOVE")); break;
-    case 46: json_object_set_new(rec, "eventName", json_string("insert")); break;
-    case 47: json_object_set_new(rec, "eventName", json_integer(1)); break;
-    case 48: json_object_del(rec, "eventName"); break;
-    case 49: json_object_set_new(rec, "eventName", json_null()); break;
-    case 50: json_object_set_new(rec, "dynamodb", json_string("x")); break;
-    case 51: json_object_set_new(ddb, "SequenceNumber", json_integer(123)); break;
-    case 52: json_object_del(ddb, "SequenceNumber"); break;
-    case 53: json_object_set_new(ddb, "SequenceNumber", json_string("\"1\\2\"")); break;
-    case 54: json_object_set_new(ddb, "NewImage", json_array()); break;
-    case 55: json_object_set_new(ddb, "NewImage", json_object()); break;
-    case 56: json_object_set_new(ddb, "OldImage", json_deep_copy(new_image(rec))); break;
-    case 57: json_object_set_new(rec, "eventName", json_string("MODIFY"));
-             json_object_set_new(ddb, "OldImage", json_deep_copy(new_image(rec))); break;
-    case 58: json_decref(rec); return json_integer(5);
-    case 59: json_decref(rec); return json_string("{\"dynamodb\":{}}");
-    case 60: json_decref(rec); return json_null();
-    case 61: json_decref(rec); return json_array();
-    case 62: json_decref(rec); return json_object();
-    case 63: json_decref(rec); return json_loads("{\"dynamodb\":{\"SequenceNumber\":\"1\"}}", 0, NULL);
-    default: json_decref(rec); return NULL;
+    json_t *rec = record_of(row);
+    if (!rec)
+        return;
+    json_array_append(every_variant, rec);
+    char what[64];
+    for (int indent = 0; indent < 2; indent++) {
+        json_t *one = json_array();
+        json_array_append(one, rec);
+        char *text = page_text_with(one, indent ? "next" : NULL, indent ? JSON_INDENT(2) : JSON_COMPACT);
+        snprintf(what, sizeof what, "variants.cases:%d%s", row->line, indent ? " indented" : "");
+        page_agrees_with_record_decode(text, what);
+        free(text);
     }
-    return rec;
+    json_decref(rec);
 }
 
+/* The variants are tests/data/record/variants.cases. */
 TEST(page_decode_agrees_with_ob_record_decode_element_by_element)
 {
-    json_t *all = json_array(), *rec;
-    char what[64];
-    for (size_t i = 0; (rec = record_variant(i)); i++) {
-        json_array_append(all, rec);
-        /* Each alone, compact and indented, then all of them in one page. */
-        for (int indent = 0; indent < 2; indent++) {
-            json_t *one = json_array();
-            json_array_append(one, rec);
-            char *text = page_text_with(one, indent ? "next" : NULL, indent ? JSON_INDENT(2) : JSON_COMPACT);
-            snprintf(what, sizeof what, "variant %zu%s", i, indent ? " indented" : "");
-            bool ok = page_agrees_with_record_decode(text, what);
-            free(text);
-            if (!ok) {
-                json_decref(rec);
-                json_decref(all);
-                return;
-            }
-        }
-        json_decref(rec);
-    }
-    char *text = page_text(all, "it");
+    static const char *const keys[] = {"attr", "set", "element", NULL};
+    every_variant = json_array();
+    ob_test_each_row("tests/data/record/variants.cases", keys, check_variant);
+    char *text = page_text(every_variant, "it");
+    every_variant = NULL;
     bool ok = page_agrees_with_record_decode(text, "every variant in one page");
     free(text);
     CHECK(ok);
@@ -1144,14 +758,10 @@ TEST(page_decode_agrees_with_ob_record_decode_on_mutated_records)
     static const char replacements[] = "{}[]\":,0123456789aSNBOL \\tfnu";
     static const char modify[] = "{\"eventName\":\"MODIFY\",\"dynamodb\":{\"SequenceNumber\":\"9\"}}";
     uint64_t state = 0x2545f4914f6cdd1dULL;
-    size_t len = strlen(insert_json);
     int compared = 0;
     for (int round = 0; round < 2000; round++) {
         char text[sizeof insert_json];
-        memcpy(text, insert_json, sizeof insert_json);
-        int edits = 1 + (int)(next_random(&state) % 4);
-        for (int e = 0; e < edits; e++)
-            text[next_random(&state) % len] = replacements[next_random(&state) % (sizeof replacements - 1)];
+        mutate(text, replacements, &state);
         /* The page as sent, whatever it holds: decoded or refused, never a crash. */
         struct ob_buf raw = {0};
         ob_buf_printf(&raw, "{\"Records\":[%s,%s]}", modify, text);
