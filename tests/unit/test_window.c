@@ -18,93 +18,83 @@ static struct ob_entry *push(struct ob_window *w, enum ob_record_kind kind, cons
     return ob_window_push(w, &r, 0);
 }
 
-/* The sequence numbers (as ints) of the entries ready at `now`. */
-static int ready_seqs(struct ob_window *w, int64_t now, int *out, size_t max)
+/* Pushes one message a character of keys, its key that character, with
+ * sequence numbers 1, 2, ... */
+static void push_keys(struct ob_window *w, const char *keys)
 {
+    for (int i = 0; keys[i]; i++)
+        push(w, OB_RECORD_MESSAGE, (char[]){keys[i], 0}, i + 1);
+}
+
+/* The sequence numbers of the entries ready at `now` (at most max), as
+ * "1,3,4"; the text lasts until the next call. */
+static const char *ready_list(struct ob_window *w, int64_t now, size_t max)
+{
+    static char text[512];
     struct ob_entry *e[64];
-    size_t n = ob_window_ready(w, now, e, max);
+    size_t n = ob_window_ready(w, now, e, max), len = 0;
+    text[0] = 0;
     for (size_t i = 0; i < n; i++)
-        out[i] = atoi(e[i]->rec.msg.sequence_number);
-    return (int)n;
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s%d", i ? "," : "", atoi(e[i]->rec.msg.sequence_number));
+    return text;
+}
+
+static struct ob_entry *entry_of(struct ob_window *w, int seq)
+{
+    for (size_t i = w->head; i < w->len; i++)
+        if (atoi(w->v[i].rec.msg.sequence_number) == seq)
+            return &w->v[i];
+    return NULL;
 }
 
 static void set_state_seq(struct ob_window *w, int seq, enum ob_entry_state st)
 {
-    for (size_t i = w->head; i < w->len; i++)
-        if (atoi(w->v[i].rec.msg.sequence_number) == seq)
-            ob_window_set_state(w, &w->v[i], st);
+    ob_window_set_state(w, entry_of(w, seq), st);
 }
 
-TEST(key_ordering_sends_the_first_undelivered_message_of_each_key)
-{
-    struct ob_window w;
-    ob_window_init(&w, OB_ORDER_KEY);
-    push(&w, OB_RECORD_MESSAGE, "a", 1);
-    push(&w, OB_RECORD_MESSAGE, "a", 2);
-    push(&w, OB_RECORD_MESSAGE, "b", 3);
-    push(&w, OB_RECORD_MESSAGE, "c", 4);
-    push(&w, OB_RECORD_MESSAGE, "b", 5);
-    int s[8];
-    CHECK_INT(ready_seqs(&w, 0, s, 8), 3);
-    CHECK_INT(s[0], 1);
-    CHECK_INT(s[1], 3);
-    CHECK_INT(s[2], 4);
-    ob_window_free(&w);
-}
+/* What may be sent: messages of keys (a key a character, sequence numbers
+ * 1, 2, ...) under an ordering, the one of sequence number acked
+ * acknowledged (0: none); at most max of them are ready, in this order. */
+static const struct ready_case {
+    const char *why;
+    enum ob_ordering ordering;
+    const char *keys;
+    int acked;
+    size_t max;
+    const char *ready;
+} ready_cases[] = {
+    {"key ordering sends the first undelivered message of each key", OB_ORDER_KEY, "aabcb", 0, 8, "1,3,4"},
+    {"key ordering lets the next message go once the previous is acknowledged", OB_ORDER_KEY, "aa", 1, 8, "2"},
+    {"shard ordering sends one message at a time, in stream order", OB_ORDER_SHARD, "ab", 0, 8, "1"},
+    {"shard ordering sends the next message once the previous is acknowledged", OB_ORDER_SHARD, "ab", 1, 8, "2"},
+    {"no ordering sends everything up to the limit", OB_ORDER_NONE, "aaaaaaaaaa", 0, 4, "1,2,3,4"},
+};
 
-TEST(key_ordering_lets_the_next_message_go_once_the_previous_is_acknowledged)
+TEST(the_window_sends_what_every_ready_case_says)
 {
-    struct ob_window w;
-    ob_window_init(&w, OB_ORDER_KEY);
-    push(&w, OB_RECORD_MESSAGE, "a", 1);
-    push(&w, OB_RECORD_MESSAGE, "a", 2);
-    set_state_seq(&w, 1, OB_ENTRY_ACKED);
-    int s[8];
-    CHECK_INT(ready_seqs(&w, 0, s, 8), 1);
-    CHECK_INT(s[0], 2);
-    ob_window_free(&w);
+    for (size_t i = 0; i < sizeof ready_cases / sizeof ready_cases[0]; i++) {
+        const struct ready_case *c = &ready_cases[i];
+        struct ob_window w;
+        ob_window_init(&w, c->ordering);
+        push_keys(&w, c->keys);
+        if (c->acked)
+            set_state_seq(&w, c->acked, OB_ENTRY_ACKED);
+        const char *ready = ready_list(&w, 0, c->max);
+        if (strcmp(ready, c->ready))
+            ob_test_fail(__FILE__, __LINE__, "%s: ready %s, expected %s", c->why, ready, c->ready);
+        ob_window_free(&w);
+    }
 }
 
 TEST(a_message_waiting_for_its_retry_holds_back_its_key_only)
 {
     struct ob_window w;
     ob_window_init(&w, OB_ORDER_KEY);
-    push(&w, OB_RECORD_MESSAGE, "a", 1)->next_at_ms = 500;
-    push(&w, OB_RECORD_MESSAGE, "a", 2);
-    push(&w, OB_RECORD_MESSAGE, "b", 3);
-    int s[8];
-    CHECK_INT(ready_seqs(&w, 100, s, 8), 1);
-    CHECK_INT(s[0], 3);
+    push_keys(&w, "aab");
+    entry_of(&w, 1)->next_at_ms = 500;
+    CHECK_STR(ready_list(&w, 100, 8), "3");
     CHECK_INT(ob_window_next_due(&w, 100), 500);
-    CHECK_INT(ready_seqs(&w, 500, s, 8), 2);
-    CHECK_INT(s[0], 1);
-    ob_window_free(&w);
-}
-
-TEST(shard_ordering_sends_one_message_at_a_time_in_stream_order)
-{
-    struct ob_window w;
-    ob_window_init(&w, OB_ORDER_SHARD);
-    push(&w, OB_RECORD_MESSAGE, "a", 1);
-    push(&w, OB_RECORD_MESSAGE, "b", 2);
-    int s[8];
-    CHECK_INT(ready_seqs(&w, 0, s, 8), 1);
-    CHECK_INT(s[0], 1);
-    set_state_seq(&w, 1, OB_ENTRY_ACKED);
-    CHECK_INT(ready_seqs(&w, 0, s, 8), 1);
-    CHECK_INT(s[0], 2);
-    ob_window_free(&w);
-}
-
-TEST(no_ordering_sends_everything_up_to_the_limit)
-{
-    struct ob_window w;
-    ob_window_init(&w, OB_ORDER_NONE);
-    for (int i = 1; i <= 10; i++)
-        push(&w, OB_RECORD_MESSAGE, "a", i);
-    int s[8];
-    CHECK_INT(ready_seqs(&w, 0, s, 4), 4);
-    CHECK_INT(s[3], 4);
+    CHECK_STR(ready_list(&w, 500, 8), "1,3");
     ob_window_free(&w);
 }
 
@@ -116,9 +106,7 @@ TEST(skipped_records_are_done_and_poison_ones_wait_for_the_dead_letter_path)
     CHECK_INT(push(&w, OB_RECORD_POISON, "a", 2)->state, OB_ENTRY_DEAD);
     push(&w, OB_RECORD_MESSAGE, "a", 3);
     CHECK_INT((int)w.undone, 2);
-    int s[8];
-    CHECK_INT(ready_seqs(&w, 0, s, 8), 1);
-    CHECK_INT(s[0], 2);
+    CHECK_STR(ready_list(&w, 0, 8), "2");
     ob_window_free(&w);
 }
 
@@ -211,43 +199,42 @@ TEST(the_window_counts_what_is_delivered_and_not_yet_marked)
     ob_window_free(&w);
 }
 
-/* After a crash: a key's old published messages are skipped until one of
- * its messages is found unpublished; from there on every old message of
- * that key goes out again, so the key's consumer never ends on an older
- * message than it saw (13, 14 delivered, only 14 marked: 13, 14 again). */
-TEST(replay_skips_published_messages_until_their_key_has_an_unpublished_one)
-{
-    struct ob_replay rp;
-    ob_replay_init(&rp, OB_ORDER_KEY);
-    CHECK(!ob_replay_deliver(&rp, "a", true));
-    CHECK(!ob_replay_deliver(&rp, "b", true));
-    CHECK(ob_replay_deliver(&rp, "a", false));
-    CHECK(ob_replay_deliver(&rp, "a", true));
-    CHECK(!ob_replay_deliver(&rp, "b", true));
-    CHECK(ob_replay_deliver(&rp, "b", false));
-    CHECK(ob_replay_deliver(&rp, "b", true));
-    CHECK(ob_replay_deliver(&rp, "a", true));
-    ob_replay_free(&rp);
-}
+/* After a crash, a message of key pk found published or not is delivered
+ * again or skipped: each case a run of such messages under one ordering. */
+static const struct replay_case {
+    const char *why;
+    enum ob_ordering ordering;
+    struct {
+        const char *pk;
+        bool published, delivered;
+    } steps[8];
+} replay_cases[] = {
+    /* A key's consumer never ends on an older message than it saw (13, 14
+     * delivered, only 14 marked: 13, 14 go out again). */
+    {"key ordering skips published messages until their key has an unpublished one, then delivers the key's every one",
+     OB_ORDER_KEY,
+     {{"a", true, false}, {"b", true, false}, {"a", false, true}, {"a", true, true},
+      {"b", true, false}, {"b", false, true}, {"b", true, true}, {"a", true, true}}},
+    {"shard ordering delivers everything after the first unpublished message",
+     OB_ORDER_SHARD,
+     {{"a", true, false}, {"b", false, true}, {"a", true, true}, {"c", true, true}}},
+    {"without ordering every published message is skipped",
+     OB_ORDER_NONE,
+     {{"a", false, true}, {"a", true, false}}},
+};
 
-TEST(replay_with_shard_ordering_delivers_everything_after_the_first_unpublished)
+TEST(replay_delivers_again_or_skips_as_every_replay_case_says)
 {
-    struct ob_replay rp;
-    ob_replay_init(&rp, OB_ORDER_SHARD);
-    CHECK(!ob_replay_deliver(&rp, "a", true));
-    CHECK(ob_replay_deliver(&rp, "b", false));
-    CHECK(ob_replay_deliver(&rp, "a", true));
-    CHECK(ob_replay_deliver(&rp, "c", true));
-    ob_replay_free(&rp);
-}
-
-TEST(replay_without_ordering_skips_every_published_message)
-{
-    struct ob_replay rp;
-    ob_replay_init(&rp, OB_ORDER_NONE);
-    CHECK(ob_replay_deliver(&rp, "a", false));
-    CHECK(!ob_replay_deliver(&rp, "a", true));
-    ob_replay_free(&rp);
+    for (size_t i = 0; i < sizeof replay_cases / sizeof replay_cases[0]; i++) {
+        const struct replay_case *c = &replay_cases[i];
+        struct ob_replay rp;
+        ob_replay_init(&rp, c->ordering);
+        for (size_t j = 0; j < 8 && c->steps[j].pk; j++)
+            if (ob_replay_deliver(&rp, c->steps[j].pk, c->steps[j].published) != c->steps[j].delivered)
+                ob_test_fail(__FILE__, __LINE__, "%s: message %zu (%s) %s", c->why, j + 1, c->steps[j].pk,
+                             c->steps[j].delivered ? "skipped" : "delivered");
+        ob_replay_free(&rp);
+    }
 }
 
 TEST(replay_remembers_every_key_it_replays)
