@@ -41,12 +41,19 @@ static void set_attr(json_t *record, const char *name, const char *attr_json)
     json_object_set_new(new_image(record), name, json_loads(attr_json, JSON_DECODE_ANY, NULL));
 }
 
+/* ob_record_decode, record released. */
+static enum ob_err decode_released(json_t *record, struct ob_record *r, struct ob_error *err)
+{
+    enum ob_err rc = ob_record_decode(record, r, err);
+    json_decref(record);
+    return rc;
+}
+
 /* Decodes record (and releases it); the record must decode without error. */
 static enum ob_record_kind decode(json_t *record, struct ob_record *r)
 {
     struct ob_error err = {0};
-    enum ob_err rc = ob_record_decode(record, r, &err);
-    json_decref(record);
+    enum ob_err rc = decode_released(record, r, &err);
     if (rc != OB_OK) {
         printf("  unexpected error: %s\n", err.msg);
         return (enum ob_record_kind)-1;
@@ -164,8 +171,7 @@ static void check_decode(const struct ob_test_row *row)
         return;
     struct ob_record r = {0};
     struct ob_error err = {0};
-    enum ob_err rc = ob_record_decode(rec, &r, &err);
-    json_decref(rec);
+    enum ob_err rc = decode_released(rec, &r, &err);
     for (size_t i = 0; i < row->n_fields; i++) {
         const struct ob_test_field *f = &row->fields[i];
         if (is_change(f->key))
@@ -307,8 +313,7 @@ TEST(record_decoder_survives_mutated_and_truncated_records)
             continue;
         struct ob_record r = {0};
         struct ob_error err = {0};
-        enum ob_err rc = ob_record_decode(rec, &r, &err);
-        json_decref(rec);
+        enum ob_err rc = decode_released(rec, &r, &err);
         decoded++;
         if (rc == OB_OK) {
             CHECK(r.msg.sequence_number);
@@ -490,42 +495,6 @@ TEST(page_records_keep_stream_order)
     free(text);
 }
 
-TEST(page_next_shard_iterator_is_kept_and_absent_or_null_is_null)
-{
-#define ITERATOR "arn:aws:dynamodb:us-east-1:1:table/outbox/stream/2025-11-25T00:00:00.000|1|AAAA"
-    static const struct {
-        const char *text;
-        const char *iterator; /* NULL: none */
-    } cases[] = {
-        {"{\"Records\":[],\"NextShardIterator\":\"" ITERATOR "\"}", ITERATOR},
-        {"{\"Records\":[]}", NULL},
-        {"{\"Records\":[],\"NextShardIterator\":null}", NULL},
-        {"{\"NextShardIterator\":\"\",\"Records\":[]}", ""},
-    };
-#undef ITERATOR
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct ob_records_page page;
-        CHECK_PAGE(cases[i].text, &page, 0, 0);
-        bool same = record_diff_same_str(page.next_iterator, cases[i].iterator);
-        if (!same)
-            ob_test_fail(__FILE__, __LINE__, "%s: next_iterator \"%s\"", cases[i].text,
-                         page.next_iterator ? page.next_iterator : "(null)");
-        ob_records_page_free(&page);
-    }
-}
-
-TEST(page_empty_records_array_gives_no_records)
-{
-    static const char *const texts[] = {"{\"Records\":[],\"NextShardIterator\":\"it\"}", "{\"Records\": [ ] }",
-                                        "{}", "{\"NextShardIterator\":\"it\"}"};
-    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
-        struct ob_records_page page;
-        CHECK_PAGE(texts[i], &page, 0, 0);
-        ob_records_page_free(&page);
-        CHECK(page_agrees_with_record_decode(texts[i], texts[i]));
-    }
-}
-
 TEST(page_elements_that_are_not_stream_records_are_counted_and_the_rest_decoded)
 {
     json_t *records = json_array();
@@ -557,53 +526,83 @@ TEST(page_elements_that_are_not_stream_records_are_counted_and_the_rest_decoded)
     ob_records_page_free(&page);
 }
 
-TEST(page_escaped_sequence_number_iterator_and_event_are_decoded)
+/* ---- page cases (tests/data/record/pages.cases) ------------------------------------ */
+
+/* Appends what a pages.cases key says of page: records, malformed, next
+ * or "record INDEX FIELD" (want's own INDEX and FIELD are taken from it);
+ * false when the key says nothing of pages. */
+static bool put_page_field(struct ob_buf *out, const struct ob_records_page *page, const struct ob_test_field *f,
+                           const char **want)
 {
-    static const char text[] =
-        "{\"Records\":[{\"eventName\":\"MODIFY\",\"dynamodb\":{\"SequenceNumber\":\"\\u0031\\u00322\\u0033\"}},"
-        "{\"eventName\":\"INS\\u0045RT\",\"dynamodb\":{\"SequenceNumber\":\"\\u0034\\u0035\\u0036\","
-        "\"NewImage\":{\"pk\":{\"S\":\"p\\u00e9\"},\"sk\":{\"S\":\"s\\/1\"},\"payload\":{\"S\":\"eyJhIjoxfQ\\u003d=\"},"
-        "\"messageType\":{\"S\":\"a\\\"b\\\\c\\n\"}}}}],"
-        "\"NextShardIterator\":\"it\\u002f\\\"x\\\"\\\\y\"}";
-    struct ob_records_page page;
-    CHECK_PAGE(text, &page, 2, 0);
-    CHECK_STR(page.records[0].msg.sequence_number, "1223");
-    CHECK_STR(page.records[0].skip_reason, "MODIFY");
-    CHECK_STR(page.records[1].msg.sequence_number, "456");
-    CHECK_INT(page.records[1].kind, OB_RECORD_MESSAGE);
-    CHECK_STR(page.records[1].msg.pk, "p\xc3\xa9");
-    CHECK_STR(page.records[1].msg.sk, "s/1");
-    CHECK_STR(page.records[1].msg.message_type, "a\"b\\c\n");
-    CHECK_STR((const char *)page.records[1].msg.payload, "{\"a\":1}");
-    CHECK_STR(page.next_iterator, "it/\"x\"\\y");
-    ob_records_page_free(&page);
-    CHECK(page_agrees_with_record_decode(text, "escapes"));
+    if (!strcmp(f->key, "records") || !strcmp(f->key, "malformed")) {
+        ob_buf_printf(out, "%zu", !strcmp(f->key, "records") ? page->n : page->malformed);
+    } else if (!strcmp(f->key, "next")) {
+        ob_buf_puts(out, page->next_iterator ? page->next_iterator : "(null)");
+    } else if (!strcmp(f->key, "record")) {
+        size_t index = strtoul(f->value, NULL, 10);
+        const char *field = f->value + strcspn(f->value, " ") + 1;
+        size_t field_len = strcspn(field, " ");
+        char *name = ob_xstrndup(field, field_len);
+        *want = field + field_len + (field[field_len] == ' ');
+        bool known = index < page->n && put_field(out, &page->records[index], name);
+        free(name);
+        return known;
+    } else {
+        return false;
+    }
+    return true;
 }
 
-TEST(page_white_space_and_key_order_do_not_matter)
+static void check_page(const struct ob_test_row *row)
 {
-    static const char pretty[] =
-        "\n {\n  \"NextShardIterator\" : \"it-2\" ,\n  \"Records\" : [\n   {\n    \"dynamodb\" : {\n"
-        "     \"SizeBytes\" : 12 ,\n"
-        "     \"NewImage\" : { \"pk\" : { \"S\" : \"p\" } ,\t\"sk\" : {\"S\":\"s\"},\r\n"
-        "       \"payload\" : { \"S\" : \"eyJhIjoxfQ==\" } } ,\n"
-        "     \"SequenceNumber\" : \"9\" ,\n     \"ApproximateCreationDateTime\" : 1764108312.25\n    } ,\n"
-        "    \"eventName\" : \"INSERT\"\n   } ,\n"
-        "   { \"dynamodb\" : { \"SequenceNumber\" : \"10\" } , \"eventName\" : \"REMOVE\" }\n  ]\n }\n ";
+    for (size_t i = 0; i < row->n_fields; i++) {
+        const struct ob_test_field *f = &row->fields[i];
+        if (!strcmp(f->key, "invalid")) {
+            struct ob_records_page page;
+            struct ob_error err = {0};
+            enum ob_err rc = decode_page(f->value, &page, &err);
+            if (rc == OB_OK)
+                ob_records_page_free(&page);
+            if (rc != OB_ERR_INVALID || err.code != OB_ERR_INVALID || !err.msg[0] ||
+                (rc != OB_OK && (page.n || page.records || page.next_iterator)))
+                ob_test_row_fail(row, "%s: rc %d, expected OB_ERR_INVALID with a message and no records", f->value,
+                                 rc);
+        }
+    }
+    const char *text = ob_test_row_get(row, "page");
+    if (!text)
+        return;
     struct ob_records_page page;
-    CHECK_PAGE(pretty, &page, 2, 0);
-    CHECK_INT(page.records[0].kind, OB_RECORD_MESSAGE);
-    CHECK_STR(page.records[0].msg.pk, "p");
-    CHECK_STR(page.records[0].msg.sequence_number, "9");
-    CHECK_INT(page.records[0].msg.approximate_creation_ms, 1764108312250LL);
-    CHECK_INT(page.records[0].size_bytes, 12);
-    CHECK_STR(page.records[1].skip_reason, "REMOVE");
-    CHECK_STR(page.records[1].msg.sequence_number, "10");
-    CHECK_STR(page.next_iterator, "it-2");
+    struct ob_error err = {0};
+    if (decode_page(text, &page, &err) != OB_OK) {
+        ob_test_row_fail(row, "the page does not decode: %s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < row->n_fields; i++) {
+        const struct ob_test_field *f = &row->fields[i];
+        const char *want = f->value;
+        struct ob_buf got = {0};
+        if (!strcmp(f->key, "page"))
+            continue;
+        if (!put_page_field(&got, &page, f, &want))
+            ob_test_row_fail(row, "%s %s: no such key, record or field", f->key, f->value);
+        else if (strcmp(ob_buf_cstr(&got), want))
+            ob_test_row_fail(row, "%s %s:\n  got      \"%s\"", f->key, f->value, ob_buf_cstr(&got));
+        ob_buf_free(&got);
+    }
     ob_records_page_free(&page);
-    CHECK(page_agrees_with_record_decode(pretty, "pretty, keys reordered"));
+    char what[64];
+    snprintf(what, sizeof what, "pages.cases:%d", row->line);
+    page_agrees_with_record_decode(text, what);
+}
 
-    /* The same page compact and indented decodes to the same records. */
+TEST(page_decodes_every_answer_of_pages_cases)
+{
+    ob_test_each_row("tests/data/record/pages.cases", NULL, check_page);
+}
+
+TEST(page_compact_and_indented_decode_to_the_same_records)
+{
     json_t *records = json_array();
     json_array_append_new(records, insert_record());
     json_array_append_new(records, record_with("MODIFY", "7"));
@@ -620,30 +619,6 @@ TEST(page_white_space_and_key_order_do_not_matter)
     ob_records_page_free(&b);
     free(compact);
     free(indented);
-}
-
-TEST(page_text_that_is_not_a_json_object_is_invalid)
-{
-    static const char *const texts[] = {
-        "", "   ", "[]", "[{\"Records\":[]}]", "\"Records\"", "42", "null", "true", "not json", "{",
-        "{\"Records\":[", "{\"Records\":[]", "{\"Records\":[]}x", "{\"Records\":[]}{}", "{\"Records\":[]},",
-        "{'Records':[]}", "{Records:[]}", "{\"Records\":[],}", "{\"Records\":[{\"eventName\":\"MODIFY\",}]}",
-        "{\"Records\":[{\"dynamodb\":{\"SequenceNumber\":\"1\"}},]}", "{\"Records\":[{\"eventName\":\"INSERT\"]}",
-        "{\"Records\":[],\"NextShardIterator\":\"it}", "{\"NextShardIterator\":\"\\x\",\"Records\":[]}",
-        "{\"Records\":[{\"dynamodb\":{\"SequenceNumber\":\"1\",\"NewImage\":{\"a\":[}}}]}",
-    };
-    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
-        struct ob_records_page page;
-        struct ob_error err = {0};
-        enum ob_err rc = decode_page(texts[i], &page, &err);
-        if (rc != OB_ERR_INVALID || err.code != OB_ERR_INVALID || !err.msg[0]) {
-            ob_test_fail(__FILE__, __LINE__, "%s: rc %d, expected OB_ERR_INVALID with a message", texts[i], rc);
-            if (rc == OB_OK)
-                ob_records_page_free(&page);
-            continue;
-        }
-        CHECK(page.n == 0 && !page.records && !page.next_iterator);
-    }
 }
 
 /* The length of the first proper prefix of text that decodes, each
@@ -701,21 +676,6 @@ TEST(page_truncated_answer_is_invalid_without_reading_past_its_end)
         ob_test_fail(__FILE__, __LINE__, "a truncated answer decodes");
     else if (WEXITSTATUS(status) != 0)
         ob_test_fail(__FILE__, __LINE__, "exit status %d (a sanitizer report above?)", WEXITSTATUS(status));
-}
-
-TEST(page_unknown_top_level_keys_are_ignored)
-{
-    static const char text[] =
-        "{\"ResponseMetadata\":{\"RequestId\":\"r\",\"x\":[1,{\"y\":\"]}\\\"\"}]},"
-        "\"Records\":[{\"eventName\":\"MODIFY\",\"dynamodb\":{\"SequenceNumber\":\"5\"}}],"
-        "\"ChildShards\":[{\"ShardId\":\"s\",\"ParentShards\":[\"p\"]}],\"Other\":null,\"N\":-1.5e3,\"B\":true,"
-        "\"records\":[1],\"NextShardIteratorX\":\"no\"}";
-    struct ob_records_page page;
-    CHECK_PAGE(text, &page, 1, 0);
-    CHECK_STR(page.records[0].msg.sequence_number, "5");
-    CHECK(!page.next_iterator);
-    ob_records_page_free(&page);
-    CHECK(page_agrees_with_record_decode(text, "unknown keys"));
 }
 
 /* Every variant so far, for one page of all of them at the end. */
