@@ -7,6 +7,7 @@
 
 #include "core/buf.h"
 #include "core/codec.h"
+#include "dynamo/op.h"
 #include "ops/clock.h"
 
 void ob_lease_free(struct ob_lease *l)
@@ -104,14 +105,22 @@ enum ob_err ob_leases_list(struct ob_ddb_session *s, const char *table, const ch
     return rc;
 }
 
+/* The UpdateItem request of one lease: expression, condition and values
+ * (taken). */
+static json_t *lease_update_request(const char *table, const char *key, const char *update, const char *condition,
+                                    json_t *values)
+{
+    return json_pack("{s:s,s:{s:{s:s}},s:s,s:s,s:o}", "TableName", table, "Key", "leaseKey", "S", key,
+                     "UpdateExpression", update, "ConditionExpression", condition, "ExpressionAttributeValues",
+                     values);
+}
+
 /* An UpdateItem of one lease: expression, condition and values. */
 static enum ob_err lease_update(struct ob_ddb_session *s, const char *table, const char *key,
                                 const char *update, const char *condition, json_t *values, json_t **response,
                                 struct ob_error *err)
 {
-    json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:s,s:o}", "TableName", table, "Key", "leaseKey", "S", key,
-                            "UpdateExpression", update, "ConditionExpression", condition,
-                            "ExpressionAttributeValues", values);
+    json_t *req = lease_update_request(table, key, update, condition, values);
     if (response)
         json_object_set_new(req, "ReturnValues", json_string("ALL_NEW"));
     enum ob_err rc = ob_ddb_call(s, "UpdateItem", req, response, err);
@@ -200,6 +209,57 @@ enum ob_err ob_lease_pin_latest(struct ob_ddb_session *s, const char *table, con
         *current = ob_xstrdup_or_null(ob_ddb_attr_s(item, "checkpoint"));
     json_decref(resp);
     return OB_ERR_CONDITION_FAILED;
+}
+
+json_t *ob_checkpoint_request(const char *table, const char *key, const char *owner, const char *checkpoint,
+                              int64_t now_ms)
+{
+    char at[OB_ISO8601_LEN];
+    ob_iso8601_ms(now_ms, at);
+    json_t *values = json_pack("{s:{s:s},s:{s:s},s:{s:s}}", ":c", "S", checkpoint, ":t", "S", at, ":me", "S", owner);
+    return lease_update_request(table, key, "SET checkpoint = :c, checkpointAt = :t", "leaseOwner = :me", values);
+}
+
+struct ob_checkpoint_write {
+    struct ob_ddb_op op;
+    const char *table, *key;         /* borrowed */
+    char *body;                      /* its request text */
+};
+
+struct ob_checkpoint_write *ob_checkpoint_write_start(struct ob_ddb_session *s, const char *table,
+                                                      const char *key, const char *owner,
+                                                      const char *checkpoint)
+{
+    struct ob_checkpoint_write *cw = ob_xcalloc(1, sizeof *cw);
+    cw->table = table;
+    cw->key = key;
+    json_t *req = ob_checkpoint_request(table, key, owner, checkpoint, ob_wall_ms());
+    ob_ddb_prepare_call(s->ddb, &cw->op.call, "UpdateItem", req, &cw->body);
+    json_decref(req);
+    ob_ddb_op_start(&cw->op, s);
+    return cw;
+}
+
+bool ob_checkpoint_write_poll(struct ob_checkpoint_write *cw)
+{
+    return ob_ddb_op_done(&cw->op);
+}
+
+enum ob_err ob_checkpoint_write_finish(struct ob_checkpoint_write *cw, struct ob_error *err)
+{
+    enum ob_err rc = ob_ddb_call_finish(&cw->op.call, NULL, err);
+    if (rc)
+        ob_error_prefix(err, "checkpoint of %s in %s", cw->key, cw->table);
+    free(cw->body);
+    free(cw);
+    return rc;
+}
+
+void ob_checkpoint_write_abandon(struct ob_checkpoint_write *cw)
+{
+    ob_ddb_op_abandon(&cw->op);
+    free(cw->body);
+    free(cw);
 }
 
 enum ob_err ob_lease_delete_ended(struct ob_ddb_session *s, const char *table, const char *key,

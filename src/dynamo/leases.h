@@ -26,6 +26,8 @@
  * and skips only the records from before it, so no record written after
  * the first start is skipped (SPEC §3), even when none had come. */
 #define OB_CHECKPOINT_LATEST_SINCE "LATEST@"
+/* The checkpoint of a shard that was read to its end. */
+#define OB_CHECKPOINT_SHARD_END "SHARD_END"
 
 /* Writes the LATEST@ checkpoint of since_ms into out. */
 void ob_checkpoint_latest_since(char *out, size_t size, int64_t since_ms);
@@ -84,6 +86,27 @@ enum ob_err ob_lease_release(struct ob_ddb_session *s, const char *table, const 
  * news had not reached our view. */
 enum ob_err ob_lease_pin_latest(struct ob_ddb_session *s, const char *table, const char *key,
                                 const char *me, const char *pinned, char **current, struct ob_error *err);
+
+/* The request of a checkpoint write: checkpoint, and checkpointAt at
+ * now_ms, on the condition that owner holds the lease (caller owns:
+ * json_decref). */
+json_t *ob_checkpoint_request(const char *table, const char *key, const char *owner, const char *checkpoint,
+                              int64_t now_ms);
+
+/* Records a shard's checkpoint in its lease (ob_checkpoint_request, now)
+ * while its caller works on: ob_checkpoint_write_start sends it on the
+ * session at once, the session's polls move it, ob_checkpoint_write_poll
+ * says whether it is done, and ob_checkpoint_write_finish then gives its
+ * outcome (OB_ERR_CONDITION_FAILED: the lease was lost) and frees it;
+ * table and key are borrowed until then. ob_checkpoint_write_abandon
+ * takes it back unfinished and frees it. */
+struct ob_checkpoint_write;
+struct ob_checkpoint_write *ob_checkpoint_write_start(struct ob_ddb_session *s, const char *table,
+                                                      const char *key, const char *owner,
+                                                      const char *checkpoint);
+bool ob_checkpoint_write_poll(struct ob_checkpoint_write *cw);
+enum ob_err ob_checkpoint_write_finish(struct ob_checkpoint_write *cw, struct ob_error *err);
+void ob_checkpoint_write_abandon(struct ob_checkpoint_write *cw);
 
 /* Deletes the lease of a shard that was read to its end (its checkpoint
  * is SHARD_END): OB_OK also when it is gone already. */

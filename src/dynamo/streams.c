@@ -6,8 +6,8 @@
 #include "core/buf.h"
 #include "core/codec.h"
 #include "core/json_scan.h"
+#include "dynamo/op.h"
 #include "dynamo/table.h"
-#include "ops/clock.h"
 
 void ob_shard_list_free(struct ob_shard_list *l)
 {
@@ -125,33 +125,35 @@ out:
     return rc;
 }
 
-void ob_stream_get_records_prepare(struct ob_ddb *d, const char *iterator, int limit, struct ob_aws_call *call,
-                                   struct ob_buf *body)
+void ob_get_records_body(struct ob_buf *out, const char *iterator, int limit)
 {
-    ob_buf_reset(body);
-    ob_buf_puts(body, "{\"ShardIterator\":");
-    ob_json_put_string(body, iterator);
-    ob_buf_puts(body, ",\"Limit\":");
-    ob_buf_put_int(body, limit);
-    ob_buf_putc(body, '}');
+    ob_buf_puts(out, "{\"ShardIterator\":");
+    ob_json_put_string(out, iterator);
+    ob_buf_puts(out, ",\"Limit\":");
+    ob_buf_put_int(out, limit);
+    ob_buf_putc(out, '}');
+}
+
+/* The call of a GetRecords whose request text is in body (kept until the
+ * call is released). */
+static void get_records_prepare(struct ob_ddb *d, const char *iterator, int limit, struct ob_aws_call *call,
+                                struct ob_buf *body)
+{
+    ob_get_records_body(body, iterator, limit);
     ob_ddb_prepare_raw(d, &ob_service_streams, call, "GetRecords", body->data, body->len);
 }
 
-/* The answer (up to 1 MB of item images) is read with the scanner of
- * ob_records_page_decode, not loaded as a DOM. */
-enum ob_err ob_stream_get_records_result(struct ob_aws_call *call, struct ob_records_page *page, struct ob_buf *keep,
-                                         struct ob_error *err)
+/* The outcome of a finished GetRecords. The answer (up to 1 MB of item
+ * images) is read with the scanner of ob_records_page_decode, not loaded
+ * as a DOM. */
+static enum ob_err get_records_outcome(const struct ob_aws_call *call, struct ob_records_page *page,
+                                       struct ob_error *err)
 {
-    enum ob_err rc = call->result;
-    if (rc)
+    if (call->result) {
         *err = call->err;
-    else
-        rc = ob_records_page_decode(call->rx.data ? call->rx.data : "", call->rx.len, page, err);
-    if (keep)
-        ob_aws_call_release_keep(call, keep);
-    else
-        ob_aws_call_release(call);
-    return rc;
+        return call->result;
+    }
+    return ob_records_page_decode(call->rx.data ? call->rx.data : "", call->rx.len, page, err);
 }
 
 enum ob_err ob_stream_get_records(struct ob_ddb_session *s, const char *iterator, int limit,
@@ -159,32 +161,50 @@ enum ob_err ob_stream_get_records(struct ob_ddb_session *s, const char *iterator
 {
     struct ob_aws_call call;
     struct ob_buf body = { 0 };
-    ob_stream_get_records_prepare(s->ddb, iterator, limit, &call, &body);
+    get_records_prepare(s->ddb, iterator, limit, &call, &body);
     struct ob_aws_call *one = &call;
     ob_aws_run(s->aws, &one, 1);
-    enum ob_err rc = ob_stream_get_records_result(&call, page, NULL, err);
+    enum ob_err rc = get_records_outcome(&call, page, err);
+    ob_aws_call_release(&call);
     ob_buf_free(&body);
     return rc;
 }
 
-void ob_checkpoint_write_prepare(struct ob_ddb *d, const char *lease_table, const char *shard_id, const char *owner,
-                                 const char *checkpoint, struct ob_aws_call *call, char **body)
+struct ob_records_read {
+    struct ob_ddb_op op;
+    struct ob_buf body;              /* its request text */
+    struct ob_buf *storage;          /* borrowed */
+};
+
+struct ob_records_read *ob_records_read_start(struct ob_ddb_session *s, const char *iterator, int limit,
+                                              struct ob_buf *storage)
 {
-    char now[OB_ISO8601_LEN];
-    ob_iso8601_ms(ob_wall_ms(), now);
-    json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:s,s:{s:{s:s},s:{s:s},s:{s:s}}}", "TableName", lease_table, "Key",
-                            "leaseKey", "S", shard_id, "UpdateExpression", "SET checkpoint = :c, checkpointAt = :t",
-                            "ConditionExpression", "leaseOwner = :me", "ExpressionAttributeValues", ":c", "S",
-                            checkpoint, ":t", "S", now, ":me", "S", owner);
-    ob_ddb_prepare_call(d, call, "UpdateItem", req, body);
-    json_decref(req);
+    struct ob_records_read *rd = ob_xcalloc(1, sizeof *rd);
+    rd->storage = storage;
+    get_records_prepare(s->ddb, iterator, limit, &rd->op.call, &rd->body);
+    ob_aws_call_lend_rx(&rd->op.call, storage);
+    ob_ddb_op_start(&rd->op, s);
+    return rd;
 }
 
-enum ob_err ob_checkpoint_write_result(struct ob_aws_call *call, const char *lease_table, const char *shard_id,
-                                       struct ob_error *err)
+bool ob_records_read_poll(struct ob_records_read *rd)
 {
-    enum ob_err rc = ob_ddb_call_finish(call, NULL, err);
-    if (rc)
-        ob_error_prefix(err, "checkpoint of %s in %s", shard_id, lease_table);
+    return ob_ddb_op_done(&rd->op);
+}
+
+enum ob_err ob_records_read_finish(struct ob_records_read *rd, struct ob_records_page *page,
+                                   struct ob_error *err)
+{
+    enum ob_err rc = get_records_outcome(&rd->op.call, page, err);
+    ob_aws_call_release_keep(&rd->op.call, rd->storage);
+    ob_buf_free(&rd->body);
+    free(rd);
     return rc;
+}
+
+void ob_records_read_abandon(struct ob_records_read *rd)
+{
+    ob_ddb_op_abandon(&rd->op);
+    ob_buf_free(&rd->body);
+    free(rd);
 }

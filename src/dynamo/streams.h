@@ -1,14 +1,14 @@
-/* DynamoDB Streams reads and the lease table's checkpoints: the stream of
- * a table, its shards (DescribeStream, every page), iterators, records. */
+/* DynamoDB Streams reads: the stream of a table, its shards
+ * (DescribeStream, every page), iterators, records. */
 #ifndef OB_DYNAMO_STREAMS_H
 #define OB_DYNAMO_STREAMS_H
 
 #include <jansson.h>
-
-#include "core/record.h"
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/buf.h"
+#include "core/record.h"
 #include "dynamo/ddb.h"
 
 /* A shard as DescribeStream lists it. All strings owned. */
@@ -48,29 +48,27 @@ enum ob_err ob_stream_iterator(struct ob_ddb_session *s, const char *arn, const 
  * success. */
 enum ob_err ob_stream_get_records(struct ob_ddb_session *s, const char *iterator, int limit,
                                   struct ob_records_page *page, struct ob_error *err);
-/* The same in two steps, for a call that runs while its caller works on
- * (ob_aws_start): the prepared call's request text is in *body (the
- * caller's, kept until the call is done); then the outcome of the
- * finished call, which it releases. A caller that reads on and on passes
- * `keep` (else NULL): the answer's storage is lent to the next call
- * (ob_aws_call_lend_rx) instead of being freed. */
-void ob_stream_get_records_prepare(struct ob_ddb *d, const char *iterator, int limit, struct ob_aws_call *call,
-                                   struct ob_buf *body);
-enum ob_err ob_stream_get_records_result(struct ob_aws_call *call, struct ob_records_page *page, struct ob_buf *keep,
-                                         struct ob_error *err);
 
-/* The checkpoint of a shard that was read to its end. */
-#define OB_CHECKPOINT_SHARD_END "SHARD_END"
+/* The GetRecords request of at most limit records from iterator,
+ * appended to out. */
+void ob_get_records_body(struct ob_buf *out, const char *iterator, int limit);
 
-/* Records a shard's checkpoint in its lease, on the condition that `owner`
- * still holds the lease, in two steps, for a write that runs while its
- * caller works on (ob_aws_start): the prepared call's request text is in
- * *body (the caller's, freed after the result); then the outcome of the
- * finished call, which it releases (OB_ERR_CONDITION_FAILED: the lease
- * was lost). */
-void ob_checkpoint_write_prepare(struct ob_ddb *d, const char *lease_table, const char *shard_id, const char *owner,
-                                 const char *checkpoint, struct ob_aws_call *call, char **body);
-enum ob_err ob_checkpoint_write_result(struct ob_aws_call *call, const char *lease_table, const char *shard_id,
-                                       struct ob_error *err);
+/* A GetRecords that runs on the session while its caller works on:
+ * ob_records_read_start sends it at once, the session's polls move it,
+ * ob_records_read_poll says whether it is done, and
+ * ob_records_read_finish then gives the decoded page (*page the
+ * caller's, ob_records_page_free) or the error, and frees the read.
+ * ob_records_read_abandon takes it back unfinished and frees it. The
+ * answer is received into `storage` (the caller's, lent until then and
+ * given back emptied): a caller that reads on and on keeps it between
+ * reads, so an answer of a few hundred KiB is not freed and faulted in
+ * again by the next read. */
+struct ob_records_read;
+struct ob_records_read *ob_records_read_start(struct ob_ddb_session *s, const char *iterator, int limit,
+                                              struct ob_buf *storage);
+bool ob_records_read_poll(struct ob_records_read *rd);
+enum ob_err ob_records_read_finish(struct ob_records_read *rd, struct ob_records_page *page,
+                                   struct ob_error *err);
+void ob_records_read_abandon(struct ob_records_read *rd);
 
 #endif

@@ -59,8 +59,7 @@ enum read_phase { READ_IDLE, READ_RECORDS, READ_CHECK };
 struct page_read {
     enum read_phase phase;
     int64_t sent_wall_ms;            /* when the GetRecords went out */
-    struct ob_aws_call call;         /* READ_RECORDS: the GetRecords */
-    struct ob_buf body;              /* its request text */
+    struct ob_records_read *records; /* READ_RECORDS: the GetRecords */
     struct ob_buf answer;            /* storage for its answer, kept while pages come full */
     struct ob_records_page page;     /* READ_CHECK: decoded, waiting for the lookup */
     struct ob_items_lookup *lookup;
@@ -72,9 +71,7 @@ struct page_read {
 
 /* The checkpoint write running on the worker's session, at most one. */
 struct checkpoint_write {
-    bool running;
-    struct ob_aws_call call;
-    char *body;                      /* its request text */
+    struct ob_checkpoint_write *op;  /* NULL: none runs */
     char checkpoint[SEQ_MAX];        /* what it stores */
     int64_t retry_at_ms;             /* after a failed write, the next one waits until then */
 };
@@ -429,14 +426,9 @@ static int read_limit(const struct ob_config *cfg)
 
 static void read_start(struct ob_shard_worker *w)
 {
-    struct ob_relay *r = w->relay;
-    ob_stream_get_records_prepare(r->ddb, w->iterator, read_limit(r->cfg), &w->read.call, &w->read.body);
-    ob_aws_call_lend_rx(&w->read.call, &w->read.answer);
-    w->read.call.owner = w;
     w->read.phase = READ_RECORDS;
     w->read.sent_wall_ms = ob_wall_ms();
-    ob_aws_start(w->session->aws, &w->read.call);
-    ob_aws_send(w->session->aws); /* it goes out now */
+    w->read.records = ob_records_read_start(w->session, w->iterator, read_limit(w->relay->cfg), &w->read.answer);
 }
 
 /* The GetRecords answered. */
@@ -445,7 +437,8 @@ static void records_read(struct ob_shard_worker *w, int64_t now)
     struct ob_relay *r = w->relay;
     struct ob_error err;
     struct ob_records_page *page = &w->read.page;
-    enum ob_err rc = ob_stream_get_records_result(&w->read.call, page, &w->read.answer, &err);
+    enum ob_err rc = ob_records_read_finish(w->read.records, page, &err);
+    w->read.records = NULL;
     bool reopened = false; /* a new iterator replaced a lost one: read again later */
     w->read.phase = READ_IDLE;
     if (rc == OB_ERR_EXPIRED_ITERATOR || rc == OB_ERR_TRIMMED) {
@@ -497,7 +490,7 @@ static bool read_step(struct ob_shard_worker *w, int64_t now)
     if (rd->phase == READ_IDLE)
         return false;
     if (rd->phase == READ_RECORDS) {
-        if (!ob_aws_next_done(w->session->aws, w))
+        if (!ob_records_read_poll(rd->records))
             return false;
         records_read(w, now);
         return true;
@@ -514,37 +507,27 @@ static void read_abandon(struct ob_shard_worker *w)
 {
     struct page_read *rd = &w->read;
     if (rd->phase == READ_RECORDS) {
-        ob_aws_abandon(w->session->aws, &rd->call);
-        ob_aws_call_release(&rd->call);
+        ob_records_read_abandon(rd->records);
+        rd->records = NULL;
     } else if (rd->phase == READ_CHECK) {
         ob_items_lookup_abandon(rd->lookup);
         rd->lookup = NULL;
     }
     read_free(rd);
-    ob_buf_free(&rd->body);
     ob_buf_free(&rd->answer);
     rd->phase = READ_IDLE;
 }
 
 /* ---- checkpoints -------------------------------------------------------- */
 
-/* The write is over (its call released): its request text goes. */
-static void checkpoint_forget(struct checkpoint_write *cw)
-{
-    free(cw->body);
-    cw->body = NULL;
-    cw->running = false;
-}
-
 /* Takes the outcome of the finished checkpoint write. After a failed one
  * the next waits a CHECKPOINT_EVERY_MS (its retries are behind it). */
 static void checkpoint_finish(struct ob_shard_worker *w)
 {
     struct checkpoint_write *cw = &w->cp_write;
-    struct ob_relay *r = w->relay;
     struct ob_error err;
-    enum ob_err rc = ob_checkpoint_write_result(&cw->call, r->cfg->leases.table, w->shard.id, &err);
-    checkpoint_forget(cw);
+    enum ob_err rc = ob_checkpoint_write_finish(cw->op, &err);
+    cw->op = NULL;
     if (rc == OB_ERR_CONDITION_FAILED) {
         atomic_store(&w->taken_over, true);
         atomic_store(&w->abandoned, true);
@@ -563,21 +546,16 @@ static void checkpoint_finish(struct ob_shard_worker *w)
 static void checkpoint_start(struct ob_shard_worker *w, const char *cp)
 {
     struct checkpoint_write *cw = &w->cp_write;
-    if (cw->running || strcmp(cp, w->written) == 0 || lease_gone(w))
+    if (cw->op || strcmp(cp, w->written) == 0 || lease_gone(w))
         return;
-    struct ob_relay *r = w->relay;
     snprintf(cw->checkpoint, sizeof cw->checkpoint, "%s", cp);
-    ob_checkpoint_write_prepare(r->ddb, r->cfg->leases.table, w->shard.id, w->owner, cp, &cw->call, &cw->body);
-    cw->call.owner = cw;
-    cw->running = true;
-    ob_aws_start(w->session->aws, &cw->call);
-    ob_aws_send(w->session->aws); /* it goes out now */
+    cw->op = ob_checkpoint_write_start(w->session, w->relay->cfg->leases.table, w->shard.id, w->owner, cp);
 }
 
 /* True when the running checkpoint write finished (its outcome taken). */
 static bool checkpoint_step(struct ob_shard_worker *w)
 {
-    if (!w->cp_write.running || !ob_aws_next_done(w->session->aws, &w->cp_write))
+    if (!w->cp_write.op || !ob_checkpoint_write_poll(w->cp_write.op))
         return false;
     checkpoint_finish(w);
     return true;
@@ -588,11 +566,10 @@ static bool checkpoint_step(struct ob_shard_worker *w)
 static void checkpoint_settle(struct ob_shard_worker *w)
 {
     struct checkpoint_write *cw = &w->cp_write;
-    while (cw->running && !checkpoint_step(w)) {
+    while (cw->op && !checkpoint_step(w)) {
         if (lease_gone(w)) {
-            ob_aws_abandon(w->session->aws, &cw->call);
-            ob_aws_call_release(&cw->call);
-            checkpoint_forget(cw);
+            ob_checkpoint_write_abandon(cw->op);
+            cw->op = NULL;
             return;
         }
         ob_ddb_session_poll(w->session, 50);
@@ -801,7 +778,7 @@ static void run(struct ob_shard_worker *w)
             bool for_sinks = waits_for_sinks(w);
             if (for_sinks)
                 ob_lane_pause(&w->health->delivering, now);
-            ob_pipeline_wait(&w->pipe, until, w->read.phase != READ_IDLE || w->cp_write.running);
+            ob_pipeline_wait(&w->pipe, until, w->read.phase != READ_IDLE || w->cp_write.op != NULL);
             if (for_sinks)
                 ob_lane_restart(&w->health->delivering, ob_mono_ms(), r->health.stuck_after_ms);
         }
