@@ -62,6 +62,46 @@ TEST(server_errors_are_retriable_and_unknown_4xx_are_not)
     CHECK_INT(e.code, OB_ERR_ACCESS_DENIED);
 }
 
+/* Every error name outboxd knows, by the code and retriability a DynamoDB
+ * or Streams answer naming it gets. */
+static const struct {
+    enum ob_err code;
+    bool retriable;
+    const char *names[10];
+} known_errors[] = {
+    { OB_ERR_THROTTLED, true,
+      { "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
+        "LimitExceededException", "TooManyRequestsException", "SlowDown", "TransactionInProgressException" } },
+    { OB_ERR_CONDITION_FAILED, false, { "ConditionalCheckFailedException" } },
+    { OB_ERR_NOT_FOUND, false, { "ResourceNotFoundException" } },
+    { OB_ERR_VALIDATION, false,
+      { "ValidationException", "SerializationException", "ItemCollectionSizeLimitExceededException" } },
+    { OB_ERR_EXPIRED_ITERATOR, false, { "ExpiredIteratorException" } },
+    { OB_ERR_TRIMMED, false, { "TrimmedDataAccessException" } },
+    { OB_ERR_TRANSACTION_CANCELED, false, { "TransactionCanceledException" } },
+    { OB_ERR_RESOURCE_IN_USE, false, { "ResourceInUseException" } },
+    { OB_ERR_ACCESS_DENIED, false,
+      { "UnrecognizedClientException", "AccessDeniedException", "InvalidSignatureException", "IncompleteSignature",
+        "MissingAuthenticationToken", "ExpiredTokenException" } },
+    { OB_ERR_SERVICE, true,
+      { "InternalServerError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException" } },
+};
+
+TEST(every_known_error_name_keeps_its_code_and_retriability)
+{
+    char body[256];
+    for (size_t i = 0; i < sizeof known_errors / sizeof known_errors[0]; i++)
+        for (const char *const *name = known_errors[i].names; *name; name++) {
+            snprintf(body, sizeof body, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#%s\",\"message\":\"m\"}",
+                     *name);
+            struct ob_error e = classify(400, body);
+            if (e.code != known_errors[i].code || e.retriable != known_errors[i].retriable)
+                ob_test_fail(__FILE__, __LINE__, "%s: code %d retriable %d, expected %d %d", *name, (int)e.code,
+                             e.retriable, (int)known_errors[i].code, known_errors[i].retriable);
+            CHECK_STR(e.aws_type, *name);
+        }
+}
+
 /* SPEC §3 and §6: a policy that denies the write, or a write DynamoDB finds
  * invalid, fails however often it goes; a refusal of the credentials or
  * the signature (a skewed clock, a token expired or rotated) passes once
