@@ -362,17 +362,23 @@ out:
 
 /* ---- the daemon's sweeper thread ----------------------------------------- */
 
+static bool relay_stopping(void *ctx)
+{
+    struct ob_relay *r = ctx;
+    return atomic_load(&r->stopping);
+}
+
+static bool stopping_or_sweep_needed(void *ctx)
+{
+    struct ob_relay *r = ctx;
+    return atomic_load(&r->stopping) || atomic_load(&r->sweep_needed);
+}
+
 /* Until ms have passed, a stop, or (when or_needed) a shard asking for a
  * sweep. */
 static void sweeper_wait(struct ob_relay *r, int64_t ms, bool or_needed)
 {
-    int64_t until = ob_mono_ms() + ms;
-    pthread_mutex_lock(&r->lock);
-    while (!atomic_load(&r->stopping) && !(or_needed && atomic_load(&r->sweep_needed)) && ob_mono_ms() < until) {
-        struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, until - ob_mono_ms());
-        pthread_cond_timedwait(&r->wake, &r->lock, &ts);
-    }
-    pthread_mutex_unlock(&r->lock);
+    ob_relay_wait(r, ob_mono_ms() + ms, or_needed ? stopping_or_sweep_needed : relay_stopping, r);
 }
 
 /* Sweeps wait while a shard's reader has not said how far it has read:
