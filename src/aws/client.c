@@ -202,29 +202,16 @@ void ob_aws_call_release_keep(struct ob_aws_call *call, struct ob_buf *keep)
     ob_aws_call_release(call);
 }
 
-/* AWS error names (after the last '#') and what they mean to outboxd. */
-static const struct {
-    const char *name;
-    enum ob_err code;
-    bool retriable;
-} aws_errors[] = {
-    { "ProvisionedThroughputExceededException", OB_ERR_THROTTLED, true },
+/* Error names any AWS JSON service may answer and what they mean to
+ * outboxd; a service's own names are in its struct ob_aws_service. */
+static const struct ob_aws_error_name aws_errors[] = {
     { "ThrottlingException", OB_ERR_THROTTLED, true },
     { "Throttling", OB_ERR_THROTTLED, true },
-    { "RequestLimitExceeded", OB_ERR_THROTTLED, true },
-    { "LimitExceededException", OB_ERR_THROTTLED, true },
     { "TooManyRequestsException", OB_ERR_THROTTLED, true },
     { "SlowDown", OB_ERR_THROTTLED, true },
-    { "ConditionalCheckFailedException", OB_ERR_CONDITION_FAILED, false },
     { "ResourceNotFoundException", OB_ERR_NOT_FOUND, false },
     { "ValidationException", OB_ERR_VALIDATION, false },
     { "SerializationException", OB_ERR_VALIDATION, false },
-    { "ItemCollectionSizeLimitExceededException", OB_ERR_VALIDATION, false },
-    { "ExpiredIteratorException", OB_ERR_EXPIRED_ITERATOR, false },
-    { "TrimmedDataAccessException", OB_ERR_TRIMMED, false },
-    { "TransactionCanceledException", OB_ERR_TRANSACTION_CANCELED, false },
-    { "TransactionInProgressException", OB_ERR_THROTTLED, true },
-    { "ResourceInUseException", OB_ERR_RESOURCE_IN_USE, false },
     { "UnrecognizedClientException", OB_ERR_ACCESS_DENIED, false },
     { "AccessDeniedException", OB_ERR_ACCESS_DENIED, false },
     { "InvalidSignatureException", OB_ERR_ACCESS_DENIED, false },
@@ -237,7 +224,17 @@ static const struct {
     { "ServiceUnavailableException", OB_ERR_SERVICE, true },
 };
 
-void ob_aws_classify_error(long http_status, const json_t *body, struct ob_error *err)
+static const struct ob_aws_error_name *find_error_name(const struct ob_aws_error_name *names, size_t n,
+                                                       const char *name)
+{
+    for (size_t i = 0; name && i < n; i++)
+        if (strcmp(names[i].name, name) == 0)
+            return &names[i];
+    return NULL;
+}
+
+void ob_aws_classify_error(const struct ob_aws_service *service, long http_status, const json_t *body,
+                           struct ob_error *err)
 {
     const char *type = json_string_value(json_object_get(body, "__type"));
     const char *message = json_string_value(json_object_get(body, "message"));
@@ -250,12 +247,13 @@ void ob_aws_classify_error(long http_status, const json_t *body, struct ob_error
     bool retriable = http_status >= 500 || http_status == 429;
     if (http_status == 429)
         code = OB_ERR_THROTTLED;
-    for (size_t i = 0; name && i < sizeof aws_errors / sizeof aws_errors[0]; i++)
-        if (strcmp(aws_errors[i].name, name) == 0) {
-            code = aws_errors[i].code;
-            retriable = aws_errors[i].retriable;
-            break;
-        }
+    const struct ob_aws_error_name *known = service ? find_error_name(service->errors, service->n_errors, name) : NULL;
+    if (!known)
+        known = find_error_name(aws_errors, sizeof aws_errors / sizeof aws_errors[0], name);
+    if (known) {
+        code = known->code;
+        retriable = known->retriable;
+    }
     if (name)
         ob_error_set(err, code, "%s: %s", name, message ? message : "(no message)");
     else
@@ -396,7 +394,7 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
                 call->err.retriable = true;
             }
         } else {
-            ob_aws_classify_error(status, call->response, &call->err);
+            ob_aws_classify_error(call->service, status, call->response, &call->err);
         }
     }
     call->http_status = status;

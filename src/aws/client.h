@@ -35,10 +35,23 @@ struct ob_aws_endpoint {
 enum ob_err ob_aws_endpoint_parse(const char *url, struct ob_aws_endpoint *ep, struct ob_error *err);
 void ob_aws_endpoint_free(struct ob_aws_endpoint *ep);
 
+/* What an error name (the part of `__type` after the last '#') means to
+ * outboxd. */
+struct ob_aws_error_name {
+    const char *name;
+    enum ob_err code;
+    bool retriable;
+};
+
 struct ob_aws_service {
     const char *signing_name;  /* credential scope service: "dynamodb" */
     const char *target_prefix; /* X-Amz-Target prefix: "DynamoDB_20120810" */
     const char *content_type;  /* "application/x-amz-json-1.0" */
+    /* The service's own error names, looked up before the ones any AWS
+     * service may answer (throttling, credentials, server faults), which
+     * the client knows. */
+    const struct ob_aws_error_name *errors;
+    size_t n_errors;
 };
 
 struct ob_aws_client_options {
@@ -144,7 +157,9 @@ void ob_aws_call_release(struct ob_aws_call *call);
 void ob_aws_call_lend_rx(struct ob_aws_call *call, struct ob_buf *keep);
 void ob_aws_call_release_keep(struct ob_aws_call *call, struct ob_buf *keep);
 
-/* Classifies an AWS JSON error answer (pure; for the client and tests). */
-void ob_aws_classify_error(long http_status, const json_t *body, struct ob_error *err);
+/* Classifies an AWS JSON error answer of service (NULL: one that has no
+ * error names of its own) (pure; for the client and tests). */
+void ob_aws_classify_error(const struct ob_aws_service *service, long http_status, const json_t *body,
+                           struct ob_error *err);
 
 #endif

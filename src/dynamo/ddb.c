@@ -8,10 +8,28 @@
 #include "core/json_scan.h"
 #include "ops/metrics.h"
 
+/* The error names of DynamoDB and DynamoDB Streams (the client knows
+ * those of every AWS service); one list for both, as a call to either may
+ * answer any of them. */
+static const struct ob_aws_error_name ddb_errors[] = {
+    { "ProvisionedThroughputExceededException", OB_ERR_THROTTLED, true },
+    { "RequestLimitExceeded", OB_ERR_THROTTLED, true },
+    { "LimitExceededException", OB_ERR_THROTTLED, true },
+    { "TransactionInProgressException", OB_ERR_THROTTLED, true },
+    { "ConditionalCheckFailedException", OB_ERR_CONDITION_FAILED, false },
+    { "ItemCollectionSizeLimitExceededException", OB_ERR_VALIDATION, false },
+    { "ExpiredIteratorException", OB_ERR_EXPIRED_ITERATOR, false },
+    { "TrimmedDataAccessException", OB_ERR_TRIMMED, false },
+    { "TransactionCanceledException", OB_ERR_TRANSACTION_CANCELED, false },
+    { "ResourceInUseException", OB_ERR_RESOURCE_IN_USE, false },
+};
+
 const struct ob_aws_service ob_service_dynamodb = {
     .signing_name = "dynamodb",
     .target_prefix = "DynamoDB_20120810",
     .content_type = "application/x-amz-json-1.0",
+    .errors = ddb_errors,
+    .n_errors = sizeof ddb_errors / sizeof ddb_errors[0],
 };
 
 /* The Streams host signs as "dynamodb" too (see AWS-NOTES). */
@@ -19,6 +37,8 @@ const struct ob_aws_service ob_service_streams = {
     .signing_name = "dynamodb",
     .target_prefix = "DynamoDBStreams_20120810",
     .content_type = "application/x-amz-json-1.0",
+    .errors = ddb_errors,
+    .n_errors = sizeof ddb_errors / sizeof ddb_errors[0],
 };
 
 /* Data operations: they accept ReturnConsumedCapacity; the kind tells

@@ -598,17 +598,25 @@ static void publish_counts(struct coordinator *c)
     pthread_mutex_unlock(&c->r->lock);
 }
 
+struct wake_wait {
+    struct ob_relay *r;
+    unsigned long long wakes;  /* ob_relay_wake calls before the wait */
+    bool shutting_down;
+};
+
+static bool woken(void *ctx)
+{
+    const struct wake_wait *ww = ctx;
+    return atomic_load(&ww->r->wakes) != ww->wakes || (!ww->shutting_down && atomic_load(&ww->r->stopping));
+}
+
 /* Waits up to ms for a wake-up. Running, a stop ends it at once (seen
  * under the lock, so its wake-up is not missed); shutting down, it waits
  * for workers to finish. */
 static void wait_for(struct coordinator *c, int64_t ms, bool shutting_down)
 {
-    struct ob_relay *r = c->r;
-    struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, ms);
-    pthread_mutex_lock(&r->lock);
-    if (shutting_down || !atomic_load(&r->stopping))
-        pthread_cond_timedwait(&r->wake, &r->lock, &ts);
-    pthread_mutex_unlock(&r->lock);
+    struct wake_wait ww = { .r = c->r, .wakes = atomic_load(&c->r->wakes), .shutting_down = shutting_down };
+    ob_relay_wait(c->r, ob_mono_ms() + ms, woken, &ww);
 }
 
 static bool any_worker(const struct coordinator *c)
@@ -657,11 +665,7 @@ void *ob_coordinator_main(void *arg)
     c.renew_session = ob_ddb_session_create(r->ddb);
     c.owned = ob_metric_series("outboxd_shards_owned", "");
     pthread_mutex_init(&c.lock, NULL);
-    pthread_condattr_t monotonic;
-    pthread_condattr_init(&monotonic);
-    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
-    pthread_cond_init(&c.renew_wake, &monotonic);
-    pthread_condattr_destroy(&monotonic);
+    ob_relay_cond_init(&c.renew_wake);
     bool renewing = pthread_create(&c.renewer, NULL, renewer_main, &c) == 0;
     if (!renewing) {
         ob_log_error("cannot start the lease renewer thread; reading nothing");

@@ -26,7 +26,28 @@
 void ob_relay_wake(struct ob_relay *r)
 {
     pthread_mutex_lock(&r->lock);
+    atomic_fetch_add(&r->wakes, 1);
     pthread_cond_broadcast(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void ob_relay_cond_init(pthread_cond_t *cond)
+{
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &monotonic);
+    pthread_condattr_destroy(&monotonic);
+}
+
+void ob_relay_wait(struct ob_relay *r, int64_t until_ms, bool (*done)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&r->lock);
+    while (!done(ctx) && ob_mono_ms() < until_ms) {
+        struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, until_ms - ob_mono_ms());
+        if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) == ETIMEDOUT)
+            break;
+    }
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -391,11 +412,7 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     r->cfg = cfg;
     ob_health_init(&r->health, cfg->relay.stuck_after_ms);
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_t monotonic;
-    pthread_condattr_init(&monotonic);
-    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->wake, &monotonic);
-    pthread_condattr_destroy(&monotonic);
+    ob_relay_cond_init(&r->wake);
     pthread_mutex_init(&r->routing_lock, NULL);
     pthread_mutex_init(&r->budget_lock, NULL);
     ob_given_up_init(&r->given_up, OB_GIVEN_UP_MAX);

@@ -71,9 +71,11 @@ struct ob_relay {
     /* Whether the workers and the coordinator make progress (SPEC §7). */
     struct ob_health health;
 
-    /* Wakes the coordinator (a worker finished, stop requested). */
+    /* Wakes the coordinator (a worker finished, stop requested), the
+     * workers and the sweeper (ob_relay_wake, ob_relay_wait). */
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    atomic_ullong wakes;             /* ob_relay_wake calls so far: a waiter tells one came */
     int workers_running;
 };
 
@@ -81,7 +83,15 @@ struct ob_routing *ob_routing_get(struct ob_relay *r);
 void ob_routing_put(struct ob_routing *rt);
 /* A shard lost records the stream no longer has: the sweeper runs now. */
 void ob_relay_want_sweep(struct ob_relay *r);
+/* Initializes a condition variable whose timed waits are on
+ * CLOCK_MONOTONIC (ob_clock_after), so a step of the wall clock neither
+ * stalls them nor ends them early. */
+void ob_relay_cond_init(pthread_cond_t *cond);
 void ob_relay_wake(struct ob_relay *r);
+/* Waits for ob_relay_wake until done(ctx) holds or the monotonic instant
+ * until_ms has come. done is asked under the lock ob_relay_wake takes, so
+ * what was changed before a wake-up is seen, never missed. */
+void ob_relay_wait(struct ob_relay *r, int64_t until_ms, bool (*done)(void *ctx), void *ctx);
 /* Takes n write units from the budget; returns the milliseconds to wait
  * before writing (0: now). settle() corrects by what was really consumed. */
 int64_t ob_relay_budget_take(struct ob_relay *r, double n);

@@ -118,22 +118,26 @@ struct ob_shard_worker {
     char lag_labels[160];
 };
 
+struct worker_wait {
+    struct ob_shard_worker *w;
+    bool draining;  /* stopped when the wait began */
+};
+
+static bool worker_wait_over(void *ctx)
+{
+    const struct worker_wait *ww = ctx;
+    return (!ww->draining && atomic_load(&ww->w->stop)) || atomic_load(&ww->w->abandoned);
+}
+
 static void wait_until(struct ob_shard_worker *w, int64_t until)
 {
-    struct ob_relay *r = w->relay;
     /* A stop ends a wait once, when it comes; draining, waits go on (to
      * the drain deadline at most), or a drain waiting on a backoff spins. */
-    bool draining = atomic_load(&w->stop);
+    struct worker_wait ww = { .w = w, .draining = atomic_load(&w->stop) };
     int64_t deadline = atomic_load(&w->drain_deadline_ms);
-    if (draining && deadline < until)
+    if (ww.draining && deadline < until)
         until = deadline;
-    pthread_mutex_lock(&r->lock);
-    while ((draining || !atomic_load(&w->stop)) && !atomic_load(&w->abandoned) && ob_mono_ms() < until) {
-        struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, until - ob_mono_ms());
-        if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) == ETIMEDOUT)
-            break;
-    }
-    pthread_mutex_unlock(&r->lock);
+    ob_relay_wait(w->relay, until, worker_wait_over, &ww);
 }
 
 /* ---- reading ---------------------------------------------------------- */

@@ -14,28 +14,18 @@
 #include <string.h>
 
 #include "core/buf.h"
-#include "core/codec.h"
 #include "core/record.h"
 #include "dynamo/leases.h"
 #include "dynamo/mark.h"
+#include "dynamo/outbox_scan.h"
 #include "ops/clock.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "relay/pipeline.h"
 
-#define SEGMENTS 4
 #define PAGE_ITEMS 100
 /* The sweep lease is renewed this often. */
 #define SWEEP_RENEW_MS 20000
-/* createdAt is compared as text in the Scan: an offset (-05:00) moves an
- * instant by up to 14 h in text, so the Scan's bound is that much later
- * and each item's parsed time decides. */
-#define OFFSET_SLACK_MS (14 * 3600 * 1000LL)
-
-struct segment {
-    json_t *start;   /* ExclusiveStartKey of the next page, NULL at the start */
-    bool done;
-};
 
 struct sweep {
     struct ob_relay *r;
@@ -43,11 +33,10 @@ struct sweep {
     struct ob_sweep_stats *st;
     struct ob_pipeline pipe;
     struct ob_token_bucket budget;
-    struct segment seg[SEGMENTS];
+    struct ob_outbox_scan scan;
     uint64_t seq;    /* stands in for stream sequence numbers in the window */
     double units_per_item;  /* read units a scanned item costs, as last seen */
     int page_items;
-    char cutoff[OB_ISO8601_LEN];
     int64_t lease_renew_at;  /* monotonic */
     int64_t marks_until;    /* monotonic: stopping, what was delivered is marked until then */
     bool lease_lost;        /* another instance sweeps now: send nothing new */
@@ -98,24 +87,6 @@ static void sweep_wait(void *ctx, int64_t until_ms)
     }
 }
 
-static json_t *scan_request(struct sweep *sw, int segment)
-{
-    /* Without createdAt nothing tells whether the stream still has it. */
-    const char *filter = sw->o->include_undated
-                             ? "(attribute_not_exists(isPublished) OR isPublished <> :t) AND "
-                               "attribute_not_exists(deadLetteredAt) AND (attribute_not_exists(createdAt) OR "
-                               "createdAt < :cutoff)"
-                             : "(attribute_not_exists(isPublished) OR isPublished <> :t) AND "
-                               "attribute_not_exists(deadLetteredAt) AND createdAt < :cutoff";
-    json_t *req = json_pack(
-        "{s:s,s:i,s:i,s:i,s:s,s:{s:{s:b},s:{s:s}},s:s}", "TableName", sw->r->cfg->table.name, "Segment", segment,
-        "TotalSegments", SEGMENTS, "Limit", sw->page_items, "FilterExpression", filter,
-        "ExpressionAttributeValues", ":t", "BOOL", 1, ":cutoff", "S", sw->cutoff, "ReturnConsumedCapacity", "TOTAL");
-    if (sw->seg[segment].start)
-        json_object_set(req, "ExclusiveStartKey", sw->seg[segment].start);
-    return req;
-}
-
 static bool key_blocked(const struct sweep *sw, uint64_t key_hash)
 {
     for (size_t i = 0; i < sw->n_blocked; i++)
@@ -124,8 +95,9 @@ static bool key_blocked(const struct sweep *sw, uint64_t key_hash)
     return false;
 }
 
-/* Whether an item is old enough: its createdAt, parsed, before the cutoff;
- * one that does not parse counts as undated. */
+/* Whether an item is old enough: its createdAt, parsed, before the cutoff
+ * (the Scan's bound, compared as text, is later); one that does not parse
+ * counts as undated. */
 static bool before_cutoff(const struct sweep *sw, const struct ob_record *r)
 {
     if (r->msg.created_at_ms)
@@ -260,73 +232,32 @@ static void size_pages(struct sweep *sw, double units_per_item)
 {
     sw->units_per_item = units_per_item;
     double rate = sw->budget.rate;
-    double items = rate > 0 ? rate / (SEGMENTS * units_per_item) : PAGE_ITEMS;
+    double items = rate > 0 ? rate / (OB_OUTBOX_SCAN_SEGMENTS * units_per_item) : PAGE_ITEMS;
     sw->page_items = items < 1 ? 1 : items > PAGE_ITEMS ? PAGE_ITEMS : (int)items;
 }
 
 /* One page of every segment still to read, concurrently. */
 static enum ob_err scan_round(struct sweep *sw, struct ob_error *err)
 {
-    struct ob_aws_call calls[SEGMENTS];
-    struct ob_aws_call *ptrs[SEGMENTS];
-    char *bodies[SEGMENTS];
-    int which[SEGMENTS], n = 0;
-    for (int i = 0; i < SEGMENTS; i++) {
-        if (sw->seg[i].done)
-            continue;
-        json_t *req = scan_request(sw, i);
-        ob_ddb_prepare_call(sw->r->ddb, &calls[n], "Scan", req, &bodies[n]);
-        json_decref(req);
-        ptrs[n] = &calls[n];
-        which[n++] = i;
-    }
     /* A page's cost is known only afterwards: take the estimate now,
      * settle with what DynamoDB reports. */
-    double estimate = n * sw->page_items * sw->units_per_item;
+    double estimate = ob_outbox_scan_left(&sw->scan) * sw->page_items * sw->units_per_item;
     int64_t wait = ob_bucket_take(&sw->budget, estimate, ob_mono_ms());
     if (wait > 0)
         sweep_wait(sw, ob_mono_ms() + wait);
-    ob_aws_run(sw->pipe.session->aws, ptrs, (size_t)n);
-    enum ob_err rc = OB_OK;
-    double units = 0, scanned = 0;
-    for (int k = 0; k < n; k++) {
-        struct segment *seg = &sw->seg[which[k]];
-        const json_t *resp = calls[k].response;
-        if (calls[k].result) {
-            if (!rc) {
-                rc = calls[k].result;
-                *err = calls[k].err;
-                ob_error_prefix(err, "Scan %s", sw->r->cfg->table.name);
-            }
-        } else {
-            ob_ddb_account_capacity("Scan", resp);
-            units += json_number_value(json_object_get(json_object_get(resp, "ConsumedCapacity"), "CapacityUnits"));
-            scanned += json_number_value(json_object_get(resp, "ScannedCount"));
-            size_t i;
-            const json_t *item;
-            json_array_foreach(json_object_get(resp, "Items"), i, item)
-                take_item(sw, item);
-            json_decref(seg->start);
-            seg->start = json_incref(json_object_get(resp, "LastEvaluatedKey"));
-            seg->done = seg->start == NULL;
-        }
-        ob_aws_call_release(&calls[k]);
-        free(bodies[k]);
-    }
-    sw->st->read_units += units;
-    ob_bucket_settle(&sw->budget, units - estimate);
-    if (scanned > 0 && units > 0)
-        size_pages(sw, units / scanned);
+    struct ob_outbox_scan_pages pages = { 0 };
+    enum ob_err rc = ob_outbox_scan_round(sw->pipe.session, &sw->scan, sw->page_items, &pages, err);
+    size_t i;
+    const json_t *item;
+    json_array_foreach(pages.items, i, item)
+        take_item(sw, item);
+    sw->st->read_units += pages.units;
+    ob_bucket_settle(&sw->budget, pages.units - estimate);
+    if (pages.scanned > 0 && pages.units > 0)
+        size_pages(sw, pages.units / pages.scanned);
+    ob_outbox_scan_pages_free(&pages);
     recheck_and_push(sw);
     return rc;
-}
-
-static bool all_read(const struct sweep *sw)
-{
-    for (int i = 0; i < SEGMENTS; i++)
-        if (!sw->seg[i].done)
-            return false;
-    return true;
 }
 
 /* Runs waves until the window has room again (or, at the end, is empty). */
@@ -407,8 +338,8 @@ enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_ddb_session *s, const st
     enum ob_err rc = sweep_cutoff(&sw, err);
     if (rc || st->cutoff_ms == 0)
         goto out;
-    ob_iso8601_ms(st->cutoff_ms + OFFSET_SLACK_MS, sw.cutoff);
-    while (!all_read(&sw) && !sweep_stopping(&sw)) {
+    ob_outbox_scan_init(&sw.scan, r->cfg->table.name, st->cutoff_ms, o->include_undated);
+    while (ob_outbox_scan_left(&sw.scan) && !sweep_stopping(&sw)) {
         rc = scan_round(&sw, err);
         if (rc)
             break;
@@ -418,10 +349,9 @@ enum ob_err ob_sweep_pass(struct ob_relay *r, struct ob_ddb_session *s, const st
     if (sweep_stopping(&sw))
         finish_marks(&sw);
     st->undelivered = sw.pipe.window.undone;
-    st->stopped_early = rc == OB_OK && (st->undelivered || !all_read(&sw));
+    st->stopped_early = rc == OB_OK && (st->undelivered || ob_outbox_scan_left(&sw.scan));
 out:
-    for (int i = 0; i < SEGMENTS; i++)
-        json_decref(sw.seg[i].start);
+    ob_outbox_scan_free(&sw.scan);
     for (size_t i = 0; i < sw.n_found; i++)
         ob_record_free(&sw.found[i]);
     free(sw.found);
@@ -432,17 +362,23 @@ out:
 
 /* ---- the daemon's sweeper thread ----------------------------------------- */
 
+static bool relay_stopping(void *ctx)
+{
+    struct ob_relay *r = ctx;
+    return atomic_load(&r->stopping);
+}
+
+static bool stopping_or_sweep_needed(void *ctx)
+{
+    struct ob_relay *r = ctx;
+    return atomic_load(&r->stopping) || atomic_load(&r->sweep_needed);
+}
+
 /* Until ms have passed, a stop, or (when or_needed) a shard asking for a
  * sweep. */
 static void sweeper_wait(struct ob_relay *r, int64_t ms, bool or_needed)
 {
-    int64_t until = ob_mono_ms() + ms;
-    pthread_mutex_lock(&r->lock);
-    while (!atomic_load(&r->stopping) && !(or_needed && atomic_load(&r->sweep_needed)) && ob_mono_ms() < until) {
-        struct timespec ts = ob_clock_after(CLOCK_MONOTONIC, until - ob_mono_ms());
-        pthread_cond_timedwait(&r->wake, &r->lock, &ts);
-    }
-    pthread_mutex_unlock(&r->lock);
+    ob_relay_wait(r, ob_mono_ms() + ms, or_needed ? stopping_or_sweep_needed : relay_stopping, r);
 }
 
 /* Sweeps wait while a shard's reader has not said how far it has read:

@@ -2,15 +2,22 @@
 #include "test.h"
 
 #include "aws/client.h"
+#include "dynamo/ddb.h"
 #include "dynamo/mark.h"
 
-static struct ob_error classify(long status, const char *body)
+static struct ob_error classify_of(const struct ob_aws_service *service, long status, const char *body)
 {
     struct ob_error err = { 0 };
     json_t *j = json_loads(body, 0, NULL);
-    ob_aws_classify_error(status, j, &err);
+    ob_aws_classify_error(service, status, j, &err);
     json_decref(j);
     return err;
+}
+
+/* An answer of DynamoDB. */
+static struct ob_error classify(long status, const char *body)
+{
+    return classify_of(&ob_service_dynamodb, status, body);
 }
 
 TEST(throttling_errors_are_retriable_throttles)
@@ -59,6 +66,69 @@ TEST(server_errors_are_retriable_and_unknown_4xx_are_not)
     CHECK_INT(e.code, OB_ERR_HTTP);
     CHECK(!e.retriable);
     e = classify(400, "{\"__type\":\"x#UnrecognizedClientException\",\"message\":\"bad key\"}");
+    CHECK_INT(e.code, OB_ERR_ACCESS_DENIED);
+}
+
+/* Every error name outboxd knows, by the code and retriability a DynamoDB
+ * or Streams answer naming it gets. */
+static const struct {
+    enum ob_err code;
+    bool retriable;
+    const char *names[10];
+} known_errors[] = {
+    { OB_ERR_THROTTLED, true,
+      { "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
+        "LimitExceededException", "TooManyRequestsException", "SlowDown", "TransactionInProgressException" } },
+    { OB_ERR_CONDITION_FAILED, false, { "ConditionalCheckFailedException" } },
+    { OB_ERR_NOT_FOUND, false, { "ResourceNotFoundException" } },
+    { OB_ERR_VALIDATION, false,
+      { "ValidationException", "SerializationException", "ItemCollectionSizeLimitExceededException" } },
+    { OB_ERR_EXPIRED_ITERATOR, false, { "ExpiredIteratorException" } },
+    { OB_ERR_TRIMMED, false, { "TrimmedDataAccessException" } },
+    { OB_ERR_TRANSACTION_CANCELED, false, { "TransactionCanceledException" } },
+    { OB_ERR_RESOURCE_IN_USE, false, { "ResourceInUseException" } },
+    { OB_ERR_ACCESS_DENIED, false,
+      { "UnrecognizedClientException", "AccessDeniedException", "InvalidSignatureException", "IncompleteSignature",
+        "MissingAuthenticationToken", "ExpiredTokenException" } },
+    { OB_ERR_SERVICE, true,
+      { "InternalServerError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException" } },
+};
+
+TEST(every_known_error_name_keeps_its_code_and_retriability)
+{
+    const struct ob_aws_service *const services[] = { &ob_service_dynamodb, &ob_service_streams };
+    char body[256];
+    for (size_t s = 0; s < 2; s++)
+        for (size_t i = 0; i < sizeof known_errors / sizeof known_errors[0]; i++)
+            for (const char *const *name = known_errors[i].names; *name; name++) {
+                snprintf(body, sizeof body,
+                         "{\"__type\":\"com.amazonaws.dynamodb.v20120810#%s\",\"message\":\"m\"}", *name);
+                struct ob_error e = classify_of(services[s], 400, body);
+                if (e.code != known_errors[i].code || e.retriable != known_errors[i].retriable)
+                    ob_test_fail(__FILE__, __LINE__, "%s of %s: code %d retriable %d, expected %d %d", *name,
+                                 services[s]->target_prefix, (int)e.code, e.retriable, (int)known_errors[i].code,
+                                 known_errors[i].retriable);
+                CHECK_STR(e.aws_type, *name);
+            }
+}
+
+/* DynamoDB's names are DynamoDB's: another service's answer naming one is
+ * classified by its HTTP status, while the names every AWS service
+ * answers keep their meaning. */
+TEST(a_service_without_error_names_of_its_own_knows_only_the_generic_ones)
+{
+    static const struct ob_aws_service plain = { .signing_name = "x", .target_prefix = "X_1",
+                                                 .content_type = "application/x-amz-json-1.1" };
+    struct ob_error e = classify_of(&plain, 400, "{\"__type\":\"ConditionalCheckFailedException\"}");
+    CHECK_INT(e.code, OB_ERR_HTTP);
+    CHECK(!e.retriable);
+    CHECK_STR(e.aws_type, "ConditionalCheckFailedException");
+    e = classify_of(NULL, 400, "{\"__type\":\"x#ProvisionedThroughputExceededException\"}");
+    CHECK_INT(e.code, OB_ERR_HTTP);
+    e = classify_of(&plain, 400, "{\"__type\":\"x#ThrottlingException\"}");
+    CHECK_INT(e.code, OB_ERR_THROTTLED);
+    CHECK(e.retriable);
+    e = classify_of(NULL, 400, "{\"__type\":\"x#ExpiredTokenException\"}");
     CHECK_INT(e.code, OB_ERR_ACCESS_DENIED);
 }
 

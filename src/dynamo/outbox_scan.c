@@ -1,0 +1,103 @@
+#include "dynamo/outbox_scan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OFFSET_SLACK_MS (14 * 3600 * 1000LL)
+
+void ob_outbox_scan_init(struct ob_outbox_scan *scan, const char *table, int64_t cutoff_ms, bool include_undated)
+{
+    memset(scan, 0, sizeof *scan);
+    scan->table = table;
+    scan->include_undated = include_undated;
+    ob_iso8601_ms(cutoff_ms + OFFSET_SLACK_MS, scan->cutoff);
+}
+
+void ob_outbox_scan_free(struct ob_outbox_scan *scan)
+{
+    for (int i = 0; i < OB_OUTBOX_SCAN_SEGMENTS; i++) {
+        json_decref(scan->start[i]);
+        scan->start[i] = NULL;
+    }
+}
+
+int ob_outbox_scan_left(const struct ob_outbox_scan *scan)
+{
+    int n = 0;
+    for (int i = 0; i < OB_OUTBOX_SCAN_SEGMENTS; i++)
+        n += !scan->done[i];
+    return n;
+}
+
+json_t *ob_outbox_scan_request(const struct ob_outbox_scan *scan, int segment, int limit)
+{
+    /* Without createdAt nothing tells whether the stream still has it. */
+    const char *filter = scan->include_undated
+                             ? "(attribute_not_exists(isPublished) OR isPublished <> :t) AND "
+                               "attribute_not_exists(deadLetteredAt) AND (attribute_not_exists(createdAt) OR "
+                               "createdAt < :cutoff)"
+                             : "(attribute_not_exists(isPublished) OR isPublished <> :t) AND "
+                               "attribute_not_exists(deadLetteredAt) AND createdAt < :cutoff";
+    json_t *req = json_pack("{s:s,s:i,s:i,s:i,s:s,s:{s:{s:b},s:{s:s}},s:s}", "TableName", scan->table, "Segment",
+                            segment, "TotalSegments", OB_OUTBOX_SCAN_SEGMENTS, "Limit", limit, "FilterExpression",
+                            filter, "ExpressionAttributeValues", ":t", "BOOL", 1, ":cutoff", "S", scan->cutoff,
+                            "ReturnConsumedCapacity", "TOTAL");
+    if (scan->start[segment])
+        json_object_set(req, "ExclusiveStartKey", scan->start[segment]);
+    return req;
+}
+
+void ob_outbox_scan_take_page(struct ob_outbox_scan *scan, int segment, const json_t *response,
+                              struct ob_outbox_scan_pages *pages)
+{
+    if (!pages->items)
+        pages->items = json_array();
+    pages->units += json_number_value(json_object_get(json_object_get(response, "ConsumedCapacity"),
+                                                      "CapacityUnits"));
+    pages->scanned += json_number_value(json_object_get(response, "ScannedCount"));
+    json_array_extend(pages->items, json_object_get(response, "Items"));
+    json_decref(scan->start[segment]);
+    scan->start[segment] = json_incref(json_object_get(response, "LastEvaluatedKey"));
+    scan->done[segment] = scan->start[segment] == NULL;
+}
+
+void ob_outbox_scan_pages_free(struct ob_outbox_scan_pages *pages)
+{
+    json_decref(pages->items);
+    pages->items = NULL;
+}
+
+enum ob_err ob_outbox_scan_round(struct ob_ddb_session *s, struct ob_outbox_scan *scan, int limit,
+                                 struct ob_outbox_scan_pages *pages, struct ob_error *err)
+{
+    struct ob_aws_call calls[OB_OUTBOX_SCAN_SEGMENTS];
+    struct ob_aws_call *ptrs[OB_OUTBOX_SCAN_SEGMENTS];
+    char *bodies[OB_OUTBOX_SCAN_SEGMENTS];
+    int which[OB_OUTBOX_SCAN_SEGMENTS], n = 0;
+    for (int i = 0; i < OB_OUTBOX_SCAN_SEGMENTS; i++) {
+        if (scan->done[i])
+            continue;
+        json_t *req = ob_outbox_scan_request(scan, i, limit);
+        ob_ddb_prepare_call(s->ddb, &calls[n], "Scan", req, &bodies[n]);
+        json_decref(req);
+        ptrs[n] = &calls[n];
+        which[n++] = i;
+    }
+    ob_aws_run(s->aws, ptrs, (size_t)n);
+    enum ob_err rc = OB_OK;
+    for (int k = 0; k < n; k++) {
+        json_t *resp = NULL;
+        struct ob_error one_err;
+        enum ob_err one = ob_ddb_call_finish(&calls[k], &resp, &one_err);
+        if (one == OB_OK) {
+            ob_outbox_scan_take_page(scan, which[k], resp, pages);
+        } else if (!rc) {
+            rc = one;
+            *err = one_err;
+            ob_error_prefix(err, "Scan %s", scan->table);
+        }
+        json_decref(resp);
+        free(bodies[k]);
+    }
+    return rc;
+}
