@@ -9,7 +9,6 @@
  * the worker are checked against the table before they are sent
  * (cold_check): after a crash or a take-over they are what the last
  * checkpoint did not cover, so they are mostly published. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
