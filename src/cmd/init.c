@@ -27,12 +27,10 @@ int cmd_init(int argc, char **argv)
     if (rc)
         return rc;
 
-    struct ob_ddb_options opt;
     struct ob_ddb *ddb = NULL;
     struct ob_ddb_session *s = NULL;
     struct ob_error err = { 0 };
-    ob_ddb_options_from_config(cfg, &opt);
-    if (ob_ddb_open(&opt, &ddb, &err)) {
+    if (ob_ddb_open_config(cfg, &ddb, &err)) {
         fprintf(stderr, "outboxd init: %s\n", err.msg);
         rc = cmd_exit_code(err.code);
         goto out;

@@ -71,7 +71,6 @@ int cmd_status(int argc, char **argv)
     if (rc)
         return rc;
 
-    struct ob_ddb_options opt;
     struct ob_ddb *ddb = NULL;
     struct ob_ddb_session *s = NULL;
     struct ob_error err = { 0 };
@@ -79,8 +78,7 @@ int cmd_status(int argc, char **argv)
     struct ob_shard_list shards = { 0 };
     struct ob_lease_list leases = { 0 };
     json_t *out = NULL;
-    ob_ddb_options_from_config(cfg, &opt);
-    enum ob_err e = ob_ddb_open(&opt, &ddb, &err);
+    enum ob_err e = ob_ddb_open_config(cfg, &ddb, &err);
     if (!e) {
         s = ob_ddb_session_create(ddb);
         e = ob_stream_arn(s, cfg->table.name, false, &arn, &err);

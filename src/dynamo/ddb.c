@@ -333,7 +333,20 @@ enum ob_err ob_streams_call(struct ob_ddb_session *s, const char *operation,
     return ob_aws_call_json(s->aws, &ob_service_streams, &s->ddb->streams, operation, request, response, err);
 }
 
-void ob_ddb_options_from_config(const struct ob_config *cfg, struct ob_ddb_options *opt)
+
+json_t *ob_ddb_number(int64_t v)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%lld", (long long)v);
+    return json_pack("{s:s}", "N", n);
+}
+
+const char *ob_ddb_attr_s(const json_t *item, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(item, name), "S"));
+}
+
+static void options_from_config(const struct ob_config *cfg, struct ob_ddb_options *opt)
 {
     memset(opt, 0, sizeof *opt);
     opt->region = cfg->aws.region;
@@ -351,14 +364,9 @@ void ob_ddb_options_from_config(const struct ob_config *cfg, struct ob_ddb_optio
     opt->max_connections = cfg->aws.max_connections;
 }
 
-json_t *ob_ddb_number(int64_t v)
+enum ob_err ob_ddb_open_config(const struct ob_config *cfg, struct ob_ddb **out, struct ob_error *err)
 {
-    char n[24];
-    snprintf(n, sizeof n, "%lld", (long long)v);
-    return json_pack("{s:s}", "N", n);
-}
-
-const char *ob_ddb_attr_s(const json_t *item, const char *name)
-{
-    return json_string_value(json_object_get(json_object_get(item, name), "S"));
+    struct ob_ddb_options opt;
+    options_from_config(cfg, &opt);
+    return ob_ddb_open(&opt, out, err);
 }

@@ -30,8 +30,6 @@ struct ob_ddb_options {
     int max_connections;          /* 0: 64 */
 };
 
-/* The options of the config's `aws` section (pointers borrowed from cfg). */
-void ob_ddb_options_from_config(const struct ob_config *cfg, struct ob_ddb_options *opt);
 
 struct ob_ddb {
     struct ob_aws_client *aws;
@@ -46,6 +44,8 @@ extern const struct ob_aws_service ob_service_streams;
  * *out (ob_ddb_close). */
 enum ob_err ob_ddb_open(const struct ob_ddb_options *opt, struct ob_ddb **out, struct ob_error *err);
 void ob_ddb_close(struct ob_ddb *d);
+/* ob_ddb_open with the options of the config's `aws` section. */
+enum ob_err ob_ddb_open_config(const struct ob_config *cfg, struct ob_ddb **out, struct ob_error *err);
 
 /* One thread's connection pool for the calls of one ob_ddb. Callers
  * above dynamo/ only create, cancel and destroy it and hand it to dynamo's

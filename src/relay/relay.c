@@ -428,9 +428,7 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     r->instance_id = r->instance_buf;
     srandom((unsigned)(ob_wall_ms() ^ getpid()));
 
-    struct ob_ddb_options opt;
-    ob_ddb_options_from_config(cfg, &opt);
-    enum ob_err rc = ob_ddb_open(&opt, &r->ddb, err);
+    enum ob_err rc = ob_ddb_open_config(cfg, &r->ddb, err);
     if (rc)
         return rc;
 
