@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
+
 struct ob_test_case {
     const char *name;
     void (*fn)(void);
@@ -34,6 +36,9 @@ void ob_test_fail(const char *file, int line, const char *fmt, ...)
 /* The whole file, NUL-terminated (the length in *len when len is not
  * NULL), or NULL when it cannot be read. Owned by the caller (free). */
 char *ob_test_read_file(const char *path, size_t *len);
+/* Appends the file to out; false when it cannot be read. An empty file
+ * leaves out "" (never a NULL data, as libFuzzer never passes NULL). */
+bool ob_test_read_buf(const char *path, struct ob_buf *out);
 
 /* The names in dir ending in suffix, without it, sorted; the count in *n.
  * NULL (and *n 0) when dir cannot be read. Free with ob_test_names_free. */

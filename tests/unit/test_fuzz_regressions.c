@@ -20,28 +20,11 @@
 
 typedef int (*fuzz_body)(const uint8_t *data, size_t size);
 
-static bool read_file(const char *path, struct ob_buf *out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ob_buf_append(out, chunk, n);
-    bool ok = !ferror(f);
-    fclose(f);
-    /* libFuzzer never passes NULL, even for an empty input. */
-    if (!out->data)
-        ob_buf_puts(out, "");
-    return ok;
-}
-
 /* Runs body on the file in a child; false (and a FAIL line) when it crashed. */
 static bool replay_file(const char *path, fuzz_body body)
 {
     struct ob_buf input = {0};
-    if (!read_file(path, &input)) {
+    if (!ob_test_read_buf(path, &input)) {
         ob_test_fail(__FILE__, __LINE__, "cannot read %s", path);
         ob_buf_free(&input);
         return false;

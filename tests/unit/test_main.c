@@ -40,17 +40,29 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const struct ob_test_case *)a)->name, ((const struct ob_test_case *)b)->name);
 }
 
-char *ob_test_read_file(const char *path, size_t *len)
+bool ob_test_read_buf(const char *path, struct ob_buf *out)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return NULL;
-    struct ob_buf b = {0};
+        return false;
     char chunk[4096];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ob_buf_append(&b, chunk, n);
+        ob_buf_append(out, chunk, n);
+    bool ok = !ferror(f);
     fclose(f);
+    if (!out->data)
+        ob_buf_puts(out, "");
+    return ok;
+}
+
+char *ob_test_read_file(const char *path, size_t *len)
+{
+    struct ob_buf b = {0};
+    if (!ob_test_read_buf(path, &b)) {
+        ob_buf_free(&b);
+        return NULL;
+    }
     if (len)
         *len = b.len;
     return ob_buf_steal(&b);

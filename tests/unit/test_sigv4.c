@@ -41,22 +41,6 @@ __attribute__((format(printf, 2, 3))) static const char *pathf(struct ob_buf *b,
     return b->data;
 }
 
-static bool read_file(const char *path, struct ob_buf *out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ob_buf_append(out, chunk, n);
-    bool ok = !ferror(f);
-    fclose(f);
-    if (!out->data)
-        ob_buf_puts(out, "");
-    return ok;
-}
-
 /* A raw HTTP request as the suites write it. Header values keep folded
  * continuation lines ("a\n  b"): unfolding them is the signer's job. */
 struct raw_request {
@@ -71,7 +55,7 @@ struct raw_request {
 static bool parse_request(struct raw_request *r, const char *file)
 {
     memset(r, 0, sizeof *r);
-    if (!read_file(file, &r->text))
+    if (!ob_test_read_buf(file, &r->text))
         return false;
     char *p = r->text.data, *end = r->text.data + r->text.len;
 
@@ -249,7 +233,7 @@ static void run_case(struct vector_case *c, struct ob_buf *failures)
 static bool load_text(const char *dir, const char *name, const char *suffix, struct ob_buf *out)
 {
     struct ob_buf path = { 0 };
-    bool ok = read_file(pathf(&path, "%s/%s%s", dir, name, suffix), out);
+    bool ok = ob_test_read_buf(pathf(&path, "%s/%s%s", dir, name, suffix), out);
     ob_buf_free(&path);
     return ok;
 }
@@ -349,9 +333,9 @@ static bool load_v4(const char *dir, const char *name, struct vector_case *c)
     c->check_signed_request = true;
     ok = parse_request(&c->req, pathf(&path, "%s/%s/request.txt", dir, name)) &&
          parse_request(&c->sreq, pathf(&path, "%s/%s/header-signed-request.txt", dir, name)) &&
-         read_file(pathf(&path, "%s/%s/header-canonical-request.txt", dir, name), &c->creq) &&
-         read_file(pathf(&path, "%s/%s/header-string-to-sign.txt", dir, name), &c->sts) &&
-         read_file(pathf(&path, "%s/%s/header-signature.txt", dir, name), &c->signature);
+         ob_test_read_buf(pathf(&path, "%s/%s/header-canonical-request.txt", dir, name), &c->creq) &&
+         ob_test_read_buf(pathf(&path, "%s/%s/header-string-to-sign.txt", dir, name), &c->sts) &&
+         ob_test_read_buf(pathf(&path, "%s/%s/header-signature.txt", dir, name), &c->signature);
 out:
     json_decref(ctx);
     ob_buf_free(&path);
