@@ -355,7 +355,13 @@ static enum ob_err http_create(const struct ob_config_sink *cfg, const struct ob
     const char *secret = ob_sink_opt_str(cfg, "webhook_secret");
     if (secret) {
         struct ob_buf raw = {0};
-        webhook_secret_key(secret, &raw);   /* http_check let only a good one through */
+        /* The loader's http_check refused a bad one; a section built
+         * without the loader must not sign with a wrong key either. */
+        if (!webhook_secret_key(secret, &raw)) {
+            ob_buf_free(&raw);
+            rc = ob_error_set(err, OB_ERR_CONFIG, "'webhook_secret' must be 'whsec_' followed by base64");
+            goto out;
+        }
         s->secret_len = raw.len;
         s->secret = (unsigned char *)ob_buf_steal(&raw);
     }
