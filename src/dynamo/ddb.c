@@ -149,11 +149,6 @@ void ob_ddb_session_destroy(struct ob_ddb_session *s)
     free(s);
 }
 
-void ob_ddb_session_cancel(struct ob_ddb_session *s)
-{
-    ob_aws_session_cancel(s->aws);
-}
-
 void ob_ddb_session_poll(struct ob_ddb_session *s, int timeout_ms)
 {
     ob_aws_poll(s->aws, timeout_ms);

@@ -48,9 +48,8 @@ void ob_ddb_close(struct ob_ddb *d);
 enum ob_err ob_ddb_open_config(const struct ob_config *cfg, struct ob_ddb **out, struct ob_error *err);
 
 /* One thread's connection pool for the calls of one ob_ddb. Callers
- * above dynamo/ only create, cancel and destroy it and hand it to dynamo's
- * operations; its fields are dynamo's. Not thread-safe, except
- * ob_ddb_session_cancel. */
+ * above dynamo/ only create, poll and destroy it and hand it to dynamo's
+ * operations; its fields are dynamo's. Not thread-safe. */
 struct ob_ddb_session {
     struct ob_ddb *ddb;         /* borrowed */
     struct ob_aws_session *aws; /* owned */
@@ -59,8 +58,6 @@ struct ob_ddb_session {
 /* A new session for the calling thread (caller owns; ob_ddb_session_destroy). */
 struct ob_ddb_session *ob_ddb_session_create(struct ob_ddb *d);
 void ob_ddb_session_destroy(struct ob_ddb_session *s);
-/* Safe from any thread: the session's running calls fail now (see ob_aws_session_cancel). */
-void ob_ddb_session_cancel(struct ob_ddb_session *s);
 /* Drives every operation running in the session (reads, marks, lookups,
  * checkpoints of one thread): sends and receives, waiting up to timeout_ms
  * for one to finish, not at all when a finished one waits to be taken. */
