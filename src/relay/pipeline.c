@@ -751,6 +751,11 @@ bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now)
     return true;
 }
 
+void ob_pipeline_collect(struct ob_pipeline *p, int64_t now_ms)
+{
+    if (p->n_flying)
+        collect_marks(p, now_ms);
+}
 
 void ob_pipeline_init(struct ob_pipeline *p, struct ob_relay *r, struct ob_ddb_session *s, const char *log_name)
 {

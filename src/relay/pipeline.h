@@ -50,6 +50,11 @@ void ob_pipeline_free(struct ob_pipeline *p);
  * whether anything was sent or written. */
 bool ob_pipeline_wave(struct ob_pipeline *p, int64_t now_ms);
 
+/* Takes the marks that finished and settles their entries, without a
+ * wave: for a caller waiting on another operation of the same session,
+ * whose every poll a finished mark left untaken would end at once. */
+void ob_pipeline_collect(struct ob_pipeline *p, int64_t now_ms);
+
 /* Waits until until_ms (or less: woken, or a running mark finished, or,
  * when others_running, one of the caller's own calls in the session). */
 void ob_pipeline_wait(struct ob_pipeline *p, int64_t until_ms, bool others_running);

@@ -164,8 +164,10 @@ static void recheck_and_push(struct sweep *sw)
     if (k) {
         struct ob_items_lookup *l = ob_items_lookup_start(sw->pipe.session, sw->r->cfg->table.name, keys,
                                                           k, states);
-        while (!ob_items_lookup_poll(l))
+        while (!ob_items_lookup_poll(l)) {
+            ob_pipeline_collect(&sw->pipe, ob_mono_ms());
             ob_ddb_session_poll(sw->pipe.session, 50);
+        }
         rc = ob_items_lookup_finish(l, &err);
         if (rc) /* delivering again is safe (at-least-once); the mark's condition tells */
             ob_log_warn("sweep: looking items up again before sending failed, sending without it: %s", err.msg);

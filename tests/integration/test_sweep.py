@@ -1,6 +1,7 @@
 """The sweeper: unpublished items the stream no longer has are found and delivered."""
 
 import base64
+import resource
 import time
 
 from harness.fault_proxy import Rule
@@ -135,3 +136,29 @@ def test_a_stop_during_a_sweep_waiting_on_the_write_budget_ends_by_the_drain_dea
     rc, seconds, _ = stop_measured(d)
     assert rc == 0 and seconds < 6, d.output()[-3000:]
     assert "shutdown_timeout" not in d.output() and "sweep stopped early" in d.output()
+
+
+def children_cpu_seconds():
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+
+def test_a_sweep_whose_look_up_waits_out_unprocessed_keys_sleeps_while_its_marks_are_answered(
+        ddb, table, fault_proxy, tmp_config, run_outboxd, http_receiver):
+    # 200 old items read in rounds of 100 (25 a segment page at 50 read units/s); with a
+    # batch of 50 the first round's last marks are still out when the second round looks its
+    # items up. That look-up gets every key back unprocessed 7 times (6.35 s of backoff): the
+    # marks answered meanwhile must not make it wait without sleeping.
+    for i in range(200):
+        put(ddb, table, f"k{i % 20}", f"m{i:03d}")
+    fault_proxy.set_rules([Rule(match_target="BatchGetItem", action="pass", times=1),
+                           Rule(match_target="BatchGetItem", action="unprocessed", times=7)])
+    cfg = tmp_config(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url))
+                     .replace("stream:\n", "stream:\n  batch_size: 50\n"))
+    before = children_cpu_seconds()
+    r = run_outboxd("sweep", "-c", cfg, "--older-than", "1m", timeout=120)
+    cpu = children_cpu_seconds() - before
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "200 unpublished items found and delivered" in r.stdout, r.stdout
+    assert fault_proxy.rules[1].applied == 7
+    assert cpu < 2.0, f"{cpu:.2f} s of CPU for a sweep that waited 6 s"
