@@ -57,7 +57,7 @@ struct ob_item_key {
  * call, strongly consistent) while its caller works on: the calls run on
  * the session (started with the lookup as their owner). Each
  * ob_items_lookup_poll takes what finished and, for keys left unprocessed
- * (throttling), starts another round after a backoff (25 ms doubling, at
+ * (throttling), starts another round after a backoff (50 ms doubling, at
  * most 5 s), until it says the lookup is done; ob_items_lookup_finish then
  * gives its outcome (states[i] answers keys[i]) and frees it. Keys must be
  * distinct; table, keys and states are borrowed until then.
