@@ -28,7 +28,7 @@ struct ob_config_pair {
     char *value;
 };
 
-/* A string→string map in file order (HTTP headers, librdkafka properties). */
+/* A string→string map in file order (HTTP headers, a client library's properties). */
 struct ob_config_map {
     struct ob_config_pair *pairs;
     size_t n;

@@ -17,7 +17,7 @@ ALLOWED = {
     "cmd": {"relay", "dynamo", "sinks", "aws", "core", "ops"},
 }
 
-BROKERS = re.compile(r"\b(kafka|sqs|sns|eventbridge|kinesis|redis|amqp|rabbitmq|mqtt|nats|msk)\b", re.I)
+BROKERS = re.compile(r"kafka|\b(sqs|sns|eventbridge|kinesis|redis|amqp|rabbitmq|mqtt|nats|msk)\b", re.I)
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
