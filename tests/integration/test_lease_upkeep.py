@@ -46,23 +46,25 @@ def test_a_coordinator_stalled_by_slow_describe_stream_calls_neither_takes_live_
         slow.stop()
 
 
+def reading_through(ddb, proxy, table, tmp_config, spawn_outboxd, http_receiver):
+    """Instance a, reading a new outbox table of ddb through proxy."""
+    table = create_outbox_table(ddb, table)
+    d = spawn_outboxd("run", "-c", tmp_config(instance_config(proxy.endpoint, table, http_receiver, "a")))
+    d.wait_for_output("started reading")
+    return d, table
+
+
 def test_the_lease_table_is_scanned_at_a_pace_tied_to_leases_duration_not_to_poll_interval(
-        ddb, tmp_config, spawn_outboxd, http_receiver):
-    table = create_outbox_table(ddb, "outbox_pace")
-    proxy = FaultProxy(ddb.endpoint).start()
-    try:
-        d = spawn_outboxd("run", "-c", tmp_config(instance_config(proxy.endpoint, table, http_receiver, "a")))
-        d.wait_for_output("started reading")
-        t0 = time.monotonic()
-        before = proxy.count(target="Scan")
-        time.sleep(2 * DURATION)
-        scans = proxy.count(target="Scan") - before
-        elapsed = time.monotonic() - t0
-        # A third of leases.duration apart (KCL's pace), whatever stream.poll_interval (250 ms) says.
-        assert scans <= elapsed / (DURATION / 3) + 2, scans
-        assert d.stop() == 0
-    finally:
-        proxy.stop()
+        ddb, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    d, _ = reading_through(ddb, fault_proxy, "outbox_pace", tmp_config, spawn_outboxd, http_receiver)
+    t0 = time.monotonic()
+    before = fault_proxy.count(target="Scan")
+    time.sleep(2 * DURATION)
+    scans = fault_proxy.count(target="Scan") - before
+    elapsed = time.monotonic() - t0
+    # A third of leases.duration apart (KCL's pace), whatever stream.poll_interval (250 ms) says.
+    assert scans <= elapsed / (DURATION / 3) + 2, scans
+    assert d.stop() == 0
 
 
 def test_the_lease_of_an_ended_shard_is_deleted_once_it_left_the_stream_and_its_children_have_leases(
@@ -98,20 +100,14 @@ def test_the_lease_of_an_ended_shard_is_deleted_once_it_left_the_stream_and_its_
 
 
 def test_renewals_that_take_a_fifth_of_leases_duration_keep_the_leases(
-        ddb, tmp_config, spawn_outboxd, http_receiver):
-    table = create_outbox_table(ddb, "outbox_slowrenew")
-    proxy = FaultProxy(ddb.endpoint).start()
-    try:
-        d = spawn_outboxd("run", "-c", tmp_config(instance_config(proxy.endpoint, table, http_receiver, "a")))
-        d.wait_for_output("started reading")
-        proxy.set_rules([Rule(match_target="UpdateItem", match_body="SET leaseCounter = :n", action="delay",
-                              delay_ms=int(DURATION * 1000 / 5) + 100)])
-        rows = produce(ddb.endpoint, table, 30, 6, rate=5, ids=True)
-        assert http_receiver.wait_for(30, timeout=30), d.output()
-        assert proxy.count(target="UpdateItem", action="delay") >= 5
-        trouble = [ln for ln in d.output().splitlines() if LEASE_TROUBLE.search(ln) or "stopped reading" in ln]
-        assert trouble == [], "\n".join(trouble)
-        assert len({r.headers["ce-id"] for r in http_receiver.accepted()}) == len(rows)
-        assert d.stop() == 0
-    finally:
-        proxy.stop()
+        ddb, fault_proxy, tmp_config, spawn_outboxd, http_receiver):
+    d, table = reading_through(ddb, fault_proxy, "outbox_slowrenew", tmp_config, spawn_outboxd, http_receiver)
+    fault_proxy.set_rules([Rule(match_target="UpdateItem", match_body="SET leaseCounter = :n", action="delay",
+                                delay_ms=int(DURATION * 1000 / 5) + 100)])
+    rows = produce(ddb.endpoint, table, 30, 6, rate=5, ids=True)
+    assert http_receiver.wait_for(30, timeout=30), d.output()
+    assert fault_proxy.count(target="UpdateItem", action="delay") >= 5
+    trouble = [ln for ln in d.output().splitlines() if LEASE_TROUBLE.search(ln) or "stopped reading" in ln]
+    assert trouble == [], "\n".join(trouble)
+    assert len({r.headers["ce-id"] for r in http_receiver.accepted()}) == len(rows)
+    assert d.stop() == 0
