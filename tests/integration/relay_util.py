@@ -206,6 +206,14 @@ def dlq_sink(path):
     return f"  - name: dlq\n    type: file\n    path: {path}\n"
 
 
+def dead_letter_config(endpoint, table, hook_url, dlq, max_attempts=None, **kw):
+    """relay_config of the http sink hook (the default sink) whose dead letters go to the
+    file sink dlq at path dlq; kw go to relay_config."""
+    relay = {} if max_attempts is None else {"max_attempts": max_attempts}
+    return with_relay(relay_config(endpoint, table, http_sink("hook", hook_url) + dlq_sink(dlq), default_sink="hook",
+                                   **kw), **relay, dead_letter_sink="dlq")
+
+
 def with_relay(text, **kv):
     """relay_config's text with `relay:` keys replaced or added."""
     head, rest = text.split("relay:\n", 1)

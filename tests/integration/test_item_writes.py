@@ -6,7 +6,7 @@ import time
 
 from harness.fault_proxy import Rule
 from harness.http_receiver import HttpReceiver
-from relay_util import (create_outbox_table, dlq_sink, free_port, http_sink, lines_of, metric, metric_samples,
+from relay_util import (create_outbox_table, dead_letter_config, free_port, http_sink, lines_of, metric, metric_samples,
                         produce, relay_config, scan_items, wait_until, with_relay)
 
 
@@ -150,10 +150,8 @@ def test_a_dead_letter_whose_every_record_is_refused_is_not_dead_lettered_again_
     http_receiver.respond(lambda req: 400)
     dlq = tmp_path / "dlq.jsonl"
     port = free_port()
-    cfg = tmp_config(with_relay(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url)
-                                             + dlq_sink(dlq), metrics_port=port, default_sink="hook",
-                                             extra=SWEEP_EVERY_1S),
-                                max_attempts=1, dead_letter_sink="dlq"))
+    cfg = tmp_config(dead_letter_config(fault_proxy.endpoint, table, http_receiver.url, dlq, max_attempts=1,
+                                        metrics_port=port, extra=SWEEP_EVERY_1S))
     d = spawn_outboxd("run", "-c", cfg)
     produce(ddb.endpoint, table, 1, 1)
     assert wait_until(lambda: len(lines_of(dlq)) == 1, 30), d.output()

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from relay_util import (dlq_sink, free_port, http_sink, lines_of, metric, metric_samples, produce, relay_config,
+from relay_util import (dead_letter_config, dlq_sink, free_port, lines_of, metric, metric_samples, produce, relay_config,
                         scan_items, wait_until, with_relay)
 
 
@@ -28,10 +28,8 @@ def test_poison_items_of_every_kind_are_dead_lettered_and_the_good_ones_all_flow
         ddb, table, tmp_config, spawn_outboxd, http_receiver, tmp_path):
     dlq = tmp_path / "dlq.jsonl"
     port = free_port()
-    cfg = tmp_config(with_relay(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)
-                                             + dlq_sink(dlq), metrics_port=port, max_in_flight=32,
-                                             default_sink="hook"),
-                                dead_letter_sink="dlq"))
+    cfg = tmp_config(dead_letter_config(ddb.endpoint, table, http_receiver.url, dlq, metrics_port=port,
+                                        max_in_flight=32))
     d = spawn_outboxd("run", "-c", cfg)
     c = ddb.client()
     producer = threading.Thread(target=produce, args=(ddb.endpoint, table, 5000, 50), kwargs={"threads": 16})

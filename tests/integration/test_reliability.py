@@ -8,7 +8,7 @@ import pytest
 
 from harness.fault_proxy import Rule
 from harness.http_receiver import HttpReceiver
-from relay_util import (check_strict_order, dlq_sink, free_port, http_messages, http_sink, lines_of, metric,
+from relay_util import (check_strict_order, dead_letter_config, free_port, http_messages, http_sink, lines_of, metric,
                         metric_samples, produce, relay_config, scan_items, wait_until, with_relay)
 
 
@@ -31,9 +31,8 @@ def test_a_sink_down_for_30_s_loses_nothing_dead_letters_nothing_and_is_probed_o
         return 503
     down.respond(failing)
     dlq = tmp_path / "dlq.jsonl"
-    cfg = tmp_config(with_relay(relay_config(ddb.endpoint, table, http_sink("hook", f"http://127.0.0.1:{port}")
-                                             + dlq_sink(dlq), max_in_flight=8, default_sink="hook"),
-                                max_attempts=3, dead_letter_sink="dlq"))
+    cfg = tmp_config(dead_letter_config(ddb.endpoint, table, f"http://127.0.0.1:{port}", dlq, max_attempts=3,
+                                        max_in_flight=8))
     d = spawn_outboxd("run", "-c", cfg)
     produce(ddb.endpoint, table, 200, 10)
     time.sleep(15)
@@ -61,9 +60,7 @@ def test_messages_a_sink_rejects_are_dead_lettered_after_max_attempts_while_othe
         ddb, table, tmp_config, spawn_outboxd, http_receiver, tmp_path):
     http_receiver.respond(lambda req: 400 if json.loads(req.body)["key"] == "key-3" else 200)
     dlq = tmp_path / "dlq.jsonl"
-    cfg = tmp_config(with_relay(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)
-                                             + dlq_sink(dlq), default_sink="hook"),
-                                max_attempts=3, dead_letter_sink="dlq"))
+    cfg = tmp_config(dead_letter_config(ddb.endpoint, table, http_receiver.url, dlq, max_attempts=3))
     d = spawn_outboxd("run", "-c", cfg)
     produce(ddb.endpoint, table, 100, 10)
     assert http_receiver.wait_for(90, timeout=60), d.output()
@@ -242,9 +239,8 @@ def test_a_dead_letter_record_dynamodb_refuses_for_good_is_given_up_after_one_se
     http_receiver.respond(lambda req: 400 if json.loads(req.body)["key"] == "key-1" else 200)
     dlq = tmp_path / "dlq.jsonl"
     port = free_port()
-    cfg = tmp_config(with_relay(relay_config(fault_proxy.endpoint, table, http_sink("hook", http_receiver.url)
-                                             + dlq_sink(dlq), metrics_port=port, default_sink="hook"),
-                                max_attempts=1, dead_letter_sink="dlq"))
+    cfg = tmp_config(dead_letter_config(fault_proxy.endpoint, table, http_receiver.url, dlq, max_attempts=1,
+                                        metrics_port=port))
     d = spawn_outboxd("run", "-c", cfg)
     produce(ddb.endpoint, table, 20, 2)
     assert http_receiver.wait_for(10, timeout=60), d.output()
@@ -269,9 +265,8 @@ def test_a_dead_letter_record_too_big_for_dynamodb_is_written_again_with_a_short
     dlq = tmp_path / "dlq.jsonl"
     port = free_port()
     hook = http_receiver.url + "/" + "x" * 150 + "/"
-    cfg = tmp_config(with_relay(relay_config(fault_proxy.endpoint, table, http_sink("hook", hook) + dlq_sink(dlq),
-                                             extra=ROUTED, metrics_port=port, default_sink="hook"),
-                                max_attempts=1, dead_letter_sink="dlq"))
+    cfg = tmp_config(dead_letter_config(fault_proxy.endpoint, table, hook, dlq, max_attempts=1, extra=ROUTED,
+                                        metrics_port=port))
     d = spawn_outboxd("run", "-c", cfg)
     produce(ddb.endpoint, table, 20, 2)
     assert http_receiver.wait_for(10, timeout=60), d.output()
@@ -333,9 +328,8 @@ def test_an_outage_dead_letters_nothing_even_with_one_or_two_attempts(
         sink.respond(lambda req: 200 if time.monotonic() >= up_at else 503)
         sink.start()
     dlq = tmp_path / "dlq.jsonl"
-    cfg = tmp_config(with_relay(relay_config(ddb.endpoint, table, http_sink("hook", f"http://127.0.0.1:{port}")
-                                             + dlq_sink(dlq), default_sink="hook"),
-                                max_attempts=max_attempts, dead_letter_sink="dlq"))
+    cfg = tmp_config(dead_letter_config(ddb.endpoint, table, f"http://127.0.0.1:{port}", dlq,
+                                        max_attempts=max_attempts))
     d = spawn_outboxd("run", "-c", cfg)
     try:
         produce(ddb.endpoint, table, 50, 5)

@@ -6,8 +6,8 @@ import base64
 import json
 import time
 
-from relay_util import (dlq_sink, free_port, http_sink, lines_of, metric, metric_samples, produce, relay_config,
-                        scan_items, wait_until, with_relay)
+from relay_util import (dead_letter_config, free_port, lines_of, metric, metric_samples, produce, scan_items,
+                        wait_until)
 
 
 def put_message(ddb, table, key, aggregate_type="Test"):
@@ -34,10 +34,8 @@ routes:
 """
     dlq = tmp_path / "dlq.jsonl"
     port = free_port()
-    cfg = tmp_config(with_relay(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)
-                                             + dlq_sink(dlq), extra=routes, metrics_port=port,
-                                             default_sink="hook"),
-                                max_attempts=3, dead_letter_sink="dlq"))
+    cfg = tmp_config(dead_letter_config(ddb.endpoint, table, http_receiver.url, dlq, max_attempts=3, extra=routes,
+                                        metrics_port=port))
     d = spawn_outboxd("run", "-c", cfg)
     put_message(ddb, table, "bad", aggregate_type="bad")
     produce(ddb.endpoint, table, 50, 10)
@@ -67,9 +65,8 @@ def test_a_message_the_sink_fails_alone_is_not_its_only_probe_while_others_wait(
     http_receiver.respond(lambda req: 503 if json.loads(req.body)["key"] == "bad" else 200)
     dlq = tmp_path / "dlq.jsonl"
     port = free_port()
-    cfg = tmp_config(with_relay(relay_config(ddb.endpoint, table, http_sink("hook", http_receiver.url)
-                                             + dlq_sink(dlq), metrics_port=port, default_sink="hook"),
-                                max_attempts=3, dead_letter_sink="dlq"))
+    cfg = tmp_config(dead_letter_config(ddb.endpoint, table, http_receiver.url, dlq, max_attempts=3,
+                                        metrics_port=port))
     d = spawn_outboxd("run", "-c", cfg)
     put_message(ddb, table, "bad")
     assert wait_until(lambda: metric(metric_samples(port), "outboxd_sink_up", sink="hook") == 0, 30), \
