@@ -297,14 +297,33 @@ double ob_ddb_raw_units(const struct ob_aws_call *call)
 enum ob_err ob_ddb_call(struct ob_ddb_session *s, const char *operation, json_t *request,
                         json_t **response, struct ob_error *err)
 {
-    struct ob_aws_call call;
-    char *body;
-    ob_ddb_prepare_call(s->ddb, &call, operation, request, &body);
-    struct ob_aws_call *one = &call;
-    ob_aws_run(s->aws, &one, 1);
-    enum ob_err rc = ob_ddb_call_finish(&call, response, err);
-    free(body);
+    enum ob_err rc;
+    ob_ddb_call_all(s, operation, &request, 1, &rc, response, err);
     return rc;
+}
+
+void ob_ddb_call_all(struct ob_ddb_session *s, const char *operation, json_t *const *requests, size_t n,
+                     enum ob_err *results, json_t **responses, struct ob_error *errs)
+{
+    if (n == 0)
+        return;
+    struct ob_aws_call *calls = ob_xcalloc(n, sizeof *calls);
+    struct ob_aws_call **ptrs = ob_xcalloc(n, sizeof *ptrs);
+    char **bodies = ob_xcalloc(n, sizeof *bodies);
+    for (size_t i = 0; i < n; i++) {
+        ob_ddb_prepare_call(s->ddb, &calls[i], operation, requests[i], &bodies[i]);
+        ptrs[i] = &calls[i];
+    }
+    ob_aws_run(s->aws, ptrs, n);
+    for (size_t i = 0; i < n; i++) {
+        if (responses)
+            responses[i] = NULL;
+        results[i] = ob_ddb_call_finish(&calls[i], responses ? &responses[i] : NULL, errs ? &errs[i] : NULL);
+        free(bodies[i]);
+    }
+    free(calls);
+    free(ptrs);
+    free(bodies);
 }
 
 enum ob_err ob_ddb_call_finish(struct ob_aws_call *call, json_t **response, struct ob_error *err)

@@ -72,6 +72,13 @@ void ob_ddb_session_send(struct ob_ddb_session *s);
  * error body so callers can read CancellationReasons. */
 enum ob_err ob_ddb_call(struct ob_ddb_session *s, const char *operation, json_t *request,
                         json_t **response, struct ob_error *err);
+/* n calls of operation, one per request, run concurrently (each with its
+ * own retries), each outcome as ob_ddb_call gives it: results[i],
+ * responses[i] (when responses is not NULL; the caller's, NULL when the
+ * call failed but for TransactionCanceledException) and errs[i]
+ * (when errs is not NULL). requests are borrowed. */
+void ob_ddb_call_all(struct ob_ddb_session *s, const char *operation, json_t *const *requests, size_t n,
+                     enum ob_err *results, json_t **responses, struct ob_error *errs);
 /* One DynamoDB Streams call (DescribeStream, GetShardIterator, GetRecords, ListStreams). */
 enum ob_err ob_streams_call(struct ob_ddb_session *s, const char *operation,
                             const json_t *request, json_t **response, struct ob_error *err);

@@ -281,9 +281,8 @@ void ob_leases_renew(struct ob_ddb_session *s, const char *table, const char *me
 {
     if (n == 0)
         return;
-    struct ob_aws_call *calls = ob_xcalloc(n, sizeof *calls);
-    struct ob_aws_call **ptrs = ob_xcalloc(n, sizeof *ptrs);
-    char **bodies = ob_xcalloc(n, sizeof *bodies);
+    json_t **requests = ob_xcalloc(n, sizeof *requests);
+    json_t **responses = ob_xcalloc(n, sizeof *responses);
     for (size_t i = 0; i < n; i++) {
         json_t *req = json_pack("{s:s,s:{s:{s:s}},s:s,s:s,s:{s:{s:s},s:o,s:o},s:s}", "TableName", table, "Key",
                                 "leaseKey", "S", keys[i], "UpdateExpression",
@@ -294,25 +293,20 @@ void ob_leases_renew(struct ob_ddb_session *s, const char *table, const char *me
         if (read_through[i])
             json_object_set_new(json_object_get(req, "ExpressionAttributeValues"), ":rt",
                                 ob_ddb_number(read_through[i]));
-        ob_ddb_prepare_call(s->ddb, &calls[i], "UpdateItem", req, &bodies[i]);
-        json_decref(req);
-        ptrs[i] = &calls[i];
+        requests[i] = req;
     }
-    ob_aws_run(s->aws, ptrs, n);
+    ob_ddb_call_all(s, "UpdateItem", requests, n, results, responses, NULL);
     for (size_t i = 0; i < n; i++) {
-        json_t *resp = NULL;
-        results[i] = ob_ddb_call_finish(&calls[i], &resp, NULL);
         pending[i] = false;
         if (results[i] == OB_OK) {
             counters[i]++;
-            pending[i] = ob_ddb_attr_s(json_object_get(resp, "Attributes"), "pendingOwner") != NULL;
+            pending[i] = ob_ddb_attr_s(json_object_get(responses[i], "Attributes"), "pendingOwner") != NULL;
         }
-        json_decref(resp);
-        free(bodies[i]);
+        json_decref(responses[i]);
+        json_decref(requests[i]);
     }
-    free(calls);
-    free(ptrs);
-    free(bodies);
+    free(requests);
+    free(responses);
 }
 
 enum ob_err ob_leases_read_through(struct ob_ddb_session *s, const char *table,

@@ -70,34 +70,28 @@ void ob_outbox_scan_pages_free(struct ob_outbox_scan_pages *pages)
 enum ob_err ob_outbox_scan_round(struct ob_ddb_session *s, struct ob_outbox_scan *scan, int limit,
                                  struct ob_outbox_scan_pages *pages, struct ob_error *err)
 {
-    struct ob_aws_call calls[OB_OUTBOX_SCAN_SEGMENTS];
-    struct ob_aws_call *ptrs[OB_OUTBOX_SCAN_SEGMENTS];
-    char *bodies[OB_OUTBOX_SCAN_SEGMENTS];
+    json_t *requests[OB_OUTBOX_SCAN_SEGMENTS], *responses[OB_OUTBOX_SCAN_SEGMENTS];
+    enum ob_err results[OB_OUTBOX_SCAN_SEGMENTS];
+    struct ob_error errs[OB_OUTBOX_SCAN_SEGMENTS];
     int which[OB_OUTBOX_SCAN_SEGMENTS], n = 0;
     for (int i = 0; i < OB_OUTBOX_SCAN_SEGMENTS; i++) {
         if (scan->done[i])
             continue;
-        json_t *req = ob_outbox_scan_request(scan, i, limit);
-        ob_ddb_prepare_call(s->ddb, &calls[n], "Scan", req, &bodies[n]);
-        json_decref(req);
-        ptrs[n] = &calls[n];
+        requests[n] = ob_outbox_scan_request(scan, i, limit);
         which[n++] = i;
     }
-    ob_aws_run(s->aws, ptrs, (size_t)n);
+    ob_ddb_call_all(s, "Scan", requests, (size_t)n, results, responses, errs);
     enum ob_err rc = OB_OK;
     for (int k = 0; k < n; k++) {
-        json_t *resp = NULL;
-        struct ob_error one_err;
-        enum ob_err one = ob_ddb_call_finish(&calls[k], &resp, &one_err);
-        if (one == OB_OK) {
-            ob_outbox_scan_take_page(scan, which[k], resp, pages);
+        if (results[k] == OB_OK) {
+            ob_outbox_scan_take_page(scan, which[k], responses[k], pages);
         } else if (!rc) {
-            rc = one;
-            *err = one_err;
+            rc = results[k];
+            *err = errs[k];
             ob_error_prefix(err, "Scan %s", scan->table);
         }
-        json_decref(resp);
-        free(bodies[k]);
+        json_decref(responses[k]);
+        json_decref(requests[k]);
     }
     return rc;
 }
