@@ -13,7 +13,7 @@ SANITIZE ?=
 BUILD    ?= build
 PYTHON   ?= /usr/bin/python3
 
-PKGS     := jansson yaml-0.1 libsystemd openssl
+PKGS     := jansson yaml-0.1 libsystemd openssl rdkafka
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

