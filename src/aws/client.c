@@ -10,6 +10,7 @@
 #include "aws/retry.h"
 #include "aws/sigv4.h"
 #include "core/url.h"
+#include "core/xml_scan.h"
 #include "ops/clock.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
@@ -24,6 +25,7 @@ struct ob_aws_client {
     int64_t connect_timeout_ms;
     int64_t request_timeout_ms;
     int max_connections;
+    bool tls_skip_verify;
 };
 
 /* A session calls a handful of operations; their request counters are
@@ -110,6 +112,7 @@ enum ob_err ob_aws_client_create(const struct ob_aws_client_options *opt, struct
     c->connect_timeout_ms = opt->connect_timeout_ms;
     c->request_timeout_ms = opt->request_timeout_ms;
     c->max_connections = opt->max_connections > 0 ? opt->max_connections : 64;
+    c->tls_skip_verify = opt->tls_skip_verify;
     *out = c;
     return OB_OK;
 }
@@ -148,7 +151,7 @@ struct ob_aws_session *ob_aws_session_create(struct ob_aws_client *c)
         .max_connections = c->max_connections,
         .connect_timeout_ms = c->connect_timeout_ms,
         .request_timeout_ms = c->request_timeout_ms,
-        .tls_verify = true,
+        .tls_verify = !c->tls_skip_verify,
     };
     struct ob_error err = { 0 };
     s->http = ob_http_client_create(&ho, &err);
@@ -233,16 +236,10 @@ static const struct ob_aws_error_name *find_error_name(const struct ob_aws_error
     return NULL;
 }
 
-void ob_aws_classify_error(const struct ob_aws_service *service, long http_status, const json_t *body,
-                           struct ob_error *err)
+/* Classifies an error answer from its name (NULL when it has none) and message. */
+static void classify_named(const struct ob_aws_service *service, long http_status, const char *name,
+                           const char *message, struct ob_error *err)
 {
-    const char *type = json_string_value(json_object_get(body, "__type"));
-    const char *message = json_string_value(json_object_get(body, "message"));
-    if (!message)
-        message = json_string_value(json_object_get(body, "Message"));
-    const char *name = type ? strrchr(type, '#') : NULL;
-    name = name ? name + 1 : type;
-
     enum ob_err code = http_status >= 500 ? OB_ERR_SERVICE : OB_ERR_HTTP;
     bool retriable = http_status >= 500 || http_status == 429;
     if (http_status == 429)
@@ -264,25 +261,52 @@ void ob_aws_classify_error(const struct ob_aws_service *service, long http_statu
         snprintf(err->aws_type, sizeof err->aws_type, "%s", name);
 }
 
+void ob_aws_classify_error(const struct ob_aws_service *service, long http_status, const json_t *body,
+                           struct ob_error *err)
+{
+    const char *type = json_string_value(json_object_get(body, "__type"));
+    const char *message = json_string_value(json_object_get(body, "message"));
+    if (!message)
+        message = json_string_value(json_object_get(body, "Message"));
+    const char *name = type ? strrchr(type, '#') : NULL;
+    classify_named(service, http_status, name ? name + 1 : type, message, err);
+}
+
+void ob_aws_classify_xml_error(const struct ob_aws_service *service, long http_status, const char *body, size_t len,
+                               struct ob_error *err)
+{
+    struct ob_xml_span xml = { body ? body : "", body ? len : 0 };
+    struct ob_buf name = { 0 }, message = { 0 };
+    bool named = ob_xml_text(xml, "Code", &name);
+    bool said = ob_xml_text(xml, "Message", &message);
+    classify_named(service, http_status, named ? ob_buf_cstr(&name) : NULL, said ? ob_buf_cstr(&message) : NULL,
+                   err);
+    ob_buf_free(&name);
+    ob_buf_free(&message);
+}
+
 static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call, struct ob_error *err)
 {
     struct ob_aws_client *c = s->client;
     enum ob_err rc = OB_OK;
     struct ob_sigv4_signed *sig = &s->sig;
     char target[128];
-    ob_str_join(target, sizeof target, call->service->target_prefix, ".", call->operation, NULL);
+    target[0] = '\0';
+    if (call->service->target_prefix)
+        ob_str_join(target, sizeof target, call->service->target_prefix, ".", call->operation, NULL);
 
     struct ob_http_header hdrs[] = {
         { "Host", call->endpoint->host },
         { "Content-Type", call->service->content_type },
         { "X-Amz-Target", target },
     };
+    size_t n_hdrs = call->service->target_prefix ? 3 : 2;
     struct ob_sigv4_request req = {
         .method = "POST",
         .path = call->endpoint->path,
         .query = NULL,
         .headers = hdrs,
-        .n_headers = sizeof hdrs / sizeof hdrs[0],
+        .n_headers = n_hdrs,
         .body = call->body,
         .body_len = call->body_len,
     };
@@ -307,7 +331,7 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
     ob_buf_reset(h);
     ob_buf_reserve(h, 1024); /* a signed head, in one allocation */
     ob_buf_cat(h, "POST ", call->endpoint->path, " HTTP/1.1\r\n", NULL);
-    for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
+    for (size_t i = 0; i < n_hdrs; i++)
         ob_buf_cat(h, hdrs[i].name, ": ", hdrs[i].value, "\r\n", NULL);
     for (size_t i = 0; i < sig->n_add; i++)
         ob_buf_cat(h, sig->add[i].name, ": ", sig->add[i].value, "\r\n", NULL);
@@ -385,10 +409,13 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
         status = ex->status;
         json_error_t jerr;
         bool success = status >= 200 && status < 300;
-        call->response = call->rx.len && !(success && call->raw_success)
+        bool query = call->service->query_protocol;
+        call->response = call->rx.len && !query && !(success && call->raw_success)
                              ? json_loadb(call->rx.data, call->rx.len, 0, &jerr) : NULL;
-        if (success) {
-            if (!call->response && !call->raw_success) {
+        if (query && !success) {
+            ob_aws_classify_xml_error(call->service, status, call->rx.data, call->rx.len, &call->err);
+        } else if (success) {
+            if (!call->response && !call->raw_success && !query) {
                 ob_error_set(&call->err, OB_ERR_SERVICE, "%s: HTTP %ld with an unreadable JSON body",
                              call->operation, status);
                 call->err.retriable = true;

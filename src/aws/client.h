@@ -45,8 +45,12 @@ struct ob_aws_error_name {
 
 struct ob_aws_service {
     const char *signing_name;  /* credential scope service: "dynamodb" */
-    const char *target_prefix; /* X-Amz-Target prefix: "DynamoDB_20120810" */
+    const char *target_prefix; /* X-Amz-Target prefix: "DynamoDB_20120810"; NULL: none (query protocol) */
     const char *content_type;  /* "application/x-amz-json-1.0" */
+    /* The AWS query protocol (SNS): the body is a form, the answers XML.
+     * A success is left unparsed in the call's `rx` (as raw_success does);
+     * an error is read from <Code> and <Message>. */
+    bool query_protocol;
     /* The service's own error names, looked up before the ones any AWS
      * service may answer (throttling, credentials, server faults), which
      * the client knows. */
@@ -63,6 +67,7 @@ struct ob_aws_client_options {
     int64_t connect_timeout_ms;
     int64_t request_timeout_ms;
     int max_connections; /* per session */
+    bool tls_skip_verify; /* a sink's explicit `tls_verify: false`; DynamoDB always verifies */
 };
 
 struct ob_aws_client;
@@ -161,5 +166,8 @@ void ob_aws_call_release_keep(struct ob_aws_call *call, struct ob_buf *keep);
  * error names of its own) (pure; for the client and tests). */
 void ob_aws_classify_error(const struct ob_aws_service *service, long http_status, const json_t *body,
                            struct ob_error *err);
+/* The same for an XML error answer of the query protocol. */
+void ob_aws_classify_xml_error(const struct ob_aws_service *service, long http_status, const char *body, size_t len,
+                               struct ob_error *err);
 
 #endif

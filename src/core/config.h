@@ -68,17 +68,20 @@ struct ob_config_route {
     int line, column;
 };
 
+/* The aws section: DynamoDB's, and what the AWS sinks start from. */
+struct ob_config_aws {
+    char *region, *endpoint, *streams_endpoint;
+    char *access_key_id, *secret_access_key, *session_token, *profile;
+    int max_attempts;
+    int64_t retry_base_delay_ms, retry_max_delay_ms;
+    int64_t connect_timeout_ms, request_timeout_ms;
+    int max_connections;
+};
+
 struct ob_config {
     char *path;
     const struct ob_sink_catalogue *sink_types;   /* it was loaded with: a reload uses the same */
-    struct {
-        char *region, *endpoint, *streams_endpoint;
-        char *access_key_id, *secret_access_key, *session_token, *profile;
-        int max_attempts;
-        int64_t retry_base_delay_ms, retry_max_delay_ms;
-        int64_t connect_timeout_ms, request_timeout_ms;
-        int max_connections;
-    } aws;
+    struct ob_config_aws aws;
     struct {
         char *name;
         bool create_if_not_exists;

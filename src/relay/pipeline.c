@@ -62,6 +62,17 @@ static void delivery_failed(struct ob_pipeline *p, struct ob_entry *e, const str
     e->failures++;
     if (counts)
         e->attempts++;
+    if (d->result == OB_DELIVERY_REJECT && d->too_large) {
+        /* No attempt can succeed: dead-lettered now, whatever on_failure says. */
+        char why[sizeof d->error + 16];
+        snprintf(why, sizeof why, "too_large: %s", d->error);
+        set_error(e, why);
+        e->too_large = true;
+        ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "dead-lettering at once: %s", why);
+        ob_window_set_state(&p->window, e, OB_ENTRY_DEAD);
+        e->next_at_ms = now;
+        return;
+    }
     set_error(e, d->error);
     if (e->attempts >= cfg->relay.max_attempts && cfg->relay.on_failure == OB_ON_FAILURE_DEAD_LETTER) {
         ob_pipeline_log(p, OB_SEV_WARN, e->rec.msg.sk, "giving up after %d attempts, dead-lettering: %s", e->attempts,
@@ -242,7 +253,7 @@ static void set_dead_letter(struct ob_pipeline *p, struct pipeline_write *x, str
 
 static void entry_done_dead(struct ob_pipeline *p, struct ob_entry *e)
 {
-    const char *reason = e->rec.kind == OB_RECORD_POISON ? "poison" : "attempts";
+    const char *reason = e->rec.kind == OB_RECORD_POISON ? "poison" : e->too_large ? "too_large" : "attempts";
     char labels[32];
     snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
     ob_metric_count("outboxd_messages_dead_lettered_total", labels, 1);

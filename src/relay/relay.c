@@ -112,7 +112,7 @@ static enum ob_err routing_create(struct ob_config *cfg, const char *table, stru
     rt->cfg = cfg;
     rt->sinks = ob_xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *rt->sinks);
     rt->health = ob_xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *rt->health);
-    struct ob_sink_context ctx = { .table = table };
+    struct ob_sink_context ctx = { .table = table, .aws = &cfg->aws };
     struct ob_buf l = { 0 };
     enum ob_err rc = OB_OK;
     for (size_t i = 0; i < cfg->n_sinks; i++) {

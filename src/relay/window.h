@@ -32,6 +32,7 @@ struct ob_entry {
     int64_t failures;         /* every failed attempt, for retryCount */
     int64_t next_at_ms;       /* monotonic; not before */
     char *last_error;         /* owned; NULL until something failed */
+    bool too_large;           /* its sink said it is over the broker's size limit */
     uint64_t key_hash;
     int64_t read_at_ms;       /* monotonic, when the record was read */
     uint64_t id;              /* increasing in window order: finds the entry after it moved */

@@ -58,6 +58,7 @@ void ob_sink_publish(struct ob_sink *s, struct ob_delivery *batch, size_t n)
         batch[i].result = OB_DELIVERY_ACK;
         batch[i].unreachable = false;
         batch[i].destination_unreachable = false;
+        batch[i].too_large = false;
         batch[i].error[0] = '\0';
     }
     if (n > 0)

@@ -32,12 +32,16 @@ struct ob_delivery {
     enum ob_delivery_result result;
     bool unreachable;           /* RETRY: no connection to the sink could be made (refused, unreachable, no address) */
     bool destination_unreachable; /* RETRY: none to the message's own destination, elsewhere than the sink's */
+    bool too_large;             /* REJECT: over the broker's size limit; dead-lettered at once (SPEC §3) */
     char error[512];            /* why, when not ACK; never contains secrets */
 };
 
 /* What a sink may need besides its own section. */
 struct ob_sink_context {
     const char *table;          /* for {table} in templates */
+    /* The relay's aws section: the AWS sinks' region, credentials and
+     * retry rules unless a sink overrides them. */
+    const struct ob_config_aws *aws;
 };
 
 struct ob_sink_ops {

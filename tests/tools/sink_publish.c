@@ -1,5 +1,6 @@
 /* Test tool: publishes messages through one sink of a config, without the
- * relay, and prints each result as a JSON line {"sk","result","error"}:
+ * relay, and prints each result as a JSON line {"sk","result","error",
+ * "too_large","unreachable"}:
  *   sink_publish CONFIG SINKNAME [--batch N] [--threads N]
  * stdin: one JSON object a line, {"pk","sk","messageType","payload_b64",
  * "headers":{..},"aggregateId","aggregateType","correlationId",
@@ -110,7 +111,8 @@ static void publish(struct ob_sink *sink, struct pending *p, size_t threads)
     static const char *const names[] = {"ack", "retry", "reject"};
     for (size_t i = 0; i < p->n; i++) {
         struct ob_delivery *d = &p->deliveries[i];
-        json_t *line = json_pack("{s:s,s:s,s:s}", "sk", p->msgs[i].sk, "result", names[d->result], "error", d->error);
+        json_t *line = json_pack("{s:s,s:s,s:s,s:b,s:b}", "sk", p->msgs[i].sk, "result", names[d->result], "error",
+                                 d->error, "too_large", d->too_large, "unreachable", d->unreachable);
         char *text = json_dumps(line, JSON_COMPACT);
         printf("%s\n", text);
         free(text);
@@ -172,7 +174,7 @@ int main(int argc, char **argv)
         goto out;
     }
     struct ob_error err = {0};
-    struct ob_sink_context ctx = {.table = cfg->table.name};
+    struct ob_sink_context ctx = {.table = cfg->table.name, .aws = &cfg->aws};
     if (ob_sink_create(sc, &ctx, &sink, &err) != OB_OK) {
         fprintf(stderr, "sink_publish: %s\n", err.msg);
         rc = 78;

@@ -175,3 +175,25 @@ TEST(endpoint_host_keeps_non_default_ports_only)
     CHECK_INT(ob_aws_endpoint_parse("http://h:99999", &ep, &err), OB_ERR_CONFIG);
     CHECK_INT(ob_aws_endpoint_parse("http://h/?a=b", &ep, &err), OB_ERR_CONFIG);
 }
+
+/* The query protocol (SNS) answers errors in XML. */
+TEST(query_protocol_errors_are_read_from_code_and_message)
+{
+    static const char body[] = "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error>"
+                               "<Type>Sender</Type><Code>Throttling</Code><Message>Rate &amp; limit</Message>"
+                               "</Error><RequestId>1</RequestId></ErrorResponse>";
+    struct ob_error e = { 0 };
+    ob_aws_classify_xml_error(NULL, 400, body, sizeof body - 1, &e);
+    CHECK_INT(e.code, OB_ERR_THROTTLED);
+    CHECK(e.retriable);
+    CHECK_STR(e.aws_type, "Throttling");
+    CHECK_STR(e.msg, "Throttling: Rate & limit");
+
+    ob_aws_classify_xml_error(NULL, 503, "<html>down</html>", 17, &e);
+    CHECK_INT(e.code, OB_ERR_SERVICE);
+    CHECK(e.retriable);
+    CHECK_STR(e.msg, "HTTP 503");
+
+    ob_aws_classify_xml_error(NULL, 404, NULL, 0, &e);
+    CHECK(!e.retriable);
+}

@@ -30,6 +30,7 @@ static struct {
     size_t n;
     char refused[64];                /* a message the sink answers with `answer` */
     enum ob_delivery_result answer;
+    bool too_large;                  /* the answer says the message is over the broker's limit */
     int times;                       /* left; -1: every time */
 } sent;
 
@@ -51,6 +52,7 @@ static void fake_publish(void *state, struct ob_delivery *batch, size_t n)
         if (sent.times != 0 && strcmp(sent.refused, batch[i].msg->sk) == 0) {
             sent.times -= sent.times > 0;
             batch[i].result = sent.answer;
+            batch[i].too_large = sent.too_large;
             snprintf(batch[i].error, sizeof batch[i].error, "HTTP 400 (fake)");
         }
     }
@@ -328,6 +330,25 @@ TEST(a_rejected_delivery_is_recorded_on_the_item_and_sent_again)
     CHECK_INT(fake_writes_count("m1", FAKE_FAILED), 1);
     CHECK_INT(sent_count("m1"), 2);
     CHECK_INT(fake_writes_count("m1", FAKE_MARK), 1);
+}
+
+TEST(a_message_over_the_brokers_size_limit_is_dead_lettered_at_once_with_reason_too_large)
+{
+    struct harness h;
+    CHECK(harness_init(&h));
+    double dead = metric("outboxd_messages_dead_lettered_total", "reason=\"too_large\"");
+    sink_answers("m1", OB_DELIVERY_REJECT, -1);
+    sent.too_large = true;
+    push(&h, "a", "m1");
+    push(&h, "a", "m2");
+    bool reached = waves_until_checkpoint(&h, "m2", 60);
+    harness_free(&h);
+    CHECK(reached);
+    /* relay.max_attempts is 3: the limit is not tried again. */
+    CHECK_INT(sent_count("m1"), 1);
+    CHECK_INT(fake_writes_count("m1", FAKE_DEAD_LETTER), 1);
+    CHECK_INT(fake_writes_count("m2", FAKE_MARK), 1);
+    CHECK_INT(metric("outboxd_messages_dead_lettered_total", "reason=\"too_large\"") - dead, 1);
 }
 
 TEST(a_dead_letter_record_refused_for_good_is_written_again_short_then_given_up_once)

@@ -15,7 +15,7 @@ static void create_error(const char *keys, struct ob_error *err)
     struct ob_config_diag diag = {0};
     ob_error_clear(err);
     if (ob_config_load_string("test.yaml", y.data, y.len, &ob_sinks, &cfg, &diag) == OB_OK) {
-        struct ob_sink_context ctx = {.table = cfg->table.name};
+        struct ob_sink_context ctx = {.table = cfg->table.name, .aws = &cfg->aws};
         struct ob_sink *s = NULL;
         ob_sink_create(&cfg->sinks[0], &ctx, &s, err);
         ob_sink_destroy(s);

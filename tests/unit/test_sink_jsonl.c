@@ -35,7 +35,7 @@ static struct ob_config *load(const char *sinks_yaml)
 
 static struct ob_sink *create(const struct ob_config *cfg, struct ob_error *err)
 {
-    struct ob_sink_context ctx = {.table = cfg->table.name};
+    struct ob_sink_context ctx = {.table = cfg->table.name, .aws = &cfg->aws};
     struct ob_sink *s = NULL;
     ob_sink_create(&cfg->sinks[0], &ctx, &s, err);
     return s;

@@ -1,0 +1,145 @@
+/* See aws_sink.h: the part the AWS sinks share. */
+#include "sinks/aws_sink.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/credentials.h"
+#include "core/buf.h"
+#include "sinks/common.h"
+
+const char *const ob_aws_sink_schemes[] = {"http://", "https://", NULL};
+
+/* Attempts of one call: the relay retries the message after them, with
+ * its own backoff and the sink-down logic, which a longer client retry
+ * would only delay. */
+#define SINK_CALL_ATTEMPTS 3
+
+struct ob_aws_sink_pooled {
+    struct ob_aws_session *session;
+    struct ob_aws_sink_pooled *next;
+};
+
+enum ob_err ob_aws_sink_init(struct ob_aws_sink *s, const struct ob_config_sink *cfg,
+                             const struct ob_sink_context *ctx, const char *host, struct ob_error *err)
+{
+    memset(s, 0, sizeof *s);
+    static const struct ob_config_aws none = { 0 };
+    const struct ob_config_aws *aws = ctx->aws ? ctx->aws : &none;
+    struct ob_aws_credentials creds = { 0 };
+    struct ob_buf url = { 0 };
+    const char *region = ob_sink_opt_str(cfg, "region");
+    enum ob_err rc = ob_aws_region_resolve(region && *region ? region : aws->region, aws->profile, &s->region, err);
+    if (rc)
+        goto out;
+    struct ob_credentials_options co = {
+        .access_key_id = aws->access_key_id,
+        .secret_access_key = aws->secret_access_key,
+        .session_token = aws->session_token,
+        .profile = aws->profile,
+    };
+    rc = ob_credentials_resolve(&co, &creds, err);
+    if (rc)
+        goto out;
+    const char *endpoint = ob_sink_opt_str(cfg, "endpoint");
+    if (endpoint && *endpoint)
+        ob_buf_puts(&url, endpoint);
+    else
+        ob_buf_cat(&url, "https://", host, ".", s->region, ".amazonaws.com/", NULL);
+    rc = ob_aws_endpoint_parse(ob_buf_cstr(&url), &s->endpoint, err);
+    if (rc)
+        goto out;
+    int64_t timeout = ob_sink_opt_duration_ms(cfg, "timeout");
+    struct ob_aws_client_options o = {
+        .region = s->region,
+        .credentials = &creds,
+        .max_attempts = SINK_CALL_ATTEMPTS,
+        .retry_base_delay_ms = aws->retry_base_delay_ms > 0 ? aws->retry_base_delay_ms : 25,
+        .retry_max_delay_ms = aws->retry_max_delay_ms > 0 ? aws->retry_max_delay_ms : 20000,
+        .connect_timeout_ms = aws->connect_timeout_ms > 0 ? aws->connect_timeout_ms : 3000,
+        .request_timeout_ms = timeout > 0 ? timeout : 10000,
+        .max_connections = aws->max_connections > 0 ? aws->max_connections : 64,
+        .tls_skip_verify = !ob_sink_opt_bool(cfg, "tls_verify"),
+    };
+    rc = ob_aws_client_create(&o, &s->client, err);
+    if (rc)
+        goto out;
+    pthread_mutex_init(&s->mu, NULL);
+out:
+    ob_buf_free(&url);
+    ob_aws_credentials_free(&creds);
+    if (rc) {
+        ob_aws_endpoint_free(&s->endpoint);
+        free(s->region);
+        memset(s, 0, sizeof *s);
+    }
+    return rc;
+}
+
+void ob_aws_sink_fini(struct ob_aws_sink *s)
+{
+    if (!s->client)
+        return;
+    while (s->idle) {
+        struct ob_aws_sink_pooled *p = s->idle;
+        s->idle = p->next;
+        ob_aws_session_destroy(p->session);
+        free(p);
+    }
+    ob_aws_client_destroy(s->client);
+    ob_aws_endpoint_free(&s->endpoint);
+    free(s->region);
+    pthread_mutex_destroy(&s->mu);
+    memset(s, 0, sizeof *s);
+}
+
+struct ob_aws_session *ob_aws_sink_session(struct ob_aws_sink *s)
+{
+    pthread_mutex_lock(&s->mu);
+    struct ob_aws_sink_pooled *p = s->idle;
+    if (p)
+        s->idle = p->next;
+    pthread_mutex_unlock(&s->mu);
+    if (!p)
+        return ob_aws_session_create(s->client);
+    struct ob_aws_session *session = p->session;
+    free(p);
+    return session;
+}
+
+void ob_aws_sink_session_done(struct ob_aws_sink *s, struct ob_aws_session *session)
+{
+    if (!session)
+        return;
+    struct ob_aws_sink_pooled *p = ob_xcalloc(1, sizeof *p);
+    p->session = session;
+    pthread_mutex_lock(&s->mu);
+    p->next = s->idle;
+    s->idle = p;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ob_aws_sink_call_failed(const struct ob_aws_call *call, struct ob_delivery *const *d, size_t n)
+{
+    bool unreachable = call->http_status == 0 && call->exchange.failure == OB_HTTP_CONNECT;
+    /* Expired temporary credentials are renewed, not the message's fault (SPEC §6). */
+    bool expired = strncmp(call->err.aws_type, "ExpiredToken", 12) == 0;
+    enum ob_delivery_result result = call->err.retriable || expired ? OB_DELIVERY_RETRY : OB_DELIVERY_REJECT;
+    for (size_t i = 0; i < n; i++) {
+        ob_delivery_set(d[i], result, "%s: %s", call->operation, call->err.msg);
+        d[i]->unreachable = unreachable;
+    }
+}
+
+void ob_aws_sink_no_session(struct ob_delivery *const *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ob_delivery_set(d[i], OB_DELIVERY_RETRY, "no connection pool could be made (out of descriptors?)");
+}
+
+void ob_aws_sink_entry_failed(struct ob_delivery *d, const char *operation, const char *code, const char *message,
+                              bool retriable)
+{
+    ob_delivery_set(d, retriable ? OB_DELIVERY_RETRY : OB_DELIVERY_REJECT, "%s entry: %s: %s", operation,
+                    code && *code ? code : "(no code)", message && *message ? message : "(no message)");
+}

@@ -1,0 +1,70 @@
+/* What the AWS sinks (one file each under sinks/) share: the `region` and
+ * `endpoint` keys, a client that signs with the relay's credentials and
+ * retries by its rules (SPEC §4), sessions pooled across the threads that
+ * publish at once, and what a failed call, or one failed entry of a batch
+ * answer, means for the deliveries it carried. */
+#ifndef OB_SINKS_AWS_SINK_H
+#define OB_SINKS_AWS_SINK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "aws/client.h"
+#include "sinks/sink.h"
+
+extern const char *const ob_aws_sink_schemes[]; /* http://, https:// */
+
+/* The rows of the two keys every AWS sink has, for its key table;
+ * `service` names it in the docs ("SQS"), `host` is the first label of
+ * its public endpoint ("sqs"). */
+#define OB_AWS_SINK_KEYS(service, host)                                                                      \
+    {.path = "region", .type = OB_CT_STRING, .def_doc = "the relay's region (`aws.region`, `AWS_REGION`, ...)", \
+     .doc = "Region of the " service " resource."},                                                          \
+    {.path = "endpoint", .type = OB_CT_URL, .values = ob_aws_sink_schemes,                                   \
+     .def_doc = "`https://" host ".REGION.amazonaws.com/`",                                                 \
+     .doc = "Endpoint of " service ": a VPC endpoint, an emulator."}
+
+struct ob_aws_sink_pooled;
+
+struct ob_aws_sink {
+    struct ob_aws_client *client;
+    struct ob_aws_endpoint endpoint;
+    char *region;                       /* resolved */
+    pthread_mutex_t mu;                 /* guards idle */
+    struct ob_aws_sink_pooled *idle;
+};
+
+/* Fills s from the sink's section and the relay's aws section: region
+ * (the sink's, else the relay's chain), endpoint (the sink's, else
+ * https://HOST.REGION.amazonaws.com/), credentials (the relay's chain),
+ * retries (standard mode, 3 attempts per call: the relay retries the
+ * message after that), the sink's timeout and tls_verify. On failure s
+ * holds nothing. */
+enum ob_err ob_aws_sink_init(struct ob_aws_sink *s, const struct ob_config_sink *cfg,
+                             const struct ob_sink_context *ctx, const char *host, struct ob_error *err);
+void ob_aws_sink_fini(struct ob_aws_sink *s);
+
+/* A session for one publish on the calling thread: an idle one of the
+ * pool, or a new one; NULL when none can be made. Give it back with
+ * ob_aws_sink_session_done. */
+struct ob_aws_session *ob_aws_sink_session(struct ob_aws_sink *s);
+void ob_aws_sink_session_done(struct ob_aws_sink *s, struct ob_aws_session *session);
+
+/* Sets each of d[0..n) from a call that failed as a whole (after the
+ * client's retries): RETRY for throttling, server errors and the network
+ * (`unreachable` when no connection could be made), REJECT for what the
+ * service refused; the error names the operation and the service's
+ * words. */
+void ob_aws_sink_call_failed(const struct ob_aws_call *call, struct ob_delivery *const *d, size_t n);
+
+/* Every delivery of d[0..n) RETRY: no session could be made. */
+void ob_aws_sink_no_session(struct ob_delivery *const *d, size_t n);
+
+/* One entry of a batch answer failed: code is the service's error name
+ * for it; retriable (throttling, an internal error) makes it RETRY, else
+ * REJECT. */
+void ob_aws_sink_entry_failed(struct ob_delivery *d, const char *operation, const char *code, const char *message,
+                              bool retriable);
+
+#endif
