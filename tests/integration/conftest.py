@@ -192,3 +192,11 @@ def table(ddb):
     """A new outbox table (pk/sk, NEW_AND_OLD_IMAGES stream) in the module's DynamoDB Local."""
     from relay_util import create_outbox_table
     return create_outbox_table(ddb, f"outbox_t{next(_table_numbers)}")
+
+
+@pytest.fixture(scope="module")
+def fauxqs():
+    """The SQS and SNS emulator (npm fauxqs on Node 22), one per test module."""
+    from harness.fauxqs import Fauxqs
+    with Fauxqs() as server:
+        yield server
