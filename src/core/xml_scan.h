@@ -1,4 +1,4 @@
-/* Just enough XML for the AWS query protocol's answers (SNS): the text of
+/* Just enough XML for the AWS query protocol's answers: the text of
  * an element found by name, and the elements of a list one after another.
  * Not a parser: no attributes are read, no namespaces resolved, no DTDs;
  * what it finds in a malformed document it finds, nothing more. Pure. */
