@@ -274,8 +274,9 @@ static void put_events(struct eventbridge_sink *s, json_t **entries, const size_
     struct ob_delivery **by_call = ob_xcalloc(n, sizeof *by_call);
     for (size_t i = 0; i < n; i++)
         calls[call_of[i]].n++;
-    for (size_t c = 0, start = 0; c < n_calls; start += calls[c].n, c++) {
+    for (size_t c = 0, start = 0; c < n_calls; c++) {
         calls[c].d = by_call + start;
+        start += calls[c].n;
         calls[c].n = 0;
         calls[c].entries = json_array();
     }
