@@ -413,9 +413,12 @@ TEST(eventbridge_check_reports_an_event_bus_name_that_cannot_be_at_its_value)
 
 TEST(eventbridge_check_takes_the_default_bus_a_name_or_an_arn)
 {
-    static const char *const keys[] = {"", "    event_bus_name: orders\n",
-                                       "    event_bus_name: arn:aws:events:us-east-1:123456789012:event-bus/orders\n"
-                                       "    region: eu-west-1\n    endpoint: https://vpce-1.events.eu-west-1.vpce.amazonaws.com\n"};
+    static const char *const keys[] = {
+        "",
+        "    event_bus_name: orders\n",
+        ("    event_bus_name: arn:aws:events:us-east-1:123456789012:event-bus/orders\n"
+         "    region: eu-west-1\n    endpoint: https://vpce-1.events.eu-west-1.vpce.amazonaws.com\n"),
+    };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         struct ob_config_diag diag;
         enum ob_err rc;
