@@ -200,3 +200,15 @@ def fauxqs():
     from harness.fauxqs import Fauxqs
     with Fauxqs() as server:
         yield server
+
+
+@pytest.fixture
+def eventbridge():
+    """A started EventBridgeServer (PutEvents on loopback: SigV4 and botocore's model checked,
+    bus `default`); stopped at teardown."""
+    from harness.eventbridge_server import EventBridgeServer
+    server = EventBridgeServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
