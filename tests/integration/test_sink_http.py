@@ -210,7 +210,8 @@ def test_connection_refused_is_retry(sink_publish):
     from harness import free_port
     url = f"http://127.0.0.1:{free_port()}/hook"
     run = sink_publish(http(url), [msg()])
-    assert run.results == [{"sk": "m1", "result": "retry", "error": f"connect: Connection refused ({url})"}]
+    assert run.results == [{"sk": "m1", "result": "retry", "error": f"connect: Connection refused ({url})",
+                            "unreachable": True}]
 
 
 def test_timeout_is_retry(http_receiver, sink_publish):

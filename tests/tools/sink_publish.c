@@ -1,6 +1,6 @@
 /* Test tool: publishes messages through one sink of a config, without the
- * relay, and prints each result as a JSON line {"sk","result","error",
- * "too_large","unreachable"}:
+ * relay, and prints each result as a JSON line {"sk","result","error"}, with
+ * "too_large" and "unreachable" when they are true:
  *   sink_publish CONFIG SINKNAME [--batch N] [--threads N]
  * stdin: one JSON object a line, {"pk","sk","messageType","payload_b64",
  * "headers":{..},"aggregateId","aggregateType","correlationId",
@@ -111,8 +111,11 @@ static void publish(struct ob_sink *sink, struct pending *p, size_t threads)
     static const char *const names[] = {"ack", "retry", "reject"};
     for (size_t i = 0; i < p->n; i++) {
         struct ob_delivery *d = &p->deliveries[i];
-        json_t *line = json_pack("{s:s,s:s,s:s,s:b,s:b}", "sk", p->msgs[i].sk, "result", names[d->result], "error",
-                                 d->error, "too_large", d->too_large, "unreachable", d->unreachable);
+        json_t *line = json_pack("{s:s,s:s,s:s}", "sk", p->msgs[i].sk, "result", names[d->result], "error", d->error);
+        if (d->too_large)
+            json_object_set_new(line, "too_large", json_true());
+        if (d->unreachable)
+            json_object_set_new(line, "unreachable", json_true());
         char *text = json_dumps(line, JSON_COMPACT);
         printf("%s\n", text);
         free(text);
