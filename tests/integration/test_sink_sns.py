@@ -176,24 +176,51 @@ def test_throttling_and_server_errors_are_retried_and_dead_letter_nothing(
         proxy.stop()
 
 
-def test_a_failed_entry_of_a_batch_fails_its_message_alone(ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path):
-    # The sink allows 1 MiB (a topic raised so); the emulator's topic keeps SNS's default 256 KiB
-    # and fails that entry of the batch (InvalidParameter) while the nine others go through.
+def one_bad_among_nine(ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path, bad_payload, endpoint=None,
+                       sink_extra=""):
+    """Writes a message "bad" and nine good ones, then starts the relay, so that one publish (one
+    PublishBatch) carries the ten: the good ones arrive, untouched by bad's failure, and bad is
+    dead-lettered after max_attempts (2). Returns bad's item."""
     from harness.fauxqs import sns_topic_into_queue
-    topic, queue = sns_topic_into_queue(fauxqs, "partial")
-    put_message(ddb, table, "key-big", "big", json.loads(oversize_payload(SNS_LIMIT)))
+    topic, queue = sns_topic_into_queue(fauxqs, f"one-bad-{table}")
+    put_message(ddb, table, "key-bad", "bad", bad_payload)
     for k in range(9):
-        put_message(ddb, table, f"key-{k}", f"small-{k}", {"n": k})
+        put_message(ddb, table, f"key-{k}", f"good-{k}", {"n": k})
     dlq, port = tmp_path / "dlq.jsonl", free_port()
-    sink = sns_sink("sns", topic, fauxqs.endpoint, "    max_message_size: 1048576\n")
+    sink = sns_sink("sns", topic, endpoint or fauxqs.endpoint, sink_extra)
     d = spawn_outboxd("run", "-c", tmp_config(dead_letter_relay(ddb, table, sink, dlq, port, max_attempts=2)))
     assert wait_until(lambda: len(lines_of(dlq)) == 1, 30), d.output()[-3000:]
     got = sorted(json.loads(m["Body"])["id"] for m in fauxqs.sqs().receive_all(queue, 9, timeout=20))
-    assert got == [f"small-{k}" for k in range(9)]
-    big = item_of(ddb, table, "big")
-    assert "PublishBatch entry: InvalidParameter: Message too long" in big["lastError"]["S"], big
-    assert int(big["retryCount"]["N"]) == 2
+    assert got == [f"good-{k}" for k in range(9)]
     for i in scan_items(ddb, table):
-        if i["sk"]["S"] != "big":
+        if i["sk"]["S"] != "bad":
             assert i["isPublished"]["BOOL"] and "retryCount" not in i and "lastError" not in i, i
     assert d.stop() == 0
+    bad = item_of(ddb, table, "bad")
+    assert int(bad["retryCount"]["N"]) == 2
+    return bad
+
+
+def test_a_failed_entry_of_a_batch_fails_its_message_alone(ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path):
+    # The sink allows 1 MiB (a topic raised so); the emulator's topic keeps SNS's default 256 KiB
+    # and fails that entry of the batch (InvalidParameter) while the nine others go through.
+    bad = one_bad_among_nine(ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path,
+                             json.loads(oversize_payload(SNS_LIMIT)), sink_extra="    max_message_size: 1048576\n")
+    assert "PublishBatch entry: InvalidParameter: Message too long" in bad["lastError"]["S"], bad
+
+
+def test_a_batch_refused_as_a_whole_as_invalid_fails_only_the_message_at_fault(
+        ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path):
+    # SNS refuses a whole PublishBatch for what one entry holds (an attribute or body it will not
+    # take): the sink sends each entry of such a batch again alone, so only that one fails.
+    from harness.fault_proxy import Rule
+    from harness.fauxqs import sns_fault_proxy
+    proxy = sns_fault_proxy(fauxqs.endpoint).start()
+    try:
+        proxy.set_rules([Rule(match_body="refused-by-sns", action="error", status=400, error_type="InvalidParameter",
+                              message="Invalid parameter: Message")])
+        bad = one_bad_among_nine(ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path, {"x": "refused-by-sns"},
+                                 endpoint=proxy.endpoint)
+        assert "PublishBatch: InvalidParameter: Invalid parameter: Message" in bad["lastError"]["S"], bad
+    finally:
+        proxy.stop()
