@@ -13,7 +13,6 @@
 
 #define OB_SNS_BATCH_MAX 10      /* entries of one PublishBatch */
 #define OB_SNS_MAX_ATTRIBUTES 10 /* more are discarded on raw delivery to SQS */
-#define OB_SNS_DEFAULT_MAX_SIZE 262144 /* a topic's MaximumMessageSize unless raised (up to 1 MiB) */
 
 /* SNS as the AWS client calls it: the query protocol, SNS's error names. */
 extern const struct ob_aws_service ob_sns_service;
