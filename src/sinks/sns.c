@@ -73,6 +73,8 @@ void ob_sns_form_encode(struct ob_buf *out, const char *s, size_t len)
     ob_buf_append(out, run, (size_t)(p - run));
 }
 
+/* Whether every byte of s[0..len) is in one of the ranges, written as
+ * pairs of first and last ("az09"); no byte over 0x7f is. */
 static bool all_of(const char *s, size_t len, const char *set_ranges)
 {
     for (size_t i = 0; i < len; i++) {
