@@ -101,3 +101,62 @@ class SqsJson:
                 self.call("DeleteMessageBatch", QueueUrl=queue_url,
                           Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)])
         return out
+
+
+APP = str(NODE_MODULES / "fauxqs" / "dist" / "app.js")
+
+
+class PersistentFauxqs(Fauxqs):
+    """fauxqs keeping its queues, topics, subscriptions and messages in SQLite under data_dir,
+    so that stop() and start() are an outage it comes back from as SNS and SQS would (the CLI
+    keeps everything in memory: this starts it through its own startFauxqs({dataDir})). Its
+    FIFO deduplication cache is not kept: a message sent again after the restart is a duplicate."""
+    name = "fauxqs-persistent"
+
+    def __init__(self, data_dir, port=None, log_dir=None):
+        super().__init__(port=port, log_dir=log_dir)
+        self.data_dir = str(data_dir)
+
+    def command(self):
+        script = f"import {{ startFauxqs }} from {json.dumps(APP)}; startFauxqs({{ dataDir: {json.dumps(self.data_dir)} }});"
+        return [NODE, "--no-warnings", "--input-type=module", "-e", script]
+
+
+def sns_topic_into_queue(server, name, fifo=False):
+    """A topic NAME (NAME.fifo when fifo) with a queue of the same name subscribed to it with
+    RawMessageDelivery (the message as the body, its attributes as the queue message's):
+    (topic ARN, queue URL)."""
+    suffix = ".fifo" if fifo else ""
+    sns, sqs = server.sns(), server.sqs()
+    topic = sns.create_topic(Name=name + suffix, Attributes={"FifoTopic": "true"} if fifo else {})["TopicArn"]
+    queue = sqs.create_queue(name + suffix, fifo=fifo)
+    arn = sqs.call("GetQueueAttributes", QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    return topic, queue
+
+
+def sns_fault_proxy(upstream):
+    """A FaultProxy (harness/fault_proxy.py) whose injected errors are SNS's: the query
+    protocol's XML <ErrorResponse> with the rule's error_type as <Code> (e.g.
+    Rule(action="error", error_type="Throttled", match_body="Action=PublishBatch")).
+    Not started."""
+    from xml.sax.saxutils import escape
+
+    from .fault_proxy import FaultProxy
+
+    class SnsFaultProxy(FaultProxy):
+        @staticmethod
+        def _send(c, status, reason, headers, payload, keep):
+            ctype = dict((k.lower(), v) for k, v in headers).get("content-type", "")
+            if status >= 400 and ctype.startswith("application/x-amz-json"):
+                err = json.loads(payload)
+                code = err.get("__type", "").rpartition("#")[2]
+                fault = "Receiver" if status >= 500 else "Sender"
+                payload = (f'<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error>'
+                           f'<Type>{fault}</Type><Code>{code}</Code><Message>{escape(err.get("message", ""))}</Message>'
+                           f'</Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>'
+                           ).encode()
+                headers = [("Content-Type", "text/xml")]
+            FaultProxy._send(c, status, reason, headers, payload, keep)
+
+    return SnsFaultProxy(upstream)
