@@ -101,3 +101,24 @@ class SqsJson:
                 self.call("DeleteMessageBatch", QueueUrl=queue_url,
                           Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)])
         return out
+
+
+class PersistentFauxqs(Fauxqs):
+    """fauxqs keeping its queues and messages in SQLite under data_dir, so that stop() and
+    start() again is an outage that loses nothing (the plain one starts empty). Its FIFO
+    deduplication window is not kept: a message sent again after the restart is a
+    duplicate. cli.js takes no data directory, so this starts the library itself."""
+
+    def __init__(self, data_dir, **kw):
+        super().__init__(**kw)
+        self.data_dir = str(data_dir)
+
+    def command(self):
+        start = ("import(process.argv[1]).then(m => m.startFauxqs({logger: false, "
+                 "dataDir: process.env.FAUXQS_DATA_DIR}))")
+        return [NODE, "-e", start, str(NODE_MODULES / "fauxqs" / "dist" / "app.js")]
+
+    def env(self):
+        env = super().env()
+        env["FAUXQS_DATA_DIR"] = self.data_dir
+        return env
