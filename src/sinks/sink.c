@@ -9,6 +9,7 @@
 extern const struct ob_sink_ops ob_stdout_sink_ops;
 extern const struct ob_sink_ops ob_file_sink_ops;
 extern const struct ob_sink_ops ob_http_sink_ops;
+extern const struct ob_sink_ops ob_sqs_sink_ops;
 extern const struct ob_sink_ops ob_sns_sink_ops;
 extern const struct ob_sink_ops ob_eventbridge_sink_ops;
 
@@ -19,6 +20,7 @@ static const struct ob_sink_schema *const sink_types[] = {
     &ob_http_sink_ops.schema,
     &ob_file_sink_ops.schema,
     &ob_stdout_sink_ops.schema,
+    &ob_sqs_sink_ops.schema,
     &ob_sns_sink_ops.schema,
     &ob_eventbridge_sink_ops.schema,
 };
