@@ -11,6 +11,7 @@ run (PDEATHSIG, atexit), and its output goes to a log in the run's directory.
         def ready(self): return wait_port(self.port, 0.2)
 """
 
+import http.client
 import os
 import signal
 import subprocess
@@ -42,7 +43,8 @@ class ChildServer:
         return dict(os.environ)
 
     def ready(self):
-        """True once the server answers; may raise OSError meanwhile."""
+        """True once the server answers; may raise OSError, ValueError or an
+        http.client.HTTPException meanwhile (not listening, or not answering right yet)."""
         raise NotImplementedError
 
     # -- lifecycle -------------------------------------------------------------
@@ -77,7 +79,7 @@ class ChildServer:
             try:
                 if self.ready():
                     return
-            except OSError as e:
+            except (OSError, ValueError, http.client.HTTPException) as e:
                 last = e
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"{self.name} on port {self.port} not ready after {timeout}s ({last}); "

@@ -3,15 +3,13 @@
 import glob
 import json
 import os
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .util import (TESTS_DIR, free_port, pid_alive, register_child, run_dir,
-                   set_pdeathsig, unregister_child)
+from .child_server import ChildServer
+from .util import TESTS_DIR
 
 REGION = "us-east-1"
 ACCESS_KEY = "AKIDTEST"
@@ -70,7 +68,7 @@ def aws_client(service, endpoint, max_attempts=2, region=REGION, **config):
     )
 
 
-class DynamoDBLocal:
+class DynamoDBLocal(ChildServer):
     """One DynamoDB Local JVM (-inMemory -sharedDb -disableTelemetry) on 127.0.0.1:port.
 
     Use as a context manager or start()/stop(). The JVM is stopped at stop(), at
@@ -78,24 +76,16 @@ class DynamoDBLocal:
     Note: DynamoDB Local has no bind-address option, so Jetty listens on all
     interfaces; everything in the tests talks to it through 127.0.0.1 only.
     """
+    name = "dynamodb-local"
 
     def __init__(self, port=None, jar_dir=None, log_dir=None, jvm_flags=DEFAULT_JVM_FLAGS,
                  extra_args=(), java="java"):
-        self.port = port or free_port()
+        super().__init__(port=port, log_dir=log_dir)
         self.jar_dir = Path(jar_dir) if jar_dir else find_jar_dir()
-        self.log_dir = Path(log_dir) if log_dir else run_dir()
-        self.log_path = self.log_dir / f"dynamodb-local-{self.port}.log"
         self.jvm_flags = tuple(jvm_flags)
         self.extra_args = tuple(extra_args)
         self.java = java
-        self.proc = None
         self.startup_seconds = None
-
-    # -- lifecycle -----------------------------------------------------------
-
-    @property
-    def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def pid(self):
@@ -108,75 +98,20 @@ class DynamoDBLocal:
                 "-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(self.port),
                 *self.extra_args]
 
-    def start(self, timeout=60.0):
-        if self.proc is not None:
-            return self
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
+    def env(self):
+        env = super().env()
         env["DDB_LOCAL_TELEMETRY"] = "0"
+        return env
+
+    def ready(self):
+        self.raw_call("ListTables", {}, timeout=2)
+        return True
+
+    def start(self, timeout=60.0):
         t0 = time.monotonic()
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(), cwd=str(self.log_dir), env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=set_pdeathsig(signal.SIGKILL))
-        register_child(self)
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        super().start(timeout)
         self.startup_seconds = time.monotonic() - t0
         return self
-
-    def _wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"DynamoDB Local exited with {self.proc.returncode} during startup; "
-                                   f"log: {self.log_path}\n{self._log_tail()}")
-            try:
-                self.raw_call("ListTables", {}, timeout=2)
-                return
-            except (OSError, urllib.error.URLError, ValueError) as e:
-                last = e
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"DynamoDB Local on port {self.port} not ready after {timeout}s "
-                                   f"({last}); log: {self.log_path}\n{self._log_tail()}")
-            time.sleep(0.03)
-
-    def _log_tail(self, n=4000):
-        try:
-            return self.log_path.read_bytes()[-n:].decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout=10.0):
-        """SIGTERM, wait up to timeout, then SIGKILL. Idempotent."""
-        proc = self.proc
-        if proc is None:
-            return
-        try:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-        finally:
-            self.proc = None
-            unregister_child(self)
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None and pid_alive(self.proc.pid)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # -- clients ---------------------------------------------------------------
 
