@@ -9,6 +9,7 @@
 extern const struct ob_sink_ops ob_stdout_sink_ops;
 extern const struct ob_sink_ops ob_file_sink_ops;
 extern const struct ob_sink_ops ob_http_sink_ops;
+extern const struct ob_sink_ops ob_kinesis_sink_ops;
 
 /* Every sink this build has: a new sink is one line here. Messages and
  * docs list them in this order, and the generated example config shows
@@ -17,6 +18,7 @@ static const struct ob_sink_schema *const sink_types[] = {
     &ob_http_sink_ops.schema,
     &ob_file_sink_ops.schema,
     &ob_stdout_sink_ops.schema,
+    &ob_kinesis_sink_ops.schema,
 };
 
 const struct ob_sink_catalogue ob_sinks = {.types = sink_types, .n = sizeof sink_types / sizeof sink_types[0]};
