@@ -18,7 +18,7 @@ import collections
 import json
 
 from relay_util import (check_per_key_order, check_strict_order, create_outbox_table, produce, relay_config,
-                        scan_items, wait_until)
+                        scan_items, wait_until, with_relay)
 
 # One message as consumed: its key (pk), its number within the key (the payload's n),
 # its CloudEvents id and every CloudEvents attribute the binding carried
@@ -36,12 +36,14 @@ def structured_received(body):
 
 class BrokerRun:
     def __init__(self, ddb, tmp_config, spawn_outboxd, table, sinks, default_sink=None, extra="", count=5000,
-                 keys=50, max_in_flight=64, metrics_port=None):
+                 keys=50, max_in_flight=64, metrics_port=None, relay=None):
+        """relay: `relay:` keys to set ({"max_attempts": 3, "dead_letter_sink": "dlq"})."""
         self.ddb = ddb
         self.count, self.keys = count, keys
         self.table = create_outbox_table(ddb, table)
-        self.config = tmp_config(relay_config(ddb.endpoint, self.table, sinks, extra=extra, metrics_port=metrics_port,
-                                              max_in_flight=max_in_flight, default_sink=default_sink))
+        text = relay_config(ddb.endpoint, self.table, sinks, extra=extra, metrics_port=metrics_port,
+                            max_in_flight=max_in_flight, default_sink=default_sink)
+        self.config = tmp_config(with_relay(text, **relay) if relay else text)
         self.daemon = spawn_outboxd("run", "-c", self.config)
         self.rows = None
         self.producer = None
