@@ -286,3 +286,21 @@ TEST(kinesis_check_takes_a_sink_without_a_stream_for_routes_that_give_one)
     check_sink("    endpoint: http://127.0.0.1:4567\n", diag, sizeof diag);
     CHECK_STR(diag, "");
 }
+
+TEST(kinesis_sink_is_not_created_for_an_arn_outside_the_relays_region)
+{
+    const char *yaml = "aws:\n  region: eu-west-1\n  access_key_id: AKIDTEST\n  secret_access_key: testsecret\n"
+                       "table:\n  name: outbox\nsinks:\n  - name: k\n    type: kinesis\n"
+                       "    stream_name: arn:aws:kinesis:us-east-1:123456789012:stream/orders\n";
+    struct ob_config *cfg = NULL;
+    struct ob_config_diag diag = {0};
+    CHECK_INT(ob_config_load_string("test.yaml", yaml, strlen(yaml), &ob_sinks, &cfg, &diag), OB_OK);
+    struct ob_sink_context ctx = {.table = cfg->table.name, .aws = &cfg->aws};
+    struct ob_sink *s = NULL;
+    struct ob_error err = {0};
+    CHECK_INT(ob_sink_create(&cfg->sinks[0], &ctx, &s, &err), OB_ERR_CONFIG);
+    CHECK_STR(err.msg, "sink 'k': stream_name is in us-east-1, but the sink's region is eu-west-1 (requests are "
+                       "signed for and sent to the sink's region)");
+    ob_config_free(cfg);
+    ob_config_diag_free(&diag);
+}
