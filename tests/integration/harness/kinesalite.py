@@ -27,9 +27,10 @@ class Kinesalite(ChildServer):
         self.path = path
 
     def command(self):
-        # Streams are ACTIVE at once: a test creates one and writes to it.
+        # Streams are ACTIVE at once (a test creates one and writes to it), and the tests of a
+        # module share the emulator's account: room for their shards beyond AWS's default 10.
         cmd = [NODE, CLI, "--port", str(self.port), "--createStreamMs", "0", "--deleteStreamMs", "0",
-               "--updateStreamMs", "0"]
+               "--updateStreamMs", "0", "--shardLimit", "200"]
         return cmd + (["--path", str(self.path)] if self.path else [])
 
     def ready(self):
