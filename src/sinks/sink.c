@@ -12,6 +12,7 @@ extern const struct ob_sink_ops ob_http_sink_ops;
 extern const struct ob_sink_ops ob_sqs_sink_ops;
 extern const struct ob_sink_ops ob_sns_sink_ops;
 extern const struct ob_sink_ops ob_eventbridge_sink_ops;
+extern const struct ob_sink_ops ob_kinesis_sink_ops;
 
 /* Every sink this build has: a new sink is one line here. Messages and
  * docs list them in this order, and the generated example config shows
@@ -23,6 +24,7 @@ static const struct ob_sink_schema *const sink_types[] = {
     &ob_sqs_sink_ops.schema,
     &ob_sns_sink_ops.schema,
     &ob_eventbridge_sink_ops.schema,
+    &ob_kinesis_sink_ops.schema,
 };
 
 const struct ob_sink_catalogue ob_sinks = {.types = sink_types, .n = sizeof sink_types / sizeof sink_types[0]};

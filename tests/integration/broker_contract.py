@@ -37,12 +37,12 @@ def structured_received(body):
 class BrokerRun:
     def __init__(self, ddb, tmp_config, spawn_outboxd, table, sinks, default_sink=None, extra="", count=5000,
                  keys=50, max_in_flight=64, metrics_port=None, relay=None):
+        """relay: `relay:` keys to set ({"max_attempts": 3, "dead_letter_sink": "dlq"})."""
         self.ddb = ddb
         self.count, self.keys = count, keys
         self.table = create_outbox_table(ddb, table)
         text = relay_config(ddb.endpoint, self.table, sinks, extra=extra, metrics_port=metrics_port,
                             max_in_flight=max_in_flight, default_sink=default_sink)
-        # relay: `relay:` keys to set (with_relay), e.g. {"max_attempts": 2, "dead_letter_sink": "dlq"}.
         self.config = tmp_config(with_relay(text, **relay) if relay else text)
         self.daemon = spawn_outboxd("run", "-c", self.config)
         self.rows = None

@@ -212,3 +212,12 @@ def eventbridge():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def kinesalite(tmp_path_factory):
+    """The Kinesis emulator (npm kinesalite on Node 22), one per test module; its streams are
+    kept in a LevelDB directory, so stop() and start() again is an outage that loses nothing."""
+    from harness.kinesalite import Kinesalite
+    with Kinesalite(path=tmp_path_factory.mktemp("kinesalite") / "db") as server:
+        yield server
