@@ -7,15 +7,18 @@ with the broker's own client and hands them here as Received tuples.
         run.produce()                      # 5,000 over 50 keys, written while it runs
         received = ...consume until len(received) >= run.count...
         run.check(received)                # each once, per-key order
-        check_ce(received[0].attrs, run.table, binding="structured")
+        check_ce(received[0].attrs, run.table)   # structured=False for a binary binding
         run.stop()
 
-A broker outage in the middle: run.produce(wait=False), stop the broker, sleep, start
-it again, then consume; run.check(received, max_duplicates=...) and run.no_dead_letters().
+A broker outage in the middle of that run: run.produce_through_outage(broker, begun) instead
+of run.produce(), then consume; run.check(received, max_duplicates=...) and
+run.no_dead_letters().
 """
 
 import collections
+import concurrent.futures
 import json
+import time
 
 from relay_util import (check_per_key_order, check_strict_order, create_outbox_table, produce, relay_config,
                         scan_items, wait_until, with_relay)
@@ -53,6 +56,25 @@ class BrokerRun:
         self.rows = produce(self.ddb.endpoint, self.table, count or self.count, keys or self.keys, threads=16,
                             ids=True)
         return self.rows
+
+    def produce_through_outage(self, broker, begun, seconds=30, down=None):
+        """produce(), and meanwhile, once begun() (some messages arrived), stops broker (a
+        ChildServer or anything with stop() and start()) for seconds and starts it again.
+        down(), when given, must come true while it is stopped (the sink seen down). Returns
+        the rows once every message is written and the broker is back."""
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            producing = pool.submit(self.produce)
+            try:
+                assert wait_until(begun, 120, interval=0.2), self.daemon.output()[-3000:]
+                broker.stop()
+                stopped = time.monotonic()
+                if down:
+                    assert wait_until(down, seconds), "the sink was not seen down during the outage"
+                time.sleep(max(0.0, seconds - (time.monotonic() - stopped)))
+                broker.start()
+            finally:
+                rows = producing.result()
+        return rows
 
     def check(self, received, max_duplicates=0):
         """Every message written arrived, at most max_duplicates of them twice or more, and each
