@@ -216,10 +216,12 @@ void ob_sns_request_entry(struct ob_buf *form, size_t index, const struct ob_sns
     put_field(form, member, "Message", e->body.data, e->body.len);
     if (fifo) {
         struct ob_buf v = { 0 };
-        ob_sns_fifo_id(&v, e->d->msg->pk);
+        /* A poison dead letter may have no pk or sk: it groups with the
+         * empty key, and its event id is the relay's stand-in for sk. */
+        ob_sns_fifo_id(&v, e->d->msg->pk ? e->d->msg->pk : "");
         put_string_field(form, member, "MessageGroupId", ob_buf_cstr(&v));
         ob_buf_reset(&v);
-        ob_sns_fifo_id(&v, e->d->msg->sk);
+        ob_sns_fifo_id(&v, e->d->ce->id);
         put_string_field(form, member, "MessageDeduplicationId", ob_buf_cstr(&v));
         ob_buf_free(&v);
     }

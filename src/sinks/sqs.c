@@ -348,7 +348,8 @@ void ob_sqs_encode_batch(struct ob_buf *out, const struct ob_sqs_entry *e, size_
         }
         if (e[i].fifo) {
             char fifo_id[OB_SQS_FIFO_ID_MAX + 1];
-            ob_sqs_fifo_id(e[i].d->msg->pk, fifo_id);
+            /* A poison dead letter may have no pk: it groups with the empty key. */
+            ob_sqs_fifo_id(e[i].d->msg->pk ? e[i].d->msg->pk : "", fifo_id);
             set_text(entry, "MessageGroupId", fifo_id, strlen(fifo_id));
             ob_sqs_fifo_id(e[i].d->ce->id, fifo_id);
             set_text(entry, "MessageDeduplicationId", fifo_id, strlen(fifo_id));

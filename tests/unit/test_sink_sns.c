@@ -214,6 +214,31 @@ TEST(a_fifo_request_has_the_topic_the_message_its_attributes_group_pk_and_dedup_
     ob_ce_free(&b.ce);
 }
 
+TEST(a_poison_dead_letter_without_pk_or_sk_goes_to_a_fifo_topic_under_the_empty_keys_group_and_its_event_id)
+{
+    /* A poison item whose pk and sk are not strings reaches the dead-letter
+     * sink with neither; the relay gives its CloudEvent the stream record's
+     * sequence number as id. */
+    struct fixture a;
+    fixture_init(&a, NULL, NULL, "{}");
+    a.ce.id = "49590338271490256608559692538361571095921575989136588898";
+    struct ob_sns_entry e;
+    ob_sns_entry_build(&e, &a.d);
+    struct ob_buf form = { 0 }, v = { 0 }, empty_group = { 0 };
+    ob_sns_request_start(&form, FIFO_ARN);
+    ob_sns_request_entry(&form, 0, &e, true);
+    ob_sns_fifo_id(&empty_group, "");
+    CHECK(form_field(ob_buf_cstr(&form), "PublishBatchRequestEntries.member.1.MessageGroupId", &v));
+    CHECK_STR(ob_buf_cstr(&v), ob_buf_cstr(&empty_group));
+    CHECK(form_field(ob_buf_cstr(&form), "PublishBatchRequestEntries.member.1.MessageDeduplicationId", &v));
+    CHECK_STR(ob_buf_cstr(&v), a.ce.id);
+    ob_buf_free(&form);
+    ob_buf_free(&v);
+    ob_buf_free(&empty_group);
+    ob_sns_entry_free(&e);
+    ob_ce_free(&a.ce);
+}
+
 TEST(a_standard_topic_request_has_no_group_or_dedup_id)
 {
     struct fixture a;

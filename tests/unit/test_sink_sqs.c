@@ -275,6 +275,31 @@ TEST(the_request_of_a_standard_queue_has_no_fifo_ids_and_ids_by_position)
     }
 }
 
+TEST(a_poison_dead_letter_without_pk_or_sk_goes_to_a_fifo_queue_under_the_empty_keys_group_and_its_event_id)
+{
+    /* A poison item whose pk and sk are not strings reaches the dead-letter
+     * sink with neither; the relay gives its CloudEvent the stream record's
+     * sequence number as id. */
+    struct fixture f;
+    fixture_init(&f, NULL, NULL, "{}");
+    f.ce.id = "49590338271490256608559692538361571095921575989136588898";
+    struct ob_sqs_entry e = {0};
+    CHECK(ob_sqs_entry_prepare(&e, &f.d, "http://127.0.0.1:1/000000000000/dlq.fifo", OB_SQS_MAX_BYTES));
+    e.queue_url = e.queue;
+    struct ob_buf out = {0};
+    ob_sqs_encode_batch(&out, &e, 1);
+    json_t *req = json_loads(out.data, 0, NULL);
+    json_t *entry = json_array_get(json_object_get(req, "Entries"), 0);
+    char empty_group[OB_SQS_FIFO_ID_MAX + 1];
+    ob_sqs_fifo_id("", empty_group);
+    CHECK_STR(json_string_value(json_object_get(entry, "MessageGroupId")), empty_group);
+    CHECK_STR(json_string_value(json_object_get(entry, "MessageDeduplicationId")), f.ce.id);
+    json_decref(req);
+    ob_buf_free(&out);
+    ob_sqs_entry_free(&e);
+    ob_ce_free(&f.ce);
+}
+
 /* Five prepared messages (m0 with an attribute) and the answer to their batch. */
 static void apply(const char *answer_fmt, enum ob_delivery_result want[5], char errors[5][512])
 {
