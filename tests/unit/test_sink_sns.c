@@ -289,6 +289,22 @@ TEST(an_answer_fails_only_the_entries_it_says_failed_each_by_its_code)
     CHECK_INT(d[6].result, OB_DELIVERY_RETRY); /* a code unknown here, and not the sender's fault */
 }
 
+TEST(a_member_whose_id_is_not_one_sent_answers_for_no_entry)
+{
+    /* Ids go out as "0".."9": "00" and "01" are neither 0 nor 1. */
+    const char *xml = "<PublishBatchResponse><PublishBatchResult><Successful>"
+                      "<member><Id>00</Id><MessageId>m-0</MessageId></member></Successful>"
+                      "<Failed><member><Id>01</Id><Code>InvalidParameter</Code><SenderFault>true</SenderFault>"
+                      "</member></Failed></PublishBatchResult></PublishBatchResponse>";
+    struct ob_delivery d[2];
+    struct ob_delivery *p[2] = { &d[0], &d[1] };
+    memset(d, 0, sizeof d);
+    ob_sns_answer(xml, strlen(xml), p, 2);
+    CHECK_INT(d[0].result, OB_DELIVERY_RETRY);
+    CHECK_INT(d[1].result, OB_DELIVERY_RETRY);
+    CHECK_STR(d[1].error, "PublishBatch: the answer does not say what became of this message");
+}
+
 TEST(an_unreadable_answer_acknowledges_nothing)
 {
     struct ob_delivery d[2];

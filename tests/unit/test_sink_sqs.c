@@ -372,6 +372,22 @@ TEST(an_answer_without_the_attributes_md5_is_retry_when_attributes_were_sent)
     CHECK_INT(r[0], OB_DELIVERY_RETRY);
 }
 
+TEST(an_answer_entry_whose_id_is_not_one_sent_acknowledges_nothing)
+{
+    /* Ids go out as "0".."9": "00", "+0", " 0" and "-0" are none of them,
+     * though strtoul reads each as 0. */
+    static const char *const ids[] = {"00", "+0", " 0", "-0", "0 "};
+    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
+        enum ob_delivery_result r[5];
+        char err[5][512];
+        char fmt[512];
+        snprintf(fmt, sizeof fmt, "{\"Successful\":[{\"Id\":\"%s\",\"MessageId\":\"x\",\"MD5OfMessageBody\":"
+                 "\"%%s\",\"MD5OfMessageAttributes\":\"314c77b249893c6b3c765a42cc08b245\"}]}", ids[k]);
+        apply(fmt, r, err);
+        CHECK_INT(r[0], OB_DELIVERY_RETRY);
+    }
+}
+
 /* The errors of loading a config whose sqs sink has these keys. */
 static void load_errors(const char *keys, struct ob_config_diag *diag)
 {
