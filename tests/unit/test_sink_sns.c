@@ -305,6 +305,26 @@ TEST(a_member_whose_id_is_not_one_sent_answers_for_no_entry)
     CHECK_STR(d[1].error, "PublishBatch: the answer does not say what became of this message");
 }
 
+TEST(a_truncated_answer_acknowledges_no_entry_whose_success_it_cut)
+{
+    const char *xml = "<PublishBatchResponse><PublishBatchResult><Successful>"
+                      "<member><Id>0</Id><MessageId>m-0</MessageId></member>"
+                      "<member><Id>1</Id><MessageId>m-1</MessageId></member></Successful>"
+                      "<Failed><member><Id>2</Id><Code>InvalidParameter</Code><SenderFault>true</SenderFault>"
+                      "</member></Failed></PublishBatchResult></PublishBatchResponse>";
+    const char *whole_success = strstr(xml, "</Successful>") + strlen("</Successful>");
+    for (size_t len = 0; len <= strlen(xml); len++) {
+        struct ob_delivery d[3];
+        struct ob_delivery *p[3] = { &d[0], &d[1], &d[2] };
+        memset(d, 0, sizeof d);
+        ob_sns_answer(xml, len, p, 3);
+        bool complete = xml + len >= whole_success;
+        CHECK_INT(d[0].result, complete ? OB_DELIVERY_ACK : OB_DELIVERY_RETRY);
+        CHECK_INT(d[1].result, complete ? OB_DELIVERY_ACK : OB_DELIVERY_RETRY);
+        CHECK(d[2].result != OB_DELIVERY_ACK);
+    }
+}
+
 TEST(an_unreadable_answer_acknowledges_nothing)
 {
     struct ob_delivery d[2];
