@@ -383,6 +383,23 @@ static void count_request(struct ob_aws_session *s, const char *operation)
     }
 }
 
+/* Masks the client's secrets where an error answer quotes them: a
+ * signature mismatch quotes the canonical request, whose
+ * x-amz-security-token line is the session token. Same length, so the
+ * answer stays readable; what is read from it then holds no secret (SPEC §7). */
+static void mask_secrets(struct ob_buf *rx, const struct ob_aws_credentials *creds)
+{
+    const char *secrets[] = { creds->session_token, creds->secret_access_key };
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+        size_t n = secrets[i] ? strlen(secrets[i]) : 0;
+        char *at = rx->data, *end = rx->data + rx->len;
+        while (n && at && (at = memmem(at, (size_t)(end - at), secrets[i], n))) {
+            memset(at, '*', n);
+            at += n;
+        }
+    }
+}
+
 /* Decides the outcome of a finished attempt: done, or wait and retry. */
 static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *call)
 {
@@ -410,6 +427,8 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
         json_error_t jerr;
         bool success = status >= 200 && status < 300;
         bool query = call->service->query_protocol;
+        if (!success)
+            mask_secrets(&call->rx, &c->creds);
         call->response = call->rx.len && !query && !(success && call->raw_success)
                              ? json_loadb(call->rx.data, call->rx.len, 0, &jerr) : NULL;
         if (query && !success) {

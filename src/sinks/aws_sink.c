@@ -137,6 +137,19 @@ void ob_aws_sink_no_session(struct ob_delivery *const *d, size_t n)
         ob_delivery_set(d[i], OB_DELIVERY_RETRY, "no connection pool could be made (out of descriptors?)");
 }
 
+long ob_aws_sink_entry_index(const char *id, size_t len, size_t n)
+{
+    if (!id || len == 0 || len > 19 || (id[0] == '0' && len > 1))
+        return -1;
+    size_t i = 0;
+    for (size_t k = 0; k < len; k++) {
+        if (id[k] < '0' || id[k] > '9')
+            return -1;
+        i = i * 10 + (size_t)(id[k] - '0');
+    }
+    return i < n ? (long)i : -1;
+}
+
 void ob_aws_sink_entry_failed(struct ob_delivery *d, const char *operation, const char *code, const char *message,
                               bool retriable)
 {

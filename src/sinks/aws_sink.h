@@ -61,6 +61,11 @@ void ob_aws_sink_call_failed(const struct ob_aws_call *call, struct ob_delivery 
 /* Every delivery of d[0..n) RETRY: no session could be made. */
 void ob_aws_sink_no_session(struct ob_delivery *const *d, size_t n);
 
+/* The entry of n a batch answer's Id (id[0..len)) names: AWS sinks send
+ * entry i as Id "i" (decimal), and only that exact text names it; -1 for
+ * any other (a sign, a space, a leading zero, out of range). */
+long ob_aws_sink_entry_index(const char *id, size_t len, size_t n);
+
 /* One entry of a batch answer failed: code is the service's error name
  * for it; retriable (throttling, an internal error) makes it RETRY, else
  * REJECT. */

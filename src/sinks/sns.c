@@ -216,10 +216,12 @@ void ob_sns_request_entry(struct ob_buf *form, size_t index, const struct ob_sns
     put_field(form, member, "Message", e->body.data, e->body.len);
     if (fifo) {
         struct ob_buf v = { 0 };
-        ob_sns_fifo_id(&v, e->d->msg->pk);
+        /* A poison dead letter may have no pk or sk: it groups with the
+         * empty key, and its event id is the relay's stand-in for sk. */
+        ob_sns_fifo_id(&v, e->d->msg->pk ? e->d->msg->pk : "");
         put_string_field(form, member, "MessageGroupId", ob_buf_cstr(&v));
         ob_buf_reset(&v);
-        ob_sns_fifo_id(&v, e->d->msg->sk);
+        ob_sns_fifo_id(&v, e->d->ce->id);
         put_string_field(form, member, "MessageDeduplicationId", ob_buf_cstr(&v));
         ob_buf_free(&v);
     }
@@ -237,15 +239,9 @@ void ob_sns_request_entry(struct ob_buf *form, size_t index, const struct ob_sns
 static int member_entry(struct ob_xml_span member, struct ob_buf *scratch, size_t n)
 {
     ob_buf_reset(scratch);
-    if (!ob_xml_text(member, "Id", scratch) || scratch->len == 0 || scratch->len > 2)
+    if (!ob_xml_text(member, "Id", scratch))
         return -1;
-    int i = 0;
-    for (size_t k = 0; k < scratch->len; k++) {
-        if (scratch->data[k] < '0' || scratch->data[k] > '9')
-            return -1;
-        i = i * 10 + (scratch->data[k] - '0');
-    }
-    return (size_t)i < n ? i : -1;
+    return (int)ob_aws_sink_entry_index(scratch->data, scratch->len, n);
 }
 
 /* Whether an entry's failure may pass on a retry: by its name when SNS's

@@ -348,7 +348,8 @@ void ob_sqs_encode_batch(struct ob_buf *out, const struct ob_sqs_entry *e, size_
         }
         if (e[i].fifo) {
             char fifo_id[OB_SQS_FIFO_ID_MAX + 1];
-            ob_sqs_fifo_id(e[i].d->msg->pk, fifo_id);
+            /* A poison dead letter may have no pk: it groups with the empty key. */
+            ob_sqs_fifo_id(e[i].d->msg->pk ? e[i].d->msg->pk : "", fifo_id);
             set_text(entry, "MessageGroupId", fifo_id, strlen(fifo_id));
             ob_sqs_fifo_id(e[i].d->ce->id, fifo_id);
             set_text(entry, "MessageDeduplicationId", fifo_id, strlen(fifo_id));
@@ -367,12 +368,9 @@ void ob_sqs_encode_batch(struct ob_buf *out, const struct ob_sqs_entry *e, size_
 /* The entry an answer's "Id" names, or NULL. */
 static const struct ob_sqs_entry *answered_entry(const json_t *item, const struct ob_sqs_entry *e, size_t n)
 {
-    const char *id = json_string_value(json_object_get(item, "Id"));
-    if (!id || !*id || strlen(id) > 2)
-        return NULL;
-    char *end;
-    unsigned long i = strtoul(id, &end, 10);
-    return *end == '\0' && i < n ? &e[i] : NULL;
+    const json_t *id = json_object_get(item, "Id");
+    long i = ob_aws_sink_entry_index(json_string_value(id), json_string_length(id), n);
+    return i >= 0 ? &e[i] : NULL;
 }
 
 /* Whether SQS's digest (possibly absent) is the one computed here. */

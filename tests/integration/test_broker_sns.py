@@ -224,3 +224,50 @@ def test_a_batch_refused_as_a_whole_as_invalid_fails_only_the_message_at_fault(
         assert "PublishBatch: InvalidParameter: Invalid parameter: Message" in bad["lastError"]["S"], bad
     finally:
         proxy.stop()
+
+
+def test_a_refusal_that_quotes_the_signed_request_keeps_the_session_token_out_of_the_error(tmp_path):
+    # SNS's SignatureDoesNotMatch quotes the canonical request it expected, whose
+    # x-amz-security-token line is the session token: no error may carry it (SPEC §7).
+    import http.server
+    import subprocess
+
+    import yaml
+    from outboxd_config import tool, tool_env
+    token = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN" + "Zm9vYmFy" * 40
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            quoted = f"POST\n/\n\nhost:{self.headers['Host']}\nx-amz-security-token:" \
+                     f"{self.headers['X-Amz-Security-Token']}\n"
+            body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>The "
+                    f"Canonical String for this request should have been\n'{quoted}'</Message></Error>"
+                    f"</ErrorResponse>").encode()
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = tmp_path / "sink_publish.yaml"
+        config.write_text(yaml.safe_dump({
+            "aws": {"region": "us-east-1", "access_key_id": "AKIDTEST", "secret_access_key": "testsecret",
+                    "session_token": token},
+            "table": {"name": "outbox"},
+            "sinks": [{"name": "s", "type": "sns", "topic_arn": "arn:aws:sns:us-east-1:000000000000:t",
+                       "endpoint": f"http://127.0.0.1:{server.server_address[1]}"}],
+            "default_sink": "s"}))
+        p = subprocess.run([tool("sink_publish"), str(config), "s"], input=b'{"pk": "k", "sk": "m1"}\n',
+                           capture_output=True, timeout=30, env=tool_env())
+    finally:
+        server.shutdown()
+    result = json.loads(p.stdout)
+    assert result["result"] == "reject" and "SignatureDoesNotMatch" in result["error"], result
+    assert "x-amz-security-token:" in result["error"], result
+    assert token[:16] not in result["error"] and token[:16].encode() not in p.stderr, result

@@ -214,6 +214,31 @@ TEST(a_fifo_request_has_the_topic_the_message_its_attributes_group_pk_and_dedup_
     ob_ce_free(&b.ce);
 }
 
+TEST(a_poison_dead_letter_without_pk_or_sk_goes_to_a_fifo_topic_under_the_empty_keys_group_and_its_event_id)
+{
+    /* A poison item whose pk and sk are not strings reaches the dead-letter
+     * sink with neither; the relay gives its CloudEvent the stream record's
+     * sequence number as id. */
+    struct fixture a;
+    fixture_init(&a, NULL, NULL, "{}");
+    a.ce.id = "49590338271490256608559692538361571095921575989136588898";
+    struct ob_sns_entry e;
+    ob_sns_entry_build(&e, &a.d);
+    struct ob_buf form = { 0 }, v = { 0 }, empty_group = { 0 };
+    ob_sns_request_start(&form, FIFO_ARN);
+    ob_sns_request_entry(&form, 0, &e, true);
+    ob_sns_fifo_id(&empty_group, "");
+    CHECK(form_field(ob_buf_cstr(&form), "PublishBatchRequestEntries.member.1.MessageGroupId", &v));
+    CHECK_STR(ob_buf_cstr(&v), ob_buf_cstr(&empty_group));
+    CHECK(form_field(ob_buf_cstr(&form), "PublishBatchRequestEntries.member.1.MessageDeduplicationId", &v));
+    CHECK_STR(ob_buf_cstr(&v), a.ce.id);
+    ob_buf_free(&form);
+    ob_buf_free(&v);
+    ob_buf_free(&empty_group);
+    ob_sns_entry_free(&e);
+    ob_ce_free(&a.ce);
+}
+
 TEST(a_standard_topic_request_has_no_group_or_dedup_id)
 {
     struct fixture a;
@@ -262,6 +287,42 @@ TEST(an_answer_fails_only_the_entries_it_says_failed_each_by_its_code)
     CHECK_STR(d[4].error, "PublishBatch: the answer does not say what became of this message");
     CHECK_INT(d[5].result, OB_DELIVERY_RETRY); /* successful without a MessageId */
     CHECK_INT(d[6].result, OB_DELIVERY_RETRY); /* a code unknown here, and not the sender's fault */
+}
+
+TEST(a_member_whose_id_is_not_one_sent_answers_for_no_entry)
+{
+    /* Ids go out as "0".."9": "00" and "01" are neither 0 nor 1. */
+    const char *xml = "<PublishBatchResponse><PublishBatchResult><Successful>"
+                      "<member><Id>00</Id><MessageId>m-0</MessageId></member></Successful>"
+                      "<Failed><member><Id>01</Id><Code>InvalidParameter</Code><SenderFault>true</SenderFault>"
+                      "</member></Failed></PublishBatchResult></PublishBatchResponse>";
+    struct ob_delivery d[2];
+    struct ob_delivery *p[2] = { &d[0], &d[1] };
+    memset(d, 0, sizeof d);
+    ob_sns_answer(xml, strlen(xml), p, 2);
+    CHECK_INT(d[0].result, OB_DELIVERY_RETRY);
+    CHECK_INT(d[1].result, OB_DELIVERY_RETRY);
+    CHECK_STR(d[1].error, "PublishBatch: the answer does not say what became of this message");
+}
+
+TEST(a_truncated_answer_acknowledges_no_entry_whose_success_it_cut)
+{
+    const char *xml = "<PublishBatchResponse><PublishBatchResult><Successful>"
+                      "<member><Id>0</Id><MessageId>m-0</MessageId></member>"
+                      "<member><Id>1</Id><MessageId>m-1</MessageId></member></Successful>"
+                      "<Failed><member><Id>2</Id><Code>InvalidParameter</Code><SenderFault>true</SenderFault>"
+                      "</member></Failed></PublishBatchResult></PublishBatchResponse>";
+    const char *whole_success = strstr(xml, "</Successful>") + strlen("</Successful>");
+    for (size_t len = 0; len <= strlen(xml); len++) {
+        struct ob_delivery d[3];
+        struct ob_delivery *p[3] = { &d[0], &d[1], &d[2] };
+        memset(d, 0, sizeof d);
+        ob_sns_answer(xml, len, p, 3);
+        bool complete = xml + len >= whole_success;
+        CHECK_INT(d[0].result, complete ? OB_DELIVERY_ACK : OB_DELIVERY_RETRY);
+        CHECK_INT(d[1].result, complete ? OB_DELIVERY_ACK : OB_DELIVERY_RETRY);
+        CHECK(d[2].result != OB_DELIVERY_ACK);
+    }
 }
 
 TEST(an_unreadable_answer_acknowledges_nothing)

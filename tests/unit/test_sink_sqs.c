@@ -275,6 +275,31 @@ TEST(the_request_of_a_standard_queue_has_no_fifo_ids_and_ids_by_position)
     }
 }
 
+TEST(a_poison_dead_letter_without_pk_or_sk_goes_to_a_fifo_queue_under_the_empty_keys_group_and_its_event_id)
+{
+    /* A poison item whose pk and sk are not strings reaches the dead-letter
+     * sink with neither; the relay gives its CloudEvent the stream record's
+     * sequence number as id. */
+    struct fixture f;
+    fixture_init(&f, NULL, NULL, "{}");
+    f.ce.id = "49590338271490256608559692538361571095921575989136588898";
+    struct ob_sqs_entry e = {0};
+    CHECK(ob_sqs_entry_prepare(&e, &f.d, "http://127.0.0.1:1/000000000000/dlq.fifo", OB_SQS_MAX_BYTES));
+    e.queue_url = e.queue;
+    struct ob_buf out = {0};
+    ob_sqs_encode_batch(&out, &e, 1);
+    json_t *req = json_loads(out.data, 0, NULL);
+    json_t *entry = json_array_get(json_object_get(req, "Entries"), 0);
+    char empty_group[OB_SQS_FIFO_ID_MAX + 1];
+    ob_sqs_fifo_id("", empty_group);
+    CHECK_STR(json_string_value(json_object_get(entry, "MessageGroupId")), empty_group);
+    CHECK_STR(json_string_value(json_object_get(entry, "MessageDeduplicationId")), f.ce.id);
+    json_decref(req);
+    ob_buf_free(&out);
+    ob_sqs_entry_free(&e);
+    ob_ce_free(&f.ce);
+}
+
 /* Five prepared messages (m0 with an attribute) and the answer to their batch. */
 static void apply(const char *answer_fmt, enum ob_delivery_result want[5], char errors[5][512])
 {
@@ -345,6 +370,22 @@ TEST(an_answer_without_the_attributes_md5_is_retry_when_attributes_were_sent)
     char err[5][512];
     apply("{\"Successful\":[{\"Id\":\"0\",\"MessageId\":\"x\",\"MD5OfMessageBody\":\"%s\"}]}", r, err);
     CHECK_INT(r[0], OB_DELIVERY_RETRY);
+}
+
+TEST(an_answer_entry_whose_id_is_not_one_sent_acknowledges_nothing)
+{
+    /* Ids go out as "0".."9": "00", "+0", " 0" and "-0" are none of them,
+     * though strtoul reads each as 0. */
+    static const char *const ids[] = {"00", "+0", " 0", "-0", "0 "};
+    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
+        enum ob_delivery_result r[5];
+        char err[5][512];
+        char fmt[512];
+        snprintf(fmt, sizeof fmt, "{\"Successful\":[{\"Id\":\"%s\",\"MessageId\":\"x\",\"MD5OfMessageBody\":"
+                 "\"%%s\",\"MD5OfMessageAttributes\":\"314c77b249893c6b3c765a42cc08b245\"}]}", ids[k]);
+        apply(fmt, r, err);
+        CHECK_INT(r[0], OB_DELIVERY_RETRY);
+    }
 }
 
 /* The errors of loading a config whose sqs sink has these keys. */
