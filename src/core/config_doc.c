@@ -104,7 +104,7 @@ void ob_config_print_summary(const struct ob_config *cfg, FILE *f)
         const struct ob_config_key *k = &ob_config_keys[i];
         const char *dot = strchr(k->path, '.');
         if (k->type == OB_CT_SECTION && !dot) {
-            ob_buf_printf(&b, "%s:\n", k->path);
+            ob_buf_cat(&b, k->path, ":\n", NULL);
             if (!strcmp(k->path, "aws"))
                 ob_buf_printf(&b, "  credentials: %s\n", credentials_source(cfg));
         } else if (k->type == OB_CT_SINKS) {
