@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 void ob_delivery_set(struct ob_delivery *d, enum ob_delivery_result result, const char *fmt, ...)
@@ -66,4 +67,24 @@ int ob_fsync_if_supported(int fd)
     if (fsync(fd) == 0 || errno == EINVAL || errno == EROFS)
         return 0;
     return errno;
+}
+
+void ob_json_escape_noncharacters(struct ob_buf *json)
+{
+    static const char lead[] = "\xef\xbf";
+    if (!json->data || !memmem(json->data, json->len, lead, 2))
+        return;
+    struct ob_buf out = { 0 };
+    ob_buf_reserve(&out, json->len + 16);
+    for (size_t i = 0; i < json->len; i++) {
+        const unsigned char *p = (const unsigned char *)json->data + i;
+        if (i + 2 < json->len && p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)) {
+            ob_buf_puts(&out, p[2] == 0xbe ? "\\ufffe" : "\\uffff");
+            i += 2;
+        } else {
+            ob_buf_putc(&out, (char)*p);
+        }
+    }
+    ob_buf_free(json);
+    *json = out;
 }

@@ -20,6 +20,12 @@ void ob_delivery_set(struct ob_delivery *d, enum ob_delivery_result result, cons
 /* Appends d's structured CloudEvent (one line, no newline) to out, with
  * OB_CE_DEAD_LETTER_REASON when d is a dead letter. */
 void ob_delivery_structured(struct ob_buf *out, const struct ob_delivery *d);
+/* Rewrites the noncharacters U+FFFE and U+FFFF of a JSON text (they can
+ * only be inside its strings) as the escapes \ufffe and \uffff: the same
+ * JSON to a reader, and characters that SQS and SNS, which take only
+ * XML 1.0's, accept. */
+void ob_json_escape_noncharacters(struct ob_buf *json);
+
 /* The same and a newline. */
 void ob_delivery_json_line(struct ob_buf *out, const struct ob_delivery *d);
 

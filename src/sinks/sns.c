@@ -170,6 +170,7 @@ void ob_sns_entry_build(struct ob_sns_entry *e, struct ob_delivery *d)
     memset(e, 0, sizeof *e);
     e->d = d;
     ob_delivery_structured(&e->body, d);
+    ob_json_escape_noncharacters(&e->body);
     e->size = e->body.len;
     const struct ob_message *m = d->msg;
     for (size_t i = 0; i < m->n_headers && e->n_attrs < OB_SNS_MAX_ATTRIBUTES; i++) {

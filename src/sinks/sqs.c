@@ -293,6 +293,7 @@ bool ob_sqs_entry_prepare(struct ob_sqs_entry *e, struct ob_delivery *d, const c
     e->queue = queue;
     e->fifo = ob_sqs_is_fifo(queue);
     ob_delivery_structured(&e->body, d);
+    ob_json_escape_noncharacters(&e->body);
     e->n_attrs = ob_sqs_attributes(d->msg, e->attrs);
     e->size = ob_sqs_message_size(e->body.len, e->attrs, e->n_attrs);
     if (e->size <= max_message_size)

@@ -193,6 +193,15 @@ def test_structured_body_attributes_and_fifo_ids_arrive(fauxqs, sink_publish):
     assert m["Attributes"]["MessageDeduplicationId"] == "m1"
 
 
+def test_a_payload_holding_the_noncharacters_sqs_refuses_arrives_with_them_escaped(fauxqs, sink_publish):
+    url = new_queue(fauxqs)
+    payload = json.dumps({"text": "a\ufffe\uffffb"}, ensure_ascii=False).encode()
+    run = sink_publish(sink_options(url, fauxqs.endpoint), [msg("m1", payload_b64=base64.b64encode(payload).decode())])
+    assert run.results[0]["result"] == "ack", run.results
+    [m] = fauxqs.sqs().receive_all(url, 1, timeout=10)
+    assert json.loads(m["Body"])["data"] == {"text": "a\ufffe\uffffb"}
+
+
 def test_queue_name_is_resolved_once_and_batches_hold_ten(fauxqs, sink_publish):
     url = new_queue(fauxqs)
     name = url.rsplit("/", 1)[1]

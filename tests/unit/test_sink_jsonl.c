@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/cloudevents.h"
+#include "sinks/common.h"
 #include "core/config.h"
 #include "sinks/sink.h"
 
@@ -204,4 +205,18 @@ TEST(file_sink_reopen_retries_a_path_that_came_back)
     CHECK(mentions_open);
     CHECK_INT(second, OB_DELIVERY_ACK);
     CHECK(written);
+}
+
+/* SQS and SNS refuse a message holding U+FFFE or U+FFFF; escaped, the JSON reads the same. */
+TEST(noncharacters_in_a_json_text_become_escapes_that_read_the_same)
+{
+    struct ob_buf b = { 0 };
+    ob_buf_puts(&b, "{\"data\":\"a\xef\xbf\xbe" "b\xef\xbf\xbf\xef\xbf\xbd\"}");
+    ob_json_escape_noncharacters(&b);
+    CHECK_STR(ob_buf_cstr(&b), "{\"data\":\"a\\ufffeb\\uffff\xef\xbf\xbd\"}");
+    json_t *j = json_loads(ob_buf_cstr(&b), 0, NULL);
+    CHECK(j != NULL);
+    CHECK_STR(json_string_value(json_object_get(j, "data")), "a\xef\xbf\xbe" "b\xef\xbf\xbf\xef\xbf\xbd");
+    json_decref(j);
+    ob_buf_free(&b);
 }
