@@ -196,6 +196,14 @@ static bool entry_error_retriable(const char *code)
 void ob_eventbridge_read_answer(const json_t *answer, struct ob_delivery *const *d, size_t n)
 {
     const json_t *entries = json_object_get(answer, "Entries");
+    /* The service answers one entry for each sent, in their order; an
+     * answer of another count cannot say whose an EventId is. */
+    if (!json_is_array(entries) || json_array_size(entries) != n) {
+        for (size_t i = 0; i < n; i++)
+            ob_delivery_set(d[i], OB_DELIVERY_RETRY, "PutEvents answer has %zu entries for %zu sent",
+                            json_array_size(entries), n);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(entries, i);
         const char *id = json_string_value(json_object_get(e, "EventId"));

@@ -50,7 +50,9 @@ char *ob_eventbridge_body(json_t *entries);
 /* Sets d[0..n) from the PutEvents answer of the call that carried them in
  * this order: an entry with an EventId is acknowledged; an ErrorCode
  * ThrottlingException or InternalFailure makes it RETRY, any other
- * REJECT; an entry the answer does not account for is RETRY. */
+ * REJECT; an entry with neither is RETRY, and so is every entry when the
+ * answer does not have one entry for each sent (it cannot say whose an
+ * EventId is; the service may have some: at least once). */
 void ob_eventbridge_read_answer(const json_t *answer, struct ob_delivery *const *d, size_t n);
 
 #endif
