@@ -130,10 +130,10 @@ json_t *ob_eventbridge_entry(struct ob_delivery *d, const char *default_bus, siz
     ob_delivery_structured(&detail, d);
     bool has_time = m->created_at && m->created_at_ms > 0;
     *size = ob_eventbridge_entry_size(has_time, strlen(ce->source), detail_type.len, detail.len);
-    if (*size > OB_EB_MAX_BYTES) {
+    if (*size >= OB_EB_MAX_BYTES) {
         ob_delivery_set(d, OB_DELIVERY_REJECT,
                         "PutEvents entry of %zu bytes (Time, Source, DetailType and Detail as EventBridge counts them) "
-                        "is over the service's limit of %u bytes", *size, OB_EB_MAX_BYTES);
+                        "is not under the service's limit of %u bytes", *size, OB_EB_MAX_BYTES);
         d->too_large = true;
         goto out;
     }
@@ -164,7 +164,7 @@ size_t ob_eventbridge_pack(const char *const *bus, const size_t *size, size_t n,
         size_t c = n_calls;
         while (c > 0 && strcmp(calls[c - 1].bus, bus[i]) != 0)
             c--;
-        if (c == 0 || calls[c - 1].entries == OB_EB_MAX_ENTRIES || calls[c - 1].bytes + size[i] > OB_EB_MAX_BYTES) {
+        if (c == 0 || calls[c - 1].entries == OB_EB_MAX_ENTRIES || calls[c - 1].bytes + size[i] >= OB_EB_MAX_BYTES) {
             calls[n_calls].bus = bus[i];
             c = ++n_calls;
         }

@@ -11,7 +11,9 @@
 #include "sinks/sink.h"
 
 #define OB_EB_MAX_ENTRIES 10            /* entries in one PutEvents call */
-#define OB_EB_MAX_BYTES (256u << 10)    /* an entry, and a call's entries together, by the size rule */
+/* An entry, and a call's entries together, by the size rule, must be
+ * under this ("less than 256KB"). */
+#define OB_EB_MAX_BYTES (256u << 10)
 #define OB_EB_TIME_BYTES 14             /* what a Time counts in the size rule */
 #define OB_EB_MAX_DETAIL_TYPE 128       /* characters (UTF-16 code units, as the service counts) */
 #define OB_EB_MAX_BUS 1600              /* an event bus name or ARN */
@@ -32,13 +34,13 @@ size_t ob_eventbridge_entry_size(bool has_time, size_t source_len, size_t detail
 
 /* d's PutEvents entry, to d's destination or else default_bus; the caller
  * owns it (json_decref). Its size by the rule in *size. NULL, with d's
- * result set, when d cannot be sent: REJECT (too_large over
+ * result set, when d cannot be sent: REJECT (too_large when not under
  * OB_EB_MAX_BYTES) for what the service would refuse. */
 json_t *ob_eventbridge_entry(struct ob_delivery *d, const char *default_bus, size_t *size);
 
 /* Which call each of n entries goes in (call_of[i]): entries of one bus
  * together (a bus the service does not know fails its call alone), at
- * most OB_EB_MAX_ENTRIES to a call, their sizes together within
+ * most OB_EB_MAX_ENTRIES to a call, their sizes together under
  * OB_EB_MAX_BYTES, calls numbered from 0 as they are opened and entries
  * in their order within each. Returns how many calls. */
 size_t ob_eventbridge_pack(const char *const *bus, const size_t *size, size_t n, size_t *call_of);

@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from broker_contract import BrokerRun, check_ce, structured_received
-from harness.eventbridge_server import EventBridgeClient, EventBridgeServer
+from harness.eventbridge_server import MAX_BYTES, EventBridgeClient, EventBridgeServer
 from harness.util import free_port
 from relay_util import (create_outbox_table, dlq_sink, lines_of, metric, metric_samples, produce, relay_config,
                         scan_items, wait_until, with_relay)
@@ -125,8 +125,21 @@ def test_an_entry_over_256_kib_is_too_large_without_a_call(eventbridge, sink_pub
                        [msg("big", payload=json.dumps({"pad": "x" * (256 << 10)}).encode()), msg("m2")])
     big, ok = run.results
     assert (big["result"], big.get("too_large"), ok["result"]) == ("reject", True, "ack"), run
-    assert "over the service's limit of 262144 bytes" in big["error"]
+    assert "not under the service's limit of 262144 bytes" in big["error"]
     assert [ce_id(e) for c in eventbridge.calls() for e in c.entries] == ["m2"]
+
+
+def test_an_entry_of_exactly_256_kib_is_too_large_and_its_batch_mates_go(eventbridge, sink_publish):
+    # The service takes entries "less than 256KB" together: an entry of 262,144 bytes by its rule
+    # would have the whole call refused, and its batch mates with it.
+    sink_publish(eventbridge_sink(eventbridge), [msg("probe", payload=b'{"pad":""}')])
+    probe, = eventbridge.events()
+    base = 14 + len(probe.source.encode()) + len(probe.detail_type.encode()) + len(probe.detail.encode())
+    exact = json.dumps({"pad": "x" * (MAX_BYTES - base)}).replace(" ", "").encode()
+    run = sink_publish(eventbridge_sink(eventbridge), [msg("m1"), msg("probe", payload=exact), msg("m2")])
+    assert [(r["result"], r.get("too_large")) for r in run.results] == [("ack", None), ("reject", True),
+                                                                        ("ack", None)], run
+    assert "PutEvents entry of 262144 bytes" in run.results[1]["error"]
 
 
 def test_a_failed_entry_fails_its_message_alone_by_its_error_code(eventbridge, sink_publish):

@@ -234,24 +234,26 @@ static void fixture_of_size(struct fixture *f, size_t target, size_t extra)
     ob_buf_free(&payload);
 }
 
-TEST(eventbridge_entry_of_256_kib_is_sent_and_one_byte_more_is_too_large)
+/* "The total entry size must be less than 256KB" (the service's size
+ * rule): an entry of exactly 256 KiB is refused. */
+TEST(eventbridge_entry_one_byte_under_256_kib_is_sent_and_one_of_256_kib_is_too_large)
 {
     struct fixture f;
     size_t size;
-    fixture_of_size(&f, OB_EB_MAX_BYTES, 0);
+    fixture_of_size(&f, OB_EB_MAX_BYTES - 1, 0);
     json_t *e = ob_eventbridge_entry(&f.d, "default", &size);
     CHECK(e != NULL);
-    CHECK_INT(size, 262144);
+    CHECK_INT(size, 262143);
     CHECK_INT(f.d.result, OB_DELIVERY_ACK);
     json_decref(e);
     fixture_free(&f);
 
-    fixture_of_size(&f, OB_EB_MAX_BYTES, 1);
+    fixture_of_size(&f, OB_EB_MAX_BYTES, 0);
     CHECK(ob_eventbridge_entry(&f.d, "default", &size) == NULL);
     CHECK_INT(f.d.result, OB_DELIVERY_REJECT);
     CHECK(f.d.too_large);
-    CHECK_STR(f.d.error, "PutEvents entry of 262145 bytes (Time, Source, DetailType and Detail as EventBridge counts "
-                         "them) is over the service's limit of 262144 bytes");
+    CHECK_STR(f.d.error, "PutEvents entry of 262144 bytes (Time, Source, DetailType and Detail as EventBridge counts "
+                         "them) is not under the service's limit of 262144 bytes");
     fixture_free(&f);
 }
 
@@ -302,15 +304,18 @@ TEST(eventbridge_batch_packs_ten_entries_to_a_call)
 
 TEST(eventbridge_batch_packs_a_calls_entries_within_256_kib_by_the_rule)
 {
-    const char *bus[5] = {"b", "b", "b", "b", "b"};
-    /* 100 KiB, 100 KiB: a third would pass the limit; 156 KiB after 100 fills one exactly. */
-    size_t size[5] = {100u << 10, 100u << 10, 100u << 10, 156u << 10, 1}, call_of[5];
-    CHECK_INT(ob_eventbridge_pack(bus, size, 5, call_of), 3);
+    const char *bus[6] = {"b", "b", "b", "b", "b", "b"};
+    /* 100 KiB, 100 KiB: a third would pass the limit; 156 KiB after 100
+     * would reach it (a call's entries must be under it), 156 KiB less a
+     * byte stays under. */
+    size_t size[6] = {100u << 10, 100u << 10, 100u << 10, 156u << 10, (156u << 10) - 1, 1}, call_of[6];
+    CHECK_INT(ob_eventbridge_pack(bus, size, 6, call_of), 4);
     CHECK_INT(call_of[0], 0);
     CHECK_INT(call_of[1], 0);
     CHECK_INT(call_of[2], 1);
-    CHECK_INT(call_of[3], 1);
-    CHECK_INT(call_of[4], 2);
+    CHECK_INT(call_of[3], 2);
+    CHECK_INT(call_of[4], 3);
+    CHECK_INT(call_of[5], 3);
 }
 
 TEST(eventbridge_batch_puts_each_bus_in_calls_of_its_own_in_order)
