@@ -128,7 +128,10 @@ json_t *ob_eventbridge_entry(struct ob_delivery *d, const char *default_bus, siz
     }
     ob_eventbridge_detail_type(&detail_type, ce->type);
     ob_delivery_structured(&detail, d);
-    bool has_time = m->created_at && m->created_at_ms > 0;
+    /* Past OB_EB_MAX_TIME_MS the body's 14 digits would round Time (to the
+     * year 10000 at the end of 9999, which the SDKs' model refuses for the
+     * whole call): the service stamps it, Detail keeps the CloudEvent's. */
+    bool has_time = m->created_at && m->created_at_ms > 0 && m->created_at_ms < OB_EB_MAX_TIME_MS;
     *size = ob_eventbridge_entry_size(has_time, strlen(ce->source), detail_type.len, detail.len);
     if (*size >= OB_EB_MAX_BYTES) {
         ob_delivery_set(d, OB_DELIVERY_REJECT,
@@ -179,7 +182,7 @@ size_t ob_eventbridge_pack(const char *const *bus, const size_t *size, size_t n,
 char *ob_eventbridge_body(json_t *entries)
 {
     json_t *request = json_pack("{s:O}", "Entries", entries);
-    /* 14 digits: a Time's milliseconds until the year 5138. */
+    /* 14 digits: a Time's milliseconds, below OB_EB_MAX_TIME_MS. */
     char *body = request ? json_dumps(request, JSON_COMPACT | JSON_REAL_PRECISION(14)) : NULL;
     json_decref(request);
     return body;

@@ -18,6 +18,9 @@
 #define OB_EB_MAX_DETAIL_TYPE 128       /* characters (UTF-16 code units, as the service counts) */
 #define OB_EB_MAX_BUS 1600              /* an event bus name or ARN */
 #define OB_EB_UNTYPED "outbox.message"  /* DetailType of a message whose type is empty */
+/* A Time goes with 14 digits: to the millisecond below 10^14 ms (the year
+ * 5138); a later createdAt goes without Time. */
+#define OB_EB_MAX_TIME_MS 100000000000000LL
 
 /* Whether bus is what PutEvents takes as EventBusName: a name of
  * [.-_A-Za-z0-9], or the ARN of a bus (arn:PARTITION:events:REGION:ACCOUNT:event-bus/NAME). */
@@ -32,7 +35,8 @@ void ob_eventbridge_detail_type(struct ob_buf *out, const char *type);
  * UTF-8 bytes of Source, DetailType and Detail. */
 size_t ob_eventbridge_entry_size(bool has_time, size_t source_len, size_t detail_type_len, size_t detail_len);
 
-/* d's PutEvents entry, to d's destination or else default_bus; the caller
+/* d's PutEvents entry, to d's destination or else default_bus, with Time
+ * when createdAt is after 1970 and before OB_EB_MAX_TIME_MS; the caller
  * owns it (json_decref). Its size by the rule in *size. NULL, with d's
  * result set, when d cannot be sent: REJECT (too_large when not under
  * OB_EB_MAX_BYTES) for what the service would refuse. */

@@ -111,6 +111,16 @@ def test_each_message_is_an_event_with_the_cloudevent_as_detail(eventbridge, sin
     assert json.loads(by_id["m4"].detail)["type"] == long_type
 
 
+def test_a_created_at_at_the_end_of_9999_goes_without_time_and_its_batch_mates_with_theirs(eventbridge,
+                                                                                          sink_publish):
+    # Its Time would round to the year 10000 in the body: the whole call refused, both messages.
+    run = sink_publish(eventbridge_sink(eventbridge), [msg("m1", createdAt="9999-12-31T23:59:59.999Z"), msg("m2")])
+    assert [r["result"] for r in run.results] == ["ack", "ack"], run
+    by_id = {json.loads(e.detail)["id"]: e for e in eventbridge.events()}
+    assert by_id["m1"].time is None and json.loads(by_id["m1"].detail)["time"] == "9999-12-31T23:59:59.999Z"
+    assert abs(by_id["m2"].time - seconds("2025-11-25T22:05:12.123Z")) < 0.0005
+
+
 def test_a_batch_goes_as_calls_of_ten_entries_within_256_kib(eventbridge, sink_publish):
     pad = json.dumps({"pad": "x" * (100 << 10)}).encode()
     run = sink_publish(eventbridge_sink(eventbridge), [msg(f"m{i}") for i in range(25)] +

@@ -97,6 +97,36 @@ TEST(eventbridge_entry_without_created_at_has_no_time_and_its_size_no_time_bytes
     fixture_free(&f);
 }
 
+/* Time goes in seconds to the millisecond with 14 digits, exact until the
+ * year 5138; a later createdAt (9999-12-31T23:59:59.999Z would round to
+ * the year 10000, which the SDKs' model refuses: the whole call, batch
+ * mates and all) goes without Time: the service stamps it, and Detail
+ * keeps the CloudEvent's time. */
+TEST(eventbridge_entry_of_a_created_at_past_the_year_5138_has_no_time)
+{
+    struct fixture f;
+    size_t size;
+    fixture_init(&f, "OrderCreated", "9999-12-31T23:59:59.999Z", "{}");
+    json_t *e = ob_eventbridge_entry(&f.d, "default", &size);
+    CHECK(e != NULL);
+    CHECK(json_object_get(e, "Time") == NULL);
+    CHECK_INT(size, strlen("/outbox/Order") + strlen("OrderCreated") + strlen(str_of(e, "Detail")));
+    json_t *detail = json_loads(str_of(e, "Detail"), 0, NULL);
+    CHECK_STR(str_of(detail, "time"), "9999-12-31T23:59:59.999Z");
+    json_decref(detail);
+    json_decref(e);
+    fixture_free(&f);
+
+    fixture_init(&f, "OrderCreated", "5138-11-16T09:46:39.999Z", "{}");
+    json_t *entries = json_array();
+    json_array_append_new(entries, ob_eventbridge_entry(&f.d, "default", &size));
+    char *body = ob_eventbridge_body(entries);
+    CHECK(strstr(body, "\"Time\":99999999999.999}") != NULL);
+    free(body);
+    json_decref(entries);
+    fixture_free(&f);
+}
+
 TEST(eventbridge_entry_size_counts_utf8_bytes)
 {
     CHECK_INT(ob_eventbridge_entry_size(true, 3, 4, 5), 14 + 3 + 4 + 5);
