@@ -128,12 +128,15 @@ json_t *ob_eventbridge_entry(struct ob_delivery *d, const char *default_bus, siz
     }
     ob_eventbridge_detail_type(&detail_type, ce->type);
     ob_delivery_structured(&detail, d);
-    bool has_time = m->created_at && m->created_at_ms > 0;
+    /* Past OB_EB_MAX_TIME_MS the body's 14 digits would round Time (to the
+     * year 10000 at the end of 9999, which the SDKs' model refuses for the
+     * whole call): the service stamps it, Detail keeps the CloudEvent's. */
+    bool has_time = m->created_at && m->created_at_ms > 0 && m->created_at_ms < OB_EB_MAX_TIME_MS;
     *size = ob_eventbridge_entry_size(has_time, strlen(ce->source), detail_type.len, detail.len);
-    if (*size > OB_EB_MAX_BYTES) {
+    if (*size >= OB_EB_MAX_BYTES) {
         ob_delivery_set(d, OB_DELIVERY_REJECT,
                         "PutEvents entry of %zu bytes (Time, Source, DetailType and Detail as EventBridge counts them) "
-                        "is over the service's limit of %u bytes", *size, OB_EB_MAX_BYTES);
+                        "is not under the service's limit of %u bytes", *size, OB_EB_MAX_BYTES);
         d->too_large = true;
         goto out;
     }
@@ -164,7 +167,7 @@ size_t ob_eventbridge_pack(const char *const *bus, const size_t *size, size_t n,
         size_t c = n_calls;
         while (c > 0 && strcmp(calls[c - 1].bus, bus[i]) != 0)
             c--;
-        if (c == 0 || calls[c - 1].entries == OB_EB_MAX_ENTRIES || calls[c - 1].bytes + size[i] > OB_EB_MAX_BYTES) {
+        if (c == 0 || calls[c - 1].entries == OB_EB_MAX_ENTRIES || calls[c - 1].bytes + size[i] >= OB_EB_MAX_BYTES) {
             calls[n_calls].bus = bus[i];
             c = ++n_calls;
         }
@@ -179,7 +182,7 @@ size_t ob_eventbridge_pack(const char *const *bus, const size_t *size, size_t n,
 char *ob_eventbridge_body(json_t *entries)
 {
     json_t *request = json_pack("{s:O}", "Entries", entries);
-    /* 14 digits: a Time's milliseconds until the year 5138. */
+    /* 14 digits: a Time's milliseconds, below OB_EB_MAX_TIME_MS. */
     char *body = request ? json_dumps(request, JSON_COMPACT | JSON_REAL_PRECISION(14)) : NULL;
     json_decref(request);
     return body;
@@ -196,6 +199,14 @@ static bool entry_error_retriable(const char *code)
 void ob_eventbridge_read_answer(const json_t *answer, struct ob_delivery *const *d, size_t n)
 {
     const json_t *entries = json_object_get(answer, "Entries");
+    /* The service answers one entry for each sent, in their order; an
+     * answer of another count cannot say whose an EventId is. */
+    if (!json_is_array(entries) || json_array_size(entries) != n) {
+        for (size_t i = 0; i < n; i++)
+            ob_delivery_set(d[i], OB_DELIVERY_RETRY, "PutEvents answer has %zu entries for %zu sent",
+                            json_array_size(entries), n);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(entries, i);
         const char *id = json_string_value(json_object_get(e, "EventId"));

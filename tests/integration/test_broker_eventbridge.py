@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from broker_contract import BrokerRun, check_ce, structured_received
-from harness.eventbridge_server import EventBridgeClient, EventBridgeServer
+from harness.eventbridge_server import MAX_BYTES, EventBridgeClient, EventBridgeServer
 from harness.util import free_port
 from relay_util import (create_outbox_table, dlq_sink, lines_of, metric, metric_samples, produce, relay_config,
                         scan_items, wait_until, with_relay)
@@ -111,6 +111,16 @@ def test_each_message_is_an_event_with_the_cloudevent_as_detail(eventbridge, sin
     assert json.loads(by_id["m4"].detail)["type"] == long_type
 
 
+def test_a_created_at_at_the_end_of_9999_goes_without_time_and_its_batch_mates_with_theirs(eventbridge,
+                                                                                          sink_publish):
+    # Its Time would round to the year 10000 in the body: the whole call refused, both messages.
+    run = sink_publish(eventbridge_sink(eventbridge), [msg("m1", createdAt="9999-12-31T23:59:59.999Z"), msg("m2")])
+    assert [r["result"] for r in run.results] == ["ack", "ack"], run
+    by_id = {json.loads(e.detail)["id"]: e for e in eventbridge.events()}
+    assert by_id["m1"].time is None and json.loads(by_id["m1"].detail)["time"] == "9999-12-31T23:59:59.999Z"
+    assert abs(by_id["m2"].time - seconds("2025-11-25T22:05:12.123Z")) < 0.0005
+
+
 def test_a_batch_goes_as_calls_of_ten_entries_within_256_kib(eventbridge, sink_publish):
     pad = json.dumps({"pad": "x" * (100 << 10)}).encode()
     run = sink_publish(eventbridge_sink(eventbridge), [msg(f"m{i}") for i in range(25)] +
@@ -125,8 +135,21 @@ def test_an_entry_over_256_kib_is_too_large_without_a_call(eventbridge, sink_pub
                        [msg("big", payload=json.dumps({"pad": "x" * (256 << 10)}).encode()), msg("m2")])
     big, ok = run.results
     assert (big["result"], big.get("too_large"), ok["result"]) == ("reject", True, "ack"), run
-    assert "over the service's limit of 262144 bytes" in big["error"]
+    assert "not under the service's limit of 262144 bytes" in big["error"]
     assert [ce_id(e) for c in eventbridge.calls() for e in c.entries] == ["m2"]
+
+
+def test_an_entry_of_exactly_256_kib_is_too_large_and_its_batch_mates_go(eventbridge, sink_publish):
+    # The service takes entries "less than 256KB" together: an entry of 262,144 bytes by its rule
+    # would have the whole call refused, and its batch mates with it.
+    sink_publish(eventbridge_sink(eventbridge), [msg("probe", payload=b'{"pad":""}')])
+    probe, = eventbridge.events()
+    base = 14 + len(probe.source.encode()) + len(probe.detail_type.encode()) + len(probe.detail.encode())
+    exact = json.dumps({"pad": "x" * (MAX_BYTES - base)}).replace(" ", "").encode()
+    run = sink_publish(eventbridge_sink(eventbridge), [msg("m1"), msg("probe", payload=exact), msg("m2")])
+    assert [(r["result"], r.get("too_large")) for r in run.results] == [("ack", None), ("reject", True),
+                                                                        ("ack", None)], run
+    assert "PutEvents entry of 262144 bytes" in run.results[1]["error"]
 
 
 def test_a_failed_entry_fails_its_message_alone_by_its_error_code(eventbridge, sink_publish):

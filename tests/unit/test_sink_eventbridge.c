@@ -97,6 +97,36 @@ TEST(eventbridge_entry_without_created_at_has_no_time_and_its_size_no_time_bytes
     fixture_free(&f);
 }
 
+/* Time goes in seconds to the millisecond with 14 digits, exact until the
+ * year 5138; a later createdAt (9999-12-31T23:59:59.999Z would round to
+ * the year 10000, which the SDKs' model refuses: the whole call, batch
+ * mates and all) goes without Time: the service stamps it, and Detail
+ * keeps the CloudEvent's time. */
+TEST(eventbridge_entry_of_a_created_at_past_the_year_5138_has_no_time)
+{
+    struct fixture f;
+    size_t size;
+    fixture_init(&f, "OrderCreated", "9999-12-31T23:59:59.999Z", "{}");
+    json_t *e = ob_eventbridge_entry(&f.d, "default", &size);
+    CHECK(e != NULL);
+    CHECK(json_object_get(e, "Time") == NULL);
+    CHECK_INT(size, strlen("/outbox/Order") + strlen("OrderCreated") + strlen(str_of(e, "Detail")));
+    json_t *detail = json_loads(str_of(e, "Detail"), 0, NULL);
+    CHECK_STR(str_of(detail, "time"), "9999-12-31T23:59:59.999Z");
+    json_decref(detail);
+    json_decref(e);
+    fixture_free(&f);
+
+    fixture_init(&f, "OrderCreated", "5138-11-16T09:46:39.999Z", "{}");
+    json_t *entries = json_array();
+    json_array_append_new(entries, ob_eventbridge_entry(&f.d, "default", &size));
+    char *body = ob_eventbridge_body(entries);
+    CHECK(strstr(body, "\"Time\":99999999999.999}") != NULL);
+    free(body);
+    json_decref(entries);
+    fixture_free(&f);
+}
+
 TEST(eventbridge_entry_size_counts_utf8_bytes)
 {
     CHECK_INT(ob_eventbridge_entry_size(true, 3, 4, 5), 14 + 3 + 4 + 5);
@@ -234,24 +264,26 @@ static void fixture_of_size(struct fixture *f, size_t target, size_t extra)
     ob_buf_free(&payload);
 }
 
-TEST(eventbridge_entry_of_256_kib_is_sent_and_one_byte_more_is_too_large)
+/* "The total entry size must be less than 256KB" (the service's size
+ * rule): an entry of exactly 256 KiB is refused. */
+TEST(eventbridge_entry_one_byte_under_256_kib_is_sent_and_one_of_256_kib_is_too_large)
 {
     struct fixture f;
     size_t size;
-    fixture_of_size(&f, OB_EB_MAX_BYTES, 0);
+    fixture_of_size(&f, OB_EB_MAX_BYTES - 1, 0);
     json_t *e = ob_eventbridge_entry(&f.d, "default", &size);
     CHECK(e != NULL);
-    CHECK_INT(size, 262144);
+    CHECK_INT(size, 262143);
     CHECK_INT(f.d.result, OB_DELIVERY_ACK);
     json_decref(e);
     fixture_free(&f);
 
-    fixture_of_size(&f, OB_EB_MAX_BYTES, 1);
+    fixture_of_size(&f, OB_EB_MAX_BYTES, 0);
     CHECK(ob_eventbridge_entry(&f.d, "default", &size) == NULL);
     CHECK_INT(f.d.result, OB_DELIVERY_REJECT);
     CHECK(f.d.too_large);
-    CHECK_STR(f.d.error, "PutEvents entry of 262145 bytes (Time, Source, DetailType and Detail as EventBridge counts "
-                         "them) is over the service's limit of 262144 bytes");
+    CHECK_STR(f.d.error, "PutEvents entry of 262144 bytes (Time, Source, DetailType and Detail as EventBridge counts "
+                         "them) is not under the service's limit of 262144 bytes");
     fixture_free(&f);
 }
 
@@ -302,15 +334,18 @@ TEST(eventbridge_batch_packs_ten_entries_to_a_call)
 
 TEST(eventbridge_batch_packs_a_calls_entries_within_256_kib_by_the_rule)
 {
-    const char *bus[5] = {"b", "b", "b", "b", "b"};
-    /* 100 KiB, 100 KiB: a third would pass the limit; 156 KiB after 100 fills one exactly. */
-    size_t size[5] = {100u << 10, 100u << 10, 100u << 10, 156u << 10, 1}, call_of[5];
-    CHECK_INT(ob_eventbridge_pack(bus, size, 5, call_of), 3);
+    const char *bus[6] = {"b", "b", "b", "b", "b", "b"};
+    /* 100 KiB, 100 KiB: a third would pass the limit; 156 KiB after 100
+     * would reach it (a call's entries must be under it), 156 KiB less a
+     * byte stays under. */
+    size_t size[6] = {100u << 10, 100u << 10, 100u << 10, 156u << 10, (156u << 10) - 1, 1}, call_of[6];
+    CHECK_INT(ob_eventbridge_pack(bus, size, 6, call_of), 4);
     CHECK_INT(call_of[0], 0);
     CHECK_INT(call_of[1], 0);
     CHECK_INT(call_of[2], 1);
-    CHECK_INT(call_of[3], 1);
-    CHECK_INT(call_of[4], 2);
+    CHECK_INT(call_of[3], 2);
+    CHECK_INT(call_of[4], 3);
+    CHECK_INT(call_of[5], 3);
 }
 
 TEST(eventbridge_batch_puts_each_bus_in_calls_of_its_own_in_order)
@@ -372,14 +407,30 @@ TEST(eventbridge_answer_entry_with_any_other_error_code_is_rejected)
     CHECK_INT(d[3].result, OB_DELIVERY_ACK);
 }
 
-TEST(eventbridge_answer_that_does_not_account_for_an_entry_retries_it)
+TEST(eventbridge_answer_entry_with_neither_an_event_id_nor_an_error_code_is_retried)
 {
-    struct ob_delivery d[3];
-    read_answer("{\"FailedEntryCount\":0,\"Entries\":[{\"EventId\":\"e1\"},{}]}", d, 3);
+    struct ob_delivery d[2];
+    read_answer("{\"FailedEntryCount\":0,\"Entries\":[{\"EventId\":\"e1\"},{}]}", d, 2);
     CHECK_INT(d[0].result, OB_DELIVERY_ACK);
     CHECK_INT(d[1].result, OB_DELIVERY_RETRY);
-    CHECK_INT(d[2].result, OB_DELIVERY_RETRY);
-    CHECK_STR(d[2].error, "PutEvents answer has neither an EventId nor an ErrorCode for this entry");
+    CHECK_STR(d[1].error, "PutEvents answer has neither an EventId nor an ErrorCode for this entry");
+}
+
+/* The service answers one entry for each sent, in order: an answer of
+ * another count cannot say which entry an EventId belongs to, so none is
+ * taken as acknowledged (the service may have some: at least once). */
+TEST(eventbridge_answer_without_one_entry_per_entry_sent_retries_them_all)
+{
+    struct ob_delivery d[3];
+    read_answer("{\"FailedEntryCount\":0,\"Entries\":[{\"EventId\":\"e1\"},{\"EventId\":\"e2\"}]}", d, 3);
+    for (size_t i = 0; i < 3; i++)
+        CHECK_INT(d[i].result, OB_DELIVERY_RETRY);
+    CHECK_STR(d[0].error, "PutEvents answer has 2 entries for 3 sent");
+    read_answer("{\"Entries\":[{\"EventId\":\"e1\"},{\"EventId\":\"e2\"},{\"EventId\":\"e3\"}]}", d, 2);
+    CHECK_INT(d[0].result, OB_DELIVERY_RETRY);
+    CHECK_INT(d[1].result, OB_DELIVERY_RETRY);
+    read_answer("{\"Entries\":{\"EventId\":\"e1\"}}", d, 1);
+    CHECK_INT(d[0].result, OB_DELIVERY_RETRY);
     read_answer("{}", d, 1);
     CHECK_INT(d[0].result, OB_DELIVERY_RETRY);
 }

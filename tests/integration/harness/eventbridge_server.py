@@ -8,8 +8,8 @@ Each request is checked as the service would, and refused in its words:
   (400 UnknownOperationException, SerializationException);
 - the body against botocore's own service model of PutEvents (botocore.validate.ParamValidator):
   what botocore would refuse is 400 ValidationException; so is what the service refuses beyond
-  what botocore checks: more than 10 entries, entries over 256 KiB together by the service's
-  entry-size rule, an EventBusName that does not match the model's pattern;
+  what botocore checks: more than 10 entries, entries not under 256 KiB together by the
+  service's entry-size rule ("must be less than 256KB"), an EventBusName that does not match the model's pattern;
 - an event bus it does not have (`buses`) fails the whole call: 400 ResourceNotFoundException.
 Each entry then, as the service documents: no Source, no DetailType, or one over 128 characters:
 InvalidArgument; a Source starting with "aws.": NotAuthorizedForSourceException; a Detail that is
@@ -254,7 +254,7 @@ class EventBridgeServer(LoopbackServer):
             raise ServiceError(400, "ValidationException", f"1 validation error detected: Value at 'entries' "
                                f"failed to satisfy constraint: Member must have length less than or equal to {MAX_ENTRIES}")
         total = sum(entry_size(e) for e in entries)
-        if total > MAX_BYTES:
+        if total >= MAX_BYTES:
             raise ServiceError(400, "ValidationException",
                                f"Total size of the entries in the request is over the limit ({total} bytes)")
         pattern = put_events_shape().members["Entries"].member.members["EventBusName"].metadata["pattern"]
