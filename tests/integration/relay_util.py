@@ -82,6 +82,12 @@ def http_sink(name, url, extra=""):
     return f"  - name: {name}\n    type: http\n    url: {url}\n{extra}"
 
 
+def sink_yaml(name, options):
+    """A `sinks:` item of relay_config: the sink name with options (its keys, as the
+    sink_publish fixture takes them: {"type": "sqs", "queue_url": ...})."""
+    return f"  - name: {name}\n" + "".join(f"    {k}: {json.dumps(v)}\n" for k, v in options.items())
+
+
 def produce(endpoint, table, count, keys, threads=8, payload_bytes=16, rate=0, ids=False, timeout=600):
     """Writes count messages over keys with the producer API (tests/tools/produce.c).
 
@@ -237,6 +243,6 @@ def lines_of(path):
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
-__all__ = ["create_outbox_table", "relay_config", "http_sink", "produce", "spawn_producer", "wait_until",
+__all__ = ["create_outbox_table", "relay_config", "http_sink", "sink_yaml", "produce", "spawn_producer", "wait_until",
            "http_messages", "check_per_key_order", "check_strict_order", "duplicates", "scan_items",
            "metrics_text", "metric_samples", "metric", "free_port", "dlq_sink", "with_relay", "lines_of"]

@@ -5,59 +5,43 @@ emulator loses and dead-letters nothing; an oversize message is dead-lettered at
 (too_large); a topic that does not exist follows max_attempts; throttling and 5xx are
 retried; a failed entry of a batch fails its message alone."""
 
-import base64
+import http.server
 import json
+import subprocess
 import threading
-import time
 
-from broker_contract import BrokerRun, check_ce, oversize_payload, structured_received
-from relay_util import (dead_letter_config, dlq_sink, free_port, lines_of, metric, metric_samples, relay_config,
-                        scan_items, wait_until, with_relay)
+import yaml
+
+from broker_contract import (BrokerRun, ce_id, check_ce, check_queue_binding, message, oversize_payload,
+                             receive_every, structured_received)
+from harness.fault_proxy import Rule
+from harness.fauxqs import persistent_fauxqs, sns_fault_proxy, sns_topic_into_queue
+from outboxd_config import tool, tool_env
+from relay_util import scan_items, sink_yaml
 
 SNS_LIMIT = 262144  # a topic's MaximumMessageSize unless raised
 
 
-def sns_sink(name, topic_arn, endpoint, extra=""):
-    return f"  - name: {name}\n    type: sns\n    topic_arn: {topic_arn}\n    endpoint: {endpoint}\n{extra}"
+def sns_sink(topic_arn, endpoint, **keys):
+    """The sns sink's keys: sink_publish's options, sink_yaml's for the relay."""
+    return {"type": "sns", "topic_arn": topic_arn, "endpoint": endpoint, **keys}
 
 
-def put_message(ddb, table, pk, sk, payload, headers=None):
-    """One unpublished outbox item whose payload is the JSON of payload."""
-    item = {"pk": {"S": pk}, "sk": {"S": sk}, "messageType": {"S": "Test.Event"},
-            "aggregateType": {"S": "Test"}, "aggregateId": {"S": pk},
-            "payload": {"S": base64.b64encode(json.dumps(payload).encode()).decode()},
-            "createdAt": {"S": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}}
-    if headers:
-        item["headers"] = {"S": json.dumps(headers)}
-    ddb.client().put_item(TableName=table, Item=item)
-
-
-def item_of(ddb, table, sk):
-    return next(i for i in scan_items(ddb, table) if i["sk"]["S"] == sk)
-
-
-def receive_every(server, queue, ids, timeout=120):
-    """Receives from queue until every id of ids came (duplicates too, in the order received)."""
-    messages, deadline = [], time.monotonic() + timeout
-    missing = set(ids)
-    while missing and time.monotonic() < deadline:
-        got = server.sqs().receive_all(queue, len(missing), timeout=deadline - time.monotonic())
-        messages += got
-        missing -= {json.loads(m["Body"])["id"] for m in got}
-    return messages
+def sns_run(ddb, tmp_config, spawn_outboxd, table, sink, tmp_path, max_attempts, **kw):
+    """A BrokerRun of the sns sink `sink` (its keys), dead letters to the file sink dlq."""
+    return BrokerRun(ddb, tmp_config, spawn_outboxd, table, sink_yaml("sns", sink), default_sink="sns",
+                     dlq=tmp_path / "dlq.jsonl", relay={"max_attempts": max_attempts}, **kw)
 
 
 def test_a_publish_carries_headers_as_attributes_and_a_fifo_topic_gets_group_and_dedup_ids(
         fauxqs, sink_publish):
-    from harness.fauxqs import sns_topic_into_queue
     topic, queue = sns_topic_into_queue(fauxqs, "attrs", fifo=True)
-    payload = base64.b64encode(b'{"n": 1}').decode()
     headers = {"tenant": "acme & co", "bad name": "dropped", "AWS.reserved": "dropped", "empty": ""}
-    run = sink_publish({"type": "sns", "topic_arn": topic, "endpoint": fauxqs.endpoint},
-                       [{"pk": "key 1", "sk": "id-1", "payload_b64": payload, "headers": headers},
-                        {"pk": "key-2", "sk": "id-2", "payload_b64": payload, "error_info": "why it died"}])
+    run = sink_publish(sns_sink(topic, fauxqs.endpoint),
+                       [message("id-1", pk="key 1", headers=headers),
+                        message("id-2", pk="key-2", error_info="why it died")])
     assert [r["result"] for r in run.results] == ["ack", "ack"], run.results
-    got = {json.loads(m["Body"])["id"]: m for m in fauxqs.sqs().receive_all(queue, 2, timeout=20)}
+    got = {ce_id(m["Body"]): m for m in fauxqs.sqs().receive_all(queue, 2, timeout=20)}
     one, two = got["id-1"], got["id-2"]
     assert one["MessageAttributes"] == {"tenant": {"DataType": "String", "StringValue": "acme & co"}}
     # A pk with a space is not a MessageGroupId SNS takes: its SHA-256 stands for it, the same for every
@@ -73,167 +57,110 @@ def test_5000_messages_over_50_keys_through_a_fifo_topic_survive_a_30s_outage_in
     # The emulator itself goes away for 30 s and comes back with its topics, subscriptions and
     # queued messages (SQLite persistence): connections refused, kept-alive ones cut, as when
     # SNS is unreachable. A fault proxy would only imitate that.
-    from harness.fauxqs import PersistentFauxqs, sns_topic_into_queue
-    server = PersistentFauxqs(tmp_path / "fauxqs").start()
-    try:
+    with persistent_fauxqs(tmp_path) as server:
         topic, queue = sns_topic_into_queue(server, "orders", fifo=True)
-        port = free_port()
-        run = BrokerRun(ddb, tmp_config, spawn_outboxd, "outbox_sns", sns_sink("sns", topic, server.endpoint),
-                        default_sink="sns", metrics_port=port)
-        producer = threading.Thread(target=run.produce)
-        producer.start()
-        delivered = lambda: metric(metric_samples(port), "outboxd_messages_delivered_total", sink="sns") or 0
-        assert wait_until(lambda: delivered() >= 500, 60), run.daemon.output()[-3000:]
-        server.stop()
-        at_stop = delivered()
-        time.sleep(30)
-        assert metric(metric_samples(port), "outboxd_sink_up", sink="sns") == 0
-        server.start()
-        producer.join()
-        print(f"\n{at_stop} delivered when SNS went away for 30 s")
-        messages = receive_every(server, queue, [r[0] for r in run.rows])
+        run = BrokerRun(ddb, tmp_config, spawn_outboxd, "outbox_sns",
+                        sink_yaml("sns", sns_sink(topic, server.endpoint)), default_sink="sns")
+        run.produce_through_outage(server, run.a_fifth_delivered, down=run.sink_down)
+        run.all_published(timeout=180)
+        run.no_dead_letters()
+        assert run.sink_up() == 1
+        messages = receive_every(server.sqs(), queue, run.ids())
         received = [structured_received(m["Body"]) for m in messages]
         # The emulator forgets its FIFO deduplication on restart: a batch whose answer the outage
         # cut may come again (at most the in-flight window).
         dup = run.check(received, max_duplicates=64)
-        print(f"{len(received)} received, {dup} duplicates")
-        for m, r in zip(messages, received):
-            assert m["Attributes"]["MessageGroupId"] == r.key
-            assert m["Attributes"]["MessageDeduplicationId"] == r.id
-        check_ce(received[0].attrs, run.table)
-        run.all_published()
-        run.no_dead_letters()
+        check_queue_binding(messages, received)
+        for r in received:
+            check_ce(r.attrs, run.table)
+        print(f"sns fifo: {run.count} messages through a 30 s outage, {dup} repeated")
         run.stop()
-    finally:
-        server.stop()
 
 
-def dead_letter_relay(ddb, table, sinks, dlq, port, max_attempts=2):
-    return with_relay(relay_config(ddb.endpoint, table, sinks + dlq_sink(dlq), default_sink="sns",
-                                   metrics_port=port), max_attempts=max_attempts, dead_letter_sink="dlq")
-
-
-def test_an_oversize_message_is_dead_lettered_at_once_as_too_large(
-        ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path):
-    from harness.fauxqs import sns_topic_into_queue
+def test_an_oversize_message_is_dead_lettered_at_once_as_too_large_and_its_key_goes_on(
+        ddb, tmp_config, spawn_outboxd, fauxqs, tmp_path):
     topic, queue = sns_topic_into_queue(fauxqs, "big")
-    dlq, port = tmp_path / "dlq.jsonl", free_port()
-    d = spawn_outboxd("run", "-c", tmp_config(dead_letter_relay(ddb, table, sns_sink("sns", topic, fauxqs.endpoint),
-                                                                dlq, port, max_attempts=10)))
-    put_message(ddb, table, "key-1", "big-1", json.loads(oversize_payload(SNS_LIMIT)))
-    put_message(ddb, table, "key-2", "small-1", {"n": 1})
-    assert wait_until(lambda: len(lines_of(dlq)) == 1, 30), d.output()[-3000:]
-    item = item_of(ddb, table, "big-1")
-    assert item["lastError"]["S"].startswith("too_large: "), item
-    assert "over the topic's limit of 262144" in item["lastError"]["S"]
-    assert int(item["retryCount"]["N"]) == 1
-    assert metric(metric_samples(port), "outboxd_messages_dead_lettered_total", reason="too_large") == 1
-    assert [json.loads(m["Body"])["id"] for m in fauxqs.sqs().receive_all(queue, 1, timeout=20)] == ["small-1"]
-    assert d.stop() == 0
+    run = sns_run(ddb, tmp_config, spawn_outboxd, "outbox_sns_big", sns_sink(topic, fauxqs.endpoint), tmp_path,
+                  max_attempts=10)
+    run.put("key-1", "big", oversize_payload(SNS_LIMIT))
+    run.put("key-1", "small", {"n": 2})
+    got = fauxqs.sqs().receive_all(queue, 1, timeout=30)
+    assert [ce_id(m["Body"]) for m in got] == ["small"], run.daemon.output()[-3000:]
+    run.check_too_large("big", "over the topic's limit of 262144")
+    run.stop()
 
 
 def test_a_topic_that_does_not_exist_is_a_rejection_that_follows_max_attempts(
-        ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path):
+        ddb, tmp_config, spawn_outboxd, fauxqs, tmp_path):
     missing = "arn:aws:sns:us-east-1:000000000000:nobody-here"
-    dlq, port = tmp_path / "dlq.jsonl", free_port()
-    d = spawn_outboxd("run", "-c", tmp_config(dead_letter_relay(ddb, table, sns_sink("sns", missing, fauxqs.endpoint),
-                                                                dlq, port, max_attempts=3)))
-    put_message(ddb, table, "key-1", "m-1", {"n": 1})
-    assert wait_until(lambda: len(lines_of(dlq)) == 1, 30), d.output()[-3000:]
-    item = item_of(ddb, table, "m-1")
-    assert int(item["retryCount"]["N"]) == 3
-    assert "PublishBatch: NotFound: Topic does not exist" in item["lastError"]["S"], item
-    assert lines_of(dlq)[0]["id"] == "m-1"
-    assert metric(metric_samples(port), "outboxd_messages_dead_lettered_total", reason="attempts") == 1
-    assert metric(metric_samples(port), "outboxd_sink_up", sink="sns") == 1
-    assert d.stop() == 0
+    run = sns_run(ddb, tmp_config, spawn_outboxd, "outbox_sns_missing", sns_sink(missing, fauxqs.endpoint), tmp_path,
+                  max_attempts=3)
+    run.put("key-1", "m-1", {"n": 1})
+    run.check_rejected(["m-1"], 3, "PublishBatch: NotFound: Topic does not exist")
+    run.stop()
 
 
 def test_throttling_and_server_errors_are_retried_and_dead_letter_nothing(
-        ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path):
-    from harness.fault_proxy import Rule
-    from harness.fauxqs import sns_fault_proxy, sns_topic_into_queue
+        ddb, tmp_config, spawn_outboxd, fauxqs, tmp_path):
     topic, queue = sns_topic_into_queue(fauxqs, "faults", fifo=True)
-    proxy = sns_fault_proxy(fauxqs.endpoint).start()
-    try:
-        proxy.set_rules([Rule(match_body="Action=PublishBatch", action="error", status=400, error_type="Throttled",
-                              times=6),
-                         Rule(match_body="Action=PublishBatch", action="status", status=503, times=6)])
-        dlq, port = tmp_path / "dlq.jsonl", free_port()
-        d = spawn_outboxd("run", "-c", tmp_config(dead_letter_relay(ddb, table, sns_sink("sns", topic, proxy.endpoint),
-                                                                    dlq, port, max_attempts=3)))
-        for k in range(20):
-            put_message(ddb, table, f"key-{k % 5}", f"m-{k:02d}", {"n": k})
-        got = [json.loads(m["Body"])["id"] for m in fauxqs.sqs().receive_all(queue, 20, timeout=60)]
-        assert sorted(got) == [f"m-{k:02d}" for k in range(20)], d.output()[-3000:]
+    rules = [Rule(match_body="Action=PublishBatch", action="error", status=400, error_type="Throttled", times=6),
+             Rule(match_body="Action=PublishBatch", action="status", status=503, times=6)]
+    with sns_fault_proxy(fauxqs.endpoint, rules) as proxy:
+        run = sns_run(ddb, tmp_config, spawn_outboxd, "outbox_sns_throttled", sns_sink(topic, proxy.endpoint),
+                      tmp_path, max_attempts=3, count=20, keys=5)
+        run.produce()
+        messages = receive_every(fauxqs.sqs(), queue, run.ids(), timeout=60)
+        run.check([structured_received(m["Body"]) for m in messages])
         assert proxy.count(action="error") == 6 and proxy.count(action="status") == 6
-        assert metric(metric_samples(port), "outboxd_throttled_requests_total", operation="PublishBatch") >= 1
-        assert "Throttled: injected by FaultProxy" in d.output(), d.output()[-3000:]
-        assert wait_until(lambda: all(i["isPublished"]["BOOL"] for i in scan_items(ddb, table)), 30)
-        assert lines_of(dlq) == []
-        assert d.stop() == 0
-    finally:
-        proxy.stop()
+        assert run.metric("outboxd_throttled_requests_total", operation="PublishBatch") >= 1
+        assert "Throttled: injected by FaultProxy" in run.daemon.output(), run.daemon.output()[-3000:]
+        run.all_published(timeout=30)
+        run.no_dead_letters()
+        run.stop()
 
 
-def one_bad_among_nine(ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path, bad_payload, endpoint=None,
-                       sink_extra=""):
+def one_bad_among_nine(ddb, tmp_config, spawn_outboxd, fauxqs, tmp_path, name, bad_payload, error, endpoint=None,
+                       **sink_keys):
     """Writes a message "bad" and nine good ones, then starts the relay, so that one publish (one
     PublishBatch) carries the ten: the good ones arrive, untouched by bad's failure, and bad is
-    dead-lettered after max_attempts (2). Returns bad's item."""
-    from harness.fauxqs import sns_topic_into_queue
-    topic, queue = sns_topic_into_queue(fauxqs, f"one-bad-{table}")
-    put_message(ddb, table, "key-bad", "bad", bad_payload)
+    rejected (its error holding error) until max_attempts (2)."""
+    topic, queue = sns_topic_into_queue(fauxqs, f"one-bad-{name}")
+    run = sns_run(ddb, tmp_config, spawn_outboxd, f"outbox_sns_{name}",
+                  sns_sink(topic, endpoint or fauxqs.endpoint, **sink_keys), tmp_path, max_attempts=2, start=False)
+    run.put("key-bad", "bad", bad_payload)
     for k in range(9):
-        put_message(ddb, table, f"key-{k}", f"good-{k}", {"n": k})
-    dlq, port = tmp_path / "dlq.jsonl", free_port()
-    sink = sns_sink("sns", topic, endpoint or fauxqs.endpoint, sink_extra)
-    d = spawn_outboxd("run", "-c", tmp_config(dead_letter_relay(ddb, table, sink, dlq, port, max_attempts=2)))
-    assert wait_until(lambda: len(lines_of(dlq)) == 1, 30), d.output()[-3000:]
-    got = sorted(json.loads(m["Body"])["id"] for m in fauxqs.sqs().receive_all(queue, 9, timeout=20))
+        run.put(f"key-{k}", f"good-{k}", {"n": k})
+    run.start()
+    run.check_rejected(["bad"], 2, error, timeout=30)
+    got = sorted(ce_id(m["Body"]) for m in fauxqs.sqs().receive_all(queue, 9, timeout=20))
     assert got == [f"good-{k}" for k in range(9)]
-    for i in scan_items(ddb, table):
+    for i in scan_items(ddb, run.table):
         if i["sk"]["S"] != "bad":
             assert i["isPublished"]["BOOL"] and "retryCount" not in i and "lastError" not in i, i
-    assert d.stop() == 0
-    bad = item_of(ddb, table, "bad")
-    assert int(bad["retryCount"]["N"]) == 2
-    return bad
+    run.stop()
 
 
-def test_a_failed_entry_of_a_batch_fails_its_message_alone(ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path):
+def test_a_failed_entry_of_a_batch_fails_its_message_alone(ddb, tmp_config, spawn_outboxd, fauxqs, tmp_path):
     # The sink allows 1 MiB (a topic raised so); the emulator's topic keeps SNS's default 256 KiB
     # and fails that entry of the batch (InvalidParameter) while the nine others go through.
-    bad = one_bad_among_nine(ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path,
-                             json.loads(oversize_payload(SNS_LIMIT)), sink_extra="    max_message_size: 1048576\n")
-    assert "PublishBatch entry: InvalidParameter: Message too long" in bad["lastError"]["S"], bad
+    one_bad_among_nine(ddb, tmp_config, spawn_outboxd, fauxqs, tmp_path, "too-long", oversize_payload(SNS_LIMIT),
+                       "PublishBatch entry: InvalidParameter: Message too long", max_message_size=1048576)
 
 
 def test_a_batch_refused_as_a_whole_as_invalid_fails_only_the_message_at_fault(
-        ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path):
+        ddb, tmp_config, spawn_outboxd, fauxqs, tmp_path):
     # SNS refuses a whole PublishBatch for what one entry holds (an attribute or body it will not
     # take): the sink sends each entry of such a batch again alone, so only that one fails.
-    from harness.fault_proxy import Rule
-    from harness.fauxqs import sns_fault_proxy
-    proxy = sns_fault_proxy(fauxqs.endpoint).start()
-    try:
-        proxy.set_rules([Rule(match_body="refused-by-sns", action="error", status=400, error_type="InvalidParameter",
-                              message="Invalid parameter: Message")])
-        bad = one_bad_among_nine(ddb, table, tmp_config, spawn_outboxd, fauxqs, tmp_path, {"x": "refused-by-sns"},
-                                 endpoint=proxy.endpoint)
-        assert "PublishBatch: InvalidParameter: Invalid parameter: Message" in bad["lastError"]["S"], bad
-    finally:
-        proxy.stop()
+    rule = Rule(match_body="refused-by-sns", action="error", status=400, error_type="InvalidParameter",
+                message="Invalid parameter: Message")
+    with sns_fault_proxy(fauxqs.endpoint, [rule]) as proxy:
+        one_bad_among_nine(ddb, tmp_config, spawn_outboxd, fauxqs, tmp_path, "refused", {"x": "refused-by-sns"},
+                           "PublishBatch: InvalidParameter: Invalid parameter: Message", endpoint=proxy.endpoint)
 
 
 def test_a_refusal_that_quotes_the_signed_request_keeps_the_session_token_out_of_the_error(tmp_path):
     # SNS's SignatureDoesNotMatch quotes the canonical request it expected, whose
     # x-amz-security-token line is the session token: no error may carry it (SPEC §7).
-    import http.server
-    import subprocess
-
-    import yaml
-    from outboxd_config import tool, tool_env
     token = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN" + "Zm9vYmFy" * 40
 
     class Refuse(http.server.BaseHTTPRequestHandler):
