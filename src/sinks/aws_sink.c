@@ -150,6 +150,14 @@ long ob_aws_sink_entry_index(const char *id, size_t len, size_t n)
     return i < n ? (long)i : -1;
 }
 
+const struct ob_aws_error_name *ob_aws_sink_error_name(const struct ob_aws_service *service, const char *code)
+{
+    for (size_t i = 0; i < service->n_errors; i++)
+        if (strcmp(service->errors[i].name, code) == 0)
+            return &service->errors[i];
+    return NULL;
+}
+
 void ob_aws_sink_entry_failed(struct ob_delivery *d, const char *operation, const char *code, const char *message,
                               bool retriable)
 {

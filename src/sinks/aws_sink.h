@@ -67,6 +67,9 @@ void ob_aws_sink_no_session(struct ob_delivery *const *d, size_t n);
  * any other (a sign, a space, a leading zero, out of range). */
 long ob_aws_sink_entry_index(const char *id, size_t len, size_t n);
 
+/* service's own entry for an error code (its errors table), or NULL. */
+const struct ob_aws_error_name *ob_aws_sink_error_name(const struct ob_aws_service *service, const char *code);
+
 /* One entry of a batch answer failed: code is the service's error name
  * for it; retriable (throttling, an internal error) makes it RETRY, else
  * REJECT. */
@@ -79,7 +82,7 @@ struct ob_aws_entry {
     struct ob_delivery *d;
     const char *destination;   /* a call carries one destination's entries only */
     size_t size;               /* by the service's size rule */
-    const void *own;           /* the sink's encoding of the message */
+    void *own;                 /* the sink's encoding of the message */
 };
 
 /* The entries of one call, one destination's in publish order; where the

@@ -180,14 +180,6 @@ void ob_kinesis_request(struct ob_buf *body, const struct ob_kinesis_stream *st,
     ob_buf_puts(body, "]}");
 }
 
-static const struct ob_aws_error_name *kinesis_error(const char *code)
-{
-    for (size_t i = 0; i < kinesis_service.n_errors; i++)
-        if (strcmp(kinesis_errors[i].name, code) == 0)
-            return &kinesis_errors[i];
-    return NULL;
-}
-
 void ob_kinesis_results(const json_t *answer, struct ob_delivery *const *d, size_t n)
 {
     const json_t *records = json_object_get(answer, "Records");
@@ -207,7 +199,7 @@ void ob_kinesis_results(const json_t *answer, struct ob_delivery *const *d, size
             ob_delivery_set(d[i], OB_DELIVERY_RETRY, "PutRecords entry: neither a SequenceNumber nor an ErrorCode");
             continue;
         }
-        const struct ob_aws_error_name *known = kinesis_error(code);
+        const struct ob_aws_error_name *known = ob_aws_sink_error_name(&kinesis_service, code);
         ob_aws_sink_entry_failed(d[i], "PutRecords", code, message, known && known->retriable);
     }
 }

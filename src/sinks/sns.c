@@ -248,10 +248,8 @@ static int member_entry(struct ob_xml_span member, struct ob_buf *scratch, size_
  * model knows it, else by who SNS says was at fault. */
 static bool entry_retriable(const char *code, const char *sender_fault)
 {
-    for (size_t i = 0; i < sizeof sns_errors / sizeof sns_errors[0]; i++)
-        if (strcmp(sns_errors[i].name, code) == 0)
-            return sns_errors[i].retriable;
-    return strcmp(sender_fault, "false") == 0;
+    const struct ob_aws_error_name *known = ob_aws_sink_error_name(&ob_sns_service, code);
+    return known ? known->retriable : strcmp(sender_fault, "false") == 0;
 }
 
 void ob_sns_answer(const char *xml, size_t len, struct ob_delivery *const *d, size_t n)
