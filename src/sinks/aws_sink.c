@@ -150,9 +150,158 @@ long ob_aws_sink_entry_index(const char *id, size_t len, size_t n)
     return i < n ? (long)i : -1;
 }
 
+const struct ob_aws_error_name *ob_aws_sink_error_name(const struct ob_aws_service *service, const char *code)
+{
+    for (size_t i = 0; i < service->n_errors; i++)
+        if (strcmp(service->errors[i].name, code) == 0)
+            return &service->errors[i];
+    return NULL;
+}
+
 void ob_aws_sink_entry_failed(struct ob_delivery *d, const char *operation, const char *code, const char *message,
                               bool retriable)
 {
     ob_delivery_set(d, retriable ? OB_DELIVERY_RETRY : OB_DELIVERY_REJECT, "%s entry: %s: %s", operation,
                     code && *code ? code : "(no code)", message && *message ? message : "(no message)");
+}
+
+size_t ob_aws_sink_pack(const struct ob_aws_batch_rules *r, const struct ob_aws_entry *e, size_t n, size_t *call_of)
+{
+    struct open_call {
+        const char *destination;
+        size_t entries, bytes;
+    } *calls = ob_xcalloc(n ? n : 1, sizeof *calls);
+    size_t n_calls = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* One past the destination's latest call (0: none yet). */
+        size_t c = n_calls;
+        while (c > 0 && strcmp(calls[c - 1].destination, e[i].destination) != 0)
+            c--;
+        size_t bytes = c > 0 ? calls[c - 1].bytes + e[i].size : 0;
+        bool fits = c > 0 && calls[c - 1].entries < r->max_entries &&
+                    (r->bytes_below ? bytes < r->max_bytes : bytes <= r->max_bytes);
+        if (!fits) {
+            calls[n_calls].destination = e[i].destination;
+            c = ++n_calls;
+        }
+        calls[c - 1].entries++;
+        calls[c - 1].bytes += e[i].size;
+        call_of[i] = c - 1;
+    }
+    free(calls);
+    return n_calls;
+}
+
+/* One call of a send and its entries. */
+struct batch_call {
+    struct ob_aws_call call;
+    struct ob_buf body;
+    struct ob_aws_call_entries entries;
+    bool split;   /* refused as a whole for what may be one entry's fault */
+};
+
+/* Runs calls[0..n) concurrently on session and sets their deliveries'
+ * results, but a call of several entries refused as invalid as a whole
+ * is marked `split` instead. */
+static void run_calls(struct ob_aws_sink *s, const struct ob_aws_batch_rules *r, struct ob_aws_session *session,
+                      struct batch_call *calls, size_t n)
+{
+    struct ob_aws_call **run = ob_xcalloc(n, sizeof *run);
+    for (size_t k = 0; k < n; k++) {
+        struct batch_call *c = &calls[k];
+        r->encode(&c->entries, &c->body);
+        c->call = (struct ob_aws_call){
+            .service = r->service,
+            .endpoint = &s->endpoint,
+            .operation = r->operation,
+            .body = ob_buf_cstr(&c->body),
+            .body_len = c->body.len,
+        };
+        run[k] = &c->call;
+    }
+    ob_aws_run(session, run, n);
+    for (size_t k = 0; k < n; k++) {
+        struct batch_call *c = &calls[k];
+        if (c->call.result == OB_OK)
+            r->read_answer(&c->call, &c->entries);
+        else if (c->entries.n > 1 && c->call.err.code == OB_ERR_VALIDATION)
+            c->split = true;
+        else
+            ob_aws_sink_call_failed(&c->call, c->entries.d, c->entries.n);
+    }
+    free(run);
+}
+
+static void calls_free(struct batch_call *calls, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        ob_aws_call_release(&calls[k].call);
+        ob_buf_free(&calls[k].body);
+    }
+    free(calls);
+}
+
+/* Each entry of the split calls of calls[0..n) again, in a call of its own. */
+static void run_split(struct ob_aws_sink *s, const struct ob_aws_batch_rules *r, struct ob_aws_session *session,
+                      const struct batch_call *calls, size_t n)
+{
+    size_t n_alone = 0;
+    for (size_t k = 0; k < n; k++)
+        n_alone += calls[k].split ? calls[k].entries.n : 0;
+    if (n_alone == 0)
+        return;
+    struct batch_call *alone = ob_xcalloc(n_alone, sizeof *alone);
+    size_t a = 0;
+    for (size_t k = 0; k < n; k++) {
+        const struct ob_aws_call_entries *c = &calls[k].entries;
+        for (size_t i = 0; calls[k].split && i < c->n; i++, a++)
+            alone[a].entries = (struct ob_aws_call_entries){ c->destination, c->e + i, c->d + i, 1 };
+    }
+    run_calls(s, r, session, alone, n_alone);
+    calls_free(alone, n_alone);
+}
+
+void ob_aws_sink_send(struct ob_aws_sink *s, const struct ob_aws_batch_rules *r, const struct ob_aws_entry *e,
+                      size_t n)
+{
+    if (n == 0)
+        return;
+    size_t *call_of = ob_xcalloc(n, sizeof *call_of);
+    size_t n_calls = ob_aws_sink_pack(r, e, n, call_of);
+    struct batch_call *calls = ob_xcalloc(n_calls, sizeof *calls);
+    /* The calls' entries, call after call. */
+    const struct ob_aws_entry **by_call = ob_xcalloc(n, sizeof *by_call);
+    struct ob_delivery **d_by_call = ob_xcalloc(n, sizeof *d_by_call);
+    size_t *start = ob_xcalloc(n_calls, sizeof *start);
+    for (size_t i = 0; i < n; i++)
+        calls[call_of[i]].entries.n++;
+    for (size_t c = 1; c < n_calls; c++)
+        start[c] = start[c - 1] + calls[c - 1].entries.n;
+    for (size_t c = 0; c < n_calls; c++)
+        calls[c].entries.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct ob_aws_call_entries *c = &calls[call_of[i]].entries;
+        size_t at = start[call_of[i]] + c->n++;
+        by_call[at] = &e[i];
+        d_by_call[at] = e[i].d;
+    }
+    for (size_t c = 0; c < n_calls; c++) {
+        calls[c].entries.destination = by_call[start[c]]->destination;
+        calls[c].entries.e = by_call + start[c];
+        calls[c].entries.d = d_by_call + start[c];
+    }
+    struct ob_aws_session *session = ob_aws_sink_session(s);
+    if (!session) {
+        ob_aws_sink_no_session(d_by_call, n);
+        goto out;
+    }
+    run_calls(s, r, session, calls, n_calls);
+    run_split(s, r, session, calls, n_calls);
+    ob_aws_sink_session_done(s, session);
+out:
+    calls_free(calls, n_calls);
+    free(start);
+    free(d_by_call);
+    free(by_call);
+    free(call_of);
 }

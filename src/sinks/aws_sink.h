@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "aws/client.h"
+#include "core/buf.h"
 #include "sinks/sink.h"
 
 extern const char *const ob_aws_sink_schemes[]; /* http://, https:// */
@@ -66,10 +67,61 @@ void ob_aws_sink_no_session(struct ob_delivery *const *d, size_t n);
  * any other (a sign, a space, a leading zero, out of range). */
 long ob_aws_sink_entry_index(const char *id, size_t len, size_t n);
 
+/* service's own entry for an error code (its errors table), or NULL. */
+const struct ob_aws_error_name *ob_aws_sink_error_name(const struct ob_aws_service *service, const char *code);
+
 /* One entry of a batch answer failed: code is the service's error name
  * for it; retriable (throttling, an internal error) makes it RETRY, else
  * REJECT. */
 void ob_aws_sink_entry_failed(struct ob_delivery *d, const char *operation, const char *code, const char *message,
                               bool retriable);
+
+/* One message of a publish as an entry of a batch call (SendMessageBatch,
+ * PublishBatch, PutEvents, PutRecords), prepared by its sink. */
+struct ob_aws_entry {
+    struct ob_delivery *d;
+    const char *destination;   /* a call carries one destination's entries only */
+    size_t size;               /* by the service's size rule */
+    void *own;                 /* the sink's encoding of the message */
+};
+
+/* The entries of one call, one destination's in publish order; where the
+ * service names entries, entry i goes as Id "i". */
+struct ob_aws_call_entries {
+    const char *destination;
+    const struct ob_aws_entry *const *e;
+    struct ob_delivery *const *d;   /* e[i]->d */
+    size_t n;
+};
+
+/* What a sink's batch call is: its operation, its limits and its own
+ * encoding of a call and reading of an answer. */
+struct ob_aws_batch_rules {
+    const struct ob_aws_service *service;
+    const char *operation;
+    size_t max_entries;        /* a call's */
+    size_t max_bytes;          /* a call's entries' sizes together: at most this... */
+    bool bytes_below;          /* ...or, when set, under it ("less than") */
+    /* Appends the request body of a call of these entries. */
+    void (*encode)(const struct ob_aws_call_entries *c, struct ob_buf *body);
+    /* Sets each of c's deliveries from the answer to its call (result OB_OK). */
+    void (*read_answer)(const struct ob_aws_call *call, const struct ob_aws_call_entries *c);
+};
+
+/* Which call each of e[0..n) goes in (call_of[i]), calls numbered from 0
+ * as they are opened: an entry joins its destination's latest call when
+ * that has room by r's limits, else opens one (alone, whatever its size),
+ * so a destination's entries keep their order from call to call. Returns
+ * how many calls. */
+size_t ob_aws_sink_pack(const struct ob_aws_batch_rules *r, const struct ob_aws_entry *e, size_t n, size_t *call_of);
+
+/* Sends e[0..n) in the calls they pack into, concurrently on a pooled
+ * session, and sets every delivery's result: from the call's answer
+ * (r->read_answer), or ob_aws_sink_call_failed for a call that failed as
+ * a whole; but a call of several entries refused as invalid as a whole
+ * may be one entry's fault: each of its entries goes again in a call of
+ * its own, so that only the one at fault fails. */
+void ob_aws_sink_send(struct ob_aws_sink *s, const struct ob_aws_batch_rules *r, const struct ob_aws_entry *e,
+                      size_t n);
 
 #endif

@@ -1,15 +1,14 @@
 /* eventbridge sink: PutEvents (AWS JSON 1.1), each message one entry on
  * its event bus: Source = the CloudEvents source, DetailType = the type,
  * Detail = the structured CloudEvent, Time = createdAt (SPEC §4). A batch
- * goes out as calls of up to 10 entries of one bus within the service's
- * entry-size rule, run concurrently on a pooled session; each entry's
- * answer is its message's result. */
+ * goes out as calls of up to 10 entries of one bus under the service's
+ * entry-size rule (ob_aws_sink_send); each entry's answer is its
+ * message's result. */
 #include "sinks/eventbridge.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "sinks/aws_sink.h"
 #include "sinks/common.h"
 
 #define PUT_EVENTS "PutEvents"
@@ -154,31 +153,6 @@ out:
     return entry;
 }
 
-size_t ob_eventbridge_pack(const char *const *bus, const size_t *size, size_t n, size_t *call_of)
-{
-    struct open_call {
-        const char *bus;
-        size_t entries, bytes;
-    } *calls = ob_xcalloc(n ? n : 1, sizeof *calls);
-    size_t n_calls = 0;
-    for (size_t i = 0; i < n; i++) {
-        /* One past the bus's latest call (0: none yet), so that a bus's
-         * entries keep their order from call to call. */
-        size_t c = n_calls;
-        while (c > 0 && strcmp(calls[c - 1].bus, bus[i]) != 0)
-            c--;
-        if (c == 0 || calls[c - 1].entries == OB_EB_MAX_ENTRIES || calls[c - 1].bytes + size[i] >= OB_EB_MAX_BYTES) {
-            calls[n_calls].bus = bus[i];
-            c = ++n_calls;
-        }
-        calls[c - 1].entries++;
-        calls[c - 1].bytes += size[i];
-        call_of[i] = c - 1;
-    }
-    free(calls);
-    return n_calls;
-}
-
 char *ob_eventbridge_body(json_t *entries)
 {
     json_t *request = json_pack("{s:O}", "Entries", entries);
@@ -260,102 +234,52 @@ out:
     return rc;
 }
 
-/* One PutEvents call of a publish and the deliveries of its entries, in
- * their order. */
-struct put_call {
-    struct ob_aws_call call;
-    json_t *entries;
-    struct ob_delivery **d;
-    size_t n;
-    char *body;
-};
-
-/* Sends the entries of d[0..n) (sizes by the rule in size[]) as the calls
- * they pack into, all at once on one session, and sets each result. */
-static void put_events(struct eventbridge_sink *s, json_t **entries, const size_t *size, struct ob_delivery **d,
-                       size_t n)
+static void encode_call(const struct ob_aws_call_entries *c, struct ob_buf *body)
 {
-    const char **bus = ob_xcalloc(n, sizeof *bus);
-    size_t *call_of = ob_xcalloc(n, sizeof *call_of);
-    for (size_t i = 0; i < n; i++)
-        bus[i] = json_string_value(json_object_get(entries[i], "EventBusName"));
-    size_t n_calls = ob_eventbridge_pack(bus, size, n, call_of);
-    struct put_call *calls = ob_xcalloc(n_calls, sizeof *calls);
-    struct ob_aws_call **run = ob_xcalloc(n_calls, sizeof *run);
-    struct ob_delivery **by_call = ob_xcalloc(n, sizeof *by_call);
-    for (size_t i = 0; i < n; i++)
-        calls[call_of[i]].n++;
-    for (size_t c = 0, start = 0; c < n_calls; c++) {
-        calls[c].d = by_call + start;
-        start += calls[c].n;
-        calls[c].n = 0;
-        calls[c].entries = json_array();
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct put_call *pc = &calls[call_of[i]];
-        pc->d[pc->n++] = d[i];
-        json_array_append(pc->entries, entries[i]);
-    }
-    size_t n_run = 0;
-    for (size_t c = 0; c < n_calls; c++) {
-        struct put_call *pc = &calls[c];
-        pc->body = ob_eventbridge_body(pc->entries);
-        if (!pc->body) {
-            for (size_t i = 0; i < pc->n; i++)
-                ob_delivery_set(pc->d[i], OB_DELIVERY_RETRY, "the PutEvents request could not be encoded (out of memory?)");
-            continue;
-        }
-        pc->call = (struct ob_aws_call){
-            .service = &eventbridge_service,
-            .endpoint = &s->aws.endpoint,
-            .operation = PUT_EVENTS,
-            .body = pc->body,
-            .body_len = strlen(pc->body),
-        };
-        run[n_run++] = &pc->call;
-    }
-    struct ob_aws_session *session = n_run ? ob_aws_sink_session(&s->aws) : NULL;
-    if (session)
-        ob_aws_run(session, run, n_run);
-    ob_aws_sink_session_done(&s->aws, session);
-    for (size_t c = 0; c < n_calls; c++) {
-        struct put_call *pc = &calls[c];
-        if (pc->body && !session)
-            ob_aws_sink_no_session(pc->d, pc->n);
-        else if (pc->body && pc->call.result != OB_OK)
-            ob_aws_sink_call_failed(&pc->call, pc->d, pc->n);
-        else if (pc->body)
-            ob_eventbridge_read_answer(pc->call.response, pc->d, pc->n);
-        ob_aws_call_release(&pc->call);
-        json_decref(pc->entries);
-        free(pc->body);
-    }
-    free(by_call);
-    free(run);
-    free(calls);
-    free(call_of);
-    free(bus);
+    json_t *entries = json_array();
+    for (size_t i = 0; i < c->n; i++)
+        json_array_append(entries, c->e[i]->own);
+    char *text = ob_eventbridge_body(entries);
+    if (!text)
+        abort(); /* out of memory */
+    ob_buf_puts(body, text);
+    free(text);
+    json_decref(entries);
 }
+
+static void read_answer(const struct ob_aws_call *call, const struct ob_aws_call_entries *c)
+{
+    ob_eventbridge_read_answer(call->response, c->d, c->n);
+}
+
+const struct ob_aws_batch_rules ob_eventbridge_batch = {
+    .service = &eventbridge_service,
+    .operation = PUT_EVENTS,
+    .max_entries = OB_EB_MAX_ENTRIES,
+    .max_bytes = OB_EB_MAX_BYTES,
+    .bytes_below = true,
+    .encode = encode_call,
+    .read_answer = read_answer,
+};
 
 static void eventbridge_publish(void *state, struct ob_delivery *batch, size_t n)
 {
     struct eventbridge_sink *s = state;
-    json_t **entries = ob_xcalloc(n, sizeof *entries);
-    size_t *size = ob_xcalloc(n, sizeof *size);
-    struct ob_delivery **d = ob_xcalloc(n, sizeof *d);
+    struct ob_aws_entry *e = ob_xcalloc(n, sizeof *e);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        entries[k] = ob_eventbridge_entry(&batch[i], s->bus, &size[k]);
-        if (entries[k])
-            d[k++] = &batch[i];
+        size_t size;
+        json_t *entry = ob_eventbridge_entry(&batch[i], s->bus, &size);
+        if (entry)
+            e[k++] = (struct ob_aws_entry){.d = &batch[i],
+                                           .destination = json_string_value(json_object_get(entry, "EventBusName")),
+                                           .size = size,
+                                           .own = entry};
     }
-    if (k)
-        put_events(s, entries, size, d, k);
+    ob_aws_sink_send(&s->aws, &ob_eventbridge_batch, e, k);
     for (size_t i = 0; i < k; i++)
-        json_decref(entries[i]);
-    free(d);
-    free(size);
-    free(entries);
+        json_decref(e[i].own);
+    free(e);
 }
 
 static void eventbridge_destroy(void *state)

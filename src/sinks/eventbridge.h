@@ -1,5 +1,5 @@
 /* The pure parts of the eventbridge sink (eventbridge.c): a delivery as a
- * PutEvents entry, the service's entry-size rule, the calls a batch takes,
+ * PutEvents entry, the service's entry-size rule, how a batch's calls go,
  * and what an answer says of each entry. Here for the unit tests. */
 #ifndef OB_SINKS_EVENTBRIDGE_H
 #define OB_SINKS_EVENTBRIDGE_H
@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sinks/aws_sink.h"
 #include "sinks/sink.h"
 
 #define OB_EB_MAX_ENTRIES 10            /* entries in one PutEvents call */
@@ -42,12 +43,10 @@ size_t ob_eventbridge_entry_size(bool has_time, size_t source_len, size_t detail
  * OB_EB_MAX_BYTES) for what the service would refuse. */
 json_t *ob_eventbridge_entry(struct ob_delivery *d, const char *default_bus, size_t *size);
 
-/* Which call each of n entries goes in (call_of[i]): entries of one bus
- * together (a bus the service does not know fails its call alone), at
- * most OB_EB_MAX_ENTRIES to a call, their sizes together under
- * OB_EB_MAX_BYTES, calls numbered from 0 as they are opened and entries
- * in their order within each. Returns how many calls. */
-size_t ob_eventbridge_pack(const char *const *bus, const size_t *size, size_t n, size_t *call_of);
+/* PutEvents as ob_aws_sink_send sends it: entries of one bus together (a
+ * bus the service does not know fails its call alone), at most
+ * OB_EB_MAX_ENTRIES a call, their sizes together under OB_EB_MAX_BYTES. */
+extern const struct ob_aws_batch_rules ob_eventbridge_batch;
 
 /* The body of a PutEvents call of these entries (a JSON array), Time in
  * seconds to the millisecond; the caller frees it. NULL when out of memory. */

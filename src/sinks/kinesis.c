@@ -1,8 +1,8 @@
 /* kinesis sink: PutRecords (AWS JSON 1.1) of structured CloudEvents, the
- * message's pk as PartitionKey (SPEC §4). A batch is grouped by stream,
- * each group split into calls of at most 500 records and 5 MiB, and the
- * calls of one publish run concurrently. A record with a SequenceNumber
- * is acknowledged; a failed one is that message's failure alone.
+ * message's pk as PartitionKey (SPEC §4). A batch goes as calls of one
+ * stream's records, at most 500 records and 5 MiB (ob_aws_sink_send). A
+ * record with a SequenceNumber is acknowledged; a failed one is that
+ * message's failure alone.
  *
  * Per-key order: Kinesis keeps a shard's records in the order it stored
  * them, and the same partition key always lands on the same shard. The
@@ -21,7 +21,6 @@
 
 #include "core/codec.h"
 #include "core/json_scan.h"
-#include "sinks/aws_sink.h"
 #include "sinks/common.h"
 
 /* Kinesis's own error names (botocore's model of PutRecords), for a call
@@ -157,18 +156,6 @@ size_t ob_kinesis_record_size(const struct ob_kinesis_record *r)
     return r->data_len + strlen(r->key);
 }
 
-size_t ob_kinesis_call_count(const struct ob_kinesis_record *recs, size_t n)
-{
-    size_t bytes = 0, i = 0;
-    for (; i < n && i < OB_KINESIS_MAX_RECORDS; i++) {
-        size_t size = ob_kinesis_record_size(&recs[i]);
-        if (i > 0 && bytes + size > OB_KINESIS_MAX_CALL_BYTES)
-            break;
-        bytes += size;
-    }
-    return i;
-}
-
 void ob_kinesis_request(struct ob_buf *body, const struct ob_kinesis_stream *st, const struct ob_kinesis_record *recs,
                         size_t n)
 {
@@ -193,14 +180,6 @@ void ob_kinesis_request(struct ob_buf *body, const struct ob_kinesis_stream *st,
     ob_buf_puts(body, "]}");
 }
 
-static const struct ob_aws_error_name *kinesis_error(const char *code)
-{
-    for (size_t i = 0; i < kinesis_service.n_errors; i++)
-        if (strcmp(kinesis_errors[i].name, code) == 0)
-            return &kinesis_errors[i];
-    return NULL;
-}
-
 void ob_kinesis_results(const json_t *answer, struct ob_delivery *const *d, size_t n)
 {
     const json_t *records = json_object_get(answer, "Records");
@@ -220,7 +199,7 @@ void ob_kinesis_results(const json_t *answer, struct ob_delivery *const *d, size
             ob_delivery_set(d[i], OB_DELIVERY_RETRY, "PutRecords entry: neither a SequenceNumber nor an ErrorCode");
             continue;
         }
-        const struct ob_aws_error_name *known = kinesis_error(code);
+        const struct ob_aws_error_name *known = ob_aws_sink_error_name(&kinesis_service, code);
         ob_aws_sink_entry_failed(d[i], "PutRecords", code, message, known && known->retriable);
     }
 }
@@ -235,18 +214,11 @@ struct kinesis_sink {
 /* One delivery of a publish on its way to a call. Stays where it is: rec.key may point at digest. */
 struct kinesis_entry {
     struct ob_delivery *d;
-    size_t index;                        /* in the batch: keeps a stream's records in batch order */
     const struct ob_kinesis_stream *stream;
     struct ob_kinesis_stream own;        /* the message's destination, when it has one */
     struct ob_buf data;
     char digest[OB_KINESIS_DIGEST_KEY_SIZE];
     struct ob_kinesis_record rec;
-};
-
-struct kinesis_call {
-    struct ob_aws_call call;
-    struct ob_buf body;
-    size_t first, n;                     /* of the publish's sorted entries */
 };
 
 /* Why a stream of this ARN region cannot be reached with the sink's
@@ -355,93 +327,52 @@ static bool entry_prepare(const struct kinesis_sink *s, struct kinesis_entry *e)
     return true;
 }
 
-/* Orders entries by stream, then by their place in the batch. */
-static int entry_cmp(const void *a, const void *b)
+static void encode_call(const struct ob_aws_call_entries *c, struct ob_buf *body)
 {
-    const struct kinesis_entry *x = *(const struct kinesis_entry *const *)a, *y = *(const struct kinesis_entry *const *)b;
-    int c = strcmp(x->stream->name, y->stream->name);
-    if (c == 0)
-        c = strcmp(x->stream->arn ? x->stream->arn : "", y->stream->arn ? y->stream->arn : "");
-    return c ? c : (x->index > y->index) - (x->index < y->index);
+    const struct kinesis_entry *first = c->e[0]->own;
+    struct ob_kinesis_record *recs = ob_xcalloc(c->n, sizeof *recs);
+    for (size_t i = 0; i < c->n; i++)
+        recs[i] = ((const struct kinesis_entry *)c->e[i]->own)->rec;
+    ob_kinesis_request(body, first->stream, recs, c->n);
+    free(recs);
 }
 
-static bool same_stream(const struct ob_kinesis_stream *a, const struct ob_kinesis_stream *b)
+static void read_answer(const struct ob_aws_call *call, const struct ob_aws_call_entries *c)
 {
-    return strcmp(a->name, b->name) == 0 && strcmp(a->arn ? a->arn : "", b->arn ? b->arn : "") == 0;
+    ob_kinesis_results(call->response, c->d, c->n);
 }
+
+const struct ob_aws_batch_rules ob_kinesis_batch = {
+    .service = &kinesis_service,
+    .operation = "PutRecords",
+    .max_entries = OB_KINESIS_MAX_RECORDS,
+    .max_bytes = OB_KINESIS_MAX_CALL_BYTES,
+    .encode = encode_call,
+    .read_answer = read_answer,
+};
 
 static void kinesis_publish(void *state, struct ob_delivery *batch, size_t n)
 {
     struct kinesis_sink *s = state;
     struct kinesis_entry *entries = ob_xcalloc(n, sizeof *entries);
-    struct kinesis_entry **sorted = ob_xcalloc(n, sizeof *sorted);
-    struct ob_kinesis_record *recs = ob_xcalloc(n, sizeof *recs);
-    struct ob_delivery **ds = ob_xcalloc(n, sizeof *ds);
-    struct kinesis_call *calls = NULL;
-    struct ob_aws_call **runs = NULL;
-    size_t m = 0, n_calls = 0;
+    struct ob_aws_entry *e = ob_xcalloc(n, sizeof *e);
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        struct kinesis_entry *e = &entries[i];
-        e->d = &batch[i];
-        e->index = i;
-        if (entry_prepare(s, e))
-            sorted[m++] = e;
+        struct kinesis_entry *x = &entries[i];
+        x->d = &batch[i];
+        if (!entry_prepare(s, x))
+            continue;
+        /* A stream given by ARN is another destination than one by name. */
+        const char *stream = x->stream->arn ? x->stream->arn : x->stream->name;
+        e[k++] = (struct ob_aws_entry){.d = x->d, .destination = stream, .size = ob_kinesis_record_size(&x->rec),
+                                       .own = x};
     }
-    if (m == 0)
-        goto out;
-    qsort(sorted, m, sizeof *sorted, entry_cmp);
-    for (size_t i = 0; i < m; i++) {
-        recs[i] = sorted[i]->rec;
-        ds[i] = sorted[i]->d;
-    }
-    struct ob_aws_session *session = ob_aws_sink_session(&s->aws);
-    if (!session) {
-        ob_aws_sink_no_session(ds, m);
-        goto out;
-    }
-    calls = ob_xcalloc(m, sizeof *calls);
-    runs = ob_xcalloc(m, sizeof *runs);
-    for (size_t i = 0; i < m;) {
-        size_t group = 1;
-        while (i + group < m && same_stream(sorted[i]->stream, sorted[i + group]->stream))
-            group++;
-        for (size_t end = i + group; i < end;) {
-            struct kinesis_call *c = &calls[n_calls];
-            c->first = i;
-            c->n = ob_kinesis_call_count(recs + i, end - i);
-            ob_kinesis_request(&c->body, sorted[i]->stream, recs + i, c->n);
-            c->call = (struct ob_aws_call){
-                .service = &kinesis_service,
-                .endpoint = &s->aws.endpoint,
-                .operation = "PutRecords",
-                .body = c->body.data,
-                .body_len = c->body.len,
-            };
-            runs[n_calls++] = &c->call;
-            i += c->n;
-        }
-    }
-    ob_aws_run(session, runs, n_calls);
-    for (size_t k = 0; k < n_calls; k++) {
-        struct kinesis_call *c = &calls[k];
-        if (c->call.result == OB_OK)
-            ob_kinesis_results(c->call.response, ds + c->first, c->n);
-        else
-            ob_aws_sink_call_failed(&c->call, ds + c->first, c->n);
-        ob_aws_call_release(&c->call);
-        ob_buf_free(&c->body);
-    }
-    ob_aws_sink_session_done(&s->aws, session);
-out:
+    ob_aws_sink_send(&s->aws, &ob_kinesis_batch, e, k);
     for (size_t i = 0; i < n; i++) {
         ob_buf_free(&entries[i].data);
         ob_kinesis_stream_free(&entries[i].own);
     }
-    free(calls);
-    free(runs);
-    free(ds);
-    free(recs);
-    free(sorted);
+    free(e);
     free(entries);
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/buf.h"
 #include "outboxd/error.h"
+#include "sinks/aws_sink.h"
 #include "sinks/sink.h"
 
 /* PutRecords' limits. A record's size is its data and its partition key;
@@ -56,10 +57,9 @@ struct ob_kinesis_record {
  * OB_KINESIS_MAX_CALL_BYTES. */
 size_t ob_kinesis_record_size(const struct ob_kinesis_record *r);
 
-/* How many of the n records (each within OB_KINESIS_MAX_RECORD_BYTES)
- * from the first go in one call: at most OB_KINESIS_MAX_RECORDS and
- * OB_KINESIS_MAX_CALL_BYTES; at least one when n > 0. */
-size_t ob_kinesis_call_count(const struct ob_kinesis_record *recs, size_t n);
+/* PutRecords as ob_aws_sink_send sends it: one stream's records, at most
+ * OB_KINESIS_MAX_RECORDS and OB_KINESIS_MAX_CALL_BYTES a call. */
+extern const struct ob_aws_batch_rules ob_kinesis_batch;
 
 /* Appends the PutRecords request of n records to st. */
 void ob_kinesis_request(struct ob_buf *body, const struct ob_kinesis_stream *st, const struct ob_kinesis_record *recs,

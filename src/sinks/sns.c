@@ -1,10 +1,9 @@
 /* sns sink: PublishBatch to a topic, the structured CloudEvent as the
  * message, the message's headers as String message attributes. SNS speaks
  * the AWS query protocol: a form posted, XML answered (aws/client.h's
- * query_protocol). A publish groups its messages by topic into calls of up
- * to 10 entries within the topic's size limit and runs them concurrently;
- * a FIFO topic gets MessageGroupId = pk and MessageDeduplicationId = id
- * (SPEC §4). */
+ * query_protocol). A publish goes as calls of up to 10 entries of one
+ * topic within the topic's size limit (ob_aws_sink_send); a FIFO topic
+ * gets MessageGroupId = pk and MessageDeduplicationId = id (SPEC §4). */
 #include "sinks/sns.h"
 
 #include <openssl/evp.h>
@@ -249,10 +248,8 @@ static int member_entry(struct ob_xml_span member, struct ob_buf *scratch, size_
  * model knows it, else by who SNS says was at fault. */
 static bool entry_retriable(const char *code, const char *sender_fault)
 {
-    for (size_t i = 0; i < sizeof sns_errors / sizeof sns_errors[0]; i++)
-        if (strcmp(sns_errors[i].name, code) == 0)
-            return sns_errors[i].retriable;
-    return strcmp(sender_fault, "false") == 0;
+    const struct ob_aws_error_name *known = ob_aws_sink_error_name(&ob_sns_service, code);
+    return known ? known->retriable : strcmp(sender_fault, "false") == 0;
 }
 
 void ob_sns_answer(const char *xml, size_t len, struct ob_delivery *const *d, size_t n)
@@ -299,21 +296,24 @@ void ob_sns_answer(const char *xml, size_t len, struct ob_delivery *const *d, si
     ob_buf_free(&fault);
 }
 
+static void encode_call(const struct ob_aws_call_entries *c, struct ob_buf *form)
+{
+    bool fifo = ob_sns_topic_fifo(c->destination);
+    ob_sns_request_start(form, c->destination);
+    for (size_t i = 0; i < c->n; i++)
+        ob_sns_request_entry(form, i, c->e[i]->own, fifo);
+}
+
+static void read_answer(const struct ob_aws_call *call, const struct ob_aws_call_entries *c)
+{
+    ob_sns_answer(call->rx.data, call->rx.len, c->d, c->n);
+}
+
 struct sns_sink {
     struct ob_aws_sink aws;
     char *topic_arn;     /* NULL: every route names its topic */
-    size_t max_size;
-};
-
-/* One PublishBatch of a publish. */
-struct sns_call {
-    struct ob_aws_call call;
-    struct ob_buf form;
-    bool fifo;
-    struct ob_sns_entry *e[OB_SNS_BATCH_MAX];
-    struct ob_delivery *d[OB_SNS_BATCH_MAX];
-    size_t n;
-    bool split;          /* refused as a whole for what may be one entry's fault: each goes again alone */
+    /* PublishBatch: max_bytes is max_message_size, the topics' limit */
+    struct ob_aws_batch_rules batch;
 };
 
 static void sns_check(const struct ob_config_sink *sink, struct ob_sink_check *c)
@@ -347,7 +347,14 @@ static enum ob_err sns_create(const struct ob_config_sink *cfg, const struct ob_
         goto out;
     }
     s->topic_arn = arn && *arn ? ob_xstrdup(arn) : NULL;
-    s->max_size = (size_t)ob_sink_opt_int(cfg, "max_message_size");
+    s->batch = (struct ob_aws_batch_rules){
+        .service = &ob_sns_service,
+        .operation = "PublishBatch",
+        .max_entries = OB_SNS_BATCH_MAX,
+        .max_bytes = (size_t)ob_sink_opt_int(cfg, "max_message_size"),
+        .encode = encode_call,
+        .read_answer = read_answer,
+    };
     rc = ob_aws_sink_init(&s->aws, cfg, ctx, "sns", err);
 out:
     if (rc) {
@@ -374,142 +381,31 @@ static const char *delivery_topic(const struct sns_sink *s, struct ob_delivery *
     return topic;
 }
 
-static void call_start(struct sns_call *c, const char *topic)
-{
-    c->fifo = ob_sns_topic_fifo(topic);
-    ob_sns_request_start(&c->form, topic);
-}
-
-static void call_add(struct sns_call *c, struct ob_sns_entry *e)
-{
-    ob_sns_request_entry(&c->form, c->n, e, c->fifo);
-    c->e[c->n] = e;
-    c->d[c->n++] = e->d;
-}
-
-static void calls_free(struct sns_call *calls, size_t n)
-{
-    for (size_t k = 0; k < n; k++) {
-        ob_aws_call_release(&calls[k].call);
-        ob_buf_free(&calls[k].form);
-    }
-    free(calls);
-}
-
-/* Groups the entries e[0..n) that can go (topic[i] not NULL) into calls
- * of one topic each, in batch order, at most OB_SNS_BATCH_MAX entries and
- * max_size bytes a call. Returns the number of calls filled in. */
-static size_t group_calls(const struct sns_sink *s, struct ob_sns_entry *e, const char **topic, size_t n,
-                          struct sns_call *calls)
-{
-    bool *placed = ob_xcalloc(n, sizeof *placed);
-    size_t n_calls = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!topic[i] || placed[i])
-            continue;
-        struct sns_call *c = &calls[n_calls++];
-        size_t bytes = 0;
-        call_start(c, topic[i]);
-        for (size_t j = i; j < n && c->n < OB_SNS_BATCH_MAX; j++) {
-            if (placed[j] || !topic[j] || strcmp(topic[j], topic[i]) != 0 || bytes + e[j].size > s->max_size)
-                continue;
-            call_add(c, &e[j]);
-            bytes += e[j].size;
-            placed[j] = true;
-        }
-    }
-    free(placed);
-    return n_calls;
-}
-
-/* Runs calls[0..n) concurrently and sets their deliveries' results, but
- * for a call of several entries that SNS refused as invalid as a whole:
- * that may be one entry's fault, so it is marked `split` instead. */
-static void run_calls(const struct sns_sink *s, struct ob_aws_session *session, struct sns_call *calls, size_t n)
-{
-    struct ob_aws_call **run = ob_xcalloc(n, sizeof *run);
-    for (size_t k = 0; k < n; k++) {
-        calls[k].call = (struct ob_aws_call){
-            .service = &ob_sns_service,
-            .endpoint = &s->aws.endpoint,
-            .operation = "PublishBatch",
-            .body = calls[k].form.data,
-            .body_len = calls[k].form.len,
-        };
-        run[k] = &calls[k].call;
-    }
-    ob_aws_run(session, run, n);
-    for (size_t k = 0; k < n; k++) {
-        struct sns_call *c = &calls[k];
-        if (c->call.result == OB_OK)
-            ob_sns_answer(c->call.rx.data, c->call.rx.len, c->d, c->n);
-        else if (c->n > 1 && c->call.err.code == OB_ERR_VALIDATION)
-            c->split = true;
-        else
-            ob_aws_sink_call_failed(&c->call, c->d, c->n);
-    }
-    free(run);
-}
-
-/* Each entry of the split calls of calls[0..n) again, in a call of its own. */
-static void run_split(const struct sns_sink *s, struct ob_aws_session *session, const char **topic,
-                      const struct ob_sns_entry *entries, const struct sns_call *calls, size_t n)
-{
-    size_t n_alone = 0;
-    for (size_t k = 0; k < n; k++)
-        n_alone += calls[k].split ? calls[k].n : 0;
-    if (n_alone == 0)
-        return;
-    struct sns_call *alone = ob_xcalloc(n_alone, sizeof *alone);
-    size_t a = 0;
-    for (size_t k = 0; k < n; k++) {
-        for (size_t i = 0; calls[k].split && i < calls[k].n; i++, a++) {
-            call_start(&alone[a], topic[calls[k].e[i] - entries]);
-            call_add(&alone[a], calls[k].e[i]);
-        }
-    }
-    run_calls(s, session, alone, n_alone);
-    calls_free(alone, n_alone);
-}
-
 static void sns_publish(void *state, struct ob_delivery *batch, size_t n)
 {
     struct sns_sink *s = state;
     struct ob_sns_entry *entries = ob_xcalloc(n, sizeof *entries);
-    const char **topic = ob_xcalloc(n, sizeof *topic);
-    struct sns_call *calls = ob_xcalloc(n, sizeof *calls);
-    struct ob_aws_session *session = NULL;
-
+    struct ob_aws_entry *e = ob_xcalloc(n, sizeof *e);
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         struct ob_delivery *d = &batch[i];
-        if (!(topic[i] = delivery_topic(s, d)))
+        const char *topic = delivery_topic(s, d);
+        if (!topic)
             continue;
         ob_sns_entry_build(&entries[i], d);
-        if (entries[i].size > s->max_size) {
+        if (entries[i].size > s->batch.max_bytes) {
             ob_delivery_set(d, OB_DELIVERY_REJECT, "%zu bytes (CloudEvent and message attributes) is over the "
-                            "topic's limit of %zu (max_message_size)", entries[i].size, s->max_size);
+                            "topic's limit of %zu (max_message_size)", entries[i].size, s->batch.max_bytes);
             d->too_large = true;
-            topic[i] = NULL;
+            continue;
         }
+        e[k++] = (struct ob_aws_entry){.d = d, .destination = topic, .size = entries[i].size, .own = &entries[i]};
     }
-    size_t n_calls = group_calls(s, entries, topic, n, calls);
-    if (n_calls == 0)
-        goto out;
-    session = ob_aws_sink_session(&s->aws);
-    if (!session) {
-        for (size_t k = 0; k < n_calls; k++)
-            ob_aws_sink_no_session(calls[k].d, calls[k].n);
-        goto out;
-    }
-    run_calls(s, session, calls, n_calls);
-    run_split(s, session, topic, entries, calls, n_calls);
-out:
-    ob_aws_sink_session_done(&s->aws, session);
-    calls_free(calls, n_calls);
+    ob_aws_sink_send(&s->aws, &s->batch, e, k);
     for (size_t i = 0; i < n; i++)
         ob_sns_entry_free(&entries[i]);
+    free(e);
     free(entries);
-    free(topic);
 }
 
 static const struct ob_config_key sns_keys[] = {

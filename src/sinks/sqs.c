@@ -3,8 +3,8 @@
  * attributes (as many as SQS takes); a FIFO queue gets MessageGroupId = pk
  * and MessageDeduplicationId = the message id. A publish groups its
  * messages by queue into calls of up to 10 within the batch size limit
- * and runs them concurrently on one pooled session. A queue given by name
- * is resolved once with GetQueueUrl and kept. */
+ * (ob_aws_sink_send). A queue given by name is resolved once with
+ * GetQueueUrl and kept. */
 #include "sinks/sqs.h"
 
 #include <openssl/evp.h>
@@ -15,7 +15,6 @@
 #include <strings.h>
 
 #include "core/codec.h"
-#include "sinks/aws_sink.h"
 #include "sinks/common.h"
 
 #define QUEUE_NAME_MAX 80
@@ -309,16 +308,6 @@ void ob_sqs_entry_free(struct ob_sqs_entry *e)
     ob_buf_free(&e->body);
 }
 
-size_t ob_sqs_call_end(const struct ob_sqs_entry *e, size_t start, size_t n)
-{
-    size_t end = start, bytes = 0;
-    while (end < n && end - start < OB_SQS_MAX_ENTRIES && strcmp(e[end].queue_url, e[start].queue_url) == 0 &&
-           bytes + e[end].size <= OB_SQS_MAX_BYTES)
-        bytes += e[end++].size;
-    /* One message is never over the limit (ob_sqs_entry_prepare): a call has one at least. */
-    return end > start ? end : start + 1;
-}
-
 /* Strings that are valid UTF-8 already: the structured CloudEvent is
  * jansson's own output, attributes passed sqs_text_ok, queue URLs and
  * FIFO ids are ASCII. */
@@ -327,32 +316,32 @@ static void set_text(json_t *obj, const char *key, const char *text, size_t len)
     json_object_set_new(obj, key, json_stringn_nocheck(text, len));
 }
 
-void ob_sqs_encode_batch(struct ob_buf *out, const struct ob_sqs_entry *e, size_t n)
+void ob_sqs_encode_batch(struct ob_buf *out, const struct ob_sqs_entry *const *e, size_t n)
 {
     json_t *req = json_object(), *entries = json_array();
-    set_text(req, "QueueUrl", e[0].queue_url, strlen(e[0].queue_url));
+    set_text(req, "QueueUrl", e[0]->queue_url, strlen(e[0]->queue_url));
     for (size_t i = 0; i < n; i++) {
         json_t *entry = json_object();
         char id[24];
         snprintf(id, sizeof id, "%zu", i);
         set_text(entry, "Id", id, strlen(id));
-        set_text(entry, "MessageBody", ob_buf_cstr(&e[i].body), e[i].body.len);
-        if (e[i].n_attrs) {
+        set_text(entry, "MessageBody", ob_buf_cstr(&e[i]->body), e[i]->body.len);
+        if (e[i]->n_attrs) {
             json_t *attrs = json_object();
-            for (size_t a = 0; a < e[i].n_attrs; a++) {
+            for (size_t a = 0; a < e[i]->n_attrs; a++) {
                 json_t *value = json_object();
                 set_text(value, "DataType", ATTRIBUTE_TYPE, strlen(ATTRIBUTE_TYPE));
-                set_text(value, "StringValue", e[i].attrs[a]->value, strlen(e[i].attrs[a]->value));
-                json_object_set_new(attrs, e[i].attrs[a]->name, value);
+                set_text(value, "StringValue", e[i]->attrs[a]->value, strlen(e[i]->attrs[a]->value));
+                json_object_set_new(attrs, e[i]->attrs[a]->name, value);
             }
             json_object_set_new(entry, "MessageAttributes", attrs);
         }
-        if (e[i].fifo) {
+        if (e[i]->fifo) {
             char fifo_id[OB_SQS_FIFO_ID_MAX + 1];
             /* A poison dead letter may have no pk: it groups with the empty key. */
-            ob_sqs_fifo_id(e[i].d->msg->pk ? e[i].d->msg->pk : "", fifo_id);
+            ob_sqs_fifo_id(e[i]->d->msg->pk ? e[i]->d->msg->pk : "", fifo_id);
             set_text(entry, "MessageGroupId", fifo_id, strlen(fifo_id));
-            ob_sqs_fifo_id(e[i].d->ce->id, fifo_id);
+            ob_sqs_fifo_id(e[i]->d->ce->id, fifo_id);
             set_text(entry, "MessageDeduplicationId", fifo_id, strlen(fifo_id));
         }
         json_array_append_new(entries, entry);
@@ -367,11 +356,11 @@ void ob_sqs_encode_batch(struct ob_buf *out, const struct ob_sqs_entry *e, size_
 }
 
 /* The entry an answer's "Id" names, or NULL. */
-static const struct ob_sqs_entry *answered_entry(const json_t *item, const struct ob_sqs_entry *e, size_t n)
+static const struct ob_sqs_entry *answered_entry(const json_t *item, const struct ob_sqs_entry *const *e, size_t n)
 {
     const json_t *id = json_object_get(item, "Id");
     long i = ob_aws_sink_entry_index(json_string_value(id), json_string_length(id), n);
-    return i >= 0 ? &e[i] : NULL;
+    return i >= 0 ? e[i] : NULL;
 }
 
 /* Whether SQS's digest (possibly absent) is the one computed here. */
@@ -392,10 +381,10 @@ static bool entry_code_retriable(const char *code)
     return false;
 }
 
-void ob_sqs_apply_answer(const json_t *answer, const struct ob_sqs_entry *e, size_t n)
+void ob_sqs_apply_answer(const json_t *answer, const struct ob_sqs_entry *const *e, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        ob_delivery_set(e[i].d, OB_DELIVERY_RETRY, "SendMessageBatch: the answer has no result for this message");
+        ob_delivery_set(e[i]->d, OB_DELIVERY_RETRY, "SendMessageBatch: the answer has no result for this message");
     size_t k;
     const json_t *item;
     json_array_foreach(json_object_get(answer, "Successful"), k, item) {
@@ -511,43 +500,12 @@ static const char *url_keep(struct sqs_sink *s, const char *name, const char *ur
     return kept;
 }
 
-/* One call of a publish and the deliveries it carries. */
-struct sqs_call {
+/* A GetQueueUrl call of a publish. */
+struct url_call {
     struct ob_aws_call call;
     struct ob_buf body;
-    const char *name;           /* GetQueueUrl: the queue name */
-    size_t first, n;            /* SendMessageBatch: entries [first, first + n) */
+    const char *name;
 };
-
-static void calls_free(struct sqs_call *calls, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        ob_aws_call_release(&calls[i].call);
-        ob_buf_free(&calls[i].body);
-    }
-    free(calls);
-}
-
-static void call_prepare(struct sqs_sink *s, struct sqs_call *c, const char *operation)
-{
-    c->call = (struct ob_aws_call){
-        .service = &sqs_service,
-        .endpoint = &s->aws.endpoint,
-        .operation = operation,
-        .body = ob_buf_cstr(&c->body),
-        .body_len = c->body.len,
-    };
-}
-
-/* Runs calls[0..n) on session, each with its own pointer. */
-static void calls_run(struct ob_aws_session *session, struct sqs_call *calls, size_t n)
-{
-    struct ob_aws_call **run = ob_xcalloc(n ? n : 1, sizeof *run);
-    for (size_t i = 0; i < n; i++)
-        run[i] = &calls[i].call;
-    ob_aws_run(session, run, n);
-    free(run);
-}
 
 /* The deliveries of the live entries whose queue is name. */
 static size_t entries_named(struct ob_sqs_entry *const *live, size_t n, const char *name, struct ob_delivery **out)
@@ -559,33 +517,12 @@ static size_t entries_named(struct ob_sqs_entry *const *live, size_t n, const ch
     return k;
 }
 
-/* Gives every entry of live[0..n) its queue URL: its own, a kept one, or
- * one GetQueueUrl answers now (the names asked concurrently). Entries
- * whose name cannot be resolved get their result and keep queue_url NULL. */
-static void resolve_urls(struct sqs_sink *s, struct ob_aws_session *session, struct ob_sqs_entry *const *live,
-                         size_t n)
+/* Sets the queue URL of the live entries of calls[0..n)'s names from
+ * their answers; the others get their result. */
+static void read_urls(struct sqs_sink *s, const struct url_call *calls, size_t n_calls,
+                      struct ob_sqs_entry *const *live, size_t n)
 {
-    struct sqs_call *calls = ob_xcalloc(n ? n : 1, sizeof *calls);
-    struct ob_delivery **ds = ob_xcalloc(n ? n : 1, sizeof *ds);
-    size_t n_calls = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct ob_sqs_entry *e = live[i];
-        e->queue_url = ob_sqs_is_url(e->queue) ? e->queue : url_cached(s, e->queue);
-        bool asked = false;
-        for (size_t c = 0; !e->queue_url && c < n_calls && !asked; c++)
-            asked = strcmp(calls[c].name, e->queue) == 0;
-        if (e->queue_url || asked)
-            continue;
-        struct sqs_call *c = &calls[n_calls++];
-        c->name = e->queue;
-        json_t *req = json_pack("{s:s}", "QueueName", e->queue);
-        char *text = json_dumps(req, JSON_COMPACT);
-        ob_buf_puts(&c->body, text);
-        free(text);
-        json_decref(req);
-        call_prepare(s, c, "GetQueueUrl");
-    }
-    calls_run(session, calls, n_calls);
+    struct ob_delivery **ds = ob_xcalloc(n, sizeof *ds);
     for (size_t c = 0; c < n_calls; c++) {
         const char *url = json_string_value(json_object_get(calls[c].call.response, "QueueUrl"));
         size_t k = entries_named(live, n, calls[c].name, ds);
@@ -604,81 +541,111 @@ static void resolve_urls(struct sqs_sink *s, struct ob_aws_session *session, str
                 live[i]->queue_url = url;
     }
     free(ds);
-    calls_free(calls, n_calls);
 }
 
-/* By queue URL, then in publish order. */
-static int by_queue_then_index(const void *a, const void *b)
+/* Gives every entry of live[0..n) its queue URL: its own, a kept one, or
+ * one GetQueueUrl answers now (the names asked concurrently). Entries
+ * whose name cannot be resolved get their result and keep queue_url NULL. */
+static void resolve_urls(struct sqs_sink *s, struct ob_sqs_entry *const *live, size_t n)
 {
-    const struct ob_sqs_entry *x = a, *y = b;
-    int c = strcmp(x->queue_url, y->queue_url);
-    return c ? c : (x->index > y->index) - (x->index < y->index);
-}
-
-/* Sends the entries e[0..n) (each with its queue URL), grouped by queue. */
-static void send_batches(struct sqs_sink *s, struct ob_aws_session *session, struct ob_sqs_entry *e, size_t n)
-{
-    qsort(e, n, sizeof *e, by_queue_then_index);
-    struct sqs_call *calls = ob_xcalloc(n ? n : 1, sizeof *calls);
-    struct ob_delivery **ds = ob_xcalloc(n ? n : 1, sizeof *ds);
+    struct url_call *calls = ob_xcalloc(n ? n : 1, sizeof *calls);
+    struct ob_aws_call **run = ob_xcalloc(n ? n : 1, sizeof *run);
+    struct ob_aws_session *session = NULL;
     size_t n_calls = 0;
-    for (size_t start = 0; start < n;) {
-        size_t end = ob_sqs_call_end(e, start, n);
-        struct sqs_call *c = &calls[n_calls++];
-        c->first = start;
-        c->n = end - start;
-        ob_sqs_encode_batch(&c->body, &e[start], c->n);
-        call_prepare(s, c, "SendMessageBatch");
-        start = end;
-    }
-    calls_run(session, calls, n_calls);
-    for (size_t i = 0; i < n_calls; i++) {
-        struct sqs_call *c = &calls[i];
-        if (c->call.result == OB_OK) {
-            ob_sqs_apply_answer(c->call.response, &e[c->first], c->n);
+    for (size_t i = 0; i < n; i++) {
+        struct ob_sqs_entry *e = live[i];
+        e->queue_url = ob_sqs_is_url(e->queue) ? e->queue : url_cached(s, e->queue);
+        bool asked = false;
+        for (size_t c = 0; !e->queue_url && c < n_calls && !asked; c++)
+            asked = strcmp(calls[c].name, e->queue) == 0;
+        if (e->queue_url || asked)
             continue;
-        }
-        for (size_t j = 0; j < c->n; j++)
-            ds[j] = e[c->first + j].d;
-        ob_aws_sink_call_failed(&c->call, ds, c->n);
+        struct url_call *c = &calls[n_calls];
+        c->name = e->queue;
+        json_t *req = json_pack("{s:s}", "QueueName", e->queue);
+        char *text = json_dumps(req, JSON_COMPACT);
+        ob_buf_puts(&c->body, text);
+        free(text);
+        json_decref(req);
+        c->call = (struct ob_aws_call){
+            .service = &sqs_service,
+            .endpoint = &s->aws.endpoint,
+            .operation = "GetQueueUrl",
+            .body = ob_buf_cstr(&c->body),
+            .body_len = c->body.len,
+        };
+        run[n_calls++] = &c->call;
     }
-    free(ds);
-    calls_free(calls, n_calls);
+    if (n_calls == 0)
+        goto out;
+    session = ob_aws_sink_session(&s->aws);
+    if (!session) {
+        for (size_t i = 0; i < n; i++)
+            if (!live[i]->queue_url)
+                ob_aws_sink_no_session(&live[i]->d, 1);
+        goto out;
+    }
+    ob_aws_run(session, run, n_calls);
+    read_urls(s, calls, n_calls, live, n);
+out:
+    ob_aws_sink_session_done(&s->aws, session);
+    for (size_t c = 0; c < n_calls; c++) {
+        ob_aws_call_release(&calls[c].call);
+        ob_buf_free(&calls[c].body);
+    }
+    free(run);
+    free(calls);
 }
+
+static void encode_call(const struct ob_aws_call_entries *c, struct ob_buf *body)
+{
+    const struct ob_sqs_entry *e[OB_SQS_MAX_ENTRIES];
+    for (size_t i = 0; i < c->n; i++)
+        e[i] = c->e[i]->own;
+    ob_sqs_encode_batch(body, e, c->n);
+}
+
+static void read_answer(const struct ob_aws_call *call, const struct ob_aws_call_entries *c)
+{
+    const struct ob_sqs_entry *e[OB_SQS_MAX_ENTRIES];
+    for (size_t i = 0; i < c->n; i++)
+        e[i] = c->e[i]->own;
+    ob_sqs_apply_answer(call->response, e, c->n);
+}
+
+const struct ob_aws_batch_rules ob_sqs_batch = {
+    .service = &sqs_service,
+    .operation = "SendMessageBatch",
+    .max_entries = OB_SQS_MAX_ENTRIES,
+    .max_bytes = OB_SQS_MAX_BYTES,
+    .encode = encode_call,
+    .read_answer = read_answer,
+};
 
 static void sqs_publish(void *state, struct ob_delivery *batch, size_t n)
 {
     struct sqs_sink *s = state;
     struct ob_sqs_entry *entries = ob_xcalloc(n, sizeof *entries);
     struct ob_sqs_entry **live = ob_xcalloc(n, sizeof *live);
+    struct ob_aws_entry *ready = ob_xcalloc(n, sizeof *ready);
     size_t n_live = 0, n_ready = 0;
     for (size_t i = 0; i < n; i++) {
         struct ob_delivery *d = &batch[i];
         const char *queue = d->destination ? d->destination : s->queue, *why = NULL;
-        entries[i].index = i;
         if (!ob_sqs_queue_valid(queue, &why))
             ob_delivery_set(d, OB_DELIVERY_REJECT, "queue '%.200s' is not a queue URL or name: %s", queue, why);
         else if (ob_sqs_entry_prepare(&entries[i], d, queue, s->max_message_size))
             live[n_live++] = &entries[i];
     }
-    struct ob_aws_session *session = n_live ? ob_aws_sink_session(&s->aws) : NULL;
-    if (n_live && !session) {
-        for (size_t i = 0; i < n_live; i++)
-            ob_aws_sink_no_session(&live[i]->d, 1);
-        goto out;
-    }
-    resolve_urls(s, session, live, n_live);
-    /* Copies of the resolved ones, to sort by queue; their bodies stay entries'. */
-    struct ob_sqs_entry *ready = ob_xcalloc(n_live ? n_live : 1, sizeof *ready);
+    resolve_urls(s, live, n_live);
     for (size_t i = 0; i < n_live; i++)
         if (live[i]->queue_url)
-            ready[n_ready++] = *live[i];
-    send_batches(s, session, ready, n_ready);
-    free(ready);
-out:
-    ob_aws_sink_session_done(&s->aws, session);
+            ready[n_ready++] = (struct ob_aws_entry){.d = live[i]->d, .destination = live[i]->queue_url,
+                                                     .size = live[i]->size, .own = live[i]};
+    ob_aws_sink_send(&s->aws, &ob_sqs_batch, ready, n_ready);
     for (size_t i = 0; i < n; i++)
         ob_sqs_entry_free(&entries[i]);
+    free(ready);
     free(live);
     free(entries);
 }

@@ -11,6 +11,7 @@
 
 #include "core/buf.h"
 #include "outboxd/message.h"
+#include "sinks/aws_sink.h"
 #include "sinks/sink.h"
 
 #define OB_SQS_MAX_ENTRIES 10           /* per SendMessageBatch */
@@ -62,7 +63,6 @@ struct ob_sqs_entry {
     const struct ob_header *attrs[OB_SQS_MAX_ATTRIBUTES];
     size_t n_attrs;
     size_t size;              /* ob_sqs_message_size */
-    size_t index;             /* its place in the publish: order within a queue */
 };
 
 /* Fills e for d bound for queue: body, attributes, size. False (and d's
@@ -72,21 +72,20 @@ bool ob_sqs_entry_prepare(struct ob_sqs_entry *e, struct ob_delivery *d, const c
                           size_t max_message_size);
 void ob_sqs_entry_free(struct ob_sqs_entry *e);
 
-/* Where the SendMessageBatch that begins at e[start] ends (exclusive): the
- * entries after it of the same queue_url, at most OB_SQS_MAX_ENTRIES and
- * OB_SQS_MAX_BYTES in all. e[start..n) is sorted by queue_url. */
-size_t ob_sqs_call_end(const struct ob_sqs_entry *e, size_t start, size_t n);
+/* SendMessageBatch as ob_aws_sink_send sends it: one queue's entries, at
+ * most OB_SQS_MAX_ENTRIES and OB_SQS_MAX_BYTES a call. */
+extern const struct ob_aws_batch_rules ob_sqs_batch;
 
 /* The SendMessageBatch request of e[0..n), one queue's: entry Ids "0",
  * "1", ... by position; MessageGroupId and MessageDeduplicationId
  * (ob_sqs_fifo_id of pk and id) for a FIFO queue. Appends to out. */
-void ob_sqs_encode_batch(struct ob_buf *out, const struct ob_sqs_entry *e, size_t n);
+void ob_sqs_encode_batch(struct ob_buf *out, const struct ob_sqs_entry *const *e, size_t n);
 
 /* Sets the results of e[0..n) from the answer to their SendMessageBatch:
  * a Successful entry whose MD5s match what was sent is ACK, a mismatch
  * RETRY; a Failed entry is ob_aws_sink_entry_failed (retriable when not
  * the sender's fault, or a throttling code); an entry the answer does not
  * name is RETRY. */
-void ob_sqs_apply_answer(const json_t *answer, const struct ob_sqs_entry *e, size_t n);
+void ob_sqs_apply_answer(const json_t *answer, const struct ob_sqs_entry *const *e, size_t n);
 
 #endif

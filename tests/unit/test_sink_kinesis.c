@@ -135,25 +135,41 @@ TEST(kinesis_record_size_counts_data_and_key)
     CHECK_INT(ob_kinesis_record_size(&r), 2 + 5);
 }
 
+/* Packs n records of these sizes to one stream as the sink does. */
+static size_t pack(const size_t *size, size_t n, size_t *call_of)
+{
+    struct ob_aws_entry *e = calloc(n, sizeof *e);
+    for (size_t i = 0; i < n; i++)
+        e[i] = (struct ob_aws_entry){.destination = "s", .size = size[i]};
+    size_t n_calls = ob_aws_sink_pack(&ob_kinesis_batch, e, n, call_of);
+    free(e);
+    return n_calls;
+}
+
 TEST(kinesis_call_takes_at_most_500_records)
 {
-    struct ob_kinesis_record *recs = calloc(1201, sizeof *recs);
+    size_t size[1201], call_of[1201];
     for (size_t i = 0; i < 1201; i++)
-        recs[i] = (struct ob_kinesis_record){.data = "x", .data_len = 1, .key = "k"};
-    CHECK_INT(ob_kinesis_call_count(recs, 1201), 500);
-    CHECK_INT(ob_kinesis_call_count(recs + 1000, 201), 201);
-    CHECK_INT(ob_kinesis_call_count(recs, 0), 0);
-    free(recs);
+        size[i] = 2;
+    CHECK_INT(pack(size, 1201, call_of), 3);
+    CHECK_INT(call_of[499], 0);
+    CHECK_INT(call_of[500], 1);
+    CHECK_INT(call_of[1000], 2);
 }
 
 TEST(kinesis_call_takes_at_most_5_mib_of_data_and_keys)
 {
-    /* Records of exactly 1 MiB each (data + 1-byte key): five fit, a sixth does not. */
-    struct ob_kinesis_record r = {.data = "", .data_len = OB_KINESIS_MAX_RECORD_BYTES - 1, .key = "k"};
-    struct ob_kinesis_record recs[7] = {r, r, r, r, r, r, r};
-    CHECK_INT(ob_kinesis_call_count(recs, 7), 5);
-    recs[4].data_len++; /* 1 byte over 5 MiB with the fifth */
-    CHECK_INT(ob_kinesis_call_count(recs, 7), 4);
+    /* Records of exactly 1 MiB each (data + key): five fit, a sixth does not. */
+    size_t size[7], call_of[7];
+    for (size_t i = 0; i < 7; i++)
+        size[i] = OB_KINESIS_MAX_RECORD_BYTES;
+    CHECK_INT(pack(size, 7, call_of), 2);
+    CHECK_INT(call_of[4], 0);
+    CHECK_INT(call_of[5], 1);
+    size[4]++; /* 1 byte over 5 MiB with the fifth */
+    CHECK_INT(pack(size, 7, call_of), 2);
+    CHECK_INT(call_of[3], 0);
+    CHECK_INT(call_of[4], 1);
 }
 
 /* ---- the request -------------------------------------------------------- */

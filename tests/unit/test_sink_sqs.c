@@ -191,37 +191,38 @@ TEST(a_dead_letters_body_carries_its_reason)
     ob_ce_free(&f.ce);
 }
 
-/* Entries of sizes[] bound for queues[] (sorted by queue), for the grouping rule. */
-static void entries_of(struct ob_sqs_entry *e, const char *const *queues, const size_t *sizes, size_t n)
+/* Packs messages of sizes[] bound for queues[] as the sink does. */
+static size_t pack(const char *const *queues, const size_t *sizes, size_t n, size_t *call_of)
 {
+    struct ob_aws_entry e[16] = {0};
     for (size_t i = 0; i < n; i++)
-        e[i] = (struct ob_sqs_entry){.queue_url = queues[i], .size = sizes[i], .index = i};
+        e[i] = (struct ob_aws_entry){.destination = queues[i], .size = sizes[i]};
+    return ob_aws_sink_pack(&ob_sqs_batch, e, n, call_of);
 }
 
 TEST(a_call_takes_at_most_ten_messages_of_one_queue)
 {
     const char *queues[13];
-    size_t sizes[13];
+    size_t sizes[13], call_of[13];
     for (size_t i = 0; i < 13; i++) {
         queues[i] = i < 12 ? "a" : "b";
         sizes[i] = 100;
     }
-    struct ob_sqs_entry e[13];
-    entries_of(e, queues, sizes, 13);
-    CHECK_INT(ob_sqs_call_end(e, 0, 13), 10);
-    CHECK_INT(ob_sqs_call_end(e, 10, 13), 12);
-    CHECK_INT(ob_sqs_call_end(e, 12, 13), 13);
+    CHECK_INT(pack(queues, sizes, 13, call_of), 3);
+    CHECK_INT(call_of[9], 0);
+    CHECK_INT(call_of[10], 1);
+    CHECK_INT(call_of[11], 1);
+    CHECK_INT(call_of[12], 2);
 }
 
 TEST(a_call_stays_within_the_batch_size_limit)
 {
     const char *queues[4] = {"a", "a", "a", "a"};
-    size_t sizes[4] = {OB_SQS_MAX_BYTES / 2, OB_SQS_MAX_BYTES / 2, 1, OB_SQS_MAX_BYTES};
-    struct ob_sqs_entry e[4];
-    entries_of(e, queues, sizes, 4);
-    CHECK_INT(ob_sqs_call_end(e, 0, 4), 2);
-    CHECK_INT(ob_sqs_call_end(e, 2, 4), 3);
-    CHECK_INT(ob_sqs_call_end(e, 3, 4), 4);
+    size_t sizes[4] = {OB_SQS_MAX_BYTES / 2, OB_SQS_MAX_BYTES / 2, 1, OB_SQS_MAX_BYTES}, call_of[4];
+    CHECK_INT(pack(queues, sizes, 4, call_of), 3);
+    CHECK_INT(call_of[1], 0);
+    CHECK_INT(call_of[2], 1);
+    CHECK_INT(call_of[3], 2);
 }
 
 TEST(the_request_of_a_fifo_queue_has_group_and_deduplication_ids_and_attributes)
@@ -234,8 +235,9 @@ TEST(the_request_of_a_fifo_queue_has_group_and_deduplication_ids_and_attributes)
     struct ob_sqs_entry e = {0};
     CHECK(ob_sqs_entry_prepare(&e, &f.d, "http://127.0.0.1:1/000000000000/q.fifo", OB_SQS_MAX_BYTES));
     e.queue_url = e.queue;
+    const struct ob_sqs_entry *one[] = {&e};
     struct ob_buf out = {0};
-    ob_sqs_encode_batch(&out, &e, 1);
+    ob_sqs_encode_batch(&out, one, 1);
     CHECK_STR(out.data,
               "{\"QueueUrl\":\"http://127.0.0.1:1/000000000000/q.fifo\",\"Entries\":[{\"Id\":\"0\",\"MessageBody\":"
               "\"{\\\"specversion\\\":\\\"1.0\\\",\\\"id\\\":\\\"0195c4d2-id\\\",\\\"source\\\":\\\"/outbox/Order\\\","
@@ -257,8 +259,9 @@ TEST(the_request_of_a_standard_queue_has_no_fifo_ids_and_ids_by_position)
         CHECK(ob_sqs_entry_prepare(&e[i], &f[i].d, "q", OB_SQS_MAX_BYTES));
         e[i].queue_url = "http://127.0.0.1:1/000000000000/q";
     }
+    const struct ob_sqs_entry *both[] = {&e[0], &e[1]};
     struct ob_buf out = {0};
-    ob_sqs_encode_batch(&out, e, 2);
+    ob_sqs_encode_batch(&out, both, 2);
     json_t *req = json_loads(out.data, 0, NULL);
     CHECK(req);
     json_t *entries = json_object_get(req, "Entries");
@@ -286,8 +289,9 @@ TEST(a_poison_dead_letter_without_pk_or_sk_goes_to_a_fifo_queue_under_the_empty_
     struct ob_sqs_entry e = {0};
     CHECK(ob_sqs_entry_prepare(&e, &f.d, "http://127.0.0.1:1/000000000000/dlq.fifo", OB_SQS_MAX_BYTES));
     e.queue_url = e.queue;
+    const struct ob_sqs_entry *one[] = {&e};
     struct ob_buf out = {0};
-    ob_sqs_encode_batch(&out, &e, 1);
+    ob_sqs_encode_batch(&out, one, 1);
     json_t *req = json_loads(out.data, 0, NULL);
     json_t *entry = json_array_get(json_object_get(req, "Entries"), 0);
     char empty_group[OB_SQS_FIFO_ID_MAX + 1];
@@ -319,7 +323,8 @@ static void apply(const char *answer_fmt, enum ob_delivery_result want[5], char 
     /* Every message's body is the same but for its id: m0's digest fits m0 only. */
     ob_buf_printf(&text, answer_fmt, body_md5);
     json_t *answer = json_loads(text.data, 0, NULL);
-    ob_sqs_apply_answer(answer, e, 5);
+    const struct ob_sqs_entry *sent[] = {&e[0], &e[1], &e[2], &e[3], &e[4]};
+    ob_sqs_apply_answer(answer, sent, 5);
     for (size_t i = 0; i < 5; i++) {
         want[i] = f[i].d.result;
         memcpy(errors[i], f[i].d.error, sizeof f[i].d.error);
