@@ -9,12 +9,14 @@
 extern const struct ob_sink_ops ob_stdout_sink_ops;
 extern const struct ob_sink_ops ob_file_sink_ops;
 extern const struct ob_sink_ops ob_http_sink_ops;
+extern const struct ob_sink_ops ob_kafka_sink_ops;
 
 /* Every sink this build has: a new sink is one line here. Messages and
  * docs list them in this order, and the generated example config shows
  * the first live. */
 static const struct ob_sink_schema *const sink_types[] = {
     &ob_http_sink_ops.schema,
+    &ob_kafka_sink_ops.schema,
     &ob_file_sink_ops.schema,
     &ob_stdout_sink_ops.schema,
 };

@@ -1,21 +1,21 @@
 """`outboxd check` refuses what `run` refuses in the file: under systemd the unit's
 ExecStartPre check must stop a config that `run` would exit 78 on, or Restart=on-failure loops."""
 
-KAFKA_SINK = """\
+MQTT_SINK = """\
 aws:
   region: us-east-1
 table:
   name: outbox
 sinks:
   - name: events
-    type: kafka
-    brokers: 127.0.0.1:9092
+    type: mqtt
+    url: mqtt://127.0.0.1:1883
 """
 
 
 def test_check_and_run_both_refuse_a_sink_type_this_build_has_no_sink_for(tmp_config, run_outboxd):
-    cfg = tmp_config(KAFKA_SINK)
-    error = f"{cfg}:7:11: error: unknown sink type 'kafka' in sink 'events' (this build has: http, file, stdout)"
+    cfg = tmp_config(MQTT_SINK)
+    error = f"{cfg}:7:11: error: unknown sink type 'mqtt' in sink 'events' (this build has: http, kafka, file, stdout)"
     check = run_outboxd("check", "-c", cfg)
     run = run_outboxd("run", "-c", cfg, timeout=30)
     assert (check.returncode, check.stderr.splitlines()) == (78, [error])
