@@ -21,8 +21,13 @@
 
 /* Appends the token for credentials in region, signed at `now`, to token;
  * *expires_at_ms receives when it expires (epoch milliseconds; a
- * temporary credential expiring sooner is not known here). Errors never
- * contain a secret. */
+ * temporary credential expiring sooner is not known here). For the same
+ * inputs the token is the one aws-msk-iam-sasl-signer-python makes, but
+ * for its User-Agent ("outboxd/VERSION"). It carries the session token of
+ * temporary credentials (signed, in X-Amz-Security-Token): wipe it as a
+ * secret. A region that is not an AWS region name (lowercase letters,
+ * digits, hyphens) is OB_ERR_CONFIG, credentials without a key id or
+ * secret OB_ERR_INVALID. Errors never contain a secret or the token. */
 enum ob_err ob_msk_iam_token(const struct ob_aws_credentials *creds, const char *region, time_t now,
                              struct ob_buf *token, int64_t *expires_at_ms, struct ob_error *err);
 

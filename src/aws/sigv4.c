@@ -225,6 +225,18 @@ static void sort_headers(struct canon_header *h, size_t n)
     }
 }
 
+/* hdrs sorted: "name;name", a repeated name once. */
+static void put_signed_names(struct ob_buf *out, const struct canon_header *hdrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(hdrs[i].name, hdrs[i - 1].name) == 0)
+            continue;
+        if (i > 0)
+            ob_buf_putc(out, ';');
+        ob_buf_puts(out, hdrs[i].name);
+    }
+}
+
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
@@ -267,6 +279,23 @@ static size_t lowercase_name(struct ob_buf *names, const char *name)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
     return off;
+}
+
+/* hdrs sorted: "name:value\n" each, a repeated name's values joined by
+ * commas. */
+static void put_canonical_headers(struct ob_buf *cr, const struct canon_header *hdrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(hdrs[i].name, hdrs[i - 1].name) == 0) {
+            ob_buf_putc(cr, ',');
+        } else {
+            if (i > 0)
+                ob_buf_putc(cr, '\n');
+            ob_buf_cat(cr, hdrs[i].name, ":", NULL);
+        }
+        put_trimmed(cr, hdrs[i].value);
+    }
+    ob_buf_putc(cr, '\n');
 }
 
 static bool is_unsigned_header(const char *lname)
@@ -410,6 +439,7 @@ static void signed_reset(struct ob_sigv4_signed *s)
     ob_buf_reset(&s->canonical_request);
     ob_buf_reset(&s->string_to_sign);
     ob_buf_reset(&s->authorization);
+    ob_buf_reset(&s->query);
     ob_buf_reset(&s->add_values);
     ob_buf_reset(&s->names);
     ob_buf_reset(&s->signed_names);
@@ -492,14 +522,101 @@ out:
     return rc;
 }
 
+/* The signing key as a keyed HMAC state into *hk, from cache when it
+ * holds the key of this scope (cache may be NULL), else derived (and
+ * cached). */
+static void signing_key(struct ob_sigv4_key_cache *cache, const struct ob_aws_credentials *creds,
+                        const char *date8, const struct ob_sigv4_params *params, struct hmac_key *hk)
+{
+    unsigned char key[SHA256_LEN];
+    char cache_scope[sizeof cache->scope];
+    bool cacheable = cache && ob_str_join(cache_scope, sizeof cache_scope, creds->access_key_id, "/", date8, "/",
+                                          params->region, "/", params->service, NULL);
+    if (cacheable) {
+        bool hit = false;
+        pthread_mutex_lock(&cache->mu);
+        if (cache->valid && strcmp(cache->scope, cache_scope) == 0) {
+            memcpy(hk, cache->keyed, sizeof *hk);
+            hit = true;
+        }
+        pthread_mutex_unlock(&cache->mu);
+        if (hit)
+            return;
+    }
+    derive_signing_key(creds->secret_access_key, date8, params->region, params->service, key);
+    hmac_key_init(hk, key, sizeof key);
+    explicit_bzero(key, sizeof key);
+    if (cacheable) {
+        pthread_mutex_lock(&cache->mu);
+        memcpy(cache->scope, cache_scope, sizeof cache_scope);
+        memcpy(cache->keyed, hk, sizeof *hk);
+        cache->valid = true;
+        pthread_mutex_unlock(&cache->mu);
+    }
+}
+
+/* The parameters the presigner adds to a query (put_presign_query and
+ * the signature). */
+static const char *const presign_param_names[] = {
+    "X-Amz-Algorithm",     "X-Amz-Credential",     "X-Amz-Date",      "X-Amz-Expires",
+    "X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Signature",
+};
+
+/* The first parameter of query that the presigner adds itself, or NULL. */
+static const char *presign_param_in(const char *query)
+{
+    for (const char *p = query; p && *p;) {
+        size_t len = strcspn(p, "&"), klen = strcspn(p, "=&");
+        for (size_t i = 0; i < sizeof presign_param_names / sizeof presign_param_names[0]; i++)
+            if (klen == strlen(presign_param_names[i]) && strncmp(p, presign_param_names[i], klen) == 0)
+                return presign_param_names[i];
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+    return NULL;
+}
+
+static void put_query_param(struct ob_buf *q, const char *name, const char *value)
+{
+    if (q->len)
+        ob_buf_putc(q, '&');
+    ob_buf_cat(q, name, "=", NULL);
+    uri_encode(q, value, strlen(value), false);
+}
+
+/* out->query before signing: the request's query and the authentication
+ * parameters the signature covers. */
+static void put_presign_query(struct ob_sigv4_signed *out, const struct ob_sigv4_request *req,
+                              const struct ob_aws_credentials *creds, const struct ob_sigv4_params *params,
+                              unsigned expires, bool sign_token)
+{
+    struct ob_buf *q = &out->query;
+    char expires_str[16];
+    snprintf(expires_str, sizeof expires_str, "%u", expires);
+    if (req->query)
+        ob_buf_puts(q, req->query);
+    put_query_param(q, "X-Amz-Algorithm", "AWS4-HMAC-SHA256");
+    put_query_param(q, "X-Amz-Credential", creds->access_key_id); /* "AKID/scope" */
+    ob_buf_puts(q, "%2F");
+    uri_encode(q, out->scope.data, out->scope.len, false);
+    put_query_param(q, "X-Amz-Date", params->amz_date);
+    put_query_param(q, "X-Amz-Expires", expires_str);
+    put_query_param(q, "X-Amz-SignedHeaders", out->signed_names.data);
+    if (sign_token)
+        put_query_param(q, "X-Amz-Security-Token", creds->session_token);
+}
+
+/* expires: 0 signs with an Authorization header, else presigns for that
+ * many seconds. */
 static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_request *req,
                         const struct ob_aws_credentials *creds, const struct ob_sigv4_params *params,
-                        struct ob_sigv4_signed *out, struct ob_error *err)
+                        unsigned expires, struct ob_sigv4_signed *out, struct ob_error *err)
 {
     enum ob_err rc;
     size_t n_hdrs = 0;
-    struct ob_buf *signed_names = &out->signed_names, *scope = &out->scope;
-    unsigned char md[SHA256_LEN], key[SHA256_LEN];
+    bool presign = expires > 0;
+    unsigned char md[SHA256_LEN];
     char payload_hex[SHA256_HEX_LEN], creq_hex[SHA256_HEX_LEN];
     char date8[9];
 
@@ -507,21 +624,29 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     rc = check_inputs(req, creds, params, err);
     if (rc)
         goto out;
+    const char *taken = presign ? presign_param_in(req->query) : NULL;
+    if (taken) {
+        rc = ob_error_set(err, OB_ERR_INVALID, "sigv4: the query already has %s, which the presigner adds", taken);
+        goto out;
+    }
     memcpy(date8, params->amz_date, 8);
     date8[8] = '\0';
-    bool sign_token = creds->session_token && *creds->session_token && !params->omit_session_token;
+    bool has_token = creds->session_token && *creds->session_token;
+    bool sign_token = has_token && !params->omit_session_token;
 
     sha256(req->body_len ? req->body : "", req->body_len, md);
     ob_hex_encode(md, sizeof md, payload_hex);
 
-    size_t value_off[OB_SIGV4_MAX_ADD];
-    add_header(out, value_off, "X-Amz-Date", params->amz_date);
-    if (creds->session_token && *creds->session_token)
-        add_header(out, value_off, "X-Amz-Security-Token", creds->session_token);
-    if (params->sign_body_header)
-        add_header(out, value_off, "x-amz-content-sha256", payload_hex);
-    for (size_t i = 0; i < out->n_add; i++)
-        out->add[i].value = out->add_values.data + value_off[i];
+    if (!presign) {
+        size_t value_off[OB_SIGV4_MAX_ADD];
+        add_header(out, value_off, "X-Amz-Date", params->amz_date);
+        if (has_token)
+            add_header(out, value_off, "X-Amz-Security-Token", creds->session_token);
+        if (params->sign_body_header)
+            add_header(out, value_off, "x-amz-content-sha256", payload_hex);
+        for (size_t i = 0; i < out->n_add; i++)
+            out->add[i].value = out->add_values.data + value_off[i];
+    }
 
     if (out->hdrs_cap < req->n_headers + OB_SIGV4_MAX_ADD) {
         out->hdrs_cap = req->n_headers + OB_SIGV4_MAX_ADD;
@@ -539,68 +664,41 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
     ob_buf_reserve(cr, 512);
     ob_buf_reserve(&out->string_to_sign, 256);
     ob_buf_reserve(&out->authorization, 256);
-    ob_buf_reserve(signed_names, 128);
-    ob_buf_reserve(scope, 64);
+    ob_buf_reserve(&out->signed_names, 128);
+    ob_buf_reserve(&out->scope, 64);
+    put_signed_names(&out->signed_names, hdrs, n_hdrs);
+    ob_buf_cat(&out->scope, date8, "/", params->region, "/", params->service, "/aws4_request", NULL);
+    if (presign)
+        put_presign_query(out, req, creds, params, expires, sign_token);
+
     ob_buf_cat(cr, req->method, "\n", NULL);
     canonical_path(cr, req->path, params->normalize_path, &out->path);
     ob_buf_putc(cr, '\n');
-    canonical_query(cr, req->query);
+    canonical_query(cr, presign ? out->query.data : req->query);
     ob_buf_putc(cr, '\n');
-    for (size_t i = 0; i < n_hdrs; i++) {
-        bool repeat = i > 0 && strcmp(hdrs[i].name, hdrs[i - 1].name) == 0;
-        if (repeat) {
-            ob_buf_putc(cr, ',');
-        } else {
-            if (i > 0)
-                ob_buf_putc(cr, '\n');
-            ob_buf_cat(cr, hdrs[i].name, ":", NULL);
-            if (signed_names->len)
-                ob_buf_putc(signed_names, ';');
-            ob_buf_puts(signed_names, hdrs[i].name);
-        }
-        put_trimmed(cr, hdrs[i].value);
-    }
-    ob_buf_cat(cr, "\n\n", signed_names->data, "\n", payload_hex, NULL);
+    put_canonical_headers(cr, hdrs, n_hdrs);
+    ob_buf_cat(cr, "\n", out->signed_names.data, "\n", payload_hex, NULL);
 
     sha256(cr->data, cr->len, md);
     ob_hex_encode(md, sizeof md, creq_hex);
-    ob_buf_cat(scope, date8, "/", params->region, "/", params->service, "/aws4_request", NULL);
-    ob_buf_cat(&out->string_to_sign, "AWS4-HMAC-SHA256\n", params->amz_date, "\n", scope->data, "\n", creq_hex,
-               NULL);
+    ob_buf_cat(&out->string_to_sign, "AWS4-HMAC-SHA256\n", params->amz_date, "\n", out->scope.data, "\n",
+               creq_hex, NULL);
 
-    /* The signing key as a keyed HMAC state, cached for the day. */
     struct hmac_key hk;
-    bool have_key = false;
-    char cache_scope[sizeof cache->scope];
-    bool cacheable = cache && ob_str_join(cache_scope, sizeof cache_scope, creds->access_key_id, "/", date8, "/",
-                                          params->region, "/", params->service, NULL);
-    if (cacheable) {
-        pthread_mutex_lock(&cache->mu);
-        if (cache->valid && strcmp(cache->scope, cache_scope) == 0) {
-            memcpy(&hk, cache->keyed, sizeof hk);
-            have_key = true;
-        }
-        pthread_mutex_unlock(&cache->mu);
-    }
-    if (!have_key) {
-        derive_signing_key(creds->secret_access_key, date8, params->region, params->service, key);
-        hmac_key_init(&hk, key, sizeof key);
-        if (cacheable) {
-            pthread_mutex_lock(&cache->mu);
-            memcpy(cache->scope, cache_scope, sizeof cache_scope);
-            memcpy(cache->keyed, &hk, sizeof hk);
-            cache->valid = true;
-            pthread_mutex_unlock(&cache->mu);
-        }
-    }
-
+    signing_key(cache, creds, date8, params, &hk);
     hmac_key_sign(&hk, out->string_to_sign.data, out->string_to_sign.len, md);
     explicit_bzero(&hk, sizeof hk);
     ob_hex_encode(md, sizeof md, out->signature);
-    ob_buf_cat(&out->authorization, "AWS4-HMAC-SHA256 Credential=", creds->access_key_id, "/", scope->data,
-               ", SignedHeaders=", signed_names->data, ", Signature=", out->signature, NULL);
+    if (presign) {
+        if (has_token && !sign_token)
+            put_query_param(&out->query, "X-Amz-Security-Token", creds->session_token);
+        put_query_param(&out->query, "X-Amz-Signature", out->signature);
+    } else {
+        ob_buf_cat(&out->authorization, "AWS4-HMAC-SHA256 Credential=", creds->access_key_id, "/",
+                   out->scope.data, ", SignedHeaders=", out->signed_names.data, ", Signature=", out->signature,
+                   NULL);
+    }
 out:
-    explicit_bzero(key, sizeof key);
     return rc;
 }
 
@@ -608,14 +706,35 @@ enum ob_err ob_sigv4_sign(const struct ob_sigv4_request *req, const struct ob_aw
                           const struct ob_sigv4_params *params, struct ob_sigv4_signed *out,
                           struct ob_error *err)
 {
-    return sign(NULL, req, creds, params, out, err);
+    return sign(NULL, req, creds, params, 0, out, err);
 }
 
 enum ob_err ob_sigv4_sign_cached(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_request *req,
                                  const struct ob_aws_credentials *creds, const struct ob_sigv4_params *params,
                                  struct ob_sigv4_signed *out, struct ob_error *err)
 {
-    return sign(cache, req, creds, params, out, err);
+    return sign(cache, req, creds, params, 0, out, err);
+}
+
+enum ob_err ob_sigv4_presign(const struct ob_sigv4_request *req, const struct ob_aws_credentials *creds,
+                             const struct ob_sigv4_params *params, unsigned expires_seconds,
+                             struct ob_sigv4_signed *out, struct ob_error *err)
+{
+    if (expires_seconds < 1 || expires_seconds > OB_SIGV4_PRESIGN_MAX_SECONDS) {
+        signed_reset(out);
+        return ob_error_set(err, OB_ERR_INVALID, "sigv4: a presigned URL lasts 1 to %d seconds, not %u",
+                            OB_SIGV4_PRESIGN_MAX_SECONDS, expires_seconds);
+    }
+    return sign(NULL, req, creds, params, expires_seconds, out, err);
+}
+
+/* For a buffer that may have held the session token, whatever its length
+ * now. */
+static void wipe_free(struct ob_buf *b)
+{
+    if (b->data)
+        explicit_bzero(b->data, b->cap);
+    ob_buf_free(b);
 }
 
 void ob_sigv4_signed_free(struct ob_sigv4_signed *s)
@@ -623,15 +742,19 @@ void ob_sigv4_signed_free(struct ob_sigv4_signed *s)
     ob_buf_free(&s->canonical_request);
     ob_buf_free(&s->string_to_sign);
     ob_buf_free(&s->authorization);
-    if (s->add_values.data) /* it may hold the session token */
-        explicit_bzero(s->add_values.data, s->add_values.len);
-    ob_buf_free(&s->add_values);
+    wipe_free(&s->query);
+    wipe_free(&s->add_values);
     ob_buf_free(&s->names);
     ob_buf_free(&s->signed_names);
     ob_buf_free(&s->scope);
     ob_buf_free(&s->path);
     free(s->hdrs);
     memset(s, 0, sizeof *s);
+}
+
+void ob_sigv4_uri_encode(struct ob_buf *out, const char *s, size_t len)
+{
+    uri_encode(out, s, len, false);
 }
 
 void ob_sigv4_key_cache_init(struct ob_sigv4_key_cache *cache)

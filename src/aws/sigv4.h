@@ -1,4 +1,6 @@
-/* AWS Signature Version 4 for requests signed with an Authorization header.
+/* AWS Signature Version 4: requests signed with an Authorization header
+ * (ob_sigv4_sign) and presigned URLs, whose authentication is in the query
+ * string (ob_sigv4_presign).
  *
  * Signing is a pure function: the request, the credentials and the params
  * (including the date) go in, the canonical request, the string to sign,
@@ -16,9 +18,10 @@
  *  - struct ob_sigv4_key_cache is owned by whoever embeds it (one per
  *    client); it is shared by threads and locks itself.
  *
- * The signer adds X-Amz-Date (and X-Amz-Security-Token, x-amz-content-sha256
- * when asked) itself, so a request must not already carry the headers it
- * adds. As the SDKs do, User-Agent, Expect, X-Amzn-Trace-Id and
+ * Signing with a header, the signer adds X-Amz-Date (and
+ * X-Amz-Security-Token, x-amz-content-sha256 when asked) itself, so a
+ * request must not already carry the headers it adds; presigning, it adds
+ * query parameters instead, under the same rule. As the SDKs do, User-Agent, Expect, X-Amzn-Trace-Id and
  * Authorization are never signed: proxies and libcurl rewrite them. */
 #ifndef OB_AWS_SIGV4_H
 #define OB_AWS_SIGV4_H
@@ -57,7 +60,8 @@ struct ob_sigv4_params {
     /* Remove "." and ".." segments and empty segments from the path, as
      * every service but S3 expects. */
     bool normalize_path;
-    /* Add and sign x-amz-content-sha256 with the body's hash. */
+    /* Add and sign x-amz-content-sha256 with the body's hash (header
+     * signing only: a presigned URL has no headers to add). */
     bool sign_body_header;
     /* Send the session token unsigned, added after signing (a few services
      * want this); by default it is signed. */
@@ -69,7 +73,10 @@ struct ob_sigv4_params {
 struct ob_sigv4_signed {
     struct ob_buf canonical_request;
     struct ob_buf string_to_sign;
-    struct ob_buf authorization; /* the Authorization header's value */
+    struct ob_buf authorization; /* the Authorization header's value; empty when presigned */
+    /* Presigned: the query to send, without '?' (see ob_sigv4_presign);
+     * empty when signed with a header. */
+    struct ob_buf query;
     char signature[65]; /* lowercase hex */
     /* Headers the caller must send besides its own and Authorization, in
      * this order: X-Amz-Date, X-Amz-Security-Token when the credentials
@@ -114,7 +121,30 @@ enum ob_err ob_sigv4_sign_cached(struct ob_sigv4_key_cache *cache, const struct 
                                  const struct ob_aws_credentials *creds, const struct ob_sigv4_params *params,
                                  struct ob_sigv4_signed *out, struct ob_error *err);
 
+/* Longest validity AWS accepts for a presigned URL: seven days. */
+#define OB_SIGV4_PRESIGN_MAX_SECONDS 604800
+
+/* Signs req as a presigned URL valid for expires_seconds (1 to
+ * OB_SIGV4_PRESIGN_MAX_SECONDS) from params->amz_date. out->query receives
+ * the query to send: req->query as given, then X-Amz-Algorithm,
+ * X-Amz-Credential, X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders,
+ * X-Amz-Security-Token when the credentials have a token, X-Amz-Signature
+ * (botocore's order, so a URL can be compared with botocore's byte for
+ * byte). The token is signed unless omit_session_token. The canonical
+ * request ends with the body's hash (that of an empty body for a GET), as
+ * botocore and aws-c-auth presign for every service but S3 (which wants
+ * UNSIGNED-PAYLOAD). Nothing goes in out->add or out->authorization.
+ * Besides ob_sigv4_sign's errors, a query that already has one of the
+ * parameters the signer adds is OB_ERR_INVALID. */
+enum ob_err ob_sigv4_presign(const struct ob_sigv4_request *req, const struct ob_aws_credentials *creds,
+                             const struct ob_sigv4_params *params, unsigned expires_seconds,
+                             struct ob_sigv4_signed *out, struct ob_error *err);
+
 void ob_sigv4_signed_free(struct ob_sigv4_signed *s);
+
+/* Appends s percent-encoded as SigV4 wants a query key or value: all but
+ * A-Z a-z 0-9 - . _ ~, uppercase hex. */
+void ob_sigv4_uri_encode(struct ob_buf *out, const char *s, size_t len);
 
 /* "YYYYMMDDTHHMMSSZ" in UTC. */
 void ob_sigv4_amz_date(time_t t, char out[17]);

@@ -2,8 +2,8 @@
  * classic/ (botocore's copy of aws4_testsuite, one file per artefact) and
  * v4/ (aws-c-auth's aws-signing-test-suite, one folder per case). Every
  * header-signing case must give the same canonical request, string to sign,
- * signature and signed request. The suites' query-signing (presigned URL)
- * results are not checked: outboxd only signs with an Authorization header.
+ * signature and signed request, and so must every query-signing
+ * (presigned URL) case of v4/.
  *
  * The suites are found at $OB_SIGV4_VECTORS, else in tests/vectors/sigv4
  * (a byte-for-byte copy kept in the repository, so a clean clone tests
@@ -141,6 +141,7 @@ struct vector_case {
     char amz_date[17];
     char region[64], service[64];
     struct ob_buf creq, sts, signature, authorization; /* expected */
+    unsigned presign_seconds; /* 0: signed with a header */
     bool check_signed_request;
     struct raw_request sreq;
 };
@@ -156,13 +157,48 @@ static void vector_case_free(struct vector_case *c)
     ob_aws_credentials_free(&c->creds);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Splits a query (in place) into its pairs, sorted; returns their count. */
+static size_t sorted_pairs(char *query, char **pairs, size_t max)
+{
+    size_t n = 0;
+    for (char *save = NULL, *p = strtok_r(query, "&", &save); p && n < max; p = strtok_r(NULL, "&", &save))
+        pairs[n++] = p;
+    qsort(pairs, n, sizeof *pairs, cmp_str);
+    return n;
+}
+
+/* A presigned request's query must have the same pairs as ours; the
+ * suite's order of the authentication parameters is aws-c-auth's, ours
+ * botocore's, and a server reads them in any order. */
+static bool signed_query_matches(const struct vector_case *c, const struct ob_sigv4_signed *s,
+                                 struct ob_buf *why)
+{
+    char *want_q = ob_xstrdup(c->sreq.query ? c->sreq.query : ""), *got_q = ob_xstrdup(ob_buf_cstr(&s->query));
+    char *want[64], *got[64];
+    size_t n_want = sorted_pairs(want_q, want, 64), n_got = sorted_pairs(got_q, got, 64);
+    bool same = n_want == n_got;
+    for (size_t i = 0; same && i < n_want; i++)
+        same = strcmp(want[i], got[i]) == 0;
+    if (!same)
+        ob_buf_printf(why, "presigned query %s, expected %s", ob_buf_cstr(&s->query), c->sreq.query);
+    free(want_q);
+    free(got_q);
+    return same;
+}
+
 /* The signed request must hold exactly the request's headers, the ones
- * the signer asked to add, and our Authorization. */
+ * the signer asked to add, and our Authorization (none when presigned). */
 static bool signed_request_matches(const struct vector_case *c, const struct ob_sigv4_signed *s,
                                    struct ob_buf *why)
 {
-    bool used_req[MAX_HEADERS] = { false }, used_add[OB_SIGV4_MAX_ADD] = { false }, used_authz = false;
-    size_t expected = c->req.n_headers + s->n_add + 1;
+    bool used_req[MAX_HEADERS] = { false }, used_add[OB_SIGV4_MAX_ADD] = { false };
+    bool used_authz = c->presign_seconds > 0;
+    size_t expected = c->req.n_headers + s->n_add + !used_authz;
     if (c->sreq.n_headers != expected) {
         ob_buf_printf(why, "signed request has %zu headers, expected %zu", c->sreq.n_headers, expected);
         return false;
@@ -207,7 +243,9 @@ static void run_case(struct vector_case *c, struct ob_buf *failures)
     struct ob_error err = { 0 };
     struct ob_buf why = { 0 };
 
-    if (ob_sigv4_sign(&req, &c->creds, &c->params, &s, &err) != OB_OK)
+    enum ob_err rc = c->presign_seconds ? ob_sigv4_presign(&req, &c->creds, &c->params, c->presign_seconds, &s, &err)
+                                        : ob_sigv4_sign(&req, &c->creds, &c->params, &s, &err);
+    if (rc != OB_OK)
         ob_buf_printf(&why, "sign failed: %s", err.msg);
     else if (strcmp(ob_buf_cstr(&s.canonical_request), ob_buf_cstr(&c->creq)) != 0)
         ob_buf_printf(&why, "canonical request:\n%s\n--- expected:\n%s", ob_buf_cstr(&s.canonical_request),
@@ -221,8 +259,8 @@ static void run_case(struct vector_case *c, struct ob_buf *failures)
              strcmp(ob_buf_cstr(&s.authorization), ob_buf_cstr(&c->authorization)) != 0)
         ob_buf_printf(&why, "authorization %s, expected %s", ob_buf_cstr(&s.authorization),
                       ob_buf_cstr(&c->authorization));
-    else if (c->check_signed_request)
-        signed_request_matches(c, &s, &why);
+    else if (c->check_signed_request && signed_request_matches(c, &s, &why) && c->presign_seconds)
+        signed_query_matches(c, &s, &why);
 
     if (why.len)
         ob_buf_printf(failures, "  %s: %s\n", c->name, why.data);
@@ -294,11 +332,12 @@ static bool load_classic(const char *dir, const char *name, struct vector_case *
     return true;
 }
 
-static bool load_v4(const char *dir, const char *name, struct vector_case *c)
+/* kind: "header" or "query" (presigned), the prefix of the result files. */
+static bool load_v4(const char *dir, const char *name, const char *kind, struct vector_case *c)
 {
     struct ob_buf path = { 0 };
     bool ok = false;
-    snprintf(c->name, sizeof c->name, "v4/%s", name);
+    snprintf(c->name, sizeof c->name, "v4/%s (%s)", name, kind);
     json_t *ctx = json_load_file(pathf(&path, "%s/%s/context.json", dir, name), 0, NULL);
     if (!ctx)
         goto out;
@@ -330,21 +369,23 @@ static bool load_v4(const char *dir, const char *name, struct vector_case *c)
     c->params.sign_body_header = json_is_true(json_object_get(ctx, "sign_body"));
     c->params.omit_session_token = json_is_true(json_object_get(ctx, "omit_session_token"));
 
+    if (strcmp(kind, "query") == 0) {
+        json_int_t seconds = json_integer_value(json_object_get(ctx, "expiration_in_seconds"));
+        if (seconds <= 0 || seconds > OB_SIGV4_PRESIGN_MAX_SECONDS)
+            goto out;
+        c->presign_seconds = (unsigned)seconds;
+    }
+
     c->check_signed_request = true;
     ok = parse_request(&c->req, pathf(&path, "%s/%s/request.txt", dir, name)) &&
-         parse_request(&c->sreq, pathf(&path, "%s/%s/header-signed-request.txt", dir, name)) &&
-         ob_test_read_buf(pathf(&path, "%s/%s/header-canonical-request.txt", dir, name), &c->creq) &&
-         ob_test_read_buf(pathf(&path, "%s/%s/header-string-to-sign.txt", dir, name), &c->sts) &&
-         ob_test_read_buf(pathf(&path, "%s/%s/header-signature.txt", dir, name), &c->signature);
+         parse_request(&c->sreq, pathf(&path, "%s/%s/%s-signed-request.txt", dir, name, kind)) &&
+         ob_test_read_buf(pathf(&path, "%s/%s/%s-canonical-request.txt", dir, name, kind), &c->creq) &&
+         ob_test_read_buf(pathf(&path, "%s/%s/%s-string-to-sign.txt", dir, name, kind), &c->sts) &&
+         ob_test_read_buf(pathf(&path, "%s/%s/%s-signature.txt", dir, name, kind), &c->signature);
 out:
     json_decref(ctx);
     ob_buf_free(&path);
     return ok;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Case names in dir, sorted: files ending in suffix (suffix removed), or
@@ -386,16 +427,18 @@ static size_t list_cases(const char *dir, const char *suffix, char ***names)
     return n;
 }
 
-/* Runs one suite; returns the number of cases found. */
-static size_t run_suite(const char *suite, bool classic, struct ob_buf *failures)
+/* Runs one suite; returns the number of cases found. v4_kind: which of
+ * a v4 case's results, "header" or "query"; NULL for classic/. */
+static size_t run_suite(const char *suite, const char *v4_kind, struct ob_buf *failures)
 {
+    bool classic = !v4_kind;
     struct ob_buf dir_buf = { 0 };
     const char *dir = pathf(&dir_buf, "%s/%s", vectors_dir(), suite);
     char **names;
     size_t n = list_cases(dir, classic ? ".req" : NULL, &names);
     for (size_t i = 0; i < n; i++) {
         struct vector_case c = { 0 };
-        bool loaded = classic ? load_classic(dir, names[i], &c) : load_v4(dir, names[i], &c);
+        bool loaded = classic ? load_classic(dir, names[i], &c) : load_v4(dir, names[i], v4_kind, &c);
         if (loaded)
             run_case(&c, failures);
         else
@@ -411,8 +454,8 @@ static size_t run_suite(const char *suite, bool classic, struct ob_buf *failures
 TEST(sigv4_every_header_signing_vector_of_both_suites_matches)
 {
     struct ob_buf failures = { 0 };
-    size_t n_classic = run_suite("classic", true, &failures);
-    size_t n_v4 = run_suite("v4", false, &failures);
+    size_t n_classic = run_suite("classic", NULL, &failures);
+    size_t n_v4 = run_suite("v4", "header", &failures);
     printf("  sigv4 vectors in %s: %zu cases (classic %zu, v4 %zu)\n", vectors_dir(), n_classic + n_v4,
            n_classic, n_v4);
     if (failures.len)
@@ -420,6 +463,17 @@ TEST(sigv4_every_header_signing_vector_of_both_suites_matches)
     ob_buf_free(&failures);
     /* Guards against a wrong path making the loop above vacuous. */
     CHECK(n_classic + n_v4 >= 60);
+}
+
+TEST(sigv4_every_presigning_vector_of_the_v4_suite_matches)
+{
+    struct ob_buf failures = { 0 };
+    size_t n = run_suite("v4", "query", &failures);
+    printf("  presigned sigv4 vectors in %s/v4: %zu cases\n", vectors_dir(), n);
+    if (failures.len)
+        ob_test_fail(__FILE__, __LINE__, "vector cases failed:\n%s", failures.data);
+    ob_buf_free(&failures);
+    CHECK(n >= 30);
 }
 
 static const struct ob_aws_credentials example_creds = {
@@ -690,5 +744,115 @@ TEST(sigv4_path_is_normalized_then_encoded_once_more)
     req.path = "//a%20b/./c d/../$e/";
     CHECK_INT(ob_sigv4_sign(&req, &example_creds, &p, &s, &err), OB_OK);
     CHECK(strncmp(s.canonical_request.data, "POST\n/a%2520b/%24e/\n", 20) == 0);
+    ob_sigv4_signed_free(&s);
+}
+
+static const struct ob_http_header example_host[] = { { "Host", "example.amazonaws.com" } };
+
+static struct ob_sigv4_request presign_request(const char *query)
+{
+    return (struct ob_sigv4_request){
+        .method = "GET",
+        .path = "/",
+        .query = query,
+        .headers = example_host,
+        .n_headers = 1,
+    };
+}
+
+static struct ob_sigv4_params example_params(void)
+{
+    return (struct ob_sigv4_params){
+        .region = "us-east-1",
+        .service = "service",
+        .amz_date = "20150830T123600Z",
+        .normalize_path = true,
+    };
+}
+
+/* The v4 suite's get-vanilla-with-session-token, in the order botocore
+ * writes a presigned URL (the suite's differs), the request's own query
+ * first as SigV4QueryAuth puts "operation params" first. */
+TEST(sigv4_presigned_query_is_the_requests_then_authentication_in_botocores_order)
+{
+    struct ob_aws_credentials creds = example_creds;
+    creds.session_token = "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267";
+    struct ob_sigv4_request req = presign_request("Action=a%3Ab");
+    struct ob_sigv4_params p = example_params();
+    struct ob_sigv4_signed s = { 0 };
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_sigv4_presign(&req, &creds, &p, 3600, &s, &err), OB_OK);
+    struct ob_buf want = { 0 };
+    ob_buf_cat(&want,
+               "Action=a%3Ab&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+               "&X-Amz-Credential=AKIDEXAMPLE%2F20150830%2Fus-east-1%2Fservice%2Faws4_request"
+               "&X-Amz-Date=20150830T123600Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host"
+               "&X-Amz-Security-Token=6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267"
+               "&X-Amz-Signature=",
+               s.signature, NULL);
+    CHECK_STR(s.query.data, want.data);
+    ob_buf_free(&want);
+    CHECK_INT(s.n_add, 0);
+    CHECK_STR(ob_buf_cstr(&s.authorization), "");
+    ob_sigv4_signed_free(&s);
+}
+
+TEST(sigv4_presign_rejects_a_query_that_already_has_an_authentication_parameter)
+{
+    const char *queries[] = { "X-Amz-Signature=00", "a=1&X-Amz-Date=20150830T123600Z", "X-Amz-Security-Token" };
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+        struct ob_sigv4_request req = presign_request(queries[i]);
+        struct ob_sigv4_params p = example_params();
+        struct ob_sigv4_signed s = { 0 };
+        struct ob_error err = { 0 };
+        CHECK_INT(ob_sigv4_presign(&req, &example_creds, &p, 60, &s, &err), OB_ERR_INVALID);
+        CHECK(strstr(err.msg, "X-Amz-"));
+        ob_sigv4_signed_free(&s);
+    }
+    /* Names are case-sensitive in a query: this one is the request's own. */
+    struct ob_sigv4_request req = presign_request("x-amz-date=1&X-Amz-Dates=2");
+    struct ob_sigv4_params p = example_params();
+    struct ob_sigv4_signed s = { 0 };
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_sigv4_presign(&req, &example_creds, &p, 60, &s, &err), OB_OK);
+    ob_sigv4_signed_free(&s);
+}
+
+TEST(sigv4_presigned_url_lasts_one_second_to_seven_days)
+{
+    const struct {
+        unsigned seconds;
+        enum ob_err rc;
+    } cases[] = { { 0, OB_ERR_INVALID }, { 1, OB_OK }, { 604800, OB_OK }, { 604801, OB_ERR_INVALID } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct ob_sigv4_request req = presign_request(NULL);
+        struct ob_sigv4_params p = example_params();
+        struct ob_sigv4_signed s = { 0 };
+        struct ob_error err = { 0 };
+        CHECK_INT(ob_sigv4_presign(&req, &example_creds, &p, cases[i].seconds, &s, &err), cases[i].rc);
+        ob_sigv4_signed_free(&s);
+    }
+}
+
+/* A client may sign and presign with one result: the query, the added
+ * headers and the Authorization of one call must not leak into the next. */
+TEST(sigv4_a_result_reused_between_presigning_and_header_signing_keeps_nothing_of_the_other)
+{
+    struct ob_aws_credentials creds = example_creds;
+    creds.session_token = "SESSION-TOKEN";
+    struct ob_sigv4_request req = presign_request(NULL);
+    struct ob_sigv4_params p = example_params();
+    struct ob_sigv4_signed s = { 0 };
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_sigv4_presign(&req, &creds, &p, 60, &s, &err), OB_OK);
+    CHECK(strstr(s.query.data, "X-Amz-Security-Token=SESSION-TOKEN"));
+    CHECK_INT(ob_sigv4_sign(&req, &creds, &p, &s, &err), OB_OK);
+    CHECK_STR(ob_buf_cstr(&s.query), "");
+    CHECK_INT(s.n_add, 2);
+    CHECK(strstr(s.canonical_request.data, "\n\nhost;x-amz-date;x-amz-security-token\n"));
+    CHECK_INT(ob_sigv4_presign(&req, &creds, &p, 60, &s, &err), OB_OK);
+    CHECK_INT(s.n_add, 0);
+    CHECK_STR(ob_buf_cstr(&s.authorization), "");
+    CHECK(strstr(s.canonical_request.data, "\n\nhost\n"));
     ob_sigv4_signed_free(&s);
 }
