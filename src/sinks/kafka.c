@@ -315,7 +315,8 @@ static void producer_destroy(struct kafka_producer *p)
     pthread_join(p->poller, NULL);
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     if (rd_kafka_flush(p->rk, DESTROY_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        ob_log_warn("kafka sink '%s': %d records still unreported at shutdown", p->sink->name, rd_kafka_outq_len(p->rk));
+        ob_log_warn("kafka sink '%s': %d records still unreported at shutdown", p->sink->name,
+                    rd_kafka_outq_len(p->rk));
     rd_kafka_destroy(p->rk);
     free(p);
 }
@@ -473,6 +474,9 @@ static enum ob_err conf_build(struct kafka_sink *s, const struct ob_config_sink 
     const char *settings[][2] = {
         {"bootstrap.servers", ob_sink_opt_str(cfg, "brokers")},
         {"client.id", "outboxd"},
+        /* The Java client's: a broker back from an outage is used within a
+         * second (librdkafka's own default waits up to 10 s). */
+        {"reconnect.backoff.max.ms", "1000"},
         {"message.timeout.ms", timeout},
         {"security.protocol", protocol},
         {"enable.ssl.certificate.verification", verify ? "true" : "false"},
@@ -527,17 +531,23 @@ static enum ob_err kafka_create(const struct ob_config_sink *cfg, const struct o
     return rc;
 }
 
-/* d's result from its record's error. */
-static void delivery_from(struct kafka_sink *s, struct ob_delivery *d, const char *topic, rd_kafka_resp_err_t e)
+/* d's result from its record's error: one librdkafka gave at once
+ * (`local`, rd_kafka_producev) or a delivery report's. */
+static void delivery_from(struct kafka_sink *s, struct ob_delivery *d, const char *topic, rd_kafka_resp_err_t e,
+                          bool local)
 {
     bool too_large;
     enum ob_delivery_result r = ob_kafka_result(e, &too_large);
     if (r == OB_DELIVERY_ACK)
         return;
-    if (too_large)
+    if (too_large && local)
         ob_delivery_set(d, r, "the record (key %zu, value %zu bytes, and headers) is over the producer's "
-                        "message.max.bytes (%s) or the topic's max.message.bytes (topic %s)", strlen(d->msg->pk),
-                        d->msg->payload_len, s->max_bytes, topic);
+                        "message.max.bytes (%s) (topic %s)", strlen(d->msg->pk), d->msg->payload_len, s->max_bytes,
+                        topic);
+    else if (too_large)
+        ob_delivery_set(d, r, "the broker refuses the record (key %zu, value %zu bytes, and headers) as too large: "
+                        "over the topic's max.message.bytes (topic %s)", strlen(d->msg->pk), d->msg->payload_len,
+                        topic);
     else
         ob_delivery_set(d, r, "kafka: %s (%s, topic %s)", rd_kafka_err2str(e), rd_kafka_err2name(e), topic);
     d->too_large = too_large;
@@ -574,7 +584,7 @@ static bool produce_one(struct kafka_sink *s, rd_kafka_t *rk, struct kafka_batch
     b->pending--;
     b->refs--;
     pthread_mutex_unlock(&b->mu);
-    delivery_from(s, d, topic, e);
+    delivery_from(s, d, topic, e, true);
     return false;
 }
 
@@ -620,7 +630,7 @@ static void kafka_publish(void *state, struct ob_delivery *batch, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct kafka_slot *slot = &b->slots[i];
         if (slot->reported)
-            delivery_from(s, &batch[i], topic_of(s, &batch[i]), slot->err);
+            delivery_from(s, &batch[i], topic_of(s, &batch[i]), slot->err, false);
         else if (slot->produced)
             ob_delivery_set(&batch[i], OB_DELIVERY_RETRY, "kafka: no delivery report within %lld ms (topic %s)",
                             (long long)(s->timeout_ms + REPORT_GRACE_MS), topic_of(s, &batch[i]));

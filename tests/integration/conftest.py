@@ -200,3 +200,11 @@ def fauxqs():
     from harness.fauxqs import Fauxqs
     with Fauxqs() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def kafka_mock():
+    """librdkafka's mock Kafka cluster, 3 brokers (harness/kafka_mock.py), one per test module."""
+    from harness.kafka_mock import KafkaMock
+    with KafkaMock() as cluster:
+        yield cluster
