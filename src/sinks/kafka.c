@@ -4,7 +4,7 @@
  * until every delivery report (the acknowledgement, SPEC §4) came or the
  * sink's timeout passed; librdkafka fails a record itself at that timeout
  * (message.timeout.ms), so the wait rarely ends on the clock. A thread of
- * the producer serves the reports (rd_kafka_poll). The batch outlives a
+ * the producer serves the reports (its main queue). The batch outlives a
  * publish that gave up waiting until its last report came, so no report
  * ever lands in freed memory.
  *
@@ -33,7 +33,7 @@
 /* How long a publish waits past the timeout librdkafka enforces itself
  * (it scans for timed-out records about once a second). */
 #define REPORT_GRACE_MS 3000
-/* The poll thread's wait; destroy wakes it at once (rd_kafka_yield). */
+/* The poll thread's wait; destroy wakes it at once (rd_kafka_queue_yield). */
 #define POLL_MS 500
 /* What destroy gives purged records to report before the producer goes. */
 #define DESTROY_FLUSH_MS 5000
@@ -43,6 +43,7 @@ struct kafka_sink;
 struct kafka_producer {
     struct kafka_sink *sink;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *reports;   /* its main queue: delivery reports, errors, logs */
     pthread_t poller;
     atomic_bool stop;
     atomic_bool fatal;           /* rd_kafka_fatal_error: make a new one */
@@ -302,7 +303,7 @@ static void *poll_loop(void *arg)
 {
     struct kafka_producer *p = arg;
     while (!atomic_load(&p->stop))
-        rd_kafka_poll(p->rk, POLL_MS);
+        rd_kafka_queue_poll_callback(p->reports, POLL_MS);
     return NULL;
 }
 
@@ -311,8 +312,9 @@ static void *poll_loop(void *arg)
 static void producer_destroy(struct kafka_producer *p)
 {
     atomic_store(&p->stop, true);
-    rd_kafka_yield(p->rk);
+    rd_kafka_queue_yield(p->reports);
     pthread_join(p->poller, NULL);
+    rd_kafka_queue_destroy(p->reports);
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     if (rd_kafka_flush(p->rk, DESTROY_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
         ob_log_warn("kafka sink '%s': %d records still unreported at shutdown", p->sink->name,
@@ -338,8 +340,10 @@ static struct kafka_producer *producer_new(struct kafka_sink *s, struct ob_error
         ob_error_set(err, OB_ERR_CONFIG, "librdkafka refuses the producer's settings: %s", errstr);
         return NULL;
     }
+    p->reports = rd_kafka_queue_get_main(p->rk);
     int rc = pthread_create(&p->poller, NULL, poll_loop, p);
     if (rc) {
+        rd_kafka_queue_destroy(p->reports);
         rd_kafka_destroy(p->rk);
         free(p);
         ob_error_set(err, OB_ERR_INTERNAL, "cannot start the delivery report thread: %s", strerror(rc));
@@ -477,6 +481,10 @@ static enum ob_err conf_build(struct kafka_sink *s, const struct ob_config_sink 
         /* The Java client's: a broker back from an outage is used within a
          * second (librdkafka's own default waits up to 10 s). */
         {"reconnect.backoff.max.ms", "1000"},
+        /* A shard waits for each wave's acknowledgements before its next:
+         * librdkafka's 5 ms linger would be on every wave (a drain ran at
+         * a third of the rate); with none, each record is a request. */
+        {"linger.ms", "1"},
         {"message.timeout.ms", timeout},
         {"security.protocol", protocol},
         {"enable.ssl.certificate.verification", verify ? "true" : "false"},
