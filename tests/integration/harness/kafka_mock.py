@@ -102,6 +102,17 @@ class KafkaMock:
         c.subscribe([topic])
         return c
 
+    def record_count(self, topic):
+        """How many records topic got (its partitions' high watermarks): the mock keeps only
+        the last 5 MB of a partition, more than consume() can read back."""
+        from confluent_kafka import TopicPartition
+        c = self.consumer(topic)
+        try:
+            parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+            return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
+        finally:
+            c.close()
+
     def consume(self, topic, want, timeout=60, quiet=3.0):
         """Records of topic from the start until want came (and quiet seconds passed with no
         more: duplicates show) or timeout; in the order each partition holds them."""
@@ -180,3 +191,4 @@ def murmur2(data):
 def java_partition(key, partitions):
     """Java's DefaultPartitioner for a keyed record: toPositive(murmur2(key)) % partitions."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
