@@ -13,6 +13,10 @@
  * one from the same settings, and the old one is destroyed when the last
  * publish using it lets go.
  *
+ * aws_msk_iam: SASL/OAUTHBEARER whose token (aws/msk_iam.h) librdkafka
+ * asks for on the poll thread at 80% of the last one's life; credentials
+ * are resolved again for each, so rotated ones are picked up.
+ *
  * Records: key = pk, placed by the Java client's partitioner (murmur2), so
  * other producers of a key reach the same partition; value = the payload;
  * CloudEvents Kafka binding, binary mode (kafka.h). */
@@ -26,6 +30,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "aws/credentials.h"
+#include "aws/msk_iam.h"
 #include "core/buf.h"
 #include "ops/log.h"
 #include "sinks/common.h"
@@ -59,6 +65,10 @@ struct kafka_sink {
     atomic_bool all_down;        /* ALL_BROKERS_DOWN since the last acknowledgement */
     pthread_mutex_t mu;          /* guards cur and the producers' refs */
     struct kafka_producer *cur;
+    /* aws_msk_iam: the cluster's region and the relay's aws keys (owned
+     * copies; NULL when unset), else region is NULL. */
+    char *region;
+    struct ob_credentials_options aws;
 };
 
 struct kafka_batch;
@@ -290,6 +300,34 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
 }
 
+/* librdkafka wants an MSK IAM token (at start, then at 80% of the last
+ * one's life), on the poll thread. */
+static void on_token_refresh(rd_kafka_t *rk, const char *config, void *opaque)
+{
+    struct kafka_producer *p = opaque;
+    struct kafka_sink *s = p->sink;
+    struct ob_aws_credentials creds = {0};
+    struct ob_buf token = {0};
+    struct ob_error err = {0};
+    int64_t expires_ms = 0;
+    char errstr[512];
+    (void)config;
+    if (ob_credentials_resolve(&s->aws, &creds, &err) == OB_OK &&
+        ob_msk_iam_token(&creds, s->region, time(NULL), &token, &expires_ms, &err) == OB_OK) {
+        if (rd_kafka_oauthbearer_set_token(rk, ob_buf_cstr(&token), expires_ms, creds.access_key_id, NULL, 0,
+                                           errstr, sizeof errstr) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            ob_log_debug("kafka sink '%s': MSK IAM token for %s from %s", s->name, s->region, creds.source);
+        else
+            ob_error_set(&err, OB_ERR_CREDENTIALS, "librdkafka refuses the MSK IAM token: %s", errstr);
+    }
+    if (err.code) {
+        ob_log_warn("kafka sink '%s': no MSK IAM token: %s", s->name, err.msg);
+        rd_kafka_oauthbearer_set_token_failure(rk, err.msg);
+    }
+    ob_buf_free(&token);
+    ob_aws_credentials_free(&creds);
+}
+
 /* librdkafka's own log lines, at the matching level (syslog levels). */
 static void on_log(const rd_kafka_t *rk, int level, const char *facility, const char *line)
 {
@@ -445,6 +483,14 @@ static void kafka_check(const struct ob_config_sink *sink, struct ob_sink_check 
     rd_kafka_conf_destroy(conf);
 }
 
+/* Frees a copy of a secret, overwritten first. */
+static void wipe_free(char *secret)
+{
+    if (secret)
+        explicit_bzero(secret, strlen(secret));
+    free(secret);
+}
+
 static void sink_free(struct kafka_sink *s)
 {
     if (s->cur)
@@ -454,6 +500,11 @@ static void sink_free(struct kafka_sink *s)
     pthread_mutex_destroy(&s->mu);
     free(s->name);
     free(s->topic);
+    free(s->region);
+    free((char *)s->aws.access_key_id);
+    wipe_free((char *)s->aws.secret_access_key);
+    wipe_free((char *)s->aws.session_token);
+    free((char *)s->aws.profile);
     free(s);
 }
 
@@ -514,19 +565,52 @@ static enum ob_err conf_build(struct kafka_sink *s, const struct ob_config_sink 
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
+    if (mech == MECH_AWS_MSK_IAM)
+        rd_kafka_conf_set_oauthbearer_token_refresh_cb(conf, on_token_refresh);
     return OB_OK;
+}
+
+static char *dup_or_null(const char *v)
+{
+    return v ? ob_xstrdup(v) : NULL;
+}
+
+/* aws_msk_iam: the region (the sink's, else the relay's chain) and the
+ * relay's keys, kept for every token. */
+static enum ob_err msk_iam_init(struct kafka_sink *s, const struct ob_config_sink *cfg,
+                                const struct ob_sink_context *ctx, struct ob_error *err)
+{
+    static const struct ob_config_aws none = {0};
+    const struct ob_config_aws *aws = ctx->aws ? ctx->aws : &none;
+    const char *region = ob_sink_opt_str(cfg, "region");
+    enum ob_err rc = ob_aws_region_resolve(region && *region ? region : aws->region, aws->profile, &s->region, err);
+    if (rc)
+        return rc;
+    s->aws = (struct ob_credentials_options){
+        .access_key_id = dup_or_null(aws->access_key_id),
+        .secret_access_key = dup_or_null(aws->secret_access_key),
+        .session_token = dup_or_null(aws->session_token),
+        .profile = dup_or_null(aws->profile),
+    };
+    /* No credentials at all is a configuration error now, not a token
+     * failure on every connection later. */
+    struct ob_aws_credentials creds = {0};
+    rc = ob_credentials_resolve(&s->aws, &creds, err);
+    ob_aws_credentials_free(&creds);
+    return rc;
 }
 
 static enum ob_err kafka_create(const struct ob_config_sink *cfg, const struct ob_sink_context *ctx, void **state,
                                 struct ob_error *err)
 {
-    (void)ctx;
     struct kafka_sink *s = ob_xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
     s->name = ob_xstrdup(cfg->name);
     s->topic = ob_xstrdup(ob_sink_opt_str(cfg, "topic"));
     s->timeout_ms = ob_sink_opt_duration_ms(cfg, "timeout");
-    enum ob_err rc = conf_build(s, cfg, err);
+    enum ob_err rc = mechanism_of(cfg) == MECH_AWS_MSK_IAM ? msk_iam_init(s, cfg, ctx, err) : OB_OK;
+    if (!rc)
+        rc = conf_build(s, cfg, err);
     if (!rc) {
         s->cur = producer_new(s, err);
         rc = s->cur ? OB_OK : err->code;

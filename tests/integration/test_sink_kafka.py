@@ -1,7 +1,8 @@
 """The kafka sink against librdkafka's mock cluster (3 brokers, tests/tools/kafka_mock.c),
 consumed back with confluent_kafka: the relay's 5,000 messages with an outage of every
 broker, the CloudEvents Kafka binding, the Java partitioner, size limit, rejections,
-retriable broker errors, a fatal producer error, `check` and the SASL password."""
+retriable broker errors, a fatal producer error, `check`, the SASL password and the MSK IAM
+token."""
 
 import base64
 import json
@@ -190,3 +191,27 @@ def test_the_sasl_password_is_never_in_the_log(ddb, tmp_config, spawn_outboxd, r
     log = d.output()
     assert "SCRAM-SHA-512" in log and "sasl.username" in log  # librdkafka's debug lines are there
     assert password not in log and password not in check.stdout + check.stderr
+
+
+def test_aws_msk_iam_presents_the_token_botocores_presigner_makes(kafka_mock, sink_publish, tmp_path):
+    """aws_msk_iam: the token librdkafka presents (SASL/OAUTHBEARER over TLS, caught by a
+    listener that speaks just that much Kafka: the mock cluster speaks no SASL) is the
+    kafka-cluster:Connect URL presigned for the sink's region with the relay's keys, signed
+    now: exactly what aws-msk-iam-sasl-signer's way with botocore makes at that time."""
+    import datetime
+    import urllib.parse
+
+    from harness.kafka_mock import SaslTokenCatcher
+    from test_msk_iam_botocore import botocore_token
+    with SaslTokenCatcher(tmp_path) as catcher:
+        t0 = time.time()
+        sink_publish({"type": "kafka", "brokers": catcher.address, "topic": "t", "sasl_mechanism": "aws_msk_iam",
+                      "region": "eu-west-1", "tls_verify": False, "timeout": "1s"}, [message("m1")])
+        token = catcher.wait_token()
+    assert token, "no token was presented"
+    url = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    signed_at = datetime.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    assert t0 - 5 <= signed_at.replace(tzinfo=datetime.timezone.utc).timestamp() <= time.time() + 5
+    assert token == botocore_token("AKIDTEST", "testsecret", None, "eu-west-1", signed_at)
+    assert query["X-Amz-Credential"].endswith("/eu-west-1/kafka-cluster/aws4_request")

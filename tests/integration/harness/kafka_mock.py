@@ -192,3 +192,98 @@ def java_partition(key, partitions):
     """Java's DefaultPartitioner for a keyed record: toPositive(murmur2(key)) % partitions."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
+
+class SaslTokenCatcher:
+    """A TLS listener that speaks just enough Kafka for a client to authenticate with
+    SASL/OAUTHBEARER (ApiVersions v3, SaslHandshake v1, SaslAuthenticate v0) and keeps the
+    bearer tokens clients present (librdkafka's mock cluster speaks no SASL). Every
+    authentication succeeds; the connection is closed after it.
+
+        with SaslTokenCatcher(tmp_path) as catcher:
+            ... a producer with security.protocol=sasl_ssl, OAUTHBEARER on catcher.address
+            token = catcher.wait_token()
+    """
+
+    API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE = 18, 17, 36
+
+    def __init__(self, cert_dir):
+        import socket
+        import ssl
+        cert, key = Path(cert_dir) / "catcher.crt", Path(cert_dir) / "catcher.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                        "-days", "1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(cert), str(key))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.tokens = []
+        self.done = threading.Event()
+        self.cond = threading.Condition()
+
+    def __enter__(self):
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.sock.close()
+
+    def wait_token(self, timeout=30):
+        with self.cond:
+            self.cond.wait_for(lambda: self.tokens, timeout)
+            return self.tokens[0] if self.tokens else None
+
+    def _accept(self):
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read(conn, n):
+        out = b""
+        while len(out) < n:
+            chunk = conn.recv(n - len(out))
+            if not chunk:
+                raise EOFError
+            out += chunk
+        return out
+
+    def _serve(self, raw):
+        import struct
+        try:
+            conn = self.ctx.wrap_socket(raw, server_side=True)
+            while True:
+                size = struct.unpack(">i", self._read(conn, 4))[0]
+                req = self._read(conn, size)
+                key, _version, corr = struct.unpack(">hhi", req[:8])
+                if key == self.API_VERSIONS:
+                    # v3 body (flexible: compact array, tagged fields); the header stays v0.
+                    apis = [(self.API_VERSIONS, 0, 3), (self.SASL_HANDSHAKE, 0, 1), (self.SASL_AUTHENTICATE, 0, 0)]
+                    body = struct.pack(">h", 0) + bytes([len(apis) + 1])
+                    body += b"".join(struct.pack(">hhh", *a) + b"\0" for a in apis) + struct.pack(">i", 0) + b"\0"
+                elif key == self.SASL_HANDSHAKE:
+                    body = struct.pack(">hi", 0, 1) + struct.pack(">h", 11) + b"OAUTHBEARER"
+                elif key == self.SASL_AUTHENTICATE:
+                    client_id_len = struct.unpack(">h", req[8:10])[0]
+                    at = 10 + max(client_id_len, 0)
+                    n = struct.unpack(">i", req[at:at + 4])[0]
+                    message = req[at + 4:at + 4 + n].decode()
+                    token = next(p[len("auth=Bearer "):] for p in message.split("\x01") if p.startswith("auth=Bearer "))
+                    with self.cond:
+                        self.tokens.append(token)
+                        self.cond.notify_all()
+                    body = struct.pack(">hhi", 0, -1, 0)
+                else:
+                    return
+                conn.sendall(struct.pack(">ii", len(body) + 4, corr) + body)
+                if key == self.SASL_AUTHENTICATE:
+                    return
+        except (OSError, EOFError, ValueError, StopIteration):
+            return
+        finally:
+            raw.close()
