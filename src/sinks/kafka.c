@@ -187,6 +187,7 @@ static const struct {
     {"delivery.timeout.ms", "timeout"},
 };
 
+/* Whether conf's name reads a or b (a NULL: whether it is unset). */
 static bool conf_is(rd_kafka_conf_t *conf, const char *name, const char *a, const char *b)
 {
     char v[64];
