@@ -465,7 +465,7 @@ static void walk_string_map(struct loader *ld, struct walk *w, size_t i, yaml_no
             continue;
         }
         first[v.map.n] = kat;
-        v.map.pairs[v.map.n++] = (struct ob_config_pair){ob_xstrdup(scalar(kn)), text};
+        v.map.pairs[v.map.n++] = (struct ob_config_pair){ob_xstrdup(scalar(kn)), text, kat.line, kat.column};
     }
     free(first);
     if (ok)

@@ -26,6 +26,7 @@ enum ob_log_format { OB_LOG_TEXT, OB_LOG_JSON };
 struct ob_config_pair {
     char *key;
     char *value;
+    int line, column;                /* 1-based position of the key, 0 when not from a file */
 };
 
 /* A string→string map in file order (HTTP headers, a client library's properties). */

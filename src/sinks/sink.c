@@ -9,18 +9,20 @@
 extern const struct ob_sink_ops ob_stdout_sink_ops;
 extern const struct ob_sink_ops ob_file_sink_ops;
 extern const struct ob_sink_ops ob_http_sink_ops;
+extern const struct ob_sink_ops ob_kafka_sink_ops;
 extern const struct ob_sink_ops ob_sqs_sink_ops;
 extern const struct ob_sink_ops ob_sns_sink_ops;
 extern const struct ob_sink_ops ob_eventbridge_sink_ops;
 extern const struct ob_sink_ops ob_kinesis_sink_ops;
 
-/* Every sink this build has: a new sink is one line here. Messages and
+/* Every sink this build has: a new sink is a line here (and its extern). Messages and
  * docs list them in this order, and the generated example config shows
  * the first live. */
 static const struct ob_sink_schema *const sink_types[] = {
     &ob_http_sink_ops.schema,
     &ob_file_sink_ops.schema,
     &ob_stdout_sink_ops.schema,
+    &ob_kafka_sink_ops.schema,
     &ob_sqs_sink_ops.schema,
     &ob_sns_sink_ops.schema,
     &ob_eventbridge_sink_ops.schema,

@@ -11,6 +11,10 @@ Scenarios, each run BENCH_RUNS times (default 3), the median reported:
            already in the table; outboxd relays them to tests/bench/http_receiver
            and marks them; messages/s from the first arrival to the last mark,
            outboxd's CPU (user+sys of its process) per message, its peak RSS.
+  drain_kafka  the same drain through the kafka sink into librdkafka's mock cluster
+           (tests/tools/kafka_mock, 3 brokers, a topic of 6 partitions): msg/s from
+           the first delivery to the last mark, outboxd's CPU per message, its peak RSS;
+           the topic's record count (its high watermarks) against the messages.
   ceiling  the same conditional mark-published UpdateItems from bench_ceiling,
            at the relay's mark concurrency (shards x max_in_flight), no stream.
   latency  a producer writes at a fixed rate for BENCH_LATENCY_SECONDS (30);
@@ -111,7 +115,8 @@ class Receiver:
 class Outboxd:
     """outboxd run with a production-like config (defaults but for the stated knobs)."""
 
-    def __init__(self, endpoint, sink_url, poll_ms=POLL_MS, max_in_flight=MAX_IN_FLIGHT):
+    def __init__(self, endpoint, sink, poll_ms=POLL_MS, max_in_flight=MAX_IN_FLIGHT):
+        """sink: the `sinks:` list item (http_sink(url), kafka_sink(bootstraps))."""
         self.metrics_port = free_port()
         cfg = WORK / f"outboxd-{time.monotonic_ns()}.yaml"
         cfg.write_text(aws_section(endpoint) + f"""\
@@ -123,10 +128,7 @@ stream:
 relay:
   max_in_flight: {max_in_flight}
 sinks:
-  - name: hook
-    type: http
-    url: {sink_url}
-metrics:
+{sink}metrics:
   listen: 127.0.0.1:{self.metrics_port}
 log:
   level: warn
@@ -171,6 +173,17 @@ log:
             self.log_file.close()
         if rc != 0:
             raise RuntimeError(f"outboxd exited {rc}: {self.log_path.read_text()[-2000:]}")
+
+
+def http_sink(url):
+    return f"  - name: hook\n    type: http\n    url: {url}\n"
+
+
+KAFKA_TOPIC, KAFKA_PARTITIONS = "outbox", 6
+
+
+def kafka_sink(bootstraps):
+    return f"  - name: events\n    type: kafka\n    brokers: {bootstraps}\n    topic: {KAFKA_TOPIC}\n    properties: {{ linger.ms: \"5\" }}\n"
 
 
 def produce(endpoint, count, threads, rate=0, ids=False):
@@ -234,7 +247,7 @@ def drain_once(backend):
         produce(server.endpoint, MESSAGES, load_threads(backend))
         log(f"  loaded {MESSAGES} in {time.time() - t:.1f} s")
         recv = Receiver()
-        d = Outboxd(server.endpoint, recv.url)
+        d = Outboxd(server.endpoint, http_sink(recv.url))
         server_cpu0 = cpu_seconds(server.pid)
         first = None
         try:
@@ -264,6 +277,48 @@ def drain_once(backend):
                 "startup_to_first_s": round(first_us / 1e6 - d.started, 3),
                 "backend_cpu_us_per_message": round(server_cpu * 1e6 / MESSAGES, 1),
                 "delivered": len(set(ids)), "duplicates": len(ids) - len(set(ids))}
+    return with_backend(backend, run)
+
+
+def drain_kafka_once(backend):
+    from harness.kafka_mock import KafkaMock
+
+    def delivered(d):
+        return sum(v for (n, _), v in d.samples().items() if n == "outboxd_messages_delivered_total")
+
+    def run(server):
+        create_outbox_table(server, "outbox")
+        produce(server.endpoint, MESSAGES, load_threads(backend))
+        with KafkaMock(log_dir=WORK) as kafka:
+            kafka.create_topic(KAFKA_TOPIC, KAFKA_PARTITIONS)
+            kafka_cpu0 = cpu_seconds(kafka.proc.pid)
+            d = Outboxd(server.endpoint, kafka_sink(kafka.bootstraps))
+            first = None
+            try:
+                deadline = time.time() + 1800
+                while time.time() < deadline:
+                    if first is None and delivered(d) > 0:
+                        first = time.time()
+                    if d.marked() >= MESSAGES:
+                        break
+                    if d.proc.poll() is not None:
+                        raise RuntimeError(f"outboxd exited: {d.log_path.read_text()[-2000:]}")
+                    time.sleep(0.01)
+                else:
+                    raise RuntimeError(f"drain did not finish: {d.marked()} marked")
+                done = time.time()
+                cpu = cpu_seconds(d.pid)
+                rss = status_kib(d.pid, "VmHWM")
+                kafka_cpu = cpu_seconds(kafka.proc.pid) - kafka_cpu0
+            finally:
+                d.stop()
+            records = kafka.record_count(KAFKA_TOPIC)
+        seconds = done - first
+        return {"messages": MESSAGES, "seconds": round(seconds, 3), "messages_per_s": round(MESSAGES / seconds),
+                "cpu_us_per_message": round(cpu * 1e6 / MESSAGES, 1), "peak_rss_kib": rss,
+                "startup_to_first_s": round(first - d.started, 3),
+                "broker_cpu_us_per_message": round(kafka_cpu * 1e6 / MESSAGES, 1),
+                "records": records, "duplicates": records - MESSAGES}
     return with_backend(backend, run)
 
 
@@ -305,7 +360,7 @@ def with_ready_relay(backend, measure):
     def run(server):
         create_outbox_table(server, "outbox")
         recv = Receiver()
-        d = Outboxd(server.endpoint, recv.url)
+        d = Outboxd(server.endpoint, http_sink(recv.url))
         try:
             d.wait_ready()
             result = measure(server, d, recv)
@@ -416,6 +471,9 @@ def main():
         if want("drain"):
             results[f"drain_{b.name}"] = repeat(f"drain {b.label}", drain_once, b)
     for b in backends:
+        if want("drain_kafka"):
+            results[f"drain_kafka_{b.name}"] = repeat(f"drain kafka {b.label}", drain_kafka_once, b)
+    for b in backends:
         if want("ceiling"):
             results[f"ceiling_{b.name}"] = repeat(f"ceiling {b.label}", ceiling_once, b)
     if want("latency") and A in backends:
@@ -449,6 +507,13 @@ def print_table(r):
             add(f"drain {b.label}", f"{d['cpu_us_per_message']:.1f} us CPU/msg", "<= 30" if b.name == "B0" else "")
             add(f"drain {b.label}", f"{d['peak_rss_kib'] / 1024:.1f} MiB peak RSS", "<= 16")
             add(f"drain {b.label}", f"{d['duplicates']} duplicates, {d['delivered']} delivered")
+        k = r.get(f"drain_kafka_{b.name}")
+        if k:
+            add(f"drain kafka {b.label}", f"{k['messages_per_s']:,.0f} msg/s")
+            add(f"drain kafka {b.label}", f"{k['cpu_us_per_message']:.1f} us CPU/msg, "
+                f"mock cluster {k['broker_cpu_us_per_message']:.1f} us/msg")
+            add(f"drain kafka {b.label}", f"{k['peak_rss_kib'] / 1024:.1f} MiB peak RSS")
+            add(f"drain kafka {b.label}", f"{k['records']} records for {k['messages']} messages")
         if c:
             add(f"ceiling {b.label}", f"{c['ops_per_s']:,.0f} UpdateItem/s at {c['concurrency']} in flight")
         if c and d and b.name == "A":

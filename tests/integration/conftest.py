@@ -221,3 +221,11 @@ def kinesalite(tmp_path_factory):
     from harness.kinesalite import Kinesalite
     with Kinesalite(path=tmp_path_factory.mktemp("kinesalite") / "db") as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def kafka_mock():
+    """librdkafka's mock Kafka cluster, 3 brokers (harness/kafka_mock.py), one per test module."""
+    from harness.kafka_mock import KafkaMock
+    with KafkaMock() as cluster:
+        yield cluster

@@ -15,7 +15,7 @@ sinks:
 
 def test_check_and_run_both_refuse_a_sink_type_this_build_has_no_sink_for(tmp_config, run_outboxd):
     cfg = tmp_config(ABSENT_SINK)
-    error = f"{cfg}:7:11: error: unknown sink type 'pulsar' in sink 'events' (this build has: http, file, stdout, sqs, sns, eventbridge, kinesis)"
+    error = f"{cfg}:7:11: error: unknown sink type 'pulsar' in sink 'events' (this build has: http, file, stdout, kafka, sqs, sns, eventbridge, kinesis)"
     check = run_outboxd("check", "-c", cfg)
     run = run_outboxd("run", "-c", cfg, timeout=30)
     assert (check.returncode, check.stderr.splitlines()) == (78, [error])
