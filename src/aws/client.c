@@ -212,6 +212,15 @@ static const struct ob_aws_error_name aws_errors[] = {
     { "Throttling", OB_ERR_THROTTLED, true },
     { "TooManyRequestsException", OB_ERR_THROTTLED, true },
     { "SlowDown", OB_ERR_THROTTLED, true },
+    /* botocore's other throttling and transient names, for every service. */
+    { "ThrottledException", OB_ERR_THROTTLED, true },
+    { "RequestThrottledException", OB_ERR_THROTTLED, true },
+    { "RequestThrottled", OB_ERR_THROTTLED, true },
+    { "BandwidthLimitExceeded", OB_ERR_THROTTLED, true },
+    { "RequestLimitExceeded", OB_ERR_THROTTLED, true },
+    { "RequestTimeout", OB_ERR_SERVICE, true },
+    { "RequestTimeoutException", OB_ERR_SERVICE, true },
+    { "PriorRequestNotComplete", OB_ERR_SERVICE, true },
     { "ResourceNotFoundException", OB_ERR_NOT_FOUND, false },
     { "ValidationException", OB_ERR_VALIDATION, false },
     { "SerializationException", OB_ERR_VALIDATION, false },
@@ -241,7 +250,8 @@ static void classify_named(const struct ob_aws_service *service, long http_statu
                            const char *message, struct ob_error *err)
 {
     enum ob_err code = http_status >= 500 ? OB_ERR_SERVICE : OB_ERR_HTTP;
-    bool retriable = http_status >= 500 || http_status == 429;
+    /* 408: the request timed out on its way (a proxy, a load balancer): SPEC §3's retriable. */
+    bool retriable = http_status >= 500 || http_status == 429 || http_status == 408;
     if (http_status == 429)
         code = OB_ERR_THROTTLED;
     const struct ob_aws_error_name *known = service ? find_error_name(service->errors, service->n_errors, name) : NULL;

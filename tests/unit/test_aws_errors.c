@@ -69,6 +69,41 @@ TEST(server_errors_are_retriable_and_unknown_4xx_are_not)
     CHECK_INT(e.code, OB_ERR_ACCESS_DENIED);
 }
 
+/* SPEC §3: a 408 is retriable, as botocore's transient names are (a proxy
+ * or load balancer in front of the service answers them): a sink's
+ * message failing so is retried, not rejected toward its dead letter. */
+TEST(a_request_timeout_is_retriable_by_its_status_or_its_name)
+{
+    struct ob_error e = classify_of(NULL, 408, "<html>Request Timeout</html>");
+    CHECK(e.retriable);
+    CHECK_INT(e.http_status, 408);
+    static const char *const transient[] = { "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete" };
+    for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"__type\":\"%s\",\"message\":\"m\"}", transient[i]);
+        e = classify_of(NULL, 400, body);
+        if (!e.retriable)
+            ob_test_fail(__FILE__, __LINE__, "%s is not retriable", transient[i]);
+    }
+    ob_aws_classify_xml_error(NULL, 408, NULL, 0, &e);
+    CHECK(e.retriable);
+}
+
+/* botocore's standard mode takes these as throttling from any service; a
+ * 400 naming one is not a rejection of the message. */
+TEST(the_throttling_names_botocore_knows_are_throttles_of_every_service)
+{
+    static const char *const names[] = { "ThrottledException", "RequestThrottledException", "RequestThrottled",
+                                         "BandwidthLimitExceeded", "RequestLimitExceeded" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"__type\":\"x#%s\",\"message\":\"slow down\"}", names[i]);
+        struct ob_error e = classify_of(NULL, 400, body);
+        if (e.code != OB_ERR_THROTTLED || !e.retriable)
+            ob_test_fail(__FILE__, __LINE__, "%s: code %d retriable %d", names[i], (int)e.code, e.retriable);
+    }
+}
+
 /* Every error name outboxd knows, by the code and retriability a DynamoDB
  * or Streams answer naming it gets. */
 static const struct {
