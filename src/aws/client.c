@@ -271,28 +271,57 @@ static void classify_named(const struct ob_aws_service *service, long http_statu
         snprintf(err->aws_type, sizeof err->aws_type, "%s", name);
 }
 
-void ob_aws_classify_error(const struct ob_aws_service *service, long http_status, const json_t *body,
-                           struct ob_error *err)
+/* What an error answer says: its name and its message, each when it has one. */
+struct error_said {
+    struct ob_buf name, message;
+    bool named, said;
+};
+
+static void said_json(const json_t *body, struct error_said *s)
 {
     const char *type = json_string_value(json_object_get(body, "__type"));
     const char *message = json_string_value(json_object_get(body, "message"));
     if (!message)
         message = json_string_value(json_object_get(body, "Message"));
     const char *name = type ? strrchr(type, '#') : NULL;
-    classify_named(service, http_status, name ? name + 1 : type, message, err);
+    name = name ? name + 1 : type;
+    if ((s->named = name != NULL))
+        ob_buf_puts(&s->name, name);
+    if ((s->said = message != NULL))
+        ob_buf_puts(&s->message, message);
+}
+
+static void said_xml(const char *body, size_t len, struct error_said *s)
+{
+    struct ob_xml_span xml = { body ? body : "", body ? len : 0 };
+    s->named = ob_xml_text(xml, "Code", &s->name);
+    s->said = ob_xml_text(xml, "Message", &s->message);
+}
+
+/* Classifies what s says, and frees it. */
+static void classify_said(const struct ob_aws_service *service, long http_status, struct error_said *s,
+                          struct ob_error *err)
+{
+    classify_named(service, http_status, s->named ? ob_buf_cstr(&s->name) : NULL,
+                   s->said ? ob_buf_cstr(&s->message) : NULL, err);
+    ob_buf_free(&s->name);
+    ob_buf_free(&s->message);
+}
+
+void ob_aws_classify_error(const struct ob_aws_service *service, long http_status, const json_t *body,
+                           struct ob_error *err)
+{
+    struct error_said s = { 0 };
+    said_json(body, &s);
+    classify_said(service, http_status, &s, err);
 }
 
 void ob_aws_classify_xml_error(const struct ob_aws_service *service, long http_status, const char *body, size_t len,
                                struct ob_error *err)
 {
-    struct ob_xml_span xml = { body ? body : "", body ? len : 0 };
-    struct ob_buf name = { 0 }, message = { 0 };
-    bool named = ob_xml_text(xml, "Code", &name);
-    bool said = ob_xml_text(xml, "Message", &message);
-    classify_named(service, http_status, named ? ob_buf_cstr(&name) : NULL, said ? ob_buf_cstr(&message) : NULL,
-                   err);
-    ob_buf_free(&name);
-    ob_buf_free(&message);
+    struct error_said s = { 0 };
+    said_xml(body, len, &s);
+    classify_said(service, http_status, &s, err);
 }
 
 static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call, struct ob_error *err)
@@ -396,13 +425,15 @@ static void count_request(struct ob_aws_session *s, const char *operation)
 /* Masks the client's secrets where an error answer quotes them: a
  * signature mismatch quotes the canonical request, whose
  * x-amz-security-token line is the session token. Same length, so the
- * answer stays readable; what is read from it then holds no secret (SPEC §7). */
-static void mask_secrets(struct ob_buf *rx, const struct ob_aws_credentials *creds)
+ * answer stays readable. The answer's bytes are masked, and what is read
+ * from them again: JSON may write a token's '/' as "\/", XML a character
+ * as a reference, which the bytes do not match (SPEC §7). */
+static void mask_secrets(struct ob_buf *text, const struct ob_aws_credentials *creds)
 {
     const char *secrets[] = { creds->session_token, creds->secret_access_key };
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
         size_t n = secrets[i] ? strlen(secrets[i]) : 0;
-        char *at = rx->data, *end = rx->data + rx->len;
+        char *at = text->data, *end = text->data + text->len;
         while (n && at && (at = memmem(at, (size_t)(end - at), secrets[i], n))) {
             memset(at, '*', n);
             at += n;
@@ -441,16 +472,19 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
             mask_secrets(&call->rx, &c->creds);
         call->response = call->rx.len && !query && !(success && call->raw_success)
                              ? json_loadb(call->rx.data, call->rx.len, 0, &jerr) : NULL;
-        if (query && !success) {
-            ob_aws_classify_xml_error(call->service, status, call->rx.data, call->rx.len, &call->err);
-        } else if (success) {
-            if (!call->response && !call->raw_success && !query) {
-                ob_error_set(&call->err, OB_ERR_SERVICE, "%s: HTTP %ld with an unreadable JSON body",
-                             call->operation, status);
-                call->err.retriable = true;
-            }
-        } else {
-            ob_aws_classify_error(call->service, status, call->response, &call->err);
+        if (!success) {
+            struct error_said said = { 0 };
+            if (query)
+                said_xml(call->rx.data, call->rx.len, &said);
+            else
+                said_json(call->response, &said);
+            mask_secrets(&said.name, &c->creds);
+            mask_secrets(&said.message, &c->creds);
+            classify_said(call->service, status, &said, &call->err);
+        } else if (!call->response && !call->raw_success && !query) {
+            ob_error_set(&call->err, OB_ERR_SERVICE, "%s: HTTP %ld with an unreadable JSON body", call->operation,
+                         status);
+            call->err.retriable = true;
         }
     }
     call->http_status = status;

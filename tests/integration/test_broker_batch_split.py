@@ -1,10 +1,18 @@
 """The AWS sinks' shared batch sending (sinks/aws_sink.c), through the eventbridge sink against
 harness/eventbridge_server.py: a call of several entries refused as a whole as invalid may be
 one entry's fault, so each of its entries is sent again in a call of its own and only the one
-refused fails."""
+refused fails. And what the AWS sinks' calls read from their answers, against small loopback
+endpoints (_Endpoint): an error answer's secrets."""
 
 import base64
+import http.server
 import json
+import subprocess
+import threading
+
+import yaml
+
+from outboxd_config import tool, tool_env
 
 
 def msg(sk):
@@ -23,3 +31,66 @@ def test_a_call_refused_whole_as_invalid_is_sent_again_entry_by_entry_and_only_t
     assert [len(c.entries) for c in eventbridge.calls()] == [3, 1, 1, 1]
     acked = sorted(json.loads(e.detail)["id"] for e in eventbridge.events())
     assert acked == sorted(r["sk"] for r in run.results if r["result"] == "ack")
+
+
+class _Endpoint:
+    """A loopback AWS JSON endpoint: answer(headers, request) gives each call's status and body."""
+
+    def __init__(self, answer):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                status, text = answer(self.headers, request)
+                body = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def publish_with_session_token(tmp_path, endpoint, token):
+    """sink_publish of one message through an eventbridge sink whose credentials carry token."""
+    config = tmp_path / "sink_publish.yaml"
+    config.write_text(yaml.safe_dump({
+        "aws": {"region": "us-east-1", "access_key_id": "AKIDTEST", "secret_access_key": "testsecret",
+                "session_token": token},
+        "table": {"name": "outbox"},
+        "sinks": [{"name": "s", "type": "eventbridge", "endpoint": endpoint}],
+        "default_sink": "s"}))
+    p = subprocess.run([tool("sink_publish"), str(config), "s"], input=(json.dumps(msg("m1")) + "\n").encode(),
+                       capture_output=True, timeout=30, env=tool_env())
+    return json.loads(p.stdout), p.stderr.decode()
+
+
+def test_a_refusal_quoting_the_session_token_json_escaped_keeps_it_out_of_the_error(tmp_path):
+    # A real token holds '/' and '+'; JSON may write '/' as "\/" (and any character as \uXXXX):
+    # the answer's bytes then do not hold the token, but the message read from them does (SPEC §7).
+    token = "IQoJb3JpZ2luX2VjEXAMPLE/" + "Zm9v+YmFy/" * 40
+
+    def answer(headers, request):
+        quoted = f"POST\n/\n\nhost:{headers['Host']}\nx-amz-security-token:{headers['X-Amz-Security-Token']}\n"
+        message = json.dumps(f"The Canonical String for this request should have been\n'{quoted}'")
+        return 400, '{"__type":"InvalidSignatureException","message":' + message.replace("/", "\\/") + "}"
+
+    with _Endpoint(answer) as server:
+        result, stderr = publish_with_session_token(tmp_path, server.url, token)
+    assert result["result"] == "reject" and "InvalidSignatureException" in result["error"], result
+    assert "x-amz-security-token:" in result["error"], result
+    pieces = [p for p in token.split("/") if p]
+    assert not any(p[:12] in result["error"] or p[:12] in stderr for p in pieces), result
+
