@@ -517,6 +517,19 @@ static size_t entries_named(struct ob_sqs_entry *const *live, size_t n, const ch
     return k;
 }
 
+/* Whether url (an answer's QueueUrl, possibly NULL) is a queue URL whose
+ * queue is name: it is kept for the sink's life, and every message to
+ * name goes there. */
+static bool url_of_queue(const char *url, const char *name)
+{
+    const char *why;
+    size_t len;
+    if (!url || !ob_sqs_is_url(url) || !ob_sqs_queue_valid(url, &why))
+        return false;
+    const char *named = queue_name(url, &len);
+    return len == strlen(name) && memcmp(named, name, len) == 0;
+}
+
 /* Sets the queue URL of the live entries of calls[0..n)'s names from
  * their answers; the others get their result. */
 static void read_urls(struct sqs_sink *s, const struct url_call *calls, size_t n_calls,
@@ -530,9 +543,10 @@ static void read_urls(struct sqs_sink *s, const struct url_call *calls, size_t n
             ob_aws_sink_call_failed(&calls[c].call, ds, k);
             continue;
         }
-        if (!url || !*url) {
+        if (!url_of_queue(url, calls[c].name)) {
             for (size_t i = 0; i < k; i++)
-                ob_delivery_set(ds[i], OB_DELIVERY_RETRY, "GetQueueUrl: the answer has no QueueUrl");
+                ob_delivery_set(ds[i], OB_DELIVERY_RETRY, "GetQueueUrl: the answer's QueueUrl '%.200s' is not a URL "
+                                "of queue '%s'", url ? url : "", calls[c].name);
             continue;
         }
         url = url_keep(s, calls[c].name, url);

@@ -2,9 +2,10 @@
 harness/eventbridge_server.py: a call of several entries refused as a whole as invalid may be
 one entry's fault, so each of its entries is sent again in a call of its own and only the one
 refused fails. And what the AWS sinks' calls read from their answers, against small loopback
-endpoints (_Endpoint): an error answer's secrets."""
+endpoints (_Endpoint): an error answer's secrets, a GetQueueUrl answer kept for the sink's life."""
 
 import base64
+import hashlib
 import http.server
 import json
 import subprocess
@@ -94,3 +95,23 @@ def test_a_refusal_quoting_the_session_token_json_escaped_keeps_it_out_of_the_er
     pieces = [p for p in token.split("/") if p]
     assert not any(p[:12] in result["error"] or p[:12] in stderr for p in pieces), result
 
+
+def test_a_queue_url_answered_for_another_queue_than_the_name_asked_is_not_kept_or_used(sink_publish):
+    # GetQueueUrl's answer is kept for the sink's life: one naming another queue would send (and
+    # acknowledge) every message of the asked queue into that one.
+    sent_to = []
+
+    def answer(headers, request):
+        if headers["X-Amz-Target"] == "AmazonSQS.GetQueueUrl":
+            return 200, json.dumps({"QueueUrl": f"http://127.0.0.1:1/000000000000/other-{request['QueueName']}"})
+        sent_to.append(request["QueueUrl"])
+        return 200, json.dumps({"Successful": [
+            {"Id": e["Id"], "MessageId": "x", "MD5OfMessageBody": hashlib.md5(e["MessageBody"].encode()).hexdigest()}
+            for e in request["Entries"]], "Failed": []})
+
+    with _Endpoint(answer) as server:
+        run = sink_publish({"type": "sqs", "queue_url": "orders", "endpoint": server.url}, [msg("m1")])
+    result, = run.results
+    assert result["result"] == "retry" and "GetQueueUrl" in result["error"], result
+    assert "other-orders" in result["error"], result
+    assert sent_to == []
