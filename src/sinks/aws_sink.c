@@ -122,9 +122,14 @@ void ob_aws_sink_session_done(struct ob_aws_sink *s, struct ob_aws_session *sess
 void ob_aws_sink_call_failed(const struct ob_aws_call *call, struct ob_delivery *const *d, size_t n)
 {
     bool unreachable = call->http_status == 0 && call->exchange.failure == OB_HTTP_CONNECT;
-    /* Expired temporary credentials are renewed, not the message's fault (SPEC §6). */
-    bool expired = strncmp(call->err.aws_type, "ExpiredToken", 12) == 0;
-    enum ob_delivery_result result = call->err.retriable || expired ? OB_DELIVERY_RETRY : OB_DELIVERY_REJECT;
+    /* Credentials or rights the service refuses (wrong, rotated or expired
+     * keys, a clock off, a policy or key that does not allow it) are the
+     * operator's to fix, not the message's (SPEC §6: an expired token is
+     * never a dead letter): retried. Refused for every message, the sink is
+     * down and its messages wait; refused for one destination while others
+     * go, its attempts count and max_attempts ends them. */
+    bool refused_rights = call->err.code == OB_ERR_ACCESS_DENIED;
+    enum ob_delivery_result result = call->err.retriable || refused_rights ? OB_DELIVERY_RETRY : OB_DELIVERY_REJECT;
     for (size_t i = 0; i < n; i++) {
         ob_delivery_set(d[i], result, "%s: %s", call->operation, call->err.msg);
         d[i]->unreachable = unreachable;

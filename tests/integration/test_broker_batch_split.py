@@ -90,7 +90,7 @@ def test_a_refusal_quoting_the_session_token_json_escaped_keeps_it_out_of_the_er
 
     with _Endpoint(answer) as server:
         result, stderr = publish_with_session_token(tmp_path, server.url, token)
-    assert result["result"] == "reject" and "InvalidSignatureException" in result["error"], result
+    assert result["result"] == "retry" and "InvalidSignatureException" in result["error"], result
     assert "x-amz-security-token:" in result["error"], result
     pieces = [p for p in token.split("/") if p]
     assert not any(p[:12] in result["error"] or p[:12] in stderr for p in pieces), result

@@ -195,6 +195,6 @@ def test_a_refusal_that_quotes_the_signed_request_keeps_the_session_token_out_of
     finally:
         server.shutdown()
     result = json.loads(p.stdout)
-    assert result["result"] == "reject" and "SignatureDoesNotMatch" in result["error"], result
+    assert result["result"] == "retry" and "SignatureDoesNotMatch" in result["error"], result
     assert "x-amz-security-token:" in result["error"], result
     assert token[:16] not in result["error"] and token[:16].encode() not in p.stderr, result

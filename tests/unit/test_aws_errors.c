@@ -232,3 +232,18 @@ TEST(query_protocol_errors_are_read_from_code_and_message)
     ob_aws_classify_xml_error(NULL, 404, NULL, 0, &e);
     CHECK(!e.retriable);
 }
+
+/* Keys or a clock the service refuses, in every spelling services use, are access denied. */
+TEST(refused_signatures_keys_and_clocks_are_access_denied)
+{
+    static const char *const names[] = {"SignatureDoesNotMatch", "InvalidClientTokenId", "AuthFailure",
+                                        "RequestExpired", "RequestTimeTooSkewed", "ExpiredToken"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code>"
+                 "<Message>no</Message></Error></ErrorResponse>", names[i]);
+        struct ob_error e = { 0 };
+        ob_aws_classify_xml_error(NULL, 403, body, strlen(body), &e);
+        CHECK_INT(e.code, OB_ERR_ACCESS_DENIED);
+    }
+}

@@ -85,3 +85,28 @@ TEST(aws_pack_of_no_entries_is_no_call)
     size_t call_of[1];
     CHECK_INT(pack(&at_most_10_and_100_bytes, NULL, NULL, 0, call_of), 0);
 }
+
+/* A call failed as a whole with this error: its message's result. */
+static struct ob_delivery failed_with(enum ob_err code, bool retriable, const char *aws_type)
+{
+    struct ob_delivery d = {0};
+    struct ob_aws_call call = {.operation = "PutEvents", .result = code};
+    ob_error_set(&call.err, code, "%s: refused", aws_type);
+    call.err.retriable = retriable;
+    snprintf(call.err.aws_type, sizeof call.err.aws_type, "%s", aws_type);
+    call.http_status = 400;
+    struct ob_delivery *dp = &d;
+    ob_aws_sink_call_failed(&call, &dp, 1);
+    return d;
+}
+
+TEST(refused_credentials_or_rights_are_retried_never_a_rejection_of_the_message)
+{
+    static const char *const names[] = {"ExpiredTokenException", "SignatureDoesNotMatch", "AccessDeniedException",
+                                        "UnrecognizedClientException", "KmsAccessDenied"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        CHECK_INT(failed_with(OB_ERR_ACCESS_DENIED, false, names[i]).result, OB_DELIVERY_RETRY);
+    CHECK_INT(failed_with(OB_ERR_THROTTLED, true, "ThrottlingException").result, OB_DELIVERY_RETRY);
+    CHECK_INT(failed_with(OB_ERR_NOT_FOUND, false, "ResourceNotFoundException").result, OB_DELIVERY_REJECT);
+    CHECK_INT(failed_with(OB_ERR_VALIDATION, false, "ValidationException").result, OB_DELIVERY_REJECT);
+}
