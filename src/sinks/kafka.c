@@ -210,6 +210,8 @@ static const char *guarantee_broken(rd_kafka_conf_t *conf)
                "producers of a key reach the same partition";
     if (!conf_is(conf, "transactional.id", NULL, NULL))
         return "the sink's producer is not transactional: transactional.id cannot be set";
+    if (!conf_is(conf, "delivery.report.only.error", "false", NULL))
+        return "a record counts as delivered on its delivery report: delivery.report.only.error must stay false";
     return NULL;
 }
 

@@ -190,6 +190,18 @@ TEST(kafka_properties_cannot_turn_off_the_guarantees)
     ob_buf_free(&e);
 }
 
+/* With it librdkafka reports failures only: a publish would wait out its
+ * timeout for every delivered record and have it sent again, forever. */
+TEST(kafka_properties_cannot_turn_off_the_delivery_reports_of_successes)
+{
+    struct ob_buf e = {0};
+    load_errors("    properties: { delivery.report.only.error: \"true\" }\n", &e);
+    CHECK_STR(ob_buf_cstr(&e), "test.yaml:10:19: error: properties of kafka sink 'k': 'delivery.report.only.error' "
+                               "cannot be set: a record counts as delivered on its delivery report: "
+                               "delivery.report.only.error must stay false");
+    ob_buf_free(&e);
+}
+
 TEST(kafka_properties_that_a_key_sets_are_refused)
 {
     struct ob_buf e = {0};
