@@ -210,6 +210,8 @@ static const char *guarantee_broken(rd_kafka_conf_t *conf)
                "producers of a key reach the same partition";
     if (!conf_is(conf, "transactional.id", NULL, NULL))
         return "the sink's producer is not transactional: transactional.id cannot be set";
+    if (!conf_is(conf, "delivery.report.only.error", "false", NULL))
+        return "a record counts as delivered on its delivery report: delivery.report.only.error must stay false";
     return NULL;
 }
 
@@ -448,6 +450,87 @@ static struct ob_config_pos pair_pos(const struct ob_config_pair *p)
     return (struct ob_config_pos){p->line, p->column};
 }
 
+static enum ob_err conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, struct ob_error *err)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) == RD_KAFKA_CONF_OK)
+        return OB_OK;
+    return ob_error_set(err, OB_ERR_CONFIG, "librdkafka refuses %s: %s", name, errstr);
+}
+
+/* *out (the caller's, also after an error): the settings of cfg's keys,
+ * not its properties nor the callbacks; brokers NULL: none. A key left
+ * unset (a sasl_username check reported) is left out. */
+static enum ob_err keys_conf(const struct ob_config_sink *cfg, const char *brokers, rd_kafka_conf_t **out,
+                             struct ob_error *err)
+{
+    rd_kafka_conf_t *conf = *out = ob_kafka_conf_new();
+    int mech = mechanism_of(cfg);
+    bool tls = ob_sink_opt_bool(cfg, "tls") || mech == MECH_AWS_MSK_IAM;
+    bool verify = ob_sink_opt_bool(cfg, "tls_verify");
+    bool password = mech >= 0 && mech != MECH_AWS_MSK_IAM;
+    char timeout[24];
+    snprintf(timeout, sizeof timeout, "%lld", (long long)ob_sink_opt_duration_ms(cfg, "timeout"));
+    const char *protocol = mech < 0 ? (tls ? "ssl" : "plaintext") : (tls ? "sasl_ssl" : "sasl_plaintext");
+    const char *settings[][2] = {
+        {"bootstrap.servers", brokers},
+        {"client.id", "outboxd"},
+        /* The Java client's: a broker back from an outage is used within a
+         * second (librdkafka's own default waits up to 10 s). */
+        {"reconnect.backoff.max.ms", "1000"},
+        /* A shard waits for each wave's acknowledgements before its next:
+         * librdkafka's 5 ms linger would be on every wave (a drain ran at
+         * a third of the rate); with none, each record is a request. */
+        {"linger.ms", "1"},
+        {"message.timeout.ms", timeout},
+        {"security.protocol", protocol},
+        {"enable.ssl.certificate.verification", verify ? "true" : "false"},
+        {"ssl.endpoint.identification.algorithm", verify ? "https" : "none"},
+        {"sasl.mechanisms", mech >= 0 ? rdkafka_mechanisms[mech] : NULL},
+        {"sasl.username", password ? ob_sink_opt_str(cfg, "sasl_username") : NULL},
+        {"sasl.password", password ? ob_sink_opt_str(cfg, "sasl_password") : NULL},
+    };
+    enum ob_err rc = OB_OK;
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0] && !rc; i++)
+        if (settings[i][1])
+            rc = conf_set(conf, settings[i][0], settings[i][1], err);
+    return rc;
+}
+
+static void log_nowhere(const rd_kafka_t *rk, int level, const char *facility, const char *line)
+{
+    (void)rk;
+    (void)level;
+    (void)facility;
+    (void)line;
+}
+
+static void token_nowhere(rd_kafka_t *rk, const char *config, void *opaque)
+{
+    (void)rk;
+    (void)config;
+    (void)opaque;
+}
+
+/* Whether librdkafka makes a producer of (a copy of) conf, which has no
+ * brokers: it connects nowhere. Some settings it refuses only together
+ * (max.in.flight over 5 with idempotence, linger.ms past
+ * message.timeout.ms), there; why in its words when not. */
+static bool producer_made(const rd_kafka_conf_t *conf, bool oauthbearer, char *why, size_t why_size)
+{
+    rd_kafka_conf_t *trial = rd_kafka_conf_dup(conf);
+    rd_kafka_conf_set_log_cb(trial, log_nowhere);
+    if (oauthbearer)
+        rd_kafka_conf_set_oauthbearer_token_refresh_cb(trial, token_nowhere);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, trial, why, why_size);
+    if (!rk) {
+        rd_kafka_conf_destroy(trial);
+        return false;
+    }
+    rd_kafka_destroy(rk);
+    return true;
+}
+
 static void kafka_check(const struct ob_config_sink *sink, struct ob_sink_check *c)
 {
     int mech = mechanism_of(sink);
@@ -470,16 +553,37 @@ static void kafka_check(const struct ob_config_sink *sink, struct ob_sink_check 
         ob_sink_check_error(c, ob_sink_check_value_at(c, "region"), "region of %s is for sasl_mechanism aws_msk_iam",
                             owner);
 
+    /* The producer `run` would make, without its brokers: the keys, then
+     * each property against them and the properties taken before it. */
+    bool whole = !(mech == MECH_PLAIN || mech == MECH_SCRAM_256 || mech == MECH_SCRAM_512) || (user && pass);
+    char refused[512];
+    rd_kafka_conf_t *conf = NULL;
+    struct ob_error err = {0};
+    if (keys_conf(sink, NULL, &conf, &err)) {
+        ob_sink_check_error(c, ob_sink_check_value_at(c, "timeout"), "timeout of %s: %s", owner, err.msg);
+        whole = false;
+    } else if (whole && !producer_made(conf, mech == MECH_AWS_MSK_IAM, refused, sizeof refused)) {
+        ob_sink_check_error(c, ob_sink_check_value_at(c, "timeout"), "timeout of %s: librdkafka refuses the "
+                            "producer: %s", owner, refused);
+        whole = false;
+    }
     const struct ob_config_map *props = ob_sink_opt_map(sink, "properties");
-    rd_kafka_conf_t *conf = ob_kafka_conf_new();
     for (size_t i = 0; i < props->n; i++) {
+        const struct ob_config_pair *pair = &props->pairs[i];
+        rd_kafka_conf_t *next = rd_kafka_conf_dup(conf);
         char why[768];
-        if (!ob_kafka_property_set(conf, props->pairs[i].key, props->pairs[i].value, why, sizeof why)) {
-            ob_sink_check_error(c, pair_pos(&props->pairs[i]), "properties of %s: %s", owner, why);
-            /* Later properties are checked against the guarantees, not this one. */
-            rd_kafka_conf_destroy(conf);
-            conf = ob_kafka_conf_new();
+        bool taken = ob_kafka_property_set(next, pair->key, pair->value, why, sizeof why);
+        if (taken && whole && !producer_made(next, mech == MECH_AWS_MSK_IAM, refused, sizeof refused)) {
+            snprintf(why, sizeof why, "librdkafka refuses the producer with '%s': %s", pair->key, refused);
+            taken = false;
         }
+        if (!taken) {
+            ob_sink_check_error(c, pair_pos(pair), "properties of %s: %s", owner, why);
+            rd_kafka_conf_destroy(next);
+            continue;
+        }
+        rd_kafka_conf_destroy(conf);
+        conf = next;
     }
     rd_kafka_conf_destroy(conf);
 }
@@ -509,51 +613,13 @@ static void sink_free(struct kafka_sink *s)
     free(s);
 }
 
-static enum ob_err conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, struct ob_error *err)
-{
-    char errstr[512];
-    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) == RD_KAFKA_CONF_OK)
-        return OB_OK;
-    return ob_error_set(err, OB_ERR_CONFIG, "librdkafka refuses %s: %s", name, errstr);
-}
-
 /* s->conf from the section: the sink's keys, then `properties`. */
 static enum ob_err conf_build(struct kafka_sink *s, const struct ob_config_sink *cfg, struct ob_error *err)
 {
-    rd_kafka_conf_t *conf = s->conf = ob_kafka_conf_new();
-    int mech = mechanism_of(cfg);
-    bool tls = ob_sink_opt_bool(cfg, "tls") || mech == MECH_AWS_MSK_IAM;
-    bool verify = ob_sink_opt_bool(cfg, "tls_verify");
-    char timeout[24];
-    snprintf(timeout, sizeof timeout, "%lld", (long long)s->timeout_ms);
-    const char *protocol = mech < 0 ? (tls ? "ssl" : "plaintext") : (tls ? "sasl_ssl" : "sasl_plaintext");
-    const char *settings[][2] = {
-        {"bootstrap.servers", ob_sink_opt_str(cfg, "brokers")},
-        {"client.id", "outboxd"},
-        /* The Java client's: a broker back from an outage is used within a
-         * second (librdkafka's own default waits up to 10 s). */
-        {"reconnect.backoff.max.ms", "1000"},
-        /* A shard waits for each wave's acknowledgements before its next:
-         * librdkafka's 5 ms linger would be on every wave (a drain ran at
-         * a third of the rate); with none, each record is a request. */
-        {"linger.ms", "1"},
-        {"message.timeout.ms", timeout},
-        {"security.protocol", protocol},
-        {"enable.ssl.certificate.verification", verify ? "true" : "false"},
-        {"ssl.endpoint.identification.algorithm", verify ? "https" : "none"},
-    };
-    enum ob_err rc = OB_OK;
-    for (size_t i = 0; i < sizeof settings / sizeof settings[0] && !rc; i++)
-        rc = conf_set(conf, settings[i][0], settings[i][1], err);
-    if (!rc && mech >= 0)
-        rc = conf_set(conf, "sasl.mechanisms", rdkafka_mechanisms[mech], err);
-    if (!rc && mech >= 0 && mech != MECH_AWS_MSK_IAM) {
-        rc = conf_set(conf, "sasl.username", ob_sink_opt_str(cfg, "sasl_username"), err);
-        if (!rc)
-            rc = conf_set(conf, "sasl.password", ob_sink_opt_str(cfg, "sasl_password"), err);
-    }
+    enum ob_err rc = keys_conf(cfg, ob_sink_opt_str(cfg, "brokers"), &s->conf, err);
     if (rc)
         return rc;
+    rd_kafka_conf_t *conf = s->conf;
     const struct ob_config_map *props = ob_sink_opt_map(cfg, "properties");
     for (size_t i = 0; i < props->n; i++) {
         char why[768];
@@ -566,7 +632,7 @@ static enum ob_err conf_build(struct kafka_sink *s, const struct ob_config_sink 
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
-    if (mech == MECH_AWS_MSK_IAM)
+    if (mechanism_of(cfg) == MECH_AWS_MSK_IAM)
         rd_kafka_conf_set_oauthbearer_token_refresh_cb(conf, on_token_refresh);
     return OB_OK;
 }

@@ -190,6 +190,38 @@ TEST(kafka_properties_cannot_turn_off_the_guarantees)
     ob_buf_free(&e);
 }
 
+/* With it librdkafka reports failures only: a publish would wait out its
+ * timeout for every delivered record and have it sent again, forever. */
+TEST(kafka_properties_cannot_turn_off_the_delivery_reports_of_successes)
+{
+    struct ob_buf e = {0};
+    load_errors("    properties: { delivery.report.only.error: \"true\" }\n", &e);
+    CHECK_STR(ob_buf_cstr(&e), "test.yaml:10:19: error: properties of kafka sink 'k': 'delivery.report.only.error' "
+                               "cannot be set: a record counts as delivered on its delivery report: "
+                               "delivery.report.only.error must stay false");
+    ob_buf_free(&e);
+}
+
+/* Settings librdkafka takes one by one but refuses together when the
+ * producer is made: check says so, not the start of `run`. */
+TEST(kafka_check_reports_what_librdkafka_refuses_only_when_the_producer_is_made)
+{
+    struct ob_buf e = {0};
+    load_errors("    properties:\n      max.in.flight: \"10\"\n      linger.ms: \"20\"\n      retries: \"0\"\n", &e);
+    CHECK_STR(ob_buf_cstr(&e),
+              "test.yaml:11:7: error: properties of kafka sink 'k': librdkafka refuses the producer with "
+              "'max.in.flight': `max.in.flight` must be set <= 5 when `enable.idempotence` is true\n"
+              "test.yaml:13:7: error: properties of kafka sink 'k': librdkafka refuses the producer with "
+              "'retries': `retries` must be set >= 1 when `enable.idempotence` is true");
+    load_errors("    timeout: 30d\n", &e);
+    CHECK(strstr(ob_buf_cstr(&e), "test.yaml:10:14: error: timeout of kafka sink 'k': librdkafka refuses "
+                                  "message.timeout.ms: "));
+    load_errors("    timeout: 50ms\n    properties: { linger.ms: \"100\" }\n", &e);
+    CHECK_STR(ob_buf_cstr(&e), "test.yaml:11:19: error: properties of kafka sink 'k': librdkafka refuses the "
+                               "producer with 'linger.ms': `message.timeout.ms` must be greater than `linger.ms`");
+    ob_buf_free(&e);
+}
+
 TEST(kafka_properties_that_a_key_sets_are_refused)
 {
     struct ob_buf e = {0};
