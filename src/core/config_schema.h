@@ -75,7 +75,8 @@ struct ob_sink_schema {
     const struct ob_config_key *keys;  /* the type's own; ob_sink_common_keys come before them */
     size_t n_keys;
     /* Rules between the section's keys, once each was typed and
-     * defaulted: reports through c, does no I/O. NULL: none. */
+     * defaulted: reports through c, connects nowhere and writes nothing
+     * (it may read a file the section names, as a TLS setup does). NULL: none. */
     void (*check)(const struct ob_config_sink *sink, struct ob_sink_check *c);
 };
 
