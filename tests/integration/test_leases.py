@@ -74,7 +74,9 @@ def test_three_instances_share_shards_take_over_a_killed_one_and_rebalance(
     assert wait_until(lambda: all(s in taken_over() for s in victim), 20), (victim, taken_over())
     delays = [taken_over()[s] - killed_at for s in victim]
     print(f"\ntakeover of {len(victim)} shards after kill -9: {max(delays):.2f} s at most")
-    assert max(delays) <= DURATION + POLL + 1.0, delays
+    # The slack is the scheduling of a loaded 2-core machine under a sanitizer (4.6 s seen
+    # against 4.25 with 1 s); a take-over that waited out a second lease period would be 6 s or more.
+    assert max(delays) <= DURATION + POLL + 2.0, delays
 
     # Started again under the same id: the leases rebalance towards it.
     procs["b2"] = spawn_outboxd("run", "-c", cfgs["b"], name="b2")
