@@ -154,7 +154,7 @@ def test_a_failed_entry_fails_its_message_alone_by_its_error_code(eventbridge, s
 
 @pytest.mark.parametrize("status,code,result", [
     (400, "ThrottlingException", "retry"), (500, "InternalException", "retry"), (503, "ServiceUnavailable", "retry"),
-    (400, "AccessDeniedException", "reject")])
+    (400, "AccessDeniedException", "retry")])
 def test_a_call_that_fails_as_a_whole_fails_its_entries_by_the_error(eventbridge, sink_publish, status, code,
                                                                      result):
     eventbridge.fail_calls(3, status=status, code=code)     # every attempt the client makes
