@@ -6,15 +6,12 @@ token."""
 
 import base64
 import json
-import threading
 import time
 
-import pytest
 
 from broker_contract import BrokerRun, Received, check_ce
 from harness.kafka_mock import java_partition
-from relay_util import (dlq_sink, free_port, lines_of, metric, metric_samples, relay_config, scan_items,
-                        wait_until, with_relay)
+from relay_util import dlq_sink, lines_of, relay_config, scan_items, wait_until, with_relay
 
 PARTITIONS = 6
 
@@ -37,28 +34,21 @@ def message(sk, pk="k1", payload=b'{"n":0}', **kw):
 def test_5000_messages_arrive_once_in_key_order_on_javas_partitions_through_an_outage_of_every_broker(
         ddb, tmp_config, spawn_outboxd, kafka_mock):
     kafka_mock.create_topic("orders", PARTITIONS)
-    port = free_port()
     run = BrokerRun(ddb, tmp_config, spawn_outboxd, "outbox_kafka",
-                    kafka_sink("events", kafka_mock.bootstraps, "orders", "    timeout: 5s\n"), metrics_port=port)
+                    kafka_sink("events", kafka_mock.bootstraps, "orders", "    timeout: 5s\n"), default_sink="events")
 
-    def delivered():
-        return metric(metric_samples(port), "outboxd_messages_delivered_total", sink="events")
+    class EveryBroker:
+        """The outage: every broker of the cluster down, then up; what was delivered meanwhile."""
+        def stop(self):
+            self.at = run.delivered()
+            kafka_mock.all_down()
 
-    outage = {}
+        def start(self):
+            self.during = run.delivered() - self.at
+            kafka_mock.all_up()
 
-    def outage_of_every_broker():
-        # Once the drain is well under way, while the producer still writes.
-        wait_until(lambda: delivered() >= 1000, 120, interval=0.2)
-        outage["at"] = delivered()
-        kafka_mock.all_down()
-        time.sleep(30)
-        outage["during"] = delivered() - outage["at"]
-        kafka_mock.all_up()
-
-    t = threading.Thread(target=outage_of_every_broker)
-    t.start()
-    run.produce()
-    t.join()
+    outage = EveryBroker()
+    run.produce_through_outage(outage, run.a_fifth_delivered, down=run.sink_down)
     records = kafka_mock.consume("orders", want=run.count, timeout=180)
     got = [received(r) for r in records]
     # A record the brokers took just before the outage whose report the outage lost is
@@ -66,9 +56,8 @@ def test_5000_messages_arrive_once_in_key_order_on_javas_partitions_through_an_o
     dup = run.check(got, max_duplicates=128)
     run.all_published()
     run.no_dead_letters()
-    assert outage["at"] < run.count, "the outage came after the drain"
     # Records the brokers had before they went down may have been delivered meanwhile, no more.
-    assert outage["during"] <= 64, outage
+    assert outage.during <= 64, (outage.at, outage.during)
     ids = {r[0]: r[1] for r in run.rows}
     for r, g in zip(records, got):
         assert r.key == ids[g.id] == g.attrs["partitionkey"]
