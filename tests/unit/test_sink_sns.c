@@ -3,6 +3,8 @@
  * SNS (config check, too_large, no topic). */
 #include "test.h"
 
+#include "delivery_fixture.h"
+
 #include "core/buf.h"
 #include "core/cloudevents.h"
 #include "core/config.h"
@@ -41,35 +43,6 @@ static bool form_field(const char *form, const char *name, struct ob_buf *out)
         return true;
     }
     return false;
-}
-
-/* A message and its delivery, on a FIFO topic unless destination says. */
-struct fixture {
-    struct ob_message m;
-    struct ob_ce ce;
-    struct ob_delivery d;
-    struct ob_header h[16];
-};
-
-static void fixture_init(struct fixture *f, const char *pk, const char *sk, const char *payload)
-{
-    memset(f, 0, sizeof *f);
-    f->m.pk = (char *)pk;
-    f->m.sk = (char *)sk;
-    f->m.message_type = (char *)"Order.Placed";
-    f->m.payload = (unsigned char *)payload;
-    f->m.payload_len = strlen(payload);
-    f->m.headers = f->h;
-    ob_ce_from_message(&f->ce, &f->m, NULL, "outbox");
-    f->d.msg = &f->m;
-    f->d.ce = &f->ce;
-}
-
-static void fixture_header(struct fixture *f, const char *name, const char *value)
-{
-    f->h[f->m.n_headers].name = (char *)name;
-    f->h[f->m.n_headers].value = (char *)value;
-    f->m.n_headers++;
 }
 
 TEST(form_encoding_keeps_the_unreserved_characters_and_escapes_every_other_byte)
@@ -150,11 +123,11 @@ TEST(a_header_is_a_message_attribute_only_within_sns_rules)
 
 TEST(an_entry_carries_the_structured_cloudevent_and_the_first_ten_valid_headers_counted_in_its_size)
 {
-    struct fixture f;
-    fixture_init(&f, "key-1", "id-1", "{\"n\":1}");
+    struct delivery_fixture f;
+    delivery_fixture_init(&f, "key-1", "id-1", "{\"n\":1}");
     static const char *const names[] = { "bad name", "h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9", "h10", "h11" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        fixture_header(&f, names[i], "v");
+        delivery_fixture_header(&f, names[i], "v");
     struct ob_sns_entry e;
     ob_sns_entry_build(&e, &f.d);
     struct ob_buf want = { 0 };
@@ -172,10 +145,10 @@ TEST(an_entry_carries_the_structured_cloudevent_and_the_first_ten_valid_headers_
 
 TEST(a_fifo_request_has_the_topic_the_message_its_attributes_group_pk_and_dedup_id)
 {
-    struct fixture a, b;
-    fixture_init(&a, "key-1", "id-1", "{\"n\":1}");
-    fixture_header(&a, "tenant", "acme & co");
-    fixture_init(&b, "k 1", "id-2", "{\"n\":2}");
+    struct delivery_fixture a, b;
+    delivery_fixture_init(&a, "key-1", "id-1", "{\"n\":1}");
+    delivery_fixture_header(&a, "tenant", "acme & co");
+    delivery_fixture_init(&b, "k 1", "id-2", "{\"n\":2}");
     struct ob_sns_entry ea, eb;
     ob_sns_entry_build(&ea, &a.d);
     ob_sns_entry_build(&eb, &b.d);
@@ -219,8 +192,8 @@ TEST(a_poison_dead_letter_without_pk_or_sk_goes_to_a_fifo_topic_under_the_empty_
     /* A poison item whose pk and sk are not strings reaches the dead-letter
      * sink with neither; the relay gives its CloudEvent the stream record's
      * sequence number as id. */
-    struct fixture a;
-    fixture_init(&a, NULL, NULL, "{}");
+    struct delivery_fixture a;
+    delivery_fixture_init(&a, NULL, NULL, "{}");
     a.ce.id = "49590338271490256608559692538361571095921575989136588898";
     struct ob_sns_entry e;
     ob_sns_entry_build(&e, &a.d);
@@ -241,8 +214,8 @@ TEST(a_poison_dead_letter_without_pk_or_sk_goes_to_a_fifo_topic_under_the_empty_
 
 TEST(a_standard_topic_request_has_no_group_or_dedup_id)
 {
-    struct fixture a;
-    fixture_init(&a, "key-1", "id-1", "{}");
+    struct delivery_fixture a;
+    delivery_fixture_init(&a, "key-1", "id-1", "{}");
     struct ob_sns_entry e;
     ob_sns_entry_build(&e, &a.d);
     struct ob_buf form = { 0 }, v = { 0 };
@@ -400,11 +373,11 @@ TEST(an_oversize_message_is_too_large_and_one_without_a_topic_rejected_without_c
     big[0] = '"';
     big[sizeof big - 2] = '"';
     big[sizeof big - 1] = '\0';
-    struct fixture f[3];
-    fixture_init(&f[0], "key-1", "id-1", big);
+    struct delivery_fixture f[3];
+    delivery_fixture_init(&f[0], "key-1", "id-1", big);
     f[0].d.destination = FIFO_ARN;
-    fixture_init(&f[1], "key-2", "id-2", "{}");
-    fixture_init(&f[2], "key-3", "id-3", "{}");
+    delivery_fixture_init(&f[1], "key-2", "id-2", "{}");
+    delivery_fixture_init(&f[2], "key-3", "id-3", "{}");
     f[2].d.destination = "orders";
     struct ob_delivery batch[3] = { f[0].d, f[1].d, f[2].d };
     ob_sink_publish(s, batch, 3);

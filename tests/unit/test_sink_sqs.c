@@ -3,36 +3,10 @@
  * answer sets each message's result; and the config check. */
 #include "test.h"
 
+#include "delivery_fixture.h"
+
 #include "core/config.h"
 #include "sinks/sqs.h"
-
-/* One message and its delivery, as the relay hands them to a sink. */
-struct fixture {
-    struct ob_message m;
-    struct ob_ce ce;
-    struct ob_delivery d;
-    struct ob_header headers[16];
-};
-
-static void fixture_init(struct fixture *f, const char *pk, const char *sk, const char *payload)
-{
-    memset(f, 0, sizeof *f);
-    f->m.pk = (char *)pk;
-    f->m.sk = (char *)sk;
-    f->m.message_type = (char *)"Order.Created";
-    f->m.aggregate_type = (char *)"Order";
-    f->m.payload = (unsigned char *)payload;
-    f->m.payload_len = strlen(payload);
-    f->m.headers = f->headers;
-    ob_ce_from_message(&f->ce, &f->m, NULL, "outbox");
-    f->d.msg = &f->m;
-    f->d.ce = &f->ce;
-}
-
-static void add_header(struct fixture *f, const char *name, const char *value)
-{
-    f->headers[f->m.n_headers++] = (struct ob_header){(char *)name, (char *)value};
-}
 
 TEST(queue_names_and_urls_are_told_apart_and_checked)
 {
@@ -67,18 +41,18 @@ TEST(a_queue_whose_name_ends_in_fifo_is_fifo)
 
 TEST(headers_sqs_refuses_as_attributes_are_left_out)
 {
-    struct fixture f;
-    fixture_init(&f, "k", "m1", "{}");
-    add_header(&f, "trace-id", "t1");
-    add_header(&f, "AWS.Trace", "reserved prefix");
-    add_header(&f, "amazon.x", "reserved prefix in any case");
-    add_header(&f, ".lead", "leading period");
-    add_header(&f, "trail.", "trailing period");
-    add_header(&f, "a..b", "doubled period");
-    add_header(&f, "has space", "not a name character");
-    add_header(&f, "empty", "");
-    add_header(&f, "control", "bell\a");
-    add_header(&f, "tenant.id", "acme");
+    struct delivery_fixture f;
+    delivery_fixture_init(&f, "k", "m1", "{}");
+    delivery_fixture_header(&f, "trace-id", "t1");
+    delivery_fixture_header(&f, "AWS.Trace", "reserved prefix");
+    delivery_fixture_header(&f, "amazon.x", "reserved prefix in any case");
+    delivery_fixture_header(&f, ".lead", "leading period");
+    delivery_fixture_header(&f, "trail.", "trailing period");
+    delivery_fixture_header(&f, "a..b", "doubled period");
+    delivery_fixture_header(&f, "has space", "not a name character");
+    delivery_fixture_header(&f, "empty", "");
+    delivery_fixture_header(&f, "control", "bell\a");
+    delivery_fixture_header(&f, "tenant.id", "acme");
     const struct ob_header *attrs[OB_SQS_MAX_ATTRIBUTES];
     size_t n = ob_sqs_attributes(&f.m, attrs);
     CHECK_INT(n, 2);
@@ -90,10 +64,10 @@ TEST(headers_sqs_refuses_as_attributes_are_left_out)
 TEST(only_the_first_ten_good_headers_become_attributes)
 {
     static const char *const names[] = {"h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9", "h10", "h11"};
-    struct fixture f;
-    fixture_init(&f, "k", "m1", "{}");
+    struct delivery_fixture f;
+    delivery_fixture_init(&f, "k", "m1", "{}");
     for (size_t i = 0; i < 12; i++)
-        add_header(&f, names[i], "v");
+        delivery_fixture_header(&f, names[i], "v");
     const struct ob_header *attrs[OB_SQS_MAX_ATTRIBUTES];
     CHECK_INT(ob_sqs_attributes(&f.m, attrs), 10);
     CHECK_STR(attrs[9]->name, "h9");
@@ -159,9 +133,9 @@ TEST(fifo_ids_are_the_value_when_sqs_takes_it_else_its_sha256)
 
 TEST(a_message_over_max_message_size_is_rejected_as_too_large)
 {
-    struct fixture f;
-    fixture_init(&f, "k", "m1", "{\"n\":1}");
-    add_header(&f, "trace-id", "t1");
+    struct delivery_fixture f;
+    delivery_fixture_init(&f, "k", "m1", "{\"n\":1}");
+    delivery_fixture_header(&f, "trace-id", "t1");
     struct ob_sqs_entry e = {0};
     CHECK(ob_sqs_entry_prepare(&e, &f.d, "q", 1024));
     size_t size = e.size;
@@ -181,8 +155,8 @@ TEST(a_message_over_max_message_size_is_rejected_as_too_large)
 
 TEST(a_dead_letters_body_carries_its_reason)
 {
-    struct fixture f;
-    fixture_init(&f, "k", "m1", "{\"n\":1}");
+    struct delivery_fixture f;
+    delivery_fixture_init(&f, "k", "m1", "{\"n\":1}");
     f.d.error_info = "attempts: HTTP 500";
     struct ob_sqs_entry e = {0};
     CHECK(ob_sqs_entry_prepare(&e, &f.d, "q", OB_SQS_MAX_BYTES));
@@ -227,11 +201,11 @@ TEST(a_call_stays_within_the_batch_size_limit)
 
 TEST(the_request_of_a_fifo_queue_has_group_and_deduplication_ids_and_attributes)
 {
-    struct fixture f;
-    fixture_init(&f, "key-1", "0195c4d2-id", "{\"n\":1}");
+    struct delivery_fixture f;
+    delivery_fixture_init(&f, "key-1", "0195c4d2-id", "{\"n\":1}");
     f.m.created_at = (char *)"2025-01-02T03:04:05.678Z";
     f.ce.time = f.m.created_at;
-    add_header(&f, "trace-id", "t\"1");
+    delivery_fixture_header(&f, "trace-id", "t\"1");
     struct ob_sqs_entry e = {0};
     CHECK(ob_sqs_entry_prepare(&e, &f.d, "http://127.0.0.1:1/000000000000/q.fifo", OB_SQS_MAX_BYTES));
     e.queue_url = e.queue;
@@ -252,10 +226,10 @@ TEST(the_request_of_a_fifo_queue_has_group_and_deduplication_ids_and_attributes)
 
 TEST(the_request_of_a_standard_queue_has_no_fifo_ids_and_ids_by_position)
 {
-    struct fixture f[2];
+    struct delivery_fixture f[2];
     struct ob_sqs_entry e[2] = {{0}};
     for (size_t i = 0; i < 2; i++) {
-        fixture_init(&f[i], "key-1", i ? "m2" : "m1", "{}");
+        delivery_fixture_init(&f[i], "key-1", i ? "m2" : "m1", "{}");
         CHECK(ob_sqs_entry_prepare(&e[i], &f[i].d, "q", OB_SQS_MAX_BYTES));
         e[i].queue_url = "http://127.0.0.1:1/000000000000/q";
     }
@@ -283,8 +257,8 @@ TEST(a_poison_dead_letter_without_pk_or_sk_goes_to_a_fifo_queue_under_the_empty_
     /* A poison item whose pk and sk are not strings reaches the dead-letter
      * sink with neither; the relay gives its CloudEvent the stream record's
      * sequence number as id. */
-    struct fixture f;
-    fixture_init(&f, NULL, NULL, "{}");
+    struct delivery_fixture f;
+    delivery_fixture_init(&f, NULL, NULL, "{}");
     f.ce.id = "49590338271490256608559692538361571095921575989136588898";
     struct ob_sqs_entry e = {0};
     CHECK(ob_sqs_entry_prepare(&e, &f.d, "http://127.0.0.1:1/000000000000/dlq.fifo", OB_SQS_MAX_BYTES));
@@ -307,14 +281,14 @@ TEST(a_poison_dead_letter_without_pk_or_sk_goes_to_a_fifo_queue_under_the_empty_
 /* Five prepared messages (m0 with an attribute) and the answer to their batch. */
 static void apply(const char *answer_fmt, enum ob_delivery_result want[5], char errors[5][512])
 {
-    struct fixture f[5];
+    struct delivery_fixture f[5];
     struct ob_sqs_entry e[5] = {{0}};
     char ids[5][4];
     for (size_t i = 0; i < 5; i++) {
         snprintf(ids[i], sizeof ids[i], "m%zu", i);
-        fixture_init(&f[i], "k", ids[i], "{}");
+        delivery_fixture_init(&f[i], "k", ids[i], "{}");
         if (i == 0)
-            add_header(&f[i], "a", "1");
+            delivery_fixture_header(&f[i], "a", "1");
         ob_sqs_entry_prepare(&e[i], &f[i].d, "q", OB_SQS_MAX_BYTES);
     }
     char body_md5[OB_SQS_MD5_HEX];
