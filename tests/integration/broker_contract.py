@@ -129,6 +129,14 @@ class BrokerRun:
                 rows = producing.result()
         return rows
 
+    def through_an_outage(self, broker, seconds=30):
+        """The issue's outage run: produce_through_outage once a fifth is delivered (the sink
+        seen down meanwhile), then every item published, nothing dead-lettered, the sink up."""
+        self.produce_through_outage(broker, self.a_fifth_delivered, seconds, down=self.sink_down)
+        self.all_published(timeout=180)
+        self.no_dead_letters()
+        assert self.sink_up() == 1
+
     def check(self, received, max_duplicates=0):
         """Every message written arrived, at most max_duplicates of them twice or more, and each
         key's messages in order (after a repeat, again in order from the repeated one)."""

@@ -46,10 +46,7 @@ def test_5000_messages_over_50_keys_arrive_once_in_key_order_through_a_30s_outag
                                                                                  kinesalite):
     stream = kinesalite.create_stream("outbox-events", shards=4)
     run = kinesis_run(ddb, tmp_config, spawn_outboxd, "outbox_kinesis", kinesalite.endpoint, stream)
-    run.produce_through_outage(kinesalite, run.a_fifth_delivered, down=run.sink_down)
-    run.all_published(timeout=180)
-    run.no_dead_letters()
-    assert run.sink_up() == 1
+    run.through_an_outage(kinesalite)
     shards = kinesalite.shard_records(stream)
     records = [r for shard in shards.values() for r in shard]
     received = [structured_received(r["Data"]) for r in records]

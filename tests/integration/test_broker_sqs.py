@@ -40,10 +40,7 @@ def test_fifo_queue_gets_5000_messages_in_key_order_through_a_30s_outage(ddb, tm
         url = new_queue(server, fifo=True)
         run = BrokerRun(ddb, tmp_config, spawn_outboxd, "outbox_sqs_fifo",
                         sink_yaml("sqs", sqs_sink(url, server.endpoint)), default_sink="sqs")
-        run.produce_through_outage(server, run.a_fifth_delivered, down=run.sink_down)
-        run.all_published(timeout=180)
-        run.no_dead_letters()
-        assert run.sink_up() == 1
+        run.through_an_outage(server)
         messages = receive_every(server.sqs(), url, run.ids())
         received = [structured_received(m["Body"]) for m in messages]
         dup = run.check(received, max_duplicates=64)
