@@ -249,20 +249,8 @@ def drain_once(backend):
         recv = Receiver()
         d = Outboxd(server.endpoint, http_sink(recv.url))
         server_cpu0 = cpu_seconds(server.pid)
-        first = None
         try:
-            deadline = time.time() + 1800
-            while time.time() < deadline:
-                if first is None and recv.count() > 0:
-                    first = time.time()
-                if d.marked() >= MESSAGES:
-                    break
-                if d.proc.poll() is not None:
-                    raise RuntimeError(f"outboxd exited: {d.log_path.read_text()[-2000:]}")
-                time.sleep(0.01)
-            else:
-                raise RuntimeError(f"drain did not finish: {d.marked()} marked")
-            done = time.time()
+            first, done = wait_drained(d, lambda: recv.count() > 0)
             cpu = cpu_seconds(d.pid)
             rss = status_kib(d.pid, "VmHWM")
             server_cpu = cpu_seconds(server.pid) - server_cpu0
@@ -280,6 +268,22 @@ def drain_once(backend):
     return with_backend(backend, run)
 
 
+def wait_drained(d, delivering):
+    """Waits until outboxd d marked all MESSAGES (30 min at most): (when delivering() first
+    came true, or None; when the last was marked)."""
+    first = None
+    deadline = time.time() + 1800
+    while time.time() < deadline:
+        if first is None and delivering():
+            first = time.time()
+        if d.marked() >= MESSAGES:
+            return first, time.time()
+        if d.proc.poll() is not None:
+            raise RuntimeError(f"outboxd exited: {d.log_path.read_text()[-2000:]}")
+        time.sleep(0.01)
+    raise RuntimeError(f"drain did not finish: {d.marked()} marked")
+
+
 def drain_kafka_once(backend):
     from harness.kafka_mock import KafkaMock
 
@@ -293,20 +297,8 @@ def drain_kafka_once(backend):
             kafka.create_topic(KAFKA_TOPIC, KAFKA_PARTITIONS)
             kafka_cpu0 = cpu_seconds(kafka.proc.pid)
             d = Outboxd(server.endpoint, kafka_sink(kafka.bootstraps))
-            first = None
             try:
-                deadline = time.time() + 1800
-                while time.time() < deadline:
-                    if first is None and delivered(d) > 0:
-                        first = time.time()
-                    if d.marked() >= MESSAGES:
-                        break
-                    if d.proc.poll() is not None:
-                        raise RuntimeError(f"outboxd exited: {d.log_path.read_text()[-2000:]}")
-                    time.sleep(0.01)
-                else:
-                    raise RuntimeError(f"drain did not finish: {d.marked()} marked")
-                done = time.time()
+                first, done = wait_drained(d, lambda: delivered(d) > 0)
                 cpu = cpu_seconds(d.pid)
                 rss = status_kib(d.pid, "VmHWM")
                 kafka_cpu = cpu_seconds(kafka.proc.pid) - kafka_cpu0
