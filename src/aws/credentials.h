@@ -10,12 +10,17 @@
 #ifndef OB_AWS_CREDENTIALS_H
 #define OB_AWS_CREDENTIALS_H
 
+#include <stdint.h>
+
 #include "outboxd/error.h"
 
 struct ob_aws_credentials {
     char *access_key_id;
     char *secret_access_key;
     char *session_token; /* NULL when there is none */
+    /* When they stop working, in Unix seconds; 0: they do not expire
+     * (long-term keys). Temporary ones are refreshed before then. */
+    int64_t expires_at;
     /* Where they came from, for logs: "config", "environment",
      * "shared credentials file /root/.aws/credentials (profile x)". */
     char source[256];
@@ -27,6 +32,9 @@ struct ob_credentials_options {
     const char *secret_access_key;
     const char *session_token;
     const char *profile;
+    /* The resolved region: where STS is called for web identity and
+     * assumed roles (its regional endpoint). */
+    const char *region;
 };
 
 /* In the SDKs' order:

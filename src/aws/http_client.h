@@ -43,6 +43,9 @@ struct ob_http_client_options {
     int64_t request_timeout_ms; /* the whole exchange, from its start; 0: none */
     bool tls_verify;            /* certificate chain and host name */
     const char *ca_file;        /* NULL: the system's trust store */
+    /* Never through a proxy, whatever HTTPS_PROXY says: the instance
+     * metadata and container credential endpoints (SPEC §6). */
+    bool direct;
     /* Looks a host name up, as getaddrinfo (NULL: getaddrinfo). The answer
      * is kept for 30 s and shared by the connections opened meanwhile. */
     int (*resolve)(const char *name, const char *port, const struct addrinfo *hints, struct addrinfo **out);
