@@ -27,6 +27,7 @@ import ctypes
 import errno
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -125,6 +126,15 @@ class _Filter:
         rc = self.lib.seccomp_load(self.ctx)
         if rc < 0:
             raise OSError(-rc, f"seccomp_load: {os.strerror(-rc)}")
+
+
+def available():
+    """Whether this machine has what running a program under the sandbox takes."""
+    try:
+        ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        return False
+    return all(shutil.which(p) for p in ("setpriv", "prlimit", "systemd-analyze"))
 
 
 def _libseccomp():
