@@ -10,7 +10,9 @@ What runs where:
 - Where systemd is PID 1, outboxd runs as a transient unit with the unit's own [Service]
   settings (`systemd-run`) and relays. The sandbox these tests run in has no systemd, so
   that test is skipped here.
-- Everywhere (as root), outboxd relays under the parts of the unit's sandbox that apply
+- Everywhere (as root), outboxd relays (DynamoDB Local, a file sink, the operations
+  server) and its Kafka producer and TLS client publish (sink_publish to librdkafka's mock
+  cluster and to an HTTPS receiver) under the parts of the unit's sandbox that apply
   without systemd: the unit's system call filter (its SystemCallFilter= lines expanded with
   the sets `systemd-analyze syscall-filter` prints, native architecture only; a call outside
   them kills the process, where the unit answers EPERM), MemoryDenyWriteExecute= and
@@ -21,8 +23,10 @@ What runs where:
   refused as under the unit.
   Not covered there: the mount namespace (ProtectSystem=, ProtectHome=, PrivateTmp=,
   PrivateDevices=, ProtectProc=, the State/LogsDirectory=), the user namespace
-  (PrivateUsers=), DynamicUser='s user, the device and namespace restrictions, the
-  watchdog and notify settings; only the systemd-run test runs those.
+  (PrivateUsers=), DynamicUser='s user, the device policy, the filters systemd adds for
+  RestrictNamespaces=, RestrictRealtime=, RestrictSUIDSGID=, LockPersonality= and
+  ProtectClock= (outboxd makes none of those calls), the watchdog and notify settings;
+  only the systemd-run test runs those.
 """
 
 import json
@@ -37,9 +41,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness import REPO_ROOT, OutboxdProcess, outboxd_env, write_config
 from harness import unit_sandbox
+from outboxd_config import tool, tool_env
 from relay_util import (free_port, http_sink, lines_of, probe, produce, relay_config, scan_items,
                         wait_until, with_relay)
 
@@ -88,62 +94,115 @@ def test_the_unit_gives_up_on_a_configuration_error_and_outwaits_the_drain():
     assert SETTINGS["Type"] == ["notify"] and SETTINGS["WatchdogSec"]
 
 
-def relay_env_dir(owner):
-    """A directory for the relay's config and file sink that the user owner may use."""
-    d = Path(tempfile.mkdtemp(prefix="outboxd-unit-"))
-    os.chown(d, owner, owner)
-    return d
+class Sandbox:
+    """The parts of the unit's sandbox that apply without systemd (see the module's
+    docstring), around a program: a directory its user owns, for its files, and the
+    command line that runs a program there."""
+
+    def __init__(self):
+        if os.geteuid() != 0:
+            pytest.skip("needs root to run outboxd as another user")
+        if not unit_sandbox.available():
+            pytest.skip("needs libseccomp.so.2, setpriv, prlimit and systemd-analyze")
+        self.dir = Path(tempfile.mkdtemp(prefix="outboxd-unit-"))
+        os.chown(self.dir, SANDBOX_UID, SANDBOX_UID)
+        self.umask = int(SETTINGS["UMask"][-1], 8)
+        spec = {"syscalls": sorted(unit_sandbox.allowed_syscalls(SETTINGS["SystemCallFilter"])),
+                "mdwe": SETTINGS["MemoryDenyWriteExecute"] == ["yes"],
+                "families": SETTINGS["RestrictAddressFamilies"][-1].split()}
+        self.spec = self.dir / "sandbox.json"
+        self.spec.write_text(json.dumps(spec))
+
+    def command(self, *argv):
+        nofile = min(int(SETTINGS["LimitNOFILE"][-1]), resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        return ["prlimit", f"--nofile={nofile}:{nofile}", "--",
+                "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+                "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--",
+                sys.executable, unit_sandbox.__file__, str(self.spec), *map(str, argv)]
+
+    def write(self, name, text):
+        path = write_config(self.dir, text, name=name, dedent=False)
+        os.chmod(path, 0o644)
+        return path
+
+    def start(self, fn):
+        """fn() started with the unit's umask (processes inherit it)."""
+        old = os.umask(self.umask)
+        try:
+            return fn()
+        finally:
+            os.umask(old)
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def relay_under_sandbox_config(ddb, table, d, metrics_port):
-    text = relay_config(ddb.endpoint.replace("127.0.0.1", "localhost"), table,
-                        f"  - name: out\n    type: file\n    path: {d}/out.jsonl\n",
-                        default_sink="out")
-    text += f"metrics:\n  listen: localhost:{metrics_port}\n"
-    path = write_config(d, text)
-    os.chmod(path, 0o644)
-    return path
-
-
-def test_outboxd_relays_under_the_units_syscall_filter_without_privileges(ddb, table, outboxd_bin, tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run outboxd as another user")
-    if not unit_sandbox.available():
-        pytest.skip("needs libseccomp.so.2, setpriv and prlimit")
-    spec = {"syscalls": sorted(unit_sandbox.allowed_syscalls(SETTINGS["SystemCallFilter"])),
-            "mdwe": SETTINGS["MemoryDenyWriteExecute"] == ["yes"],
-            "families": SETTINGS["RestrictAddressFamilies"][-1].split()}
-    nofile = min(int(SETTINGS["LimitNOFILE"][-1]), resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    d = relay_env_dir(SANDBOX_UID)
-    spec_path = d / "sandbox.json"
-    spec_path.write_text(json.dumps(spec))
-    port = free_port()
-    cfg = relay_under_sandbox_config(ddb, table, d, port)
-    umask = int(SETTINGS["UMask"][-1], 8)
-    old_umask = os.umask(umask)     # inherited through prlimit, setpriv and the sandbox's exec
+@pytest.fixture
+def sandbox():
+    box = Sandbox()
     try:
-        relay = OutboxdProcess(
-            "prlimit", f"--nofile={nofile}:{nofile}", "--",
-            "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
-            "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--",
-            sys.executable, unit_sandbox.__file__, spec_path, outboxd_bin, "run", "-c", cfg,
-            log_path=tmp_path / "sandboxed.log", home=d)
+        yield box
     finally:
-        os.umask(old_umask)
+        box.remove()
+
+
+def test_outboxd_relays_under_the_units_syscall_filter_without_privileges(ddb, table, outboxd_bin, tmp_path,
+                                                                           sandbox):
+    port = free_port()
+    out = sandbox.dir / "out.jsonl"
+    text = relay_config(ddb.endpoint.replace("127.0.0.1", "localhost"), table,
+                        f"  - name: out\n    type: file\n    path: {out}\n", default_sink="out")
+    cfg = sandbox.write("outboxd.yaml", text + f"metrics:\n  listen: localhost:{port}\n")
+    relay = sandbox.start(lambda: OutboxdProcess(*sandbox.command(outboxd_bin, "run", "-c", cfg),
+                                                 log_path=tmp_path / "sandboxed.log", home=sandbox.dir))
     try:
         assert relay.wait_for_output("reading the stream", 60), relay.output()
         produce(ddb.endpoint, table, 20, 4)
-        out = d / "out.jsonl"
         assert wait_until(lambda: len(lines_of(out)) == 20, 60), relay.output()
         assert probe(port, "/healthz")[0] == 200, relay.output()
         assert relay.stop(timeout=30) == 0, relay.output()
         assert wait_until(lambda: sum(i.get("isPublished", {}).get("BOOL") is True
                                       for i in scan_items(ddb, table)) == 20, 30)
-        assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+        assert out.stat().st_mode & 0o777 == 0o666 & ~sandbox.umask
         assert out.stat().st_uid == SANDBOX_UID
     finally:
         relay.stop(timeout=10)
-        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def test_librdkafka_and_openssl_publish_under_the_units_sandbox(sandbox, kafka_mock, self_signed):
+    """The libraries the relay test above does not reach: a Kafka producer and a TLS
+    client, both under MemoryDenyWriteExecute= and the system call filter."""
+    from harness.http_receiver import HttpReceiver
+    kafka_mock.create_topic("sandboxed", 2)
+    shutil.copy(self_signed[0], sandbox.dir / "ca.pem")
+    rx = HttpReceiver(certfile=str(self_signed[0]), keyfile=str(self_signed[1])).start()
+    try:
+        sinks = {"kafka": {"type": "kafka", "brokers": kafka_mock.bootstraps, "topic": "sandboxed"},
+                 "https": {"type": "http", "url": rx.url + "/hook", "ca_file": str(sandbox.dir / "ca.pem")}}
+        for name, sink in sinks.items():
+            cfg = sandbox.write(f"{name}.yaml", yaml.safe_dump({
+                "aws": {"region": "us-east-1", "endpoint": "http://127.0.0.1:1", "access_key_id": "AKIDTEST",
+                        "secret_access_key": "testsecret"},
+                "table": {"name": "outbox"}, "sinks": [{"name": "s", **sink}], "default_sink": "s"}))
+            lines = "".join(json.dumps({"pk": f"k{i}", "sk": f"m{i}", "payload_b64": "e30="}) + "\n"
+                            for i in range(5))
+            p = sandbox.start(lambda: subprocess.run(sandbox.command(tool("sink_publish"), cfg, "s"), input=lines,
+                                                     capture_output=True, text=True, env=tool_env(), timeout=60))
+            results = [json.loads(x)["result"] for x in p.stdout.splitlines() if '"result"' in x]
+            assert p.returncode == 0 and results == ["ack"] * 5, (name, p.returncode, p.stdout, p.stderr)
+    finally:
+        rx.stop()
+    assert len(kafka_mock.consume("sandboxed", want=5, timeout=30)) == 5
 
 
 def systemd_run_properties():
