@@ -23,7 +23,7 @@ int cmd_load_config(const char *given, struct ob_config **out)
     struct ob_config_diag diag = { 0 };
     if (ob_config_load(cmd_config_path(given), &ob_sinks, out, &diag) != OB_OK) {
         for (size_t i = 0; i < diag.n; i++)
-            fprintf(stderr, "%s\n", diag.lines[i]);
+            fprintf(stderr, "%s%s\n", ob_log_journal_prefix(OB_SEV_ERROR), diag.lines[i]);
         ob_config_diag_free(&diag);
         return EX_CONFIG;
     }

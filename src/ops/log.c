@@ -1,10 +1,15 @@
 #include "ops/log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "core/buf.h"
 #include "core/codec.h"
@@ -15,8 +20,11 @@ static atomic_int log_level = OB_SEV_INFO;
 static atomic_int log_json;
 static FILE *log_stream;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Whether the stream is the journal's: 1 or 0, -1 until a line finds out. */
+static atomic_int log_to_journal = -1;
 
 static const char *const sev_names[] = { "error", "warn", "info", "debug" };
+static const char *const sev_priorities[] = { SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG };
 
 void ob_log_setup(enum ob_log_severity level, int json)
 {
@@ -28,12 +36,57 @@ void ob_log_set_stream(FILE *f)
 {
     pthread_mutex_lock(&log_lock);
     log_stream = f;
+    atomic_store(&log_to_journal, -1);
     pthread_mutex_unlock(&log_lock);
 }
 
 int ob_log_enabled(enum ob_log_severity sev)
 {
     return (int)sev <= atomic_load(&log_level);
+}
+
+/* Parses a decimal number of digits only (strtoull would take a sign or
+ * spaces) up to stop; NULL when there is none. */
+static const char *parse_decimal(const char *s, char stop, unsigned long long *v)
+{
+    if (*s < '0' || *s > '9')
+        return NULL;
+    char *end;
+    errno = 0;
+    *v = strtoull(s, &end, 10);
+    return errno || *end != stop ? NULL : end;
+}
+
+bool ob_log_journal_names(const char *journal_stream, dev_t dev, ino_t ino)
+{
+    unsigned long long d, i;
+    const char *p = journal_stream ? parse_decimal(journal_stream, ':', &d) : NULL;
+    return p && parse_decimal(p + 1, '\0', &i) && d == (unsigned long long)dev &&
+           i == (unsigned long long)ino;
+}
+
+/* Whether the lines go to the journal: the stream is on the file that
+ * JOURNAL_STREAM names (sd-daemon(3)). The variable alone is not enough:
+ * a process that inherited it may have had stderr sent elsewhere
+ * (`outboxd check 2>file` in a unit's shell). */
+static bool to_journal(void)
+{
+    int known = atomic_load(&log_to_journal);
+    if (known >= 0)
+        return known;
+    pthread_mutex_lock(&log_lock);
+    struct stat st;
+    int fd = fileno(log_stream ? log_stream : stderr);
+    known = fd >= 0 && fstat(fd, &st) == 0 &&
+            ob_log_journal_names(getenv("JOURNAL_STREAM"), st.st_dev, st.st_ino);
+    atomic_store(&log_to_journal, known);
+    pthread_mutex_unlock(&log_lock);
+    return known;
+}
+
+const char *ob_log_journal_prefix(enum ob_log_severity sev)
+{
+    return to_journal() ? sev_priorities[sev] : "";
 }
 
 /* How many bytes the UTF-8 character at s has; 0 when s holds no whole,
@@ -127,6 +180,10 @@ void ob_log_at(enum ob_log_severity sev, const char *shard, const char *message_
     va_start(ap, fmt);
     ob_buf_vprintf(&msg, fmt, ap);
     va_end(ap);
+
+    /* JSON lines too: journald takes the prefix off any line, so the
+     * journal's message is the JSON object as written. */
+    ob_buf_puts(&line, ob_log_journal_prefix(sev));
 
     if (atomic_load(&log_json)) {
         ob_buf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\"", when, sev_names[sev]);

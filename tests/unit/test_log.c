@@ -2,6 +2,7 @@
  * error quoting their data) can neither end a line nor fake a field. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "core/json_scan.h"
 #include "ops/log.h"
@@ -126,5 +127,136 @@ TEST(bytes_that_are_not_utf8_become_replacement_characters_in_json_logs)
     char *got = json_member(out, "msg");
     CHECK_STR(got, "cut \xef\xbf\xbd\xef\xbf\xbd and \xef\xbf\xbd, kept \xc3\xa9");
     free(got);
+    free(out);
+}
+
+/* ---- journald priority prefixes ---- */
+
+TEST(journal_stream_names_a_file_by_its_decimal_device_and_inode)
+{
+    CHECK(ob_log_journal_names("66306:1234", 66306, 1234));
+    CHECK(!ob_log_journal_names("66306:1235", 66306, 1234));
+    CHECK(!ob_log_journal_names("66307:1234", 66306, 1234));
+}
+
+TEST(a_journal_stream_that_is_not_device_colon_inode_names_no_file)
+{
+    const char *bad[] = { "", "66306", "66306:", ":1234", "66306:1234x", "66306:1234:5",
+                          " 66306:1234", "-66306:1234", "66306:+1234", "0x10302:1234" };
+    CHECK(!ob_log_journal_names(NULL, 66306, 1234));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (ob_log_journal_names(bad[i], 66306, 1234))
+            ob_test_fail(__FILE__, __LINE__, "'%s' names the file", bad[i]);
+}
+
+/* Sets JOURNAL_STREAM as systemd does to the file f is open on, or to
+ * another file of its file system. */
+static void set_journal_stream(FILE *f, bool names_f)
+{
+    struct stat st;
+    char names[64];
+    fstat(fileno(f), &st);
+    snprintf(names, sizeof names, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino + (names_f ? 0 : 1));
+    setenv("JOURNAL_STREAM", names, 1);
+}
+
+/* Logs one event of each severity to a file that JOURNAL_STREAM names
+ * (journal) or names not, and returns what the file holds; the caller
+ * frees it. */
+static char *log_each_severity(int json, bool journal)
+{
+    FILE *f = tmpfile();
+    set_journal_stream(f, journal);
+    ob_log_setup(OB_SEV_DEBUG, json);
+    ob_log_set_stream(f);
+    ob_log_error("e");
+    ob_log_warn("w");
+    ob_log_info("i");
+    ob_log_debug("d");
+    ob_log_set_stream(NULL);
+    unsetenv("JOURNAL_STREAM");
+
+    struct ob_buf text = { 0 };
+    char chunk[512];
+    size_t n;
+    rewind(f);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ob_buf_append(&text, chunk, n);
+    fclose(f);
+    return ob_buf_steal(&text);
+}
+
+/* The line of text that ends with end, from its start. */
+static char *line_ending(const char *text, const char *end)
+{
+    const char *at = strstr(text, end);
+    if (!at)
+        return NULL;
+    const char *start = at;
+    while (start > text && start[-1] != '\n')
+        start--;
+    return strndup(start, (size_t)(at - start) + strlen(end));
+}
+
+static void check_line_starts(const char *text, const char *end, const char *start)
+{
+    char *line = line_ending(text, end);
+    if (!line || strncmp(line, start, strlen(start)) != 0)
+        ob_test_fail(__FILE__, __LINE__, "the line ending '%s' should start with '%s':\n%s", end,
+                     start, text);
+    free(line);
+}
+
+TEST(text_lines_to_the_journal_start_with_their_syslog_priority)
+{
+    char *out = log_each_severity(0, true);
+    check_line_starts(out, " e\n", "<3>2");
+    check_line_starts(out, " w\n", "<4>2");
+    check_line_starts(out, " i\n", "<6>2");
+    check_line_starts(out, " d\n", "<7>2");
+    free(out);
+}
+
+TEST(json_lines_to_the_journal_start_with_their_syslog_priority)
+{
+    /* journald takes the prefix off: the journal's message is the JSON. */
+    char *out = log_each_severity(1, true);
+    check_line_starts(out, "\"msg\":\"e\"}\n", "<3>{\"time\":");
+    check_line_starts(out, "\"msg\":\"w\"}\n", "<4>{\"time\":");
+    check_line_starts(out, "\"msg\":\"i\"}\n", "<6>{\"time\":");
+    check_line_starts(out, "\"msg\":\"d\"}\n", "<7>{\"time\":");
+    free(out);
+}
+
+TEST(lines_to_a_file_the_journal_stream_does_not_name_have_no_prefix)
+{
+    char *text = log_each_severity(0, false), *json = log_each_severity(1, false);
+    check_line_starts(text, " e\n", "2");
+    check_line_starts(text, " d\n", "2");
+    check_line_starts(json, "\"msg\":\"e\"}\n", "{");
+    free(text);
+    free(json);
+}
+
+TEST(a_line_written_past_the_logger_gets_the_prefix_only_for_the_journal)
+{
+    /* `check` prints config errors in the compilers' format itself. */
+    FILE *f = tmpfile();
+    set_journal_stream(f, true);
+    ob_log_set_stream(f);
+    CHECK_STR(ob_log_journal_prefix(OB_SEV_ERROR), "<3>");
+    ob_log_set_stream(NULL);
+    CHECK_STR(ob_log_journal_prefix(OB_SEV_ERROR), "");
+    unsetenv("JOURNAL_STREAM");
+    fclose(f);
+}
+
+TEST(lines_to_a_stream_without_a_file_have_no_prefix)
+{
+    setenv("JOURNAL_STREAM", "0:0", 1);
+    char *out = log_one(0, NULL, NULL, "m");
+    unsetenv("JOURNAL_STREAM");
+    CHECK(out[0] == '2');
     free(out);
 }
