@@ -156,11 +156,11 @@ check-tsan:
 		$(MAKE) --no-print-directory test BUILD=build-tsan SANITIZE=thread CC=clang
 
 # make fuzz [FUZZ_SECONDS=600] [FUZZ_TARGETS="config record cloudevents"]:
-# libFuzzer on the config loader, the record decoder and the CloudEvents
-# encoder, in build-fuzz/ (tests/fuzz/README.md). The library is built
+# libFuzzer on the config loader, the record decoder, the CloudEvents
+# encoder and the proxy variables and CONNECT answers, in build-fuzz/ (tests/fuzz/README.md). The library is built
 # with fuzzer-no-link; only the fuzz binaries link libFuzzer's main.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= config record cloudevents
+FUZZ_TARGETS ?= config record cloudevents proxy
 
 $(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/bodies.o $(LIB)
 	@mkdir -p $(dir $@)

@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/proxy.h"
 #include "ops/clock.h"
 
 #define EVENTS_PER_WAIT 64
@@ -32,7 +33,9 @@
 /* What a body's announced length reserves before its bytes arrive. */
 #define RX_RESERVE_MAX ((size_t)1 << 20)
 
-enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY };
+/* CONN_TUNNEL: connected to a proxy, CONNECT sent or being sent, its
+ * answer being read. */
+enum conn_state { CONN_CONNECTING, CONN_TUNNEL, CONN_HANDSHAKE, CONN_READY };
 
 /* Where the reader is in the current answer. */
 enum answer_phase {
@@ -79,7 +82,9 @@ struct http_conn {
     int64_t connect_deadline_ms;
     struct ob_http_exchange *ex;      /* NULL: idle */
     int answers;                      /* answers read on this connection */
-    size_t out_off;                   /* bytes of the exchange's head and body sent */
+    size_t out_off;                   /* bytes of the request (or of CONNECT) sent */
+    size_t target_off, line_end;      /* through a proxy in absolute form: where the
+                                         head's request target and first line end */
     struct ob_buf in;                 /* received, not yet parsed from in_off */
     size_t in_off;
     enum answer_phase phase;
@@ -89,11 +94,22 @@ struct http_conn {
     struct http_conn *next;
 };
 
-/* The connections to one origin. */
+/* The connections to one origin. Whether they go through a proxy is
+ * decided once, when the origin is first seen: proxied and direct
+ * connections to it never mix. */
 struct http_host {
     char *key;
     bool tls;
     char *name, *port;
+    const char *addr_name, *addr_port; /* what is connected to: the origin or its proxy */
+    const struct ob_proxy *proxy;      /* NULL: direct */
+    char *proxy_label;                 /* "proxy HOST:PORT", for messages (no credentials) */
+    char *connect_request;             /* https through the proxy: CONNECT, sent first */
+    size_t connect_request_len;
+    char *absolute;                    /* http through the proxy: "http://HOST:PORT" before the target */
+    size_t absolute_len;
+    char *proxy_auth;                  /* http through the proxy: a Proxy-Authorization line, or "" */
+    size_t proxy_auth_len;
     int n_conns;
     struct http_conn *conns;
     struct resolved *resolved;        /* a reference; NULL: look the name up */
@@ -103,6 +119,8 @@ struct http_host {
 struct ob_http_client {
     struct ob_http_client_options opt;
     char *ca_file;
+    struct ob_proxy_env proxies;  /* from the environment at creation; empty when direct */
+    char *proxy_error;            /* the environment names a proxy that cannot be used */
     SSL_CTX *ssl_ctx;   /* made at the first TLS connection */
     int epoll_fd;
     int wake_fd;
@@ -154,6 +172,9 @@ struct ob_http_client *ob_http_client_create(const struct ob_http_client_options
         c->opt.max_connections = 64;
     c->ca_file = ob_xstrdup_or_null(opt->ca_file);
     c->opt.ca_file = c->ca_file;
+    struct ob_error proxy_err = { 0 };
+    if (!opt->direct && ob_http_proxy_env_load(&c->proxies, &proxy_err) != OB_OK)
+        c->proxy_error = ob_xstrdup(proxy_err.msg);
     c->wake_fd = -1;
     c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (c->epoll_fd < 0)
@@ -265,9 +286,33 @@ static void conn_fail(struct ob_http_client *c, struct http_conn *conn, enum ob_
     conn_close(c, conn);
 }
 
-static size_t request_len(const struct ob_http_exchange *ex)
+/* The request as it goes out: head and body; for an http origin through
+ * a proxy, the request line in absolute form with the proxy's credentials
+ * after it (the caller's Host header, which SigV4 signed, stays). Sent in
+ * place, nothing copied. */
+static int request_parts(const struct http_conn *conn, const struct ob_http_exchange *ex, struct iovec part[6])
 {
-    return ex->head_len + ex->body_len;
+    const struct http_host *h = conn->host;
+    int n = 0;
+    if (!h->absolute) {
+        part[n++] = (struct iovec){ (char *)ex->head, ex->head_len };
+    } else {
+        part[n++] = (struct iovec){ (char *)ex->head, conn->target_off };
+        part[n++] = (struct iovec){ h->absolute, h->absolute_len };
+        part[n++] = (struct iovec){ (char *)ex->head + conn->target_off, conn->line_end - conn->target_off };
+        part[n++] = (struct iovec){ h->proxy_auth, h->proxy_auth_len };
+        part[n++] = (struct iovec){ (char *)ex->head + conn->line_end, ex->head_len - conn->line_end };
+    }
+    part[n++] = (struct iovec){ (char *)ex->body, ex->body_len };
+    return n;
+}
+
+static size_t request_len(const struct http_conn *conn, const struct ob_http_exchange *ex)
+{
+    size_t n = ex->head_len + ex->body_len;
+    if (conn->host->absolute)
+        n += conn->host->absolute_len + conn->host->proxy_auth_len;
+    return n;
 }
 
 /* The connection broke (EOF, reset) before the answer was complete. A
@@ -279,7 +324,7 @@ static size_t request_len(const struct ob_http_exchange *ex)
 static void conn_broken(struct ob_http_client *c, struct http_conn *conn, int os_errno)
 {
     struct ob_http_exchange *ex = conn->ex;
-    if (ex && conn->answers > 0 && !ex->requeued && conn->out_off < request_len(ex)) {
+    if (ex && conn->answers > 0 && !ex->requeued && conn->out_off < request_len(conn, ex)) {
         ex->requeued = true;
         conn->ex = NULL;
         list_append(&c->retry, &c->retry_tail, ex);
@@ -353,20 +398,20 @@ static ssize_t io_read(struct ob_http_client *c, struct http_conn *conn, char *p
     return r > 0 ? r : tls_outcome(c, conn, r, tls_error, tls_error_size);
 }
 
-/* Sends from byte `off` of the exchange's head and body, in place: one
- * sendmsg for both over TCP; TLS writes one part at a time. */
+/* Sends from byte `off` of the request (request_parts), in place: one
+ * sendmsg for all parts over TCP; TLS writes one part at a time. */
 static ssize_t io_write(struct ob_http_client *c, struct http_conn *conn, const struct ob_http_exchange *ex,
                         size_t off, char *tls_error, size_t tls_error_size)
 {
-    struct iovec iov[2];
-    int n_iov = 0;
-    if (off < ex->head_len)
-        iov[n_iov++] = (struct iovec){ (char *)ex->head + off, ex->head_len - off };
-    size_t body_off = off > ex->head_len ? off - ex->head_len : 0;
-    if (ex->body_len > body_off)
-        iov[n_iov++] = (struct iovec){ (char *)ex->body + body_off, ex->body_len - body_off };
+    struct iovec part[6];
+    int n_parts = request_parts(conn, ex, part), first = 0;
+    while (first < n_parts && off >= part[first].iov_len)
+        off -= part[first++].iov_len;
+    struct iovec *iov = part + first;
+    iov[0].iov_base = (char *)iov[0].iov_base + off;
+    iov[0].iov_len -= off;
     if (!conn->ssl) {
-        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
+        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)(n_parts - first) };
         ssize_t r = sendmsg(conn->fd, &msg, MSG_NOSIGNAL);
         if (r >= 0)
             return r;
@@ -382,7 +427,7 @@ static ssize_t io_write(struct ob_http_client *c, struct http_conn *conn, const 
 static bool conn_write(struct ob_http_client *c, struct http_conn *conn)
 {
     char tls_error[120];
-    while (conn->out_off < request_len(conn->ex)) {
+    while (conn->out_off < request_len(conn, conn->ex)) {
         ssize_t n = io_write(c, conn, conn->ex, conn->out_off, tls_error, sizeof tls_error);
         if (n > 0) {
             conn->out_off += (size_t)n;
@@ -416,6 +461,15 @@ static void conn_begin(struct ob_http_client *c, struct http_conn *conn, struct 
     conn->answer_started = false;
     conn->keep_alive = true;
     conn->out_off = 0;
+    if (conn->host->absolute) {
+        /* "METHOD SP target SP HTTP/1.1 CRLF" */
+        const char *sp = memchr(ex->head, ' ', ex->head_len);
+        const char *nl = memchr(ex->head, '\n', ex->head_len);
+        conn->target_off = sp ? (size_t)(sp - ex->head) + 1 : 0;
+        conn->line_end = nl ? (size_t)(nl - ex->head) + 1 : conn->target_off;
+        if (conn->line_end < conn->target_off)
+            conn->line_end = conn->target_off;
+    }
     if (conn->state == CONN_READY)
         conn_write(c, conn);
 }
@@ -496,11 +550,10 @@ static bool conn_handshake(struct ob_http_client *c, struct http_conn *conn)
     return false;
 }
 
-static bool conn_connected(struct ob_http_client *c, struct http_conn *conn)
+/* Over the connection (or the tunnel through a proxy): TLS with the
+ * origin when it wants it, then ready. False if the connection is gone. */
+static bool conn_secure(struct ob_http_client *c, struct http_conn *conn)
 {
-    resolved_release(conn->addrs);
-    conn->addrs = NULL;
-    conn->addr = NULL;
     if (!conn->host->tls)
         return conn_ready(c, conn);
     char why[120];
@@ -519,6 +572,89 @@ static bool conn_connected(struct ob_http_client *c, struct http_conn *conn)
     snprintf(what, sizeof what, "TLS setup: %s", why);
     conn_fail(c, conn, OB_HTTP_TLS, 0, what);
     return false;
+}
+
+static bool conn_tunnel_fail(struct ob_http_client *c, struct http_conn *conn, enum ob_http_failure failure,
+                             int os_errno, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static bool conn_tunnel_fail(struct ob_http_client *c, struct http_conn *conn, enum ob_http_failure failure,
+                             int os_errno, const char *fmt, ...)
+{
+    char what[160], full[220];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "%s %s", conn->host->proxy_label, what);
+    conn_fail(c, conn, failure, os_errno, full);
+    return false;
+}
+
+/* Sends CONNECT and reads the proxy's answer; at a 2xx the tunnel is open
+ * and TLS with the origin starts through it. False if the connection is
+ * gone. */
+static bool conn_tunnel(struct ob_http_client *c, struct http_conn *conn)
+{
+    struct http_host *h = conn->host;
+    while (conn->out_off < h->connect_request_len) {
+        ssize_t n = send(conn->fd, h->connect_request + conn->out_off, h->connect_request_len - conn->out_off,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            conn->out_off += (size_t)n;
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            conn_interest(c, conn, EPOLLOUT);
+            return true;
+        }
+        return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, errno, "broke the connection: %s", strerror(errno));
+    }
+    conn_interest(c, conn, EPOLLIN);
+    for (;;) {
+        ob_buf_reserve(&conn->in, READ_MIN - 1);
+        ssize_t n = recv(conn->fd, conn->in.data + conn->in.len, conn->in.cap - conn->in.len - 1, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return true;
+        if (n < 0)
+            return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, errno, "broke the connection: %s", strerror(errno));
+        if (n == 0)
+            return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, 0, "closed the connection without answering CONNECT");
+        conn->in.len += (size_t)n;
+        conn->in.data[conn->in.len] = '\0';
+        int status = 0;
+        size_t head_len = 0;
+        switch (ob_proxy_connect_answer(conn->in.data, conn->in.len, &status, &head_len)) {
+        case OB_PROXY_ANSWER_PARTIAL:
+            continue;
+        case OB_PROXY_ANSWER_INVALID:
+            return conn_tunnel_fail(c, conn, OB_HTTP_PROTOCOL, 0, "answered CONNECT with something not HTTP/1.1");
+        case OB_PROXY_ANSWER_DONE:
+            break;
+        }
+        if (status / 100 != 2) {
+            char buf[32];
+            return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, 0, "refused CONNECT to %s:%s: %s", h->name, h->port,
+                                    ob_proxy_refusal(status, buf, sizeof buf));
+        }
+        /* The origin speaks only after the TLS client hello. */
+        if (head_len != conn->in.len)
+            return conn_tunnel_fail(c, conn, OB_HTTP_PROTOCOL, 0, "sent bytes after its answer to CONNECT");
+        ob_buf_free(&conn->in);
+        conn->out_off = 0;
+        return conn_secure(c, conn);
+    }
+}
+
+static bool conn_connected(struct ob_http_client *c, struct http_conn *conn)
+{
+    resolved_release(conn->addrs);
+    conn->addrs = NULL;
+    conn->addr = NULL;
+    if (conn->host->connect_request) {
+        conn->state = CONN_TUNNEL;
+        return conn_tunnel(c, conn);
+    }
+    return conn_secure(c, conn);
 }
 
 /* Tries conn->addr and the addresses after it; false if the connection is
@@ -553,8 +689,11 @@ static bool conn_try_addresses(struct ob_http_client *c, struct http_conn *conn,
             return true;
         last_errno = errno;
     }
-    char what[160];
-    snprintf(what, sizeof what, "connect: %s", strerror(last_errno));
+    char what[200];
+    if (conn->host->proxy)
+        snprintf(what, sizeof what, "connect to %s: %s", conn->host->proxy_label, strerror(last_errno));
+    else
+        snprintf(what, sizeof what, "connect: %s", strerror(last_errno));
     conn_fail(c, conn, OB_HTTP_CONNECT, last_errno, what);
     return false;
 }
@@ -568,9 +707,9 @@ static bool host_resolve(struct ob_http_client *c, struct http_host *h, char *wh
         return true;
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
     struct addrinfo *list = NULL;
-    int gai = (c->opt.resolve ? c->opt.resolve : getaddrinfo)(h->name, h->port, &hints, &list);
+    int gai = (c->opt.resolve ? c->opt.resolve : getaddrinfo)(h->addr_name, h->addr_port, &hints, &list);
     if (gai != 0) {
-        snprintf(why, why_len, "cannot resolve %s: %s", h->name,
+        snprintf(why, why_len, "cannot resolve %s%s: %s", h->proxy ? "the proxy " : "", h->addr_name,
                  gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
         return false;
     }
@@ -596,6 +735,10 @@ static bool conn_open(struct ob_http_client *c, struct http_host *h, struct ob_h
     expiry_at(c, conn->connect_deadline_ms);
     conn_begin(c, conn, ex);
 
+    if (c->proxy_error) {
+        conn_fail(c, conn, OB_HTTP_CONNECT, 0, c->proxy_error);
+        return false;
+    }
     char what[200];
     if (!host_resolve(c, h, what, sizeof what)) {
         conn_fail(c, conn, OB_HTTP_CONNECT, 0, what);
@@ -845,11 +988,17 @@ static const char *parse_answer(struct http_conn *conn)
 static bool conn_answer_done(struct ob_http_client *c, struct http_conn *conn)
 {
     struct ob_http_exchange *ex = conn->ex;
-    ex->failure = OB_HTTP_OK;
-    ex->error[0] = '\0';
     conn->ex = NULL;
     conn->answers++;
-    exchange_done(c, ex);
+    if (conn->host->absolute && ex->status == 407) {
+        /* The proxy's answer, not the origin's: like a refused CONNECT. */
+        exchange_fail(c, ex, OB_HTTP_CONNECT, 0, "%s refused the request: proxy authentication required",
+                      conn->host->proxy_label);
+    } else {
+        ex->failure = OB_HTTP_OK;
+        ex->error[0] = '\0';
+        exchange_done(c, ex);
+    }
     /* Bytes past the answer were not asked for (one request at a time). */
     bool extra = conn->in_off < conn->in.len;
     ob_buf_reset(&conn->in);
@@ -943,11 +1092,14 @@ static void conn_on_event(struct ob_http_client *c, struct http_conn *conn, uint
     case CONN_CONNECTING:
         conn_connect_result(c, conn);
         return;
+    case CONN_TUNNEL:
+        conn_tunnel(c, conn);
+        return;
     case CONN_HANDSHAKE:
         conn_handshake(c, conn);
         return;
     case CONN_READY:
-        if ((events & EPOLLOUT) && conn->ex && conn->out_off < request_len(conn->ex)) {
+        if ((events & EPOLLOUT) && conn->ex && conn->out_off < request_len(conn, conn->ex)) {
             if (!conn_write(c, conn))
                 return;
             events &= ~(uint32_t)EPOLLOUT;
@@ -961,6 +1113,32 @@ static void conn_on_event(struct ob_http_client *c, struct http_conn *conn, uint
 
 /* ---- the client ------------------------------------------------------------- */
 
+/* What h's connections send a proxy before or within each request. */
+static void host_via_proxy(struct http_host *h)
+{
+    const struct ob_proxy *p = h->proxy;
+    struct ob_buf b = { 0 };
+    h->addr_name = p->host;
+    h->addr_port = p->port;
+    ob_buf_puts(&b, "proxy ");
+    ob_proxy_put_authority(&b, p->host, p->port);
+    h->proxy_label = ob_buf_steal(&b);
+    if (h->tls) {
+        ob_proxy_connect_request(&b, p, h->name, h->port);
+        h->connect_request_len = b.len;
+        h->connect_request = ob_buf_steal(&b);
+        return;
+    }
+    ob_buf_puts(&b, "http://");
+    ob_proxy_put_authority(&b, h->name, h->port);
+    h->absolute_len = b.len;
+    h->absolute = ob_buf_steal(&b);
+    if (p->credentials)
+        ob_buf_cat(&b, "Proxy-Authorization: Basic ", p->credentials, "\r\n", NULL);
+    h->proxy_auth_len = b.len;
+    h->proxy_auth = ob_buf_steal(&b);
+}
+
 static struct http_host *client_host(struct ob_http_client *c, const struct ob_http_origin *o)
 {
     for (struct http_host *h = c->hosts; h; h = h->next)
@@ -971,6 +1149,10 @@ static struct http_host *client_host(struct ob_http_client *c, const struct ob_h
     h->tls = o->tls;
     h->name = ob_xstrdup(o->host);
     h->port = ob_xstrdup(o->port);
+    h->addr_name = h->name;
+    h->addr_port = h->port;
+    if (!c->opt.direct && (h->proxy = ob_proxy_for(&c->proxies, h->tls, h->name, h->port)))
+        host_via_proxy(h);
     h->next = c->hosts;
     c->hosts = h;
     return h;
@@ -1180,6 +1362,10 @@ void ob_http_client_destroy(struct ob_http_client *c)
         free(h->key);
         free(h->name);
         free(h->port);
+        free(h->proxy_label);
+        free(h->connect_request);
+        free(h->absolute);
+        free(h->proxy_auth);
         free(h);
     }
     SSL_CTX_free(c->ssl_ctx);
@@ -1188,5 +1374,17 @@ void ob_http_client_destroy(struct ob_http_client *c)
     if (c->epoll_fd >= 0)
         close(c->epoll_fd);
     free(c->ca_file);
+    ob_proxy_env_free(&c->proxies);
+    free(c->proxy_error);
     free(c);
+}
+
+static const char *process_env(const char *name)
+{
+    return getenv(name);
+}
+
+enum ob_err ob_http_proxy_env_load(struct ob_proxy_env *env, struct ob_error *err)
+{
+    return ob_proxy_env_load(process_env, env, err);
 }

@@ -44,7 +44,10 @@ struct ob_http_client_options {
     bool tls_verify;            /* certificate chain and host name */
     const char *ca_file;        /* NULL: the system's trust store */
     /* Never through a proxy, whatever HTTPS_PROXY says: the instance
-     * metadata and container credential endpoints (SPEC §6). */
+     * metadata and container credential endpoints (SPEC §6). Otherwise an
+     * origin goes through the proxy the environment names for its scheme
+     * unless NO_PROXY exempts it: http in absolute form, https through a
+     * CONNECT tunnel, the origin's certificate verified as when direct. */
     bool direct;
     /* Looks a host name up, as getaddrinfo (NULL: getaddrinfo). The answer
      * is kept for 30 s and shared by the connections opened meanwhile. */
@@ -85,6 +88,13 @@ struct ob_http_exchange {
 };
 
 struct ob_http_client;
+
+/* The proxies the process environment names (HTTPS_PROXY, HTTP_PROXY,
+ * NO_PROXY: core/proxy.h says how they are read), as every client not
+ * `direct` reads them when it is made. A client made while they name a
+ * proxy that cannot be used fails each new connection with this error. */
+struct ob_proxy_env;
+enum ob_err ob_http_proxy_env_load(struct ob_proxy_env *env, struct ob_error *err);
 
 /* NULL with err set when the kernel or OpenSSL cannot make one (or
  * ca_file cannot be loaded). The caller owns it (ob_http_client_destroy). */

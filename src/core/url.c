@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "core/buf.h"
+#include "core/codec.h"
 
 void ob_url_free(struct ob_url *u)
 {
@@ -45,6 +46,29 @@ void ob_url_put_redacted(struct ob_buf *b, const char *text)
     ob_buf_append(b, rest, (size_t)(hidden - rest));
     if (*hidden)
         ob_buf_cat(b, *hidden == '?' ? "?" : "#", "***", NULL);
+}
+
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+void ob_url_put_basic_credentials(struct ob_buf *b, const char *userinfo)
+{
+    struct ob_buf plain = { 0 };
+    for (const char *p = userinfo; *p; p++) {
+        int hi, lo;
+        if (*p == '%' && (hi = hex_value(p[1])) >= 0 && (lo = hex_value(p[2])) >= 0) {
+            ob_buf_putc(&plain, (char)(hi * 16 + lo));
+            p += 2;
+        } else {
+            ob_buf_putc(&plain, *p);
+        }
+    }
+    if (!strchr(ob_buf_cstr(&plain), ':'))
+        ob_buf_putc(&plain, ':');
+    ob_base64_encode(b, plain.data, plain.len);
+    ob_buf_free(&plain);
 }
 
 /* A reference split into its five parts (RFC 3986 §3); NULL for a part

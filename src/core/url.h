@@ -38,4 +38,8 @@ void ob_url_free(struct ob_url *u);
 struct ob_buf;
 void ob_url_put_redacted(struct ob_buf *b, const char *text);
 
+/* Appends the base64 of userinfo percent-decoded, with a ':' added when
+ * it has none: the credentials of a Basic Authorization (RFC 7617). */
+void ob_url_put_basic_credentials(struct ob_buf *b, const char *userinfo);
+
 #endif

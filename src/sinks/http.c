@@ -166,31 +166,13 @@ static void target_free(struct http_target *t)
     memset(t, 0, sizeof *t);
 }
 
-static int hex_value(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* "user:password" of a URL, percent-decoded, as a Basic Authorization
- * line (RFC 7617). */
+/* "user:password" of a URL as a Basic Authorization line (RFC 7617). */
 static char *userinfo_auth_line(const char *userinfo)
 {
-    struct ob_buf plain = {0}, line = {0};
-    for (const char *p = userinfo; *p; p++) {
-        int hi, lo;
-        if (*p == '%' && (hi = hex_value(p[1])) >= 0 && (lo = hex_value(p[2])) >= 0) {
-            ob_buf_putc(&plain, (char)(hi * 16 + lo));
-            p += 2;
-        } else {
-            ob_buf_putc(&plain, *p);
-        }
-    }
-    if (!strchr(ob_buf_cstr(&plain), ':'))
-        ob_buf_putc(&plain, ':');
+    struct ob_buf line = {0};
     ob_buf_puts(&line, "Authorization: Basic ");
-    ob_base64_encode(&line, plain.data, plain.len);
+    ob_url_put_basic_credentials(&line, userinfo);
     ob_buf_puts(&line, "\r\n");
-    ob_buf_free(&plain);
     return ob_buf_steal(&line);
 }
 

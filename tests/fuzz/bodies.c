@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/cloudevents.h"
@@ -15,6 +16,7 @@
 #include "core/config.h"
 #include "core/config_schema.h"
 #include "core/json_scan.h"
+#include "core/proxy.h"
 #include "core/record.h"
 #include "core/route.h"
 #include "core/template.h"
@@ -450,5 +452,84 @@ int ob_fuzz_cloudevents(const uint8_t *data, size_t size)
     }
     free(m.headers);
     free(text);
+    return 0;
+}
+
+/* ---- proxy ------------------------------------------------------------------ */
+
+/* The variables the proxy body's environment holds (fuzz_env). */
+static const char *fuzz_proxy_url, *fuzz_no_proxy;
+
+static const char *fuzz_env(const char *name)
+{
+    if (strcasecmp(name, "https_proxy") == 0 || strcasecmp(name, "http_proxy") == 0)
+        return fuzz_proxy_url;
+    return strcasecmp(name, "no_proxy") == 0 ? fuzz_no_proxy : NULL;
+}
+
+/* A parsed proxy is usable: a host and a port from 1 to 65535; what is
+ * shown of its user information is the user and "***" at most. */
+static void check_proxy(const struct ob_proxy *p)
+{
+    FUZZ_ASSERT(p->host && p->port && p->shown && strncmp(p->shown, "http://", 7) == 0);
+    long port = strtol(p->port, NULL, 10);
+    FUZZ_ASSERT(port >= 1 && port <= 65535);
+    const char *userinfo = p->shown + 7, *at = strrchr(userinfo, '@');
+    FUZZ_ASSERT(!at == !p->credentials);
+    if (!at)
+        return;
+    const char *colon = memchr(userinfo, ':', (size_t)(at - userinfo));
+    FUZZ_ASSERT(!colon || (at - colon == 4 && strncmp(colon, ":***", 4) == 0));
+}
+
+int ob_fuzz_proxy(const uint8_t *data, size_t size)
+{
+    /* proxy URL NUL NO_PROXY NUL host NUL CONNECT answer */
+    struct ob_buf in = { 0 };
+    ob_buf_append(&in, data, size);
+    ob_buf_putc(&in, '\0');
+    const char *end = in.data + size;
+    fuzz_proxy_url = in.data;
+    fuzz_no_proxy = fuzz_proxy_url + strlen(fuzz_proxy_url) + 1;
+    if (fuzz_no_proxy > end)
+        fuzz_no_proxy = end;
+    const char *host = fuzz_no_proxy + strlen(fuzz_no_proxy) + 1;
+    if (host > end)
+        host = end;
+    const char *answer = host + strlen(host) + 1;
+    if (answer > end)
+        answer = end;
+
+    struct ob_proxy_env env;
+    struct ob_error err = { 0 };
+    if (ob_proxy_env_load(fuzz_env, &env, &err) == OB_OK) {
+        if (env.https)
+            check_proxy(env.https);
+        for (int tls = 0; tls < 2; tls++) {
+            FUZZ_ASSERT(!ob_proxy_for(&env, tls, "169.254.169.254", "80"));
+            FUZZ_ASSERT(!ob_proxy_for(&env, tls, "fd00:ec2::23", "80"));
+            ob_proxy_for(&env, tls, host, "443");
+        }
+        struct ob_buf b = { 0 };
+        ob_proxy_env_describe(&b, &env);
+        if (env.https)
+            ob_proxy_connect_request(&b, env.https, host, "443");
+        ob_buf_free(&b);
+        ob_proxy_env_free(&env);
+    } else {
+        FUZZ_ASSERT(err.msg[0] && !env.https && !env.http);
+    }
+
+    size_t len = (size_t)(end - answer), head_len = 0;
+    int status = 0;
+    if (ob_proxy_connect_answer(answer, len, &status, &head_len) == OB_PROXY_ANSWER_DONE) {
+        FUZZ_ASSERT(status >= 100 && status <= 999);
+        FUZZ_ASSERT(head_len >= 4 && head_len <= len && memcmp(answer + head_len - 4, "\r\n\r\n", 4) == 0);
+        /* Every shorter prefix of the head is still waiting for more. */
+        int s2;
+        size_t h2;
+        FUZZ_ASSERT(ob_proxy_connect_answer(answer, head_len - 1, &s2, &h2) == OB_PROXY_ANSWER_PARTIAL);
+    }
+    ob_buf_free(&in);
     return 0;
 }

@@ -18,5 +18,8 @@ int ob_fuzz_record(const uint8_t *data, size_t size);
 /* A message built field by field (layout in bodies.c) → the CloudEvents
  * encoder, templates and globs. */
 int ob_fuzz_cloudevents(const uint8_t *data, size_t size);
+/* "proxy URL NUL NO_PROXY NUL host NUL CONNECT answer" → the proxy
+ * variables read and matched, the answer to CONNECT parsed. */
+int ob_fuzz_proxy(const uint8_t *data, size_t size);
 
 #endif

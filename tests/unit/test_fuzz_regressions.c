@@ -118,3 +118,8 @@ TEST(fuzz_cloudevents_corpus_and_regressions_replay_without_crash)
 {
     replay_target("cloudevents", ob_fuzz_cloudevents);
 }
+
+TEST(fuzz_proxy_corpus_and_regressions_replay_without_crash)
+{
+    replay_target("proxy", ob_fuzz_proxy);
+}

@@ -16,6 +16,8 @@
 #include "core/buf.h"
 #include "test.h"
 
+#define REQUEST_MAX 8192
+
 /* One request the server reads, and what it does then. */
 struct step {
     const char *answer;   /* written after the request; NULL: say nothing until the client hangs up */
@@ -29,16 +31,16 @@ struct server {
     size_t n_steps;
     int accepted;
     atomic_int requests_read; /* watched while the server runs */
+    char last_request[REQUEST_MAX];  /* the head and body of the last request read */
     pthread_t thread;
 };
 
-/* Reads one request (head and Content-Length body); false at EOF. */
-static bool read_request(int fd)
+/* Reads one request (head and Content-Length body) into buf; false at EOF. */
+static bool read_request(int fd, char buf[REQUEST_MAX])
 {
-    char buf[8192];
     size_t len = 0;
     for (;;) {
-        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        ssize_t n = read(fd, buf + len, REQUEST_MAX - 1 - len);
         if (n <= 0)
             return false;
         len += (size_t)n;
@@ -69,7 +71,7 @@ static void *serve(void *arg)
             s->accepted++;
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
         }
-        if (!read_request(fd)) {
+        if (!read_request(fd, s->last_request)) {
             close(fd);
             fd = -1;
             i--; /* the client hung up: the same step on the next connection */
@@ -118,6 +120,15 @@ static void server_stop(struct server *s)
 {
     pthread_join(s->thread, NULL);
     close(s->listen_fd);
+}
+
+/* Proxies are what a test sets: none from the machine. */
+__attribute__((constructor)) static void no_proxies(void)
+{
+    static const char *const names[] = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy",
+                                         "NO_PROXY" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unsetenv(names[i]);
 }
 
 /* Host name lookups the clients made. */
@@ -448,5 +459,101 @@ TEST(a_body_announced_beyond_the_limit_is_refused_saying_so)
     play(steps, 1, 0, &s, &ex, &rx);
     CHECK_INT(ex.failure, OB_HTTP_PROTOCOL);
     CHECK_STR(ex.error, "the answer's body is larger than 256 MiB");
+    ob_buf_free(&rx);
+}
+
+/* ---- through a proxy (the server plays the proxy) ---- */
+
+/* One exchange with origin (tls, host, port) through a proxy at
+ * 127.0.0.1 that answers `answer`, reachable as proxy_url's host. */
+static void exchange_via_proxy(const char *variable, const char *userinfo, bool tls, bool direct,
+                               const char *answer, struct server *s, struct ob_http_exchange *ex, struct ob_buf *rx)
+{
+    static struct step step;
+    step = (struct step){ .answer = answer, .close_after = true };
+    server_start(s, &step, 1);
+    char url[128];
+    snprintf(url, sizeof url, "http://%s127.0.0.1:%s", userinfo, s->port);
+    setenv(variable, url, 1);
+    struct ob_http_client_options opt = { .connect_timeout_ms = 2000, .request_timeout_ms = 3000,
+                                          .tls_verify = true, .direct = direct };
+    struct ob_error err = { 0 };
+    struct ob_http_client *c = ob_http_client_create(&opt, &err);
+    unsetenv(variable);
+    struct ob_http_origin o = { 0 };
+    ob_http_origin_set(&o, tls, "origin.invalid", tls ? "443" : "8080");
+    exchange(c, &o, ex, rx);
+    ob_http_client_destroy(c);
+    ob_http_origin_free(&o);
+    server_stop(s);
+}
+
+TEST(an_http_request_through_a_proxy_goes_in_absolute_form_with_its_credentials)
+{
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange_via_proxy("HTTP_PROXY", "u:p@", false, false, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", &s,
+                       &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_OK);
+    CHECK_STR(s.last_request, "POST http://origin.invalid:8080/x HTTP/1.1\r\n"
+                              "Proxy-Authorization: Basic dTpw\r\n"
+                              "Host: test\r\nContent-Length: 2\r\n\r\n{}");
+    CHECK_STR(rx.data, "ok");
+    ob_buf_free(&rx);
+}
+
+TEST(a_proxy_asking_for_credentials_is_a_connect_failure_that_says_so)
+{
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    const char *refusal = "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n"
+                          "Content-Length: 0\r\n\r\n";
+    exchange_via_proxy("HTTPS_PROXY", "u:hunter2@", true, false, refusal, &s, &ex, &rx);
+    CHECK_STR(s.last_request, "CONNECT origin.invalid:443 HTTP/1.1\r\nHost: origin.invalid:443\r\n"
+                              "Proxy-Authorization: Basic dTpodW50ZXIy\r\n\r\n");
+    CHECK_INT(ex.failure, OB_HTTP_CONNECT);
+    CHECK(strstr(ex.error, "refused CONNECT to origin.invalid:443: proxy authentication required") != NULL);
+    CHECK(strstr(ex.error, "hunter2") == NULL);
+    /* Over plain http the proxy's 407 is the answer: the same failure. */
+    exchange_via_proxy("HTTP_PROXY", "u:hunter2@", false, false, refusal, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_CONNECT);
+    CHECK(strstr(ex.error, "proxy authentication required") != NULL);
+    ob_buf_free(&rx);
+}
+
+TEST(a_direct_client_ignores_the_proxy_variables)
+{
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    /* Direct, origin.invalid does not resolve: the proxy never hears of it. */
+    exchange_via_proxy("HTTP_PROXY", "", false, true, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &s, &ex,
+                       &rx);
+    CHECK_INT(ex.failure, OB_HTTP_CONNECT);
+    CHECK(strstr(ex.error, "cannot resolve origin.invalid") != NULL);
+    CHECK_INT(atomic_load(&s.requests_read), 0);
+    ob_buf_free(&rx);
+}
+
+TEST(a_proxy_variable_outboxd_cannot_use_fails_each_connection_saying_why)
+{
+    setenv("HTTPS_PROXY", "socks5://u:hunter2@127.0.0.1:1080", 1);
+    struct ob_http_client_options opt = { .connect_timeout_ms = 2000, .tls_verify = true };
+    struct ob_error err = { 0 };
+    struct ob_http_client *c = ob_http_client_create(&opt, &err);
+    unsetenv("HTTPS_PROXY");
+    CHECK(c != NULL);
+    struct ob_http_origin o = { 0 };
+    ob_http_origin_set(&o, true, "origin.invalid", "443");
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange(c, &o, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_CONNECT);
+    CHECK(strstr(ex.error, "HTTPS_PROXY: only http:// proxies are supported") != NULL);
+    CHECK(strstr(ex.error, "hunter2") == NULL);
+    ob_http_client_destroy(c);
+    ob_http_origin_free(&o);
     ob_buf_free(&rx);
 }
