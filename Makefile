@@ -110,10 +110,14 @@ tests-build: $(BIN) $(UNIT_BIN) $(TOOL_BIN) $(BUILD)/tests/test_sigv4_evp
 deps:
 	@scripts/deps.sh
 
+# The date of the newest Debian changelog entry: the man pages' date.
+RELEASE_DATE = $(shell date -u +%F -d "$$(sed -n '/^ -- /{s/^ -- .*>  //p;q}' packaging/debian/changelog)")
+
 # The documents generated from the config schema and the sink catalogue
 # (a unit test fails while they differ from what the code generates).
 docs: $(BUILD)/tools/config_reference
 	$(Q)$(BUILD)/tools/config_reference markdown > docs/CONFIGURATION.md
+	$(Q)$(BUILD)/tools/config_reference man $(RELEASE_DATE) > packaging/man/outboxd.yaml.5
 	$(Q)$(BUILD)/tools/config_reference example > config/outboxd.yaml.example
 	$(Q)cp config/outboxd.yaml.example tests/fuzz/corpus/config/outboxd.yaml.example
 
