@@ -4,6 +4,7 @@
 #   make demo       DynamoDB Local + outboxd on the console
 #   make check-asan / check-tsan   the suite under sanitizers
 #   make install PREFIX=/usr/local DESTDIR=
+#   make deb        the Debian package, in build/deb/
 #   V=1 shows full command lines; CC=clang builds with clang.
 
 CC       ?= cc
@@ -110,12 +111,34 @@ tests-build: $(BIN) $(UNIT_BIN) $(TOOL_BIN) $(BUILD)/tests/test_sigv4_evp
 deps:
 	@scripts/deps.sh
 
+# The date of the newest Debian changelog entry: the man pages' date.
+RELEASE_DATE = $(shell date -u +%F -d "$$(sed -n '/^ -- /{s/^ -- .*>  //p;q}' packaging/debian/changelog)")
+
 # The documents generated from the config schema and the sink catalogue
 # (a unit test fails while they differ from what the code generates).
 docs: $(BUILD)/tools/config_reference
 	$(Q)$(BUILD)/tools/config_reference markdown > docs/CONFIGURATION.md
+	$(Q)$(BUILD)/tools/config_reference man $(RELEASE_DATE) > packaging/man/outboxd.yaml.5
 	$(Q)$(BUILD)/tools/config_reference example > config/outboxd.yaml.example
 	$(Q)cp config/outboxd.yaml.example tests/fuzz/corpus/config/outboxd.yaml.example
+
+# make deb: the Debian package (packaging/debian/, debhelper), built from a
+# copy of the tree in $(BUILD)/deb/ so this one stays clean; writes
+# $(BUILD)/deb/outboxd_VERSION-REVISION_ARCH.deb. VERSION is the version:
+# the changelog's newest entry must be of it.
+DEB_DIR := $(BUILD)/deb
+
+deb:
+	$(Q)v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version) && [ "$${v%-*}" = "$(VERSION)" ] || \
+		{ echo "deb: packaging/debian/changelog is at $$v, VERSION at $(VERSION): add a changelog entry" >&2; exit 1; }
+	$(Q)rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	$(Q)cp -r Makefile VERSION README.md include src config docs packaging $(DEB_DIR)/src/
+	$(Q)cp -rL packaging/debian $(DEB_DIR)/src/debian
+	$(Q)cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b -Jauto >../build.log 2>&1 || \
+		{ tail -30 ../build.log >&2; echo "deb: dpkg-buildpackage failed, log in $(DEB_DIR)/build.log" >&2; exit 1; }
+	$(Q)ls $(DEB_DIR)/outboxd_*.deb
+
+.PHONY: deb
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory tests-build

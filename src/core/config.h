@@ -162,10 +162,12 @@ size_t ob_config_restart_changes(const struct ob_config *running, const struct o
 
 /* What `outboxd check` prints: every setting, secrets as "(set)". */
 void ob_config_print_summary(const struct ob_config *cfg, FILE *f);
-/* docs/CONFIGURATION.md and config/outboxd.yaml.example, from the schema
- * and the sink types of sinks; the example's one live sink is of the
- * first type. */
+/* docs/CONFIGURATION.md, the man page packaging/man/outboxd.yaml.5 (the
+ * same reference in roff; date is its YYYY-MM-DD) and
+ * config/outboxd.yaml.example, from the schema and the sink types of
+ * sinks; the example's one live sink is of the first type. */
 void ob_config_write_reference(FILE *f, const struct ob_sink_catalogue *sinks);
+void ob_config_write_man(FILE *f, const struct ob_sink_catalogue *sinks, const char *date);
 void ob_config_write_example(FILE *f, const struct ob_sink_catalogue *sinks);
 
 /* "250ms", "5s", "10m", "2h", "7d" or "0" → milliseconds; *ok false

@@ -142,16 +142,6 @@ void ob_config_print_summary(const struct ob_config *cfg, FILE *f)
     ob_buf_free(&b);
 }
 
-/* Markdown table cells: a '|' would end the cell. */
-static void put_cell(struct ob_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '|')
-            ob_buf_putc(b, '\\');
-        ob_buf_putc(b, *s);
-    }
-}
-
 /* The type column: the type's name, its floor and ceiling, whether it is secret. */
 static void put_doc_type(struct ob_buf *b, const struct ob_config_key *k)
 {
@@ -202,87 +192,290 @@ static void put_doc_reload(struct ob_buf *b, const struct ob_config_key *k)
         ob_buf_puts(b, " Applied by SIGHUP.");
 }
 
-static void put_doc_table(struct ob_buf *b, const struct ob_config_key *keys, size_t from, size_t n,
-                          const char *prefix)
+/* One reference, two renderings (docs/CONFIGURATION.md and the man page
+ * outboxd.yaml(5)). Text handed to a format carries Markdown's inline
+ * markup, `code` and **strong**, which the man format translates. */
+struct doc_format {
+    void (*begin)(struct ob_buf *b, const char *date);
+    void (*para)(struct ob_buf *b, const char *text);
+    void (*list)(struct ob_buf *b, const char *const *items, size_t n);
+    void (*keys_part)(struct ob_buf *b);                             /* the per-key part starts */
+    void (*heading)(struct ob_buf *b, int level, const char *name);  /* 2: a top-level key, 3: a sink type */
+    void (*table_begin)(struct ob_buf *b);
+    void (*key)(struct ob_buf *b, const char *path, const char *type, const char *def, const char *doc);
+    void (*table_end)(struct ob_buf *b);
+    void (*end)(struct ob_buf *b);
+};
+
+/* Markdown table cells: a '|' would end the cell. */
+static void put_cell(struct ob_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|')
+            ob_buf_putc(b, '\\');
+        ob_buf_putc(b, *s);
+    }
+}
+
+static void md_begin(struct ob_buf *b, const char *date)
+{
+    (void)date;
+    ob_buf_puts(b, "# outboxd configuration reference\n\n"
+                   "<!-- Generated from src/core/config_schema.c and the sinks' key tables (src/sinks/)"
+                   " by `build/tools/config_reference markdown`; do not edit. -->\n\n");
+}
+
+static void md_para(struct ob_buf *b, const char *text)
+{
+    ob_buf_cat(b, text, "\n\n", NULL);
+}
+
+static void md_list(struct ob_buf *b, const char *const *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ob_buf_cat(b, "- ", items[i], "\n", NULL);
+    ob_buf_putc(b, '\n');
+}
+
+static void md_nothing(struct ob_buf *b)
+{
+    (void)b;
+}
+
+static void md_heading(struct ob_buf *b, int level, const char *name)
+{
+    ob_buf_printf(b, "%.*s `%s`\n\n", level, "###", name);
+}
+
+static void md_table_begin(struct ob_buf *b)
+{
+    ob_buf_puts(b, "| Key | Type | Default | Description |\n|---|---|---|---|\n");
+}
+
+static void md_key(struct ob_buf *b, const char *path, const char *type, const char *def, const char *doc)
+{
+    ob_buf_printf(b, "| `%s` | ", path);
+    put_cell(b, type);
+    ob_buf_puts(b, " | ");
+    put_cell(b, def);
+    ob_buf_puts(b, " | ");
+    put_cell(b, doc);
+    ob_buf_puts(b, " |\n");
+}
+
+static void md_table_end(struct ob_buf *b)
+{
+    ob_buf_putc(b, '\n');
+}
+
+static const struct doc_format markdown = {
+    md_begin, md_para, md_list, md_nothing, md_heading, md_table_begin, md_key, md_table_end, md_nothing,
+};
+
+/* Text as roff: `code` (never hyphenated) and **strong** in bold, the
+ * characters roff would read as requests or escapes quoted, '-' in code a
+ * minus (what one types), every non-ASCII character by its code point. */
+static void put_roff(struct ob_buf *b, const char *s)
+{
+    bool code = false, strong = false;
+    if (*s == '.' || *s == '\'')
+        ob_buf_puts(b, "\\&");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '`') {
+            code = !code;
+            ob_buf_puts(b, code ? "\\fB\\%" : "\\fR");
+        } else if (p[0] == '*' && p[1] == '*') {
+            strong = !strong;
+            ob_buf_puts(b, strong ? "\\fB" : "\\fR");
+            p++;
+        } else if (*p == '\\') {
+            ob_buf_puts(b, "\\e");
+        } else if (*p == '-' && code) {
+            ob_buf_puts(b, "\\-");
+        } else if (*p >= 0xc0) {
+            int more = *p >= 0xf0 ? 3 : *p >= 0xe0 ? 2 : 1;
+            uint32_t cp = *p & (0x3f >> more);
+            for (int i = 0; i < more && (p[1] & 0xc0) == 0x80; i++)
+                cp = cp << 6 | (*++p & 0x3f);
+            ob_buf_printf(b, "\\[u%04" PRIX32 "]", cp);
+        } else {
+            ob_buf_putc(b, (char)*p);
+        }
+    }
+}
+
+static void man_begin(struct ob_buf *b, const char *date)
+{
+    ob_buf_printf(b, ".\\\" Generated from src/core/config_schema.c and the sinks' key tables (src/sinks/)\n"
+                     ".\\\" by `build/tools/config_reference man DATE`; do not edit.\n"
+                     ".TH OUTBOXD.YAML 5 %s outboxd \"File Formats Manual\"\n", date);
+    ob_buf_puts(b, ".SH NAME\noutboxd.yaml \\- configuration file of the outboxd relay\n"
+                   ".SH SYNOPSIS\n/etc/outboxd/outboxd.yaml\n"
+                   ".SH DESCRIPTION\n");
+}
+
+/* A paragraph right after a heading needs no .PP (and mandoc warns of one). */
+static void man_para(struct ob_buf *b, const char *text)
+{
+    const char *s = ob_buf_cstr(b);
+    const char *last = s + b->len - 1;
+    while (last > s && last[-1] != '\n')
+        last--;
+    if (strncmp(last, ".SH ", 4) != 0 && strncmp(last, ".SS ", 4) != 0)
+        ob_buf_puts(b, ".PP\n");
+    put_roff(b, text);
+    ob_buf_putc(b, '\n');
+}
+
+static void man_list(struct ob_buf *b, const char *const *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ob_buf_puts(b, ".IP \\(bu 2\n");
+        put_roff(b, items[i]);
+        ob_buf_putc(b, '\n');
+    }
+}
+
+static void man_keys_part(struct ob_buf *b)
+{
+    ob_buf_puts(b, ".SH KEYS\n");
+}
+
+static void man_heading(struct ob_buf *b, int level, const char *name)
+{
+    ob_buf_puts(b, ".SS ");
+    if (level > 2)
+        ob_buf_puts(b, "sinks: ");
+    put_roff(b, name);
+    ob_buf_putc(b, '\n');
+}
+
+static void man_key(struct ob_buf *b, const char *path, const char *type, const char *def, const char *doc)
+{
+    ob_buf_puts(b, ".TP\n\\fB");
+    put_roff(b, path);
+    ob_buf_puts(b, "\\fR (");
+    put_roff(b, type);
+    ob_buf_puts(b, ")\n");
+    put_roff(b, doc);
+    ob_buf_puts(b, "\nDefault: ");
+    put_roff(b, def);
+    ob_buf_puts(b, ".\n");
+}
+
+static void man_end(struct ob_buf *b)
+{
+    ob_buf_puts(b, ".SH FILES\n"
+                   ".TP\n/etc/outboxd/outboxd.yaml\nThe configuration of the packaged service.\n"
+                   ".TP\n/usr/share/doc/outboxd/CONFIGURATION.md\nThis reference as Markdown.\n"
+                   ".SH ENVIRONMENT\n"
+                   ".TP\n\\fBOUTBOXD_CONFIG\\fR\nThe file read when no \\fB\\-c\\fR is given.\n"
+                   ".SH SEE ALSO\n\\fBoutboxd\\fR(8)\n");
+}
+
+static const struct doc_format man = {
+    man_begin, man_para, man_list, man_keys_part, man_heading, md_nothing, man_key, md_nothing, man_end,
+};
+
+static void put_doc_table(struct ob_buf *b, const struct doc_format *fmt, const struct ob_config_key *keys,
+                          size_t from, size_t n, const char *prefix)
 {
     size_t plen = strlen(prefix);
-    ob_buf_puts(b, "| Key | Type | Default | Description |\n|---|---|---|---|\n");
+    fmt->table_begin(b);
     for (size_t i = from; i < n; i++) {
         const struct ob_config_key *k = &keys[i];
         if (k->type == OB_CT_SECTION && !strchr(k->path, '.') && plen)
             continue;
         if (plen && (strncmp(k->path, prefix, plen) != 0 || k->path[plen] != '.'))
             continue;
-        struct ob_buf type = {0}, def = {0};
+        struct ob_buf type = {0}, def = {0}, doc = {0};
         put_doc_type(&type, k);
         put_doc_default(&def, k);
-        ob_buf_printf(b, "| `%s` | ", k->path);
-        put_cell(b, ob_buf_cstr(&type));
-        ob_buf_puts(b, " | ");
-        put_cell(b, ob_buf_cstr(&def));
-        ob_buf_puts(b, " | ");
-        put_cell(b, k->doc);
-        put_doc_reload(b, k);
-        ob_buf_puts(b, " |\n");
+        ob_buf_puts(&doc, k->doc);
+        put_doc_reload(&doc, k);
+        fmt->key(b, k->path, ob_buf_cstr(&type), ob_buf_cstr(&def), ob_buf_cstr(&doc));
         ob_buf_free(&type);
         ob_buf_free(&def);
+        ob_buf_free(&doc);
     }
-    ob_buf_putc(b, '\n');
+    fmt->table_end(b);
 }
 
-void ob_config_write_reference(FILE *f, const struct ob_sink_catalogue *sinks)
+static void write_reference(FILE *f, const struct ob_sink_catalogue *sinks, const struct doc_format *fmt,
+                            const char *date)
 {
-    struct ob_buf b = {0};
-    ob_buf_puts(&b,
-                "# outboxd configuration reference\n\n"
-                "<!-- Generated from src/core/config_schema.c and the sinks' key tables (src/sinks/)"
-                " by `build/tools/config_reference markdown`; do not edit. -->\n\n"
-                "outboxd reads one YAML file: `-c FILE`, else `$OUTBOXD_CONFIG`, else "
-                "`/etc/outboxd/outboxd.yaml`. `outboxd check -c FILE` validates it and prints every problem as "
-                "`FILE:LINE:COLUMN: error: MESSAGE`.\n\n"
-                "- Strict: an unknown key, a duplicate key, a wrong type or a bad value is an error.\n"
-                "- `${VAR}` and `${VAR:-default}` are replaced from the environment in every value "
-                "(the default also applies when `VAR` is empty); `$$` is a literal `$`. An unset variable "
-                "without a default is an error.\n"
-                "- A key without a value, or whose value is empty after expansion, is not set: its default "
-                "applies.\n"
-                "- Durations are an integer and a unit: `250ms`, `5s`, `10m`, `2h`, `7d`; `0` needs no unit.\n"
-                "- Booleans are `true` or `false`.\n"
-                "- Templates put message attributes in `{braces}`: `{messageType}`, `{aggregateType}`, "
-                "`{aggregateId}`, `{pk}`, `{table}`, ... A missing attribute expands to an empty string.\n"
-                "- Secrets never appear in messages, logs or `check` output; give them through `${VAR}`.\n"
-                "- SIGHUP reads the file again and applies ");
-    put_reloadable_keys(&b, "`");
-    ob_buf_puts(&b, " (with the keys of every sink and route). Every other key is read at start: a reload that "
-                    "changes one logs a warning naming it, and the new value takes effect on the next restart.\n\n");
+    struct ob_buf b = {0}, sighup = {0};
+    fmt->begin(&b, date);
+    fmt->para(&b, "outboxd reads one YAML file: `-c FILE`, else `$OUTBOXD_CONFIG`, else "
+                  "`/etc/outboxd/outboxd.yaml`. `outboxd check -c FILE` validates it and prints every problem as "
+                  "`FILE:LINE:COLUMN: error: MESSAGE`.");
+    ob_buf_puts(&sighup, "SIGHUP reads the file again and applies ");
+    put_reloadable_keys(&sighup, "`");
+    ob_buf_puts(&sighup, " (with the keys of every sink and route). Every other key is read at start: a reload "
+                         "that changes one logs a warning naming it, and the new value takes effect on the next "
+                         "restart.");
+    const char *const rules[] = {
+        "Strict: an unknown key, a duplicate key, a wrong type or a bad value is an error.",
+        "`${VAR}` and `${VAR:-default}` are replaced from the environment in every value "
+        "(the default also applies when `VAR` is empty); `$$` is a literal `$`. An unset variable "
+        "without a default is an error.",
+        "A key without a value, or whose value is empty after expansion, is not set: its default applies.",
+        "Durations are an integer and a unit: `250ms`, `5s`, `10m`, `2h`, `7d`; `0` needs no unit.",
+        "Booleans are `true` or `false`.",
+        "Templates put message attributes in `{braces}`: `{messageType}`, `{aggregateType}`, "
+        "`{aggregateId}`, `{pk}`, `{table}`, ... A missing attribute expands to an empty string.",
+        "Secrets never appear in messages, logs or `check` output; give them through `${VAR}`.",
+        ob_buf_cstr(&sighup),
+    };
+    fmt->list(&b, rules, sizeof rules / sizeof rules[0]);
+    fmt->keys_part(&b);
     for (size_t i = 0; i < ob_config_n_keys; i++) {
         const struct ob_config_key *k = &ob_config_keys[i];
         if (strchr(k->path, '.'))
             continue;
-        ob_buf_printf(&b, "## `%s`\n\n%s", k->path, k->doc);
-        put_doc_reload(&b, k);
-        ob_buf_puts(&b, "\n\n");
+        struct ob_buf doc = {0};
+        ob_buf_puts(&doc, k->doc);
+        put_doc_reload(&doc, k);
+        fmt->heading(&b, 2, k->path);
+        fmt->para(&b, ob_buf_cstr(&doc));
+        ob_buf_free(&doc);
         if (k->type == OB_CT_SECTION) {
-            put_doc_table(&b, ob_config_keys, 0, ob_config_n_keys, k->path);
+            put_doc_table(&b, fmt, ob_config_keys, 0, ob_config_n_keys, k->path);
         } else if (k->type == OB_CT_SINKS) {
-            ob_buf_puts(&b, "Keys of every sink:\n\n");
-            put_doc_table(&b, ob_sink_common_keys, 0, ob_sink_n_common, "");
+            fmt->para(&b, "Keys of every sink:");
+            put_doc_table(&b, fmt, ob_sink_common_keys, 0, ob_sink_n_common, "");
             for (size_t s = 0; s < sinks->n; s++) {
                 const struct ob_sink_schema *sc = sinks->types[s];
-                ob_buf_printf(&b, "### `type: %s`\n\n%s\n\n", sc->type, sc->doc);
+                struct ob_buf name = {0};
+                ob_buf_cat(&name, "type: ", sc->type, NULL);
+                fmt->heading(&b, 3, ob_buf_cstr(&name));
+                ob_buf_free(&name);
+                fmt->para(&b, sc->doc);
                 if (!sc->n_keys)
-                    ob_buf_puts(&b, "No keys of its own.\n\n");
+                    fmt->para(&b, "No keys of its own.");
                 else
-                    put_doc_table(&b, sc->keys, 0, sc->n_keys, "");
+                    put_doc_table(&b, fmt, sc->keys, 0, sc->n_keys, "");
             }
         } else if (k->type == OB_CT_ROUTES) {
-            put_doc_table(&b, ob_route_keys, 0, ob_route_n_keys, "");
+            put_doc_table(&b, fmt, ob_route_keys, 0, ob_route_n_keys, "");
         } else {
-            put_doc_table(&b, ob_config_keys, i, i + 1, "");
+            put_doc_table(&b, fmt, ob_config_keys, i, i + 1, "");
         }
     }
+    fmt->end(&b);
     fputs(ob_buf_cstr(&b), f);
+    ob_buf_free(&sighup);
     ob_buf_free(&b);
+}
+
+void ob_config_write_reference(FILE *f, const struct ob_sink_catalogue *sinks)
+{
+    write_reference(f, sinks, &markdown, NULL);
+}
+
+void ob_config_write_man(FILE *f, const struct ob_sink_catalogue *sinks, const char *date)
+{
+    write_reference(f, sinks, &man, date);
 }
 
 /* A YAML scalar as written in the example: quoted unless plainly safe. */
