@@ -684,13 +684,15 @@ static enum ob_err walk_chain(struct walk *w, struct ob_aws_credentials *out, st
                                ob_buf_cstr(&w->tried));
     if (rc || found)
         return rc;
+    if (w->describe)
+        return OB_OK; /* out->source empty: none */
     return ob_error_set(err, OB_ERR_CREDENTIALS, "no AWS credentials found; tried %s", ob_buf_cstr(&w->tried));
 }
 
-static enum ob_err walk_run(const struct ob_credentials_options *opt, bool describe, struct ob_aws_credentials *out,
-                            struct ob_error *err)
+enum ob_err ob_credentials_resolve(const struct ob_credentials_options *opt, struct ob_aws_credentials *out,
+                                   struct ob_error *err)
 {
-    struct walk w = { .opt = opt, .describe = describe };
+    struct walk w = { .opt = opt };
     enum ob_err rc = walk_chain(&w, out, err);
     if (rc)
         ob_aws_credentials_free(out);
@@ -698,19 +700,17 @@ static enum ob_err walk_run(const struct ob_credentials_options *opt, bool descr
     return rc;
 }
 
-enum ob_err ob_credentials_resolve(const struct ob_credentials_options *opt, struct ob_aws_credentials *out,
-                                   struct ob_error *err)
-{
-    return walk_run(opt, false, out, err);
-}
-
 enum ob_err ob_credentials_describe(const struct ob_credentials_options *opt, struct ob_buf *said,
                                     struct ob_error *err)
 {
+    struct walk w = { .opt = opt, .describe = true };
     struct ob_aws_credentials c;
-    enum ob_err rc = walk_run(opt, true, &c, err);
-    if (!rc)
+    enum ob_err rc = walk_chain(&w, &c, err);
+    if (!rc && c.source[0])
         ob_buf_puts(said, c.source);
+    else if (!rc)
+        ob_buf_printf(said, "none found (tried %s)", ob_buf_cstr(&w.tried));
+    ob_buf_free(&w.tried);
     return rc;
 }
 
@@ -724,7 +724,8 @@ void ob_aws_credentials_free(struct ob_aws_credentials *c)
 
 /* The region chain, resolving or (describe) saying where the region comes
  * from without asking instance metadata: *out is the region (NULL when
- * describing instance metadata), from says where it came from. */
+ * describing instance metadata or nothing), from says where it came from
+ * (describing, "none found: ..." when nowhere, which resolving is an error). */
 static enum ob_err region_walk(const char *configured, const char *profile, bool describe, char **out,
                                struct ob_buf *from, struct ob_error *err)
 {
@@ -766,10 +767,16 @@ static enum ob_err region_walk(const char *configured, const char *profile, bool
             rc = ob_imds_region(endpoint, out, err);
         goto out;
     }
-    rc = ob_error_set(err, OB_ERR_CONFIG,
-                      "no AWS region: set aws.region, AWS_REGION or AWS_DEFAULT_REGION, or region in "
-                      "profile %s of %s (instance metadata is disabled: AWS_EC2_METADATA_DISABLED)",
-                      profile, path ? path : "the config file (AWS_CONFIG_FILE, HOME unset)");
+    struct ob_buf why = { 0 };
+    ob_buf_printf(&why,
+                  "set aws.region, AWS_REGION or AWS_DEFAULT_REGION, or region in profile %s of %s (instance "
+                  "metadata is disabled: AWS_EC2_METADATA_DISABLED)",
+                  profile, path ? path : "the config file (AWS_CONFIG_FILE, HOME unset)");
+    if (describe)
+        ob_buf_printf(from, "none found: %s", ob_buf_cstr(&why));
+    else
+        rc = ob_error_set(err, OB_ERR_CONFIG, "no AWS region: %s", ob_buf_cstr(&why));
+    ob_buf_free(&why);
 out:
     profile_values_free(&v);
     free(path);
@@ -792,8 +799,10 @@ enum ob_err ob_aws_region_describe(const char *configured, const char *profile, 
     enum ob_err rc = region_walk(configured, profile, true, &region, &from, err);
     if (!rc && region)
         ob_buf_printf(said, "%s (%s)", region, ob_buf_cstr(&from));
-    else if (!rc)
+    else if (!rc && strncmp(from.data, "none", 4) != 0)
         ob_buf_printf(said, "from %s", ob_buf_cstr(&from));
+    else if (!rc)
+        ob_buf_puts(said, ob_buf_cstr(&from));
     free(region);
     ob_buf_free(&from);
     return rc;

@@ -82,7 +82,8 @@ enum ob_err ob_credentials_resolve(const struct ob_credentials_options *opt, str
  * the same walk reading the same files and variables, with the same
  * configuration errors, but no request made and no process run.
  * Appends the source's name to said ("web identity (role ARN, token file
- * PATH)", "instance metadata (IMDSv2, http://169.254.169.254)"). */
+ * PATH)", "instance metadata (IMDSv2, http://169.254.169.254)"), or
+ * "none found (tried ...)" (which resolving is an error). */
 enum ob_err ob_credentials_describe(const struct ob_credentials_options *opt, struct ob_buf *said,
                                     struct ob_error *err);
 
@@ -97,7 +98,8 @@ enum ob_err ob_aws_region_resolve(const char *configured, const char *profile, c
                                   struct ob_error *err);
 
 /* Where the region comes from, without asking instance metadata: appends
- * "eu-west-1 (AWS_REGION)", or "from instance metadata URL". */
+ * "eu-west-1 (AWS_REGION)", "from instance metadata URL", or "none found: set
+ * aws.region, ..." (which resolving is an error). */
 enum ob_err ob_aws_region_describe(const char *configured, const char *profile, struct ob_buf *said,
                                    struct ob_error *err);
 
