@@ -4,6 +4,7 @@ chain as outboxd walks it; it prints the source, key id and expiry, never a secr
 `outboxd check` (which says the source without calling it)."""
 
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -12,6 +13,7 @@ import pytest
 from harness.aws_cred_servers import ContainerCredentialsServer, ImdsServer, StsServer
 from harness.aws_creds import CredentialLedger
 from harness.outboxd import outboxd_env
+from harness.server_base import LoopbackServer
 from outboxd_config import tool
 
 ROLE = "arn:aws:iam::123456789012:role/outboxd"
@@ -299,3 +301,24 @@ def test_check_says_when_nothing_is_found_and_refuses_what_run_would(tmp_config,
     assert bad.stderr == (f"{cfg}: error: container endpoint http://192.0.2.7/x (AWS_CONTAINER_CREDENTIALS_FULL_URI):"
                           " over http only a loopback address, 169.254.170.2, 169.254.170.23 or [fd00:ec2::23] may "
                           "be used; else https\n")
+
+
+class _Silent(LoopbackServer):
+    """Accepts connections and never answers: instance metadata on a host it does not
+    serve, as seen through a firewall."""
+
+    def serve_connection(self, sock, client_address, number):
+        self._stopping.wait(30)
+
+
+def test_instance_metadata_that_never_answers_is_given_up_after_two_one_second_tries(env):
+    with _Silent() as silent:
+        started = time.monotonic()
+        p = resolve(env(AWS_REGION="eu-west-3", AWS_EC2_METADATA_DISABLED=None,
+                        AWS_EC2_METADATA_SERVICE_ENDPOINT=silent.url))
+        took = time.monotonic() - started
+    assert p.returncode == 69, p.stderr
+    assert p.stderr.startswith("error: no AWS credentials found (tried "), p.stderr
+    assert f"the last source failed: instance metadata (IMDSv2, {silent.url}): " in p.stderr
+    assert silent.connections == 2
+    assert 1.9 < took < 8, took
