@@ -163,9 +163,7 @@ static enum ob_err sts_call(const char *url, const char *headers, const struct o
     return rc;
 }
 
-/* The token file's contents without trailing white space; *out is wiped
- * and freed by the caller. */
-static enum ob_err read_token_file(const char *path, const char *source, struct ob_buf *out, struct ob_error *err)
+enum ob_err ob_cred_token_file_read(const char *path, const char *source, struct ob_buf *out, struct ob_error *err)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -196,7 +194,7 @@ enum ob_err ob_sts_assume_role_with_web_identity(const struct ob_assume_role *r,
     char session[40], duration[16];
 
     memset(out, 0, sizeof *out);
-    enum ob_err rc = read_token_file(token_file, source, &token, err);
+    enum ob_err rc = ob_cred_token_file_read(token_file, source, &token, err);
     if (rc)
         goto out;
     sts_params(r, p, session, duration);

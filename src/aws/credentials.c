@@ -281,16 +281,21 @@ struct profile {
     struct profile_values v[2];
 };
 
-static const char *const shared_file_what[2] = { "shared credentials file", "config file" };
+/* The two shared files: what messages call them, the variable naming
+ * each, its name under ~/.aws. */
+static const struct {
+    const char *what, *var, *name;
+} shared_files[2] = {
+    { "shared credentials file", "AWS_SHARED_CREDENTIALS_FILE", "credentials" },
+    { "config file", "AWS_CONFIG_FILE", "config" },
+};
 
 static enum ob_err profile_load(const char *name, struct profile *p, struct ob_error *err)
 {
-    static const char *const var[2] = { "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE" };
-    static const char *const file[2] = { "credentials", "config" };
     memset(p, 0, sizeof *p);
     p->name = name;
     for (int i = 0; i < 2; i++) {
-        p->path[i] = shared_file_path(var[i], file[i]);
+        p->path[i] = shared_file_path(shared_files[i].var, shared_files[i].name);
         if (!p->path[i])
             continue;
         enum ob_err rc = ini_read_profile(p->path[i], name, i == 1, &p->v[i], &p->file_found[i],
@@ -331,7 +336,7 @@ static enum ob_err static_keys(struct walk *w, const struct profile *p, int i, s
 
     if (!p->path[i] || !p->file_found[i] || !p->section_found[i] || (!akid && !secret))
         return OB_OK;
-    ob_buf_printf(&source, "%s %s (profile %s)", shared_file_what[i], p->path[i], p->name);
+    ob_buf_printf(&source, "%s %s (profile %s)", shared_files[i].what, p->path[i], p->name);
     if (!akid || !secret) {
         rc = ob_error_set(err, OB_ERR_CREDENTIALS, "%s has %s but no %s", ob_buf_cstr(&source),
                           akid ? "aws_access_key_id" : "aws_secret_access_key",
@@ -346,16 +351,15 @@ static enum ob_err static_keys(struct walk *w, const struct profile *p, int i, s
 /* Why a shared file gave nothing, for "no credentials" messages. */
 static void note_shared_file(struct ob_buf *tried, const struct profile *p, int i)
 {
-    static const char *const var[2] = { "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE" };
+    const char *what = shared_files[i].what;
     if (!p->path[i])
-        ob_buf_printf(tried, "; %s (neither %s nor HOME is set)", shared_file_what[i], var[i]);
+        ob_buf_printf(tried, "; %s (neither %s nor HOME is set)", what, shared_files[i].var);
     else if (!p->file_found[i])
-        ob_buf_printf(tried, "; %s %s (no such file)", shared_file_what[i], p->path[i]);
+        ob_buf_printf(tried, "; %s %s (no such file)", what, p->path[i]);
     else if (!p->section_found[i])
-        ob_buf_printf(tried, "; %s %s (no profile %s)", shared_file_what[i], p->path[i], p->name);
+        ob_buf_printf(tried, "; %s %s (no profile %s)", what, p->path[i], p->name);
     else
-        ob_buf_printf(tried, "; %s %s (profile %s: no aws_access_key_id)", shared_file_what[i], p->path[i],
-                      p->name);
+        ob_buf_printf(tried, "; %s %s (profile %s: no aws_access_key_id)", what, p->path[i], p->name);
 }
 
 /* The profiles on the way from the first to a source_profile, for the
@@ -520,25 +524,17 @@ out:
 /* The Authorization header's value for a _FULL_URI: the token file
  * (read each time: it is rotated), else the variable. NULL when neither
  * is set. A value that would break the header is refused. */
-static enum ob_err container_authorization(char **out, struct ob_error *err)
+static enum ob_err container_authorization(const char *source, char **out, struct ob_error *err)
 {
     const char *file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
     *out = NULL;
     if (file) {
-        FILE *f = fopen(file, "r");
         struct ob_buf b = { 0 };
-        char chunk[1024];
-        size_t n;
-        if (!f)
-            return ob_error_set(err, OB_ERR_CREDENTIALS,
-                                "container endpoint: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: %s", file,
-                                strerror(errno));
-        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-            ob_buf_append(&b, chunk, n);
-        fclose(f);
-        explicit_bzero(chunk, sizeof chunk);
-        while (b.len && strchr(" \t\r\n", b.data[b.len - 1]))
-            b.data[--b.len] = '\0';
+        enum ob_err rc = ob_cred_token_file_read(file, source, &b, err);
+        if (rc) {
+            wipe_free(ob_buf_steal(&b));
+            return rc;
+        }
         *out = ob_buf_steal(&b);
     } else if (env("AWS_CONTAINER_AUTHORIZATION_TOKEN")) {
         *out = ob_xstrdup(env("AWS_CONTAINER_AUTHORIZATION_TOKEN"));
@@ -546,9 +542,7 @@ static enum ob_err container_authorization(char **out, struct ob_error *err)
     if (*out && strpbrk(*out, "\r\n")) {
         wipe_free(*out);
         *out = NULL;
-        return ob_error_set(err, OB_ERR_CREDENTIALS,
-                            "container endpoint: the authorization token has a line break (%s)",
-                            file ? "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" : "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+        return ob_error_set(err, OB_ERR_CREDENTIALS, "%s: the authorization token has a line break", source);
     }
     return OB_OK;
 }
@@ -599,7 +593,7 @@ static enum ob_err from_container(struct walk *w, struct ob_aws_credentials *out
             ob_buf_printf(&source, " (token file %s)", file);
         else if (env("AWS_CONTAINER_AUTHORIZATION_TOKEN"))
             ob_buf_puts(&source, " (token AWS_CONTAINER_AUTHORIZATION_TOKEN)");
-        if (!w->describe && (rc = container_authorization(&authorization, err)))
+        if (!w->describe && (rc = container_authorization(ob_buf_cstr(&source), &authorization, err)))
             goto out;
     }
     rc = FOUND(w, out, found, ob_buf_cstr(&source),
@@ -752,7 +746,7 @@ static enum ob_err region_walk(const char *configured, const char *profile, bool
         profile = env("AWS_PROFILE");
     if (!profile)
         profile = "default";
-    path = shared_file_path("AWS_CONFIG_FILE", "config");
+    path = shared_file_path(shared_files[1].var, shared_files[1].name);
     if (path && (rc = ini_read_profile(path, profile, true, &v, &file_found, &section_found, err)))
         goto out;
     if (v.v[PK_REGION]) {
