@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "aws/credentials.h"
+#include "aws/identity.h"
 #include "core/buf.h"
 #include "core/url.h"
 #include "outboxd/error.h"

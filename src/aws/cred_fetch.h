@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "aws/credentials.h"
+#include "aws/identity.h"
 #include "core/buf.h"
 #include "outboxd/error.h"
 

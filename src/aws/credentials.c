@@ -708,14 +708,6 @@ enum ob_err ob_credentials_describe(const struct ob_credentials_options *opt, st
     return rc;
 }
 
-void ob_aws_credentials_free(struct ob_aws_credentials *c)
-{
-    wipe_free(c->access_key_id);
-    wipe_free(c->secret_access_key);
-    wipe_free(c->session_token);
-    memset(c, 0, sizeof *c);
-}
-
 /* The region chain, resolving or (describe) saying where the region comes
  * from without asking instance metadata: *out is the region (NULL when
  * describing instance metadata or nothing), from says where it came from
@@ -785,7 +777,7 @@ enum ob_err ob_aws_region_resolve(const char *configured, const char *profile, c
     return rc;
 }
 
-enum ob_err ob_aws_region_describe(const char *configured, const char *profile, struct ob_buf *said,
+enum ob_err ob_region_describe(const char *configured, const char *profile, struct ob_buf *said,
                                    struct ob_error *err)
 {
     char *region = NULL;

@@ -6,29 +6,15 @@
  * startup and at each refresh of temporary credentials, never on a
  * shard's path. Signing itself (aws/sigv4.h) never does.
  *
- * Ownership: struct ob_aws_credentials owns its strings; release them with
- * ob_aws_credentials_free, which also wipes them. Error messages name the
+ * The credentials themselves are aws/identity.h's. Error messages name the
  * source that failed (a file and profile, an environment variable or a
  * config key) and never contain a key, a secret or a token. */
 #ifndef OB_AWS_CREDENTIALS_H
 #define OB_AWS_CREDENTIALS_H
 
-#include <stdint.h>
-
+#include "aws/identity.h"
 #include "core/buf.h"
 #include "outboxd/error.h"
-
-struct ob_aws_credentials {
-    char *access_key_id;
-    char *secret_access_key;
-    char *session_token; /* NULL when there is none */
-    /* When they stop working, in Unix seconds; 0: they do not expire
-     * (long-term keys). Temporary ones are refreshed before then. */
-    int64_t expires_at;
-    /* Where they came from, for logs: "config", "environment",
-     * "shared credentials file /root/.aws/credentials (profile x)". */
-    char source[256];
-};
 
 /* The aws.* keys of the configuration; each may be NULL. */
 struct ob_credentials_options {
@@ -87,8 +73,6 @@ enum ob_err ob_credentials_resolve(const struct ob_credentials_options *opt, str
 enum ob_err ob_credentials_describe(const struct ob_credentials_options *opt, struct ob_buf *said,
                                     struct ob_error *err);
 
-void ob_aws_credentials_free(struct ob_aws_credentials *c);
-
 /* The region: configured (aws.region), else AWS_REGION, else
  * AWS_DEFAULT_REGION, else `region` of the profile (profile, else
  * AWS_PROFILE, else "default") in the shared config file, else instance
@@ -100,7 +84,7 @@ enum ob_err ob_aws_region_resolve(const char *configured, const char *profile, c
 /* Where the region comes from, without asking instance metadata: appends
  * "eu-west-1 (AWS_REGION)", "from instance metadata URL", or "none found: set
  * aws.region, ..." (which resolving is an error). */
-enum ob_err ob_aws_region_describe(const char *configured, const char *profile, struct ob_buf *said,
+enum ob_err ob_region_describe(const char *configured, const char *profile, struct ob_buf *said,
                                    struct ob_error *err);
 
 #endif

@@ -34,7 +34,7 @@ static int print_aws_sources(const struct ob_config *cfg)
         .profile = cfg->aws.profile,
         .region = cfg->aws.region,
     };
-    enum ob_err region_rc = ob_aws_region_describe(cfg->aws.region, cfg->aws.profile, &region, &err);
+    enum ob_err region_rc = ob_region_describe(cfg->aws.region, cfg->aws.profile, &region, &err);
     say(cfg, "region", region_rc, &region, &err);
     enum ob_err rc = ob_credentials_describe(&co, &credentials, &err);
     say(cfg, "credentials", rc, &credentials, &err);

@@ -487,16 +487,16 @@ TEST(region_describe_says_where_it_comes_from_and_ends_at_instance_metadata)
     fresh_env();
     struct ob_buf said = { 0 };
     struct ob_error err = { 0 };
-    CHECK_INT(ob_aws_region_describe("eu-west-1", NULL, &said, &err), OB_OK);
+    CHECK_INT(ob_region_describe("eu-west-1", NULL, &said, &err), OB_OK);
     CHECK_STR(said.data, "eu-west-1 (aws.region)");
     ob_buf_reset(&said);
     setenv("AWS_DEFAULT_REGION", "us-east-2", 1);
-    CHECK_INT(ob_aws_region_describe(NULL, NULL, &said, &err), OB_OK);
+    CHECK_INT(ob_region_describe(NULL, NULL, &said, &err), OB_OK);
     CHECK_STR(said.data, "us-east-2 (AWS_DEFAULT_REGION)");
     ob_buf_reset(&said);
     unsetenv("AWS_DEFAULT_REGION");
     unsetenv("AWS_EC2_METADATA_DISABLED");
-    CHECK_INT(ob_aws_region_describe(NULL, NULL, &said, &err), OB_OK);
+    CHECK_INT(ob_region_describe(NULL, NULL, &said, &err), OB_OK);
     CHECK_STR(said.data, "from instance metadata http://169.254.169.254");
     ob_buf_free(&said);
 }
