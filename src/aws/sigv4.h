@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "aws/credentials.h"
+#include "aws/identity.h"
 #include "core/buf.h"
 #include "outboxd/error.h"
 

@@ -928,12 +928,6 @@ static void check_config(struct loader *ld, struct walk *w)
 #define KEY_AT(path) w->key_at[IDX(path)]
 #define VAL_AT(path) w->val_at[IDX(path)]
 #define IS_SET(path) w->set[IDX(path)]
-    if (!cfg->aws.region) {
-        const char *env = getenv("AWS_REGION");
-        if (!env || !*env)
-            env = getenv("AWS_DEFAULT_REGION");
-        cfg->aws.region = ob_xstrdup(env && *env ? env : "us-east-1");
-    }
     if (!cfg->aws.streams_endpoint && cfg->aws.endpoint)
         cfg->aws.streams_endpoint = ob_xstrdup(cfg->aws.endpoint);
     if (!cfg->leases.table && cfg->table.name) {

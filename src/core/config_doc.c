@@ -87,15 +87,6 @@ static void put_opt(struct ob_buf *b, const struct ob_config_key *k, const struc
     }
 }
 
-static const char *credentials_source(const struct ob_config *cfg)
-{
-    if (cfg->aws.access_key_id)
-        return cfg->aws.session_token ? "static keys from config, with a session token" : "static keys from config";
-    if (cfg->aws.profile)
-        return "default chain, profile from config";
-    return "default chain (environment, shared files, web identity, container, instance metadata)";
-}
-
 void ob_config_print_summary(const struct ob_config *cfg, FILE *f)
 {
     struct ob_buf b = {0};
@@ -105,8 +96,6 @@ void ob_config_print_summary(const struct ob_config *cfg, FILE *f)
         const char *dot = strchr(k->path, '.');
         if (k->type == OB_CT_SECTION && !dot) {
             ob_buf_cat(&b, k->path, ":\n", NULL);
-            if (!strcmp(k->path, "aws"))
-                ob_buf_printf(&b, "  credentials: %s\n", credentials_source(cfg));
         } else if (k->type == OB_CT_SINKS) {
             ob_buf_printf(&b, "sinks: %zu\n", cfg->n_sinks);
             for (size_t s = 0; s < cfg->n_sinks; s++) {

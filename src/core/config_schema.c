@@ -28,7 +28,7 @@ static const char *const log_formats[] = {"text", "json", NULL};
 const struct ob_config_key ob_config_keys[] = {
     {.path = "aws", .type = OB_CT_SECTION, .doc = "AWS endpoints, credentials and HTTP client limits."},
     {.path = "aws.region", .type = OB_CT_STRING, CFG(aws.region), .example = "us-east-1",
-     .def_doc = "`$AWS_REGION`, then `$AWS_DEFAULT_REGION`, then `us-east-1`",
+     .def_doc = "`$AWS_REGION`, then `$AWS_DEFAULT_REGION`, then `region` of the profile, then instance metadata",
      .doc = "AWS region of the table."},
     {.path = "aws.endpoint", .type = OB_CT_URL, .values = http_schemes, CFG(aws.endpoint),
      .example = "http://127.0.0.1:8000", .def_doc = "the regional endpoint",

@@ -24,10 +24,14 @@ static void remove_scratch(void)
 static const char *const aws_vars[] = {
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
     "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS",
 };
 
 /* A clean slate: HOME is the scratch folder (so the real ~/.aws is never
- * read), the shared files are the scratch ones and do not exist. */
+ * read), the shared files are the scratch ones and do not exist, instance
+ * metadata is off. */
 static void fresh_env(void)
 {
     if (!creds_path[0]) {
@@ -42,6 +46,7 @@ static void fresh_env(void)
     for (size_t i = 0; i < sizeof aws_vars / sizeof aws_vars[0]; i++)
         unsetenv(aws_vars[i]);
     setenv("HOME", scratch, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
     setenv("AWS_SHARED_CREDENTIALS_FILE", creds_path, 1);
     setenv("AWS_CONFIG_FILE", config_path, 1);
     unlink(creds_path);
@@ -76,7 +81,7 @@ TEST(credentials_config_keys_beat_environment)
     CHECK_STR(c.access_key_id, "AKIDCONF");
     CHECK_STR(c.secret_access_key, "conf-secret");
     CHECK_STR(c.session_token, "conf-token");
-    CHECK_STR(c.source, "config");
+    CHECK_STR(c.source, "config (aws.access_key_id)");
     ob_aws_credentials_free(&c);
 }
 
@@ -104,7 +109,7 @@ TEST(credentials_environment_beats_shared_files)
     CHECK_INT(ob_credentials_resolve(&opt, &c, &err), OB_OK);
     CHECK_STR(c.access_key_id, "AKIDENV");
     CHECK_STR(c.session_token, "env-token");
-    CHECK_STR(c.source, "environment");
+    CHECK_STR(c.source, "environment (AWS_ACCESS_KEY_ID)");
     ob_aws_credentials_free(&c);
 }
 
@@ -326,4 +331,172 @@ TEST(region_missing_everywhere_is_config_error)
     CHECK(r == NULL);
     CHECK(strstr(err.msg, "AWS_REGION"));
     CHECK(strstr(err.msg, "profile work"));
+}
+
+/* What describe says for the options, or the error's message. */
+static char *described(const struct ob_credentials_options *opt)
+{
+    struct ob_buf said = { 0 };
+    struct ob_error err = { 0 };
+    if (ob_credentials_describe(opt, &said, &err) != OB_OK)
+        ob_buf_printf(&said, "error: %s", err.msg);
+    return ob_buf_steal(&said);
+}
+
+#define CHECK_DESCRIBED(opt, want)                                                                            \
+    do {                                                                                                      \
+        char *said_ = described(opt);                                                                         \
+        CHECK_STR(said_, want);                                                                               \
+        free(said_);                                                                                          \
+    } while (0)
+
+TEST(chain_order_is_config_environment_web_identity_profile_container_instance_metadata)
+{
+    fresh_env();
+    struct ob_credentials_options none = { 0 }, conf = { .access_key_id = "AKID", .secret_access_key = "s" };
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://169.254.169.254)");
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+    CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://127.0.0.1:9)");
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials", 1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/secrets/pods.eks.amazonaws.com/token", 1);
+    CHECK_DESCRIBED(&none, "container endpoint http://169.254.170.23/v1/credentials (token file "
+                           "/var/run/secrets/pods.eks.amazonaws.com/token)");
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc", 1);
+    CHECK_DESCRIBED(&none, "container endpoint http://169.254.170.2/v2/credentials/abc");
+    write_file(config_path, "[default]\ncredential_process = /bin/false\n");
+    struct ob_buf want = { 0 };
+    ob_buf_printf(&want, "credential_process (profile default of %s)", config_path);
+    CHECK_DESCRIBED(&none, want.data);
+    write_file(creds_path, "[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = s\n");
+    ob_buf_reset(&want);
+    ob_buf_printf(&want, "shared credentials file %s (profile default)", creds_path);
+    CHECK_DESCRIBED(&none, want.data);
+    ob_buf_free(&want);
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token", 1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/x", 1);
+    CHECK_DESCRIBED(&none, "web identity (role arn:aws:iam::1:role/x, token file /var/run/token)");
+    set_env_keys();
+    CHECK_DESCRIBED(&none, "environment (AWS_ACCESS_KEY_ID)");
+    CHECK_DESCRIBED(&conf, "config (aws.access_key_id)");
+}
+
+TEST(profile_role_arn_follows_source_profiles_and_refuses_loops)
+{
+    fresh_env();
+    write_file(config_path, "[profile app]\nrole_arn = arn:aws:iam::1:role/app\nsource_profile = base\n"
+                            "[profile base]\nrole_arn = arn:aws:iam::1:role/base\nsource_profile = keys\n"
+                            "[profile keys]\naws_access_key_id = AKIDKEYS\naws_secret_access_key = s\n"
+                            "[profile self]\nrole_arn = arn:aws:iam::1:role/self\nsource_profile = self\n"
+                            "aws_access_key_id = AKIDSELF\naws_secret_access_key = s\n"
+                            "[profile loop1]\nrole_arn = arn:aws:iam::1:role/a\nsource_profile = loop2\n"
+                            "[profile loop2]\nrole_arn = arn:aws:iam::1:role/b\nsource_profile = loop1\n"
+                            "[profile empty]\nrole_arn = arn:aws:iam::1:role/e\nsource_profile = nothing\n");
+    struct ob_credentials_options opt = { .profile = "app" };
+    CHECK_DESCRIBED(&opt, "assumed role arn:aws:iam::1:role/app (profile app, source profile base)");
+    opt.profile = "self";
+    CHECK_DESCRIBED(&opt, "assumed role arn:aws:iam::1:role/self (profile self, source profile self)");
+    opt.profile = "loop1";
+    CHECK_DESCRIBED(&opt, "error: profile loop2: source_profile loop1 makes a loop");
+    opt.profile = "empty";
+    CHECK_DESCRIBED(&opt, "error: profile empty: its source_profile nothing has no credentials");
+}
+
+TEST(profile_role_settings_are_checked_before_any_call)
+{
+    fresh_env();
+    write_file(creds_path, "[both]\nrole_arn = r\nsource_profile = x\ncredential_source = Environment\n"
+                           "[odd]\nrole_arn = r\ncredential_source = Ec2\n"
+                           "[mfa]\nrole_arn = r\ncredential_source = Environment\nmfa_serial = arn:mfa\n"
+                           "[long]\nrole_arn = r\ncredential_source = Environment\nduration_seconds = 99999\n"
+                           "[bare]\nrole_arn = r\n"
+                           "[env]\nrole_arn = arn:aws:iam::1:role/e\ncredential_source = Environment\n"
+                           "[web]\nrole_arn = arn:aws:iam::1:role/w\nweb_identity_token_file = /t\n");
+    struct ob_credentials_options opt = { .profile = "both" };
+    CHECK_DESCRIBED(&opt, "error: profile both has both source_profile and credential_source");
+    opt.profile = "odd";
+    CHECK_DESCRIBED(&opt, "error: profile odd: credential_source Ec2 is not Environment, EcsContainer or "
+                          "Ec2InstanceMetadata");
+    opt.profile = "mfa";
+    CHECK_DESCRIBED(&opt, "error: profile mfa: mfa_serial needs a code typed in; outboxd runs unattended");
+    opt.profile = "long";
+    CHECK_DESCRIBED(&opt, "error: profile long: duration_seconds \"99999\" is not a number of seconds from 900 "
+                          "to 43200");
+    opt.profile = "bare";
+    CHECK_DESCRIBED(&opt, "error: profile bare has role_arn but no source_profile, credential_source or "
+                          "web_identity_token_file");
+    opt.profile = "env";
+    CHECK_DESCRIBED(&opt, "error: profile env: credential_source Environment has no credentials");
+    set_env_keys();
+    CHECK_DESCRIBED(&opt, "assumed role arn:aws:iam::1:role/e (profile env, credential_source Environment)");
+    opt.profile = "web";
+    CHECK_DESCRIBED(&opt, "web identity (role arn:aws:iam::1:role/w, token file /t, profile web)");
+}
+
+TEST(container_full_uri_elsewhere_over_http_is_refused)
+{
+    fresh_env();
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.1/creds?secret=x", 1);
+    struct ob_credentials_options opt = { 0 };
+    CHECK_DESCRIBED(&opt, "error: container endpoint http://10.0.0.1/creds?*** (AWS_CONTAINER_CREDENTIALS_FULL_URI): "
+                          "over http only a loopback address, 169.254.170.2, 169.254.170.23 or [fd00:ec2::23] may be "
+                          "used; else https");
+}
+
+TEST(web_identity_names_the_unreadable_token_file)
+{
+    fresh_env();
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent/token", 1);
+    struct ob_credentials_options opt = { 0 };
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_credentials_resolve(&opt, &c, &err), OB_ERR_CREDENTIALS);
+    CHECK_STR(err.msg, "web identity: AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/x", 1);
+    CHECK_INT(ob_credentials_resolve(&opt, &c, &err), OB_ERR_CREDENTIALS);
+    CHECK_STR(err.msg, "web identity (role arn:aws:iam::1:role/x, token file /nonexistent/token): cannot read "
+                       "token file /nonexistent/token: No such file or directory");
+}
+
+TEST(credential_process_output_gives_keys_and_its_failure_its_first_stderr_line)
+{
+    fresh_env();
+    write_file(config_path,
+               "[profile ok]\ncredential_process = printf '{\"Version\": 1, \"AccessKeyId\": \"AKIDPROC\", "
+               "\"SecretAccessKey\": \"s\", \"SessionToken\": \"t\", \"Expiration\": \"2030-01-01T00:00:00Z\"}'\n"
+               "[profile bad]\ncredential_process = echo 'token expired' >&2; echo more >&2; exit 3\n");
+    struct ob_credentials_options opt = { .profile = "ok" };
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_credentials_resolve(&opt, &c, &err), OB_OK);
+    CHECK_STR(c.access_key_id, "AKIDPROC");
+    CHECK_STR(c.session_token, "t");
+    CHECK_INT(c.expires_at, 1893456000);
+    ob_aws_credentials_free(&c);
+    opt.profile = "bad";
+    CHECK_INT(ob_credentials_resolve(&opt, &c, &err), OB_ERR_CREDENTIALS);
+    struct ob_buf want = { 0 };
+    ob_buf_printf(&want, "credential_process (profile bad of %s): credential_process exited with status 3: token "
+                         "expired", config_path);
+    CHECK_STR(err.msg, want.data);
+    ob_buf_free(&want);
+}
+
+TEST(region_describe_says_where_it_comes_from_and_ends_at_instance_metadata)
+{
+    fresh_env();
+    struct ob_buf said = { 0 };
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_region_describe("eu-west-1", NULL, &said, &err), OB_OK);
+    CHECK_STR(said.data, "eu-west-1 (aws.region)");
+    ob_buf_reset(&said);
+    setenv("AWS_DEFAULT_REGION", "us-east-2", 1);
+    CHECK_INT(ob_region_describe(NULL, NULL, &said, &err), OB_OK);
+    CHECK_STR(said.data, "us-east-2 (AWS_DEFAULT_REGION)");
+    ob_buf_reset(&said);
+    unsetenv("AWS_DEFAULT_REGION");
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    CHECK_INT(ob_region_describe(NULL, NULL, &said, &err), OB_OK);
+    CHECK_STR(said.data, "from instance metadata http://169.254.169.254");
+    ob_buf_free(&said);
 }
