@@ -316,3 +316,37 @@ void ob_cred_provider_destroy(struct ob_cred_provider *p)
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
+
+enum ob_err ob_cred_context_open(const char *configured_region, const struct ob_credentials_options *opt, bool refresh,
+                                struct ob_cred_context *out, struct ob_error *err)
+{
+    memset(out, 0, sizeof *out);
+    enum ob_err rc = ob_aws_region_resolve(configured_region, opt->profile, &out->region, err);
+    if (rc)
+        return rc;
+    struct ob_credentials_options chain = *opt;
+    chain.region = out->region;
+    rc = ob_cred_provider_create(&chain, refresh, &out->credentials, err);
+    if (rc)
+        ob_cred_context_close(out);
+    return rc;
+}
+
+enum ob_err ob_cred_context_open_config(const struct ob_config_aws *aws, bool refresh, struct ob_cred_context *out,
+                                       struct ob_error *err)
+{
+    const struct ob_credentials_options opt = {
+        .access_key_id = aws->access_key_id,
+        .secret_access_key = aws->secret_access_key,
+        .session_token = aws->session_token,
+        .profile = aws->profile,
+    };
+    return ob_cred_context_open(aws->region, &opt, refresh, out, err);
+}
+
+void ob_cred_context_close(struct ob_cred_context *c)
+{
+    ob_cred_provider_destroy(c->credentials);
+    free(c->region);
+    memset(c, 0, sizeof *c);
+}

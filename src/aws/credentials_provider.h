@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "aws/credentials.h"
+#include "core/config.h"
 #include "outboxd/error.h"
 
 struct ob_cred_snapshot {
@@ -73,6 +74,25 @@ void ob_cred_report_expired(struct ob_cred_provider *p, const struct ob_cred_sna
 /* How many sets of credentials the provider has installed (1 after
  * creation): for tests and logs. */
 uint64_t ob_cred_refreshes(struct ob_cred_provider *p);
+
+/* What every AWS client of a process shares: the region and the
+ * credentials, found once at startup. Owned by whoever opened it (the
+ * command, or the producer API's handle); clients borrow both. */
+struct ob_cred_context {
+    char *region;
+    struct ob_cred_provider *credentials;
+};
+
+/* Resolves the region (configured_region, else ob_aws_region_resolve's
+ * chain for opt->profile), then the credentials of opt, given that region
+ * for STS (opt->region is not read), as ob_cred_provider_create does. On
+ * failure *out holds nothing. */
+enum ob_err ob_cred_context_open(const char *configured_region, const struct ob_credentials_options *opt, bool refresh,
+                                struct ob_cred_context *out, struct ob_error *err);
+/* ob_cred_context_open from the config's aws section. */
+enum ob_err ob_cred_context_open_config(const struct ob_config_aws *aws, bool refresh, struct ob_cred_context *out,
+                                       struct ob_error *err);
+void ob_cred_context_close(struct ob_cred_context *c);
 
 /* The schedule (pure; times in Unix milliseconds). */
 

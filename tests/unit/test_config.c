@@ -135,7 +135,8 @@ TEST(config_minimal_file_gets_defaults)
     struct ob_config *cfg = load_text("table:\n  name: outbox\nsinks:\n  - name: out\n    type: stdout\n", &diag);
     print_diag(&diag);
     CHECK(cfg);
-    CHECK_STR(cfg->aws.region, "us-east-1");
+    /* No silent us-east-1: the region is found when AWS is called. */
+    CHECK(!cfg->aws.region);
     CHECK(!cfg->aws.endpoint);
     CHECK(!cfg->aws.streams_endpoint);
     CHECK(!cfg->aws.access_key_id);
@@ -181,14 +182,16 @@ TEST(config_minimal_file_gets_defaults)
     ob_config_free(cfg);
 }
 
-TEST(config_region_comes_from_the_environment_when_not_set)
+/* The environment is read when the region is resolved, at run time
+ * (ob_aws_region_resolve), not baked into the loaded config. */
+TEST(config_region_is_only_what_the_file_says)
 {
     setenv("AWS_REGION", "ap-south-1", 1);
     struct ob_config_diag diag = {0};
     struct ob_config *cfg = load_text("table: {name: t}\nsinks: [{name: s, type: stdout}]\n", &diag);
     unsetenv("AWS_REGION");
     CHECK(cfg);
-    CHECK_STR(cfg->aws.region, "ap-south-1");
+    CHECK(!cfg->aws.region);
     ob_config_free(cfg);
 }
 
