@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backoff.h"
 #include "core/codec.h"
 #include "ops/clock.h"
 #include "ops/log.h"
@@ -47,11 +48,8 @@ int64_t ob_cred_refresh_at(int64_t obtained_ms, int64_t expires_ms)
 
 int64_t ob_cred_retry_at(int64_t now_ms, int64_t expires_ms, int failures)
 {
-    int64_t delay = RETRY_FIRST_MS;
-    for (int i = 1; i < failures && delay < RETRY_MAX_MS; i++)
-        delay *= 2;
-    if (delay > RETRY_MAX_MS)
-        delay = RETRY_MAX_MS;
+    static const struct ob_backoff retry = { .initial_ms = RETRY_FIRST_MS, .max_ms = RETRY_MAX_MS };
+    int64_t delay = ob_backoff_exponential_ms(&retry, failures);
     if (expires_ms > now_ms) {
         int64_t half = (expires_ms - now_ms) / 2;
         if (half < RETRY_FIRST_MS)
@@ -95,7 +93,7 @@ void ob_cred_release(struct ob_cred_snapshot *s)
     }
 }
 
-uint64_t ob_cred_refreshes(struct ob_cred_provider *p)
+uint64_t ob_cred_installed(struct ob_cred_provider *p)
 {
     pthread_mutex_lock(&p->mu);
     uint64_t n = p->installed;

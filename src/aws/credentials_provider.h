@@ -73,7 +73,7 @@ void ob_cred_report_expired(struct ob_cred_provider *p, const struct ob_cred_sna
 
 /* How many sets of credentials the provider has installed (1 after
  * creation): for tests and logs. */
-uint64_t ob_cred_refreshes(struct ob_cred_provider *p);
+uint64_t ob_cred_installed(struct ob_cred_provider *p);
 
 /* What every AWS client of a process shares: the region and the
  * credentials, found once at startup. Owned by whoever opened it (the

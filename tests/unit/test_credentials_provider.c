@@ -114,9 +114,9 @@ static int calls_of(struct fake_source *f)
 /* Waits (10 s at most) until the provider has installed n sets. */
 static bool wait_installed(struct ob_cred_provider *p, uint64_t n)
 {
-    for (int i = 0; i < 1000 && ob_cred_refreshes(p) < n; i++)
+    for (int i = 0; i < 1000 && ob_cred_installed(p) < n; i++)
         usleep(10000);
-    return ob_cred_refreshes(p) >= n;
+    return ob_cred_installed(p) >= n;
 }
 
 static bool wait_calls(struct fake_source *f, int n)
@@ -138,7 +138,7 @@ TEST(a_static_provider_hands_out_its_credentials)
     CHECK(a->creds.session_token == NULL);
     /* Nobody refreshes it: a report changes nothing. */
     ob_cred_report_expired(p, a);
-    CHECK(ob_cred_refreshes(p) == 1);
+    CHECK(ob_cred_installed(p) == 1);
     ob_cred_release(a);
     ob_cred_release(b);
     ob_cred_provider_destroy(p);
@@ -208,7 +208,7 @@ TEST(an_expired_answer_for_credentials_already_replaced_refreshes_nothing)
     ob_cred_report_expired(p, old);
     usleep(300000);
     CHECK_INT(calls_of(&f), 2);
-    CHECK(ob_cred_refreshes(p) == 2);
+    CHECK(ob_cred_installed(p) == 2);
     ob_cred_release(old);
     ob_cred_provider_destroy(p);
 }
@@ -245,7 +245,7 @@ TEST(the_same_credentials_again_after_an_expired_answer_are_not_news)
     CHECK(wait_calls(&f, 2));
     usleep(100000);
     /* Not installed (no new generation to sign with), and not asked again at once. */
-    CHECK(ob_cred_refreshes(p) == 1);
+    CHECK(ob_cred_installed(p) == 1);
     CHECK(calls_of(&f) == 2);
     ob_cred_release(s);
     ob_cred_provider_destroy(p);
