@@ -19,7 +19,7 @@ enum call_state { CALL_WAITING, CALL_ACTIVE, CALL_DONE };
 
 struct ob_aws_client {
     char *region;
-    struct ob_aws_credentials creds;
+    struct ob_cred_provider *credentials; /* borrowed */
     struct ob_sigv4_key_cache key_cache;
     struct ob_retry_policy retry;
     int64_t connect_timeout_ms;
@@ -100,11 +100,7 @@ enum ob_err ob_aws_client_create(const struct ob_aws_client_options *opt, struct
         return ob_error_set(err, OB_ERR_CONFIG, "no AWS region: set aws.region or AWS_REGION");
     struct ob_aws_client *c = ob_xcalloc(1, sizeof *c);
     c->region = ob_xstrdup(opt->region);
-    c->creds.access_key_id = ob_xstrdup(opt->credentials->access_key_id);
-    c->creds.secret_access_key = ob_xstrdup(opt->credentials->secret_access_key);
-    if (opt->credentials->session_token)
-        c->creds.session_token = ob_xstrdup(opt->credentials->session_token);
-    memcpy(c->creds.source, opt->credentials->source, sizeof c->creds.source);
+    c->credentials = opt->credentials;
     ob_sigv4_key_cache_init(&c->key_cache);
     uint64_t seed = (uint64_t)ob_mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
     ob_retry_policy_init(&c->retry, opt->max_attempts, opt->retry_base_delay_ms, opt->retry_max_delay_ms,
@@ -122,7 +118,6 @@ void ob_aws_client_destroy(struct ob_aws_client *c)
     if (!c)
         return;
     free(c->region);
-    ob_aws_credentials_free(&c->creds);
     ob_sigv4_key_cache_destroy(&c->key_cache);
     ob_retry_policy_destroy(&c->retry);
     free(c);
@@ -131,11 +126,6 @@ void ob_aws_client_destroy(struct ob_aws_client *c)
 const char *ob_aws_client_region(const struct ob_aws_client *c)
 {
     return c->region;
-}
-
-const char *ob_aws_client_credentials_source(const struct ob_aws_client *c)
-{
-    return c->creds.source;
 }
 
 int ob_aws_client_retry_quota(struct ob_aws_client *c)
@@ -180,8 +170,16 @@ void ob_aws_session_cancel(struct ob_aws_session *s)
     ob_http_client_wakeup(s->http);
 }
 
+/* The attempt is over: its credentials are not needed any more. */
+static void call_unsign(struct ob_aws_call *call)
+{
+    ob_cred_release(call->signed_with);
+    call->signed_with = NULL;
+}
+
 void ob_aws_call_release(struct ob_aws_call *call)
 {
+    call_unsign(call);
     if (call->response)
         json_decref(call->response);
     call->response = NULL;
@@ -229,7 +227,6 @@ static const struct ob_aws_error_name aws_errors[] = {
     { "InvalidSignatureException", OB_ERR_ACCESS_DENIED, false },
     { "IncompleteSignature", OB_ERR_ACCESS_DENIED, false },
     { "MissingAuthenticationToken", OB_ERR_ACCESS_DENIED, false },
-    { "ExpiredTokenException", OB_ERR_ACCESS_DENIED, false },
     /* The query protocol's and botocore's names for keys or a clock the service refuses. */
     { "SignatureDoesNotMatch", OB_ERR_ACCESS_DENIED, false },
     { "InvalidClientTokenId", OB_ERR_ACCESS_DENIED, false },
@@ -237,7 +234,12 @@ static const struct ob_aws_error_name aws_errors[] = {
     { "RequestExpired", OB_ERR_ACCESS_DENIED, false },
     { "RequestTimeTooSkewed", OB_ERR_ACCESS_DENIED, false },
     { "RequestInTheFuture", OB_ERR_ACCESS_DENIED, false },
-    { "ExpiredToken", OB_ERR_ACCESS_DENIED, false },
+    /* Temporary credentials that expired (the SDKs' list): refreshed and
+     * retried, never the request's fault. RequestExpired is not one: it is
+     * a clock off by more than the signature's 5 minutes. */
+    { "ExpiredToken", OB_ERR_CREDENTIALS, true },
+    { "ExpiredTokenException", OB_ERR_CREDENTIALS, true },
+    { "TokenRefreshRequired", OB_ERR_CREDENTIALS, true },
     { "InternalServerError", OB_ERR_SERVICE, true },
     { "InternalFailure", OB_ERR_SERVICE, true },
     { "ServiceUnavailable", OB_ERR_SERVICE, true },
@@ -368,9 +370,13 @@ static enum ob_err call_start(struct ob_aws_session *s, struct ob_aws_call *call
         .amz_date = s->amz_date,
         .normalize_path = true,
     };
-    rc = ob_sigv4_sign_cached(&c->key_cache, &req, &c->creds, &params, sig, err);
-    if (rc)
+    call->signed_with = ob_cred_acquire(c->credentials);
+    rc = ob_sigv4_sign_cached(&c->key_cache, call->signed_with->generation, &req, &call->signed_with->creds,
+                              &params, sig, err);
+    if (rc) {
+        call_unsign(call);
         goto out;
+    }
 
     struct ob_buf *h = &call->head;
     if (!h->data && s->n_spare_heads)
@@ -476,8 +482,9 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
         json_error_t jerr;
         bool success = status >= 200 && status < 300;
         bool query = call->service->query_protocol;
+        const struct ob_aws_credentials *creds = &call->signed_with->creds;
         if (!success)
-            mask_secrets(&call->rx, &c->creds);
+            mask_secrets(&call->rx, creds);
         call->response = call->rx.len && !query && !(success && call->raw_success)
                              ? json_loadb(call->rx.data, call->rx.len, 0, &jerr) : NULL;
         if (!success) {
@@ -486,8 +493,8 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
                 said_xml(call->rx.data, call->rx.len, &said);
             else
                 said_json(call->response, &said);
-            mask_secrets(&said.name, &c->creds);
-            mask_secrets(&said.message, &c->creds);
+            mask_secrets(&said.name, creds);
+            mask_secrets(&said.message, creds);
             classify_said(call->service, status, &said, &call->err);
         } else if (!call->response && !call->raw_success && !query) {
             ob_error_set(&call->err, OB_ERR_SERVICE, "%s: HTTP %ld with an unreadable JSON body", call->operation,
@@ -496,6 +503,11 @@ static void call_finish_attempt(struct ob_aws_session *s, struct ob_aws_call *ca
         }
     }
     call->http_status = status;
+    /* The service calls these credentials expired: the provider gets new
+     * ones, which the retry signs with. */
+    if (call->err.code == OB_ERR_CREDENTIALS)
+        ob_cred_report_expired(c->credentials, call->signed_with);
+    call_unsign(call);
 
     if (call->err.code == OB_OK) {
         ob_retry_on_success(&c->retry, call->retry_cost);
@@ -534,6 +546,7 @@ static void call_cancel(struct ob_aws_session *s, struct ob_aws_call *call)
         ob_http_client_abort(s->http, &call->exchange);
         s->active--;
     }
+    call_unsign(call);
     ob_error_set(&call->err, OB_ERR_NETWORK, "%s: canceled (shutting down)", call->operation);
     call->result = OB_ERR_NETWORK;
     call->state = CALL_DONE;
@@ -689,6 +702,7 @@ void ob_aws_abandon(struct ob_aws_session *s, struct ob_aws_call *call)
         ob_http_client_abort(s->http, &call->exchange);
         s->active--;
     }
+    call_unsign(call);
     call->state = CALL_DONE;
     call->started = false;
     call_settled(s, call);

@@ -4,8 +4,12 @@
  * errors classified from `__type` into enum ob_err codes.
  *
  * Ownership and threads:
- *  - struct ob_aws_client is shared and thread-safe: region, credentials,
- *    the signing-key cache, timeouts and the retry quota.
+ *  - struct ob_aws_client is shared and thread-safe: region, the
+ *    credential provider (borrowed), the signing-key cache, timeouts and
+ *    the retry quota. Every request is signed with the provider's current
+ *    credentials; an answer that calls them expired (ExpiredToken...)
+ *    tells the provider and is retried, and stays retriable
+ *    (OB_ERR_CREDENTIALS) when the attempts run out.
  *  - struct ob_aws_session is one thread's connection pool (an
  *    ob_http_client). It is not thread-safe, except ob_aws_session_cancel.
  *  - struct ob_aws_call is owned by the caller; ob_aws_call_release frees
@@ -19,6 +23,7 @@
 #include <stdint.h>
 
 #include "aws/credentials.h"
+#include "aws/credentials_provider.h"
 #include "aws/http_client.h"
 #include "core/buf.h"
 #include "outboxd/error.h"
@@ -60,7 +65,7 @@ struct ob_aws_service {
 
 struct ob_aws_client_options {
     const char *region;
-    const struct ob_aws_credentials *credentials; /* copied */
+    struct ob_cred_provider *credentials; /* borrowed: outlives the client */
     int max_attempts;
     int64_t retry_base_delay_ms;
     int64_t retry_max_delay_ms;
@@ -78,8 +83,6 @@ enum ob_err ob_aws_client_create(const struct ob_aws_client_options *opt, struct
                                  struct ob_error *err);
 void ob_aws_client_destroy(struct ob_aws_client *c);
 const char *ob_aws_client_region(const struct ob_aws_client *c);
-/* Where the credentials came from (never the keys themselves). */
-const char *ob_aws_client_credentials_source(const struct ob_aws_client *c);
 int ob_aws_client_retry_quota(struct ob_aws_client *c);
 
 struct ob_aws_session;
@@ -123,6 +126,7 @@ struct ob_aws_call {
     int64_t next_at_ms;
     struct ob_buf head;
     struct ob_http_exchange exchange;
+    struct ob_cred_snapshot *signed_with; /* the attempt on the wire's credentials */
 };
 
 /* Runs every call concurrently (up to max_connections at once), each with

@@ -525,13 +525,15 @@ out:
 /* The signing key as a keyed HMAC state into *hk, from cache when it
  * holds the key of this scope (cache may be NULL), else derived (and
  * cached). */
-static void signing_key(struct ob_sigv4_key_cache *cache, const struct ob_aws_credentials *creds,
-                        const char *date8, const struct ob_sigv4_params *params, struct hmac_key *hk)
+static void signing_key(struct ob_sigv4_key_cache *cache, uint64_t credentials_id,
+                        const struct ob_aws_credentials *creds, const char *date8,
+                        const struct ob_sigv4_params *params, struct hmac_key *hk)
 {
     unsigned char key[SHA256_LEN];
-    char cache_scope[sizeof cache->scope];
-    bool cacheable = cache && ob_str_join(cache_scope, sizeof cache_scope, creds->access_key_id, "/", date8, "/",
-                                          params->region, "/", params->service, NULL);
+    char cache_scope[sizeof cache->scope], id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)credentials_id);
+    bool cacheable = cache && ob_str_join(cache_scope, sizeof cache_scope, id, "/", date8, "/", params->region, "/",
+                                          params->service, NULL);
     if (cacheable) {
         bool hit = false;
         pthread_mutex_lock(&cache->mu);
@@ -609,7 +611,7 @@ static void put_presign_query(struct ob_sigv4_signed *out, const struct ob_sigv4
 
 /* expires: 0 signs with an Authorization header, else presigns for that
  * many seconds. */
-static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_request *req,
+static enum ob_err sign(struct ob_sigv4_key_cache *cache, uint64_t credentials_id, const struct ob_sigv4_request *req,
                         const struct ob_aws_credentials *creds, const struct ob_sigv4_params *params,
                         unsigned expires, struct ob_sigv4_signed *out, struct ob_error *err)
 {
@@ -685,7 +687,7 @@ static enum ob_err sign(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_
                creq_hex, NULL);
 
     struct hmac_key hk;
-    signing_key(cache, creds, date8, params, &hk);
+    signing_key(cache, credentials_id, creds, date8, params, &hk);
     hmac_key_sign(&hk, out->string_to_sign.data, out->string_to_sign.len, md);
     explicit_bzero(&hk, sizeof hk);
     ob_hex_encode(md, sizeof md, out->signature);
@@ -706,14 +708,15 @@ enum ob_err ob_sigv4_sign(const struct ob_sigv4_request *req, const struct ob_aw
                           const struct ob_sigv4_params *params, struct ob_sigv4_signed *out,
                           struct ob_error *err)
 {
-    return sign(NULL, req, creds, params, 0, out, err);
+    return sign(NULL, 0, req, creds, params, 0, out, err);
 }
 
-enum ob_err ob_sigv4_sign_cached(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_request *req,
-                                 const struct ob_aws_credentials *creds, const struct ob_sigv4_params *params,
-                                 struct ob_sigv4_signed *out, struct ob_error *err)
+enum ob_err ob_sigv4_sign_cached(struct ob_sigv4_key_cache *cache, uint64_t credentials_id,
+                                 const struct ob_sigv4_request *req, const struct ob_aws_credentials *creds,
+                                 const struct ob_sigv4_params *params, struct ob_sigv4_signed *out,
+                                 struct ob_error *err)
 {
-    return sign(cache, req, creds, params, 0, out, err);
+    return sign(cache, credentials_id, req, creds, params, 0, out, err);
 }
 
 enum ob_err ob_sigv4_presign(const struct ob_sigv4_request *req, const struct ob_aws_credentials *creds,
@@ -725,7 +728,7 @@ enum ob_err ob_sigv4_presign(const struct ob_sigv4_request *req, const struct ob
         return ob_error_set(err, OB_ERR_INVALID, "sigv4: a presigned URL lasts 1 to %d seconds, not %u",
                             OB_SIGV4_PRESIGN_MAX_SECONDS, expires_seconds);
     }
-    return sign(NULL, req, creds, params, expires_seconds, out, err);
+    return sign(NULL, 0, req, creds, params, expires_seconds, out, err);
 }
 
 /* For a buffer that may have held the session token, whatever its length

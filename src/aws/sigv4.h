@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "aws/identity.h"
@@ -97,9 +98,9 @@ struct ob_sigv4_signed {
 struct ob_sigv4_key_cache {
     pthread_mutex_t mu;
     bool valid;
-    /* "AKID/20150830/region/service": what the key was derived for. The
-     * access key id stands for the secret; AWS never reuses one for
-     * another secret. */
+    /* "ID/20150830/region/service": what the key was derived for, where ID
+     * names the credentials (see ob_sigv4_sign_cached). Not the access key
+     * id: a refresh may bring it back with a new secret. */
     char scope[256];
     /* The signing key's keyed HMAC state (its padded blocks already
      * hashed), opaque here: its type is private to the signer. */
@@ -116,10 +117,13 @@ enum ob_err ob_sigv4_sign(const struct ob_sigv4_request *req, const struct ob_aw
                           const struct ob_sigv4_params *params, struct ob_sigv4_signed *out,
                           struct ob_error *err);
 
-/* The same, taking the signing key from cache (thread-safe). */
-enum ob_err ob_sigv4_sign_cached(struct ob_sigv4_key_cache *cache, const struct ob_sigv4_request *req,
-                                 const struct ob_aws_credentials *creds, const struct ob_sigv4_params *params,
-                                 struct ob_sigv4_signed *out, struct ob_error *err);
+/* The same, taking the signing key from cache (thread-safe).
+ * credentials_id names creds: it must differ for any two sets of
+ * credentials signed through one cache (ob_cred_snapshot's generation). */
+enum ob_err ob_sigv4_sign_cached(struct ob_sigv4_key_cache *cache, uint64_t credentials_id,
+                                 const struct ob_sigv4_request *req, const struct ob_aws_credentials *creds,
+                                 const struct ob_sigv4_params *params, struct ob_sigv4_signed *out,
+                                 struct ob_error *err);
 
 /* Longest validity AWS accepts for a presigned URL: seven days. */
 #define OB_SIGV4_PRESIGN_MAX_SECONDS 604800

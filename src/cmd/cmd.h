@@ -45,6 +45,10 @@ int cmd_load_config(const char *given, struct ob_config **out);
 void cmd_setup_log(const struct ob_config *cfg);
 
 
+/* Logs at info the region and where the credentials come from (never
+ * the keys). */
+void cmd_log_aws(const struct ob_cred_context *aws);
+
 /* The exit status for an error code (sysexits). */
 int cmd_exit_code(enum ob_err code);
 

@@ -5,6 +5,7 @@
 
 #include "cmd/cmd.h"
 #include "core/buf.h"
+#include "core/codec.h"
 #include "ops/log.h"
 #include "sinks/sink.h"
 
@@ -34,6 +35,17 @@ int cmd_load_config(const char *given, struct ob_config **out)
 void cmd_setup_log(const struct ob_config *cfg)
 {
     ob_log_setup(cfg->log.level, cfg->log.format == OB_LOG_JSON);
+}
+
+void cmd_log_aws(const struct ob_cred_context *aws)
+{
+    struct ob_cred_snapshot *s = ob_cred_acquire(aws->credentials);
+    char expiry[OB_ISO8601_LEN] = "";
+    if (s->creds.expires_at)
+        ob_iso8601_ms(s->creds.expires_at * 1000, expiry);
+    ob_log_info("region %s; credentials: %s%s%s", aws->region, s->creds.source, *expiry ? ", expiring at " : "",
+                expiry);
+    ob_cred_release(s);
 }
 
 int cmd_exit_code(enum ob_err code)

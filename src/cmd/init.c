@@ -27,10 +27,11 @@ int cmd_init(int argc, char **argv)
     if (rc)
         return rc;
 
+    struct ob_cred_context aws = { 0 };
     struct ob_ddb *ddb = NULL;
     struct ob_ddb_session *s = NULL;
     struct ob_error err = { 0 };
-    if (ob_ddb_open_config(cfg, &ddb, &err)) {
+    if (ob_cred_context_open_config(&cfg->aws, false, &aws, &err) || ob_ddb_open_config(cfg, &aws, &ddb, &err)) {
         fprintf(stderr, "outboxd init: %s\n", err.msg);
         rc = cmd_exit_code(err.code);
         goto out;
@@ -52,6 +53,7 @@ int cmd_init(int argc, char **argv)
 out:
     ob_ddb_session_destroy(s);
     ob_ddb_close(ddb);
+    ob_cred_context_close(&aws);
     ob_config_free(cfg);
     return rc;
 }

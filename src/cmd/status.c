@@ -71,6 +71,7 @@ int cmd_status(int argc, char **argv)
     if (rc)
         return rc;
 
+    struct ob_cred_context aws = { 0 };
     struct ob_ddb *ddb = NULL;
     struct ob_ddb_session *s = NULL;
     struct ob_error err = { 0 };
@@ -78,7 +79,9 @@ int cmd_status(int argc, char **argv)
     struct ob_shard_list shards = { 0 };
     struct ob_lease_list leases = { 0 };
     json_t *out = NULL;
-    enum ob_err e = ob_ddb_open_config(cfg, &ddb, &err);
+    enum ob_err e = ob_cred_context_open_config(&cfg->aws, false, &aws, &err);
+    if (!e)
+        e = ob_ddb_open_config(cfg, &aws, &ddb, &err);
     if (!e) {
         s = ob_ddb_session_create(ddb);
         e = ob_stream_arn(s, cfg->table.name, false, &arn, &err);
@@ -135,6 +138,7 @@ done:
     free(arn);
     ob_ddb_session_destroy(s);
     ob_ddb_close(ddb);
+    ob_cred_context_close(&aws);
     ob_config_free(cfg);
     return rc;
 }

@@ -34,7 +34,11 @@ int cmd_sweep(int argc, char **argv)
     }
     struct ob_sweep_result res = { 0 };
     struct ob_error err = { 0 };
-    enum ob_err e = ob_relay_sweep(cfg, &req, &res, &err);
+    struct ob_cred_context aws = { 0 };
+    /* A sweep of a big table may outlast temporary credentials. */
+    enum ob_err e = ob_cred_context_open_config(&cfg->aws, true, &aws, &err);
+    if (!e)
+        e = ob_relay_sweep(cfg, &aws, &req, &res, &err);
     if (!e && res.behind[0]) {
         char at[OB_ISO8601_LEN];
         ob_iso8601_ms(res.cutoff_ms, at);
@@ -62,6 +66,7 @@ int cmd_sweep(int argc, char **argv)
         if (res.undelivered)
             rc = EX_UNAVAILABLE;
     }
+    ob_cred_context_close(&aws);
     ob_config_free(cfg);
     return rc;
 }

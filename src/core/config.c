@@ -928,6 +928,9 @@ static void check_config(struct loader *ld, struct walk *w)
 #define KEY_AT(path) w->key_at[IDX(path)]
 #define VAL_AT(path) w->val_at[IDX(path)]
 #define IS_SET(path) w->set[IDX(path)]
+    /* No region here is no default either: the commands that call AWS find
+     * it (ob_aws_region_resolve: the environment, the profile, instance
+     * metadata) and stop when there is none. */
     if (!cfg->aws.streams_endpoint && cfg->aws.endpoint)
         cfg->aws.streams_endpoint = ob_xstrdup(cfg->aws.endpoint);
     if (!cfg->leases.table && cfg->table.name) {

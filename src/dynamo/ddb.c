@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/credentials.h"
 #include "core/json_scan.h"
 #include "ops/metrics.h"
 
@@ -64,23 +63,12 @@ static const char *data_operation_kind(const char *operation)
 enum ob_err ob_ddb_open(const struct ob_ddb_options *opt, struct ob_ddb **out, struct ob_error *err)
 {
     enum ob_err rc;
-    char *region = NULL;
-    struct ob_aws_credentials creds = { 0 };
+    const char *region = opt->region;
+    *out = NULL;
+    if (!region || !*region)
+        return ob_error_set(err, OB_ERR_CONFIG, "no AWS region");
     struct ob_ddb *d = ob_xcalloc(1, sizeof *d);
     struct ob_buf url = { 0 };
-
-    rc = ob_aws_region_resolve(opt->region, opt->profile, &region, err);
-    if (rc)
-        goto out;
-    struct ob_credentials_options co = {
-        .access_key_id = opt->access_key_id,
-        .secret_access_key = opt->secret_access_key,
-        .session_token = opt->session_token,
-        .profile = opt->profile,
-    };
-    rc = ob_credentials_resolve(&co, &creds, err);
-    if (rc)
-        goto out;
 
     if (opt->endpoint)
         ob_buf_puts(&url, opt->endpoint);
@@ -102,7 +90,7 @@ enum ob_err ob_ddb_open(const struct ob_ddb_options *opt, struct ob_ddb **out, s
 
     struct ob_aws_client_options co2 = {
         .region = region,
-        .credentials = &creds,
+        .credentials = opt->credentials,
         .max_attempts = opt->max_attempts > 0 ? opt->max_attempts : 8,
         .retry_base_delay_ms = opt->retry_base_delay_ms > 0 ? opt->retry_base_delay_ms : 25,
         .retry_max_delay_ms = opt->retry_max_delay_ms > 0 ? opt->retry_max_delay_ms : 20000,
@@ -113,8 +101,6 @@ enum ob_err ob_ddb_open(const struct ob_ddb_options *opt, struct ob_ddb **out, s
     rc = ob_aws_client_create(&co2, &d->aws, err);
 out:
     ob_buf_free(&url);
-    free(region);
-    ob_aws_credentials_free(&creds);
     if (rc) {
         ob_ddb_close(d);
         d = NULL;
@@ -360,16 +346,14 @@ const char *ob_ddb_attr_s(const json_t *item, const char *name)
     return json_string_value(json_object_get(json_object_get(item, name), "S"));
 }
 
-static void options_from_config(const struct ob_config *cfg, struct ob_ddb_options *opt)
+static void options_from_config(const struct ob_config *cfg, const struct ob_cred_context *aws,
+                                struct ob_ddb_options *opt)
 {
     memset(opt, 0, sizeof *opt);
-    opt->region = cfg->aws.region;
+    opt->region = aws->region;
+    opt->credentials = aws->credentials;
     opt->endpoint = cfg->aws.endpoint;
     opt->streams_endpoint = cfg->aws.streams_endpoint;
-    opt->access_key_id = cfg->aws.access_key_id;
-    opt->secret_access_key = cfg->aws.secret_access_key;
-    opt->session_token = cfg->aws.session_token;
-    opt->profile = cfg->aws.profile;
     opt->max_attempts = cfg->aws.max_attempts;
     opt->retry_base_delay_ms = cfg->aws.retry_base_delay_ms;
     opt->retry_max_delay_ms = cfg->aws.retry_max_delay_ms;
@@ -378,9 +362,10 @@ static void options_from_config(const struct ob_config *cfg, struct ob_ddb_optio
     opt->max_connections = cfg->aws.max_connections;
 }
 
-enum ob_err ob_ddb_open_config(const struct ob_config *cfg, struct ob_ddb **out, struct ob_error *err)
+enum ob_err ob_ddb_open_config(const struct ob_config *cfg, const struct ob_cred_context *aws, struct ob_ddb **out,
+                               struct ob_error *err)
 {
     struct ob_ddb_options opt;
-    options_from_config(cfg, &opt);
+    options_from_config(cfg, aws, &opt);
     return ob_ddb_open(&opt, out, err);
 }

@@ -15,13 +15,10 @@
 #include "outboxd/error.h"
 
 struct ob_ddb_options {
-    const char *region;           /* NULL: AWS_REGION, AWS_DEFAULT_REGION, profile */
+    const char *region;           /* resolved (struct ob_cred_context's) */
+    struct ob_cred_provider *credentials; /* borrowed: outlives the ob_ddb */
     const char *endpoint;         /* NULL: https://dynamodb.<region>.amazonaws.com */
     const char *streams_endpoint; /* NULL: endpoint when set, else https://streams.dynamodb.<region>.amazonaws.com */
-    const char *access_key_id;    /* static keys; NULL: the default chain */
-    const char *secret_access_key;
-    const char *session_token;
-    const char *profile;
     int max_attempts;             /* 0: 8 */
     int64_t retry_base_delay_ms;  /* 0: 25 ms */
     int64_t retry_max_delay_ms;   /* 0: 20 s */
@@ -40,12 +37,14 @@ struct ob_ddb {
 extern const struct ob_aws_service ob_service_dynamodb;
 extern const struct ob_aws_service ob_service_streams;
 
-/* Resolves region and credentials, parses endpoints. The caller owns
- * *out (ob_ddb_close). */
+/* Parses the endpoints and makes the client. The caller owns *out
+ * (ob_ddb_close). */
 enum ob_err ob_ddb_open(const struct ob_ddb_options *opt, struct ob_ddb **out, struct ob_error *err);
 void ob_ddb_close(struct ob_ddb *d);
-/* ob_ddb_open with the options of the config's `aws` section. */
-enum ob_err ob_ddb_open_config(const struct ob_config *cfg, struct ob_ddb **out, struct ob_error *err);
+/* ob_ddb_open with the options of the config's `aws` section, the region
+ * and credentials of aws (borrowed). */
+enum ob_err ob_ddb_open_config(const struct ob_config *cfg, const struct ob_cred_context *aws, struct ob_ddb **out,
+                               struct ob_error *err);
 
 /* One thread's connection pool for the calls of one ob_ddb. Callers
  * above dynamo/ only create, poll and destroy it and hand it to dynamo's

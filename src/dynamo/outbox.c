@@ -15,6 +15,7 @@
 
 struct ob_outbox {
     char *table;
+    struct ob_cred_context aws;
     struct ob_ddb *ddb;
     pthread_mutex_t lock;        /* guards the idle sessions */
     struct ob_ddb_session **idle;
@@ -26,22 +27,34 @@ enum ob_err ob_outbox_open(const struct ob_outbox_options *opt, struct ob_outbox
     *out = NULL;
     if (!opt->table || !*opt->table)
         return ob_error_set(err, OB_ERR_INVALID, "outbox: no table name");
-    struct ob_ddb_options dopt = {
-        .region = opt->region,
-        .endpoint = opt->endpoint,
+    const struct ob_credentials_options co = {
         .access_key_id = opt->access_key_id,
         .secret_access_key = opt->secret_access_key,
         .session_token = opt->session_token,
         .profile = opt->profile,
+    };
+    /* The handle may live as long as the application: its credentials are
+     * refreshed like the daemon's. */
+    struct ob_cred_context aws;
+    enum ob_err rc = ob_cred_context_open(opt->region, &co, true, &aws, err);
+    if (rc)
+        return rc;
+    struct ob_ddb_options dopt = {
+        .region = aws.region,
+        .credentials = aws.credentials,
+        .endpoint = opt->endpoint,
         .max_attempts = opt->max_attempts,
         .request_timeout_ms = opt->request_timeout_ms,
     };
     struct ob_ddb *ddb;
-    enum ob_err rc = ob_ddb_open(&dopt, &ddb, err);
-    if (rc)
+    rc = ob_ddb_open(&dopt, &ddb, err);
+    if (rc) {
+        ob_cred_context_close(&aws);
         return rc;
+    }
     struct ob_outbox *ob = ob_xcalloc(1, sizeof *ob);
     ob->table = ob_xstrdup(opt->table);
+    ob->aws = aws;
     ob->ddb = ddb;
     pthread_mutex_init(&ob->lock, NULL);
     *out = ob;
@@ -57,6 +70,7 @@ void ob_outbox_close(struct ob_outbox *ob)
     free(ob->idle);
     pthread_mutex_destroy(&ob->lock);
     ob_ddb_close(ob->ddb);
+    ob_cred_context_close(&ob->aws);
     free(ob->table);
     free(ob);
 }

@@ -103,8 +103,9 @@ static void sink_labels(struct ob_buf *b, const char *name)
 }
 
 /* Creates every sink of cfg (taken over) for the table the relay runs on
- * (a reload does not move it). The caller owns *out. */
-static enum ob_err routing_create(struct ob_config *cfg, const char *table, struct ob_routing **out,
+ * (a reload does not move it), with the relay's region and credentials.
+ * The caller owns *out. */
+static enum ob_err routing_create(const struct ob_relay *r, struct ob_config *cfg, struct ob_routing **out,
                                   struct ob_error *err)
 {
     struct ob_routing *rt = ob_xcalloc(1, sizeof *rt);
@@ -112,7 +113,8 @@ static enum ob_err routing_create(struct ob_config *cfg, const char *table, stru
     rt->cfg = cfg;
     rt->sinks = ob_xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *rt->sinks);
     rt->health = ob_xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *rt->health);
-    struct ob_sink_context ctx = { .table = table, .aws = &cfg->aws };
+    struct ob_sink_context ctx = { .table = r->cfg->table.name, .aws = &cfg->aws, .region = r->aws->region,
+                                   .credentials = r->aws->credentials };
     struct ob_buf l = { 0 };
     enum ob_err rc = OB_OK;
     for (size_t i = 0; i < cfg->n_sinks; i++) {
@@ -205,7 +207,7 @@ static void reload(struct ob_relay *r)
     struct ob_error err;
     enum ob_log_severity level = cfg->log.level;
     enum ob_log_format format = cfg->log.format;
-    if (routing_create(cfg, r->cfg->table.name, &rt, &err)) {
+    if (routing_create(r, cfg, &rt, &err)) {
         ob_log_error("reload: %s; keeping the running configuration", err.msg);
         goto out;
     }
@@ -406,10 +408,12 @@ static void stop(struct ob_relay *r, pthread_t coordinator, pthread_t sweeper)
 
 /* Everything a relay (or a sweep) needs before threads start: clients,
  * the routing, the budget. relay_close undoes it, also after a failure. */
-static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, struct ob_error *err)
+static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, const struct ob_cred_context *aws,
+                              struct ob_error *err)
 {
     memset(r, 0, sizeof *r);
     r->cfg = cfg;
+    r->aws = aws;
     ob_health_init(&r->health, cfg->relay.stuck_after_ms);
     pthread_mutex_init(&r->lock, NULL);
     ob_relay_cond_init(&r->wake);
@@ -428,7 +432,7 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
     r->instance_id = r->instance_buf;
     srandom((unsigned)(ob_wall_ms() ^ getpid()));
 
-    enum ob_err rc = ob_ddb_open_config(cfg, &r->ddb, err);
+    enum ob_err rc = ob_ddb_open_config(cfg, aws, &r->ddb, err);
     if (rc)
         return rc;
 
@@ -441,7 +445,7 @@ static enum ob_err relay_open(struct ob_relay *r, const struct ob_config *cfg, s
         ob_config_diag_free(&diag);
         return rc;
     }
-    return routing_create(routing_cfg, cfg->table.name, &r->routing, err);
+    return routing_create(r, routing_cfg, &r->routing, err);
 }
 
 static void relay_close(struct ob_relay *r)
@@ -458,7 +462,7 @@ static void relay_close(struct ob_relay *r)
     pthread_mutex_destroy(&r->lock);
 }
 
-enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
+enum ob_err ob_relay_run(const struct ob_config *cfg, const struct ob_cred_context *aws, struct ob_error *err)
 {
     struct ob_relay r;
     struct ob_http_server *http = NULL;
@@ -473,7 +477,7 @@ enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    enum ob_err rc = relay_open(&r, cfg, err);
+    enum ob_err rc = relay_open(&r, cfg, aws, err);
     if (rc)
         goto out;
     rc = prepare_tables(&r, err);
@@ -530,12 +534,12 @@ static void stop_sweep(int sig)
         ask_to_stop(interrupted_sweep);
 }
 
-enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_sweep_request *req,
-                           struct ob_sweep_result *res, struct ob_error *err)
+enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_cred_context *aws,
+                           const struct ob_sweep_request *req, struct ob_sweep_result *res, struct ob_error *err)
 {
     struct ob_relay r;
     struct ob_ddb_session *s = NULL;
-    enum ob_err rc = relay_open(&r, cfg, err);
+    enum ob_err rc = relay_open(&r, cfg, aws, err);
     if (rc)
         goto out;
     s = ob_ddb_session_create(r.ddb);

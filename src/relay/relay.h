@@ -11,11 +11,14 @@
 #include "core/config.h"
 #include "outboxd/error.h"
 
+struct ob_cred_context;
+
 /* Runs the relay until SIGTERM/SIGINT (graceful stop) and reloads on
  * SIGHUP. `cfg` is the loaded configuration (borrowed; reloads read
- * cfg->path again). Returns OB_OK after a clean stop; startup failures
- * return their code with err filled. */
-enum ob_err ob_relay_run(const struct ob_config *cfg, struct ob_error *err);
+ * cfg->path again); `aws` the process's region and credentials
+ * (borrowed; a reload keeps them). Returns OB_OK after a clean stop;
+ * startup failures return their code with err filled. */
+enum ob_err ob_relay_run(const struct ob_config *cfg, const struct ob_cred_context *aws, struct ob_error *err);
 
 struct ob_sweep_request {
     int64_t older_than_ms;
@@ -33,7 +36,7 @@ struct ob_sweep_result {
 
 /* `outboxd sweep`: one sweep of the table under the sweep lease, through
  * the configured sinks and routes. */
-enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_sweep_request *req,
-                           struct ob_sweep_result *res, struct ob_error *err);
+enum ob_err ob_relay_sweep(const struct ob_config *cfg, const struct ob_cred_context *aws,
+                           const struct ob_sweep_request *req, struct ob_sweep_result *res, struct ob_error *err);
 
 #endif

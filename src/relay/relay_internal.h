@@ -48,6 +48,7 @@ struct ob_routing {
 
 struct ob_relay {
     const struct ob_config *cfg;     /* startup config: table, stream, relay settings */
+    const struct ob_cred_context *aws; /* the process's region and credentials; a reload keeps them */
     struct ob_ddb *ddb;
     char *stream_arn;
 

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/credentials.h"
 #include "core/buf.h"
 #include "sinks/common.h"
 
@@ -20,25 +19,30 @@ struct ob_aws_sink_pooled {
     struct ob_aws_sink_pooled *next;
 };
 
+enum ob_err ob_aws_sink_identity(const struct ob_config_sink *cfg, const struct ob_sink_context *ctx, char **region,
+                                 struct ob_error *err)
+{
+    const char *own = ob_sink_opt_str(cfg, "region");
+    *region = NULL;
+    if (!ctx->credentials)
+        return ob_error_set(err, OB_ERR_CONFIG, "no AWS credentials were given to the sink");
+    if (own && *own)
+        *region = ob_xstrdup(own);
+    else if (ctx->region && *ctx->region)
+        *region = ob_xstrdup(ctx->region);
+    else
+        return ob_error_set(err, OB_ERR_CONFIG, "no AWS region for the sink: set its region or aws.region");
+    return OB_OK;
+}
+
 enum ob_err ob_aws_sink_init(struct ob_aws_sink *s, const struct ob_config_sink *cfg,
                              const struct ob_sink_context *ctx, const char *host, struct ob_error *err)
 {
     memset(s, 0, sizeof *s);
     static const struct ob_config_aws none = { 0 };
     const struct ob_config_aws *aws = ctx->aws ? ctx->aws : &none;
-    struct ob_aws_credentials creds = { 0 };
     struct ob_buf url = { 0 };
-    const char *region = ob_sink_opt_str(cfg, "region");
-    enum ob_err rc = ob_aws_region_resolve(region && *region ? region : aws->region, aws->profile, &s->region, err);
-    if (rc)
-        goto out;
-    struct ob_credentials_options co = {
-        .access_key_id = aws->access_key_id,
-        .secret_access_key = aws->secret_access_key,
-        .session_token = aws->session_token,
-        .profile = aws->profile,
-    };
-    rc = ob_credentials_resolve(&co, &creds, err);
+    enum ob_err rc = ob_aws_sink_identity(cfg, ctx, &s->region, err);
     if (rc)
         goto out;
     const char *endpoint = ob_sink_opt_str(cfg, "endpoint");
@@ -52,7 +56,7 @@ enum ob_err ob_aws_sink_init(struct ob_aws_sink *s, const struct ob_config_sink 
     int64_t timeout = ob_sink_opt_duration_ms(cfg, "timeout");
     struct ob_aws_client_options o = {
         .region = s->region,
-        .credentials = &creds,
+        .credentials = ctx->credentials,
         .max_attempts = SINK_CALL_ATTEMPTS,
         .retry_base_delay_ms = aws->retry_base_delay_ms > 0 ? aws->retry_base_delay_ms : 25,
         .retry_max_delay_ms = aws->retry_max_delay_ms > 0 ? aws->retry_max_delay_ms : 20000,
@@ -67,7 +71,6 @@ enum ob_err ob_aws_sink_init(struct ob_aws_sink *s, const struct ob_config_sink 
     pthread_mutex_init(&s->mu, NULL);
 out:
     ob_buf_free(&url);
-    ob_aws_credentials_free(&creds);
     if (rc) {
         ob_aws_endpoint_free(&s->endpoint);
         free(s->region);

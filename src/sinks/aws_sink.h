@@ -36,9 +36,15 @@ struct ob_aws_sink {
     struct ob_aws_sink_pooled *idle;
 };
 
-/* Fills s from the sink's section and the relay's aws section: region
- * (the sink's, else the relay's chain), endpoint (the sink's, else
- * https://HOST.REGION.amazonaws.com/), credentials (the relay's chain),
+/* The region an AWS sink signs for (the sink's own, else the process's)
+ * into *region (the caller frees it); OB_ERR_CONFIG without one or
+ * without the process's credentials (ctx->credentials). */
+enum ob_err ob_aws_sink_identity(const struct ob_config_sink *cfg, const struct ob_sink_context *ctx, char **region,
+                                 struct ob_error *err);
+
+/* Fills s from the sink's section and the relay's: region
+ * (ob_aws_sink_identity), endpoint (the sink's, else
+ * https://HOST.REGION.amazonaws.com/), credentials (the process's provider),
  * retries (standard mode, 3 attempts per call: the relay retries the
  * message after that), the sink's timeout and tls_verify. On failure s
  * holds nothing. */

@@ -30,10 +30,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include "aws/credentials.h"
 #include "aws/msk_iam.h"
 #include "core/buf.h"
 #include "ops/log.h"
+#include "sinks/aws_sink.h"
 #include "sinks/common.h"
 
 /* How long a publish waits past the timeout librdkafka enforces itself
@@ -65,10 +65,10 @@ struct kafka_sink {
     atomic_bool all_down;        /* ALL_BROKERS_DOWN since the last acknowledgement */
     pthread_mutex_t mu;          /* guards cur and the producers' refs */
     struct kafka_producer *cur;
-    /* aws_msk_iam: the cluster's region and the relay's aws keys (owned
-     * copies; NULL when unset), else region is NULL. */
+    /* aws_msk_iam: the cluster's region and the process's credentials
+     * (borrowed), else both NULL. */
     char *region;
-    struct ob_credentials_options aws;
+    struct ob_cred_provider *credentials;
 };
 
 struct kafka_batch;
@@ -309,17 +309,20 @@ static void on_token_refresh(rd_kafka_t *rk, const char *config, void *opaque)
 {
     struct kafka_producer *p = opaque;
     struct kafka_sink *s = p->sink;
-    struct ob_aws_credentials creds = {0};
+    struct ob_cred_snapshot *creds = ob_cred_acquire(s->credentials);
     struct ob_buf token = {0};
     struct ob_error err = {0};
     int64_t expires_ms = 0;
     char errstr[512];
     (void)config;
-    if (ob_credentials_resolve(&s->aws, &creds, &err) == OB_OK &&
-        ob_msk_iam_token(&creds, s->region, time(NULL), &token, &expires_ms, &err) == OB_OK) {
-        if (rd_kafka_oauthbearer_set_token(rk, ob_buf_cstr(&token), expires_ms, creds.access_key_id, NULL, 0,
+    if (ob_msk_iam_token(&creds->creds, s->region, time(NULL), &token, &expires_ms, &err) == OB_OK) {
+        /* The token is no good past the credentials it was signed with:
+         * librdkafka asks for the next one before either runs out. */
+        if (creds->creds.expires_at && creds->creds.expires_at * 1000 < expires_ms)
+            expires_ms = creds->creds.expires_at * 1000;
+        if (rd_kafka_oauthbearer_set_token(rk, ob_buf_cstr(&token), expires_ms, creds->creds.access_key_id, NULL, 0,
                                            errstr, sizeof errstr) == RD_KAFKA_RESP_ERR_NO_ERROR)
-            ob_log_debug("kafka sink '%s': MSK IAM token for %s from %s", s->name, s->region, creds.source);
+            ob_log_debug("kafka sink '%s': MSK IAM token for %s from %s", s->name, s->region, creds->creds.source);
         else
             ob_error_set(&err, OB_ERR_CREDENTIALS, "librdkafka refuses the MSK IAM token: %s", errstr);
     }
@@ -328,7 +331,7 @@ static void on_token_refresh(rd_kafka_t *rk, const char *config, void *opaque)
         rd_kafka_oauthbearer_set_token_failure(rk, err.msg);
     }
     ob_buf_free(&token);
-    ob_aws_credentials_free(&creds);
+    ob_cred_release(creds);
 }
 
 /* librdkafka's own log lines, at the matching level (syslog levels). */
@@ -588,14 +591,6 @@ static void kafka_check(const struct ob_config_sink *sink, struct ob_sink_check 
     rd_kafka_conf_destroy(conf);
 }
 
-/* Frees a copy of a secret, overwritten first. */
-static void wipe_free(char *secret)
-{
-    if (secret)
-        explicit_bzero(secret, strlen(secret));
-    free(secret);
-}
-
 static void sink_free(struct kafka_sink *s)
 {
     if (s->cur)
@@ -606,10 +601,6 @@ static void sink_free(struct kafka_sink *s)
     free(s->name);
     free(s->topic);
     free(s->region);
-    free((char *)s->aws.access_key_id);
-    wipe_free((char *)s->aws.secret_access_key);
-    wipe_free((char *)s->aws.session_token);
-    free((char *)s->aws.profile);
     free(s);
 }
 
@@ -637,34 +628,13 @@ static enum ob_err conf_build(struct kafka_sink *s, const struct ob_config_sink 
     return OB_OK;
 }
 
-static char *dup_or_null(const char *v)
-{
-    return v ? ob_xstrdup(v) : NULL;
-}
-
-/* aws_msk_iam: the region (the sink's, else the relay's chain) and the
- * relay's keys, kept for every token. */
+/* aws_msk_iam: the region (the sink's, else the process's) and the
+ * process's credentials, taken for every token. */
 static enum ob_err msk_iam_init(struct kafka_sink *s, const struct ob_config_sink *cfg,
                                 const struct ob_sink_context *ctx, struct ob_error *err)
 {
-    static const struct ob_config_aws none = {0};
-    const struct ob_config_aws *aws = ctx->aws ? ctx->aws : &none;
-    const char *region = ob_sink_opt_str(cfg, "region");
-    enum ob_err rc = ob_aws_region_resolve(region && *region ? region : aws->region, aws->profile, &s->region, err);
-    if (rc)
-        return rc;
-    s->aws = (struct ob_credentials_options){
-        .access_key_id = dup_or_null(aws->access_key_id),
-        .secret_access_key = dup_or_null(aws->secret_access_key),
-        .session_token = dup_or_null(aws->session_token),
-        .profile = dup_or_null(aws->profile),
-    };
-    /* No credentials at all is a configuration error now, not a token
-     * failure on every connection later. */
-    struct ob_aws_credentials creds = {0};
-    rc = ob_credentials_resolve(&s->aws, &creds, err);
-    ob_aws_credentials_free(&creds);
-    return rc;
+    s->credentials = ctx->credentials;
+    return ob_aws_sink_identity(cfg, ctx, &s->region, err);
 }
 
 static enum ob_err kafka_create(const struct ob_config_sink *cfg, const struct ob_sink_context *ctx, void **state,

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "aws/credentials_provider.h"
 #include "core/cloudevents.h"
 #include "core/config.h"
 #include "core/config_schema.h"
@@ -39,9 +40,13 @@ struct ob_delivery {
 /* What a sink may need besides its own section. */
 struct ob_sink_context {
     const char *table;          /* for {table} in templates */
-    /* The relay's aws section: the AWS sinks' region, credentials and
-     * retry rules unless a sink overrides them. */
+    /* The relay's aws section: the AWS sinks' retry rules. */
     const struct ob_config_aws *aws;
+    /* The process's region (a sink's own `region` overrides it) and
+     * credentials, which the AWS sinks sign with (borrowed; NULL where
+     * no AWS sink is made). */
+    const char *region;
+    struct ob_cred_provider *credentials;
 };
 
 struct ob_sink_ops {

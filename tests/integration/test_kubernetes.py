@@ -63,14 +63,26 @@ def checked(outboxd_bin, tmp_path_factory):
     home = tmp_path_factory.mktemp("k8s")
     cfg = home / "outboxd.yaml"
     cfg.write_text(config_text())
-    p = run_outboxd_cmd(outboxd_bin, "check", "-c", str(cfg), env=deployment_env(), home=home, timeout=30)
+    p = run_outboxd_cmd(outboxd_bin, "check", "-c", str(cfg), env={**deployment_env(), **irsa_env()}, home=home,
+                        timeout=30)
     summary, section = {}, None
     for line in p.stdout.splitlines():
         if m := re.fullmatch(r"(\w+):", line):
             section = m.group(1)
         elif m := re.fullmatch(r"  ([\w.]+): (.*)", line):
             summary[f"{section}.{m.group(1)}"] = m.group(2)
+        elif m := re.fullmatch(r"(\w+): (.*)", line):
+            summary[m.group(1)] = m.group(2)
     return p, summary
+
+
+def irsa_env():
+    """What EKS's pod identity webhook adds for the ServiceAccount's IRSA annotation."""
+    account = next(obj for _, obj in manifests() if obj["kind"] == "ServiceAccount")
+    return {
+        "AWS_ROLE_ARN": account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+    }
 
 
 def seconds(duration):
@@ -199,4 +211,5 @@ def test_no_manifest_holds_a_secret(checked):
     names = {e["name"] for c in pod_spec()["initContainers"] + pod_spec()["containers"] for e in c.get("env", [])}
     assert found == [] and not names & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
     _, summary = checked
-    assert summary["aws.credentials"].startswith("default chain")
+    # With IRSA, the credentials come from web identity, the role of the annotation.
+    assert summary["credentials"].startswith(f"web identity (role {irsa_env()['AWS_ROLE_ARN']},")

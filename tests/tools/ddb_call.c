@@ -2,7 +2,8 @@
  * outcome as one JSON line (with the response under --print-response),
  * then {"quota": retry tokens left, "consumed": {"table/op/kind": units}}:
  *   ddb_call ENDPOINT OPERATION REQUEST_JSON [REPEAT [MAX_ATTEMPTS [BASE_DELAY_MS]]] [--print-response]
- * Credentials come from the environment, region us-east-1. */
+ * Credentials come from the default chain, refreshed as the daemon's are;
+ * region us-east-1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,14 +20,21 @@ int main(int argc, char **argv)
         return 64;
     }
     int repeat = argc > 4 ? atoi(argv[4]) : 1;
+    struct ob_error err = { 0 };
+    struct ob_cred_context aws;
+    const struct ob_credentials_options chain = { 0 };
+    if (ob_cred_context_open("us-east-1", &chain, true, &aws, &err)) {
+        fprintf(stderr, "ddb_call: %s\n", err.msg);
+        return 78;
+    }
     struct ob_ddb_options opt = {
-        .region = "us-east-1",
+        .region = aws.region,
+        .credentials = aws.credentials,
         .endpoint = argv[1],
         .max_attempts = argc > 5 ? atoi(argv[5]) : 0,
         .retry_base_delay_ms = argc > 6 ? atoll(argv[6]) : 0,
         .request_timeout_ms = 5000,
     };
-    struct ob_error err = { 0 };
     struct ob_ddb *d;
     if (ob_ddb_open(&opt, &d, &err)) {
         fprintf(stderr, "ddb_call: %s\n", err.msg);
@@ -80,5 +88,6 @@ int main(int argc, char **argv)
     json_decref(req);
     ob_ddb_session_destroy(s);
     ob_ddb_close(d);
+    ob_cred_context_close(&aws);
     return failures ? 1 : 0;
 }

@@ -29,6 +29,8 @@ static bool flag(const json_t *req, const char *name, bool dflt)
     return json_is_boolean(v) ? json_is_true(v) : dflt;
 }
 
+static uint64_t lines_signed;
+
 /* Signs one parsed line into *auth; on failure fills err. */
 static enum ob_err sign_line(struct ob_sigv4_key_cache *cache, const json_t *req, bool verbose,
                              struct ob_buf *auth, struct ob_error *err)
@@ -83,7 +85,8 @@ static enum ob_err sign_line(struct ob_sigv4_key_cache *cache, const json_t *req
         .sign_body_header = flag(req, "sign_body_header", false),
         .omit_session_token = flag(req, "omit_session_token", false),
     };
-    rc = ob_sigv4_sign_cached(cache, &r, &creds, &p, &s, err);
+    /* Each line may bring other keys: each is its own set of credentials. */
+    rc = ob_sigv4_sign_cached(cache, ++lines_signed, &r, &creds, &p, &s, err);
     if (rc)
         goto out;
     if (verbose)

@@ -160,6 +160,7 @@ int main(int argc, char **argv)
     int rc = 0;
     struct ob_config *cfg = NULL;
     struct ob_config_diag diag = {0};
+    struct ob_cred_context aws = {0};
     struct ob_sink *sink = NULL;
     struct pending p = {0};
     char *line = NULL;
@@ -176,10 +177,14 @@ int main(int argc, char **argv)
         rc = 64;
         goto out;
     }
-    struct ob_error err = {0};
-    struct ob_sink_context ctx = {.table = cfg->table.name, .aws = &cfg->aws};
+    struct ob_error err = {0}, aws_err = {0};
+    /* Only the AWS sinks need it: without, they say so when created. */
+    if (ob_cred_context_open_config(&cfg->aws, true, &aws, &aws_err) != OB_OK)
+        memset(&aws, 0, sizeof aws);
+    struct ob_sink_context ctx = {.table = cfg->table.name, .aws = &cfg->aws, .region = aws.region,
+                                  .credentials = aws.credentials};
     if (ob_sink_create(sc, &ctx, &sink, &err) != OB_OK) {
-        fprintf(stderr, "sink_publish: %s\n", err.msg);
+        fprintf(stderr, "sink_publish: %s%s%s\n", err.msg, aws_err.code ? "; AWS: " : "", aws_err.msg);
         rc = 78;
         goto out;
     }
@@ -248,6 +253,7 @@ out:
     pending_free(&p);
     free(line);
     ob_sink_destroy(sink);
+    ob_cred_context_close(&aws);
     ob_config_free(cfg);
     ob_config_diag_free(&diag);
     return rc;

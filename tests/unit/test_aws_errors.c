@@ -124,7 +124,8 @@ static const struct {
     { OB_ERR_RESOURCE_IN_USE, false, { "ResourceInUseException" } },
     { OB_ERR_ACCESS_DENIED, false,
       { "UnrecognizedClientException", "AccessDeniedException", "InvalidSignatureException", "IncompleteSignature",
-        "MissingAuthenticationToken", "ExpiredTokenException" } },
+        "MissingAuthenticationToken" } },
+    { OB_ERR_CREDENTIALS, true, { "ExpiredTokenException", "ExpiredToken", "TokenRefreshRequired" } },
     { OB_ERR_SERVICE, true,
       { "InternalServerError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException" } },
 };
@@ -164,7 +165,7 @@ TEST(a_service_without_error_names_of_its_own_knows_only_the_generic_ones)
     CHECK_INT(e.code, OB_ERR_THROTTLED);
     CHECK(e.retriable);
     e = classify_of(NULL, 400, "{\"__type\":\"x#ExpiredTokenException\"}");
-    CHECK_INT(e.code, OB_ERR_ACCESS_DENIED);
+    CHECK_INT(e.code, OB_ERR_CREDENTIALS);
 }
 
 /* SPEC §3 and §6: a policy that denies the write, or a write DynamoDB finds
@@ -234,10 +235,26 @@ TEST(query_protocol_errors_are_read_from_code_and_message)
 }
 
 /* Keys or a clock the service refuses, in every spelling services use, are access denied. */
+/* SPEC §6: temporary credentials that expired are refreshed and the call
+ * retried; never "access denied", which an operator must fix. */
+TEST(expired_credentials_are_their_own_retriable_kind_in_json_and_xml)
+{
+    struct ob_error e = classify(400, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ExpiredTokenException\","
+                                      "\"message\":\"The security token included in the request is expired\"}");
+    CHECK_INT(e.code, OB_ERR_CREDENTIALS);
+    CHECK(e.retriable);
+    const char xml[] = "<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code>"
+                       "<Message>The security token included in the request is expired</Message></Error></ErrorResponse>";
+    ob_aws_classify_xml_error(NULL, 403, xml, strlen(xml), &e);
+    CHECK_INT(e.code, OB_ERR_CREDENTIALS);
+    CHECK(e.retriable);
+}
+
 TEST(refused_signatures_keys_and_clocks_are_access_denied)
 {
+    /* RequestExpired is a clock off, not expired credentials. */
     static const char *const names[] = {"SignatureDoesNotMatch", "InvalidClientTokenId", "AuthFailure",
-                                        "RequestExpired", "RequestTimeTooSkewed", "ExpiredToken"};
+                                        "RequestExpired", "RequestTimeTooSkewed"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char body[256];
         snprintf(body, sizeof body, "<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code>"

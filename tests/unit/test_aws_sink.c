@@ -102,10 +102,12 @@ static struct ob_delivery failed_with(enum ob_err code, bool retriable, const ch
 
 TEST(refused_credentials_or_rights_are_retried_never_a_rejection_of_the_message)
 {
-    static const char *const names[] = {"ExpiredTokenException", "SignatureDoesNotMatch", "AccessDeniedException",
+    static const char *const names[] = {"SignatureDoesNotMatch", "AccessDeniedException",
                                         "UnrecognizedClientException", "KmsAccessDenied"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         CHECK_INT(failed_with(OB_ERR_ACCESS_DENIED, false, names[i]).result, OB_DELIVERY_RETRY);
+    /* Expired credentials outlasting the client's attempts: the message waits for new ones. */
+    CHECK_INT(failed_with(OB_ERR_CREDENTIALS, true, "ExpiredTokenException").result, OB_DELIVERY_RETRY);
     CHECK_INT(failed_with(OB_ERR_THROTTLED, true, "ThrottlingException").result, OB_DELIVERY_RETRY);
     CHECK_INT(failed_with(OB_ERR_NOT_FOUND, false, "ResourceNotFoundException").result, OB_DELIVERY_REJECT);
     CHECK_INT(failed_with(OB_ERR_VALIDATION, false, "ValidationException").result, OB_DELIVERY_REJECT);

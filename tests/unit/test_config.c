@@ -181,6 +181,19 @@ TEST(config_minimal_file_gets_defaults)
     ob_config_free(cfg);
 }
 
+/* The environment is read when the region is resolved, at run time
+ * (ob_aws_region_resolve), not baked into the loaded config. */
+TEST(config_region_is_only_what_the_file_says)
+{
+    setenv("AWS_REGION", "ap-south-1", 1);
+    struct ob_config_diag diag = {0};
+    struct ob_config *cfg = load_text("table: {name: t}\nsinks: [{name: s, type: stdout}]\n", &diag);
+    unsetenv("AWS_REGION");
+    CHECK(cfg);
+    CHECK(!cfg->aws.region);
+    ob_config_free(cfg);
+}
+
 TEST(config_every_sink_type_has_working_defaults)
 {
     struct ob_config *cfg = load_ok(DATA "sinks_minimal.yaml");

@@ -526,12 +526,35 @@ TEST(sigv4_cached_key_signs_like_uncached_across_days_and_keys)
         struct ob_sigv4_params p = dynamodb_params(dates[i % 4]);
         struct ob_sigv4_signed a = { 0 }, b = { 0 };
         struct ob_error err = { 0 };
-        CHECK_INT(ob_sigv4_sign_cached(&cache, &req, creds, &p, &a, &err), OB_OK);
+        CHECK_INT(ob_sigv4_sign_cached(&cache, i < 4 ? 1 : 2, &req, creds, &p, &a, &err), OB_OK);
         CHECK_INT(ob_sigv4_sign(&req, creds, &p, &b, &err), OB_OK);
         bool same = strcmp(a.authorization.data, b.authorization.data) == 0;
         ob_sigv4_signed_free(&a);
         ob_sigv4_signed_free(&b);
         CHECK(same);
+    }
+    ob_sigv4_key_cache_destroy(&cache);
+}
+
+/* A refresh may bring the same access key id back with a new secret: a
+ * key derived from the old secret must not sign for the new one. */
+TEST(sigv4_cached_key_is_not_reused_for_a_new_secret_of_the_same_access_key_id)
+{
+    struct ob_sigv4_key_cache cache;
+    ob_sigv4_key_cache_init(&cache);
+    struct ob_sigv4_request req = post_request(host_only, 1, "{}");
+    struct ob_sigv4_params p = dynamodb_params("20150830T123600Z");
+    struct ob_aws_credentials renewed = example_creds;
+    renewed.secret_access_key = "a-new-secret-for-the-same-key-id";
+    const struct ob_aws_credentials *in_turn[] = { &example_creds, &renewed };
+    for (size_t i = 0; i < 2; i++) {
+        struct ob_sigv4_signed a = { 0 }, b = { 0 };
+        struct ob_error err = { 0 };
+        CHECK_INT(ob_sigv4_sign_cached(&cache, 7 + i, &req, in_turn[i], &p, &a, &err), OB_OK);
+        CHECK_INT(ob_sigv4_sign(&req, in_turn[i], &p, &b, &err), OB_OK);
+        CHECK_STR(a.signature, b.signature);
+        ob_sigv4_signed_free(&a);
+        ob_sigv4_signed_free(&b);
     }
     ob_sigv4_key_cache_destroy(&cache);
 }
@@ -599,7 +622,7 @@ static void *cache_worker_run(void *arg)
     for (int i = 0; i < 200; i++) {
         struct ob_sigv4_params p = dynamodb_params((i + w->id) % 2 ? "20150830T123600Z" : "20150831T000000Z");
         struct ob_sigv4_signed a = { 0 }, b = { 0 };
-        if (ob_sigv4_sign_cached(w->cache, &req, &example_creds, &p, &a, NULL) != OB_OK ||
+        if (ob_sigv4_sign_cached(w->cache, 1, &req, &example_creds, &p, &a, NULL) != OB_OK ||
             ob_sigv4_sign(&req, &example_creds, &p, &b, NULL) != OB_OK ||
             strcmp(a.signature, b.signature) != 0)
             w->mismatches++;

@@ -311,12 +311,16 @@ TEST(kinesis_sink_is_not_created_for_an_arn_outside_the_relays_region)
     struct ob_config *cfg = NULL;
     struct ob_config_diag diag = {0};
     CHECK_INT(ob_config_load_string("test.yaml", yaml, strlen(yaml), &ob_sinks, &cfg, &diag), OB_OK);
-    struct ob_sink_context ctx = {.table = cfg->table.name, .aws = &cfg->aws};
+    static const struct ob_aws_credentials keys = { .access_key_id = "AKIDTEST", .secret_access_key = "s" };
+    struct ob_cred_provider *credentials = ob_cred_provider_static(&keys);
+    struct ob_sink_context ctx = { .table = cfg->table.name, .aws = &cfg->aws, .region = cfg->aws.region,
+                                   .credentials = credentials };
     struct ob_sink *s = NULL;
     struct ob_error err = {0};
     CHECK_INT(ob_sink_create(&cfg->sinks[0], &ctx, &s, &err), OB_ERR_CONFIG);
     CHECK_STR(err.msg, "sink 'k': stream_name is in us-east-1, but the sink's region is eu-west-1 (requests are "
                        "signed for and sent to the sink's region)");
+    ob_cred_provider_destroy(credentials);
     ob_config_free(cfg);
     ob_config_diag_free(&diag);
 }

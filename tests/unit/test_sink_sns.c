@@ -364,7 +364,10 @@ TEST(an_oversize_message_is_too_large_and_one_without_a_topic_rejected_without_c
     struct ob_config_diag diag = { 0 };
     struct ob_config *cfg = load("    max_message_size: 1024\n", &diag);
     CHECK(cfg != NULL);
-    struct ob_sink_context ctx = { .table = "outbox", .aws = &cfg->aws };
+    static const struct ob_aws_credentials keys = { .access_key_id = "AKIDTEST", .secret_access_key = "s" };
+    struct ob_cred_provider *credentials = ob_cred_provider_static(&keys);
+    struct ob_sink_context ctx = { .table = "outbox", .aws = &cfg->aws, .region = cfg->aws.region,
+                                   .credentials = credentials };
     struct ob_sink *s = NULL;
     struct ob_error err = { 0 };
     CHECK_INT(ob_sink_create(&cfg->sinks[0], &ctx, &s, &err), OB_OK);
@@ -392,6 +395,7 @@ TEST(an_oversize_message_is_too_large_and_one_without_a_topic_rejected_without_c
     for (int i = 0; i < 3; i++)
         ob_ce_free(&f[i].ce);
     ob_sink_destroy(s);
+    ob_cred_provider_destroy(credentials);
     ob_config_free(cfg);
     ob_config_diag_free(&diag);
 }
