@@ -4,6 +4,7 @@
 #   make demo       DynamoDB Local + outboxd on the console
 #   make check-asan / check-tsan   the suite under sanitizers
 #   make install PREFIX=/usr/local DESTDIR=
+#   make image      the container image without a registry: $(BUILD)/image/ (OCI)
 #   V=1 shows full command lines; CC=clang builds with clang.
 
 CC       ?= cc
@@ -109,6 +110,14 @@ tests-build: $(BIN) $(UNIT_BIN) $(TOOL_BIN) $(BUILD)/tests/test_sigv4_evp
 
 deps:
 	@scripts/deps.sh
+
+# The image packaging/Containerfile describes, without a registry: a Debian root file
+# system from mmdebstrap (cached in $(BUILD)/image-cache/), this build's binary, an OCI
+# image written with umoci (scripts/image.sh says where it must equal the Containerfile).
+image: $(BIN)
+	$(Q)scripts/image.sh $(BUILD) $(BIN) $(VERSION)
+
+.PHONY: image
 
 # The documents generated from the config schema and the sink catalogue
 # (a unit test fails while they differ from what the code generates).

@@ -2,11 +2,13 @@
 # Installs what building and testing outboxd needs on Debian 12, only what is missing.
 # Idempotent; a no-op run takes well under a second. Prints one line saying what it did.
 # New sinks add their -dev packages (and test servers) to DEB_PACKAGES, nowhere else.
+# mmdebstrap and umoci build `make image` (tests/integration/test_image.py runs it).
 set -euo pipefail
 
 DEB_PACKAGES="gcc make libc6-dev pkg-config clang
   libssl-dev libjansson-dev libyaml-dev libsystemd-dev
   librdkafka-dev
+  mmdebstrap umoci
   python3 python3-boto3 python3-pytest python3-yaml python3-prometheus-client python3-confluent-kafka"
 JAVA_PACKAGE=openjdk-17-jre-headless      # only if there is no `java` at all
 NODE_PACKAGES="nodejs npm"                # only if there is no `npm` at all
