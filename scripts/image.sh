@@ -3,7 +3,8 @@
 #   scripts/image.sh BUILD BINARY VERSION
 # The root file system comes from Debian's packages (mmdebstrap, bookworm, the packages of
 # packaging/runtime-packages.txt) and is cached in BUILD/image-cache/ under a key of that list
-# and of the recipe below, so a second run only adds the binary's layer. Writes the OCI
+# and of the recipe below, so a second run only adds the binary's layer (remove the cache to
+# take the mirror's newer packages, e.g. security updates). Writes the OCI
 # layout BUILD/image/oci (tag "outboxd") and the same as an oci-archive, BUILD/image/outboxd.oci.tar
 # (`podman load -i` or `podman run oci-archive:...` take it).
 set -euo pipefail

@@ -162,7 +162,10 @@ def runtime(request, image, tmp_path_factory):
             if shutil.which(oci_runtime) is None:
                 continue
             podman = Podman(image, tmp_path_factory.mktemp("podman"), oci_runtime)
-            p = subprocess.run(podman.argv(["--version"]), capture_output=True, text=True, timeout=300)
+            try:
+                p = subprocess.run(podman.argv(["--version"]), capture_output=True, text=True, timeout=300)
+            except subprocess.TimeoutExpired:
+                p = subprocess.CompletedProcess([], -1, "", "no answer in 300 s")
             if p.returncode == 0 and p.stdout.strip() == expected:
                 say(request, f"runs under {podman.name}" + (f" ({'; '.join(tried)})" if tried else ""))
                 yield podman
