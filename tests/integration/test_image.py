@@ -121,10 +121,6 @@ class Podman:
             cmd += ["--volume", f"{host}:{target}:{'rw' if writable else 'ro'}"]
         return cmd + [f"oci:{self.image.ref}", *args]
 
-    def remove_all(self):
-        subprocess.run([*self.podman, "rm", "--all", "--force"], capture_output=True, timeout=120)
-        subprocess.run([*self.podman, "rmi", "--all", "--force"], capture_output=True, timeout=120)
-
 
 class Chroot:
     """The image's unpacked root file system run the way its config says (user, env,
@@ -152,29 +148,39 @@ class Chroot:
                 str(self.rootfs), "/usr/bin/env", "-i", *env, *command]
 
 
+def working_podman(image, storage, tried):
+    """A Podman that runs the image here, its OCI runtime crun or else runc (both share the
+    storage, so the image is imported once), or None; each refusal is added to tried."""
+    for oci_runtime in ("crun", "runc"):
+        if shutil.which(oci_runtime) is None:
+            continue
+        podman = Podman(image, storage, oci_runtime)
+        try:
+            p = subprocess.run(podman.argv(["--version"]), capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            p = subprocess.CompletedProcess([], -1, "", "no answer in 300 s")
+        if p.returncode == 0 and p.stdout.strip() == f"outboxd {VERSION}":
+            return podman
+        tried.append(f"{podman.name}: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+    return None
+
+
 @pytest.fixture(scope="module")
 def runtime(request, image, tmp_path_factory):
     """How this machine runs the image: Podman where it can, else Chroot."""
-    expected = f"outboxd {VERSION}"
     tried = []
     if os.environ.get("OUTBOXD_IMAGE_RUNTIME") != "chroot" and shutil.which("podman"):
-        for oci_runtime in ("crun", "runc"):
-            if shutil.which(oci_runtime) is None:
-                continue
-            podman = Podman(image, tmp_path_factory.mktemp("podman"), oci_runtime)
-            try:
-                p = subprocess.run(podman.argv(["--version"]), capture_output=True, text=True, timeout=300)
-            except subprocess.TimeoutExpired:
-                p = subprocess.CompletedProcess([], -1, "", "no answer in 300 s")
-            if p.returncode == 0 and p.stdout.strip() == expected:
-                say(request, f"runs under {podman.name}" + (f" ({'; '.join(tried)})" if tried else ""))
-                yield podman
-                podman.remove_all()
-                shutil.rmtree(podman.storage, ignore_errors=True)
-                return
-            tried.append(f"{podman.name}: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
-            podman.remove_all()
-            shutil.rmtree(podman.storage, ignore_errors=True)
+        storage = tmp_path_factory.mktemp("podman")
+        podman = working_podman(image, storage, tried)
+        if podman is not None:
+            say(request, f"runs under {podman.name}" + (f" ({'; '.join(tried)})" if tried else ""))
+            yield podman
+        for what in ("rm", "rmi"):
+            subprocess.run([*Podman(image, storage, "crun").podman, what, "--all", "--force"],
+                           capture_output=True, timeout=120)
+        shutil.rmtree(storage, ignore_errors=True)
+        if podman is not None:
+            return
     rootfs_dir = tmp_path_factory.mktemp("image-rootfs")
     p = subprocess.run(["umoci", "unpack", "--image", image.ref, str(rootfs_dir / "bundle")],
                        capture_output=True, text=True, timeout=300)
