@@ -5,6 +5,7 @@
 #   make check-asan / check-tsan   the suite under sanitizers
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deb        the Debian package, in build/deb/
+#   make image      the container image without a registry: $(BUILD)/image/ (OCI)
 #   V=1 shows full command lines; CC=clang builds with clang.
 
 CC       ?= cc
@@ -113,6 +114,14 @@ deps:
 
 # The date of the newest Debian changelog entry: the man pages' date.
 RELEASE_DATE = $(shell date -u +%F -d "$$(sed -n '/^ -- /{s/^ -- .*>  //p;q}' packaging/debian/changelog)")
+
+# The image packaging/Containerfile describes, without a registry: a Debian root file
+# system from mmdebstrap (cached in $(BUILD)/image-cache/), this build's binary, an OCI
+# image written with umoci (scripts/image.sh says where it must equal the Containerfile).
+image: $(BIN)
+	$(Q)scripts/image.sh $(BUILD) $(BIN) $(VERSION)
+
+.PHONY: image
 
 # The documents generated from the config schema and the sink catalogue
 # (a unit test fails while they differ from what the code generates).

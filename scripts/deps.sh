@@ -4,12 +4,14 @@
 # New sinks add their -dev packages (and test servers) to DEB_PACKAGES, nowhere else.
 # `make deb` and its test need debhelper, dpkg-dev and lintian; installing the package
 # needs systemd-sysusers (systemd) and its test reads the man pages (man-db).
+# mmdebstrap and umoci build `make image` (tests/integration/test_image.py runs it).
 set -euo pipefail
 
 DEB_PACKAGES="gcc make libc6-dev pkg-config clang
   libssl-dev libjansson-dev libyaml-dev libsystemd-dev
   librdkafka-dev
   debhelper dpkg-dev lintian man-db systemd
+  mmdebstrap umoci
   python3 python3-boto3 python3-pytest python3-yaml python3-prometheus-client python3-confluent-kafka"
 JAVA_PACKAGE=openjdk-17-jre-headless      # only if there is no `java` at all
 NODE_PACKAGES="nodejs npm"                # only if there is no `npm` at all
