@@ -29,6 +29,7 @@ struct ob_cred_provider {
     bool expired_reported;
     bool resolving;                   /* a refresh is asking the source */
     int failures;                     /* refreshes failed in a row */
+    int quick;                        /* refreshes in a row that replaced a refreshed set within a minute */
     int64_t retry_ms;                 /* when failures > 0: the next try (wall) */
     pthread_t thread;
 };
@@ -106,6 +107,8 @@ static void install(struct ob_cred_provider *p, struct ob_aws_credentials *creds
 {
     struct ob_cred_snapshot *old = p->current;
     p->current = snapshot_new(creds);
+    /* The set found at creation may be stale: replacing it soon is no sign. */
+    p->quick = p->installed > 1 && now_ms - p->obtained_ms < RETRY_MAX_MS ? p->quick + 1 : 0;
     p->obtained_ms = now_ms;
     p->installed++;
     p->failures = 0;
@@ -170,8 +173,10 @@ static void refresh_once(struct ob_cred_provider *p)
     char expiry[OB_ISO8601_LEN + 8];
     if (!why) {
         put_expiry(expiry, fresh.expires_at);
-        ob_log_info("credentials refreshed: %s; they expire at %s", fresh.source, expiry);
         install(p, &fresh, now);
+        ob_log_at(p->quick ? OB_SEV_WARN : OB_SEV_INFO, NULL, NULL, "credentials refreshed: %s; they expire at %s%s",
+                  p->current->creds.source, expiry,
+                  p->quick ? "; the ones before lasted less than a minute, the next refresh waits longer" : "");
         return;
     }
     p->failures++;
@@ -192,15 +197,33 @@ static void wait_ms(struct ob_cred_provider *p, int64_t ms)
     pthread_cond_timedwait(&p->wake, &p->mu, &until);
 }
 
+/* When to refresh next (wall ms; 0: only on a report); the caller holds mu. */
+static int64_t refresh_due(const struct ob_cred_provider *p)
+{
+    if (p->failures)
+        return p->retry_ms;
+    int64_t expiry = expires_ms(&p->current->creds);
+    int64_t due = p->expired_reported ? p->obtained_ms : ob_cred_refresh_at(p->obtained_ms, expiry);
+    /* Sets replaced soon after their install, again and again (a source
+     * handing out sets that expire at once, or that services call
+     * expired), are paced as failed refreshes are: neither the schedule
+     * nor a stream of reports makes a loop against the source. */
+    if (due && p->quick) {
+        int64_t not_before = ob_cred_retry_at(p->obtained_ms, expiry, p->quick);
+        if (due < not_before)
+            due = not_before;
+    }
+    return due;
+}
+
 static void *refresher_main(void *arg)
 {
     struct ob_cred_provider *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
-        int64_t due = p->failures ? p->retry_ms
-                                  : ob_cred_refresh_at(p->obtained_ms, expires_ms(&p->current->creds));
+        int64_t due = refresh_due(p);
         int64_t now = ob_wall_ms();
-        if (p->expired_reported || (due && now >= due)) {
+        if (due && now >= due) {
             p->expired_reported = false;
             refresh_once(p);
         } else if (due) {

@@ -124,13 +124,19 @@ void ob_aws_sink_session_done(struct ob_aws_sink *s, struct ob_aws_session *sess
 
 void ob_aws_sink_call_failed(const struct ob_aws_call *call, struct ob_delivery *const *d, size_t n)
 {
-    bool unreachable = call->http_status == 0 && call->exchange.failure == OB_HTTP_CONNECT;
-    /* Credentials or rights the service refuses (wrong, rotated or expired
-     * keys, a clock off, a policy or key that does not allow it) are the
-     * operator's to fix, not the message's (SPEC §6: an expired token is
-     * never a dead letter): retried. Refused for every message, the sink is
-     * down and its messages wait; refused for one destination while others
-     * go, its attempts count and max_attempts ends them. */
+    /* Expired credentials (still, after the client's retries: the refresh
+     * has not brought new ones yet) fail every message alike, as a sink
+     * that cannot be reached does: it is down at once and its messages
+     * wait without counting, even where another message went through
+     * meanwhile (SPEC §6: an expired token is never a dead letter). */
+    bool unreachable = (call->http_status == 0 && call->exchange.failure == OB_HTTP_CONNECT) ||
+                       call->err.code == OB_ERR_CREDENTIALS;
+    /* Credentials or rights the service refuses (wrong or rotated keys, a
+     * clock off, a policy or key that does not allow it) are the
+     * operator's to fix, not the message's: retried. Refused for every
+     * message, the sink is down and its messages wait; refused for one
+     * destination while others go, its attempts count and max_attempts
+     * ends them. */
     bool refused_rights = call->err.code == OB_ERR_ACCESS_DENIED;
     enum ob_delivery_result result = call->err.retriable || refused_rights ? OB_DELIVERY_RETRY : OB_DELIVERY_REJECT;
     for (size_t i = 0; i < n; i++) {

@@ -31,7 +31,8 @@ struct ob_delivery {
     const char *error_info;     /* dead-letter deliveries: the reason, else NULL */
     /* Outputs. */
     enum ob_delivery_result result;
-    bool unreachable;           /* RETRY: no connection to the sink could be made (refused, unreachable, no address) */
+    bool unreachable;           /* RETRY: no connection to the sink could be made (refused, unreachable, no address),
+                                   or its credentials expired: every message fails alike */
     bool destination_unreachable; /* RETRY: none to the message's own destination, elsewhere than the sink's */
     bool too_large;             /* REJECT: over the broker's size limit; dead-lettered at once (SPEC §3) */
     char error[512];            /* why, when not ACK; never contains secrets */

@@ -3,6 +3,8 @@
  * entries in publish order). */
 #include "test.h"
 
+#include "ops/clock.h"
+#include "relay/sink_health.h"
 #include "sinks/aws_sink.h"
 
 static const struct ob_aws_batch_rules at_most_10_and_100_bytes = {.max_entries = 10, .max_bytes = 100};
@@ -111,4 +113,19 @@ TEST(refused_credentials_or_rights_are_retried_never_a_rejection_of_the_message)
     CHECK_INT(failed_with(OB_ERR_THROTTLED, true, "ThrottlingException").result, OB_DELIVERY_RETRY);
     CHECK_INT(failed_with(OB_ERR_NOT_FOUND, false, "ResourceNotFoundException").result, OB_DELIVERY_REJECT);
     CHECK_INT(failed_with(OB_ERR_VALIDATION, false, "ValidationException").result, OB_DELIVERY_REJECT);
+}
+
+TEST(expired_credentials_never_count_toward_max_attempts_though_other_messages_go_through)
+{
+    /* Another message was answered while this one was out (signed after
+     * a refresh, or refused for itself): still every message to the sink
+     * waits on the same credentials, and an expired token is never a dead
+     * letter (SPEC §6). */
+    struct ob_sink_health h;
+    memset(&h, 0, sizeof h);
+    atomic_init(&h.up, true);
+    int64_t sent_at = ob_mono_ms();
+    ob_sink_answered(&h);
+    struct ob_delivery expired = failed_with(OB_ERR_CREDENTIALS, true, "ExpiredTokenException");
+    CHECK(!ob_sink_failed_retriably(&h, &expired, sent_at));
 }

@@ -251,6 +251,27 @@ TEST(the_same_credentials_again_after_an_expired_answer_are_not_news)
     ob_cred_provider_destroy(p);
 }
 
+TEST(credentials_called_expired_again_and_again_are_refreshed_with_growing_pauses)
+{
+    /* Every new set is called expired as soon as it is used (a source
+     * whose sessions the services no longer take): the reports must not
+     * make the refresher a loop against the source. */
+    struct fake_source f = { 0 };
+    struct ob_cred_provider *p = fake_provider(&f);
+    int64_t until = ob_mono_ms() + 2500;
+    while (ob_mono_ms() < until) {
+        struct ob_cred_snapshot *s = ob_cred_acquire(p);
+        ob_cred_report_expired(p, s);
+        ob_cred_release(s);
+        usleep(1000);
+    }
+    /* At creation, at the first two reports, then 1 s and 2 s after the
+     * last install: the fifth comes after 3 s. */
+    CHECK(calls_of(&f) >= 3);
+    CHECK(calls_of(&f) <= 4);
+    ob_cred_provider_destroy(p);
+}
+
 TEST(destroy_waits_out_a_refresh_in_progress_and_stops)
 {
     struct fake_source f = { .block_ms = 300 };
