@@ -13,6 +13,10 @@
  *   scheme's (botocore through urllib3, and Go's net/http, both do; curl's
  *   1080 is its SOCKS heritage). Only http:// proxies are supported: TLS
  *   to the proxy itself (https://) and SOCKS are refused with a message.
+ *   '/', '?' and '#' in the user information must be percent-encoded; a
+ *   URL with one before its last '@' is refused. Messages and `shown`
+ *   never hold the password, nor a user information without ':' (it may
+ *   be a token).
  * - NO_PROXY is a list separated by commas or white space. "*" alone
  *   bypasses every proxy. An IP address matches that address exactly (as
  *   an address: "::1" and "0::1" are one); "addr/bits" a CIDR block (curl
