@@ -158,14 +158,20 @@ static void add_rule(struct ob_proxy_env *env, const char *s, size_t n)
         return;
     }
     struct ob_no_proxy_rule r = { 0 };
-    /* ":port" ends the entry unless the colon is inside a bare IPv6 address. */
+    /* ":port" ends the entry: after the ']' of a bracketed IPv6 address,
+     * never inside a bare one. */
     const char *colon = NULL;
-    for (size_t i = n; i-- > 0;)
-        if (s[i] == ':') {
-            colon = s + i;
-            break;
-        }
-    bool bare_v6 = colon && memchr(s, ':', (size_t)(colon - s)) && s[0] != '[';
+    if (s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        colon = close ? memchr(close, ':', (size_t)(s + n - close)) : NULL;
+    } else {
+        for (size_t i = n; i-- > 0;)
+            if (s[i] == ':') {
+                colon = s + i;
+                break;
+            }
+    }
+    bool bare_v6 = colon && s[0] != '[' && memchr(s, ':', (size_t)(colon - s));
     if (colon && !bare_v6 && colon + 1 < s + n) {
         long port = 0;
         for (const char *p = colon + 1; p < s + n; p++) {

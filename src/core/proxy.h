@@ -24,8 +24,10 @@
  *   itself and its subdomains on a dot boundary, with or without a
  *   leading "." or "*." (curl's reading: ".example.com" also matches
  *   example.com), case-insensitively. A name never matches an IP
- *   literal. ":port" after an entry limits it to that port. Entries that
- *   cannot match anything (a bad block) are ignored, as curl does.
+ *   literal. ":port" after an entry limits it to that port (after the
+ *   brackets of an IPv6 address: "[::1]:8000"; "[::1]" alone is ::1).
+ *   Entries that cannot match anything (a bad block) are ignored, as
+ *   curl does.
  * - The instance metadata and container credential addresses are never
  *   proxied, whatever the variables say. */
 #ifndef OB_CORE_PROXY_H
