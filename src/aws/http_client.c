@@ -611,25 +611,37 @@ static bool conn_tunnel(struct ob_http_client *c, struct http_conn *conn)
     }
     conn_interest(c, conn, EPOLLIN);
     for (;;) {
-        ob_buf_reserve(&conn->in, READ_MIN - 1);
-        ssize_t n = recv(conn->fd, conn->in.data + conn->in.len, conn->in.cap - conn->in.len - 1, 0);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return true;
-        if (n < 0)
-            return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, errno, "broke the connection: %s", strerror(errno));
-        if (n == 0)
-            return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, 0, "closed the connection without answering CONNECT");
-        conn->in.len += (size_t)n;
-        conn->in.data[conn->in.len] = '\0';
+        /* What is here is looked at first: it may hold the answer after
+         * an interim one. */
         int status = 0;
-        size_t head_len = 0;
-        switch (ob_proxy_connect_answer(conn->in.data, conn->in.len, &status, &head_len)) {
-        case OB_PROXY_ANSWER_PARTIAL:
+        size_t head_len = 0, len = conn->in.len - conn->in_off;
+        switch (ob_proxy_connect_answer(conn->in.data + conn->in_off, len, &status, &head_len)) {
+        case OB_PROXY_ANSWER_PARTIAL: {
+            if (conn->in.len >= MAX_HEAD) /* interim answers without end */
+                return conn_tunnel_fail(c, conn, OB_HTTP_PROTOCOL, 0,
+                                        "sent more than 64 KiB without a final answer to CONNECT");
+            ob_buf_reserve(&conn->in, READ_MIN - 1);
+            ssize_t n = recv(conn->fd, conn->in.data + conn->in.len, conn->in.cap - conn->in.len - 1, 0);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                return true;
+            if (n < 0)
+                return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, errno, "broke the connection: %s",
+                                        strerror(errno));
+            if (n == 0)
+                return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, 0,
+                                        "closed the connection without answering CONNECT");
+            conn->in.len += (size_t)n;
+            conn->in.data[conn->in.len] = '\0';
             continue;
+        }
         case OB_PROXY_ANSWER_INVALID:
             return conn_tunnel_fail(c, conn, OB_HTTP_PROTOCOL, 0, "answered CONNECT with something not HTTP/1.1");
         case OB_PROXY_ANSWER_DONE:
             break;
+        }
+        if (status / 100 == 1 && status != 101) {
+            conn->in_off += head_len; /* 100 Continue and other interim answers */
+            continue;
         }
         if (status / 100 != 2) {
             char buf[32];
@@ -637,9 +649,10 @@ static bool conn_tunnel(struct ob_http_client *c, struct http_conn *conn)
                                     ob_proxy_refusal(status, buf, sizeof buf));
         }
         /* The origin speaks only after the TLS client hello. */
-        if (head_len != conn->in.len)
+        if (head_len != len)
             return conn_tunnel_fail(c, conn, OB_HTTP_PROTOCOL, 0, "sent bytes after its answer to CONNECT");
         ob_buf_free(&conn->in);
+        conn->in_off = 0;
         conn->out_off = 0;
         return conn_secure(c, conn);
     }
