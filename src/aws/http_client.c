@@ -286,6 +286,18 @@ static void conn_fail(struct ob_http_client *c, struct http_conn *conn, enum ob_
     conn_close(c, conn);
 }
 
+/* conn_fail for what may be the proxy's doing (a tunnel it closed, a
+ * CONNECT it never answered, a certificate it put in the origin's place):
+ * the message names the proxy when there is one. */
+static void conn_fail_via(struct ob_http_client *c, struct http_conn *conn, enum ob_http_failure failure,
+                          const char *what)
+{
+    char full[300];
+    if (conn->host->proxy)
+        snprintf(full, sizeof full, "%s (through %s)", what, conn->host->proxy_label);
+    conn_fail(c, conn, failure, 0, conn->host->proxy ? full : what);
+}
+
 /* The request as it goes out: head and body; for an http origin through
  * a proxy, the request line in absolute form with the proxy's credentials
  * after it (the caller's Host header, which SigV4 signed, stays). Sent in
@@ -546,7 +558,7 @@ static bool conn_handshake(struct ob_http_client *c, struct http_conn *conn)
         tls_error_text(detail, sizeof detail);
         snprintf(what, sizeof what, "TLS handshake failed: %s", detail);
     }
-    conn_fail(c, conn, OB_HTTP_TLS, 0, what);
+    conn_fail_via(c, conn, OB_HTTP_TLS, what);
     return false;
 }
 
@@ -1250,7 +1262,7 @@ static int64_t expire(struct ob_http_client *c, int64_t now)
             if (conn->connect_deadline_ms && now >= conn->connect_deadline_ms) {
                 char what[80];
                 snprintf(what, sizeof what, "connect timed out after %lld ms", (long long)c->opt.connect_timeout_ms);
-                conn_fail(c, conn, OB_HTTP_TIMEOUT, 0, what);
+                conn_fail_via(c, conn, OB_HTTP_TIMEOUT, what);
                 continue;
             }
             if (conn->ex && conn->ex->deadline_ms && now >= conn->ex->deadline_ms) {

@@ -575,6 +575,37 @@ TEST(interim_answers_to_connect_are_passed_over_until_the_tunnel_opens)
     ob_buf_free(&rx);
 }
 
+TEST(a_tunnel_the_proxy_closes_after_its_200_fails_the_handshake_naming_the_proxy)
+{
+    /* Nothing of the request went out: the caller's retry sends it once. */
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange_via_proxy("HTTPS_PROXY", "", true, false, "HTTP/1.1 200 Connection established\r\n\r\n", &s, &ex,
+                       &rx);
+    CHECK_INT(ex.failure, OB_HTTP_TLS);
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "through proxy 127.0.0.1:%s", s.port);
+    if (!strstr(ex.error, proxy))
+        ob_test_fail(__FILE__, __LINE__, "'%s' does not name the proxy", ex.error);
+    CHECK_INT(atomic_load(&s.requests_read), 1); /* the CONNECT */
+    ob_buf_free(&rx);
+}
+
+TEST(a_proxy_that_never_answers_connect_is_given_up_at_the_connect_timeout_naming_it)
+{
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange_via_proxy("HTTPS_PROXY", "", true, false, NULL, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_TIMEOUT);
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "through proxy 127.0.0.1:%s", s.port);
+    if (!strstr(ex.error, "connect timed out after 2000 ms") || !strstr(ex.error, proxy))
+        ob_test_fail(__FILE__, __LINE__, "'%s' does not say the connect through the proxy timed out", ex.error);
+    ob_buf_free(&rx);
+}
+
 TEST(bytes_after_the_answer_to_connect_are_refused_before_tls_starts)
 {
     /* The origin speaks only after the client hello: what comes with the
