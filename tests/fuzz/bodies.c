@@ -484,8 +484,8 @@ static void check_proxy(const struct ob_proxy *p)
 }
 
 /* The proxy URL with the letters and digits of what precedes its last
- * '@' (after its scheme) changed: the same URL but for its credentials.
- * Owned by the caller. */
+ * '@' (after its scheme) changed, each for one of its kind: the same URL
+ * but for its credentials. Owned by the caller. */
 static char *with_other_credentials(const char *url)
 {
     char *other = ob_xstrdup(url);
@@ -496,8 +496,10 @@ static char *with_other_credentials(const char *url)
         start = (size_t)(sep - url) + 3;
     const char *at = strrchr(url, '@');
     for (size_t i = start; at && i < (size_t)(at - url); i++)
-        if (isalnum((unsigned char)other[i]))
+        if (isalpha((unsigned char)other[i]))
             other[i] = other[i] == 'q' ? 'r' : 'q';
+        else if (isdigit((unsigned char)other[i]))
+            other[i] = other[i] == '7' ? '8' : '7';
     return other;
 }
 
