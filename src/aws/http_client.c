@@ -286,6 +286,18 @@ static void conn_fail(struct ob_http_client *c, struct http_conn *conn, enum ob_
     conn_close(c, conn);
 }
 
+/* conn_fail for what may be the proxy's doing (a tunnel it closed, a
+ * CONNECT it never answered, a certificate it put in the origin's place):
+ * the message names the proxy when there is one. */
+static void conn_fail_via(struct ob_http_client *c, struct http_conn *conn, enum ob_http_failure failure,
+                          const char *what)
+{
+    char full[300];
+    if (conn->host->proxy)
+        snprintf(full, sizeof full, "%s (through %s)", what, conn->host->proxy_label);
+    conn_fail(c, conn, failure, 0, conn->host->proxy ? full : what);
+}
+
 /* The request as it goes out: head and body; for an http origin through
  * a proxy, the request line in absolute form with the proxy's credentials
  * after it (the caller's Host header, which SigV4 signed, stays). Sent in
@@ -546,7 +558,7 @@ static bool conn_handshake(struct ob_http_client *c, struct http_conn *conn)
         tls_error_text(detail, sizeof detail);
         snprintf(what, sizeof what, "TLS handshake failed: %s", detail);
     }
-    conn_fail(c, conn, OB_HTTP_TLS, 0, what);
+    conn_fail_via(c, conn, OB_HTTP_TLS, what);
     return false;
 }
 
@@ -611,25 +623,37 @@ static bool conn_tunnel(struct ob_http_client *c, struct http_conn *conn)
     }
     conn_interest(c, conn, EPOLLIN);
     for (;;) {
-        ob_buf_reserve(&conn->in, READ_MIN - 1);
-        ssize_t n = recv(conn->fd, conn->in.data + conn->in.len, conn->in.cap - conn->in.len - 1, 0);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return true;
-        if (n < 0)
-            return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, errno, "broke the connection: %s", strerror(errno));
-        if (n == 0)
-            return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, 0, "closed the connection without answering CONNECT");
-        conn->in.len += (size_t)n;
-        conn->in.data[conn->in.len] = '\0';
+        /* What is here is looked at first: it may hold the answer after
+         * an interim one. */
         int status = 0;
-        size_t head_len = 0;
-        switch (ob_proxy_connect_answer(conn->in.data, conn->in.len, &status, &head_len)) {
-        case OB_PROXY_ANSWER_PARTIAL:
+        size_t head_len = 0, len = conn->in.len - conn->in_off;
+        switch (ob_proxy_connect_answer(conn->in.data + conn->in_off, len, &status, &head_len)) {
+        case OB_PROXY_ANSWER_PARTIAL: {
+            if (conn->in.len >= MAX_HEAD) /* interim answers without end */
+                return conn_tunnel_fail(c, conn, OB_HTTP_PROTOCOL, 0,
+                                        "sent more than 64 KiB without a final answer to CONNECT");
+            ob_buf_reserve(&conn->in, READ_MIN - 1);
+            ssize_t n = recv(conn->fd, conn->in.data + conn->in.len, conn->in.cap - conn->in.len - 1, 0);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                return true;
+            if (n < 0)
+                return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, errno, "broke the connection: %s",
+                                        strerror(errno));
+            if (n == 0)
+                return conn_tunnel_fail(c, conn, OB_HTTP_CONNECT, 0,
+                                        "closed the connection without answering CONNECT");
+            conn->in.len += (size_t)n;
+            conn->in.data[conn->in.len] = '\0';
             continue;
+        }
         case OB_PROXY_ANSWER_INVALID:
             return conn_tunnel_fail(c, conn, OB_HTTP_PROTOCOL, 0, "answered CONNECT with something not HTTP/1.1");
         case OB_PROXY_ANSWER_DONE:
             break;
+        }
+        if (status / 100 == 1 && status != 101) {
+            conn->in_off += head_len; /* 100 Continue and other interim answers */
+            continue;
         }
         if (status / 100 != 2) {
             char buf[32];
@@ -637,9 +661,10 @@ static bool conn_tunnel(struct ob_http_client *c, struct http_conn *conn)
                                     ob_proxy_refusal(status, buf, sizeof buf));
         }
         /* The origin speaks only after the TLS client hello. */
-        if (head_len != conn->in.len)
+        if (head_len != len)
             return conn_tunnel_fail(c, conn, OB_HTTP_PROTOCOL, 0, "sent bytes after its answer to CONNECT");
         ob_buf_free(&conn->in);
+        conn->in_off = 0;
         conn->out_off = 0;
         return conn_secure(c, conn);
     }
@@ -1237,7 +1262,7 @@ static int64_t expire(struct ob_http_client *c, int64_t now)
             if (conn->connect_deadline_ms && now >= conn->connect_deadline_ms) {
                 char what[80];
                 snprintf(what, sizeof what, "connect timed out after %lld ms", (long long)c->opt.connect_timeout_ms);
-                conn_fail(c, conn, OB_HTTP_TIMEOUT, 0, what);
+                conn_fail_via(c, conn, OB_HTTP_TIMEOUT, what);
                 continue;
             }
             if (conn->ex && conn->ex->deadline_ms && now >= conn->ex->deadline_ms) {

@@ -72,6 +72,19 @@ void ob_proxy_free(struct ob_proxy *p)
     memset(p, 0, sizeof *p);
 }
 
+/* Where text's "://" is when a scheme precedes it (RFC 3986 §3.1), else
+ * NULL: "user:pa://ss@host" has no scheme, but a password. */
+static const char *scheme_end_of(const char *text)
+{
+    const char *end = strstr(text, "://");
+    if (!end || end == text || !isalpha((unsigned char)text[0]))
+        return NULL;
+    for (const char *c = text; c < end; c++)
+        if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.')
+            return NULL;
+    return end;
+}
+
 enum ob_err ob_proxy_parse(const char *name, const char *text, struct ob_proxy *p, struct ob_error *err)
 {
     memset(p, 0, sizeof *p);
@@ -79,7 +92,8 @@ enum ob_err ob_proxy_parse(const char *name, const char *text, struct ob_proxy *
     struct ob_url u = { 0 };
     struct ob_error why = { 0 };
     enum ob_err e = OB_OK;
-    const char *scheme_end = strstr(text, "://");
+    const char *scheme_end = scheme_end_of(text);
+    const char *rest = scheme_end ? scheme_end + 3 : text;
     if (!scheme_end)
         ob_buf_cat(&full, "http://", text, NULL);
     else if ((size_t)(scheme_end - text) == 4 && strncasecmp(text, "http", 4) == 0)
@@ -93,7 +107,19 @@ enum ob_err ob_proxy_parse(const char *name, const char *text, struct ob_proxy *
                          (int)(scheme_end - text > 16 ? 16 : scheme_end - text), text);
         goto out;
     }
-    ob_url_put_redacted(&shown, full.data);
+    /* In messages: where the proxy is, never what precedes the last '@'
+     * (a password written raw may hold '/', '?' or '#', which would end
+     * the user information early for a URL parser). */
+    const char *at = strrchr(rest, '@');
+    struct ob_buf where = { 0 };
+    ob_buf_cat(&where, "http://", at ? "***@" : "", at ? at + 1 : rest, NULL);
+    ob_url_put_redacted(&shown, where.data);
+    ob_buf_free(&where);
+    if (at && rest + strcspn(rest, "/?#") < at) {
+        e = ob_error_set(err, OB_ERR_CONFIG, "%s (%s): its user information holds '/', '?' or '#': write them "
+                         "percent-encoded (%%2F, %%3F, %%23)", name, shown.data);
+        goto out;
+    }
     if (ob_url_parse(full.data, &u, &why) != OB_OK) {
         e = ob_error_set(err, OB_ERR_CONFIG, "%s is not a proxy URL (%s): %s", name, shown.data, why.msg);
         goto out;
@@ -109,9 +135,11 @@ enum ob_err ob_proxy_parse(const char *name, const char *text, struct ob_proxy *
     /* Shown as the proxy is used: scheme, user, host and port only. */
     ob_buf_reset(&shown);
     ob_buf_puts(&shown, "http://");
-    if (u.userinfo) {
+    if (u.userinfo && strchr(u.userinfo, ':')) {
         ob_buf_append(&shown, u.userinfo, strcspn(u.userinfo, ":"));
-        ob_buf_puts(&shown, strchr(u.userinfo, ':') ? ":***@" : "@");
+        ob_buf_puts(&shown, ":***@");
+    } else if (u.userinfo) {
+        ob_buf_puts(&shown, "***@"); /* as ob_url_put_redacted: it may be a token */
     }
     ob_proxy_put_authority(&shown, p->host, p->port);
     p->shown = ob_buf_steal(&shown);
@@ -130,14 +158,20 @@ static void add_rule(struct ob_proxy_env *env, const char *s, size_t n)
         return;
     }
     struct ob_no_proxy_rule r = { 0 };
-    /* ":port" ends the entry unless the colon is inside a bare IPv6 address. */
+    /* ":port" ends the entry: after the ']' of a bracketed IPv6 address,
+     * never inside a bare one. */
     const char *colon = NULL;
-    for (size_t i = n; i-- > 0;)
-        if (s[i] == ':') {
-            colon = s + i;
-            break;
-        }
-    bool bare_v6 = colon && memchr(s, ':', (size_t)(colon - s)) && s[0] != '[';
+    if (s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        colon = close ? memchr(close, ':', (size_t)(s + n - close)) : NULL;
+    } else {
+        for (size_t i = n; i-- > 0;)
+            if (s[i] == ':') {
+                colon = s + i;
+                break;
+            }
+    }
+    bool bare_v6 = colon && s[0] != '[' && memchr(s, ':', (size_t)(colon - s));
     if (colon && !bare_v6 && colon + 1 < s + n) {
         long port = 0;
         for (const char *p = colon + 1; p < s + n; p++) {

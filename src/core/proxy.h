@@ -13,6 +13,10 @@
  *   scheme's (botocore through urllib3, and Go's net/http, both do; curl's
  *   1080 is its SOCKS heritage). Only http:// proxies are supported: TLS
  *   to the proxy itself (https://) and SOCKS are refused with a message.
+ *   '/', '?' and '#' in the user information must be percent-encoded; a
+ *   URL with one before its last '@' is refused. Messages and `shown`
+ *   never hold the password, nor a user information without ':' (it may
+ *   be a token).
  * - NO_PROXY is a list separated by commas or white space. "*" alone
  *   bypasses every proxy. An IP address matches that address exactly (as
  *   an address: "::1" and "0::1" are one); "addr/bits" a CIDR block (curl
@@ -20,8 +24,10 @@
  *   itself and its subdomains on a dot boundary, with or without a
  *   leading "." or "*." (curl's reading: ".example.com" also matches
  *   example.com), case-insensitively. A name never matches an IP
- *   literal. ":port" after an entry limits it to that port. Entries that
- *   cannot match anything (a bad block) are ignored, as curl does.
+ *   literal. ":port" after an entry limits it to that port (after the
+ *   brackets of an IPv6 address: "[::1]:8000"; "[::1]" alone is ::1).
+ *   Entries that cannot match anything (a bad block) are ignored, as
+ *   curl does.
  * - The instance metadata and container credential addresses are never
  *   proxied, whatever the variables say. */
 #ifndef OB_CORE_PROXY_H

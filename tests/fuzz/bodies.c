@@ -3,6 +3,7 @@
  * so that make test replays the seed corpus and every saved crash. */
 #include "fuzz.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -482,6 +483,26 @@ static void check_proxy(const struct ob_proxy *p)
     FUZZ_ASSERT(!colon || (at - colon == 4 && strncmp(colon, ":***", 4) == 0));
 }
 
+/* The proxy URL with the letters and digits of what precedes its last
+ * '@' (after its scheme) changed, each for one of its kind: the same URL
+ * but for its credentials. Owned by the caller. */
+static char *with_other_credentials(const char *url)
+{
+    char *other = ob_xstrdup(url);
+    const char *sep = strstr(url, "://");
+    size_t start = 0;
+    if (sep && sep > url && isalpha((unsigned char)url[0]) &&
+        strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") == (size_t)(sep - url))
+        start = (size_t)(sep - url) + 3;
+    const char *at = strrchr(url, '@');
+    for (size_t i = start; at && i < (size_t)(at - url); i++)
+        if (isalpha((unsigned char)other[i]))
+            other[i] = other[i] == 'q' ? 'r' : 'q';
+        else if (isdigit((unsigned char)other[i]))
+            other[i] = other[i] == '7' ? '8' : '7';
+    return other;
+}
+
 int ob_fuzz_proxy(const uint8_t *data, size_t size)
 {
     /* proxy URL NUL NO_PROXY NUL host NUL CONNECT answer */
@@ -518,6 +539,14 @@ int ob_fuzz_proxy(const uint8_t *data, size_t size)
         ob_proxy_env_free(&env);
     } else {
         FUZZ_ASSERT(err.msg[0] && !env.https && !env.http);
+        /* The refusal says nothing of the credentials. */
+        char *url = (char *)fuzz_proxy_url, *other = with_other_credentials(url);
+        struct ob_error other_err = { 0 };
+        fuzz_proxy_url = other;
+        FUZZ_ASSERT(ob_proxy_env_load(fuzz_env, &env, &other_err) != OB_OK);
+        FUZZ_ASSERT(strcmp(err.msg, other_err.msg) == 0);
+        fuzz_proxy_url = url;
+        free(other);
     }
 
     size_t len = (size_t)(end - answer), head_len = 0;

@@ -557,3 +557,80 @@ TEST(a_proxy_variable_outboxd_cannot_use_fails_each_connection_saying_why)
     ob_http_origin_free(&o);
     ob_buf_free(&rx);
 }
+
+TEST(interim_answers_to_connect_are_passed_over_until_the_tunnel_opens)
+{
+    /* A client must read 1xx answers before the final one (RFC 9110
+     * §15.2). The proxy then hangs up: the TLS handshake through the
+     * tunnel is what fails, not CONNECT. */
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange_via_proxy("HTTPS_PROXY", "", true, false,
+                       "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX: y\r\n\r\n"
+                       "HTTP/1.1 200 Connection established\r\n\r\n",
+                       &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_TLS);
+    CHECK(strstr(ex.error, "refused") == NULL);
+    ob_buf_free(&rx);
+}
+
+TEST(a_tunnel_the_proxy_closes_after_its_200_fails_the_handshake_naming_the_proxy)
+{
+    /* Nothing of the request went out: the caller's retry sends it once. */
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange_via_proxy("HTTPS_PROXY", "", true, false, "HTTP/1.1 200 Connection established\r\n\r\n", &s, &ex,
+                       &rx);
+    CHECK_INT(ex.failure, OB_HTTP_TLS);
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "through proxy 127.0.0.1:%s", s.port);
+    if (!strstr(ex.error, proxy))
+        ob_test_fail(__FILE__, __LINE__, "'%s' does not name the proxy", ex.error);
+    CHECK_INT(atomic_load(&s.requests_read), 1); /* the CONNECT */
+    ob_buf_free(&rx);
+}
+
+TEST(a_proxy_that_never_answers_connect_is_given_up_at_the_connect_timeout_naming_it)
+{
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange_via_proxy("HTTPS_PROXY", "", true, false, NULL, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_TIMEOUT);
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "through proxy 127.0.0.1:%s", s.port);
+    if (!strstr(ex.error, "connect timed out after 2000 ms") || !strstr(ex.error, proxy))
+        ob_test_fail(__FILE__, __LINE__, "'%s' does not say the connect through the proxy timed out", ex.error);
+    ob_buf_free(&rx);
+}
+
+TEST(bytes_after_the_answer_to_connect_are_refused_before_tls_starts)
+{
+    /* The origin speaks only after the client hello: what comes with the
+     * 200 is the proxy's, not the origin's, and cannot be taken. */
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange_via_proxy("HTTPS_PROXY", "", true, false, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", &s, &ex,
+                       &rx);
+    CHECK_INT(ex.failure, OB_HTTP_PROTOCOL);
+    CHECK(strstr(ex.error, "sent bytes after its answer to CONNECT") != NULL);
+    ob_buf_free(&rx);
+}
+
+TEST(interim_answers_to_connect_without_end_are_refused_past_64_kib)
+{
+    struct ob_buf answer = { 0 };
+    while (answer.len <= 65536)
+        ob_buf_puts(&answer, "HTTP/1.1 100 Continue\r\n\r\n");
+    struct server s;
+    struct ob_http_exchange ex;
+    struct ob_buf rx = { 0 };
+    exchange_via_proxy("HTTPS_PROXY", "", true, false, answer.data, &s, &ex, &rx);
+    CHECK_INT(ex.failure, OB_HTTP_PROTOCOL);
+    CHECK(strstr(ex.error, "without a final answer to CONNECT") != NULL);
+    ob_buf_free(&rx);
+    ob_buf_free(&answer);
+}

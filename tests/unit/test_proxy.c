@@ -112,6 +112,37 @@ TEST(proxy_urls_outboxd_cannot_use_are_refused_without_their_password)
     EXPECT(!env.http && !env.https, "a refused environment is left empty");
 }
 
+TEST(a_password_with_unencoded_url_delimiters_is_hidden_when_its_url_is_refused)
+{
+    /* Passwords are often written raw: '/', '?' or '#' in one ends the
+     * authority early, so the URL does not parse; the message shows where
+     * the proxy is, never what came before the last '@'. */
+    static const char *const bad[] = { "http://relay:pa/ssw0rd@proxy:3128", "http://relay:pa?ssw0rd@proxy:3128",
+                                       "http://relay:pa#ssw0rd@proxy:3128", "relay:pa/ssw0rd@proxy:3128",
+                                       "http://pa/ssw0rd@proxy:3128", "relay:pa://ssw0rd@proxy:3128" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct ob_proxy p;
+        struct ob_error err = { 0 };
+        EXPECT(ob_proxy_parse("HTTPS_PROXY", bad[i], &p, &err) == OB_ERR_CONFIG, "'%s' accepted", bad[i]);
+        EXPECT(!strstr(err.msg, "pa/") && !strstr(err.msg, "pa?") && !strstr(err.msg, "pa#") &&
+                   !strstr(err.msg, "pa:") && !strstr(err.msg, "ssw0rd"),
+               "'%s': message %s", bad[i], err.msg);
+        EXPECT(strstr(err.msg, "proxy:3128") != NULL, "'%s': message %s does not say where", bad[i], err.msg);
+    }
+}
+
+TEST(user_information_without_a_colon_is_hidden_whole_as_it_may_be_a_token)
+{
+    /* As ob_url_put_redacted does: a lone user information may be the
+     * secret itself (an API key as the user name). */
+    struct ob_proxy p;
+    struct ob_error err = { 0 };
+    EXPECT(ob_proxy_parse("HTTPS_PROXY", "http://t0k3n@proxy:3128", &p, &err) == OB_OK, "%s", err.msg);
+    EXPECT(p.credentials && strcmp(p.credentials, "dDBrM246") == 0, "credentials %s", p.credentials);
+    EXPECT(strcmp(p.shown, "http://***@proxy:3128") == 0, "shown %s", p.shown);
+    ob_proxy_free(&p);
+}
+
 struct bypass_case {
     const char *no_proxy, *host, *port;
     bool bypassed;
@@ -143,6 +174,10 @@ TEST(no_proxy_matches_names_addresses_blocks_and_ports_as_curl_does)
         { "::1", "[0:0::1]", "80", true },
         { "[::1]:8000", "::1", "8000", true },
         { "[::1]:8000", "::1", "8001", false },
+        { "[::1]", "::1", "8000", true },
+        { "[fd00:ec2::1]", "fd00:ec2:0::1", "443", true },
+        { "[fd00::]/8", "fd12::5", "443", true },
+        { "[fd00::]/8:443", "fd12::5", "443", true },
         { "fd00::/8", "fd12::5", "443", true },
         { "127.0.0.1:4566", "127.0.0.1", "4566", true },
         { "127.0.0.1:4566", "127.0.0.1", "8000", false },
