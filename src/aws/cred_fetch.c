@@ -466,6 +466,20 @@ static bool read_child(int out_fd, int err_fd, int64_t deadline_ms, struct ob_bu
     return true;
 }
 
+/* Waits for the child to exit until deadline_ms (monotonic): it may close
+ * its output and run on. False on the deadline. */
+static bool child_exited(pid_t pid, int64_t deadline_ms, int *wstatus)
+{
+    for (;;) {
+        pid_t r = waitpid(pid, wstatus, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            return true;
+        if (ob_mono_ms() >= deadline_ms)
+            return false;
+        sleep_ms(10);
+    }
+}
+
 enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, const char *source,
                                       struct ob_aws_credentials *out, struct ob_error *err)
 {
@@ -473,6 +487,8 @@ enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, c
     int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
     struct ob_buf stdout_text = { 0 }, stderr_text = { 0 };
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, all;
     pid_t pid = -1;
 
     memset(out, 0, sizeof *out);
@@ -484,9 +500,20 @@ enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, c
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    /* A process group of its own, to kill what it started too; the signals
+     * as a shell would set them, not as this thread blocks or ignores them
+     * (SIGPIPE, the relay's SIGTERM). */
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attr, 0);
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    sigfillset(&all);
+    posix_spawnattr_setsigdefault(&attr, &all);
     char *argv[] = { "/bin/sh", "-c", (char *)command, NULL };
-    int e = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
+    int e = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
     close(out_pipe[1]);
     close(err_pipe[1]);
     out_pipe[1] = err_pipe[1] = -1;
@@ -495,12 +522,15 @@ enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, c
         rc = ob_error_set(err, OB_ERR_CREDENTIALS, "%s: cannot run /bin/sh: %s", source, strerror(e));
         goto out;
     }
-    bool done = read_child(out_pipe[0], err_pipe[0], ob_mono_ms() + timeout_ms, &stdout_text, &stderr_text);
-    if (!done)
-        kill(pid, SIGKILL);
+    int64_t deadline_ms = ob_mono_ms() + timeout_ms;
     int wstatus = 0;
-    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-        ;
+    bool done = read_child(out_pipe[0], err_pipe[0], deadline_ms, &stdout_text, &stderr_text) &&
+                child_exited(pid, deadline_ms, &wstatus);
+    if (!done) {
+        kill(-pid, SIGKILL);
+        while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+            ;
+    }
     pid = -1;
     if (!done) {
         rc = ob_error_set(err, OB_ERR_CREDENTIALS, "%s: credential_process did not finish within %lld s", source,

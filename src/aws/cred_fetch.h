@@ -67,10 +67,11 @@ enum ob_err ob_imds_credentials(const char *endpoint, const char *source, struct
  * malloc'ed. */
 enum ob_err ob_imds_region(const char *endpoint, char **out, struct ob_error *err);
 
-/* Runs command with /bin/sh -c, as the SDKs do, and reads its standard
- * output as credential_process JSON (Version 1). It is killed after
- * timeout_ms. A nonzero exit is an error quoting the first line of its
- * standard error. */
+/* Runs command with /bin/sh -c, as the SDKs do (default signal
+ * dispositions and mask, a process group of its own), and reads its
+ * standard output as credential_process JSON (Version 1). Not exited
+ * within timeout_ms, it is killed with all it started. A nonzero exit is
+ * an error quoting the first line of its standard error. */
 enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, const char *source,
                                       struct ob_aws_credentials *out, struct ob_error *err);
 

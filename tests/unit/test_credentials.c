@@ -1,13 +1,18 @@
 /* The credential chain and region resolution, against a scratch HOME and
  * scratch shared files: each test starts from an environment with no AWS_*
  * variables and no shared files. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "aws/cred_fetch.h"
 #include "aws/credentials.h"
 #include "core/buf.h"
+#include "ops/clock.h"
 #include "test.h"
 
 static char scratch[] = "/tmp/ob-credentials-XXXXXX";
@@ -499,4 +504,76 @@ TEST(region_describe_says_where_it_comes_from_and_ends_at_instance_metadata)
     CHECK_INT(ob_region_describe(NULL, NULL, &said, &err), OB_OK);
     CHECK_STR(said.data, "from instance metadata http://169.254.169.254");
     ob_buf_free(&said);
+}
+
+/* Whether process pid is gone (or a zombie no one has reaped yet), waiting
+ * up to two seconds for it. */
+static bool process_gone(pid_t pid)
+{
+    for (int i = 0; i < 200; i++) {
+        char path[64], stat[256] = "";
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return true;
+        bool read = fgets(stat, sizeof stat, f) != NULL;
+        fclose(f);
+        const char *state = strrchr(stat, ')');
+        if (read && state && state[1] == ' ' && state[2] == 'Z')
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+TEST(credential_process_that_closes_its_output_and_runs_on_is_killed_at_the_timeout)
+{
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    int64_t started = ob_mono_ms();
+    CHECK_INT(ob_credential_process_run("exec >/dev/null 2>&1; sleep 30", 1000, "p", &c, &err), OB_ERR_CREDENTIALS);
+    CHECK(ob_mono_ms() - started < 10000);
+    CHECK_STR(err.msg, "p: credential_process did not finish within 1 s");
+}
+
+TEST(credential_process_timed_out_leaves_none_of_its_children_running)
+{
+    char pid_path[sizeof scratch + 32], command[200];
+    fresh_env();
+    snprintf(pid_path, sizeof pid_path, "%s/pid", scratch);
+    snprintf(command, sizeof command, "sh -c 'echo $$ > %s; exec sleep 30'; true", pid_path);
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_credential_process_run(command, 1000, "p", &c, &err), OB_ERR_CREDENTIALS);
+    FILE *f = fopen(pid_path, "r");
+    int pid = 0;
+    CHECK(f && fscanf(f, "%d", &pid) == 1);
+    if (f)
+        fclose(f);
+    unlink(pid_path);
+    CHECK(pid > 0 && process_gone(pid));
+    if (pid > 0)
+        kill(pid, SIGKILL);
+}
+
+TEST(credential_process_runs_with_default_signals_whatever_the_caller_blocks_or_ignores)
+{
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &old);
+    void (*was)(int) = signal(SIGPIPE, SIG_IGN);
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_credential_process_run("grep -E '^Sig(Blk|Ign)' /proc/$$/status | tr '\\n' ' ' >&2; exit 1", 5000,
+                                        "p", &c, &err),
+              OB_ERR_CREDENTIALS);
+    /* Signals 1 to 31; above are the C library's own. */
+    unsigned long long blocked = 1, ignored = 1;
+    CHECK(sscanf(err.msg, "p: credential_process exited with status 1: SigBlk: %llx SigIgn: %llx", &blocked,
+                 &ignored) == 2);
+    CHECK_INT(blocked & 0x7fffffff, 0);
+    CHECK_INT(ignored & 0x7fffffff, 0);
+    signal(SIGPIPE, was);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
