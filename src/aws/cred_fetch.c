@@ -310,6 +310,7 @@ enum ob_err ob_container_fetch(const char *url, const char *authorization, const
 static struct {
     pthread_mutex_t mu;
     char token[512];
+    bool v1;            /* none: the service has no tokens (IMDSv1) */
     char endpoint[256]; /* the endpoint it is for */
     int64_t until_ms;   /* monotonic */
 } imds = { .mu = PTHREAD_MUTEX_INITIALIZER };
@@ -332,8 +333,19 @@ static enum ob_err imds_request(const char *method, const char *endpoint, const 
     return rc;
 }
 
+/* Whether a token request answered status means an IMDSv1-only service,
+ * read without a token as the SDKs do unless AWS_EC2_METADATA_V1_DISABLED
+ * is true. */
+static bool imds_v1_fallback(int status)
+{
+    const char *v1_disabled = getenv("AWS_EC2_METADATA_V1_DISABLED");
+    return (status == 403 || status == 404 || status == 405) &&
+           !(v1_disabled && strcasecmp(v1_disabled, "true") == 0);
+}
+
 /* Copies the session token into header as its header line, fetching a
- * new one when there is none, it is near its end, or `stale` (a 401). */
+ * new one when there is none, it is near its end, or `stale` (a 401);
+ * leaves header empty where IMDSv1 is read without one. */
 static enum ob_err imds_token_header(const char *endpoint, bool stale, const char *source, struct ob_buf *header,
                                      struct ob_error *err)
 {
@@ -342,21 +354,25 @@ static enum ob_err imds_token_header(const char *endpoint, bool stale, const cha
     int status = 0;
 
     pthread_mutex_lock(&imds.mu);
-    if (stale || !imds.token[0] || strcmp(imds.endpoint, endpoint) != 0 || ob_mono_ms() >= imds.until_ms) {
+    if (stale || !(imds.token[0] || imds.v1) || strcmp(imds.endpoint, endpoint) != 0 ||
+        ob_mono_ms() >= imds.until_ms) {
         imds.token[0] = '\0';
-        rc = imds_request("PUT", endpoint, "/latest/api/token",
-IMDS_TOKEN_TTL_HEADER, source, &status, &rx, err);
-        if (!rc && status != 200)
+        imds.v1 = false;
+        rc = imds_request("PUT", endpoint, "/latest/api/token", IMDS_TOKEN_TTL_HEADER, source, &status, &rx, err);
+        imds.v1 = !rc && imds_v1_fallback(status);
+        if (!rc && status != 200 && !imds.v1)
             rc = status_error(status, source, "the token request (PUT /latest/api/token)", err);
-        if (!rc && (!rx.len || rx.len >= sizeof imds.token || strpbrk(ob_buf_cstr(&rx), "\r\n")))
+        if (!rc && !imds.v1 && (!rx.len || rx.len >= sizeof imds.token || strpbrk(ob_buf_cstr(&rx), "\r\n")))
             rc = ob_error_set(err, OB_ERR_CREDENTIALS, "%s: the token answer is not a token", source);
         if (rc)
             goto out;
-        memcpy(imds.token, rx.data, rx.len + 1);
+        if (!imds.v1)
+            memcpy(imds.token, rx.data, rx.len + 1);
         snprintf(imds.endpoint, sizeof imds.endpoint, "%s", endpoint);
         imds.until_ms = ob_mono_ms() + (int64_t)(IMDS_TOKEN_TTL_S - IMDS_TOKEN_MARGIN_S) * 1000;
     }
-    ob_buf_cat(header, "X-aws-ec2-metadata-token: ", imds.token, "\r\n", NULL);
+    if (!imds.v1)
+        ob_buf_cat(header, "X-aws-ec2-metadata-token: ", imds.token, "\r\n", NULL);
 out:
     pthread_mutex_unlock(&imds.mu);
     wipe(&rx);

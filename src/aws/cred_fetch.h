@@ -59,7 +59,9 @@ enum ob_err ob_container_fetch(const char *url, const char *authorization, const
 /* IMDSv2 at endpoint ("http://169.254.169.254"): a session token (PUT
  * /latest/api/token, TTL 21600 s, kept for the process and fetched again
  * near its end or on a 401), then the role's name and its credentials.
- * 1 s timeouts, one retry. */
+ * A token request answered 403, 404 or 405 (a service without IMDSv2)
+ * goes on without a token, as the SDKs do, unless
+ * AWS_EC2_METADATA_V1_DISABLED is true. 1 s timeouts, one retry. */
 enum ob_err ob_imds_credentials(const char *endpoint, const char *source, struct ob_aws_credentials *out,
                                 struct ob_error *err);
 

@@ -53,9 +53,10 @@ struct ob_credentials_options {
  *     http to loopback or the ECS/EKS addresses) with the Authorization of
  *     AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (read at every call) or
  *     AWS_CONTAINER_AUTHORIZATION_TOKEN;
- *  6. EC2 instance metadata (IMDSv2) at AWS_EC2_METADATA_SERVICE_ENDPOINT
- *     (default http://169.254.169.254), unless AWS_EC2_METADATA_DISABLED
- *     is true.
+ *  6. EC2 instance metadata (IMDSv2, IMDSv1 where it has no tokens
+ *     unless AWS_EC2_METADATA_V1_DISABLED is true) at
+ *     AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254),
+ *     unless AWS_EC2_METADATA_DISABLED is true.
  * STS is called at opt->region's endpoint (AWS_ENDPOINT_URL_STS or
  * AWS_ENDPOINT_URL override it). Temporary credentials have expires_at.
  * A source with an access key but no secret (or the reverse) is an error

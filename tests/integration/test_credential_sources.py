@@ -229,6 +229,23 @@ def test_instance_metadata_gives_region_and_credentials_with_one_token_fetched_a
     assert not any(s in "".join(lines) + out + err for s in secrets_of(ledger))
 
 
+def test_instance_metadata_without_session_tokens_is_read_without_one_unless_imdsv1_is_disabled(ledger, env):
+    with ImdsServer(ledger, v1_only=True) as imds:
+        base = dict(AWS_REGION="eu-west-3", AWS_EC2_METADATA_DISABLED=None, AWS_EC2_METADATA_SERVICE_ENDPOINT=imds.url)
+        p = resolve(env(**base))
+        calls = [(c.method, c.path, c.status, "x-aws-ec2-metadata-token" in c.headers) for c in imds.calls]
+        refused = resolve(env(**base, AWS_EC2_METADATA_V1_DISABLED="true"))
+    assert p.returncode == 0, p.stderr
+    assert credentials_line(ledger.issued[0], f"instance metadata (IMDSv2, {imds.url})") in p.stdout.splitlines()
+    roles = ImdsServer.ROLES
+    assert calls == [("PUT", "/latest/api/token", 404, False), ("GET", roles, 200, False),
+                     ("GET", roles + "outboxd-instance", 200, False)]
+    assert refused.returncode == 78
+    assert refused.stderr.endswith(f"the last source failed: instance metadata (IMDSv2, {imds.url}): the token "
+                                   "request (PUT /latest/api/token) answered HTTP 404\n"), refused.stderr
+    assert len(ledger.issued) == 1
+
+
 def test_an_instance_without_a_role_says_so(ledger, env):
     with ImdsServer(ledger, role=None) as imds:
         p = resolve(env(AWS_REGION="eu-west-3", AWS_EC2_METADATA_DISABLED="false",
