@@ -708,6 +708,14 @@ enum ob_err ob_credentials_describe(const struct ob_credentials_options *opt, st
     return rc;
 }
 
+/* As botocore checks a region before putting it in a host name: what
+ * else would send requests (a web identity token among them) elsewhere. */
+static bool region_name_valid(const char *region)
+{
+    size_t n = strspn(region, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+    return n && n <= 63 && !region[n] && region[0] != '-' && region[n - 1] != '-';
+}
+
 /* The region chain, resolving or (describe) saying where the region comes
  * from without asking instance metadata: *out is the region (NULL when
  * describing instance metadata or nothing), from says where it came from
@@ -725,13 +733,13 @@ static enum ob_err region_walk(const char *configured, const char *profile, bool
     if (nonempty(configured)) {
         *out = ob_xstrdup(configured);
         ob_buf_puts(from, "aws.region");
-        return OB_OK;
+        goto out;
     }
     for (size_t i = 0; i < 2; i++) {
         if (env(vars[i])) {
             *out = ob_xstrdup(env(vars[i]));
             ob_buf_puts(from, vars[i]);
-            return OB_OK;
+            goto out;
         }
     }
     if (!nonempty(profile))
@@ -764,6 +772,12 @@ static enum ob_err region_walk(const char *configured, const char *profile, bool
         rc = ob_error_set(err, OB_ERR_CONFIG, "no AWS region: %s", ob_buf_cstr(&why));
     ob_buf_free(&why);
 out:
+    if (!rc && *out && !region_name_valid(*out)) {
+        rc = ob_error_set(err, OB_ERR_CONFIG, "region \"%.64s\" (%s) is not a region name (letters, digits and '-')",
+                          *out, ob_buf_cstr(from));
+        free(*out);
+        *out = NULL;
+    }
     profile_values_free(&v);
     free(path);
     return rc;

@@ -338,6 +338,27 @@ TEST(region_missing_everywhere_is_config_error)
     CHECK(strstr(err.msg, "profile work"));
 }
 
+TEST(region_that_is_not_a_region_name_is_refused_naming_where_it_came_from)
+{
+    fresh_env();
+    write_file(config_path, "[default]\nregion = eu west 1\n");
+    setenv("AWS_REGION", "evil.example/x", 1);
+    char *r = NULL;
+    struct ob_buf said = { 0 };
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_aws_region_resolve(NULL, NULL, &r, &err), OB_ERR_CONFIG);
+    CHECK(r == NULL);
+    CHECK_STR(err.msg, "region \"evil.example/x\" (AWS_REGION) is not a region name (letters, digits and '-')");
+    CHECK_INT(ob_region_describe(NULL, NULL, &said, &err), OB_ERR_CONFIG);
+    CHECK_STR(err.msg, "region \"evil.example/x\" (AWS_REGION) is not a region name (letters, digits and '-')");
+    unsetenv("AWS_REGION");
+    CHECK_INT(ob_aws_region_resolve(NULL, NULL, &r, &err), OB_ERR_CONFIG);
+    CHECK(strstr(err.msg, "region \"eu west 1\" (profile default of "));
+    CHECK_INT(ob_aws_region_resolve("us-east-1", NULL, &r, &err), OB_OK);
+    free(r);
+    ob_buf_free(&said);
+}
+
 /* What describe says for the options, or the error's message. */
 static char *described(const struct ob_credentials_options *opt)
 {
