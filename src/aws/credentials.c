@@ -370,7 +370,7 @@ struct profile_chain {
     size_t n;
 };
 
-static enum ob_err from_profile(struct walk *w, const char *name, struct profile_chain *chain,
+static enum ob_err from_profile(struct walk *w, const char *name, bool as_source, struct profile_chain *chain,
                                 struct ob_aws_credentials *out, bool *found, struct ob_error *err);
 static enum ob_err from_container(struct walk *w, struct ob_aws_credentials *out, bool *found,
                                   struct ob_error *err);
@@ -401,7 +401,7 @@ static enum ob_err role_source(struct walk *w, const struct profile *p, struct p
                 if (strcmp(chain->names[i], source_profile) == 0)
                     return ob_error_set(err, OB_ERR_CONFIG, "profile %s: source_profile %s makes a loop", p->name,
                                         source_profile);
-            rc = from_profile(w, source_profile, chain, by, &found, err);
+            rc = from_profile(w, source_profile, true, chain, by, &found, err);
         }
         if (!rc && !found)
             rc = ob_error_set(err, OB_ERR_CREDENTIALS, "profile %s: its source_profile %s has no credentials",
@@ -484,8 +484,10 @@ out:
 
 /* The shared files' profile in botocore's order: an assumed role (role_arn
  * in either file), static keys of the credentials file,
- * credential_process, static keys of the config file. */
-static enum ob_err from_profile(struct walk *w, const char *name, struct profile_chain *chain,
+ * credential_process, static keys of the config file. As another's
+ * source_profile (as_source), a profile with static keys gives them, its
+ * own role_arn being for when it is asked for itself, as botocore. */
+static enum ob_err from_profile(struct walk *w, const char *name, bool as_source, struct profile_chain *chain,
                                 struct ob_aws_credentials *out, bool *found, struct ob_error *err)
 {
     struct profile p;
@@ -494,7 +496,8 @@ static enum ob_err from_profile(struct walk *w, const char *name, struct profile
     enum ob_err rc = profile_load(name, &p, err);
     if (rc)
         goto out;
-    if (setting(&p, PK_ROLE_ARN, NULL)) {
+    bool has_keys = setting(&p, PK_ACCESS_KEY_ID, NULL) || setting(&p, PK_SECRET_ACCESS_KEY, NULL);
+    if (setting(&p, PK_ROLE_ARN, NULL) && !(as_source && has_keys)) {
         rc = assumed_role(w, &p, chain, out, found, err);
         goto out;
     }
@@ -666,7 +669,7 @@ static enum ob_err walk_chain(struct walk *w, struct ob_aws_credentials *out, st
     if (rc || found)
         return rc;
     struct profile_chain chain = { 0 };
-    rc = from_profile(w, profile ? profile : "default", &chain, out, &found, err);
+    rc = from_profile(w, profile ? profile : "default", false, &chain, out, &found, err);
     if (rc || found)
         return rc;
     rc = from_container(w, out, &found, err);

@@ -43,7 +43,8 @@ struct ob_credentials_options {
  *     (AWS_CONFIG_FILE, default ~/.aws/config, sections [profile name] or
  *     [default]), a key in the former winning: role_arn (with
  *     web_identity_token_file, or AssumeRole signed with source_profile's
- *     credentials, followed through chains, or credential_source
+ *     credentials, followed through chains (a source profile with static
+ *     keys gives them, its own role_arn not assumed), or credential_source
  *     Environment, EcsContainer or Ec2InstanceMetadata;
  *     role_session_name, external_id, duration_seconds), else the static
  *     keys of the credentials file, else credential_process, else the

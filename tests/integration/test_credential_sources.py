@@ -146,6 +146,25 @@ def test_a_profile_role_is_assumed_with_the_source_profile_keys_signed_and_chain
     assert sts.calls[2].headers["x-amz-security-token"] == issued[1].session_token
 
 
+def test_a_source_profile_with_keys_gives_them_though_it_has_a_role_of_its_own(ledger, env, tmp_path):
+    """As botocore: a profile's own role_arn is assumed when it is the one asked for, not
+    when another profile takes it as source_profile and it has static keys."""
+    base = ledger.add_static("AKIDBASE0000000002", "base-secret-never-shown")
+    base_role = "arn:aws:iam::123456789012:role/base-admin"
+    write_profiles(tmp_path, f"[base]\naws_access_key_id = {base.access_key_id}\n"
+                             f"aws_secret_access_key = {base.secret_access_key}\n",
+                   f"[profile base]\nrole_arn = {base_role}\nsource_profile = base\n"
+                   f"[profile app]\nrole_arn = {ROLE}\nsource_profile = base\n")
+    with StsServer(ledger) as sts:
+        e = env(AWS_REGION="us-east-1", AWS_ENDPOINT_URL_STS=sts.url)
+        app = resolve(e, "--profile", "app")
+        own = resolve(e, "--profile", "base")
+    assert app.returncode == 0 and own.returncode == 0, app.stderr + own.stderr
+    assert [c.params["RoleArn"] for c in sts.calls] == [ROLE, base_role]
+    assert all(c.headers["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={base.access_key_id}/")
+               for c in sts.calls)
+
+
 def test_assume_role_with_keys_sts_does_not_know_fails_with_stss_answer(ledger, env, tmp_path):
     write_profiles(tmp_path, "[base]\naws_access_key_id = AKIDUNKNOWN\naws_secret_access_key = nope\n",
                    f"[profile app]\nrole_arn = {ROLE}\nsource_profile = base\n")
