@@ -165,7 +165,7 @@ static enum ob_err sts_call(const char *url, const char *headers, const struct o
 
 enum ob_err ob_cred_token_file_read(const char *path, const char *source, struct ob_buf *out, struct ob_error *err)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re");
     if (!f)
         return ob_error_set(err, OB_ERR_CREDENTIALS, "%s: cannot read token file %s: %s", source, path,
                             strerror(errno));
@@ -516,6 +516,9 @@ enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, c
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    /* Nothing else: a library's socket without FD_CLOEXEC must not live on
+     * in a helper (or what it leaves running). */
+    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
     /* A process group of its own, to kill what it started too; the signals
      * as a shell would set them, not as this thread blocks or ignores them
      * (SIGPIPE, the relay's SIGTERM). */

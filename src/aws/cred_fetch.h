@@ -70,7 +70,8 @@ enum ob_err ob_imds_credentials(const char *endpoint, const char *source, struct
 enum ob_err ob_imds_region(const char *endpoint, char **out, struct ob_error *err);
 
 /* Runs command with /bin/sh -c, as the SDKs do (default signal
- * dispositions and mask, a process group of its own), and reads its
+ * dispositions and mask, a process group of its own, no descriptor open
+ * but standard input, output and error), and reads its
  * standard output as credential_process JSON (Version 1). Not exited
  * within timeout_ms, it is killed with all it started. A nonzero exit is
  * an error quoting the first line of its standard error. */

@@ -119,7 +119,7 @@ static enum ob_err ini_read_profile(const char *path, const char *profile, bool 
     bool in_section = false, nested = false;
 
     *file_found = *section_found = false;
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re");
     if (!f) {
         if (errno == ENOENT || errno == ENOTDIR)
             return OB_OK;

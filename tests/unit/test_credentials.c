@@ -1,6 +1,7 @@
 /* The credential chain and region resolution, against a scratch HOME and
  * scratch shared files: each test starts from an environment with no AWS_*
  * variables and no shared files. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -597,4 +598,21 @@ TEST(credential_process_runs_with_default_signals_whatever_the_caller_blocks_or_
     CHECK_INT(ignored & 0x7fffffff, 0);
     signal(SIGPIPE, was);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+TEST(credential_process_inherits_no_descriptor_but_its_standard_three)
+{
+    int fd = open("/dev/null", O_RDONLY); /* as a library's socket without FD_CLOEXEC */
+    char command[200];
+    snprintf(command, sizeof command, "if [ -e /proc/$$/fd/%d ]; then echo 'fd %d inherited' >&2; exit 1; fi; "
+             "printf '{\"Version\": 1, \"AccessKeyId\": \"A\", \"SecretAccessKey\": \"S\"}'", fd, fd);
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    CHECK(fd > 2);
+    enum ob_err rc = ob_credential_process_run(command, 5000, "p", &c, &err);
+    CHECK_STR(err.msg, "");
+    CHECK_INT(rc, OB_OK);
+    if (!rc)
+        ob_aws_credentials_free(&c);
+    close(fd);
 }
