@@ -197,6 +197,7 @@ static void fill(struct ob_aws_credentials *out, const char *akid, const char *s
 struct walk {
     const struct ob_credentials_options *opt;
     bool describe;
+    const char *profile_named_by; /* "aws.profile", "AWS_PROFILE"; NULL: "default" by default */
     struct ob_buf tried; /* "; "-separated: what gave nothing, and why */
 };
 
@@ -496,6 +497,14 @@ static enum ob_err from_profile(struct walk *w, const char *name, bool as_source
     enum ob_err rc = profile_load(name, &p, err);
     if (rc)
         goto out;
+    /* As botocore: a profile asked for by name must exist, not fall through
+     * to the container's or the instance's identity. */
+    if (!as_source && w->profile_named_by && !p.section_found[0] && !p.section_found[1]) {
+        rc = ob_error_set(err, OB_ERR_CONFIG, "profile %s (%s) is in neither the %s %s nor the %s %s", name,
+                          w->profile_named_by, shared_files[0].what, p.path[0] ? p.path[0] : "(HOME unset)",
+                          shared_files[1].what, p.path[1] ? p.path[1] : "(HOME unset)");
+        goto out;
+    }
     bool has_keys = setting(&p, PK_ACCESS_KEY_ID, NULL) || setting(&p, PK_SECRET_ACCESS_KEY, NULL);
     if (setting(&p, PK_ROLE_ARN, NULL) && !(as_source && has_keys)) {
         rc = assumed_role(w, &p, chain, out, found, err);
@@ -659,11 +668,13 @@ static enum ob_err walk_chain(struct walk *w, struct ob_aws_credentials *out, st
     const char *profile = nonempty(opt->profile);
     if (profile) {
         ob_buf_printf(&w->tried, "; environment (skipped: aws.profile is set)");
+        w->profile_named_by = "aws.profile";
     } else {
         rc = from_environment(w, out, &found, err);
         if (rc || found)
             return rc;
         profile = env("AWS_PROFILE");
+        w->profile_named_by = profile ? "AWS_PROFILE" : NULL;
     }
     rc = from_web_identity_env(w, out, &found, err);
     if (rc || found)

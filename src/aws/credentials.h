@@ -41,7 +41,9 @@ struct ob_credentials_options {
  *     shared credentials file (AWS_SHARED_CREDENTIALS_FILE, default
  *     ~/.aws/credentials, sections [name]) and config file
  *     (AWS_CONFIG_FILE, default ~/.aws/config, sections [profile name] or
- *     [default]), a key in the former winning: role_arn (with
+ *     [default]), a key in the former winning (a profile named by
+ *     aws.profile or AWS_PROFILE in neither file is OB_ERR_CONFIG, as in
+ *     botocore, not a fall through to another identity): role_arn (with
  *     web_identity_token_file, or AssumeRole signed with source_profile's
  *     credentials, followed through chains (a source profile with static
  *     keys gives them, its own role_arn not assumed), or credential_source

@@ -429,6 +429,26 @@ TEST(profile_role_arn_follows_source_profiles_and_refuses_loops)
     CHECK_DESCRIBED(&opt, "error: profile empty: its source_profile nothing has no credentials");
 }
 
+TEST(a_named_profile_in_neither_file_is_an_error_not_a_fall_through_to_another_identity)
+{
+    fresh_env();
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    write_file(creds_path, "[work]\naws_access_key_id = AKIDWORK\naws_secret_access_key = s\n");
+    struct ob_credentials_options none = { 0 }, typo = { .profile = "wrok" };
+    struct ob_buf want = { 0 };
+    ob_buf_printf(&want, "error: profile wrok (aws.profile) is in neither the shared credentials file %s nor the "
+                         "config file %s", creds_path, config_path);
+    CHECK_DESCRIBED(&typo, want.data);
+    setenv("AWS_PROFILE", "wrok", 1);
+    ob_buf_reset(&want);
+    ob_buf_printf(&want, "error: profile wrok (AWS_PROFILE) is in neither the shared credentials file %s nor the "
+                         "config file %s", creds_path, config_path);
+    CHECK_DESCRIBED(&none, want.data);
+    unsetenv("AWS_PROFILE");
+    CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://169.254.169.254)");
+    ob_buf_free(&want);
+}
+
 TEST(profile_role_settings_are_checked_before_any_call)
 {
     fresh_env();
