@@ -619,28 +619,45 @@ out:
 }
 
 #define IMDS_DEFAULT_ENDPOINT "http://169.254.169.254"
+#define IMDS_IPV6_ENDPOINT "http://[fd00:ec2::254]"
 
-/* NULL when AWS_EC2_METADATA_DISABLED is true. */
-static const char *imds_endpoint(void)
+/* Instance metadata's endpoint: AWS_EC2_METADATA_SERVICE_ENDPOINT, else
+ * the address of AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (IPv4, IPv6; as
+ * botocore, either case); *endpoint NULL when AWS_EC2_METADATA_DISABLED
+ * is true. */
+static enum ob_err imds_endpoint(const char **endpoint, struct ob_error *err)
 {
     const char *disabled = env("AWS_EC2_METADATA_DISABLED");
+    const char *mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+    *endpoint = NULL;
     if (disabled && strcasecmp(disabled, "true") == 0)
-        return NULL;
-    const char *endpoint = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-    return endpoint ? endpoint : IMDS_DEFAULT_ENDPOINT;
+        return OB_OK;
+    if ((*endpoint = env("AWS_EC2_METADATA_SERVICE_ENDPOINT")))
+        return OB_OK;
+    if (mode && strcasecmp(mode, "ipv6") == 0)
+        *endpoint = IMDS_IPV6_ENDPOINT;
+    else if (!mode || strcasecmp(mode, "ipv4") == 0)
+        *endpoint = IMDS_DEFAULT_ENDPOINT;
+    else
+        return ob_error_set(err, OB_ERR_CONFIG, "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE is \"%.40s\", not IPv4 or IPv6",
+                            mode);
+    return OB_OK;
 }
 
 static enum ob_err from_instance_metadata(struct walk *w, struct ob_aws_credentials *out, bool *found,
                                           struct ob_error *err)
 {
-    const char *endpoint = imds_endpoint();
+    const char *endpoint;
+    enum ob_err rc = imds_endpoint(&endpoint, err);
+    if (rc)
+        return rc;
     if (!endpoint) {
         ob_buf_puts(&w->tried, "; instance metadata (AWS_EC2_METADATA_DISABLED is true)");
         return OB_OK;
     }
     struct ob_buf source = { 0 };
     ob_buf_printf(&source, "instance metadata (IMDSv2, %s)", endpoint);
-    enum ob_err rc = FOUND(w, out, found, ob_buf_cstr(&source),
+    rc = FOUND(w, out, found, ob_buf_cstr(&source),
                            ob_imds_credentials(endpoint, ob_buf_cstr(&source), out, err));
     ob_buf_free(&source);
     return rc;
@@ -768,7 +785,9 @@ static enum ob_err region_walk(const char *configured, const char *profile, bool
         ob_buf_printf(from, "profile %s of %s", profile, path);
         goto out;
     }
-    const char *endpoint = imds_endpoint();
+    const char *endpoint;
+    if ((rc = imds_endpoint(&endpoint, err)))
+        goto out;
     if (endpoint) {
         ob_buf_printf(from, "instance metadata %s", endpoint);
         if (!describe)

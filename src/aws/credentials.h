@@ -58,8 +58,9 @@ struct ob_credentials_options {
  *     AWS_CONTAINER_AUTHORIZATION_TOKEN;
  *  6. EC2 instance metadata (IMDSv2, IMDSv1 where it has no tokens
  *     unless AWS_EC2_METADATA_V1_DISABLED is true) at
- *     AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254),
- *     unless AWS_EC2_METADATA_DISABLED is true.
+ *     AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254,
+ *     or http://[fd00:ec2::254] when AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE
+ *     is IPv6), unless AWS_EC2_METADATA_DISABLED is true.
  * STS is called at opt->region's endpoint (AWS_ENDPOINT_URL_STS or
  * AWS_ENDPOINT_URL override it). Temporary credentials have expires_at.
  * A source with an access key but no secret (or the reverse) is an error

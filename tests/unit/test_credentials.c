@@ -32,7 +32,7 @@ static const char *const aws_vars[] = {
     "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
     "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS",
 };
 
 /* A clean slate: HOME is the scratch folder (so the real ~/.aws is never
@@ -447,6 +447,27 @@ TEST(a_named_profile_in_neither_file_is_an_error_not_a_fall_through_to_another_i
     unsetenv("AWS_PROFILE");
     CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://169.254.169.254)");
     ob_buf_free(&want);
+}
+
+TEST(instance_metadata_endpoint_mode_ipv6_is_its_ipv6_address_and_an_explicit_endpoint_wins)
+{
+    fresh_env();
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    struct ob_credentials_options none = { 0 };
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6", 1);
+    CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://[fd00:ec2::254])");
+    struct ob_buf said = { 0 };
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_region_describe(NULL, NULL, &said, &err), OB_OK);
+    CHECK_STR(said.data, "from instance metadata http://[fd00:ec2::254]");
+    ob_buf_free(&said);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "ipv4", 1);
+    CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://169.254.169.254)");
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "v6", 1);
+    CHECK_DESCRIBED(&none, "error: AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE is \"v6\", not IPv4 or IPv6");
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6", 1);
+    CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://127.0.0.1:9)");
 }
 
 TEST(profile_role_settings_are_checked_before_any_call)
