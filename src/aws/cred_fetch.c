@@ -163,6 +163,10 @@ static enum ob_err sts_call(const char *url, const char *headers, const struct o
     return rc;
 }
 
+/* Tokens are a few KiB (JWTs); past this the path is not a token file
+ * (/dev/zero would be read until memory ran out). */
+#define TOKEN_FILE_MAX (64 * 1024)
+
 enum ob_err ob_cred_token_file_read(const char *path, const char *source, struct ob_buf *out, struct ob_error *err)
 {
     FILE *f = fopen(path, "re");
@@ -171,13 +175,16 @@ enum ob_err ob_cred_token_file_read(const char *path, const char *source, struct
                             strerror(errno));
     char chunk[4096];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    while (out->len <= TOKEN_FILE_MAX && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
         ob_buf_append(out, chunk, n);
     explicit_bzero(chunk, sizeof chunk);
     bool failed = ferror(f);
     fclose(f);
     if (failed)
         return ob_error_set(err, OB_ERR_CREDENTIALS, "%s: cannot read token file %s", source, path);
+    if (out->len > TOKEN_FILE_MAX)
+        return ob_error_set(err, OB_ERR_CREDENTIALS, "%s: token file %s is larger than %d KiB", source, path,
+                            TOKEN_FILE_MAX / 1024);
     while (out->len && strchr(" \t\r\n", out->data[out->len - 1]))
         out->data[--out->len] = '\0';
     if (!out->len)

@@ -26,8 +26,8 @@ void ob_sts_endpoint(const char *region, struct ob_buf *out);
 
 /* A token file's contents (web identity, the container endpoint's
  * authorization) without trailing white space, read now: such files are
- * rotated on disk. Unreadable or empty is OB_ERR_CREDENTIALS naming the
- * file. The caller wipes and frees *out. */
+ * rotated on disk. Unreadable, empty or larger than 64 KiB is
+ * OB_ERR_CREDENTIALS naming the file. The caller wipes and frees *out. */
 enum ob_err ob_cred_token_file_read(const char *path, const char *source, struct ob_buf *out,
                                     struct ob_error *err);
 

@@ -657,3 +657,12 @@ TEST(credential_process_inherits_no_descriptor_but_its_standard_three)
         ob_aws_credentials_free(&c);
     close(fd);
 }
+
+TEST(token_file_that_never_ends_is_refused_past_its_size_limit)
+{
+    struct ob_buf token = { 0 };
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_cred_token_file_read("/dev/zero", "p", &token, &err), OB_ERR_CREDENTIALS);
+    CHECK_STR(err.msg, "p: token file /dev/zero is larger than 64 KiB");
+    ob_buf_free(&token);
+}
