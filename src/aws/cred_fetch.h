@@ -71,10 +71,12 @@ enum ob_err ob_imds_region(const char *endpoint, char **out, struct ob_error *er
 
 /* Runs command with /bin/sh -c, as the SDKs do (default signal
  * dispositions and mask, a process group of its own, no descriptor open
- * but standard input, output and error), and reads its
+ * but standard input from /dev/null, output and error), and reads its
  * standard output as credential_process JSON (Version 1). Not exited
- * within timeout_ms, it is killed with all it started. A nonzero exit is
- * an error quoting the first line of its standard error. */
+ * within timeout_ms, it is killed with all it started. It cannot prompt
+ * on a terminal (outboxd runs unattended: a background process group is
+ * stopped reading one). A nonzero exit is an error quoting the first line
+ * of its standard error. */
 enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, const char *source,
                                       struct ob_aws_credentials *out, struct ob_error *err);
 
