@@ -105,7 +105,7 @@ static void set_value(char **slot, const char *value)
 
 /* Reads the profile's section(s) of an INI file into *v, later keys
  * winning as in botocore. Comments are whole lines starting with '#' or
- * ';'; key names are case-insensitive. Indented lines under a key with an
+ * ';'; a key ends at the first '=' or ':'; key names are case-insensitive. Indented lines under a key with an
  * empty value are that key's sub-settings (as in "s3 =\n  region = x")
  * and are not the profile's own. A missing file sets *file_found false
  * and is not an error. */
@@ -147,8 +147,9 @@ static enum ob_err ini_read_profile(const char *path, const char *profile, bool 
             continue;
         if (indented && nested)
             continue;
-        char *eq = strchr(s, '=');
-        if (!eq)
+        /* The first '=' or ':' ends the key, as in Python's configparser. */
+        char *eq = s + strcspn(s, "=:");
+        if (!*eq)
             continue;
         *eq = '\0';
         char *key = trim(s), *value = trim(eq + 1);

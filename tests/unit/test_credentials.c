@@ -236,6 +236,21 @@ TEST(credentials_ini_tolerates_whitespace_comments_key_case_and_sub_settings)
     ob_aws_credentials_free(&c);
 }
 
+TEST(credentials_ini_takes_a_colon_as_the_key_separator_as_python_configparser)
+{
+    fresh_env();
+    write_file(creds_path, "[default]\naws_access_key_id: AKIDCOLON\naws_secret_access_key : s=cret:1\n"
+                           "aws_session_token=t:o=k\n");
+    struct ob_credentials_options opt = { 0 };
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_credentials_resolve(&opt, &c, &err), OB_OK);
+    CHECK_STR(c.access_key_id, "AKIDCOLON");
+    CHECK_STR(c.secret_access_key, "s=cret:1");
+    CHECK_STR(c.session_token, "t:o=k");
+    ob_aws_credentials_free(&c);
+}
+
 TEST(credentials_missing_secret_names_file_and_profile_not_the_key)
 {
     fresh_env();
