@@ -19,15 +19,16 @@ static void fill(struct ob_aws_credentials *out, const char *akid, const char *s
     snprintf(out->source, sizeof out->source, "%s", source);
 }
 
-/* An Expiration as AWS writes it ("2026-12-07T22:39:20Z") in Unix seconds.
- * The value is not secret: it may be shown. */
+/* An Expiration as AWS writes it ("2026-12-07T22:39:20Z") in Unix seconds,
+ * never 0 (which says the keys do not expire). The value is not secret: it
+ * may be shown. */
 static enum ob_err parse_expiration(const char *text, const char *source, int64_t *out, struct ob_error *err)
 {
     int64_t ms;
     if (!ob_iso8601_parse(text, &ms))
         return ob_error_set(err, OB_ERR_CREDENTIALS, "%s: Expiration \"%.40s\" is not an ISO 8601 time", source,
                             text);
-    *out = ms / 1000;
+    *out = ms >= 1000 ? ms / 1000 : -1;
     return OB_OK;
 }
 
@@ -59,7 +60,13 @@ enum ob_err ob_cred_json_parse(const char *text, size_t len, enum ob_cred_json k
     }
     const char *akid = json_member(doc, "AccessKeyId"), *secret = json_member(doc, "SecretAccessKey");
     const char *token = json_member(doc, process ? "SessionToken" : "Token");
-    const char *expiration = json_member(doc, "Expiration");
+    json_t *expiration_value = json_object_get(doc, "Expiration");
+    const char *expiration = json_string_value(expiration_value);
+    /* One that is there but not text must not pass for none (never expiring). */
+    if (expiration_value && !json_is_null(expiration_value) && !expiration) {
+        rc = ob_error_set(err, OB_ERR_CREDENTIALS, "%s: Expiration is not a string (an ISO 8601 time)", source);
+        goto out;
+    }
     const char *missing = !akid || !*akid ? "AccessKeyId"
                           : !secret || !*secret ? "SecretAccessKey"
                           : !process && !token ? "Token"

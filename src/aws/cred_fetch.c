@@ -163,21 +163,28 @@ static enum ob_err sts_call(const char *url, const char *headers, const struct o
     return rc;
 }
 
+/* Tokens are a few KiB (JWTs); past this the path is not a token file
+ * (/dev/zero would be read until memory ran out). */
+#define TOKEN_FILE_MAX (64 * 1024)
+
 enum ob_err ob_cred_token_file_read(const char *path, const char *source, struct ob_buf *out, struct ob_error *err)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re");
     if (!f)
         return ob_error_set(err, OB_ERR_CREDENTIALS, "%s: cannot read token file %s: %s", source, path,
                             strerror(errno));
     char chunk[4096];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    while (out->len <= TOKEN_FILE_MAX && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
         ob_buf_append(out, chunk, n);
     explicit_bzero(chunk, sizeof chunk);
     bool failed = ferror(f);
     fclose(f);
     if (failed)
         return ob_error_set(err, OB_ERR_CREDENTIALS, "%s: cannot read token file %s", source, path);
+    if (out->len > TOKEN_FILE_MAX)
+        return ob_error_set(err, OB_ERR_CREDENTIALS, "%s: token file %s is larger than %d KiB", source, path,
+                            TOKEN_FILE_MAX / 1024);
     while (out->len && strchr(" \t\r\n", out->data[out->len - 1]))
         out->data[--out->len] = '\0';
     if (!out->len)
@@ -310,6 +317,7 @@ enum ob_err ob_container_fetch(const char *url, const char *authorization, const
 static struct {
     pthread_mutex_t mu;
     char token[512];
+    bool v1;            /* none: the service has no tokens (IMDSv1) */
     char endpoint[256]; /* the endpoint it is for */
     int64_t until_ms;   /* monotonic */
 } imds = { .mu = PTHREAD_MUTEX_INITIALIZER };
@@ -332,8 +340,19 @@ static enum ob_err imds_request(const char *method, const char *endpoint, const 
     return rc;
 }
 
+/* Whether a token request answered status means an IMDSv1-only service,
+ * read without a token as the SDKs do unless AWS_EC2_METADATA_V1_DISABLED
+ * is true. */
+static bool imds_v1_fallback(int status)
+{
+    const char *v1_disabled = getenv("AWS_EC2_METADATA_V1_DISABLED");
+    return (status == 403 || status == 404 || status == 405) &&
+           !(v1_disabled && strcasecmp(v1_disabled, "true") == 0);
+}
+
 /* Copies the session token into header as its header line, fetching a
- * new one when there is none, it is near its end, or `stale` (a 401). */
+ * new one when there is none, it is near its end, or `stale` (a 401);
+ * leaves header empty where IMDSv1 is read without one. */
 static enum ob_err imds_token_header(const char *endpoint, bool stale, const char *source, struct ob_buf *header,
                                      struct ob_error *err)
 {
@@ -342,21 +361,25 @@ static enum ob_err imds_token_header(const char *endpoint, bool stale, const cha
     int status = 0;
 
     pthread_mutex_lock(&imds.mu);
-    if (stale || !imds.token[0] || strcmp(imds.endpoint, endpoint) != 0 || ob_mono_ms() >= imds.until_ms) {
+    if (stale || !(imds.token[0] || imds.v1) || strcmp(imds.endpoint, endpoint) != 0 ||
+        ob_mono_ms() >= imds.until_ms) {
         imds.token[0] = '\0';
-        rc = imds_request("PUT", endpoint, "/latest/api/token",
-IMDS_TOKEN_TTL_HEADER, source, &status, &rx, err);
-        if (!rc && status != 200)
+        imds.v1 = false;
+        rc = imds_request("PUT", endpoint, "/latest/api/token", IMDS_TOKEN_TTL_HEADER, source, &status, &rx, err);
+        imds.v1 = !rc && imds_v1_fallback(status);
+        if (!rc && status != 200 && !imds.v1)
             rc = status_error(status, source, "the token request (PUT /latest/api/token)", err);
-        if (!rc && (!rx.len || rx.len >= sizeof imds.token || strpbrk(ob_buf_cstr(&rx), "\r\n")))
+        if (!rc && !imds.v1 && (!rx.len || rx.len >= sizeof imds.token || strpbrk(ob_buf_cstr(&rx), "\r\n")))
             rc = ob_error_set(err, OB_ERR_CREDENTIALS, "%s: the token answer is not a token", source);
         if (rc)
             goto out;
-        memcpy(imds.token, rx.data, rx.len + 1);
+        if (!imds.v1)
+            memcpy(imds.token, rx.data, rx.len + 1);
         snprintf(imds.endpoint, sizeof imds.endpoint, "%s", endpoint);
         imds.until_ms = ob_mono_ms() + (int64_t)(IMDS_TOKEN_TTL_S - IMDS_TOKEN_MARGIN_S) * 1000;
     }
-    ob_buf_cat(header, "X-aws-ec2-metadata-token: ", imds.token, "\r\n", NULL);
+    if (!imds.v1)
+        ob_buf_cat(header, "X-aws-ec2-metadata-token: ", imds.token, "\r\n", NULL);
 out:
     pthread_mutex_unlock(&imds.mu);
     wipe(&rx);
@@ -466,6 +489,20 @@ static bool read_child(int out_fd, int err_fd, int64_t deadline_ms, struct ob_bu
     return true;
 }
 
+/* Waits for the child to exit until deadline_ms (monotonic): it may close
+ * its output and run on. False on the deadline. */
+static bool child_exited(pid_t pid, int64_t deadline_ms, int *wstatus)
+{
+    for (;;) {
+        pid_t r = waitpid(pid, wstatus, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            return true;
+        if (ob_mono_ms() >= deadline_ms)
+            return false;
+        sleep_ms(10);
+    }
+}
+
 enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, const char *source,
                                       struct ob_aws_credentials *out, struct ob_error *err)
 {
@@ -473,6 +510,8 @@ enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, c
     int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
     struct ob_buf stdout_text = { 0 }, stderr_text = { 0 };
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, all;
     pid_t pid = -1;
 
     memset(out, 0, sizeof *out);
@@ -484,9 +523,23 @@ enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, c
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    /* Nothing else: a library's socket without FD_CLOEXEC must not live on
+     * in a helper (or what it leaves running). */
+    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+    /* A process group of its own, to kill what it started too; the signals
+     * as a shell would set them, not as this thread blocks or ignores them
+     * (SIGPIPE, the relay's SIGTERM). */
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attr, 0);
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    sigfillset(&all);
+    posix_spawnattr_setsigdefault(&attr, &all);
     char *argv[] = { "/bin/sh", "-c", (char *)command, NULL };
-    int e = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
+    int e = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
     close(out_pipe[1]);
     close(err_pipe[1]);
     out_pipe[1] = err_pipe[1] = -1;
@@ -495,12 +548,15 @@ enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, c
         rc = ob_error_set(err, OB_ERR_CREDENTIALS, "%s: cannot run /bin/sh: %s", source, strerror(e));
         goto out;
     }
-    bool done = read_child(out_pipe[0], err_pipe[0], ob_mono_ms() + timeout_ms, &stdout_text, &stderr_text);
-    if (!done)
-        kill(pid, SIGKILL);
+    int64_t deadline_ms = ob_mono_ms() + timeout_ms;
     int wstatus = 0;
-    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-        ;
+    bool done = read_child(out_pipe[0], err_pipe[0], deadline_ms, &stdout_text, &stderr_text) &&
+                child_exited(pid, deadline_ms, &wstatus);
+    if (!done) {
+        kill(-pid, SIGKILL);
+        while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+            ;
+    }
     pid = -1;
     if (!done) {
         rc = ob_error_set(err, OB_ERR_CREDENTIALS, "%s: credential_process did not finish within %lld s", source,

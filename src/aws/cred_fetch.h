@@ -26,8 +26,8 @@ void ob_sts_endpoint(const char *region, struct ob_buf *out);
 
 /* A token file's contents (web identity, the container endpoint's
  * authorization) without trailing white space, read now: such files are
- * rotated on disk. Unreadable or empty is OB_ERR_CREDENTIALS naming the
- * file. The caller wipes and frees *out. */
+ * rotated on disk. Unreadable, empty or larger than 64 KiB is
+ * OB_ERR_CREDENTIALS naming the file. The caller wipes and frees *out. */
 enum ob_err ob_cred_token_file_read(const char *path, const char *source, struct ob_buf *out,
                                     struct ob_error *err);
 
@@ -59,7 +59,9 @@ enum ob_err ob_container_fetch(const char *url, const char *authorization, const
 /* IMDSv2 at endpoint ("http://169.254.169.254"): a session token (PUT
  * /latest/api/token, TTL 21600 s, kept for the process and fetched again
  * near its end or on a 401), then the role's name and its credentials.
- * 1 s timeouts, one retry. */
+ * A token request answered 403, 404 or 405 (a service without IMDSv2)
+ * goes on without a token, as the SDKs do, unless
+ * AWS_EC2_METADATA_V1_DISABLED is true. 1 s timeouts, one retry. */
 enum ob_err ob_imds_credentials(const char *endpoint, const char *source, struct ob_aws_credentials *out,
                                 struct ob_error *err);
 
@@ -67,10 +69,14 @@ enum ob_err ob_imds_credentials(const char *endpoint, const char *source, struct
  * malloc'ed. */
 enum ob_err ob_imds_region(const char *endpoint, char **out, struct ob_error *err);
 
-/* Runs command with /bin/sh -c, as the SDKs do, and reads its standard
- * output as credential_process JSON (Version 1). It is killed after
- * timeout_ms. A nonzero exit is an error quoting the first line of its
- * standard error. */
+/* Runs command with /bin/sh -c, as the SDKs do (default signal
+ * dispositions and mask, a process group of its own, no descriptor open
+ * but standard input from /dev/null, output and error), and reads its
+ * standard output as credential_process JSON (Version 1). Not exited
+ * within timeout_ms, it is killed with all it started. It cannot prompt
+ * on a terminal (outboxd runs unattended: a background process group is
+ * stopped reading one). A nonzero exit is an error quoting the first line
+ * of its standard error. */
 enum ob_err ob_credential_process_run(const char *command, int64_t timeout_ms, const char *source,
                                       struct ob_aws_credentials *out, struct ob_error *err);
 

@@ -105,7 +105,7 @@ static void set_value(char **slot, const char *value)
 
 /* Reads the profile's section(s) of an INI file into *v, later keys
  * winning as in botocore. Comments are whole lines starting with '#' or
- * ';'; key names are case-insensitive. Indented lines under a key with an
+ * ';'; a key ends at the first '=' or ':'; key names are case-insensitive. Indented lines under a key with an
  * empty value are that key's sub-settings (as in "s3 =\n  region = x")
  * and are not the profile's own. A missing file sets *file_found false
  * and is not an error. */
@@ -119,7 +119,7 @@ static enum ob_err ini_read_profile(const char *path, const char *profile, bool 
     bool in_section = false, nested = false;
 
     *file_found = *section_found = false;
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re");
     if (!f) {
         if (errno == ENOENT || errno == ENOTDIR)
             return OB_OK;
@@ -147,8 +147,9 @@ static enum ob_err ini_read_profile(const char *path, const char *profile, bool 
             continue;
         if (indented && nested)
             continue;
-        char *eq = strchr(s, '=');
-        if (!eq)
+        /* The first '=' or ':' ends the key, as in Python's configparser. */
+        char *eq = s + strcspn(s, "=:");
+        if (!*eq)
             continue;
         *eq = '\0';
         char *key = trim(s), *value = trim(eq + 1);
@@ -197,6 +198,7 @@ static void fill(struct ob_aws_credentials *out, const char *akid, const char *s
 struct walk {
     const struct ob_credentials_options *opt;
     bool describe;
+    const char *profile_named_by; /* "aws.profile", "AWS_PROFILE"; NULL: "default" by default */
     struct ob_buf tried; /* "; "-separated: what gave nothing, and why */
 };
 
@@ -370,7 +372,7 @@ struct profile_chain {
     size_t n;
 };
 
-static enum ob_err from_profile(struct walk *w, const char *name, struct profile_chain *chain,
+static enum ob_err from_profile(struct walk *w, const char *name, bool as_source, struct profile_chain *chain,
                                 struct ob_aws_credentials *out, bool *found, struct ob_error *err);
 static enum ob_err from_container(struct walk *w, struct ob_aws_credentials *out, bool *found,
                                   struct ob_error *err);
@@ -401,7 +403,7 @@ static enum ob_err role_source(struct walk *w, const struct profile *p, struct p
                 if (strcmp(chain->names[i], source_profile) == 0)
                     return ob_error_set(err, OB_ERR_CONFIG, "profile %s: source_profile %s makes a loop", p->name,
                                         source_profile);
-            rc = from_profile(w, source_profile, chain, by, &found, err);
+            rc = from_profile(w, source_profile, true, chain, by, &found, err);
         }
         if (!rc && !found)
             rc = ob_error_set(err, OB_ERR_CREDENTIALS, "profile %s: its source_profile %s has no credentials",
@@ -484,8 +486,10 @@ out:
 
 /* The shared files' profile in botocore's order: an assumed role (role_arn
  * in either file), static keys of the credentials file,
- * credential_process, static keys of the config file. */
-static enum ob_err from_profile(struct walk *w, const char *name, struct profile_chain *chain,
+ * credential_process, static keys of the config file. As another's
+ * source_profile (as_source), a profile with static keys gives them, its
+ * own role_arn being for when it is asked for itself, as botocore. */
+static enum ob_err from_profile(struct walk *w, const char *name, bool as_source, struct profile_chain *chain,
                                 struct ob_aws_credentials *out, bool *found, struct ob_error *err)
 {
     struct profile p;
@@ -494,7 +498,16 @@ static enum ob_err from_profile(struct walk *w, const char *name, struct profile
     enum ob_err rc = profile_load(name, &p, err);
     if (rc)
         goto out;
-    if (setting(&p, PK_ROLE_ARN, NULL)) {
+    /* As botocore: a profile asked for by name must exist, not fall through
+     * to the container's or the instance's identity. */
+    if (!as_source && w->profile_named_by && !p.section_found[0] && !p.section_found[1]) {
+        rc = ob_error_set(err, OB_ERR_CONFIG, "profile %s (%s) is in neither the %s %s nor the %s %s", name,
+                          w->profile_named_by, shared_files[0].what, p.path[0] ? p.path[0] : "(HOME unset)",
+                          shared_files[1].what, p.path[1] ? p.path[1] : "(HOME unset)");
+        goto out;
+    }
+    bool has_keys = setting(&p, PK_ACCESS_KEY_ID, NULL) || setting(&p, PK_SECRET_ACCESS_KEY, NULL);
+    if (setting(&p, PK_ROLE_ARN, NULL) && !(as_source && has_keys)) {
         rc = assumed_role(w, &p, chain, out, found, err);
         goto out;
     }
@@ -607,28 +620,45 @@ out:
 }
 
 #define IMDS_DEFAULT_ENDPOINT "http://169.254.169.254"
+#define IMDS_IPV6_ENDPOINT "http://[fd00:ec2::254]"
 
-/* NULL when AWS_EC2_METADATA_DISABLED is true. */
-static const char *imds_endpoint(void)
+/* Instance metadata's endpoint: AWS_EC2_METADATA_SERVICE_ENDPOINT, else
+ * the address of AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (IPv4, IPv6; as
+ * botocore, either case); *endpoint NULL when AWS_EC2_METADATA_DISABLED
+ * is true. */
+static enum ob_err imds_endpoint(const char **endpoint, struct ob_error *err)
 {
     const char *disabled = env("AWS_EC2_METADATA_DISABLED");
+    const char *mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+    *endpoint = NULL;
     if (disabled && strcasecmp(disabled, "true") == 0)
-        return NULL;
-    const char *endpoint = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-    return endpoint ? endpoint : IMDS_DEFAULT_ENDPOINT;
+        return OB_OK;
+    if ((*endpoint = env("AWS_EC2_METADATA_SERVICE_ENDPOINT")))
+        return OB_OK;
+    if (mode && strcasecmp(mode, "ipv6") == 0)
+        *endpoint = IMDS_IPV6_ENDPOINT;
+    else if (!mode || strcasecmp(mode, "ipv4") == 0)
+        *endpoint = IMDS_DEFAULT_ENDPOINT;
+    else
+        return ob_error_set(err, OB_ERR_CONFIG, "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE is \"%.40s\", not IPv4 or IPv6",
+                            mode);
+    return OB_OK;
 }
 
 static enum ob_err from_instance_metadata(struct walk *w, struct ob_aws_credentials *out, bool *found,
                                           struct ob_error *err)
 {
-    const char *endpoint = imds_endpoint();
+    const char *endpoint;
+    enum ob_err rc = imds_endpoint(&endpoint, err);
+    if (rc)
+        return rc;
     if (!endpoint) {
         ob_buf_puts(&w->tried, "; instance metadata (AWS_EC2_METADATA_DISABLED is true)");
         return OB_OK;
     }
     struct ob_buf source = { 0 };
     ob_buf_printf(&source, "instance metadata (IMDSv2, %s)", endpoint);
-    enum ob_err rc = FOUND(w, out, found, ob_buf_cstr(&source),
+    rc = FOUND(w, out, found, ob_buf_cstr(&source),
                            ob_imds_credentials(endpoint, ob_buf_cstr(&source), out, err));
     ob_buf_free(&source);
     return rc;
@@ -656,17 +686,19 @@ static enum ob_err walk_chain(struct walk *w, struct ob_aws_credentials *out, st
     const char *profile = nonempty(opt->profile);
     if (profile) {
         ob_buf_printf(&w->tried, "; environment (skipped: aws.profile is set)");
+        w->profile_named_by = "aws.profile";
     } else {
         rc = from_environment(w, out, &found, err);
         if (rc || found)
             return rc;
         profile = env("AWS_PROFILE");
+        w->profile_named_by = profile ? "AWS_PROFILE" : NULL;
     }
     rc = from_web_identity_env(w, out, &found, err);
     if (rc || found)
         return rc;
     struct profile_chain chain = { 0 };
-    rc = from_profile(w, profile ? profile : "default", &chain, out, &found, err);
+    rc = from_profile(w, profile ? profile : "default", false, &chain, out, &found, err);
     if (rc || found)
         return rc;
     rc = from_container(w, out, &found, err);
@@ -708,6 +740,14 @@ enum ob_err ob_credentials_describe(const struct ob_credentials_options *opt, st
     return rc;
 }
 
+/* As botocore checks a region before putting it in a host name: what
+ * else would send requests (a web identity token among them) elsewhere. */
+static bool region_name_valid(const char *region)
+{
+    size_t n = strspn(region, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+    return n && n <= 63 && !region[n] && region[0] != '-' && region[n - 1] != '-';
+}
+
 /* The region chain, resolving or (describe) saying where the region comes
  * from without asking instance metadata: *out is the region (NULL when
  * describing instance metadata or nothing), from says where it came from
@@ -725,13 +765,13 @@ static enum ob_err region_walk(const char *configured, const char *profile, bool
     if (nonempty(configured)) {
         *out = ob_xstrdup(configured);
         ob_buf_puts(from, "aws.region");
-        return OB_OK;
+        goto out;
     }
     for (size_t i = 0; i < 2; i++) {
         if (env(vars[i])) {
             *out = ob_xstrdup(env(vars[i]));
             ob_buf_puts(from, vars[i]);
-            return OB_OK;
+            goto out;
         }
     }
     if (!nonempty(profile))
@@ -746,7 +786,9 @@ static enum ob_err region_walk(const char *configured, const char *profile, bool
         ob_buf_printf(from, "profile %s of %s", profile, path);
         goto out;
     }
-    const char *endpoint = imds_endpoint();
+    const char *endpoint;
+    if ((rc = imds_endpoint(&endpoint, err)))
+        goto out;
     if (endpoint) {
         ob_buf_printf(from, "instance metadata %s", endpoint);
         if (!describe)
@@ -764,6 +806,12 @@ static enum ob_err region_walk(const char *configured, const char *profile, bool
         rc = ob_error_set(err, OB_ERR_CONFIG, "no AWS region: %s", ob_buf_cstr(&why));
     ob_buf_free(&why);
 out:
+    if (!rc && *out && !region_name_valid(*out)) {
+        rc = ob_error_set(err, OB_ERR_CONFIG, "region \"%.64s\" (%s) is not a region name (letters, digits and '-')",
+                          *out, ob_buf_cstr(from));
+        free(*out);
+        *out = NULL;
+    }
     profile_values_free(&v);
     free(path);
     return rc;

@@ -41,9 +41,12 @@ struct ob_credentials_options {
  *     shared credentials file (AWS_SHARED_CREDENTIALS_FILE, default
  *     ~/.aws/credentials, sections [name]) and config file
  *     (AWS_CONFIG_FILE, default ~/.aws/config, sections [profile name] or
- *     [default]), a key in the former winning: role_arn (with
+ *     [default]), a key in the former winning (a profile named by
+ *     aws.profile or AWS_PROFILE in neither file is OB_ERR_CONFIG, as in
+ *     botocore, not a fall through to another identity): role_arn (with
  *     web_identity_token_file, or AssumeRole signed with source_profile's
- *     credentials, followed through chains, or credential_source
+ *     credentials, followed through chains (a source profile with static
+ *     keys gives them, its own role_arn not assumed), or credential_source
  *     Environment, EcsContainer or Ec2InstanceMetadata;
  *     role_session_name, external_id, duration_seconds), else the static
  *     keys of the credentials file, else credential_process, else the
@@ -53,9 +56,11 @@ struct ob_credentials_options {
  *     http to loopback or the ECS/EKS addresses) with the Authorization of
  *     AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (read at every call) or
  *     AWS_CONTAINER_AUTHORIZATION_TOKEN;
- *  6. EC2 instance metadata (IMDSv2) at AWS_EC2_METADATA_SERVICE_ENDPOINT
- *     (default http://169.254.169.254), unless AWS_EC2_METADATA_DISABLED
- *     is true.
+ *  6. EC2 instance metadata (IMDSv2, IMDSv1 where it has no tokens
+ *     unless AWS_EC2_METADATA_V1_DISABLED is true) at
+ *     AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254,
+ *     or http://[fd00:ec2::254] when AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE
+ *     is IPv6), unless AWS_EC2_METADATA_DISABLED is true.
  * STS is called at opt->region's endpoint (AWS_ENDPOINT_URL_STS or
  * AWS_ENDPOINT_URL override it). Temporary credentials have expires_at.
  * A source with an access key but no secret (or the reverse) is an error

@@ -146,6 +146,25 @@ def test_a_profile_role_is_assumed_with_the_source_profile_keys_signed_and_chain
     assert sts.calls[2].headers["x-amz-security-token"] == issued[1].session_token
 
 
+def test_a_source_profile_with_keys_gives_them_though_it_has_a_role_of_its_own(ledger, env, tmp_path):
+    """As botocore: a profile's own role_arn is assumed when it is the one asked for, not
+    when another profile takes it as source_profile and it has static keys."""
+    base = ledger.add_static("AKIDBASE0000000002", "base-secret-never-shown")
+    base_role = "arn:aws:iam::123456789012:role/base-admin"
+    write_profiles(tmp_path, f"[base]\naws_access_key_id = {base.access_key_id}\n"
+                             f"aws_secret_access_key = {base.secret_access_key}\n",
+                   f"[profile base]\nrole_arn = {base_role}\nsource_profile = base\n"
+                   f"[profile app]\nrole_arn = {ROLE}\nsource_profile = base\n")
+    with StsServer(ledger) as sts:
+        e = env(AWS_REGION="us-east-1", AWS_ENDPOINT_URL_STS=sts.url)
+        app = resolve(e, "--profile", "app")
+        own = resolve(e, "--profile", "base")
+    assert app.returncode == 0 and own.returncode == 0, app.stderr + own.stderr
+    assert [c.params["RoleArn"] for c in sts.calls] == [ROLE, base_role]
+    assert all(c.headers["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={base.access_key_id}/")
+               for c in sts.calls)
+
+
 def test_assume_role_with_keys_sts_does_not_know_fails_with_stss_answer(ledger, env, tmp_path):
     write_profiles(tmp_path, "[base]\naws_access_key_id = AKIDUNKNOWN\naws_secret_access_key = nope\n",
                    f"[profile app]\nrole_arn = {ROLE}\nsource_profile = base\n")
@@ -227,6 +246,23 @@ def test_instance_metadata_gives_region_and_credentials_with_one_token_fetched_a
         ("GET", roles, 401), ("PUT", "/latest/api/token", 200), ("GET", roles, 200), ("GET", role, 200)]
     assert {c.headers["x-aws-ec2-metadata-token-ttl-seconds"] for c in imds.token_puts()} == {"21600"}
     assert not any(s in "".join(lines) + out + err for s in secrets_of(ledger))
+
+
+def test_instance_metadata_without_session_tokens_is_read_without_one_unless_imdsv1_is_disabled(ledger, env):
+    with ImdsServer(ledger, v1_only=True) as imds:
+        base = dict(AWS_REGION="eu-west-3", AWS_EC2_METADATA_DISABLED=None, AWS_EC2_METADATA_SERVICE_ENDPOINT=imds.url)
+        p = resolve(env(**base))
+        calls = [(c.method, c.path, c.status, "x-aws-ec2-metadata-token" in c.headers) for c in imds.calls]
+        refused = resolve(env(**base, AWS_EC2_METADATA_V1_DISABLED="true"))
+    assert p.returncode == 0, p.stderr
+    assert credentials_line(ledger.issued[0], f"instance metadata (IMDSv2, {imds.url})") in p.stdout.splitlines()
+    roles = ImdsServer.ROLES
+    assert calls == [("PUT", "/latest/api/token", 404, False), ("GET", roles, 200, False),
+                     ("GET", roles + "outboxd-instance", 200, False)]
+    assert refused.returncode == 78
+    assert refused.stderr.endswith(f"the last source failed: instance metadata (IMDSv2, {imds.url}): the token "
+                                   "request (PUT /latest/api/token) answered HTTP 404\n"), refused.stderr
+    assert len(ledger.issued) == 1
 
 
 def test_an_instance_without_a_role_says_so(ledger, env):

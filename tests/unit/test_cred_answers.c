@@ -176,3 +176,34 @@ TEST(container_full_uri_is_https_or_loopback_or_the_ecs_and_eks_addresses)
     CHECK(!allowed("http://creds.example.com/x"));
     CHECK(!allowed("http://[fd00:ec2::24]/x"));
 }
+
+TEST(an_expiration_that_is_not_a_string_is_refused_not_taken_for_none)
+{
+    struct ob_aws_credentials c;
+    struct ob_error e = { 0 };
+    CHECK_INT(json("{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"Expiration\":1796683160}",
+                   OB_CRED_JSON_PROCESS, &c, &e),
+              OB_ERR_CREDENTIALS);
+    CHECK_STR(e.msg, SRC ": Expiration is not a string (an ISO 8601 time)");
+    CHECK_INT(json("{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"Token\":\"T\",\"Expiration\":true}",
+                   OB_CRED_JSON_ENDPOINT, &c, &e),
+              OB_ERR_CREDENTIALS);
+    CHECK_STR(e.msg, SRC ": Expiration is not a string (an ISO 8601 time)");
+    CHECK_INT(json("{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"Expiration\":null}",
+                   OB_CRED_JSON_PROCESS, &c, &e),
+              OB_OK);
+    CHECK_INT(c.expires_at, 0);
+    ob_aws_credentials_free(&c);
+}
+
+TEST(an_expiration_at_the_epoch_is_long_past_not_never)
+{
+    struct ob_aws_credentials c;
+    struct ob_error e = { 0 };
+    CHECK_INT(json("{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"Token\":\"T\","
+                   "\"Expiration\":\"1970-01-01T00:00:00.500Z\"}",
+                   OB_CRED_JSON_ENDPOINT, &c, &e),
+              OB_OK);
+    CHECK(c.expires_at < 0);
+    ob_aws_credentials_free(&c);
+}

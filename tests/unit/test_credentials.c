@@ -1,13 +1,19 @@
 /* The credential chain and region resolution, against a scratch HOME and
  * scratch shared files: each test starts from an environment with no AWS_*
  * variables and no shared files. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "aws/cred_fetch.h"
 #include "aws/credentials.h"
 #include "core/buf.h"
+#include "ops/clock.h"
 #include "test.h"
 
 static char scratch[] = "/tmp/ob-credentials-XXXXXX";
@@ -26,7 +32,7 @@ static const char *const aws_vars[] = {
     "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
     "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS",
 };
 
 /* A clean slate: HOME is the scratch folder (so the real ~/.aws is never
@@ -230,6 +236,21 @@ TEST(credentials_ini_tolerates_whitespace_comments_key_case_and_sub_settings)
     ob_aws_credentials_free(&c);
 }
 
+TEST(credentials_ini_takes_a_colon_as_the_key_separator_as_python_configparser)
+{
+    fresh_env();
+    write_file(creds_path, "[default]\naws_access_key_id: AKIDCOLON\naws_secret_access_key : s=cret:1\n"
+                           "aws_session_token=t:o=k\n");
+    struct ob_credentials_options opt = { 0 };
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_credentials_resolve(&opt, &c, &err), OB_OK);
+    CHECK_STR(c.access_key_id, "AKIDCOLON");
+    CHECK_STR(c.secret_access_key, "s=cret:1");
+    CHECK_STR(c.session_token, "t:o=k");
+    ob_aws_credentials_free(&c);
+}
+
 TEST(credentials_missing_secret_names_file_and_profile_not_the_key)
 {
     fresh_env();
@@ -333,6 +354,27 @@ TEST(region_missing_everywhere_is_config_error)
     CHECK(strstr(err.msg, "profile work"));
 }
 
+TEST(region_that_is_not_a_region_name_is_refused_naming_where_it_came_from)
+{
+    fresh_env();
+    write_file(config_path, "[default]\nregion = eu west 1\n");
+    setenv("AWS_REGION", "evil.example/x", 1);
+    char *r = NULL;
+    struct ob_buf said = { 0 };
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_aws_region_resolve(NULL, NULL, &r, &err), OB_ERR_CONFIG);
+    CHECK(r == NULL);
+    CHECK_STR(err.msg, "region \"evil.example/x\" (AWS_REGION) is not a region name (letters, digits and '-')");
+    CHECK_INT(ob_region_describe(NULL, NULL, &said, &err), OB_ERR_CONFIG);
+    CHECK_STR(err.msg, "region \"evil.example/x\" (AWS_REGION) is not a region name (letters, digits and '-')");
+    unsetenv("AWS_REGION");
+    CHECK_INT(ob_aws_region_resolve(NULL, NULL, &r, &err), OB_ERR_CONFIG);
+    CHECK(strstr(err.msg, "region \"eu west 1\" (profile default of "));
+    CHECK_INT(ob_aws_region_resolve("us-east-1", NULL, &r, &err), OB_OK);
+    free(r);
+    ob_buf_free(&said);
+}
+
 /* What describe says for the options, or the error's message. */
 static char *described(const struct ob_credentials_options *opt)
 {
@@ -400,6 +442,47 @@ TEST(profile_role_arn_follows_source_profiles_and_refuses_loops)
     CHECK_DESCRIBED(&opt, "error: profile loop2: source_profile loop1 makes a loop");
     opt.profile = "empty";
     CHECK_DESCRIBED(&opt, "error: profile empty: its source_profile nothing has no credentials");
+}
+
+TEST(a_named_profile_in_neither_file_is_an_error_not_a_fall_through_to_another_identity)
+{
+    fresh_env();
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    write_file(creds_path, "[work]\naws_access_key_id = AKIDWORK\naws_secret_access_key = s\n");
+    struct ob_credentials_options none = { 0 }, typo = { .profile = "wrok" };
+    struct ob_buf want = { 0 };
+    ob_buf_printf(&want, "error: profile wrok (aws.profile) is in neither the shared credentials file %s nor the "
+                         "config file %s", creds_path, config_path);
+    CHECK_DESCRIBED(&typo, want.data);
+    setenv("AWS_PROFILE", "wrok", 1);
+    ob_buf_reset(&want);
+    ob_buf_printf(&want, "error: profile wrok (AWS_PROFILE) is in neither the shared credentials file %s nor the "
+                         "config file %s", creds_path, config_path);
+    CHECK_DESCRIBED(&none, want.data);
+    unsetenv("AWS_PROFILE");
+    CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://169.254.169.254)");
+    ob_buf_free(&want);
+}
+
+TEST(instance_metadata_endpoint_mode_ipv6_is_its_ipv6_address_and_an_explicit_endpoint_wins)
+{
+    fresh_env();
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    struct ob_credentials_options none = { 0 };
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6", 1);
+    CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://[fd00:ec2::254])");
+    struct ob_buf said = { 0 };
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_region_describe(NULL, NULL, &said, &err), OB_OK);
+    CHECK_STR(said.data, "from instance metadata http://[fd00:ec2::254]");
+    ob_buf_free(&said);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "ipv4", 1);
+    CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://169.254.169.254)");
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "v6", 1);
+    CHECK_DESCRIBED(&none, "error: AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE is \"v6\", not IPv4 or IPv6");
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6", 1);
+    CHECK_DESCRIBED(&none, "instance metadata (IMDSv2, http://127.0.0.1:9)");
 }
 
 TEST(profile_role_settings_are_checked_before_any_call)
@@ -499,4 +582,102 @@ TEST(region_describe_says_where_it_comes_from_and_ends_at_instance_metadata)
     CHECK_INT(ob_region_describe(NULL, NULL, &said, &err), OB_OK);
     CHECK_STR(said.data, "from instance metadata http://169.254.169.254");
     ob_buf_free(&said);
+}
+
+/* Whether process pid is gone (or a zombie no one has reaped yet), waiting
+ * up to two seconds for it. */
+static bool process_gone(pid_t pid)
+{
+    for (int i = 0; i < 200; i++) {
+        char path[64], stat[256] = "";
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return true;
+        bool read = fgets(stat, sizeof stat, f) != NULL;
+        fclose(f);
+        const char *state = strrchr(stat, ')');
+        if (read && state && state[1] == ' ' && state[2] == 'Z')
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+TEST(credential_process_that_closes_its_output_and_runs_on_is_killed_at_the_timeout)
+{
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    int64_t started = ob_mono_ms();
+    CHECK_INT(ob_credential_process_run("exec >/dev/null 2>&1; sleep 30", 1000, "p", &c, &err), OB_ERR_CREDENTIALS);
+    CHECK(ob_mono_ms() - started < 10000);
+    CHECK_STR(err.msg, "p: credential_process did not finish within 1 s");
+}
+
+TEST(credential_process_timed_out_leaves_none_of_its_children_running)
+{
+    char pid_path[sizeof scratch + 32], command[200];
+    fresh_env();
+    snprintf(pid_path, sizeof pid_path, "%s/pid", scratch);
+    snprintf(command, sizeof command, "sh -c 'echo $$ > %s; exec sleep 30'; true", pid_path);
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_credential_process_run(command, 1000, "p", &c, &err), OB_ERR_CREDENTIALS);
+    FILE *f = fopen(pid_path, "r");
+    int pid = 0;
+    CHECK(f && fscanf(f, "%d", &pid) == 1);
+    if (f)
+        fclose(f);
+    unlink(pid_path);
+    CHECK(pid > 0 && process_gone(pid));
+    if (pid > 0)
+        kill(pid, SIGKILL);
+}
+
+TEST(credential_process_runs_with_default_signals_whatever_the_caller_blocks_or_ignores)
+{
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &old);
+    void (*was)(int) = signal(SIGPIPE, SIG_IGN);
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_credential_process_run("grep -E '^Sig(Blk|Ign)' /proc/$$/status | tr '\\n' ' ' >&2; exit 1", 5000,
+                                        "p", &c, &err),
+              OB_ERR_CREDENTIALS);
+    /* Signals 1 to 31; above are the C library's own. */
+    unsigned long long blocked = 1, ignored = 1;
+    CHECK(sscanf(err.msg, "p: credential_process exited with status 1: SigBlk: %llx SigIgn: %llx", &blocked,
+                 &ignored) == 2);
+    CHECK_INT(blocked & 0x7fffffff, 0);
+    CHECK_INT(ignored & 0x7fffffff, 0);
+    signal(SIGPIPE, was);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+TEST(credential_process_inherits_no_descriptor_but_its_standard_three)
+{
+    int fd = open("/dev/null", O_RDONLY); /* as a library's socket without FD_CLOEXEC */
+    char command[200];
+    snprintf(command, sizeof command, "if [ -e /proc/$$/fd/%d ]; then echo 'fd %d inherited' >&2; exit 1; fi; "
+             "printf '{\"Version\": 1, \"AccessKeyId\": \"A\", \"SecretAccessKey\": \"S\"}'", fd, fd);
+    struct ob_aws_credentials c;
+    struct ob_error err = { 0 };
+    CHECK(fd > 2);
+    enum ob_err rc = ob_credential_process_run(command, 5000, "p", &c, &err);
+    CHECK_STR(err.msg, "");
+    CHECK_INT(rc, OB_OK);
+    if (!rc)
+        ob_aws_credentials_free(&c);
+    close(fd);
+}
+
+TEST(token_file_that_never_ends_is_refused_past_its_size_limit)
+{
+    struct ob_buf token = { 0 };
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_cred_token_file_read("/dev/zero", "p", &token, &err), OB_ERR_CREDENTIALS);
+    CHECK_STR(err.msg, "p: token file /dev/zero is larger than 64 KiB");
+    ob_buf_free(&token);
 }

@@ -10,7 +10,8 @@ CredentialLedger (harness/aws_creds.py) with a lifetime the test chooses:
   the Authorization header checked when the server has a token.
 - ImdsServer: IMDSv2: PUT /latest/api/token with X-aws-ec2-metadata-token-ttl-seconds
   (1 to 21600) gives a session token; a GET without a valid token is 401; the role's
-  name, its credentials (JSON) and the placement region.
+  name, its credentials (JSON) and the placement region. With v1_only, an IMDSv1
+  stand-in: the PUT is 404 and GETs need no token.
 
 Each keeps what it was asked (`calls`) for the tests to read.
 """
@@ -206,14 +207,17 @@ class ContainerCredentialsServer(_CredServer):
 
 
 class ImdsServer(_CredServer):
-    """IMDSv2: only GETs with a session token it handed out (and has not dropped)."""
+    """IMDSv2: only GETs with a session token it handed out (and has not dropped); with
+    v1_only, IMDSv1: no tokens (the PUT is 404), every GET served."""
     thread_name = "imds"
     ROLES = "/latest/meta-data/iam/security-credentials/"
 
-    def __init__(self, ledger, role="outboxd-instance", region="eu-west-3", lifetime=3600.0, port=None):
+    def __init__(self, ledger, role="outboxd-instance", region="eu-west-3", lifetime=3600.0, port=None,
+                 v1_only=False):
         super().__init__(ledger, lifetime, port)
         self.role = role
         self.region = region
+        self.v1_only = v1_only
         self._tokens = {}   # token -> monotonic end
 
     def drop_tokens(self):
@@ -226,6 +230,8 @@ class ImdsServer(_CredServer):
             return [c for c in self.calls if c.method == "PUT"]
 
     def answer(self, handler, call, body):
+        if call.method == "PUT" and call.path == "/latest/api/token" and self.v1_only:
+            return 404, "text/html", "<html><body><h1>404 - Not Found</h1></body></html>"
         if call.method == "PUT" and call.path == "/latest/api/token":
             ttl = call.headers.get("x-aws-ec2-metadata-token-ttl-seconds", "")
             if not ttl.isdigit() or not 1 <= int(ttl) <= 21600:
@@ -238,7 +244,7 @@ class ImdsServer(_CredServer):
             return 405, "text/plain", "Method Not Allowed"
         with self.lock:
             end = self._tokens.get(call.headers.get("x-aws-ec2-metadata-token"))
-        if end is None or time.monotonic() >= end:
+        if not self.v1_only and (end is None or time.monotonic() >= end):
             call.code = "Unauthorized"
             return 401, "text/plain", "Unauthorized"
         if call.path == self.ROLES and self.role:
