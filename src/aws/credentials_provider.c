@@ -1,5 +1,6 @@
 #include "aws/credentials_provider.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,17 +16,23 @@
 #define REFRESH_MARGIN_MS 300000
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 60000
+/* How long destroy waits for a resolve under way: a credential_process may
+ * take a minute, STS tens of seconds, and the process must exit within its
+ * shutdown timeout. */
+#define STOP_WAIT_MS 1000
 
 struct ob_cred_provider {
     pthread_mutex_t mu;
     pthread_cond_t wake;              /* on CLOCK_MONOTONIC */
+    pthread_cond_t stopped;           /* on CLOCK_MONOTONIC: signalled once finished */
     struct ob_cred_snapshot *current; /* one reference is the provider's */
     int64_t obtained_ms;              /* when current was resolved (wall) */
     uint64_t installed;
     struct ob_cred_source source;
-    struct ob_credentials_options *chain; /* owned copy, when created from options */
     bool refreshing;                  /* the refresher thread runs */
     bool stop;
+    bool finished;                    /* the refresher has left its loop */
+    bool abandoned;                   /* destroy stopped waiting: the refresher frees the provider */
     bool expired_reported;
     bool resolving;                   /* a refresh is asking the source */
     int failures;                     /* refreshes failed in a row */
@@ -167,6 +174,10 @@ static void refresh_once(struct ob_cred_provider *p)
     enum ob_err rc = p->source.resolve(p->source.ctx, &fresh, &err);
     pthread_mutex_lock(&p->mu);
     p->resolving = false;
+    if (p->stop) { /* nobody signs any more */
+        ob_aws_credentials_free(&fresh);
+        return;
+    }
     int64_t now = ob_wall_ms();
     const struct ob_aws_credentials *cur = &p->current->creds;
     const char *why = rc ? err.msg : not_fresh(&fresh, cur, now);
@@ -216,6 +227,18 @@ static int64_t refresh_due(const struct ob_cred_provider *p)
     return due;
 }
 
+/* Frees p, stopped: by destroy, or by a refresher destroy left behind. */
+static void provider_free(struct ob_cred_provider *p)
+{
+    ob_cred_release(p->current);
+    if (p->source.free)
+        p->source.free(p->source.ctx);
+    pthread_cond_destroy(&p->stopped);
+    pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
 static void *refresher_main(void *arg)
 {
     struct ob_cred_provider *p = arg;
@@ -232,7 +255,12 @@ static void *refresher_main(void *arg)
             pthread_cond_wait(&p->wake, &p->mu); /* nothing expires: until a report or the end */
         }
     }
+    p->finished = true;
+    bool abandoned = p->abandoned;
+    pthread_cond_signal(&p->stopped);
     pthread_mutex_unlock(&p->mu);
+    if (abandoned)
+        provider_free(p);
     return NULL;
 }
 
@@ -244,6 +272,7 @@ static struct ob_cred_provider *provider_new(struct ob_aws_credentials *creds)
     pthread_condattr_init(&monotonic);
     pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
     pthread_cond_init(&p->wake, &monotonic);
+    pthread_cond_init(&p->stopped, &monotonic);
     pthread_condattr_destroy(&monotonic);
     install(p, creds, ob_wall_ms());
     return p;
@@ -264,8 +293,11 @@ enum ob_err ob_cred_provider_create_from(const struct ob_cred_source *source, bo
     *out = NULL;
     struct ob_aws_credentials creds = { 0 };
     enum ob_err rc = source->resolve(source->ctx, &creds, err);
-    if (rc)
+    if (rc) {
+        if (source->free)
+            source->free(source->ctx);
         return rc;
+    }
     struct ob_cred_provider *p = provider_new(&creds);
     p->source = *source;
     p->refreshing = refresh;
@@ -289,10 +321,9 @@ static char *dup_or_null(const char *s)
     return s ? ob_xstrdup(s) : NULL;
 }
 
-static void chain_free(struct ob_credentials_options *o)
+static void chain_free(void *ctx)
 {
-    if (!o)
-        return;
+    struct ob_credentials_options *o = ctx;
     char *owned[] = { (char *)o->access_key_id, (char *)o->secret_access_key, (char *)o->session_token,
                       (char *)o->profile, (char *)o->region };
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) {
@@ -312,13 +343,8 @@ enum ob_err ob_cred_provider_create(const struct ob_credentials_options *opt, bo
     chain->session_token = dup_or_null(opt->session_token);
     chain->profile = dup_or_null(opt->profile);
     chain->region = dup_or_null(opt->region);
-    const struct ob_cred_source source = { .resolve = resolve_chain, .ctx = chain };
-    enum ob_err rc = ob_cred_provider_create_from(&source, refresh, out, err);
-    if (rc)
-        chain_free(chain);
-    else
-        (*out)->chain = chain;
-    return rc;
+    const struct ob_cred_source source = { .resolve = resolve_chain, .ctx = chain, .free = chain_free };
+    return ob_cred_provider_create_from(&source, refresh, out, err);
 }
 
 void ob_cred_provider_destroy(struct ob_cred_provider *p)
@@ -328,14 +354,23 @@ void ob_cred_provider_destroy(struct ob_cred_provider *p)
     pthread_mutex_lock(&p->mu);
     p->stop = true;
     pthread_cond_signal(&p->wake);
+    struct timespec until = ob_clock_after(CLOCK_MONOTONIC, STOP_WAIT_MS);
+    int e = 0;
+    while (p->refreshing && !p->finished && e != ETIMEDOUT)
+        e = pthread_cond_timedwait(&p->stopped, &p->mu, &until);
+    p->abandoned = p->refreshing && !p->finished;
+    if (p->abandoned) {
+        /* Still asking its source: the provider is the refresher's now. */
+        pthread_detach(p->thread);
+        pthread_mutex_unlock(&p->mu);
+        ob_log_info("the AWS credentials refresh under way has not ended within %d ms: stopping without it",
+                    STOP_WAIT_MS);
+        return;
+    }
     pthread_mutex_unlock(&p->mu);
     if (p->refreshing)
         pthread_join(p->thread, NULL);
-    ob_cred_release(p->current);
-    chain_free(p->chain);
-    pthread_cond_destroy(&p->wake);
-    pthread_mutex_destroy(&p->mu);
-    free(p);
+    provider_free(p);
 }
 
 enum ob_err ob_cred_context_open(const char *configured_region, const struct ob_credentials_options *opt, bool refresh,

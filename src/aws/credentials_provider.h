@@ -39,10 +39,16 @@ struct ob_cred_snapshot {
 };
 
 /* Where a provider gets credentials, and gets them again: resolve fills
- * *out (the provider then owns it) or err. It may block for seconds. */
+ * *out (the provider then owns it) or err. It may block for seconds (a
+ * minute for a credential_process), and ob_cred_provider_destroy does not
+ * wait that long: ctx must outlive a resolve under way at destroy. With
+ * free, the provider owns ctx and frees it when the last resolve is done;
+ * without, ctx is borrowed and its owner keeps it for the process's life
+ * (or knows no resolve can be under way). */
 struct ob_cred_source {
     enum ob_err (*resolve)(void *ctx, struct ob_aws_credentials *out, struct ob_error *err);
-    void *ctx;              /* borrowed by the provider until destroyed */
+    void *ctx;
+    void (*free)(void *ctx); /* NULL: ctx is borrowed */
 };
 
 struct ob_cred_provider;
@@ -53,13 +59,17 @@ struct ob_cred_provider;
  * (a short command), they are used as resolved. */
 enum ob_err ob_cred_provider_create(const struct ob_credentials_options *opt, bool refresh,
                                     struct ob_cred_provider **out, struct ob_error *err);
-/* The same from any source (tests give their own). */
+/* The same from any source (tests give their own); a ctx with free is
+ * the provider's from the call on, freed here on failure. */
 enum ob_err ob_cred_provider_create_from(const struct ob_cred_source *source, bool refresh,
                                          struct ob_cred_provider **out, struct ob_error *err);
 /* Fixed credentials (copied), never refreshed: tests and tools. */
 struct ob_cred_provider *ob_cred_provider_static(const struct ob_aws_credentials *creds);
-/* Stops and joins the refresher (waiting out a resolve it is in), frees
- * the credentials. NULL is fine. */
+/* Stops the refresher and frees the provider. A resolve under way is
+ * waited for a second at most (SIGTERM must end the process within its
+ * shutdown timeout): after that the refresher is left to finish it alone
+ * and free the provider then; its credentials are not installed. NULL is
+ * fine. */
 void ob_cred_provider_destroy(struct ob_cred_provider *p);
 
 /* The current credentials; never NULL. Give it back with ob_cred_release. */

@@ -9,6 +9,7 @@ The producer writes straight to DynamoDB Local with the tests' keys; only
 outboxd goes through the proxy."""
 
 import json
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +22,7 @@ from botocore.exceptions import ClientError
 from harness import outboxd_path
 from harness.aws_creds import CredentialLedger
 from harness.sigv4_proxy import SigV4Proxy
-from relay_util import lines_of, produce, relay_config, wait_until
+from relay_util import lines_of, produce, relay_config, scan_items, wait_until
 
 REGION = "us-east-1"
 
@@ -228,3 +229,57 @@ def test_an_expired_token_answer_gets_new_credentials_and_the_call_is_retried(
     # Each set was refused for expiry only once it had expired, and then replaced.
     assert set(k for k, _ in expired) <= {c.access_key_id for c in container.handed_out[:-1]}
     assert "credentials refreshed" in log
+
+
+# ---- stopping while a refresh waits on its source ---------------------------
+
+def slow_second_credential_process(tmp_path, creds):
+    """A credential_process profile in tmp_path/config: its first run hands out creds, every
+    later one writes its pid to tmp_path/second.pid and sleeps a minute (the SDKs' limit)."""
+    answer = tmp_path / "answer.json"
+    answer.write_text(json.dumps({"Version": 1, "AccessKeyId": creds.access_key_id,
+                                  "SecretAccessKey": creds.secret_access_key,
+                                  "SessionToken": creds.session_token, "Expiration": creds.expiration_iso()}))
+    script = tmp_path / "credential-process.sh"
+    script.write_text(f"#!/bin/sh\n"
+                      f"if [ -e {tmp_path}/ran ]; then echo $$ > {tmp_path}/second.pid; exec sleep 60; fi\n"
+                      f"touch {tmp_path}/ran\ncat {answer}\n")
+    script.chmod(0o755)
+    (tmp_path / "config").write_text(f"[default]\ncredential_process = {script}\n")
+    return {"AWS_CONFIG_FILE": tmp_path / "config"}
+
+
+def published_ids(ddb, table):
+    return {i["sk"]["S"] for i in scan_items(ddb, table) if i.get("isPublished", {}).get("BOOL")}
+
+
+def test_sigterm_while_a_refresh_waits_on_a_slow_credential_process_exits_at_once_with_deliveries_marked(
+        ddb, table, proxy, ledger, tmp_path, tmp_config, spawn_outboxd):
+    # 24-second credentials: outboxd refreshes them a third of their life early, 16 s in,
+    # while they still work for 8 s; that refresh's credential_process sleeps a minute.
+    env = slow_second_credential_process(tmp_path, ledger.issue(lifetime=24))
+    out = tmp_path / "out.jsonl"
+    cfg = tmp_config(keyless_config(proxy.endpoint, table, out), dedent=False)
+    d = spawn_outboxd("run", "-c", str(cfg), env=env)
+    second = tmp_path / "second.pid"
+    try:
+        assert d.wait_for_output("credentials: credential_process", timeout=20), d.output()
+        produce(ddb.endpoint, table, 20, 4)
+        assert wait_until(lambda: len(delivered_ids(out)) == 20, 30), d.output()
+        assert wait_until(second.exists, 30), d.output()
+        produce(ddb.endpoint, table, 20, 4)  # some in flight at SIGTERM
+        t = time.monotonic()
+        status = d.stop(timeout=20)
+        took = time.monotonic() - t
+    finally:
+        if second.exists() and second.read_text().strip():
+            subprocess.run(["kill", second.read_text().strip()], check=False)
+    log = d.output()
+    assert status == 0, log
+    # shutdown_timeout is 30 s, systemd's TimeoutStopSec 45: the minute-long refresh is not waited for.
+    assert took < 10, f"outboxd took {took:.1f} s to stop\n{log}"
+    assert "stopping without it" in log
+    delivered = delivered_ids(out)
+    assert len(delivered) >= 20
+    assert delivered <= published_ids(ddb, table)
+    assert [r for r in proxy.rejections() if r[1] == "ExpiredTokenException"] == []

@@ -1,8 +1,10 @@
 /* The credential provider: its schedule (pure), snapshots that outlive a
  * refresh, refreshes started by the schedule and by an "expired" answer,
- * failed refreshes, and stopping while a refresh runs. The source is a
- * fake that counts its calls and hands out "AKID<n>" on call n. */
+ * failed refreshes, and stopping while a refresh runs, short or slow. The
+ * source is a fake that counts its calls and hands out "AKID<n>" on call
+ * n. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -272,7 +274,7 @@ TEST(credentials_called_expired_again_and_again_are_refreshed_with_growing_pause
     ob_cred_provider_destroy(p);
 }
 
-TEST(destroy_waits_out_a_refresh_in_progress_and_stops)
+TEST(destroy_waits_out_a_short_refresh_in_progress_and_stops)
 {
     struct fake_source f = { .block_ms = 300 };
     struct ob_cred_provider *p = fake_provider(&f);
@@ -284,6 +286,41 @@ TEST(destroy_waits_out_a_refresh_in_progress_and_stops)
     ob_cred_provider_destroy(p);
     CHECK(ob_mono_ms() - t < 2000);
     CHECK_INT(calls_of(&f), 2);
+}
+
+/* A source owned by the provider (freed with it), whose refreshes block. */
+static atomic_int slow_sources_freed;
+
+static void slow_source_free(void *ctx)
+{
+    pthread_mutex_destroy(&((struct fake_source *)ctx)->mu);
+    free(ctx);
+    atomic_fetch_add(&slow_sources_freed, 1);
+}
+
+TEST(destroy_does_not_wait_out_a_slow_refresh_and_the_refresher_frees_the_provider_when_it_returns)
+{
+    /* SIGTERM during a credential_process or an STS call that takes its
+     * time: the process must still exit within its shutdown timeout. */
+    struct fake_source *f = ob_xcalloc(1, sizeof *f);
+    f->block_ms = 3000;
+    pthread_mutex_init(&f->mu, NULL);
+    const struct ob_cred_source source = { .resolve = fake_resolve, .ctx = f, .free = slow_source_free };
+    struct ob_cred_provider *p = NULL;
+    struct ob_error err = { 0 };
+    CHECK_INT(ob_cred_provider_create_from(&source, true, &p, &err), OB_OK);
+    struct ob_cred_snapshot *s = ob_cred_acquire(p);
+    ob_cred_report_expired(p, s);
+    ob_cred_release(s);
+    CHECK(wait_calls(f, 2));
+    int64_t t = ob_mono_ms();
+    ob_cred_provider_destroy(p);
+    CHECK(ob_mono_ms() - t < 2000);
+    CHECK_INT(atomic_load(&slow_sources_freed), 0);
+    /* The refresh returns 3 s on; nothing outlives it (ASan would say). */
+    for (int i = 0; i < 1000 && !atomic_load(&slow_sources_freed); i++)
+        usleep(10000);
+    CHECK_INT(atomic_load(&slow_sources_freed), 1);
 }
 
 TEST(destroy_of_an_idle_provider_is_prompt)
