@@ -3,12 +3,12 @@ DynamoDB and Streams in absolute form, an https sink through CONNECT with its ce
 verified, NO_PROXY bypassing, proxy credentials (given, wrong, never shown), and the proxy
 down for a while without a message lost."""
 
-import subprocess
 
 import pytest
 
 from harness.http_proxy import HttpProxy
 from harness.http_receiver import HttpReceiver
+from harness.util import self_signed_cert
 from relay_util import http_sink, produce, relay_config, scan_items, wait_until
 
 
@@ -24,12 +24,7 @@ def proxy():
 @pytest.fixture(scope="module")
 def localhost_cert(tmp_path_factory):
     """A self-signed certificate for the name localhost (the CA file is the certificate)."""
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
-    return cert, key
+    return self_signed_cert(tmp_path_factory.mktemp("tls"), "localhost")
 
 
 @pytest.fixture

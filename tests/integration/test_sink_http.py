@@ -6,12 +6,12 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
 import time
 
 import pytest
 
 from harness.http_receiver import HttpReceiver
+from harness.util import self_signed_cert
 
 
 def msg(sk="m1", payload=b'{"n":1}', **kw):
@@ -265,12 +265,7 @@ def test_dead_letters_carry_their_reason(http_receiver, sink_publish):
 
 @pytest.fixture(scope="module")
 def self_signed(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    return cert, key
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ import yaml
 
 from harness import REPO_ROOT, OutboxdProcess, outboxd_env, write_config
 from harness import unit_sandbox
+from harness.util import self_signed_cert
 from outboxd_config import tool, tool_env
 from relay_util import (free_port, http_sink, lines_of, probe, produce, relay_config, scan_items,
                         wait_until, with_relay)
@@ -171,12 +172,7 @@ def test_outboxd_relays_under_the_units_syscall_filter_without_privileges(ddb, t
 
 @pytest.fixture(scope="module")
 def self_signed(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    return cert, key
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
 
 
 def test_librdkafka_and_openssl_publish_under_the_units_sandbox(sandbox, kafka_mock, self_signed):

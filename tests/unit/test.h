@@ -36,6 +36,11 @@ void ob_test_fail(const char *file, int line, const char *fmt, ...)
 /* The whole file, NUL-terminated (the length in *len when len is not
  * NULL), or NULL when it cannot be read. Owned by the caller (free). */
 char *ob_test_read_file(const char *path, size_t *len);
+
+/* A listening TCP socket on 127.0.0.1 at a free port (written to *port);
+ * accept(2) on it gives up after receive_timeout_ms (0: never). Aborts
+ * when the kernel refuses one. The caller closes it. */
+int ob_test_listen_loopback(int receive_timeout_ms, int *port);
 /* Appends the file to out; false when it cannot be read. An empty file
  * leaves out "" (never a NULL data, as libFuzzer never passes NULL). */
 bool ob_test_read_buf(const char *path, struct ob_buf *out);

@@ -84,14 +84,9 @@ static void server_start(struct server *s, const char *expired_key)
 {
     memset(s, 0, sizeof *s);
     s->expired_key = expired_key;
-    s->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t alen = sizeof a;
-    if (bind(s->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(s->listen_fd, 8) != 0 ||
-        getsockname(s->listen_fd, (struct sockaddr *)&a, &alen) != 0)
-        abort();
-    setsockopt(s->listen_fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    int port;
+    s->listen_fd = ob_test_listen_loopback(200, &port);
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d/", port);
     pthread_create(&s->thread, NULL, serve, s);
 }
 

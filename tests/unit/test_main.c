@@ -1,9 +1,13 @@
 /* Runs every registered TEST, or those whose name contains argv[1]. */
 #include "test.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "core/buf.h"
 
@@ -259,4 +263,18 @@ int main(int argc, char **argv)
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
+}
+
+int ob_test_listen_loopback(int receive_timeout_ms, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 8) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &alen) != 0)
+        abort();
+    struct timeval patience = { .tv_sec = receive_timeout_ms / 1000, .tv_usec = receive_timeout_ms % 1000 * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+    *port = ntohs(a.sin_port);
+    return fd;
 }

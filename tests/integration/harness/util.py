@@ -4,6 +4,7 @@ import atexit
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -154,3 +155,14 @@ def raw_post(port, target, body=b"{}", timeout=5):
         s.close()
     head, _, payload = data.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), head, payload
+
+
+def self_signed_cert(directory, name="127.0.0.1"):
+    """A self-signed certificate (its own CA file) for `name`, an IP address or
+    a DNS name: (cert path, key path) in directory."""
+    cert, key = Path(directory) / "cert.pem", Path(directory) / "key.pem"
+    kind = "IP" if name.replace(".", "").isdigit() or ":" in name else "DNS"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName={kind}:{name}"], check=True, capture_output=True)
+    return cert, key
