@@ -11,6 +11,7 @@
 #include "aws/cred_answers.h"
 #include "aws/cred_fetch.h"
 #include "core/buf.h"
+#include "core/config.h"
 #include "core/url.h"
 
 /* The keys of a profile that outboxd reads, in both shared files. */
@@ -840,4 +841,15 @@ enum ob_err ob_region_describe(const char *configured, const char *profile, stru
     free(region);
     ob_buf_free(&from);
     return rc;
+}
+
+struct ob_credentials_options ob_credentials_options_of(const struct ob_config_aws *aws)
+{
+    return (struct ob_credentials_options){
+        .access_key_id = aws->access_key_id,
+        .secret_access_key = aws->secret_access_key,
+        .session_token = aws->session_token,
+        .profile = aws->profile,
+        .region = aws->region,
+    };
 }

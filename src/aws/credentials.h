@@ -27,6 +27,12 @@ struct ob_credentials_options {
     const char *region;
 };
 
+struct ob_config_aws;
+
+/* The options the config's aws section gives (its strings borrowed, so
+ * valid while the config is). */
+struct ob_credentials_options ob_credentials_options_of(const struct ob_config_aws *aws);
+
 /* In the SDKs' order, the first source that is configured gives the
  * credentials (its failure is the error; nothing falls through):
  *  1. aws.access_key_id + aws.secret_access_key (+ aws.session_token);

@@ -391,12 +391,7 @@ enum ob_err ob_cred_context_open(const char *configured_region, const struct ob_
 enum ob_err ob_cred_context_open_config(const struct ob_config_aws *aws, bool refresh, struct ob_cred_context *out,
                                        struct ob_error *err)
 {
-    const struct ob_credentials_options opt = {
-        .access_key_id = aws->access_key_id,
-        .secret_access_key = aws->secret_access_key,
-        .session_token = aws->session_token,
-        .profile = aws->profile,
-    };
+    const struct ob_credentials_options opt = ob_credentials_options_of(aws);
     return ob_cred_context_open(aws->region, &opt, refresh, out, err);
 }
 

@@ -27,13 +27,7 @@ static int print_aws_sources(const struct ob_config *cfg)
 {
     struct ob_buf credentials = { 0 }, region = { 0 };
     struct ob_error err = { 0 };
-    struct ob_credentials_options co = {
-        .access_key_id = cfg->aws.access_key_id,
-        .secret_access_key = cfg->aws.secret_access_key,
-        .session_token = cfg->aws.session_token,
-        .profile = cfg->aws.profile,
-        .region = cfg->aws.region,
-    };
+    struct ob_credentials_options co = ob_credentials_options_of(&cfg->aws);
     enum ob_err region_rc = ob_region_describe(cfg->aws.region, cfg->aws.profile, &region, &err);
     say(cfg, "region", region_rc, &region, &err);
     enum ob_err rc = ob_credentials_describe(&co, &credentials, &err);
