@@ -9,6 +9,7 @@
 #include "core/codec.h"
 #include "ops/clock.h"
 #include "ops/log.h"
+#include "ops/thread.h"
 
 /* How long the refresher sleeps at most between looks at the wall clock:
  * its waits run on the monotonic clock, expiries are wall-clock times. */
@@ -301,7 +302,7 @@ enum ob_err ob_cred_provider_create_from(const struct ob_cred_source *source, bo
     struct ob_cred_provider *p = provider_new(&creds);
     p->source = *source;
     p->refreshing = refresh;
-    int e = refresh ? pthread_create(&p->thread, NULL, refresher_main, p) : 0;
+    int e = refresh ? ob_thread_start_without_signals(&p->thread, refresher_main, p) : 0;
     if (e) {
         p->refreshing = false;
         ob_cred_provider_destroy(p);

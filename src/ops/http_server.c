@@ -18,6 +18,7 @@
 #include "ops/clock.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
+#include "ops/thread.h"
 
 #define SEND_IDLE_MS 5000      /* for the client to take some of a response */
 #define LINGER_MS 1000         /* after the last response, for the client's unread bytes */
@@ -549,12 +550,7 @@ enum ob_err ob_http_server_start(const char *address, const struct ob_http_route
     if (routes)
         srv->routes = *routes;
 
-    /* Signals belong to the thread that sigwait()s for them. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int e = pthread_create(&srv->thread, NULL, server_main, srv);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int e = ob_thread_start_without_signals(&srv->thread, server_main, srv);
     if (e) {
         rc = ob_error_set(err, OB_ERR_IO, "metrics.listen %s: cannot start a thread: %s", address, strerror(e));
         goto out;

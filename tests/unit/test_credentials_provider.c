@@ -3,10 +3,14 @@
  * failed refreshes, and stopping while a refresh runs, short or slow. The
  * source is a fake that counts its calls and hands out "AKID<n>" on call
  * n. */
+#include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -342,4 +346,44 @@ TEST(a_source_that_fails_at_creation_is_the_callers_error)
     CHECK_INT(ob_cred_provider_create_from(&source, true, &p, &err), OB_ERR_NETWORK);
     CHECK(p == NULL);
     CHECK(strstr(err.msg, "connection refused") != NULL);
+}
+
+/* Whether every thread of the process but the caller blocks sig
+ * (SigBlk of /proc/self/task/TID/status, a hex mask of signals 1..64). */
+static bool other_threads_block(int sig)
+{
+    char self[32];
+    snprintf(self, sizeof self, "%ld", (long)syscall(SYS_gettid));
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return false;
+    bool all = true;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || strcmp(e->d_name, self) == 0)
+            continue;
+        char path[300], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "SigBlk:", 7) == 0 && !((strtoull(line + 7, NULL, 16) >> (sig - 1)) & 1))
+                all = false;
+        fclose(f);
+    }
+    closedir(d);
+    return all;
+}
+
+/* The relay's main thread waits for SIGTERM and SIGHUP; a refresher that
+ * took one instead would die of it, and the process with it. */
+TEST(the_refresher_takes_no_signal_meant_for_the_main_thread)
+{
+    struct fake_source f = { .lifetime_s = 3600 };
+    struct ob_cred_provider *p = fake_provider(&f);
+    CHECK(other_threads_block(SIGTERM));
+    CHECK(other_threads_block(SIGHUP));
+    CHECK(other_threads_block(SIGINT));
+    ob_cred_provider_destroy(p);
 }
