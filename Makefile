@@ -137,15 +137,16 @@ docs: $(BUILD)/tools/config_reference
 # the changelog's newest entry must be of it.
 DEB_DIR := $(BUILD)/deb
 
-# dpkg-buildpackage runs without this make's MAKEFLAGS: the package is built as
-# debian/rules says, not with the SANITIZE= or CC= a `make check-asan` passes down.
+# dpkg-buildpackage runs without this make's MAKEFLAGS, SANITIZE and CC (make hands
+# command-line variables down to recipes): the package is built as debian/rules says,
+# not with the SANITIZE= and CC= of a `make check-asan` around the tests.
 deb:
 	$(Q)v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version) && [ "$${v%-*}" = "$(VERSION)" ] || \
 		{ echo "deb: packaging/debian/changelog is at $$v, VERSION at $(VERSION): add a changelog entry" >&2; exit 1; }
 	$(Q)rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
 	$(Q)cp -r Makefile VERSION README.md include src config docs packaging $(DEB_DIR)/src/
 	$(Q)cp -rL packaging/debian $(DEB_DIR)/src/debian
-	$(Q)cd $(DEB_DIR)/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	$(Q)cd $(DEB_DIR)/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE -u CC \
 		dpkg-buildpackage -us -uc -b -Jauto >../build.log 2>&1 || \
 		{ tail -30 ../build.log >&2; echo "deb: dpkg-buildpackage failed, log in $(DEB_DIR)/build.log" >&2; exit 1; }
 	$(Q)ls $(DEB_DIR)/outboxd_*.deb
