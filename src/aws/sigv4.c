@@ -530,14 +530,13 @@ static void signing_key(struct ob_sigv4_key_cache *cache, uint64_t credentials_i
                         const struct ob_sigv4_params *params, struct hmac_key *hk)
 {
     unsigned char key[SHA256_LEN];
-    char cache_scope[sizeof cache->scope], id[24];
-    snprintf(id, sizeof id, "%llu", (unsigned long long)credentials_id);
-    bool cacheable = cache && ob_str_join(cache_scope, sizeof cache_scope, id, "/", date8, "/", params->region, "/",
+    char cache_scope[sizeof cache->scope];
+    bool cacheable = cache && ob_str_join(cache_scope, sizeof cache_scope, date8, "/", params->region, "/",
                                           params->service, NULL);
     if (cacheable) {
         bool hit = false;
         pthread_mutex_lock(&cache->mu);
-        if (cache->valid && strcmp(cache->scope, cache_scope) == 0) {
+        if (cache->valid && cache->credentials_id == credentials_id && strcmp(cache->scope, cache_scope) == 0) {
             memcpy(hk, cache->keyed, sizeof *hk);
             hit = true;
         }
@@ -550,6 +549,7 @@ static void signing_key(struct ob_sigv4_key_cache *cache, uint64_t credentials_i
     explicit_bzero(key, sizeof key);
     if (cacheable) {
         pthread_mutex_lock(&cache->mu);
+        cache->credentials_id = credentials_id;
         memcpy(cache->scope, cache_scope, sizeof cache_scope);
         memcpy(cache->keyed, hk, sizeof *hk);
         cache->valid = true;

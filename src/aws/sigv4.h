@@ -98,9 +98,10 @@ struct ob_sigv4_signed {
 struct ob_sigv4_key_cache {
     pthread_mutex_t mu;
     bool valid;
-    /* "ID/20150830/region/service": what the key was derived for, where ID
-     * names the credentials (see ob_sigv4_sign_cached). Not the access key
-     * id: a refresh may bring it back with a new secret. */
+    /* What the key was derived for: the credentials (their id, see
+     * ob_sigv4_sign_cached; not the access key id: a refresh may bring it
+     * back with a new secret) and "20150830/region/service". */
+    uint64_t credentials_id;
     char scope[256];
     /* The signing key's keyed HMAC state (its padded blocks already
      * hashed), opaque here: its type is private to the signer. */
